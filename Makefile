@@ -1,0 +1,26 @@
+# The two set-up commands of the README. Both create .venv with the project and its dev tools
+# when it is missing (Python 3.11+ as `python3`), so either works first on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint venv
+
+$(BIN)/customs-hub: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/customs-hub
+
+demo: venv
+	$(BIN)/customs-hub demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

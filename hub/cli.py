@@ -1,0 +1,294 @@
+"""The ``customs-hub`` command line: operators' and developers' entry point.
+
+Errors are printed as one line naming the file (and line/field where known) with exit code 2;
+nothing here prints key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format
+
+from hub.config import load_config, render_config
+from hub.errors import HubError
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.pki import init_federation
+from hub.service import REASON_KEY, start_hub
+from hub.store import MessageRow, Store
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _parties(text: str) -> list[str]:
+    parties = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parties) < 1:
+        raise argparse.ArgumentTypeError("give at least one party id, e.g. CN,NZ,SG")
+    return parties
+
+
+def _partner(text: str) -> tuple[str, str]:
+    name, sep, endpoint = text.partition("=")
+    if not sep or not name or ":" not in endpoint:
+        raise argparse.ArgumentTypeError(
+            f"expected PARTY=HOST:PORT, e.g. NZ=127.0.0.1:7501; found {text!r}"
+        )
+    return name, endpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="customs-hub", description="Customs-to-customs interoperability hub"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pki = sub.add_parser("pki", help="development PKI").add_subparsers(
+        dest="pki_command", required=True
+    )
+    pki_init = pki.add_parser(
+        "init",
+        help="make a development federation: a CA, TLS and signing certificates per administration",
+    )
+    pki_init.add_argument(
+        "--parties", type=_parties, required=True, help="comma-separated party ids, e.g. CN,NZ,SG"
+    )
+    pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
+
+    init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
+    init.add_argument("--party", required=True)
+    init.add_argument("--pki", type=Path, required=True, help="folder made by `pki init`")
+    init.add_argument(
+        "--out", type=Path, required=True, help="hub folder (config and SQLite database)"
+    )
+    init.add_argument("--listen", default="127.0.0.1:7443", help="partner port (mTLS)")
+    init.add_argument("--domestic-listen", default="127.0.0.1:7444", help="domestic port")
+    init.add_argument(
+        "--partner", type=_partner, action="append", default=[], metavar="PARTY=HOST:PORT"
+    )
+    init.add_argument(
+        "--store", default="sqlite:///hub.db", help="store URL (sqlite:///FILE or postgresql://...)"
+    )
+
+    serve = sub.add_parser("serve", help="run the hub until SIGTERM or Ctrl-C")
+    serve.add_argument("--config", type=Path, required=True)
+
+    send = sub.add_parser("send", help="submit a document to the running hub's domestic port")
+    send.add_argument("--config", type=Path, required=True)
+    send.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        help="partner party id (repeatable); default: routing rules",
+    )
+    send.add_argument("--correlation-id", default="")
+    send.add_argument("file", type=Path, help='protobuf JSON, e.g. {"goodsDeclaration": {...}}')
+
+    messages = sub.add_parser("messages", help="list what this hub stored")
+    messages.add_argument("--config", type=Path, required=True)
+    messages.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    sub.add_parser(
+        "demo", help="run a three-administration federation on loopback and exchange messages"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return _dispatch(args)
+    except (CliError, HubError) as exc:
+        print(f"customs-hub: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "pki":
+        for files in init_federation(args.out, args.parties):
+            print(
+                f"{files.party}: CA {files.ca_cert}, TLS {files.tls_cert}, "
+                f"signing {files.signing_cert}"
+            )
+        return 0
+    if args.command == "init":
+        return _init(args)
+    if args.command == "serve":
+        return asyncio.run(_serve(args.config))
+    if args.command == "send":
+        return asyncio.run(_send(args))
+    if args.command == "messages":
+        return asyncio.run(_messages(args))
+    if args.command == "demo":
+        from hub.demo import run_demo
+
+        return asyncio.run(run_demo())
+    raise CliError(f"unknown command {args.command}")
+
+
+def _init(args: argparse.Namespace) -> int:
+    pki = args.pki.resolve()
+    for party in [args.party, *(p for p, _ in args.partner)]:
+        if not (pki / party / "ca.pem").exists():
+            raise CliError(
+                f"{pki / party / 'ca.pem'}: missing; run `customs-hub pki init` with {party}"
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / "hub.toml"
+    target.write_text(
+        render_config(
+            party=args.party,
+            listen=args.listen,
+            domestic_listen=args.domestic_listen,
+            pki=pki,
+            partners=dict(args.partner),
+            store=args.store,
+        )
+    )
+    load_config(target)  # what we wrote must load
+    print(f"wrote {target}")
+    return 0
+
+
+async def _serve(config_path: Path) -> int:
+    config = load_config(config_path)
+    running = await start_hub(config)
+    print(
+        f"{config.party}: partners on {config.listen}, "
+        f"domestic systems on {config.domestic_listen}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop(grace=5.0)
+    print(f"{config.party}: stopped", flush=True)
+    return 0
+
+
+def read_submission(path: Path) -> spb.SubmitRequest:
+    """Parse a protobuf-JSON document file; errors name the file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    request = spb.SubmitRequest()
+    try:
+        json_format.ParseDict(data, request)
+    except json_format.ParseError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    if request.WhichOneof("document") is None:
+        raise CliError(
+            f"{path}: no document; expected one of goodsDeclaration, aeoStatus, "
+            "controlResult, response"
+        )
+    return request
+
+
+async def _send(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    request = read_submission(args.file)
+    if args.to:
+        del request.recipients[:]
+        request.recipients.extend(args.to)
+    if args.correlation_id:
+        request.correlation_id = args.correlation_id
+    async with grpc.aio.insecure_channel(config.domestic_listen) as channel:
+        try:
+            response = await sgrpc.DomesticStub(channel).Submit(request, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            reason = dict(exc.trailing_metadata() or ()).get(REASON_KEY, exc.code().name.lower())
+            raise CliError(
+                f"{args.file}: hub refused the submission ({reason}): {exc.details()}"
+            ) from None
+    for queued in response.queued:
+        print(f"queued {queued.message_id} for {queued.recipient}")
+    return 0
+
+
+def _keys(row: MessageRow) -> str:
+    return " ".join(f"{k}={','.join(v)}" for k, v in sorted(row.business_keys.items()))
+
+
+async def _messages(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = Store(config.store_url)
+    try:
+        await store.create_all()
+        rows = await store.message_rows()
+    finally:
+        await store.close()
+    if args.json:
+        for row in rows:
+            print(
+                json.dumps(
+                    {
+                        "direction": row.direction,
+                        "message_id": row.message_id,
+                        "type": row.body_type,
+                        "partner": row.partner,
+                        "status": row.status,
+                        "receipt": row.receipt,
+                        "business_keys": row.business_keys,
+                        "at": row.at.isoformat(),
+                    },
+                    sort_keys=True,
+                )
+            )
+        return 0
+    print(format_table(rows))
+    return 0
+
+
+def format_table(rows: Sequence[MessageRow]) -> str:
+    header = ("DIR", "MESSAGE ID", "TYPE", "PARTNER", "STATUS", "RECEIPT", "BUSINESS KEYS")
+    lines = [header] + [
+        (
+            r.direction,
+            r.message_id,
+            r.body_type.rsplit(".", 1)[-1],
+            r.partner,
+            r.status,
+            r.receipt,
+            _keys(r),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True))
+        + "  "
+        + line[-1]
+        for line in lines
+    ).rstrip()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

@@ -1,0 +1,280 @@
+"""The hub's configuration: one TOML file, read into typed, frozen objects.
+
+Every limit lives in ``Limits`` with its default and the reason for the number. Relative paths
+in the file are relative to the file's folder. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hub.errors import ConfigError
+from hub.messages import full_body_type
+from hub.routing import BY_COUNTRY
+from hub.trust import PARTY_ID, PARTY_URI_PREFIX
+
+
+@dataclass(frozen=True)
+class Limits:
+    # Five minutes: the skew Kerberos tolerates by default; NTP-synchronised hosts of two
+    # administrations stay well inside it.
+    clock_skew_seconds: float = 300.0
+    # gRPC's default maximum receive size (4 MiB); a large declaration with 999 goods items is
+    # a few hundred KB of protobuf.
+    max_envelope_bytes: int = 4 * 1024 * 1024
+    # Pre-arrival data must stay usable for a long sea voyage: a week by default.
+    message_ttl_seconds: float = 7 * 24 * 3600.0
+    # A receiver refuses lifetimes beyond 30 days, which bounds how long it must remember ids.
+    max_lifetime_seconds: float = 30 * 24 * 3600.0
+    # Envelopes per Exchange frame sent by the outbox worker; 64 keeps a frame of median
+    # declarations under 1 MiB.
+    delivery_batch: int = 64
+    # First retry after 1 s, doubling to at most 5 minutes (detail lands with reliable delivery).
+    retry_initial_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    # How long a partner call may take before it counts as failed.
+    partner_timeout_seconds: float = 10.0
+    # How often the outbox and subscriptions look at the store when nothing woke them (other
+    # replicas may have written).
+    poll_seconds: float = 1.0
+    # Inbound messages sent to a domestic subscriber per store read.
+    subscribe_batch: int = 100
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(seconds=self.clock_skew_seconds)
+
+    @property
+    def message_ttl(self) -> timedelta:
+        return timedelta(seconds=self.message_ttl_seconds)
+
+    @property
+    def max_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.max_lifetime_seconds)
+
+
+@dataclass(frozen=True)
+class PartnerConfig:
+    party: str
+    endpoint: str
+    trust_anchor: Path
+    signing_certs: tuple[Path, ...]
+    countries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    path: Path
+    party: str
+    listen: str
+    domestic_listen: str
+    tls_cert: Path
+    tls_key: Path
+    trust_anchor: Path  # this administration's own CA
+    signing_cert: Path
+    signing_key: Path
+    store_url: str
+    partners: Mapping[str, PartnerConfig]
+    routes: Mapping[str, Sequence[str] | str]
+    countries: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+
+class _Reader:
+    """Reads typed values out of a TOML table and names file and key in every error."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
+        self.path, self.data, self.prefix = path, data, prefix
+
+    def _fail(self, key: str, expected: str, found: object) -> ConfigError:
+        return ConfigError(
+            f"{self.path}: {self.prefix}{key} must be {expected}; found {found!r}",
+            reason="config-invalid",
+        )
+
+    def table(self, key: str, required: bool = True) -> _Reader:
+        value = self.data.get(key, None if required else {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "a table", value)
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self._fail(key, "a non-empty string", value)
+        return value
+
+    def file_path(self, key: str) -> Path:
+        p = Path(self.text(key))
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+    def str_list(self, key: str, default: Sequence[str] | None = None) -> tuple[str, ...]:
+        value = self.data.get(key, default)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings", value)
+        return tuple(value)
+
+
+def _party(reader: _Reader, key: str, value: str) -> str:
+    if not PARTY_ID.fullmatch(value):
+        raise reader._fail(key, "a party id such as 'CN'", value)
+    return value
+
+
+def load_config(path: Path | str) -> HubConfig:
+    path = Path(path).resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file", reason="config-missing") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", reason="config-invalid") from None
+    root = _Reader(path, raw)
+    party = _party(root, "party", root.text("party"))
+    server, tls, signing, store = (root.table(k) for k in ("server", "tls", "signing", "store"))
+    partners: dict[str, PartnerConfig] = {}
+    for name in root.table("partners", required=False).data:
+        p = root.table("partners").table(name)
+        _party(root, f"partners.{name}", name)
+        identity = p.text("identity", PARTY_URI_PREFIX + name)
+        if identity != PARTY_URI_PREFIX + name:
+            raise p._fail("identity", f"{PARTY_URI_PREFIX}{name}", identity)
+        partners[name] = PartnerConfig(
+            party=name,
+            endpoint=p.text("endpoint"),
+            trust_anchor=p.file_path("trust_anchor"),
+            signing_certs=tuple(
+                q if q.is_absolute() else (path.parent / q).resolve()
+                for q in map(Path, p.str_list("signing_certs"))
+            ),
+            countries=p.str_list("countries", [name]),
+        )
+    if party in partners:
+        raise ConfigError(f"{path}: partners.{party} is this hub itself", reason="config-invalid")
+    routes: dict[str, Sequence[str] | str] = {}
+    route_table = root.table("routes", required=False)
+    for key, value in route_table.data.items():
+        body_type = full_body_type(key)
+        if body_type is None:
+            raise route_table._fail(key, "a known message type", key)
+        if value == BY_COUNTRY:
+            routes[body_type] = BY_COUNTRY
+            continue
+        targets = route_table.str_list(key)
+        for t in targets:
+            if t not in partners:
+                raise route_table._fail(key, "a list of configured partners", t)
+        routes[body_type] = targets
+    limits_table = root.table("limits", required=False)
+    known = {f.name: f for f in fields(Limits)}
+    limit_values: dict[str, Any] = {}
+    for key, value in limits_table.data.items():
+        if key not in known:
+            raise limits_table._fail(key, f"one of {', '.join(sorted(known))}", key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise limits_table._fail(key, "a positive number", value)
+        limit_values[key] = int(value) if known[key].type == "int" else float(value)
+    return HubConfig(
+        path=path,
+        party=party,
+        listen=server.text("listen"),
+        domestic_listen=server.text("domestic_listen"),
+        tls_cert=tls.file_path("cert"),
+        tls_key=tls.file_path("key"),
+        trust_anchor=tls.file_path("trust_anchor"),
+        signing_cert=signing.file_path("cert"),
+        signing_key=signing.file_path("key"),
+        store_url=store_url(store.text("url"), path.parent),
+        partners=partners,
+        routes=routes,
+        countries=root.str_list("countries", [party]),
+        limits=Limits(**limit_values),
+    )
+
+
+def store_url(url: str, base: Path) -> str:
+    """Turn the operator's URL into an async SQLAlchemy URL.
+
+    ``sqlite:///hub.db`` (relative to the config file), ``sqlite:////abs/hub.db``,
+    ``postgresql://user@host:port/db``.
+    """
+    if url.startswith("sqlite:///"):
+        db = Path(url[len("sqlite:///") :])
+        db = db if db.is_absolute() else (base / db).resolve()
+        return f"sqlite+aiosqlite:///{db}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise ConfigError(
+        f"store.url must start with sqlite:/// or postgresql://; found {url.split(':', 1)[0]}:...",
+        reason="config-invalid",
+    )
+
+
+def render_config(
+    *,
+    party: str,
+    listen: str,
+    domestic_listen: str,
+    pki: Path,
+    partners: Mapping[str, str],
+    store: str = "sqlite:///hub.db",
+) -> str:
+    """The text of a working hub.toml for a development federation made by ``pki init``."""
+
+    def q(value: str | Path) -> str:
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    own = pki / party
+    lines = [
+        f"# customs-hub configuration for {party}, written by `customs-hub init`.",
+        "# Reference: README.md, section 'Configuration'.",
+        "# Relative paths are relative to this file.",
+        f"party = {q(party)}",
+        "",
+        "[server]",
+        f"listen = {q(listen)}            # partner port: mTLS, client certificates required",
+        f"domestic_listen = {q(domestic_listen)}   # domestic systems of this administration",
+        "",
+        "[tls]",
+        f"cert = {q(own / 'tls.pem')}",
+        f"key = {q(own / 'tls.key')}",
+        f"trust_anchor = {q(own / 'ca.pem')}",
+        "",
+        "[signing]",
+        f"cert = {q(own / 'signing.pem')}",
+        f"key = {q(own / 'signing.key')}",
+        "",
+        "[store]",
+        f"url = {q(store)}",
+        "",
+        "[limits]",
+        "clock_skew_seconds = 300",
+        "message_ttl_seconds = 604800",
+        "",
+    ]
+    for name, endpoint in partners.items():
+        lines += [
+            f"[partners.{name}]",
+            f"endpoint = {q(endpoint)}",
+            f"identity = {q(PARTY_URI_PREFIX + name)}",
+            f"trust_anchor = {q(pki / name / 'ca.pem')}",
+            f"signing_certs = [{q(pki / name / 'signing.pem')}]",
+            f"countries = [{q(name)}]",
+            "",
+        ]
+    everyone = ", ".join(q(n) for n in partners)
+    lines += [
+        "[routes]",
+        f'GoodsDeclaration = "{BY_COUNTRY}"',
+        f"AeoStatus = [{everyone}]",
+        f"ControlResult = [{everyone}]",
+        "",
+    ]
+    return "\n".join(lines)

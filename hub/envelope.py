@@ -1,0 +1,290 @@
+"""Build and open signed envelopes (pure core).
+
+``open_envelope`` is the receiving procedure, written as numbered steps that mirror
+docs/adr/0001-envelope-format.md. It takes the exact bytes received and returns what it
+verified, or raises one ``EnvelopeError`` with its reason. It never re-serialises what it
+received and never opens a socket or a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError, Message
+
+from hub.errors import (
+    EnvelopeError,
+    RecipientError,
+    SenderMismatchError,
+    SignatureError,
+    TimeWindowError,
+)
+from hub.messages import body_class
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.signing import ENVELOPE_DOMAIN, RECEIPT_DOMAIN, Signer, VerificationKey, pae
+
+SCHEMA_VERSION = "customs_hub.v1"
+
+
+def uuid7(now_ms: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74 random bits."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64  # 12 bits rand_a
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # 62 bits rand_b
+    return str(uuid.UUID(int=value))
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True)
+class TimePolicy:
+    clock_skew: timedelta
+    max_lifetime: timedelta
+
+
+@dataclass(frozen=True)
+class OpenedEnvelope:
+    """An envelope whose signature, addressing and time window were verified."""
+
+    header: pb.Header
+    header_bytes: bytes
+    body: bytes
+    document: Message  # the parsed business message
+    envelope_digest: bytes
+    key_id: str
+
+
+def build_envelope(
+    signer: Signer,
+    *,
+    sender: str,
+    recipient: str,
+    document: Message,
+    created_at: datetime,
+    ttl: timedelta,
+    message_id: str | None = None,
+    correlation_id: str = "",
+) -> tuple[bytes, pb.Header]:
+    """Serialise, sign and return (envelope bytes, header)."""
+    body = document.SerializeToString(deterministic=True)
+    header = pb.Header(
+        message_id=message_id or uuid7(),
+        correlation_id=correlation_id,
+        sender=sender,
+        recipient=recipient,
+        body_type=document.DESCRIPTOR.full_name,
+        body_digest=sha256(body),
+        schema_version=SCHEMA_VERSION,
+    )
+    header.created_at.FromDatetime(created_at)
+    header.expires_at.FromDatetime(created_at + ttl)
+    return sign_envelope(signer, header.SerializeToString(deterministic=True), body), header
+
+
+def sign_envelope(signer: Signer, header_bytes: bytes, body: bytes) -> bytes:
+    signature = pb.Signature(
+        key_id=signer.key_id,
+        algorithm=int(signer.algorithm),  # type: ignore[arg-type]
+        value=signer.sign(pae(ENVELOPE_DOMAIN, header_bytes, body)),
+    )
+    envelope = pb.Envelope(header=header_bytes, body=body, signatures=[signature])
+    return envelope.SerializeToString(deterministic=True)
+
+
+def open_envelope(
+    data: bytes,
+    *,
+    peer_party: str,
+    local_party: str,
+    peer_keys: Mapping[str, VerificationKey],
+    now: datetime,
+    policy: TimePolicy,
+    max_bytes: int,
+) -> OpenedEnvelope:
+    """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names)."""
+    # 1. Bound the work before parsing anything.
+    if len(data) > max_bytes:
+        raise EnvelopeError(
+            f"envelope is {len(data)} bytes; the limit is {max_bytes}", reason="too-large"
+        )
+    digest = sha256(data)
+    # 2. Parse the outer structure only; header and body stay opaque bytes until verified.
+    envelope = pb.Envelope()
+    try:
+        envelope.ParseFromString(data)
+    except DecodeError:
+        raise EnvelopeError(
+            "envelope is not a valid Envelope message", reason="envelope-malformed"
+        ) from None
+    # 3. At least one signature verifies over PAE(domain, header, body) with a key that the
+    #    trust store binds to the peer's party, using the algorithm pinned to that key.
+    key_id = _verify_signatures(envelope, peer_party, peer_keys)
+    # 4. Only now parse the header the peer signed.
+    header = pb.Header()
+    try:
+        header.ParseFromString(envelope.header)
+    except DecodeError:
+        raise EnvelopeError(
+            "signed header is not a valid Header message", reason="header-malformed"
+        ) from None
+    if not header.message_id:
+        raise EnvelopeError("header has no message_id", reason="header-malformed")
+    # 5. The sender named in the header is the party the TLS certificate proved.
+    if header.sender != peer_party:
+        raise SenderMismatchError(
+            f"envelope names sender {header.sender!r} but the connection's certificate is "
+            f"{peer_party!r}"
+        )
+    # 6. Addressed to this hub.
+    if header.recipient != local_party:
+        raise RecipientError(
+            f"envelope is addressed to {header.recipient!r}; this hub is {local_party!r}"
+        )
+    # 7. A contract version this hub speaks.
+    if header.schema_version != SCHEMA_VERSION:
+        raise EnvelopeError(
+            f"schema version {header.schema_version!r} is not supported; "
+            f"expected {SCHEMA_VERSION!r}",
+            reason="unsupported-schema-version",
+        )
+    # 8. The body is the one the header describes.
+    if header.body_digest != sha256(envelope.body):
+        raise SignatureError(
+            "body digest in the header does not match the body", reason="body-digest-mismatch"
+        )
+    # 9. Inside the time window, allowing for clock skew between administrations.
+    check_time_window(header, now, policy)
+    # 10. A body type this hub knows, and a body that parses as that type.
+    cls = body_class(header.body_type)
+    if cls is None:
+        raise EnvelopeError(
+            f"body type {header.body_type!r} is not supported", reason="unsupported-body-type"
+        )
+    document = cls()
+    try:
+        document.ParseFromString(envelope.body)
+    except DecodeError:
+        raise EnvelopeError(
+            f"body is not a valid {header.body_type}", reason="body-malformed"
+        ) from None
+    return OpenedEnvelope(header, envelope.header, envelope.body, document, digest, key_id)
+
+
+def _verify_signatures(
+    envelope: pb.Envelope, party: str, keys: Mapping[str, VerificationKey]
+) -> str:
+    if not envelope.signatures:
+        raise SignatureError("envelope carries no signature", reason="signature-missing")
+    signed = pae(ENVELOPE_DOMAIN, envelope.header, envelope.body)
+    for signature in envelope.signatures:
+        key = keys.get(signature.key_id)
+        if key is None or int(key.algorithm) != signature.algorithm:
+            continue
+        if key.verify(signature.value, signed):
+            return key.key_id
+    raise SignatureError(
+        f"no signature verifies with a signing key trusted for {party}", reason="signature-invalid"
+    )
+
+
+def check_time_window(header: pb.Header, now: datetime, policy: TimePolicy) -> None:
+    if not header.HasField("created_at") or not header.HasField("expires_at"):
+        raise TimeWindowError(
+            "header must carry created_at and expires_at", reason="header-malformed"
+        )
+    created = header.created_at.ToDatetime(UTC)
+    expires = header.expires_at.ToDatetime(UTC)
+    if created > now + policy.clock_skew:
+        raise TimeWindowError(
+            f"message is dated {created:%Y-%m-%dT%H:%M:%SZ}, later than now "
+            f"({now:%Y-%m-%dT%H:%M:%SZ}) plus the allowed skew of {policy.clock_skew}",
+            reason="not-yet-valid",
+        )
+    if expires < now - policy.clock_skew:
+        raise TimeWindowError(
+            f"message expired at {expires:%Y-%m-%dT%H:%M:%SZ}; now is {now:%Y-%m-%dT%H:%M:%SZ}",
+            reason="expired",
+        )
+    if expires <= created or expires - created > policy.max_lifetime:
+        raise TimeWindowError(
+            f"message lifetime must be positive and at most {policy.max_lifetime}; "
+            f"found {expires - created}",
+            reason="lifetime-invalid",
+        )
+
+
+# --- receipts -------------------------------------------------------------------------------
+
+
+def sign_receipt(signer: Signer, receipt: pb.Receipt) -> pb.SignedReceipt:
+    data = receipt.SerializeToString(deterministic=True)
+    signature = pb.Signature(
+        key_id=signer.key_id,
+        algorithm=int(signer.algorithm),  # type: ignore[arg-type]
+        value=signer.sign(pae(RECEIPT_DOMAIN, data)),
+    )
+    return pb.SignedReceipt(receipt=data, signature=signature)
+
+
+def verify_receipt(
+    signed: pb.SignedReceipt, receiver: str, keys: Mapping[str, VerificationKey]
+) -> pb.Receipt:
+    """Verify a receipt signed by ``receiver`` and return it."""
+    key = keys.get(signed.signature.key_id)
+    if key is None or int(key.algorithm) != signed.signature.algorithm:
+        raise SignatureError(
+            f"receipt is not signed by a key trusted for {receiver}", reason="receipt-untrusted"
+        )
+    if not key.verify(signed.signature.value, pae(RECEIPT_DOMAIN, signed.receipt)):
+        raise SignatureError(
+            "receipt signature does not verify", reason="receipt-signature-invalid"
+        )
+    receipt = pb.Receipt()
+    try:
+        receipt.ParseFromString(signed.receipt)
+    except DecodeError:
+        raise SignatureError(
+            "receipt is not a valid Receipt message", reason="receipt-malformed"
+        ) from None
+    if receipt.receiver != receiver:
+        raise SignatureError(
+            f"receipt names receiver {receipt.receiver!r}; expected {receiver!r}",
+            reason="receipt-untrusted",
+        )
+    return receipt
+
+
+def make_receipt(
+    *,
+    message_id: str,
+    envelope_digest: bytes,
+    outcome: int,
+    receiver: str,
+    sender: str,
+    received_at: datetime,
+    reason: str = "",
+    detail: str = "",
+) -> pb.Receipt:
+    receipt = pb.Receipt(
+        message_id=message_id,
+        envelope_digest=envelope_digest,
+        outcome=outcome,  # type: ignore[arg-type]
+        receiver=receiver,
+        sender=sender,
+        reason=reason,
+        detail=detail,
+    )
+    receipt.received_at.FromDatetime(received_at)
+    return receipt

@@ -1,0 +1,110 @@
+"""The hub's error family.
+
+Every failure the hub reports to a caller is one of these: a machine-readable ``reason`` code
+(kebab-case, stable, documented in docs/adr/0002-status-codes.md), the gRPC status code it maps
+to, and a human sentence saying what was expected and what was found. Messages never echo
+secrets or payload content.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class HubError(Exception):
+    """Base of every error the hub raises on purpose."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    default_reason = "internal"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class EnvelopeError(HubError):
+    """The envelope is malformed or its header fails a check (INVALID_ARGUMENT)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "envelope-malformed"
+
+
+class SignatureError(EnvelopeError):
+    """No signature verifies with a key the trust store binds to the sender."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = "signature-invalid"
+
+
+class SenderMismatchError(EnvelopeError):
+    """The envelope names a sender other than the party of the mTLS peer certificate."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "sender-mismatch"
+
+
+class RecipientError(EnvelopeError):
+    """The envelope is addressed to another hub."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "wrong-recipient"
+
+
+class TimeWindowError(EnvelopeError):
+    """The message is expired or dated in the future beyond the allowed clock skew."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "expired"
+
+
+class DuplicateConflictError(HubError):
+    """The same message id arrived before with different bytes."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    default_reason = "message-id-conflict"
+
+
+class TrustError(HubError):
+    """A certificate or key is not trusted for the party it claims (PERMISSION_DENIED)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "untrusted-peer"
+
+
+class ConfigError(HubError):
+    """The configuration is invalid; raised at start-up, never on the hot path."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "config-invalid"
+
+
+class RoutingError(HubError):
+    """No partner can be chosen for a submitted message."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = "no-route"
+
+
+class SubmissionError(HubError):
+    """A domestic submission is unusable as sent."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "submission-invalid"
+
+
+class StoreError(HubError):
+    """The store failed; the operation was not applied."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "store-unavailable"
+
+
+class DeliveryError(HubError):
+    """A partner could not be reached or did not return a usable receipt."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "partner-unavailable"

@@ -1,0 +1,80 @@
+"""The business messages a hub carries, and the keys people search them by (pure core).
+
+Business keys are what customs officers and auditors know a message by: the LRN (D026) and
+MRN (D014) of a declaration, its UCR (016), container ids (159), an AEO id. They are extracted
+once, when a message is stored, so that listings and searches never parse bodies.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2, declaration_pb2, response_pb2
+
+GoodsDeclaration = declaration_pb2.GoodsDeclaration
+AeoStatus = aeo_pb2.AeoStatus
+ControlResult = control_pb2.ControlResult
+Response = response_pb2.Response
+
+BODY_TYPES: dict[str, type[Message]] = {
+    cls.DESCRIPTOR.full_name: cls for cls in (GoodsDeclaration, AeoStatus, ControlResult, Response)
+}
+
+# Short names operators write in config and on the command line.
+SHORT_NAMES: dict[str, str] = {cls.DESCRIPTOR.name: name for name, cls in BODY_TYPES.items()}
+
+
+def body_class(body_type: str) -> type[Message] | None:
+    return BODY_TYPES.get(body_type)
+
+
+def full_body_type(name: str) -> str | None:
+    """Accept "GoodsDeclaration" or "customs_hub.v1.GoodsDeclaration"."""
+    if name in BODY_TYPES:
+        return name
+    return SHORT_NAMES.get(name)
+
+
+BusinessKeys = dict[str, list[str]]
+
+
+def business_keys(document: Message) -> BusinessKeys:
+    """LRN, MRN, UCR, container ids and AEO ids named by a business message."""
+    keys: BusinessKeys = {}
+
+    def add(name: str, value: str) -> None:
+        value = value.strip()
+        if value and value not in keys.setdefault(name, []):
+            keys[name].append(value)
+
+    if isinstance(document, GoodsDeclaration):
+        add("lrn", document.functional_reference_id)
+        add("mrn", document.id)
+        shipment = document.goods_shipment
+        add("ucr", shipment.ucr.id)
+        for consignment in (document.consignment, shipment.consignment):
+            for equipment in consignment.transport_equipment:
+                add("container", equipment.id)
+        for item in shipment.government_agency_goods_item:
+            for equipment in item.commodity.transport_equipment:
+                add("container", equipment.id)
+    elif isinstance(document, AeoStatus):
+        add("aeo", document.aeo_id)
+        add("tin", document.tin)
+    elif isinstance(document, ControlResult):
+        add("mrn", document.declaration_id)
+        add("lrn", document.functional_reference_id)
+        add("control", document.control_id)
+        for container in document.container_ids:
+            add("container", container)
+    elif isinstance(document, Response):
+        add("lrn", document.declaration.functional_reference_id)
+        add("mrn", document.declaration.id)
+    return {k: v for k, v in keys.items() if v}
+
+
+def declaration_countries(document: GoodsDeclaration) -> list[str]:
+    """Countries a declaration names as destination (465) and exportation (062), in that order."""
+    shipment = document.goods_shipment
+    countries = [shipment.destination.country_code.strip(), shipment.export_country.id.strip()]
+    return [c for c in countries if c]

@@ -1,0 +1,92 @@
+from hub.pb.customs_hub.v1 import aeo_pb2 as _aeo_pb2
+from hub.pb.customs_hub.v1 import control_pb2 as _control_pb2
+from hub.pb.customs_hub.v1 import declaration_pb2 as _declaration_pb2
+from hub.pb.customs_hub.v1 import envelope_pb2 as _envelope_pb2
+from hub.pb.customs_hub.v1 import response_pb2 as _response_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RawDocument(_message.Message):
+    __slots__ = ("format", "content")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    content: bytes
+    def __init__(self, format: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class SubmitRequest(_message.Message):
+    __slots__ = ("recipients", "correlation_id", "goods_declaration", "aeo_status", "control_result", "response", "raw")
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    GOODS_DECLARATION_FIELD_NUMBER: _ClassVar[int]
+    AEO_STATUS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    RAW_FIELD_NUMBER: _ClassVar[int]
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    correlation_id: str
+    goods_declaration: _declaration_pb2.GoodsDeclaration
+    aeo_status: _aeo_pb2.AeoStatus
+    control_result: _control_pb2.ControlResult
+    response: _response_pb2.Response
+    raw: RawDocument
+    def __init__(self, recipients: _Optional[_Iterable[str]] = ..., correlation_id: _Optional[str] = ..., goods_declaration: _Optional[_Union[_declaration_pb2.GoodsDeclaration, _Mapping]] = ..., aeo_status: _Optional[_Union[_aeo_pb2.AeoStatus, _Mapping]] = ..., control_result: _Optional[_Union[_control_pb2.ControlResult, _Mapping]] = ..., response: _Optional[_Union[_response_pb2.Response, _Mapping]] = ..., raw: _Optional[_Union[RawDocument, _Mapping]] = ...) -> None: ...
+
+class Queued(_message.Message):
+    __slots__ = ("message_id", "recipient")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    recipient: str
+    def __init__(self, message_id: _Optional[str] = ..., recipient: _Optional[str] = ...) -> None: ...
+
+class SubmitResponse(_message.Message):
+    __slots__ = ("queued",)
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    queued: _containers.RepeatedCompositeFieldContainer[Queued]
+    def __init__(self, queued: _Optional[_Iterable[_Union[Queued, _Mapping]]] = ...) -> None: ...
+
+class SubscribeRequest(_message.Message):
+    __slots__ = ("subscriber", "after_cursor")
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    subscriber: str
+    after_cursor: int
+    def __init__(self, subscriber: _Optional[str] = ..., after_cursor: _Optional[int] = ...) -> None: ...
+
+class InboundMessage(_message.Message):
+    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest")
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    BODY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    cursor: int
+    message_id: str
+    correlation_id: str
+    sender: str
+    body_type: str
+    body: bytes
+    envelope_digest: bytes
+    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ...) -> None: ...
+
+class AcknowledgeRequest(_message.Message):
+    __slots__ = ("subscriber", "cursor")
+    SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    subscriber: str
+    cursor: int
+    def __init__(self, subscriber: _Optional[str] = ..., cursor: _Optional[int] = ...) -> None: ...
+
+class AcknowledgeResponse(_message.Message):
+    __slots__ = ("acknowledged_cursor",)
+    ACKNOWLEDGED_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    acknowledged_cursor: int
+    def __init__(self, acknowledged_cursor: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,251 @@
+"""The gRPC shell: PartnerExchange on the mTLS partner port, Domestic on its own port.
+
+Servicers only translate between gRPC and ``Hub``: find the peer's party in its certificate,
+pass the exact bytes received, and turn a ``HubError`` into a status code with a
+machine-readable reason in trailing metadata (``customs-hub-reason``) and, for partners, a
+signed REJECTED receipt (``customs-hub-receipt-bin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from hub.config import HubConfig
+from hub.delivery import OutboxWorker
+from hub.errors import HubError, SubmissionError, TrustError
+from hub.node import Clock, Hub, system_clock
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.store import Store
+from hub.transport import PartnerChannels, PartnerEndpoint
+
+log = logging.getLogger("customs_hub.service")
+
+REASON_KEY = "customs-hub-reason"
+RECEIPT_KEY = "customs-hub-receipt-bin"
+PARTNER_SERVICE = "customs_hub.v1.PartnerExchange"
+DOMESTIC_SERVICE = "customs_hub.v1.Domestic"
+
+
+async def abort(
+    context: grpc.aio.ServicerContext, error: HubError, receipt: bytes | None = None
+) -> None:
+    metadata: list[tuple[str, str | bytes]] = [(REASON_KEY, error.reason)]
+    if receipt is not None:
+        metadata.append((RECEIPT_KEY, receipt))
+    await context.abort(error.code, error.message, trailing_metadata=tuple(metadata))
+
+
+class PartnerExchangeService:
+    """Registered by hand so that Deliver sees the exact request bytes (no deserialiser)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            PARTNER_SERVICE,
+            {
+                "Deliver": grpc.unary_unary_rpc_method_handler(
+                    self.deliver,
+                    request_deserializer=None,
+                    response_serializer=pb.SignedReceipt.SerializeToString,
+                ),
+                "Exchange": grpc.stream_stream_rpc_method_handler(
+                    self.exchange,
+                    request_deserializer=pb.EnvelopeBatch.FromString,
+                    response_serializer=pb.ReceiptBatch.SerializeToString,
+                ),
+            },
+        )
+
+    async def _peer(self, context: grpc.aio.ServicerContext) -> str:
+        certs = context.auth_context().get("x509_pem_cert") or []
+        try:
+            if not certs:
+                raise TrustError(
+                    "no client certificate on the connection", reason="no-peer-certificate"
+                )
+            return self.hub.trust.peer_party(certs[0])
+        except TrustError as exc:
+            await self.hub.record_rejection("unknown-peer", None, exc)
+            await abort(context, exc)
+            raise  # abort raises; this line is for type checkers
+
+    async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.SignedReceipt:
+        peer = await self._peer(context)
+        try:
+            return await self.hub.receive(request, peer)
+        except HubError as exc:
+            receipt = self.hub.rejection_receipt(request, peer, exc).SerializeToString()
+            await abort(context, exc, receipt)
+            raise
+
+    async def exchange(
+        self, requests: AsyncIterator[pb.EnvelopeBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ReceiptBatch]:
+        peer = await self._peer(context)
+        async for batch in requests:
+            receipts = []
+            for envelope in batch.envelopes:
+                try:
+                    receipts.append(await self.hub.receive(envelope, peer))
+                except HubError as exc:
+                    receipts.append(self.hub.rejection_receipt(envelope, peer, exc))
+            yield pb.ReceiptBatch(receipts=receipts)
+
+
+class DomesticService(sgrpc.DomesticServicer):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def Submit(
+        self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> spb.SubmitResponse:
+        which = request.WhichOneof("document")
+        try:
+            if which is None:
+                raise SubmissionError("the request carries no document", reason="no-document")
+            if which == "raw":
+                raise SubmissionError(
+                    f"raw documents in format {request.raw.format!r} need a translator; none is "
+                    "registered yet: submit a protobuf message",
+                    reason="unsupported-format",
+                )
+        except SubmissionError as exc:
+            await self.hub.record_rejection("domestic", None, exc)
+            await abort(context, exc)
+            raise
+        try:  # Hub.submit records its own rejections
+            queued = await self.hub.submit(
+                getattr(request, which), list(request.recipients), request.correlation_id
+            )
+        except HubError as exc:
+            await abort(context, exc)
+            raise
+        return spb.SubmitResponse(
+            queued=[spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in queued]
+        )
+
+    async def Subscribe(
+        self, request: spb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.InboundMessage]:
+        if not request.subscriber:
+            await abort(
+                context, SubmissionError("subscriber name is required", reason="no-subscriber")
+            )
+        store, limits = self.hub.store, self.hub.config.limits
+        cursor = request.after_cursor or await store.acknowledged(request.subscriber)
+        while True:
+            rows = await store.inbound_after(cursor, limits.subscribe_batch)
+            for row in rows:
+                cursor = row.id or cursor
+                yield spb.InboundMessage(
+                    cursor=cursor,
+                    message_id=row.message_id,
+                    correlation_id=row.correlation_id,
+                    sender=row.sender,
+                    body_type=row.body_type,
+                    body=row.body,
+                    envelope_digest=row.envelope_digest,
+                )
+            if not rows:
+                await self.hub.inbound_arrived.wait(limits.poll_seconds)
+
+    async def Acknowledge(
+        self, request: spb.AcknowledgeRequest, context: grpc.aio.ServicerContext
+    ) -> spb.AcknowledgeResponse:
+        if not request.subscriber:
+            await abort(
+                context, SubmissionError("subscriber name is required", reason="no-subscriber")
+            )
+        stored = await self.hub.store.acknowledge(request.subscriber, request.cursor)
+        return spb.AcknowledgeResponse(acknowledged_cursor=stored)
+
+
+def _add_health_and_reflection(
+    server: grpc.aio.Server, services: list[str]
+) -> health.aio.HealthServicer:
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*services, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    return health_servicer
+
+
+@dataclass
+class RunningHub:
+    """A hub with its two servers and its outbox worker, as one unit to start and stop."""
+
+    config: HubConfig
+    hub: Hub
+    partner_server: grpc.aio.Server
+    domestic_server: grpc.aio.Server
+    worker: OutboxWorker
+    channels: PartnerChannels
+    partner_port: int
+    domestic_port: int
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.worker.stop()
+        await asyncio.gather(self.partner_server.stop(grace), self.domestic_server.stop(grace))
+        await self.channels.close()
+        await self.hub.store.close()
+
+
+async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
+    store = Store(config.store_url)
+    await store.create_all()
+    hub = Hub(config, store, clock=clock)
+    options = [("grpc.max_receive_message_length", config.limits.max_envelope_bytes * 65)]
+
+    partner_server = grpc.aio.server(options=options)
+    partner_server.add_generic_rpc_handlers([PartnerExchangeService(hub).handler()])
+    partner_health = _add_health_and_reflection(partner_server, [PARTNER_SERVICE])
+    anchors = b"".join(p.trust_anchor.read_bytes() for p in config.partners.values())
+    credentials = grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=anchors or None,
+        require_client_auth=True,
+    )
+    partner_port = partner_server.add_secure_port(config.listen, credentials)
+
+    domestic_server = grpc.aio.server(options=options)
+    sgrpc.add_DomesticServicer_to_server(DomesticService(hub), domestic_server)
+    domestic_health = _add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
+    domestic_port = domestic_server.add_insecure_port(config.domestic_listen)
+    if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
+        log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)
+
+    channels = PartnerChannels(
+        config.tls_cert.read_bytes(),
+        config.tls_key.read_bytes(),
+        {
+            p.party: PartnerEndpoint(p.party, p.endpoint, p.trust_anchor.read_bytes())
+            for p in config.partners.values()
+        },
+    )
+    worker = OutboxWorker(hub, channels)
+    await partner_server.start()
+    await domestic_server.start()
+    for h, name in ((partner_health, PARTNER_SERVICE), (domestic_health, DOMESTIC_SERVICE)):
+        await h.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await h.set("", health_pb2.HealthCheckResponse.SERVING)
+    worker.start()
+    log.info(
+        "hub %s serving partners on %s, domestic systems on %s",
+        config.party,
+        partner_port,
+        domestic_port,
+    )
+    return RunningHub(
+        config, hub, partner_server, domestic_server, worker, channels, partner_port, domestic_port
+    )

@@ -1,0 +1,92 @@
+"""The client side of PartnerExchange: mTLS channels to partner hubs.
+
+Envelopes go out as the exact bytes stored in the outbox (no re-serialisation), so the digest
+a receipt names can be compared with what was sent. Each partner's channel trusts only that
+partner's anchor: another administration's CA cannot impersonate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+
+SERVICE = "customs_hub.v1.PartnerExchange"
+DELIVER = f"/{SERVICE}/Deliver"
+EXCHANGE = f"/{SERVICE}/Exchange"
+
+
+# gRPC's own reconnect backoff grows to 120 s by default; the outbox has its own retry schedule,
+# so the channel should be ready again within seconds of a partner's return.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.keepalive_time_ms", 30000),
+]
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+@dataclass(frozen=True)
+class PartnerEndpoint:
+    party: str
+    endpoint: str
+    anchor_pem: bytes
+
+
+class PartnerChannels:
+    def __init__(
+        self, tls_cert_pem: bytes, tls_key_pem: bytes, partners: Mapping[str, PartnerEndpoint]
+    ) -> None:
+        self._cert, self._key = tls_cert_pem, tls_key_pem
+        self._partners = dict(partners)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, party: str) -> grpc.aio.Channel:
+        channel = self._channels.get(party)
+        if channel is None:
+            partner = self._partners[party]
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=partner.anchor_pem,
+                private_key=self._key,
+                certificate_chain=self._cert,
+            )
+            channel = grpc.aio.secure_channel(
+                partner.endpoint, credentials, options=CHANNEL_OPTIONS
+            )
+            self._channels[party] = channel
+        return channel
+
+    async def deliver(self, party: str, envelope: bytes, timeout: float) -> pb.SignedReceipt:
+        call = self.channel(party).unary_unary(
+            DELIVER, request_serializer=_identity, response_deserializer=pb.SignedReceipt.FromString
+        )
+        receipt: pb.SignedReceipt = await call(envelope, timeout=timeout)
+        return receipt
+
+    async def exchange(
+        self, party: str, envelopes: Sequence[bytes], timeout: float
+    ) -> list[pb.SignedReceipt]:
+        """Send one batch on an Exchange stream and return its receipts, in order."""
+        call = self.channel(party).stream_stream(
+            EXCHANGE,
+            request_serializer=pb.EnvelopeBatch.SerializeToString,
+            response_deserializer=pb.ReceiptBatch.FromString,
+        )
+        stream = call(timeout=timeout)
+        await stream.write(pb.EnvelopeBatch(envelopes=list(envelopes)))
+        await stream.done_writing()
+        receipts: list[pb.SignedReceipt] = []
+        while (batch := await stream.read()) is not grpc.aio.EOF:
+            receipts.extend(batch.receipts)
+        return receipts
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()

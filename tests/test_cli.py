@@ -1,0 +1,186 @@
+"""The command line, run as operators run it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+
+from hub.cli import CliError, read_submission
+from hub.config import load_config
+from hub.demo import sample_declaration
+from hub.errors import ConfigError
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from tests.conftest import free_port
+
+CLI = [sys.executable, "-m", "hub.cli"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_demo_runs_and_exits_zero() -> None:
+    result = run("demo", timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "CN queued goods_declaration" in out and "for NZ" in out
+    assert out.count("ACCEPTED") == 4  # CN->NZ, NZ->CN, NZ->SG, SG->CN
+    assert "DOES NOT MATCH" not in out
+    assert "All hubs stopped cleanly." in out
+
+
+def test_config_errors_name_file_and_key(tmp_path: Path, pki: Path) -> None:
+    assert (
+        run(
+            "init",
+            "--party",
+            "CN",
+            "--pki",
+            str(pki),
+            "--out",
+            str(tmp_path / "cn"),
+            "--partner",
+            "NZ=127.0.0.1:7501",
+        ).returncode
+        == 0
+    )
+    config = tmp_path / "cn" / "hub.toml"
+    text = config.read_text()
+    config.write_text(text.replace("clock_skew_seconds = 300", "clock_skew_seconds = -1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert str(config) in str(info.value) and "limits.clock_skew_seconds" in str(info.value)
+    result = run("messages", "--config", str(config))
+    assert result.returncode == 2 and "limits.clock_skew_seconds" in result.stderr
+    config.write_text(text.replace('"by-country"', '"nowhere"'))
+    with pytest.raises(ConfigError):
+        load_config(config)
+
+
+def test_limits_from_config_are_used(tmp_path: Path, pki: Path) -> None:
+    assert (
+        run("init", "--party", "CN", "--pki", str(pki), "--out", str(tmp_path / "cn")).returncode
+        == 0
+    )
+    config = tmp_path / "cn" / "hub.toml"
+    config.write_text(
+        config.read_text().replace("clock_skew_seconds = 300", "clock_skew_seconds = 42")
+    )
+    assert load_config(config).limits.clock_skew.total_seconds() == 42
+
+
+def test_submission_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{\n  "goodsDeclaration": {\n    "functionCode": "9",,\n  }\n}\n')
+    with pytest.raises(CliError, match=r"bad\.json:3:\d+: not valid JSON"):
+        read_submission(bad_json)
+    bad_field = tmp_path / "field.json"
+    bad_field.write_text(json.dumps({"goodsDeclaration": {"functionKode": "9"}}))
+    with pytest.raises(CliError, match=r"field\.json: .*functionKode"):
+        read_submission(bad_field)
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    with pytest.raises(CliError, match="no document"):
+        read_submission(empty)
+
+
+def _wait_healthy(proc: subprocess.Popen[str], line: str) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = proc.stdout.readline()
+        if line in out:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"hub exited: {proc.stderr.read() if proc.stderr else ''}")
+    raise AssertionError("hub did not start")
+
+
+def test_serve_send_messages_as_processes(tmp_path: Path, pki: Path) -> None:
+    ports = {p: (free_port(), free_port()) for p in ("CN", "NZ")}
+    for party, other in (("CN", "NZ"), ("NZ", "CN")):
+        result = run(
+            "init",
+            "--party",
+            party,
+            "--pki",
+            str(pki),
+            "--out",
+            str(tmp_path / party),
+            "--listen",
+            f"127.0.0.1:{ports[party][0]}",
+            "--domestic-listen",
+            f"127.0.0.1:{ports[party][1]}",
+            "--partner",
+            f"{other}=127.0.0.1:{ports[other][0]}",
+        )
+        assert result.returncode == 0, result.stderr
+    procs = {
+        party: subprocess.Popen(
+            [*CLI, "serve", "--config", str(tmp_path / party / "hub.toml")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for party in ("CN", "NZ")
+    }
+    try:
+        for party, proc in procs.items():
+            _wait_healthy(proc, f"{party}: partners on")
+        doc = tmp_path / "declaration.json"
+        doc.write_text(
+            json_format.MessageToJson(spb.SubmitRequest(goods_declaration=sample_declaration()))
+        )
+        sent = run("send", "--config", str(tmp_path / "CN" / "hub.toml"), "--to", "NZ", str(doc))
+        assert sent.returncode == 0, sent.stderr
+        message_id = sent.stdout.split()[1]
+        refused = run("send", "--config", str(tmp_path / "CN" / "hub.toml"), "--to", "AU", str(doc))
+        assert (
+            refused.returncode == 2
+            and "unknown-partner" in refused.stderr
+            and "declaration.json" in refused.stderr
+        )
+        deadline = time.monotonic() + 30
+        rows: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            listing = run("messages", "--config", str(tmp_path / "CN" / "hub.toml"), "--json")
+            rows = [json.loads(line) for line in listing.stdout.splitlines()]
+            if rows and rows[0]["receipt"] == "accepted":
+                break
+            time.sleep(0.2)
+        assert rows[0]["message_id"] == message_id and rows[0]["partner"] == "NZ"
+        assert rows[0]["business_keys"] == {
+            "container": ["MSKU7081234"],
+            "lrn": ["CN2026LRN000417"],
+            "ucr": ["6CN913301006020261125"],
+        }
+        table = run("messages", "--config", str(tmp_path / "NZ" / "hub.toml")).stdout
+        assert (
+            message_id in table and "GoodsDeclaration" in table and "lrn=CN2026LRN000417" in table
+        )
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for party, proc in procs.items():
+            assert proc.wait(timeout=20) == 0, f"{party} did not stop cleanly"
+            if proc.stdout:
+                proc.stdout.close()
+            if proc.stderr:
+                proc.stderr.close()
+
+
+def test_pki_init_writes_private_keys_owner_only(tmp_path: Path) -> None:
+    assert run("pki", "init", "--parties", "CN,NZ", "--out", str(tmp_path)).returncode == 0
+    for party in ("CN", "NZ"):
+        for key in ("ca.key", "tls.key", "signing.key"):
+            assert os.stat(tmp_path / party / key).st_mode & 0o077 == 0

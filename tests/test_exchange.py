@@ -1,0 +1,471 @@
+"""Real hubs, real mTLS on loopback, real stores: the spine end to end.
+
+Every rejection test also checks the state afterwards: nothing stored as accepted, nothing
+handed to a domestic subscriber, and the rejection recorded with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+
+from hub.demo import sample_aeo_status, sample_declaration
+from hub.envelope import build_envelope, sha256, verify_receipt
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.service import REASON_KEY, RECEIPT_KEY, RunningHub
+from hub.signing import Signer
+from hub.transport import PartnerChannels, PartnerEndpoint
+from hub.trust import verification_key_of
+from tests.conftest import Federation
+
+WAIT = 15.0
+
+
+async def eventually(predicate, timeout: float = WAIT):  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def submit(running: RunningHub, request: spb.SubmitRequest) -> list[spb.Queued]:
+    async with grpc.aio.insecure_channel(running.config.domestic_listen) as channel:
+        return list((await sgrpc.DomesticStub(channel).Submit(request, timeout=10)).queued)
+
+
+def as_partner(
+    pki: Path, party: str, target: RunningHub, *, tls_from: Path | None = None
+) -> PartnerChannels:
+    """A raw PartnerExchange client holding ``party``'s TLS certificate (or a rogue one)."""
+    src = (tls_from or pki) / party
+    return PartnerChannels(
+        (src / "tls.pem").read_bytes(),
+        (src / "tls.key").read_bytes(),
+        {
+            target.config.party: PartnerEndpoint(
+                target.config.party,
+                f"127.0.0.1:{target.partner_port}",
+                (pki / target.config.party / "ca.pem").read_bytes(),
+            )
+        },
+    )
+
+
+def signer_of(pki: Path, party: str) -> Signer:
+    return Signer.from_pem((pki / party / "signing.key").read_bytes())
+
+
+def nz_signing_key(pki: Path):  # type: ignore[no-untyped-def]
+    cert = x509.load_pem_x509_certificate((pki / "NZ" / "signing.pem").read_bytes())
+    key = verification_key_of(cert, "NZ")
+    return {key.key_id: key}
+
+
+async def test_declaration_from_cn_reaches_nz_with_verified_receipt(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    queued = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
+    assert [q.recipient for q in queued] == ["NZ"]  # routed by destination country
+    message_id = queued[0].message_id
+
+    async def receipt_stored():  # type: ignore[no-untyped-def]
+        rows = await cn.hub.store.outbound()
+        return rows if rows and rows[0][1] is not None else None
+
+    [(outbound, record)] = await eventually(receipt_stored)
+    assert record is not None
+    assert record.outcome == "accepted" and outbound.status == "delivered"
+    # NZ stored exactly the declaration CN signed
+    [inbound] = await nz.hub.store.inbound()
+    assert inbound.message_id == message_id and inbound.sender == "CN"
+    assert sample_declaration().__class__.FromString(inbound.body) == sample_declaration()
+    # the receipt verifies with NZ's signing certificate, read from NZ's own PKI files, and
+    # names the digest of the exact envelope bytes CN sent
+    receipt = verify_receipt(
+        pb.SignedReceipt.FromString(record.signed_receipt), "NZ", nz_signing_key(pki)
+    )
+    assert receipt.message_id == message_id
+    assert receipt.envelope_digest == sha256(outbound.envelope) == inbound.envelope_digest
+    assert receipt.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
+    assert (await cn.hub.store.outbox()) == []
+
+
+async def _assert_nothing_accepted(nz: RunningHub) -> None:
+    assert await nz.hub.store.inbound() == []
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="risk"), timeout=0.5
+        )
+        handed_on = []
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            handed_on.extend([m async for m in stream])
+        assert handed_on == [], "a rejected message reached a domestic subscriber"
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+NOW = datetime.now(UTC)
+
+# (case, sender in header, signer party, mutate envelope, created offset, status, reason)
+ATTACKS = [
+    (
+        "sender is not the certificate's party",
+        "SG",
+        "CN",
+        None,
+        timedelta(0),
+        "PERMISSION_DENIED",
+        "sender-mismatch",
+    ),
+    (
+        "SG's envelope relayed over CN's connection",
+        "SG",
+        "SG",
+        None,
+        timedelta(0),
+        "UNAUTHENTICATED",
+        "signature-invalid",
+    ),
+    (
+        "flipped header byte",
+        "CN",
+        "CN",
+        "header",
+        timedelta(0),
+        "UNAUTHENTICATED",
+        "signature-invalid",
+    ),
+    ("flipped body byte", "CN", "CN", "body", timedelta(0), "UNAUTHENTICATED", "signature-invalid"),
+    ("expired", "CN", "CN", None, -timedelta(days=8), "FAILED_PRECONDITION", "expired"),
+    ("future-dated", "CN", "CN", None, timedelta(hours=2), "FAILED_PRECONDITION", "not-yet-valid"),
+    (
+        "signed with SG's key",
+        "CN",
+        "SG",
+        None,
+        timedelta(0),
+        "UNAUTHENTICATED",
+        "signature-invalid",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "sender", "signer", "flip", "offset", "status", "reason"),
+    ATTACKS,
+    ids=[a[0] for a in ATTACKS],
+)
+async def test_rejected_envelopes(
+    federation: Federation,
+    pki: Path,
+    case: str,
+    sender: str,
+    signer: str,
+    flip: str | None,
+    offset: timedelta,
+    status: str,
+    reason: str,
+) -> None:
+    nz = await federation.start("NZ")
+    data, _ = build_envelope(
+        signer_of(pki, signer),
+        sender=sender,
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=datetime.now(UTC) + offset,
+        ttl=timedelta(days=7),
+    )
+    if flip:
+        env = pb.Envelope.FromString(data)
+        part = bytearray(getattr(env, flip))
+        part[-1] ^= 0x01
+        setattr(env, flip, bytes(part))
+        data = env.SerializeToString()
+    client = as_partner(pki, "CN", nz)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", data, timeout=5)
+    finally:
+        await client.close()
+    assert info.value.code().name == status
+    metadata = dict(info.value.trailing_metadata() or ())
+    assert metadata[REASON_KEY] == reason
+    # a signed REJECTED receipt comes with the refusal
+    rejected = verify_receipt(
+        pb.SignedReceipt.FromString(metadata[RECEIPT_KEY]), "NZ", nz_signing_key(pki)
+    )
+    assert rejected.outcome == pb.RECEIPT_OUTCOME_REJECTED and rejected.reason == reason
+    assert rejected.envelope_digest == sha256(data)
+    await _assert_nothing_accepted(nz)
+    [rejection] = await nz.hub.store.rejections()
+    assert rejection.reason == reason and rejection.source == "CN"
+
+
+async def test_unknown_recipient_is_rejected(federation: Federation, pki: Path) -> None:
+    nz = await federation.start("NZ")
+    data, _ = build_envelope(
+        signer_of(pki, "CN"),
+        sender="CN",
+        recipient="AU",
+        document=sample_declaration(),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )
+    client = as_partner(pki, "CN", nz)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", data, timeout=5)
+    finally:
+        await client.close()
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == "wrong-recipient"
+    await _assert_nothing_accepted(nz)
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
+
+
+async def test_client_certificate_from_unknown_ca_is_refused(
+    federation: Federation, pki: Path, rogue_pki: Path
+) -> None:
+    nz = await federation.start("NZ")
+    data, _ = build_envelope(
+        signer_of(rogue_pki, "CN"),
+        sender="CN",
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )
+    client = as_partner(pki, "CN", nz, tls_from=rogue_pki)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", data, timeout=5)
+    finally:
+        await client.close()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed
+    await _assert_nothing_accepted(nz)
+
+
+async def test_partner_ca_cannot_vouch_for_another_party(
+    federation: Federation, pki: Path, tmp_path: Path
+) -> None:
+    """SG's CA is trusted for SG only: a certificate it issues naming CN is refused."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from hub.pki import issue
+
+    nz = await federation.start("NZ")
+    sg_ca = x509.load_pem_x509_certificate((pki / "SG" / "ca.pem").read_bytes())
+    sg_ca_key = serialization.load_pem_private_key((pki / "SG" / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    forged = issue(
+        "CN", "forged TLS", key.public_key(), sg_ca, sg_ca_key, datetime.now(UTC), tls=True
+    )  # type: ignore[arg-type]
+    forged_dir = tmp_path / "forged"
+    (forged_dir / "CN").mkdir(parents=True)
+    (forged_dir / "CN" / "tls.pem").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
+    (forged_dir / "CN" / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    data, _ = build_envelope(
+        signer_of(pki, "CN"),
+        sender="CN",
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )
+    client = as_partner(pki, "CN", nz, tls_from=forged_dir)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", data, timeout=5)
+    finally:
+        await client.close()
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == "untrusted-issuer"
+    await _assert_nothing_accepted(nz)
+
+
+async def test_same_message_twice_gets_duplicate_receipt(federation: Federation, pki: Path) -> None:
+    nz = await federation.start("NZ")
+    data, header = build_envelope(
+        signer_of(pki, "CN"),
+        sender="CN",
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )
+    client = as_partner(pki, "CN", nz)
+    try:
+        first = verify_receipt(
+            await client.deliver("NZ", data, timeout=5), "NZ", nz_signing_key(pki)
+        )
+        second = verify_receipt(
+            await client.deliver("NZ", data, timeout=5), "NZ", nz_signing_key(pki)
+        )
+        [batch] = [await client.exchange("NZ", [data], timeout=5)]
+        third = verify_receipt(batch[0], "NZ", nz_signing_key(pki))
+        # same id, other content: refused, not stored
+        other, _ = build_envelope(
+            signer_of(pki, "CN"),
+            sender="CN",
+            recipient="NZ",
+            document=sample_aeo_status(),
+            created_at=datetime.now(UTC),
+            ttl=timedelta(days=1),
+            message_id=header.message_id,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", other, timeout=5)
+    finally:
+        await client.close()
+    assert first.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
+    assert second.outcome == third.outcome == pb.RECEIPT_OUTCOME_DUPLICATE
+    assert first.message_id == second.message_id == header.message_id
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert len(await nz.hub.store.inbound()) == 1
+
+
+async def test_exchange_stream_answers_each_envelope(federation: Federation, pki: Path) -> None:
+    nz = await federation.start("NZ")
+    cn = signer_of(pki, "CN")
+    good = [
+        build_envelope(
+            cn,
+            sender="CN",
+            recipient="NZ",
+            document=sample_aeo_status(),
+            created_at=datetime.now(UTC),
+            ttl=timedelta(days=1),
+        )[0]
+        for _ in range(5)
+    ]
+    bad = build_envelope(
+        cn,
+        sender="CN",
+        recipient="SG",
+        document=sample_aeo_status(),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )[0]
+    client = as_partner(pki, "CN", nz)
+    try:
+        receipts = await client.exchange("NZ", [*good[:2], bad, *good[2:]], timeout=5)
+    finally:
+        await client.close()
+    outcomes = [verify_receipt(r, "NZ", nz_signing_key(pki)).outcome for r in receipts]
+    assert outcomes == [1, 1, pb.RECEIPT_OUTCOME_REJECTED, 1, 1, 1]
+    assert len(await nz.hub.store.inbound()) == 5
+
+
+async def test_subscriber_resumes_after_restart(federation: Federation, pki: Path) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"]))
+    first = sample_declaration()
+    first.functional_reference_id = "LRN-SECOND"
+    await submit(cn, spb.SubmitRequest(goods_declaration=first, recipients=["NZ"]))
+
+    async def two_arrived():  # type: ignore[no-untyped-def]
+        return len(await nz.hub.store.inbound()) == 2
+
+    await eventually(two_arrived)
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        stream = stub.Subscribe(spb.SubscribeRequest(subscriber="risk-engine"))
+        got = await stream.read()
+        assert got.sender == "CN" and got.body_type == "customs_hub.v1.GoodsDeclaration"
+        await stub.Acknowledge(spb.AcknowledgeRequest(subscriber="risk-engine", cursor=got.cursor))
+        second = await stream.read()  # read but not acknowledged
+        stream.cancel()
+    await federation.stop("NZ")
+    nz = await federation.start("NZ")
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        stream = stub.Subscribe(spb.SubscribeRequest(subscriber="risk-engine"))
+        again = await stream.read()
+        # resumes after the acknowledged one: the unacknowledged one again, nothing earlier
+        assert again.message_id == second.message_id and again.cursor == second.cursor
+        await stub.Acknowledge(
+            spb.AcknowledgeRequest(subscriber="risk-engine", cursor=again.cursor)
+        )
+        # a new message arrives on the open stream
+        third = sample_declaration()
+        third.functional_reference_id = "LRN-THIRD"
+        [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=third, recipients=["NZ"]))
+        live = await asyncio.wait_for(stream.read(), WAIT)
+        assert live.message_id == queued.message_id
+        stream.cancel()
+    assert got.message_id != second.message_id
+
+
+async def test_outbox_keeps_messages_while_partner_is_down(federation: Federation) -> None:
+    cn = await federation.start("CN")
+    [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
+
+    async def attempted():  # type: ignore[no-untyped-def]
+        rows = await cn.hub.store.outbox()
+        return rows and rows[0].attempts >= 1
+
+    await eventually(attempted)
+    [entry] = await cn.hub.store.outbox()
+    assert entry.last_error and "UNAVAILABLE" in entry.last_error
+    # NZ comes up; the message is still there and gets delivered
+    nz = await federation.start("NZ")
+    await cn.hub.store.record_failure([entry.id or 0], entry.last_error, datetime.now(UTC))
+    cn.hub.outbox_changed.notify()
+
+    async def delivered():  # type: ignore[no-untyped-def]
+        return [m for m in await nz.hub.store.inbound() if m.message_id == queued.message_id]
+
+    await eventually(delivered)
+
+    async def settled():  # type: ignore[no-untyped-def]
+        return await cn.hub.store.outbox() == []
+
+    await eventually(settled)
+    [(message, receipt)] = await cn.hub.store.outbound()
+    assert message.status == "delivered" and receipt is not None and receipt.outcome == "accepted"
+
+
+async def test_domestic_submission_errors(federation: Federation) -> None:
+    cn = await federation.start("CN")
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        cases = [
+            (spb.SubmitRequest(), "no-document"),
+            (
+                spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["AU"]),
+                "unknown-partner",
+            ),
+            (spb.SubmitRequest(aeo_status=pb_aeo(issuing="NZ")), "not-issuer"),
+        ]
+        for request, reason in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Submit(request, timeout=5)
+            assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == reason
+    assert await cn.hub.store.outbound() == []
+    assert [r.reason for r in await cn.hub.store.rejections()] == [c[1] for c in cases]
+
+
+def pb_aeo(issuing: str):  # type: ignore[no-untyped-def]
+    status = sample_aeo_status()
+    status.issuing_administration = issuing
+    return status

@@ -1,0 +1,117 @@
+"""The store's transactions, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.store import InboundMessage, OutboundMessage, ReceiptRecord, Store
+
+NOW = datetime.now(UTC)
+
+
+def outbound(message_id: str, recipient: str = "NZ") -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message_id,
+        recipient=recipient,
+        body_type="t",
+        envelope=b"env-" + message_id.encode(),
+        envelope_digest=b"d" * 32,
+        created_at=NOW,
+    )
+
+
+def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> InboundMessage:
+    return InboundMessage(
+        message_id=message_id,
+        sender=sender,
+        body_type="t",
+        body=b"b",
+        envelope_digest=digest,
+        received_at=NOW,
+    )
+
+
+async def test_outbox_lifecycle(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        await store.enqueue([outbound("m1"), outbound("m2", "SG")])
+        due = await store.due(NOW + timedelta(seconds=1), 10)
+        assert {d.message_id for d in due} == {"m1", "m2"}
+        m1 = next(d for d in due if d.message_id == "m1")
+        m2 = next(d for d in due if d.message_id == "m2")
+        await store.record_failure([m2.entry_id], "UNAVAILABLE: down", NOW + timedelta(minutes=1))
+        await store.record_receipts(
+            [
+                (
+                    m1,
+                    ReceiptRecord(
+                        message_id="m1",
+                        receiver="NZ",
+                        outcome="accepted",
+                        signed_receipt=b"r",
+                        received_at=NOW,
+                    ),
+                )
+            ]
+        )
+        assert [d.message_id for d in await store.due(NOW + timedelta(seconds=1), 10)] == []
+        [entry] = await store.outbox()
+        assert entry.attempts == 1 and entry.last_error == "UNAVAILABLE: down"
+        rows = {
+            m.message_id: (m.status, r.outcome if r else None) for m, r in await store.outbound()
+        }
+        assert rows == {"m1": ("delivered", "accepted"), "m2": ("queued", None)}
+    finally:
+        await store.close()
+
+
+async def test_inbound_dedup_and_receipt_in_same_transaction(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        accepted, row = await store.accept_inbound(
+            inbound("m1"), lambda r: b"receipt-" + r.message_id.encode()
+        )
+        assert accepted and row.signed_receipt == b"receipt-m1"
+        again, earlier = await store.accept_inbound(inbound("m1"), lambda r: b"never")
+        assert not again and earlier.signed_receipt == b"receipt-m1"
+        # the same id from another sender is another message
+        other, _ = await store.accept_inbound(inbound("m1", sender="SG"), lambda r: b"x")
+        assert other
+        assert len(await store.inbound()) == 2
+    finally:
+        await store.close()
+
+
+async def test_failed_signing_stores_nothing(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+
+        def broken(_: InboundMessage) -> bytes:
+            raise RuntimeError("HSM unavailable")
+
+        with pytest.raises(RuntimeError):
+            await store.accept_inbound(inbound("m1"), broken)
+        assert await store.inbound() == []
+    finally:
+        await store.close()
+
+
+async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        assert await store.acknowledged("risk") == 0
+        assert await store.acknowledge("risk", 5) == 5
+        assert await store.acknowledge("risk", 3) == 5
+        assert await store.acknowledged("risk") == 5
+        for i in range(3):
+            await store.accept_inbound(inbound(f"m{i}"), lambda r: b"r")
+        first = (await store.inbound())[0].id or 0
+        assert [r.message_id for r in await store.inbound_after(first, 10)] == ["m1", "m2"]
+    finally:
+        await store.close()
