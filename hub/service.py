@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
-from hub.errors import HubError, SubmissionError, TrustError
+from hub.errors import ConfigError, HubError, SubmissionError, TrustError
 from hub.node import Clock, Hub, system_clock
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -181,6 +181,23 @@ def _add_health_and_reflection(
     return health_servicer
 
 
+def _bind(
+    server: grpc.aio.Server,
+    address: str,
+    credentials: grpc.ServerCredentials | None,
+    key: str,
+) -> int:
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(address))
+        return int(server.add_secure_port(address, credentials))
+    except RuntimeError:
+        raise ConfigError(
+            f"{key}: cannot listen on {address}: the address is in use or not available here",
+            reason="listen-failed",
+        ) from None
+
+
 @dataclass
 class RunningHub:
     """A hub with its two servers and its outbox worker, as one unit to start and stop."""
@@ -203,6 +220,14 @@ class RunningHub:
 
 async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
     store = Store(config.store_url)
+    try:
+        return await _start(config, store, clock)
+    except BaseException:
+        await store.close()
+        raise
+
+
+async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     await store.create_all()
     hub = Hub(config, store, clock=clock)
     options = [("grpc.max_receive_message_length", config.limits.max_envelope_bytes * 65)]
@@ -216,12 +241,12 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
         root_certificates=anchors or None,
         require_client_auth=True,
     )
-    partner_port = partner_server.add_secure_port(config.listen, credentials)
+    partner_port = _bind(partner_server, config.listen, credentials, "server.listen")
 
     domestic_server = grpc.aio.server(options=options)
     sgrpc.add_DomesticServicer_to_server(DomesticService(hub), domestic_server)
     domestic_health = _add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
-    domestic_port = domestic_server.add_insecure_port(config.domestic_listen)
+    domestic_port = _bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
         log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)
 

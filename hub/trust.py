@@ -136,7 +136,9 @@ class TrustStore:
     local_party: str
     partners: dict[str, PartnerTrust] = field(default_factory=dict)
     local_keys: dict[str, VerificationKey] = field(default_factory=dict)
-    _peer_cache: dict[bytes, str] = field(default_factory=dict, repr=False)
+    # PEM -> (party, not valid after): parsing and checking a certificate on every call would
+    # cost more than the rest of a small request.
+    _peer_cache: dict[bytes, tuple[str, datetime]] = field(default_factory=dict, repr=False)
 
     def keys_for(self, party: str) -> Mapping[str, VerificationKey]:
         if party == self.local_party:
@@ -150,10 +152,10 @@ class TrustStore:
         gRPC has already checked the chain against the union of all partner anchors; this
         binds the certificate to the anchor of the one party it names.
         """
-        cached = self._peer_cache.get(peer_cert_pem)
-        if cached is not None:
-            return cached
         now = now or datetime.now(UTC)
+        cached = self._peer_cache.get(peer_cert_pem)
+        if cached is not None and now <= cached[1]:
+            return cached[0]
         try:
             cert = x509.load_pem_x509_certificate(peer_cert_pem)
         except ValueError:
@@ -169,5 +171,5 @@ class TrustStore:
         check_issued_by(cert, partner.anchor, now)
         if len(self._peer_cache) > 1024:  # bounded: a handful of partners, a few rotations each
             self._peer_cache.clear()
-        self._peer_cache[peer_cert_pem] = party
+        self._peer_cache[peer_cert_pem] = (party, cert.not_valid_after_utc)
         return party

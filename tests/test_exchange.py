@@ -72,6 +72,39 @@ def nz_signing_key(pki: Path):  # type: ignore[no-untyped-def]
     return {key.key_id: key}
 
 
+def signed_envelope(
+    pki: Path,
+    signer: str = "CN",
+    *,
+    sender: str = "CN",
+    recipient: str = "NZ",
+    offset: timedelta = timedelta(0),
+    ttl: timedelta = timedelta(days=1),
+) -> tuple[bytes, pb.Header]:
+    """A declaration envelope signed with ``signer``'s key from a PKI folder."""
+    return build_envelope(
+        signer_of(pki, signer),
+        sender=sender,
+        recipient=recipient,
+        document=sample_declaration(),
+        created_at=datetime.now(UTC) + offset,
+        ttl=ttl,
+    )
+
+
+async def refused(
+    pki: Path, target: RunningHub, data: bytes, tls_from: Path | None = None
+) -> grpc.aio.AioRpcError:
+    """Deliver as CN (or with CN's TLS files from ``tls_from``) and return the refusal."""
+    client = as_partner(pki, "CN", target, tls_from=tls_from)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver(target.config.party, data, timeout=5)
+    finally:
+        await client.close()
+    return info.value
+
+
 async def test_declaration_from_cn_reaches_nz_with_verified_receipt(
     federation: Federation, pki: Path
 ) -> None:
@@ -179,28 +212,16 @@ async def test_rejected_envelopes(
     reason: str,
 ) -> None:
     nz = await federation.start("NZ")
-    data, _ = build_envelope(
-        signer_of(pki, signer),
-        sender=sender,
-        recipient="NZ",
-        document=sample_declaration(),
-        created_at=datetime.now(UTC) + offset,
-        ttl=timedelta(days=7),
-    )
+    data, _ = signed_envelope(pki, signer, sender=sender, offset=offset, ttl=timedelta(days=7))
     if flip:
         env = pb.Envelope.FromString(data)
         part = bytearray(getattr(env, flip))
         part[-1] ^= 0x01
         setattr(env, flip, bytes(part))
         data = env.SerializeToString()
-    client = as_partner(pki, "CN", nz)
-    try:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.deliver("NZ", data, timeout=5)
-    finally:
-        await client.close()
-    assert info.value.code().name == status
-    metadata = dict(info.value.trailing_metadata() or ())
+    error = await refused(pki, nz, data)
+    assert error.code().name == status
+    metadata = dict(error.trailing_metadata() or ())
     assert metadata[REASON_KEY] == reason
     # a signed REJECTED receipt comes with the refusal
     rejected = verify_receipt(
@@ -215,22 +236,10 @@ async def test_rejected_envelopes(
 
 async def test_unknown_recipient_is_rejected(federation: Federation, pki: Path) -> None:
     nz = await federation.start("NZ")
-    data, _ = build_envelope(
-        signer_of(pki, "CN"),
-        sender="CN",
-        recipient="AU",
-        document=sample_declaration(),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
-    client = as_partner(pki, "CN", nz)
-    try:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.deliver("NZ", data, timeout=5)
-    finally:
-        await client.close()
-    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == "wrong-recipient"
+    data, _ = signed_envelope(pki, recipient="AU")
+    error = await refused(pki, nz, data)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "wrong-recipient"
     await _assert_nothing_accepted(nz)
     assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
 
@@ -239,21 +248,9 @@ async def test_client_certificate_from_unknown_ca_is_refused(
     federation: Federation, pki: Path, rogue_pki: Path
 ) -> None:
     nz = await federation.start("NZ")
-    data, _ = build_envelope(
-        signer_of(rogue_pki, "CN"),
-        sender="CN",
-        recipient="NZ",
-        document=sample_declaration(),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
-    client = as_partner(pki, "CN", nz, tls_from=rogue_pki)
-    try:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.deliver("NZ", data, timeout=5)
-    finally:
-        await client.close()
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed
+    data, _ = signed_envelope(rogue_pki, recipient="NZ")
+    error = await refused(pki, nz, data, tls_from=rogue_pki)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed
     await _assert_nothing_accepted(nz)
 
 
@@ -283,35 +280,17 @@ async def test_partner_ca_cannot_vouch_for_another_party(
             serialization.NoEncryption(),
         )
     )
-    data, _ = build_envelope(
-        signer_of(pki, "CN"),
-        sender="CN",
-        recipient="NZ",
-        document=sample_declaration(),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
-    client = as_partner(pki, "CN", nz, tls_from=forged_dir)
-    try:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.deliver("NZ", data, timeout=5)
-    finally:
-        await client.close()
-    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == "untrusted-issuer"
+    data, _ = signed_envelope(pki, recipient="NZ")
+    error = await refused(pki, nz, data, tls_from=forged_dir)
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "untrusted-issuer"
     await _assert_nothing_accepted(nz)
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["untrusted-issuer"]
 
 
 async def test_same_message_twice_gets_duplicate_receipt(federation: Federation, pki: Path) -> None:
     nz = await federation.start("NZ")
-    data, header = build_envelope(
-        signer_of(pki, "CN"),
-        sender="CN",
-        recipient="NZ",
-        document=sample_declaration(),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
+    data, header = signed_envelope(pki)
     client = as_partner(pki, "CN", nz)
     try:
         first = verify_receipt(
@@ -469,3 +448,50 @@ def pb_aeo(issuing: str):  # type: ignore[no-untyped-def]
     status = sample_aeo_status()
     status.issuing_administration = issuing
     return status
+
+
+async def test_health_and_reflection_on_both_ports(federation: Federation, pki: Path) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    nz = await federation.start("NZ")
+    creds = grpc.ssl_channel_credentials(
+        (pki / "NZ" / "ca.pem").read_bytes(),
+        (pki / "CN" / "tls.key").read_bytes(),
+        (pki / "CN" / "tls.pem").read_bytes(),
+    )
+    targets = [
+        (
+            grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds),
+            "customs_hub.v1.PartnerExchange",
+        ),
+        (grpc.aio.insecure_channel(nz.config.domestic_listen), "customs_hub.v1.Domestic"),
+    ]
+    for channel, service in targets:
+        async with channel:
+            check = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=5
+            )
+            assert check.status == health_pb2.HealthCheckResponse.SERVING
+            stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+            )
+            names = {s.name async for r in stream for s in r.list_services_response.service}
+            assert service in names and "grpc.health.v1.Health" in names
+            other = {"customs_hub.v1.PartnerExchange", "customs_hub.v1.Domestic"} - {service}
+            assert not names & other  # the partner port never exposes Domestic, and vice versa
+
+
+async def test_port_in_use_is_a_clear_error(federation: Federation) -> None:
+    import socket
+
+    from hub.errors import ConfigError
+
+    cn = federation.configs["CN"]
+    with socket.socket() as taken:
+        host, port = cn.listen.rsplit(":", 1)
+        taken.bind((host, int(port)))
+        taken.listen()
+        with pytest.raises(ConfigError) as info:
+            await federation.start("CN")
+    assert info.value.reason == "listen-failed" and cn.listen in str(info.value)
