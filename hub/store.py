@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint, event
+from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint, event, func
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
@@ -23,6 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.errors import StoreError
 
 T = TypeVar("T")
+
+# Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
+INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
 
 
 def utcnow() -> datetime:
@@ -297,7 +300,7 @@ class Store:
     # --- inbound ---------------------------------------------------------------------------
 
     async def accept_inbound(
-        self, message: InboundMessage, sign: Callable[[InboundMessage], bytes]
+        self, message: InboundMessage, sign: Callable[[InboundMessage], bytes | Awaitable[bytes]]
     ) -> tuple[bool, InboundMessage]:
         """Insert an inbound message and its signed receipt in one transaction.
 
@@ -309,6 +312,7 @@ class Store:
 
         async def work() -> tuple[bool, InboundMessage]:
             async with self.session() as s:
+                await self._serialise_inbound(s)
                 s.add(message)
                 try:
                     await s.flush()
@@ -324,12 +328,24 @@ class Store:
                     if earlier is None:
                         raise
                     return False, earlier
-                message.signed_receipt = sign(message)
+                signed = sign(message)  # an HSM-backed signer may be asynchronous
+                message.signed_receipt = signed if isinstance(signed, bytes) else await signed
                 s.add(message)
                 await s.commit()
                 return True, message
 
         return await self._run(work)
+
+    async def _serialise_inbound(self, session: AsyncSession) -> None:
+        """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.
+
+        PostgreSQL hands out serial ids at insert time; two concurrent transactions could commit
+        11 before 10, and a subscriber that read 11 would move its cursor past 10 for ever. A
+        transaction-scoped advisory lock serialises inbound inserts so ids commit in order.
+        SQLite serialises writers by itself.
+        """
+        if self.engine.dialect.name == "postgresql":
+            await session.exec(select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
 
     async def inbound_after(self, cursor: int, limit: int) -> list[InboundMessage]:
         async def work() -> list[InboundMessage]:

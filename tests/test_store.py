@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -113,5 +115,46 @@ async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
             await store.accept_inbound(inbound(f"m{i}"), lambda r: b"r")
         first = (await store.inbound())[0].id or 0
         assert [r.message_id for r in await store.inbound_after(first, 10)] == ["m1", "m2"]
+    finally:
+        await store.close()
+
+
+async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) -> None:
+    """Ids must become visible in order, or a reader moving its cursor would skip a row.
+
+    A race detector: with PostgreSQL's advisory lock removed it fails in roughly one run in
+    three here; with the lock it has not failed.
+    """
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        seen: list[str] = []
+        writers_done = asyncio.Event()
+
+        async def reader() -> None:
+            cursor = 0
+            while True:
+                finished = writers_done.is_set()
+                rows = await store.inbound_after(cursor, 1000)
+                for row in rows:
+                    seen.append(row.message_id)
+                    cursor = row.id or cursor
+                if finished and not rows:
+                    return
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(reader())
+        ids = [f"m{i}" for i in range(200)]
+
+        async def slow_signer(row: InboundMessage) -> bytes:
+            # an asynchronous signer (an HSM) lets transactions interleave between the insert
+            # that assigns the id and the commit
+            await asyncio.sleep(random.uniform(0, 0.01))
+            return b"r"
+
+        await asyncio.gather(*(store.accept_inbound(inbound(i), slow_signer) for i in ids))
+        writers_done.set()
+        await asyncio.wait_for(task, 30)
+        assert sorted(seen) == sorted(ids)
     finally:
         await store.close()
