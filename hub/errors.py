@@ -108,3 +108,42 @@ class DeliveryError(HubError):
 
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "partner-unavailable"
+
+
+class TranslationError(HubError):
+    """A document could not be read or written in a format (INVALID_ARGUMENT).
+
+    Carries where the problem is, as far as it is known: line and column in the input, the
+    element path (namespace-free local names, e.g. /MetaData/Declaration/GoodsShipment), and
+    the WCO class-id chain (e.g. 42A/67A/68A) when the element belongs to the WCO Data Model.
+    """
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "translation-failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+        pointer: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.line, self.column, self.path, self.pointer = line, column, path, pointer
+
+    def location(self) -> str:
+        parts = []
+        if self.line is not None:
+            parts.append(f"line {self.line}" + (f", column {self.column}" if self.column else ""))
+        if self.path:
+            parts.append(f"at {self.path}")
+        if self.pointer:
+            parts.append(f"(WCO {self.pointer})")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        return f"{self.reason}: {self.message}" + (f" [{where}]" if where else "")

