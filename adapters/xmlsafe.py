@@ -87,7 +87,7 @@ def parse_xml(data: bytes, limits: XmlLimits, *, source: str = "document") -> et
             f"{source} is not well-formed XML: {message}", reason=reason, line=line, column=column
         ) from None
     tree = root.getroottree()
-    doctype = tree.docinfo.doctype  # type: ignore[union-attr]  # missing from lxml-stubs
+    doctype = tree.docinfo.doctype
     if doctype or tree.docinfo.internalDTD is not None:
         raise TranslationError(
             f"{source} has a DOCTYPE; documents with DTDs or entity declarations are refused",

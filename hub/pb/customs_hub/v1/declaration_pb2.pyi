@@ -625,15 +625,37 @@ class GoodsShipment(_message.Message):
     def __init__(self, exit_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., transaction_nature_code: _Optional[str] = ..., aeo_mutual_recognition_party: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., buyer: _Optional[_Union[Party, _Mapping]] = ..., consignee: _Optional[_Union[Party, _Mapping]] = ..., consignment: _Optional[_Union[Consignment, _Mapping]] = ..., consignor: _Optional[_Union[Party, _Mapping]] = ..., customs_valuation: _Optional[_Union[CustomsValuation, _Mapping]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ..., domestic_duty_tax_party: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., export_country: _Optional[_Union[ExportCountry, _Mapping]] = ..., government_agency_goods_item: _Optional[_Iterable[_Union[GoodsItem, _Mapping]]] = ..., importer: _Optional[_Union[Party, _Mapping]] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ..., payer: _Optional[_Union[Party, _Mapping]] = ..., previous_document: _Optional[_Iterable[_Union[PreviousDocument, _Mapping]]] = ..., seller: _Optional[_Union[Party, _Mapping]] = ..., surety: _Optional[_Union[Party, _Mapping]] = ..., trade_terms: _Optional[_Union[TradeTerms, _Mapping]] = ..., ucr: _Optional[_Union[Ucr, _Mapping]] = ..., warehouse: _Optional[_Union[Warehouse, _Mapping]] = ...) -> None: ...
 
 class Residue(_message.Message):
-    __slots__ = ("path", "xml")
+    __slots__ = ("path", "xml", "index", "attribute", "value")
     PATH_FIELD_NUMBER: _ClassVar[int]
     XML_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     path: str
     xml: bytes
-    def __init__(self, path: _Optional[str] = ..., xml: _Optional[bytes] = ...) -> None: ...
+    index: int
+    attribute: str
+    value: str
+    def __init__(self, path: _Optional[str] = ..., xml: _Optional[bytes] = ..., index: _Optional[int] = ..., attribute: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class DocumentMetaData(_message.Message):
+    __slots__ = ("wco_data_model_version_code", "wco_type_name", "responsible_country_code", "responsible_agency_name", "agency_assigned_customization_code", "agency_assigned_customization_version_code")
+    WCO_DATA_MODEL_VERSION_CODE_FIELD_NUMBER: _ClassVar[int]
+    WCO_TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RESPONSIBLE_COUNTRY_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSIBLE_AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_ASSIGNED_CUSTOMIZATION_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_ASSIGNED_CUSTOMIZATION_VERSION_CODE_FIELD_NUMBER: _ClassVar[int]
+    wco_data_model_version_code: str
+    wco_type_name: str
+    responsible_country_code: str
+    responsible_agency_name: str
+    agency_assigned_customization_code: str
+    agency_assigned_customization_version_code: str
+    def __init__(self, wco_data_model_version_code: _Optional[str] = ..., wco_type_name: _Optional[str] = ..., responsible_country_code: _Optional[str] = ..., responsible_agency_name: _Optional[str] = ..., agency_assigned_customization_code: _Optional[str] = ..., agency_assigned_customization_version_code: _Optional[str] = ...) -> None: ...
 
 class GoodsDeclaration(_message.Message):
-    __slots__ = ("acceptance_date_time", "function_code", "functional_reference_id", "id", "issue_date_time", "issue_location_id", "type_code", "goods_item_quantity", "declaration_office_id", "invoice_amount", "loading_list_quantity", "total_gross_mass_measure", "total_package_quantity", "specific_circumstances_code_code", "authentication", "submitter", "additional_document", "additional_information", "agent", "amendment", "authorisation_holder", "border_transport_means", "consignment", "currency_exchange", "declarant", "exit_office", "exporter", "goods_shipment", "obligation_guarantee", "presentation_office", "supervising_office", "residue")
+    __slots__ = ("acceptance_date_time", "function_code", "functional_reference_id", "id", "issue_date_time", "issue_location_id", "type_code", "goods_item_quantity", "declaration_office_id", "invoice_amount", "loading_list_quantity", "total_gross_mass_measure", "total_package_quantity", "specific_circumstances_code_code", "authentication", "submitter", "additional_document", "additional_information", "agent", "amendment", "authorisation_holder", "border_transport_means", "consignment", "currency_exchange", "declarant", "exit_office", "exporter", "goods_shipment", "obligation_guarantee", "presentation_office", "supervising_office", "residue", "metadata")
     ACCEPTANCE_DATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_CODE_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONAL_REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -666,6 +688,7 @@ class GoodsDeclaration(_message.Message):
     PRESENTATION_OFFICE_FIELD_NUMBER: _ClassVar[int]
     SUPERVISING_OFFICE_FIELD_NUMBER: _ClassVar[int]
     RESIDUE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     acceptance_date_time: DateTimeString
     function_code: str
     functional_reference_id: str
@@ -698,4 +721,5 @@ class GoodsDeclaration(_message.Message):
     presentation_office: Office
     supervising_office: Office
     residue: _containers.RepeatedCompositeFieldContainer[Residue]
-    def __init__(self, acceptance_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., id: _Optional[str] = ..., issue_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., issue_location_id: _Optional[str] = ..., type_code: _Optional[str] = ..., goods_item_quantity: _Optional[_Union[Measure, _Mapping]] = ..., declaration_office_id: _Optional[str] = ..., invoice_amount: _Optional[_Union[Amount, _Mapping]] = ..., loading_list_quantity: _Optional[_Union[Measure, _Mapping]] = ..., total_gross_mass_measure: _Optional[_Union[Measure, _Mapping]] = ..., total_package_quantity: _Optional[_Union[Measure, _Mapping]] = ..., specific_circumstances_code_code: _Optional[str] = ..., authentication: _Optional[_Union[Authentication, _Mapping]] = ..., submitter: _Optional[_Union[Party, _Mapping]] = ..., additional_document: _Optional[_Iterable[_Union[AdditionalDocument, _Mapping]]] = ..., additional_information: _Optional[_Iterable[_Union[AdditionalInformation, _Mapping]]] = ..., agent: _Optional[_Union[Party, _Mapping]] = ..., amendment: _Optional[_Iterable[_Union[Amendment, _Mapping]]] = ..., authorisation_holder: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., border_transport_means: _Optional[_Union[BorderTransportMeans, _Mapping]] = ..., consignment: _Optional[_Union[Consignment, _Mapping]] = ..., currency_exchange: _Optional[_Iterable[_Union[CurrencyExchange, _Mapping]]] = ..., declarant: _Optional[_Union[Party, _Mapping]] = ..., exit_office: _Optional[_Union[Office, _Mapping]] = ..., exporter: _Optional[_Union[Party, _Mapping]] = ..., goods_shipment: _Optional[_Union[GoodsShipment, _Mapping]] = ..., obligation_guarantee: _Optional[_Iterable[_Union[ObligationGuarantee, _Mapping]]] = ..., presentation_office: _Optional[_Union[Office, _Mapping]] = ..., supervising_office: _Optional[_Union[Office, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[Residue, _Mapping]]] = ...) -> None: ...
+    metadata: DocumentMetaData
+    def __init__(self, acceptance_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., id: _Optional[str] = ..., issue_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., issue_location_id: _Optional[str] = ..., type_code: _Optional[str] = ..., goods_item_quantity: _Optional[_Union[Measure, _Mapping]] = ..., declaration_office_id: _Optional[str] = ..., invoice_amount: _Optional[_Union[Amount, _Mapping]] = ..., loading_list_quantity: _Optional[_Union[Measure, _Mapping]] = ..., total_gross_mass_measure: _Optional[_Union[Measure, _Mapping]] = ..., total_package_quantity: _Optional[_Union[Measure, _Mapping]] = ..., specific_circumstances_code_code: _Optional[str] = ..., authentication: _Optional[_Union[Authentication, _Mapping]] = ..., submitter: _Optional[_Union[Party, _Mapping]] = ..., additional_document: _Optional[_Iterable[_Union[AdditionalDocument, _Mapping]]] = ..., additional_information: _Optional[_Iterable[_Union[AdditionalInformation, _Mapping]]] = ..., agent: _Optional[_Union[Party, _Mapping]] = ..., amendment: _Optional[_Iterable[_Union[Amendment, _Mapping]]] = ..., authorisation_holder: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., border_transport_means: _Optional[_Union[BorderTransportMeans, _Mapping]] = ..., consignment: _Optional[_Union[Consignment, _Mapping]] = ..., currency_exchange: _Optional[_Iterable[_Union[CurrencyExchange, _Mapping]]] = ..., declarant: _Optional[_Union[Party, _Mapping]] = ..., exit_office: _Optional[_Union[Office, _Mapping]] = ..., exporter: _Optional[_Union[Party, _Mapping]] = ..., goods_shipment: _Optional[_Union[GoodsShipment, _Mapping]] = ..., obligation_guarantee: _Optional[_Iterable[_Union[ObligationGuarantee, _Mapping]]] = ..., presentation_office: _Optional[_Union[Office, _Mapping]] = ..., supervising_office: _Optional[_Union[Office, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[Residue, _Mapping]]] = ..., metadata: _Optional[_Union[DocumentMetaData, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""WCO Data Model XML (DEC-DMS declarations, RES-DMS notifications) to and from protobuf."""

@@ -1,0 +1,300 @@
+"""Generic WCO DM XML <-> protobuf codec, driven by the schema table and message descriptors.
+
+Each protobuf message stands for one WCO class and each field for one element, named in
+snake_case after it (``FunctionalReferenceID`` -> ``functional_reference_id``). The codec
+matches children by namespace URI and local name against the schema table, never by prefix.
+Whatever no typed field can hold exactly (an unknown or empty element, an attribute such as
+``listID`` or ``xsi:schemaLocation``, a second occurrence of a single field) goes into the
+root message's ``residue`` with where it was, so that XML -> protobuf -> XML is lossless.
+
+Values are trimmed: CDS sends code values such as ``13`` followed by a newline and spaces.
+
+Pure: elements and messages in, elements and messages out; no files, no sockets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from lxml import etree
+
+from adapters.wco.schema_table import NAMESPACES, PREFIXES, clark, load_table
+from adapters.xmlsafe import XmlLimits, parse_xml
+from hub.errors import TranslationError
+from hub.pb.customs_hub.v1 import declaration_pb2
+
+Residue = declaration_pb2.Residue
+METADATA_PATH = "^metadata"
+DATETIME = "DateTimeString"
+# Messages that stand for one element with text content and attributes.
+LEAF_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
+    "DateTimeString": {"format_code": "formatCode"},
+    "Amount": {"currency_id": "currencyID"},
+    "Measure": {"unit_code": "unitCode"},
+}
+# Where two children of one element share a local name, the field is named explicitly.
+FIELD_OVERRIDES: Mapping[tuple[str, str], str] = {
+    ("res:Response", "dec:Declaration"): "dec_declaration",
+}
+
+
+def squash(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+@dataclass(frozen=True)
+class Slot:
+    short: str  # "dec:GoodsShipment"
+    qname: str  # Clark notation
+    field: FieldDescriptor | None
+
+
+@cache
+def slots(path: str, descriptor: Descriptor) -> tuple[Slot, ...]:
+    """The schema's children of ``path``, in order, each with the field that holds it."""
+    children = load_table().get(path, ())
+    by_squash = {
+        squash(f.name): f for f in descriptor.fields if f.name not in ("residue", "metadata")
+    }
+    out = []
+    for short in children:
+        override = FIELD_OVERRIDES.get((path, short))
+        local = short.split(":", 1)[1]
+        fd = descriptor.fields_by_name.get(override) if override else by_squash.get(squash(local))
+        out.append(Slot(short, clark(short), fd))
+    return tuple(out)
+
+
+@cache
+def slot_index(path: str, descriptor: Descriptor) -> dict[str, Slot]:
+    return {s.qname: s for s in slots(path, descriptor)}
+
+
+def _is_leaf(descriptor: Descriptor) -> bool:
+    return descriptor.name in LEAF_ATTRIBUTES
+
+
+def _text(element: etree._Element) -> str:
+    return (element.text or "").strip()
+
+
+def _simple(element: etree._Element) -> bool:
+    """A child element that holds only text, with no attributes and no element children."""
+    return len(element) == 0 and not element.attrib and bool(_text(element))
+
+
+@dataclass
+class _Decoder:
+    residue: list[Residue] = field(default_factory=list)
+
+    def keep_element(self, holder_path: str, index: int, element: etree._Element) -> None:
+        xml = etree.tostring(element, with_tail=False)
+        self.residue.append(Residue(path=holder_path, index=index, xml=xml))
+
+    def keep_attributes(self, holder_path: str, element: etree._Element, skip: set[str]) -> None:
+        for name, value in element.attrib.items():
+            if name not in skip:
+                self.residue.append(
+                    Residue(path=holder_path, attribute=str(name), value=str(value))
+                )
+
+    def decode(
+        self,
+        element: etree._Element,
+        message: Message,
+        path: str,
+        holder: str,
+        payloads: tuple[etree._Element, ...] = (),
+    ) -> None:
+        self.keep_attributes(holder, element, set())
+        index_of = slot_index(path, message.DESCRIPTOR)
+        counts: dict[str, int] = defaultdict(int)
+        for index, child in enumerate(element):
+            if any(child is p for p in payloads):
+                continue
+            slot = index_of.get(child.tag)
+            fd = slot.field if slot else None
+            if (
+                slot is None
+                or fd is None
+                or not self._place(child, message, fd, slot, path, holder, counts)
+            ):
+                self.keep_element(holder, index, child)
+
+    def _place(
+        self,
+        child: etree._Element,
+        message: Message,
+        fd: FieldDescriptor,
+        slot: Slot,
+        path: str,
+        holder: str,
+        counts: dict[str, int],
+    ) -> bool:
+        repeated = fd.is_repeated
+        if fd.message_type is None:
+            if not _simple(child):
+                return False
+            if repeated:
+                getattr(message, fd.name).append(_text(child))
+            elif getattr(message, fd.name):
+                return False  # a second occurrence of a single element
+            else:
+                setattr(message, fd.name, _text(child))
+            return True
+        if not repeated and message.HasField(fd.name):
+            return False
+        sub_descriptor = fd.message_type
+        if _is_leaf(sub_descriptor):
+            leaf = self._leaf_value(child, sub_descriptor)
+            if leaf is None:
+                return False
+            target = getattr(message, fd.name).add() if repeated else getattr(message, fd.name)
+            for name, value in leaf.items():
+                setattr(target, name, value)
+            return True
+        target = getattr(message, fd.name).add() if repeated else getattr(message, fd.name)
+        step = fd.name
+        if repeated:
+            step += f"[{counts[fd.name]}]"
+            counts[fd.name] += 1
+        child_holder = f"{holder}/{step}" if holder else step
+        self.decode(child, target, f"{path}/{slot.short}", child_holder)
+        target.SetInParent()
+        return True
+
+    @staticmethod
+    def _leaf_value(element: etree._Element, descriptor: Descriptor) -> dict[str, str] | None:
+        """Text and attributes of a leaf element, or None when it does not fit exactly."""
+        attributes = LEAF_ATTRIBUTES[descriptor.name]
+        if descriptor.name == DATETIME:
+            # <AcceptanceDateTime><DateTimeString formatCode="304">...</DateTimeString></...>
+            if len(element) != 1 or element.attrib or _text(element):
+                return None
+            element = element[0]
+            if etree.QName(element).localname != DATETIME:
+                return None
+        if len(element) or not _text(element):
+            return None
+        values = {"value": _text(element)}
+        for attr in element.attrib:
+            fd_name = next((f for f, a in attributes.items() if a == attr), None)
+            if fd_name is None:
+                return None
+            values[fd_name] = str(element.attrib[attr])
+        return values
+
+
+def decode_element(
+    element: etree._Element,
+    message: Message,
+    path: str,
+    residue: list[Residue],
+    holder: str = "",
+    payloads: tuple[etree._Element, ...] = (),
+) -> None:
+    """Decode ``element`` into ``message``; ``payloads`` (wrapped documents) are skipped."""
+    _Decoder(residue).decode(element, message, path, holder, payloads)
+
+
+@dataclass
+class _Encoder:
+    residue: Mapping[str, list[Residue]]
+    limits: XmlLimits
+    datetime_namespace: str
+
+    def encode(
+        self,
+        message: Message,
+        element: etree._Element,
+        path: str,
+        holder: str,
+        payloads: tuple[etree._Element, ...] = (),
+    ) -> None:
+        counts: dict[str, int] = defaultdict(int)
+        for slot in slots(path, message.DESCRIPTOR):
+            fd = slot.field
+            if fd is None:
+                continue
+            repeated = fd.is_repeated
+            if fd.message_type is None:
+                values = (
+                    list(getattr(message, fd.name)) if repeated else [getattr(message, fd.name)]
+                )
+                for value in values:
+                    if value:
+                        etree.SubElement(element, slot.qname).text = value
+                continue
+            if repeated:
+                subs = list(getattr(message, fd.name))
+            else:
+                subs = [getattr(message, fd.name)] if message.HasField(fd.name) else []
+            for sub in subs:
+                child = etree.SubElement(element, slot.qname)
+                if _is_leaf(fd.message_type):
+                    self._leaf(sub, child, path, slot)
+                    continue
+                step = fd.name
+                if repeated:
+                    step += f"[{counts[fd.name]}]"
+                    counts[fd.name] += 1
+                child_holder = f"{holder}/{step}" if holder else step
+                self.encode(sub, child, f"{path}/{slot.short}", child_holder)
+        for payload in payloads:
+            element.append(payload)
+        self.restore(element, holder)
+
+    def _leaf(self, sub: Message, child: etree._Element, path: str, slot: Slot) -> None:
+        target = child
+        if sub.DESCRIPTOR.name == DATETIME:
+            inner = load_table().get(f"{path}/{slot.short}", ())
+            target = etree.SubElement(child, clark(inner[0]) if inner else self.datetime_namespace)
+        target.text = getattr(sub, "value")  # noqa: B009 - leaf messages all have value
+        for fd_name, attr in LEAF_ATTRIBUTES[sub.DESCRIPTOR.name].items():
+            value = getattr(sub, fd_name)
+            if value:
+                target.set(attr, value)
+
+    def restore(self, element: etree._Element, holder: str) -> None:
+        """Put preserved attributes and elements back where they were."""
+        for residue in sorted(self.residue.get(holder, ()), key=lambda r: (bool(r.xml), r.index)):
+            if residue.attribute:
+                element.set(residue.attribute, residue.value)
+            else:
+                kept = parse_xml(residue.xml, self.limits, source="preserved residue")
+                element.insert(residue.index, kept)
+
+
+def encode_element(
+    message: Message,
+    qname: str,
+    path: str,
+    residue: list[Residue],
+    limits: XmlLimits,
+    holder: str = "",
+    nsmap: Mapping[str | None, str] | None = None,
+    payloads: tuple[etree._Element, ...] = (),
+) -> etree._Element:
+    by_holder: dict[str, list[Residue]] = defaultdict(list)
+    for r in residue:
+        by_holder[r.path].append(r)
+    element = etree.Element(qname, nsmap=dict(nsmap or {}))
+    encoder = _Encoder(by_holder, limits, clark("dds:DateTimeString"))
+    encoder.encode(message, element, path, holder, payloads)
+    return element
+
+
+def short_name(qname: str) -> str | None:
+    if not qname.startswith("{"):
+        return None
+    uri, local = qname[1:].split("}", 1)
+    prefix = PREFIXES.get(uri)
+    return f"{prefix}:{local}" if prefix else None
+
+
+__all__ = ["METADATA_PATH", "NAMESPACES", "TranslationError", "decode_element", "encode_element"]

@@ -1,0 +1,87 @@
+"""The element order of the WCO DM schemas, as a table the translators read at run time.
+
+For each complex element path (``dec:Declaration/dec:GoodsShipment``...) the table lists its
+child elements in schema sequence order, as ``prefix:LocalName`` with the short prefixes of
+``NAMESPACES``. Writing XML in this order is what makes a translated document valid again, and
+reading with it is how namespace-stripped notifications are restored unambiguously.
+
+The table is generated from ``schemas/wco`` with xmlschema (``python -m
+adapters.wco.schema_table``) and committed as ``schema_table.json``; a test fails when it is
+stale. At run time only the JSON is read: building the schema with xmlschema takes about a
+second, reading the JSON a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SCHEMAS = HERE.parents[1] / "schemas" / "wco"
+TABLE_FILE = HERE / "schema_table.json"
+
+NAMESPACES = {
+    "md": "urn:wco:datamodel:WCO:DocumentMetaData-DMS:2",
+    "mds": "urn:wco:datamodel:WCO:MetaData_DS-DMS:2",
+    "dec": "urn:wco:datamodel:WCO:DEC-DMS:2",
+    "dds": "urn:wco:datamodel:WCO:Declaration_DS:DMS:2",
+    "res": "urn:wco:datamodel:WCO:RES-DMS:2",
+    "rds": "urn:wco:datamodel:WCO:Response_DS:DMS:2",
+}
+PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
+
+# (driver schema, root element) pairs the table covers.
+ROOTS = (
+    ("dec_driver.xsd", "md:MetaData"),
+    ("dec_driver.xsd", "dec:Declaration"),
+    ("res_driver.xsd", "res:Response"),
+)
+
+
+def short(qname: str) -> str:
+    """``{uri}Local`` -> ``prefix:Local``."""
+    uri, local = qname[1:].split("}", 1)
+    return f"{PREFIXES[uri]}:{local}"
+
+
+def clark(short_name: str) -> str:
+    prefix, local = short_name.split(":", 1)
+    return f"{{{NAMESPACES[prefix]}}}{local}"
+
+
+def build_table() -> dict[str, list[str]]:
+    import xmlschema  # generation only
+
+    table: dict[str, list[str]] = {}
+
+    def walk(element: Any, path: str, depth: int) -> None:
+        xsd_type = element.type
+        if xsd_type.is_simple() or xsd_type.has_simple_content() or depth > 40:
+            return
+        children = [c for c in xsd_type.content.iter_elements() if getattr(c, "name", None)]
+        table[path] = [short(c.name) for c in children]
+        for child in children:
+            walk(child, f"{path}/{short(child.name)}", depth + 1)
+
+    for driver, root in ROOTS:
+        schema = xmlschema.XMLSchema(str(SCHEMAS / driver))
+        walk(schema.maps.elements[clark(root)], root, 0)
+    return dict(sorted(table.items()))
+
+
+@cache
+def load_table() -> dict[str, tuple[str, ...]]:
+    raw = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+    return {path: tuple(children) for path, children in raw.items()}
+
+
+def render(table: dict[str, list[str]]) -> str:
+    return json.dumps(table, indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    TABLE_FILE.write_text(render(build_table()), encoding="utf-8")
+    print(f"wrote {TABLE_FILE}", file=sys.stderr)

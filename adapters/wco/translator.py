@@ -1,0 +1,255 @@
+"""WCO DM XML documents <-> ``GoodsDeclaration`` / ``Response``.
+
+Reading: hardened parse -> namespaces restored where a notification was published without
+them -> schema validation with lxml (schemas from ``schemas/wco`` only, compiled once per
+process) -> codec. Writing: codec -> the same schema validation -> bytes.
+
+Accepted documents: ``md:MetaData`` wrapping one ``Declaration`` (DEC-DMS; cancellations
+13/INV are checked against the CANCEL schema) or one ``Response`` (RES-DMS), or a bare
+``Declaration`` or ``Response``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf.message import Message
+from lxml import etree
+
+from adapters.wco.codec import METADATA_PATH, decode_element, encode_element
+from adapters.wco.schema_table import NAMESPACES, SCHEMAS, clark, load_table
+from adapters.xmlsafe import XmlLimits, element_path, local_name, parse_xml
+from hub.errors import TranslationError
+from hub.pb.customs_hub.v1 import declaration_pb2, response_pb2
+
+GoodsDeclaration = declaration_pb2.GoodsDeclaration
+Response = response_pb2.Response
+Residue = declaration_pb2.Residue
+
+MD, DEC, RES = NAMESPACES["md"], NAMESPACES["dec"], NAMESPACES["res"]
+METADATA = clark("md:MetaData")
+DECLARATION = clark("dec:Declaration")
+RESPONSE = clark("res:Response")
+
+# (schema key, file under schemas/wco)
+SCHEMA_FILES = {
+    "dec": "dec_driver.xsd",
+    "cancel": "cancel_driver.xsd",
+    "res": "res_driver.xsd",
+    "dec-bare": "declaration/WCO_DEC_2_DMS.xsd",
+    "cancel-bare": "declaration/CANCEL.xsd",
+    "res-bare": "notification/WCO_RES_2_DMS.xsd",
+}
+
+
+class _LocalOnly(etree.Resolver):  # type: ignore[misc]  # lxml is untyped
+    """Schema imports resolve inside schemas/wco or nowhere."""
+
+    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+        if url is None:
+            return None
+        path = Path(url.removeprefix("file://")).resolve()
+        if SCHEMAS.resolve() not in path.parents:
+            raise TranslationError(
+                f"schema import outside schemas/: {url}", reason="schema-unavailable"
+            )
+        return None  # let libxml2 load the local file itself
+
+
+_lock = threading.Lock()
+_compiled: dict[str, etree.XMLSchema] = {}
+
+
+def schema(key: str) -> etree.XMLSchema:
+    """Compile a schema set once per process."""
+    with _lock:
+        compiled = _compiled.get(key)
+        if compiled is None:
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+            parser.resolvers.add(_LocalOnly())
+            document = etree.parse(str(SCHEMAS / SCHEMA_FILES[key]), parser)
+            compiled = _compiled[key] = etree.XMLSchema(document)
+        return compiled
+
+
+def validate(root: etree._Element, key: str, source: str) -> None:
+    checker = schema(key)
+    if checker.validate(root):
+        return
+    errors = list(checker.error_log)
+    error = errors[-1] if errors else None
+    line = error.line if error else None
+    path = _path_at(root, line) if line else None
+    message = (
+        (error.message if error else "not valid")
+        .replace("{" + DEC + "}", "")
+        .replace("{" + RES + "}", "")
+        .replace("{" + MD + "}", "")
+    )
+    raise TranslationError(
+        f"{source} is not valid against the WCO DM schema ({SCHEMA_FILES[key]}): {message}",
+        reason="schema-invalid",
+        line=line,
+        column=error.column if error else None,
+        path=path,
+    )
+
+
+def _path_at(root: etree._Element, line: int) -> str | None:
+    for element in root.iter():
+        if isinstance(element.tag, str) and int(element.sourceline or 0) == line:
+            return element_path(element)
+    return None
+
+
+@dataclass(frozen=True)
+class WcoXml:
+    """The ``wco-xml`` format."""
+
+    limits: XmlLimits = field(default_factory=XmlLimits)
+    format_id: str = "wco-xml"
+    media_type: str = "application/xml"
+
+    def decode(self, data: bytes, source: str = "document") -> Message:
+        root = restore_namespaces(parse_xml(data, self.limits, source=source))
+        wrapped = root.tag == METADATA
+        payloads = (
+            [c for c in root if isinstance(c.tag, str) and not c.tag.startswith(f"{{{MD}}}")]
+            if wrapped
+            else [root]
+        )
+        kinds = {p.tag for p in payloads}
+        if kinds == {DECLARATION} and len(payloads) == 1:
+            message: Message = GoodsDeclaration()
+            path, key = "dec:Declaration", "cancel" if _is_cancellation(payloads[0]) else "dec"
+        elif kinds == {RESPONSE}:
+            message, path, key = Response(), "res:Response", "res"
+        else:
+            found = ", ".join(sorted(local_name(str(t)) for t in kinds)) or "nothing"
+            raise TranslationError(
+                f"{source}: expected one WCO DM Declaration or one or more Responses"
+                f"{' inside MetaData' if wrapped else ''}; found {found}",
+                reason="unsupported-document",
+                path=element_path(root),
+            )
+        validate(root, key if wrapped else f"{key}-bare", source)
+        residue: list[Residue] = []
+        if wrapped:
+            metadata = message.metadata  # type: ignore[attr-defined]
+            decode_element(root, metadata, "md:MetaData", residue, METADATA_PATH, tuple(payloads))
+            metadata.SetInParent()
+        decode_element(payloads[0], message, path, residue)
+        message.residue.extend(residue)  # type: ignore[attr-defined]
+        for payload in payloads[1:]:
+            further = message.further_responses.add()  # type: ignore[attr-defined]
+            further_residue: list[Residue] = []
+            decode_element(payload, further, path, further_residue)
+            further.residue.extend(further_residue)
+        return message
+
+    def encode(self, message: Message) -> bytes:
+        further: list[Message] = []
+        if isinstance(message, GoodsDeclaration):
+            nsmap: dict[str | None, str] = {None: DEC}
+            qname, path = DECLARATION, "dec:Declaration"
+            key = (
+                "cancel" if message.function_code == "13" and message.type_code == "INV" else "dec"
+            )
+        elif isinstance(message, Response):
+            qname, path, key = RESPONSE, "res:Response", "res"
+            nsmap = {None: RES}
+            further = list(message.further_responses)
+        else:
+            raise TranslationError(
+                f"{message.DESCRIPTOR.full_name} has no WCO DM XML form",
+                reason="unsupported-document",
+            )
+        if further and not message.HasField("metadata"):
+            raise TranslationError(
+                "several Responses can only be written inside a MetaData wrapper",
+                reason="unsupported-document",
+            )
+        residue = list(message.residue)
+        payloads = [encode_element(message, qname, path, residue, self.limits, nsmap=nsmap)]
+        for extra in further:
+            payloads.append(
+                encode_element(extra, qname, path, list(extra.residue), self.limits, nsmap=nsmap)  # type: ignore[attr-defined]
+            )
+        root = payloads[0]
+        if message.HasField("metadata"):
+            root = encode_element(
+                message.metadata,
+                METADATA,
+                "md:MetaData",
+                residue,
+                self.limits,
+                holder=METADATA_PATH,
+                nsmap={"md": MD, None: nsmap[None]},
+                payloads=tuple(payloads),
+            )
+        validate(root, key if root is not payloads[0] else f"{key}-bare", "translated document")
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _is_cancellation(declaration: etree._Element) -> bool:
+    codes = {
+        local_name(str(c.tag)): (c.text or "").strip()
+        for c in declaration
+        if isinstance(c.tag, str)
+    }
+    return codes.get("FunctionCode") == "13" and codes.get("TypeCode") == "INV"
+
+
+def restore_namespaces(root: etree._Element) -> etree._Element:
+    """Give a namespace-stripped MetaData/Response document its WCO namespaces back.
+
+    CDS publishes most notifications with namespaces stripped. Each element's namespace is
+    read off the schema table by its position: the root, then each child by local name among
+    its parent's schema children. Where a local name could mean two elements (RES
+    ``Declaration`` and DEC ``Declaration`` under ``Response``) the one whose children fit is
+    taken. Documents that already use namespaces are returned unchanged.
+    """
+    if etree.QName(root).namespace is not None:
+        return root
+    table = load_table()
+    roots = {
+        "MetaData": "md:MetaData",
+        "Response": "res:Response",
+        "Declaration": "dec:Declaration",
+    }
+    short = roots.get(str(root.tag))
+    if short is None:
+        return root  # reported as unsupported by the caller
+
+    def rename(element: etree._Element, short_name: str, path: str) -> None:
+        element.tag = clark(short_name)
+        children = table.get(path, ())
+        if short_name == "md:MetaData":
+            children = (*children, "res:Response", "dec:Declaration")
+        for child in element:
+            if not isinstance(child.tag, str) or etree.QName(child).namespace is not None:
+                continue
+            candidates = [c for c in children if c.split(":", 1)[1] == child.tag]
+            if len(candidates) > 1:
+                fitting = [c for c in candidates if _fits(child, table.get(f"{path}/{c}", ()))]
+                candidates = fitting[:1] or candidates[:1]
+            if not candidates:
+                continue  # left without a namespace: validation will name it
+            chosen = candidates[0]
+            child_path = (
+                chosen
+                if short_name == "md:MetaData" and not chosen.startswith("md:")
+                else f"{path}/{chosen}"
+            )
+            rename(child, chosen, child_path)
+
+    rename(root, short, short)
+    etree.cleanup_namespaces(root)
+    return root
+
+
+def _fits(element: etree._Element, children: tuple[str, ...]) -> bool:
+    names = {c.split(":", 1)[1] for c in children}
+    return all(not isinstance(c.tag, str) or c.tag in names for c in element)

@@ -1,0 +1,130 @@
+"""Every WCO DM document in the corpus: XML -> protobuf -> XML, valid and equal after C14N.
+
+Equality is canonical XML 2.0 with comments dropped, text trimmed (CDS pads code values with
+newlines) and prefixes rewritten (documents use md:, _2:, or default namespaces). Most
+notifications were published with namespaces stripped; they are compared after the translator
+restored the namespaces, since without them they are not WCO DM documents at all.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from xml.etree.ElementTree import canonicalize
+
+import pytest
+from lxml import etree
+
+from adapters.wco.translator import GoodsDeclaration, Response, WcoXml, restore_namespaces
+from adapters.xmlsafe import XmlLimits, parse_xml
+from hub.errors import TranslationError
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SOURCES = [
+    "hmrc-customs-declarations",
+    "hmrc-customs-declarations-stub",
+    "hmrc-customs-declarations-information",
+]
+WCO_ROOTS = {"MetaData", "Declaration", "Response"}
+
+# Samples the corpus README and our own reading name as defective, with the reason each gets.
+KNOWN_DEFECTIVE = {
+    "TT_EX002a/TT_EX002a.xml": "not-well-formed",  # '--' inside a comment
+    "example_submission_declaration_400.xml": "schema-invalid",  # unknown element on purpose
+    "Example_DMS_notifications/16_DMSEOG.xml": "schema-invalid",  # 'Wed Nov 13 00:00:00 UTC 2019'
+    "TT_IM109a/Example_Notifications/01_DMSACC.xml": "schema-invalid",  # date with +01 offset
+    "TT_IM109a/Example_Notifications/02_DMSTAX(1).xml": "schema-invalid",
+    "TT_IM109a/Example_Notifications/03_DMSTAX(2).xml": "schema-invalid",
+    "TT_IM109a/Example_Notifications/04_DMSCLE.xml": "schema-invalid",
+    "TT_IM219a/05_DMSCLE.xml": "schema-invalid",  # date without formatCode
+    "TT_IM223a/01_DMSACC.xml": "schema-invalid",  # date without formatCode
+}
+
+
+def corpus_files() -> list[Path]:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared corpus is missing at {CORPUS}")
+    return sorted(p for d in SOURCES for p in (CORPUS / d).rglob("*.xml"))
+
+
+def root_name(data: bytes) -> str:
+    try:
+        return str(etree.QName(parse_xml(data, XmlLimits())).localname)
+    except TranslationError:
+        return "?"
+
+
+def canonical(xml: str) -> str:
+    return canonicalize(xml, strip_text=True, rewrite_prefixes=True)
+
+
+def defect_of(path: Path) -> str | None:
+    text = path.as_posix()
+    return next(
+        (reason for name, reason in KNOWN_DEFECTIVE.items() if text.endswith("/" + name)), None
+    )
+
+
+def test_every_valid_wco_document_round_trips() -> None:
+    translator = WcoXml()
+    counts: collections.Counter[str] = collections.Counter()
+    kinds: set[tuple[str, str]] = set()
+    for path in corpus_files():
+        data = path.read_bytes()
+        if defect_of(path) or root_name(data) not in WCO_ROOTS:
+            continue
+        message = translator.decode(data, source=path.name)
+        out = translator.encode(message)  # encode validates against the same schemas
+        original = etree.tostring(restore_namespaces(parse_xml(data, XmlLimits()))).decode()
+        assert canonical(out.decode()) == canonical(original), path
+        if isinstance(message, GoodsDeclaration):
+            counts["declarations"] += 1
+            kinds.add((message.function_code, message.type_code))
+        else:
+            assert isinstance(message, Response)
+            counts["notifications"] += 1
+            kinds.add(("RES", message.function_code))
+    print(f"\nround trip: {dict(counts)}")
+    assert counts["declarations"] >= 230 and counts["notifications"] >= 330, counts
+    # original declarations of many types, amendments, cancellations, arrival notices
+    assert {("13", "COR"), ("13", "INV"), ("13", "GPR")} <= kinds
+    assert len({t for f, t in kinds if f == "9"}) >= 10
+    assert {("RES", c) for c in ("01", "02", "03", "05", "06", "07", "08", "09")} <= kinds
+
+
+def test_known_defective_samples_get_clear_errors() -> None:
+    translator = WcoXml()
+    found = 0
+    for path in corpus_files():
+        reason = defect_of(path)
+        if reason is None:
+            continue
+        found += 1
+        with pytest.raises(TranslationError) as info:
+            translator.decode(path.read_bytes(), source=path.name)
+        assert info.value.reason == reason, path
+        assert info.value.line is not None and path.name in str(info.value)
+    assert found == len(KNOWN_DEFECTIVE)
+
+
+def test_other_customs_documents_are_not_taken_for_wco() -> None:
+    translator = WcoXml()
+    others = [p for p in corpus_files() if root_name(p.read_bytes()) not in WCO_ROOTS | {"?"}]
+    assert others
+    for path in others:
+        with pytest.raises(TranslationError) as info:
+            translator.decode(path.read_bytes(), source=path.name)
+        assert info.value.reason in {"unsupported-document", "forbidden-schema-location"}, path
+
+
+def test_code_values_are_trimmed_and_keys_readable() -> None:
+    path = (
+        CORPUS
+        / SOURCES[0]
+        / "public/api/conf/3.0/examples/annotated_XML_samples/TT_IM068a/TT_IM068a.xml"
+    )
+    message = WcoXml().decode(path.read_bytes())
+    assert isinstance(message, GoodsDeclaration)
+    assert message.function_code == "9" and message.type_code == "IMD"
+    assert message.functional_reference_id == "U.7849431R66ZB"
+    assert message.metadata.agency_assigned_customization_version_code == "v2.1"  # was "v2.1\n\t"
