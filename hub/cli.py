@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from google.protobuf import json_format
 
+from adapters.formats import detect, translator_for
+from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub.config import load_config, render_config
-from hub.errors import HubError
+from hub.errors import HubError, TranslationError
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.pki import init_federation
-from hub.service import REASON_KEY, start_hub
+from hub.service import LINE_KEY, REASON_KEY, start_hub
 from hub.store import MessageRow, Store
 
 EXIT_USAGE = 2
@@ -98,11 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="partner party id (repeatable); default: routing rules",
     )
     send.add_argument("--correlation-id", default="")
-    send.add_argument("file", type=Path, help='protobuf JSON, e.g. {"goodsDeclaration": {...}}')
+    send.add_argument(
+        "file", type=Path, help='WCO DM XML, or protobuf JSON such as {"goodsDeclaration": {...}}'
+    )
+    send.add_argument("--from", dest="from_format", help="the file's format (default: detected)")
 
     messages = sub.add_parser("messages", help="list what this hub stored")
     messages.add_argument("--config", type=Path, required=True)
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    translate = sub.add_parser(
+        "translate", help="convert a document between formats through the canonical protobuf"
+    )
+    translate.add_argument("file", type=Path)
+    translate.add_argument("--to", dest="to_format", required=True, help="e.g. wco-xml, proto-json")
+    translate.add_argument("--from", dest="from_format", help="default: detected from the content")
+    translate.add_argument("-o", "--output", type=Path, help="default: standard output")
 
     sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
@@ -139,6 +151,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_send(args))
     if args.command == "messages":
         return asyncio.run(_messages(args))
+    if args.command == "translate":
+        return _translate(args)
     if args.command == "demo":
         from hub.demo import run_demo
 
@@ -188,32 +202,51 @@ async def _serve(config_path: Path) -> int:
     return 0
 
 
-def read_submission(path: Path) -> spb.SubmitRequest:
-    """Parse a protobuf-JSON document file; errors name the file, line and field."""
+def _read(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError as exc:
         raise CliError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _located(path: Path, error: TranslationError) -> CliError:
+    """``file:line:column: reason: message [at element path]``."""
+    where = (
+        f"{path}:{error.line}" + (f":{error.column}" if error.column else "")
+        if error.line
+        else str(path)
+    )
+    suffix = f" [at {error.path}]" if error.path else ""
+    return CliError(f"{where}: {error.reason}: {error.message}{suffix}")
+
+
+def read_submission(path: Path, from_format: str | None = None) -> spb.SubmitRequest:
+    """A document file as a SubmitRequest.
+
+    Protobuf JSON is parsed here, so its errors name the file, line and field at once; any
+    other format travels raw to the hub, which translates it and answers with the error.
+    """
+    data = _read(path)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+        fmt = from_format or detect(data)
+    except TranslationError as exc:
+        raise _located(path, exc) from None
+    if fmt != "proto-json":
+        return spb.SubmitRequest(raw=spb.RawDocument(format=fmt, content=data))
+    try:
+        document = ProtoJson().decode(data, source=path.name)
+    except TranslationError as exc:
+        raise _located(path, exc) from None
     request = spb.SubmitRequest()
-    try:
-        json_format.ParseDict(data, request)
-    except json_format.ParseError as exc:
-        raise CliError(f"{path}: {exc}") from None
-    if request.WhichOneof("document") is None:
-        raise CliError(
-            f"{path}: no document; expected one of goodsDeclaration, aeoStatus, "
-            "controlResult, response"
-        )
+    for name in DOCUMENT_FIELDS:
+        if request.DESCRIPTOR.fields_by_name[name].message_type is document.DESCRIPTOR:
+            getattr(request, name).CopyFrom(document)
     return request
 
 
 async def _send(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    request = read_submission(args.file)
+    request = read_submission(args.file, args.from_format)
     if args.to:
         del request.recipients[:]
         request.recipients.extend(args.to)
@@ -223,12 +256,37 @@ async def _send(args: argparse.Namespace) -> int:
         try:
             response = await sgrpc.DomesticStub(channel).Submit(request, timeout=30)
         except grpc.aio.AioRpcError as exc:
-            reason = dict(exc.trailing_metadata() or ()).get(REASON_KEY, exc.code().name.lower())
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                raise CliError(
+                    f"the hub is not reachable on {config.domestic_listen}; is "
+                    f"`customs-hub serve --config {args.config}` running?"
+                ) from None
+            metadata = dict(exc.trailing_metadata() or ())
+            reason = metadata.get(REASON_KEY, exc.code().name.lower())
+            line = metadata.get(LINE_KEY)
+            where = f"{args.file}:{line}" if line else str(args.file)
             raise CliError(
-                f"{args.file}: hub refused the submission ({reason}): {exc.details()}"
+                f"{where}: hub refused the submission ({reason}): {exc.details()}"
             ) from None
     for queued in response.queued:
         print(f"queued {queued.message_id} for {queued.recipient}")
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    data = _read(args.file)
+    try:
+        source = translator_for(args.from_format or detect(data))
+        target = translator_for(args.to_format)
+        output = target.encode(source.decode(data, source=args.file.name))
+    except TranslationError as exc:
+        raise _located(args.file, exc) from None
+    if args.output:
+        tmp = args.output.with_name(args.output.name + ".tmp")
+        tmp.write_bytes(output)
+        tmp.replace(args.output)  # atomic: a reader never sees half a document
+    else:
+        sys.stdout.buffer.write(output)
     return 0
 
 

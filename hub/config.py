@@ -44,6 +44,10 @@ class Limits:
     poll_seconds: float = 1.0
     # Inbound messages sent to a domestic subscriber per store read.
     subscribe_batch: int = 100
+    # Documents from domestic systems (adapters/xmlsafe.py has the reasons for these numbers).
+    xml_max_bytes: int = 8 * 1024 * 1024
+    xml_max_depth: int = 32
+    xml_max_elements: int = 200_000
 
     @property
     def clock_skew(self) -> timedelta:

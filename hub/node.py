@@ -197,7 +197,13 @@ class Hub:
             error.message,
         )
 
-    async def record_rejection(self, source: str, data: bytes | None, error: HubError) -> None:
+    async def record_rejection(
+        self,
+        source: str,
+        data: bytes | None,
+        error: HubError,
+        document_digest: bytes | None = None,
+    ) -> None:
         log.warning("rejected from %s: %s", source, error)
         await self.store.record_rejection(
             Rejection(
@@ -206,14 +212,18 @@ class Hub:
                 message_id=claimed_message_id(data) if data else "",
                 reason=error.reason,
                 detail=error.message[:1024],
-                envelope_digest=sha256(data) if data is not None else None,
+                digest=sha256(data) if data is not None else document_digest,
             )
         )
 
     # --- from domestic systems -------------------------------------------------------------
 
     async def submit(
-        self, document: Message, recipients: Sequence[str] = (), correlation_id: str = ""
+        self,
+        document: Message,
+        recipients: Sequence[str] = (),
+        correlation_id: str = "",
+        document_digest: bytes | None = None,
     ) -> list[QueuedMessage]:
         try:
             check_submission(document, self.party)
@@ -243,6 +253,7 @@ class Hub:
                     envelope=data,
                     envelope_digest=sha256(data),
                     business_keys=keys,
+                    document_digest=document_digest,
                     created_at=now,
                 )
             )

@@ -14,12 +14,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from adapters.formats import detect, registry
+from adapters.xmlsafe import XmlLimits
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
-from hub.errors import ConfigError, HubError, SubmissionError, TrustError
+from hub.envelope import sha256
+from hub.errors import ConfigError, HubError, SubmissionError, TranslationError, TrustError
+from hub.messages import body_class
 from hub.node import Clock, Hub, system_clock
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -31,6 +36,10 @@ log = logging.getLogger("customs_hub.service")
 
 REASON_KEY = "customs-hub-reason"
 RECEIPT_KEY = "customs-hub-receipt-bin"
+LINE_KEY = "customs-hub-line"
+COLUMN_KEY = "customs-hub-column"
+PATH_KEY = "customs-hub-path"
+POINTER_KEY = "customs-hub-wco-pointer"
 PARTNER_SERVICE = "customs_hub.v1.PartnerExchange"
 DOMESTIC_SERVICE = "customs_hub.v1.Domestic"
 
@@ -39,9 +48,22 @@ async def abort(
     context: grpc.aio.ServicerContext, error: HubError, receipt: bytes | None = None
 ) -> None:
     metadata: list[tuple[str, str | bytes]] = [(REASON_KEY, error.reason)]
+    details = error.message
     if receipt is not None:
         metadata.append((RECEIPT_KEY, receipt))
-    await context.abort(error.code, error.message, trailing_metadata=tuple(metadata))
+    if isinstance(error, TranslationError):
+        # where in the document: machine-readable keys, and the same in the human sentence
+        for key, value in (
+            (LINE_KEY, error.line),
+            (COLUMN_KEY, error.column),
+            (PATH_KEY, error.path),
+            (POINTER_KEY, error.pointer),
+        ):
+            if value:
+                metadata.append((key, str(value)))
+        if error.location():
+            details = f"{details} [{error.location()}]"
+    await context.abort(error.code, details, trailing_metadata=tuple(metadata))
 
 
 class PartnerExchangeService:
@@ -103,36 +125,69 @@ class PartnerExchangeService:
             yield pb.ReceiptBatch(receipts=receipts)
 
 
+class Translators:
+    """The registered formats, with the limits from the hub's config."""
+
+    def __init__(self, config: HubConfig) -> None:
+        limits = config.limits
+        self.formats = registry(
+            XmlLimits(limits.xml_max_bytes, limits.xml_max_depth, limits.xml_max_elements)
+        )
+
+    def decode(self, format_id: str, content: bytes) -> Message:
+        translator = self.formats.get(format_id or detect(content))
+        if translator is None:
+            raise TranslationError(
+                f"format {format_id!r} is not registered; formats are "
+                f"{', '.join(sorted(self.formats))}",
+                reason="unsupported-format",
+            )
+        return translator.decode(content, source=f"{translator.format_id} document")
+
+    def encode(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
+        """The body as a document in ``format_id``, or None where the format cannot hold it."""
+        translator = self.formats.get(format_id)
+        cls = body_class(body_type)
+        if translator is None or cls is None:
+            return None
+        try:
+            return translator.encode(cls.FromString(body))
+        except TranslationError:
+            return None
+
+
 class DomesticService(sgrpc.DomesticServicer):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.translators = Translators(hub.config)
 
     async def Submit(
         self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> spb.SubmitResponse:
         which = request.WhichOneof("document")
+        digest: bytes | None = None
         try:
             if which is None:
                 raise SubmissionError("the request carries no document", reason="no-document")
             if which == "raw":
-                raise SubmissionError(
-                    f"raw documents in format {request.raw.format!r} need a translator; none is "
-                    "registered yet: submit a protobuf message",
-                    reason="unsupported-format",
-                )
-        except SubmissionError as exc:
-            await self.hub.record_rejection("domestic", None, exc)
+                digest = sha256(request.raw.content)
+                document = self.translators.decode(request.raw.format, request.raw.content)
+            else:
+                document = getattr(request, which)
+        except HubError as exc:
+            await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
             await abort(context, exc)
             raise
         try:  # Hub.submit records its own rejections
             queued = await self.hub.submit(
-                getattr(request, which), list(request.recipients), request.correlation_id
+                document, list(request.recipients), request.correlation_id, digest
             )
         except HubError as exc:
             await abort(context, exc)
             raise
         return spb.SubmitResponse(
-            queued=[spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in queued]
+            queued=[spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in queued],
+            document_digest=digest or b"",
         )
 
     async def Subscribe(
@@ -142,12 +197,24 @@ class DomesticService(sgrpc.DomesticServicer):
             await abort(
                 context, SubmissionError("subscriber name is required", reason="no-subscriber")
             )
+        if request.format and request.format not in self.translators.formats:
+            await abort(
+                context,
+                SubmissionError(
+                    f"format {request.format!r} is not registered", reason="unsupported-format"
+                ),
+            )
         store, limits = self.hub.store, self.hub.config.limits
         cursor = request.after_cursor or await store.acknowledged(request.subscriber)
         while True:
             rows = await store.inbound_after(cursor, limits.subscribe_batch)
             for row in rows:
                 cursor = row.id or cursor
+                document = (
+                    self.translators.encode(request.format, row.body_type, row.body)
+                    if request.format
+                    else None
+                )
                 yield spb.InboundMessage(
                     cursor=cursor,
                     message_id=row.message_id,
@@ -156,6 +223,8 @@ class DomesticService(sgrpc.DomesticServicer):
                     body_type=row.body_type,
                     body=row.body,
                     envelope_digest=row.envelope_digest,
+                    document=document or b"",
+                    document_format=request.format if document else "",
                 )
             if not rows:
                 await self.hub.inbound_arrived.wait(limits.poll_seconds)

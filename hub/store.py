@@ -121,7 +121,8 @@ class Rejection(SQLModel, table=True):
     message_id: str = Field(default="", max_length=64)
     reason: str = Field(max_length=64)
     detail: str = Field(default="", max_length=1024)
-    envelope_digest: bytes | None = _blob(nullable=True)
+    # SHA-256 of what was refused: the envelope from a partner, the document from a domestic system
+    digest: bytes | None = _blob(nullable=True)
 
 
 class SubscriberCursor(SQLModel, table=True):

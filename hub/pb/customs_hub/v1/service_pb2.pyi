@@ -46,21 +46,25 @@ class Queued(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., recipient: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("queued",)
+    __slots__ = ("queued", "document_digest")
     QUEUED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     queued: _containers.RepeatedCompositeFieldContainer[Queued]
-    def __init__(self, queued: _Optional[_Iterable[_Union[Queued, _Mapping]]] = ...) -> None: ...
+    document_digest: bytes
+    def __init__(self, queued: _Optional[_Iterable[_Union[Queued, _Mapping]]] = ..., document_digest: _Optional[bytes] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("subscriber", "after_cursor")
+    __slots__ = ("subscriber", "after_cursor", "format")
     SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     subscriber: str
     after_cursor: int
-    def __init__(self, subscriber: _Optional[str] = ..., after_cursor: _Optional[int] = ...) -> None: ...
+    format: str
+    def __init__(self, subscriber: _Optional[str] = ..., after_cursor: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
 class InboundMessage(_message.Message):
-    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest")
+    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest", "document", "document_format")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +72,8 @@ class InboundMessage(_message.Message):
     BODY_TYPE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     cursor: int
     message_id: str
     correlation_id: str
@@ -75,7 +81,9 @@ class InboundMessage(_message.Message):
     body_type: str
     body: bytes
     envelope_digest: bytes
-    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ...) -> None: ...
+    document: bytes
+    document_format: str
+    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ..., document: _Optional[bytes] = ..., document_format: _Optional[str] = ...) -> None: ...
 
 class AcknowledgeRequest(_message.Message):
     __slots__ = ("subscriber", "cursor")

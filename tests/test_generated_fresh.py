@@ -1,4 +1,5 @@
-"""The committed generated code in hub/pb is exactly what protos/generate.py produces now."""
+"""Committed generated files are exactly what their generators produce now:
+hub/pb from protos/ (protos/generate.py) and the WCO schema order table from schemas/wco."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     ]
     assert not stale, f"hub/pb is stale; run `python protos/generate.py`: {stale}"
     assert not extra, f"hub/pb has files protoc no longer makes: {extra}"
+
+
+def test_wco_schema_table_is_fresh() -> None:
+    from adapters.wco.schema_table import TABLE_FILE, build_table, render
+
+    assert TABLE_FILE.read_text(encoding="utf-8") == render(build_table()), (
+        "adapters/wco/schema_table.json is stale; run `python -m adapters.wco.schema_table`"
+    )

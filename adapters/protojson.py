@@ -1,0 +1,80 @@
+"""The ``proto-json`` format: the canonical protobuf JSON mapping of one business message.
+
+A document is a JSON object with exactly one key naming its kind, as in ``SubmitRequest``'s
+``document`` field: ``{"goodsDeclaration": {...}}``, ``{"aeoStatus": {...}}``,
+``{"controlResult": {...}}`` or ``{"response": {...}}``. Errors name the line and column
+(JSON syntax) or the field (unknown or mistyped fields).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from hub.errors import TranslationError
+from hub.pb.customs_hub.v1 import service_pb2
+
+DOCUMENT_FIELDS = ("goods_declaration", "aeo_status", "control_result", "response")
+# Nesting of any real document is far below this; it bounds the JSON parser's recursion.
+MAX_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ProtoJson:
+    format_id: str = "proto-json"
+    media_type: str = "application/json"
+    max_bytes: int = MAX_BYTES
+
+    def decode(self, data: bytes, source: str = "document") -> Message:
+        if len(data) > self.max_bytes:
+            raise TranslationError(
+                f"{source} is {len(data)} bytes; the limit is {self.max_bytes}",
+                reason="limit-exceeded",
+            )
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise TranslationError(
+                f"{source} is not valid JSON: {exc.msg}",
+                reason="not-well-formed",
+                line=exc.lineno,
+                column=exc.colno,
+            ) from None
+        except (UnicodeDecodeError, RecursionError):
+            raise TranslationError(
+                f"{source} is not UTF-8 JSON", reason="not-well-formed"
+            ) from None
+        request = service_pb2.SubmitRequest()
+        if not isinstance(value, dict) or len(value) != 1:
+            raise TranslationError(
+                f"{source} must be an object with exactly one of goodsDeclaration, aeoStatus, "
+                "controlResult, response",
+                reason="unsupported-document",
+            )
+        try:
+            json_format.ParseDict(value, request)
+        except json_format.ParseError as exc:
+            raise TranslationError(f"{source}: {exc}", reason="schema-invalid") from None
+        which = request.WhichOneof("document")
+        if which not in DOCUMENT_FIELDS:
+            raise TranslationError(
+                f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response",
+                reason="unsupported-document",
+            )
+        document: Message = getattr(request, which)
+        return document
+
+    def encode(self, message: Message) -> bytes:
+        request = service_pb2.SubmitRequest()
+        for name in DOCUMENT_FIELDS:
+            if request.DESCRIPTOR.fields_by_name[name].message_type is message.DESCRIPTOR:
+                getattr(request, name).CopyFrom(message)
+                text = json_format.MessageToJson(request, indent=2, sort_keys=False)
+                return (text + "\n").encode()
+        raise TranslationError(
+            f"{message.DESCRIPTOR.full_name} is not a business message",
+            reason="unsupported-document",
+        )
