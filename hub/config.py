@@ -34,6 +34,13 @@ class Limits:
     # Envelopes per Exchange frame sent by the outbox worker; 64 keeps a frame of median
     # declarations under 1 MiB.
     delivery_batch: int = 64
+    # What a receiver accepts in one Exchange frame: at most this many envelopes and bytes
+    # (gRPC refuses larger frames before they are read into memory). 16 MiB holds 64 median
+    # declarations many times over and 4 maximal envelopes.
+    max_batch_envelopes: int = 256
+    max_batch_bytes: int = 16 * 1024 * 1024
+    # Concurrent calls on the partner port; a handful of partners with a stream or two each.
+    max_concurrent_rpcs: int = 128
     # First retry after 1 s, doubling to at most 5 minutes (detail lands with reliable delivery).
     retry_initial_seconds: float = 1.0
     retry_max_seconds: float = 300.0

@@ -33,6 +33,31 @@ OUTCOMES = {
 }
 
 
+# A REJECTED receipt is final, except where the reason says "not now": our clock ran ahead of
+# the partner's beyond its skew allowance. Such a message stays queued and is retried.
+RETRYABLE_REJECTIONS = frozenset({"not-yet-valid"})
+# Room for the frame's own framing around the envelopes, per envelope.
+FRAME_OVERHEAD = 16
+
+
+def batches(items: list[DueDelivery], count: int, size: int) -> list[list[DueDelivery]]:
+    """Split into frames of at most ``count`` envelopes and ``size`` bytes (a single envelope
+    larger than ``size`` travels alone, and the partner's limit decides)."""
+    out: list[list[DueDelivery]] = []
+    current: list[DueDelivery] = []
+    used = 0
+    for item in items:
+        cost = len(item.envelope) + FRAME_OVERHEAD
+        if current and (len(current) >= count or used + cost > size):
+            out.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += cost
+    if current:
+        out.append(current)
+    return out
+
+
 class OutboxWorker:
     def __init__(self, hub: Hub, channels: PartnerChannels) -> None:
         self.hub = hub
@@ -59,6 +84,9 @@ class OutboxWorker:
             except HubError as exc:  # store trouble: wait and try again, nothing is lost
                 log.error("outbox pass failed: %s", exc)
                 sent = 0
+            except Exception:
+                log.exception("outbox pass failed unexpectedly; retrying after a pause")
+                sent = 0
             if not sent:
                 await self.hub.outbox_changed.wait(self.limits.poll_seconds)
 
@@ -72,9 +100,8 @@ class OutboxWorker:
         return len(due)
 
     async def _send_partner(self, partner: str, items: list[DueDelivery]) -> None:
-        size = self.limits.delivery_batch
-        for start in range(0, len(items), size):
-            await self._send_batch(partner, items[start : start + size])
+        for batch in batches(items, self.limits.delivery_batch, self.limits.max_batch_bytes):
+            await self._send_batch(partner, batch)
 
     async def _send_batch(self, partner: str, batch: list[DueDelivery]) -> None:
         try:
@@ -83,6 +110,13 @@ class OutboxWorker:
             )
         except grpc.aio.AioRpcError as exc:
             await self._failed(batch, f"{exc.code().name}: {exc.details()}")
+            return
+        except HubError as exc:
+            await self._failed(batch, str(exc))
+            return
+        except Exception as exc:
+            log.exception("sending to %s failed unexpectedly", partner)
+            await self._failed(batch, f"unexpected error: {type(exc).__name__}")
             return
         if len(receipts) != len(batch):
             await self._failed(
@@ -107,6 +141,10 @@ class OutboxWorker:
                 continue
             outcome = OUTCOMES.get(receipt.outcome, "unknown")
             if outcome == "unknown":
+                failed.append(item)
+                continue
+            if outcome == "rejected" and receipt.reason in RETRYABLE_REJECTIONS:
+                log.warning("%s refused %s for now: %s", partner, item.message_id, receipt.reason)
                 failed.append(item)
                 continue
             if outcome == "rejected":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -110,7 +111,7 @@ def open_envelope(
     local_party: str,
     peer_keys: Mapping[str, VerificationKey],
     now: datetime,
-    policy: TimePolicy,
+    policy: TimePolicy | None,
     max_bytes: int,
 ) -> OpenedEnvelope:
     """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names)."""
@@ -139,8 +140,7 @@ def open_envelope(
         raise EnvelopeError(
             "signed header is not a valid Header message", reason="header-malformed"
         ) from None
-    if not header.message_id:
-        raise EnvelopeError("header has no message_id", reason="header-malformed")
+    check_header_fields(header)
     # 5. The sender named in the header is the party the TLS certificate proved.
     if header.sender != peer_party:
         raise SenderMismatchError(
@@ -164,8 +164,10 @@ def open_envelope(
         raise SignatureError(
             "body digest in the header does not match the body", reason="body-digest-mismatch"
         )
-    # 9. Inside the time window, allowing for clock skew between administrations.
-    check_time_window(header, now, policy)
+    # 9. Inside the time window, allowing for clock skew between administrations. (A caller
+    #    that passes policy=None checks the window itself, e.g. after a duplicate lookup.)
+    if policy is not None:
+        check_time_window(header, now, policy)
     # 10. A body type this hub knows, and a body that parses as that type.
     cls = body_class(header.body_type)
     if cls is None:
@@ -180,6 +182,32 @@ def open_envelope(
             f"body is not a valid {header.body_type}", reason="body-malformed"
         ) from None
     return OpenedEnvelope(header, envelope.header, envelope.body, document, digest, key_id)
+
+
+UUID_TEXT = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# Correlation ids are the sender's free choice, stored and shown to auditors: printable ASCII,
+# and short enough for an index (128 is what the store's column holds).
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
+MAX_BODY_TYPE = 128
+
+
+def check_header_fields(header: pb.Header) -> None:
+    """Header values the hub stores and indexes must be well-formed before anything else."""
+    if not UUID_TEXT.fullmatch(header.message_id):
+        raise EnvelopeError(
+            "message_id must be a UUID in its 36-character text form", reason="header-malformed"
+        )
+    if not CORRELATION_ID.fullmatch(header.correlation_id):
+        raise EnvelopeError(
+            "correlation_id must be at most 128 printable ASCII characters without spaces",
+            reason="header-malformed",
+        )
+    if not header.body_type or len(header.body_type) > MAX_BODY_TYPE:
+        raise EnvelopeError(
+            f"body_type must be 1 to {MAX_BODY_TYPE} characters", reason="header-malformed"
+        )
 
 
 def _verify_signatures(

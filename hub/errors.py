@@ -16,6 +16,9 @@ class HubError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     default_reason = "internal"
+    # A transient failure says nothing about the message: the sender must try again later.
+    # It is never answered with a signed REJECTED receipt, which senders treat as final.
+    transient = False
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -61,6 +64,13 @@ class TimeWindowError(EnvelopeError):
     default_reason = "expired"
 
 
+class LimitError(EnvelopeError):
+    """A request exceeds a configured limit (RESOURCE_EXHAUSTED)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "limit-exceeded"
+
+
 class DuplicateConflictError(HubError):
     """The same message id arrived before with different bytes."""
 
@@ -101,6 +111,7 @@ class StoreError(HubError):
 
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "store-unavailable"
+    transient = True
 
 
 class DeliveryError(HubError):
@@ -108,6 +119,7 @@ class DeliveryError(HubError):
 
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "partner-unavailable"
+    transient = True
 
 
 class TranslationError(HubError):

@@ -19,14 +19,16 @@ from google.protobuf.message import DecodeError, Message
 
 from hub.config import HubConfig
 from hub.envelope import (
+    UUID_TEXT,
     TimePolicy,
     build_envelope,
+    check_time_window,
     make_receipt,
     open_envelope,
     sha256,
     sign_receipt,
 )
-from hub.errors import DuplicateConflictError, HubError, SubmissionError
+from hub.errors import DuplicateConflictError, HubError, SubmissionError, TimeWindowError
 from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, business_keys
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -114,13 +116,29 @@ class Hub:
                 local_party=self.party,
                 peer_keys=self.trust.keys_for(peer_party),
                 now=now,
-                policy=self.policy,
+                policy=None,  # checked below, after a duplicate lookup
                 max_bytes=self.config.limits.max_envelope_bytes,
             )
         except HubError as exc:
             await self.record_rejection(peer_party, data, exc)
             raise
         header = opened.header
+        try:
+            check_time_window(header, now, self.policy)
+        except TimeWindowError as exc:
+            # A retry of a message accepted before it expired is still a duplicate, not a
+            # rejection: its sender may only have lost our first receipt.
+            earlier = await self.store.find_inbound(peer_party, header.message_id)
+            if earlier is not None and earlier.envelope_digest == opened.envelope_digest:
+                return self._receipt(
+                    header.message_id,
+                    opened.envelope_digest,
+                    peer_party,
+                    now,
+                    pb.RECEIPT_OUTCOME_DUPLICATE,
+                )
+            await self.record_rejection(peer_party, data, exc)
+            raise
         row = InboundMessage(
             message_id=header.message_id,
             sender=header.sender,
@@ -267,9 +285,11 @@ def claimed_message_id(data: bytes | None) -> str:
     if not data:
         return ""
     try:
-        return pb.Header.FromString(pb.Envelope.FromString(data).header).message_id[:64]
+        claimed = pb.Header.FromString(pb.Envelope.FromString(data).header).message_id
     except DecodeError:
         return ""
+    # Unverified input goes into the rejection record only in a shape the store can hold.
+    return claimed if UUID_TEXT.fullmatch(claimed) else ""
 
 
 def check_submission(document: Message, local_party: str) -> None:

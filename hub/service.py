@@ -23,7 +23,14 @@ from adapters.xmlsafe import XmlLimits
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
-from hub.errors import ConfigError, HubError, SubmissionError, TranslationError, TrustError
+from hub.errors import (
+    ConfigError,
+    HubError,
+    LimitError,
+    SubmissionError,
+    TranslationError,
+    TrustError,
+)
 from hub.messages import body_class
 from hub.node import Clock, Hub, system_clock
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -107,20 +114,34 @@ class PartnerExchangeService:
         try:
             return await self.hub.receive(request, peer)
         except HubError as exc:
-            receipt = self.hub.rejection_receipt(request, peer, exc).SerializeToString()
-            await abort(context, exc, receipt)
+            # transient trouble on our side is not the message's fault: no REJECTED receipt,
+            # just UNAVAILABLE, and the sender tries again
+            receipt = None if exc.transient else self.hub.rejection_receipt(request, peer, exc)
+            await abort(context, exc, receipt.SerializeToString() if receipt else None)
             raise
 
     async def exchange(
         self, requests: AsyncIterator[pb.EnvelopeBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ReceiptBatch]:
         peer = await self._peer(context)
+        limit = self.hub.config.limits.max_batch_envelopes
         async for batch in requests:
+            if len(batch.envelopes) > limit:
+                error = LimitError(
+                    f"a batch may carry at most {limit} envelopes; this one has "
+                    f"{len(batch.envelopes)}"
+                )
+                await self.hub.record_rejection(peer, None, error)
+                await abort(context, error)
             receipts = []
             for envelope in batch.envelopes:
                 try:
                     receipts.append(await self.hub.receive(envelope, peer))
                 except HubError as exc:
+                    if (
+                        exc.transient
+                    ):  # the whole batch is retried; accepted ones come back DUPLICATE
+                        await abort(context, exc)
                     receipts.append(self.hub.rejection_receipt(envelope, peer, exc))
             yield pb.ReceiptBatch(receipts=receipts)
 
@@ -299,9 +320,11 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
 async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     await store.create_all()
     hub = Hub(config, store, clock=clock)
-    options = [("grpc.max_receive_message_length", config.limits.max_envelope_bytes * 65)]
-
-    partner_server = grpc.aio.server(options=options)
+    limits = config.limits
+    partner_server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limits.max_batch_bytes)],
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+    )
     partner_server.add_generic_rpc_handlers([PartnerExchangeService(hub).handler()])
     partner_health = _add_health_and_reflection(partner_server, [PARTNER_SERVICE])
     anchors = b"".join(p.trust_anchor.read_bytes() for p in config.partners.values())
@@ -312,7 +335,9 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     )
     partner_port = _bind(partner_server, config.listen, credentials, "server.listen")
 
-    domestic_server = grpc.aio.server(options=options)
+    domestic_server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024)],
+    )
     sgrpc.add_DomesticServicer_to_server(DomesticService(hub), domestic_server)
     domestic_health = _add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
     domestic_port = _bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")

@@ -348,6 +348,18 @@ class Store:
         if self.engine.dialect.name == "postgresql":
             await session.exec(select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
 
+    async def find_inbound(self, sender: str, message_id: str) -> InboundMessage | None:
+        async def work() -> InboundMessage | None:
+            async with self.session() as s:
+                rows = await s.exec(
+                    select(InboundMessage).where(
+                        InboundMessage.sender == sender, InboundMessage.message_id == message_id
+                    )
+                )
+                return rows.first()
+
+        return await self._run(work)
+
     async def inbound_after(self, cursor: int, limit: int) -> list[InboundMessage]:
         async def work() -> list[InboundMessage]:
             async with self.session() as s:
@@ -370,17 +382,21 @@ class Store:
         return await self._run(work)
 
     async def acknowledge(self, subscriber: str, cursor: int) -> int:
-        """Move a subscriber's cursor forward (never back); returns the cursor now stored."""
+        """Move a subscriber's cursor forward (never back, never past the newest inbound
+        message, so a mistaken acknowledgement cannot skip what has not arrived yet); returns
+        the cursor now stored."""
 
         async def work() -> int:
             async with self.session() as s:
+                newest = (await s.exec(select(func.max(InboundMessage.id)))).first() or 0
+                bounded = min(cursor, newest)
                 row = await s.get(SubscriberCursor, subscriber, with_for_update=True)
                 if row is None:
                     row = SubscriberCursor(
-                        subscriber=subscriber, acknowledged=cursor, updated_at=utcnow()
+                        subscriber=subscriber, acknowledged=bounded, updated_at=utcnow()
                     )
-                elif cursor > row.acknowledged:
-                    row.acknowledged, row.updated_at = cursor, utcnow()
+                elif bounded > row.acknowledged:
+                    row.acknowledged, row.updated_at = bounded, utcnow()
                 s.add(row)
                 await s.commit()
                 return row.acknowledged

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from hub.errors import DeliveryError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 
 SERVICE = "customs_hub.v1.PartnerExchange"
@@ -50,7 +51,12 @@ class PartnerChannels:
     def channel(self, party: str) -> grpc.aio.Channel:
         channel = self._channels.get(party)
         if channel is None:
-            partner = self._partners[party]
+            partner = self._partners.get(party)
+            if partner is None:
+                raise DeliveryError(
+                    f"{party} is not a configured partner (any longer); its messages stay queued",
+                    reason="unknown-partner",
+                )
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=partner.anchor_pem,
                 private_key=self._key,

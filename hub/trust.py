@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from hub.errors import TrustError
-from hub.signing import VerificationKey
+from hub.signing import VerificationKey, key_id_of
 
 PARTY_URI_PREFIX = "urn:customs-hub:party:"
 # Party ids are short codes (ISO 3166 alpha-2 for national administrations, or a union code
@@ -94,6 +95,31 @@ def verification_key_of(cert: x509.Certificate, party: str) -> VerificationKey:
             reason="unsupported-key",
         )
     return VerificationKey.for_party(party, key)
+
+
+def check_tls_client(cert: x509.Certificate, partner: PartnerTrust) -> None:
+    """A TLS client certificate, not one of the party's message-signing certificates.
+
+    TLS and signing keys are kept apart: a signing key that also authenticated connections
+    would make one stolen key worth both.
+    """
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = None
+    if usages is None or ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise TrustError(
+            f"certificate {cert.subject.rfc4514_string()!r} is not for TLS client authentication "
+            "(extended key usage clientAuth missing)",
+            reason="not-a-tls-certificate",
+        )
+    public_key = cert.public_key()
+    signing = isinstance(public_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
+    if signing and key_id_of(public_key) in partner.signing_keys:  # type: ignore[arg-type]
+        raise TrustError(
+            f"{partner.party}'s TLS certificate uses its message-signing key",
+            reason="not-a-tls-certificate",
+        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +195,7 @@ class TrustStore:
                 f"peer certificate names {party}, which is not a partner", reason="unknown-partner"
             )
         check_issued_by(cert, partner.anchor, now)
+        check_tls_client(cert, partner)
         if len(self._peer_cache) > 1024:  # bounded: a handful of partners, a few rotations each
             self._peer_cache.clear()
         self._peer_cache[peer_cert_pem] = (party, cert.not_valid_after_utc)

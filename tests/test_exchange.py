@@ -136,17 +136,27 @@ async def test_declaration_from_cn_reaches_nz_with_verified_receipt(
     assert (await cn.hub.store.outbox()) == []
 
 
+async def handed_over(
+    target: RunningHub, subscriber: str = "risk", seconds: float = 0.5
+) -> list[str]:
+    """Message ids a fresh subscription receives before its deadline ends it."""
+    ids: list[str] = []
+    async with grpc.aio.insecure_channel(target.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber=subscriber), timeout=seconds
+        )
+        try:
+            async for message in stream:
+                ids.append(message.message_id)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+    return ids
+
+
 async def _assert_nothing_accepted(nz: RunningHub) -> None:
     assert await nz.hub.store.inbound() == []
-    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
-        stream = sgrpc.DomesticStub(channel).Subscribe(
-            spb.SubscribeRequest(subscriber="risk"), timeout=0.5
-        )
-        handed_on = []
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            handed_on.extend([m async for m in stream])
-        assert handed_on == [], "a rejected message reached a domestic subscriber"
-        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert await handed_over(nz) == [], "a rejected message reached a domestic subscriber"
 
 
 NOW = datetime.now(UTC)
@@ -252,6 +262,14 @@ async def test_client_certificate_from_unknown_ca_is_refused(
     error = await refused(pki, nz, data, tls_from=rogue_pki)
     assert error.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed
     await _assert_nothing_accepted(nz)
+    # control: the same client path with CN's real certificate reaches the same server
+    good, _ = signed_envelope(pki)
+    client = as_partner(pki, "CN", nz)
+    try:
+        receipt = await client.deliver("NZ", good, timeout=5)
+    finally:
+        await client.close()
+    assert verify_receipt(receipt, "NZ", nz_signing_key(pki)).outcome == pb.RECEIPT_OUTCOME_ACCEPTED
 
 
 async def test_partner_ca_cannot_vouch_for_another_party(
@@ -320,6 +338,8 @@ async def test_same_message_twice_gets_duplicate_receipt(federation: Federation,
     assert first.message_id == second.message_id == header.message_id
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert len(await nz.hub.store.inbound()) == 1
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["message-id-conflict"]
+    assert await handed_over(nz, seconds=1) == [header.message_id]
 
 
 async def test_exchange_stream_answers_each_envelope(federation: Federation, pki: Path) -> None:
@@ -352,6 +372,7 @@ async def test_exchange_stream_answers_each_envelope(federation: Federation, pki
     outcomes = [verify_receipt(r, "NZ", nz_signing_key(pki)).outcome for r in receipts]
     assert outcomes == [1, 1, pb.RECEIPT_OUTCOME_REJECTED, 1, 1, 1]
     assert len(await nz.hub.store.inbound()) == 5
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
 
 
 async def test_subscriber_resumes_after_restart(federation: Federation, pki: Path) -> None:
