@@ -47,11 +47,21 @@ def squash(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+SCALAR, LEAF, COMPLEX = 0, 1, 2
+
+
 @dataclass(frozen=True)
 class Slot:
+    """One child position of a schema element, with everything the codec needs precomputed
+    (the hot path visits every element of every document)."""
+
     short: str  # "dec:GoodsShipment"
     qname: str  # Clark notation
     field: FieldDescriptor | None
+    path: str = ""  # the child's own table path
+    name: str = ""  # field name
+    repeated: bool = False
+    kind: int = SCALAR
 
 
 @cache
@@ -66,8 +76,28 @@ def slots(path: str, descriptor: Descriptor) -> tuple[Slot, ...]:
         override = FIELD_OVERRIDES.get((path, short))
         local = short.split(":", 1)[1]
         fd = descriptor.fields_by_name.get(override) if override else by_squash.get(squash(local))
-        out.append(Slot(short, clark(short), fd))
+        if fd is None:
+            out.append(Slot(short, clark(short), None))
+            continue
+        kind = SCALAR
+        if fd.message_type is not None:
+            kind = LEAF if fd.message_type.name in LEAF_ATTRIBUTES else COMPLEX
+        out.append(Slot(short, clark(short), fd, f"{path}/{short}", fd.name, fd.is_repeated, kind))
     return tuple(out)
+
+
+@cache
+def slots_by_name(path: str, descriptor: Descriptor) -> dict[str, tuple[int, Slot]]:
+    """Field name -> (position in schema order, slot)."""
+    found: dict[str, tuple[int, Slot]] = {}
+    for rank, slot in enumerate(slots(path, descriptor)):
+        if slot.field is not None:
+            found.setdefault(slot.name, (rank, slot))
+    return found
+
+
+def _rank(entry: tuple[int, Slot, object]) -> int:
+    return entry[0]
 
 
 @cache
@@ -81,11 +111,6 @@ def _is_leaf(descriptor: Descriptor) -> bool:
 
 def _text(element: etree._Element) -> str:
     return (element.text or "").strip()
-
-
-def _simple(element: etree._Element) -> bool:
-    """A child element that holds only text, with no attributes and no element children."""
-    return len(element) == 0 and not element.attrib and bool(_text(element))
 
 
 @dataclass
@@ -111,18 +136,18 @@ class _Decoder:
         holder: str,
         payloads: tuple[etree._Element, ...] = (),
     ) -> None:
-        self.keep_attributes(holder, element, set())
+        if element.attrib:
+            self.keep_attributes(holder, element, set())
         index_of = slot_index(path, message.DESCRIPTOR)
-        counts: dict[str, int] = defaultdict(int)
+        counts: dict[str, int] = {}
         for index, child in enumerate(element):
-            if any(child is p for p in payloads):
+            if payloads and any(child is p for p in payloads):
                 continue
             slot = index_of.get(child.tag)
-            fd = slot.field if slot else None
             if (
                 slot is None
-                or fd is None
-                or not self._place(child, message, fd, slot, path, holder, counts)
+                or slot.field is None
+                or not self._place(child, message, slot, holder, counts)
             ):
                 self.keep_element(holder, index, child)
 
@@ -130,41 +155,40 @@ class _Decoder:
         self,
         child: etree._Element,
         message: Message,
-        fd: FieldDescriptor,
         slot: Slot,
-        path: str,
         holder: str,
         counts: dict[str, int],
     ) -> bool:
-        repeated = fd.is_repeated
-        if fd.message_type is None:
-            if not _simple(child):
-                return False
-            if repeated:
-                getattr(message, fd.name).append(_text(child))
-            elif getattr(message, fd.name):
+        name = slot.name
+        if slot.kind == SCALAR:
+            text = child.text
+            if len(child) or child.attrib or not text or not (text := text.strip()):
+                return False  # empty, attributed or structured: kept verbatim as residue
+            if slot.repeated:
+                getattr(message, name).append(text)
+            elif getattr(message, name):
                 return False  # a second occurrence of a single element
             else:
-                setattr(message, fd.name, _text(child))
+                setattr(message, name, text)
             return True
-        if not repeated and message.HasField(fd.name):
+        if not slot.repeated and message.HasField(name):
             return False
-        sub_descriptor = fd.message_type
-        if _is_leaf(sub_descriptor):
-            leaf = self._leaf_value(child, sub_descriptor)
+        fd = slot.field
+        if slot.kind == LEAF:
+            leaf = self._leaf_value(child, fd.message_type)  # type: ignore[union-attr,arg-type]
             if leaf is None:
                 return False
-            target = getattr(message, fd.name).add() if repeated else getattr(message, fd.name)
-            for name, value in leaf.items():
-                setattr(target, name, value)
+            target = getattr(message, name).add() if slot.repeated else getattr(message, name)
+            for leaf_field, value in leaf.items():
+                setattr(target, leaf_field, value)
             return True
-        target = getattr(message, fd.name).add() if repeated else getattr(message, fd.name)
-        step = fd.name
-        if repeated:
-            step += f"[{counts[fd.name]}]"
-            counts[fd.name] += 1
-        child_holder = f"{holder}/{step}" if holder else step
-        self.decode(child, target, f"{path}/{slot.short}", child_holder)
+        target = getattr(message, name).add() if slot.repeated else getattr(message, name)
+        step = name
+        if slot.repeated:
+            n = counts.get(name, 0)
+            counts[name] = n + 1
+            step = f"{name}[{n}]"
+        self.decode(child, target, slot.path, f"{holder}/{step}" if holder else step)
         target.SetInParent()
         return True
 
@@ -216,35 +240,28 @@ class _Encoder:
         holder: str,
         payloads: tuple[etree._Element, ...] = (),
     ) -> None:
-        counts: dict[str, int] = defaultdict(int)
-        for slot in slots(path, message.DESCRIPTOR):
-            fd = slot.field
-            if fd is None:
+        # Only the fields that are set (ListFields, in C), put into schema order: most of a
+        # WCO class's hundred-odd optional children are absent from any one declaration.
+        by_name = slots_by_name(path, message.DESCRIPTOR)
+        present = []
+        for fd, value in message.ListFields():
+            entry = by_name.get(fd.name)
+            if entry is not None:
+                present.append((entry[0], entry[1], value))
+        if len(present) > 1:
+            present.sort(key=_rank)
+        for _, slot, value in present:
+            if slot.kind == SCALAR:
+                for text in value if slot.repeated else (value,):
+                    etree.SubElement(element, slot.qname).text = text
                 continue
-            repeated = fd.is_repeated
-            if fd.message_type is None:
-                values = (
-                    list(getattr(message, fd.name)) if repeated else [getattr(message, fd.name)]
-                )
-                for value in values:
-                    if value:
-                        etree.SubElement(element, slot.qname).text = value
-                continue
-            if repeated:
-                subs = list(getattr(message, fd.name))
-            else:
-                subs = [getattr(message, fd.name)] if message.HasField(fd.name) else []
-            for sub in subs:
+            for n, sub in enumerate(value if slot.repeated else (value,)):
                 child = etree.SubElement(element, slot.qname)
-                if _is_leaf(fd.message_type):
+                if slot.kind == LEAF:
                     self._leaf(sub, child, path, slot)
                     continue
-                step = fd.name
-                if repeated:
-                    step += f"[{counts[fd.name]}]"
-                    counts[fd.name] += 1
-                child_holder = f"{holder}/{step}" if holder else step
-                self.encode(sub, child, f"{path}/{slot.short}", child_holder)
+                step = f"{slot.name}[{n}]" if slot.repeated else slot.name
+                self.encode(sub, child, slot.path, f"{holder}/{step}" if holder else step)
         for payload in payloads:
             element.append(payload)
         self.restore(element, holder)
