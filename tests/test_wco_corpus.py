@@ -13,6 +13,8 @@ from pathlib import Path
 from xml.etree.ElementTree import canonicalize
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.wco.translator import GoodsDeclaration, Response, WcoXml, restore_namespaces
@@ -128,3 +130,71 @@ def test_code_values_are_trimmed_and_keys_readable() -> None:
     assert message.function_code == "9" and message.type_code == "IMD"
     assert message.functional_reference_id == "U.7849431R66ZB"
     assert message.metadata.agency_assigned_customization_version_code == "v2.1"  # was "v2.1\n\t"
+
+
+SAMPLE = (
+    CORPUS
+    / SOURCES[0]
+    / "public/api/conf/3.0/examples/annotated_XML_samples/TT_IM068a/TT_IM068a.xml"
+)
+
+# (case, bytes replaced, replacement, reason, element path, WCO pointer)
+BROKEN = [
+    (
+        "unknown element",
+        b"<FunctionCode>9</FunctionCode>",
+        b"<FunctionKode>9</FunctionKode>",
+        "schema-invalid",
+        "/MetaData/Declaration/FunctionKode",
+        "42A",
+    ),
+    (
+        "code too long",
+        b"<TypeCode>IMD</TypeCode>",
+        b"<TypeCode>IMDXXXX</TypeCode>",
+        "schema-invalid",
+        "/MetaData/Declaration/TypeCode",
+        "42A/D013",
+    ),
+    ("wrong root", b"<md:MetaData", b"<md:MetaDatum", "not-well-formed", None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "old", "new", "reason", "path", "pointer"), BROKEN, ids=[b[0] for b in BROKEN]
+)
+def test_errors_name_line_path_and_wco_pointer(
+    case: str, old: bytes, new: bytes, reason: str, path: str | None, pointer: str | None
+) -> None:
+    data = SAMPLE.read_bytes()
+    assert old in data
+    with pytest.raises(TranslationError) as info:
+        WcoXml().decode(data.replace(old, new, 1))
+    error = info.value
+    assert error.reason == reason and error.line is not None
+    assert error.path == path and error.pointer == pointer
+
+
+def test_goods_item_error_points_into_the_item() -> None:
+    data = SAMPLE.read_bytes()
+    start = data.index(b"<Description>")
+    end = data.index(b"</Description>", start)
+    broken = data[:start] + b"<Description>" + b"x" * 600 + data[end:]
+    with pytest.raises(TranslationError) as info:
+        WcoXml().decode(broken)
+    assert info.value.pointer == "42A/67A/68A/23A/137"  # Commodity description, an..512
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0), st.binary(min_size=1, max_size=8))
+def test_mutated_declarations_translate_or_raise_translation_error(
+    offset: int, junk: bytes
+) -> None:
+    data = SAMPLE.read_bytes()
+    at = offset % len(data)
+    mutated = data[:at] + junk + data[at + len(junk) :]
+    try:
+        message = WcoXml().decode(mutated)
+    except TranslationError:
+        return
+    WcoXml().encode(message)  # whatever was accepted also writes back out, valid

@@ -52,33 +52,70 @@ def clark(short_name: str) -> str:
     return f"{{{NAMESPACES[prefix]}}}{local}"
 
 
-def build_table() -> dict[str, list[str]]:
+def _wco_id(element: Any) -> str | None:
+    """The <WCOID> in an element declaration's documentation (e.g. 28A, D026)."""
+    annotation = element.annotation
+    for documentation in annotation.documentation if annotation else ():
+        for node in documentation.iter():
+            if (
+                isinstance(node.tag, str)
+                and node.tag.endswith("WCOID")
+                and (node.text or "").strip()
+            ):
+                return str(node.text).strip()
+    return None
+
+
+def build_table() -> dict[str, dict[str, Any]]:
+    """{"children": path -> child elements in order, "wco_ids": path -> WCO id}."""
     import xmlschema  # generation only
 
-    table: dict[str, list[str]] = {}
+    children_of: dict[str, list[str]] = {}
+    ids: dict[str, str] = {}
 
     def walk(element: Any, path: str, depth: int) -> None:
+        wco_id = _wco_id(element)
+        if wco_id:
+            ids[path] = wco_id
         xsd_type = element.type
         if xsd_type.is_simple() or xsd_type.has_simple_content() or depth > 40:
             return
         children = [c for c in xsd_type.content.iter_elements() if getattr(c, "name", None)]
-        table[path] = [short(c.name) for c in children]
+        children_of[path] = [short(c.name) for c in children]
         for child in children:
             walk(child, f"{path}/{short(child.name)}", depth + 1)
 
     for driver, root in ROOTS:
         schema = xmlschema.XMLSchema(str(SCHEMAS / driver))
         walk(schema.maps.elements[clark(root)], root, 0)
-    return dict(sorted(table.items()))
+    return {"children": dict(sorted(children_of.items())), "wco_ids": dict(sorted(ids.items()))}
+
+
+@cache
+def _load() -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
+    return raw
 
 
 @cache
 def load_table() -> dict[str, tuple[str, ...]]:
-    raw = json.loads(TABLE_FILE.read_text(encoding="utf-8"))
-    return {path: tuple(children) for path, children in raw.items()}
+    return {path: tuple(children) for path, children in _load()["children"].items()}
 
 
-def render(table: dict[str, list[str]]) -> str:
+@cache
+def load_wco_ids() -> dict[str, str]:
+    return dict(_load()["wco_ids"])
+
+
+def wco_pointer(path: str) -> str | None:
+    """The WCO class-id chain of a table path, e.g. 42A/67A/68A/23A/137."""
+    ids = load_wco_ids()
+    steps = path.split("/")
+    chain = [ids[p] for p in ("/".join(steps[: i + 1]) for i in range(len(steps))) if p in ids]
+    return "/".join(chain) or None
+
+
+def render(table: dict[str, Any]) -> str:
     return json.dumps(table, indent=1, sort_keys=True) + "\n"
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from google.protobuf.message import Message
 from lxml import etree
 
-from adapters.wco.codec import METADATA_PATH, decode_element, encode_element
-from adapters.wco.schema_table import NAMESPACES, SCHEMAS, clark, load_table
+from adapters.wco.codec import METADATA_PATH, decode_element, encode_element, short_name
+from adapters.wco.schema_table import NAMESPACES, SCHEMAS, clark, load_table, wco_pointer
 from adapters.xmlsafe import XmlLimits, element_path, local_name, parse_xml
 from hub.errors import TranslationError
 from hub.pb.customs_hub.v1 import declaration_pb2, response_pb2
@@ -81,7 +81,8 @@ def validate(root: etree._Element, key: str, source: str) -> None:
     errors = list(checker.error_log)
     error = errors[-1] if errors else None
     line = error.line if error else None
-    path = _path_at(root, line) if line else None
+    element = _element_at(root, line) if line else None
+    path = element_path(element) if element is not None else None
     message = (
         (error.message if error else "not valid")
         .replace("{" + DEC + "}", "")
@@ -94,14 +95,32 @@ def validate(root: etree._Element, key: str, source: str) -> None:
         line=line,
         column=error.column if error else None,
         path=path,
+        pointer=pointer_of(element) if element is not None else None,
     )
 
 
-def _path_at(root: etree._Element, line: int) -> str | None:
+def _element_at(root: etree._Element, line: int) -> etree._Element | None:
     for element in root.iter():
         if isinstance(element.tag, str) and int(element.sourceline or 0) == line:
-            return element_path(element)
+            return element
     return None
+
+
+def pointer_of(element: etree._Element) -> str | None:
+    """The WCO class-id chain (42A/67A/68A/...) of an element, or of its nearest known
+    ancestor when the element itself is not in the schema."""
+    steps: list[str] = []
+    node: etree._Element | None = element
+    while node is not None and node.tag != METADATA:
+        name = short_name(str(node.tag))
+        steps = [name or "?", *steps]
+        node = node.getparent()
+    while steps and "?" in steps:
+        steps = steps[: steps.index("?")]
+    known = "/".join(steps)
+    while known and wco_pointer(known) is None:
+        known = known.rsplit("/", 1)[0] if "/" in known else ""
+    return wco_pointer(known) if known else None
 
 
 @dataclass(frozen=True)
