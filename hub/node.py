@@ -242,39 +242,47 @@ class Hub:
         recipients: Sequence[str] = (),
         correlation_id: str = "",
         document_digest: bytes | None = None,
+        derived: Sequence[Message] = (),
     ) -> list[QueuedMessage]:
+        """Route, sign and queue a domestic document, and any messages derived from it (e.g.
+        the control result a notification reports), all in one transaction: either all of
+        them are queued or, with the reason recorded, none."""
+        documents = [document, *derived]
         try:
-            check_submission(document, self.party)
-            targets = self.routing.recipients(document, recipients)
+            plan = []
+            for doc in documents:
+                check_submission(doc, self.party)
+                plan.append((doc, self.routing.recipients(doc, recipients)))
         except HubError as exc:
-            await self.record_rejection("domestic", None, exc)
+            await self.record_rejection("domestic", None, exc, document_digest=document_digest)
             raise
         now = self.clock()
-        keys = json.dumps(business_keys(document), sort_keys=True)
         rows = []
-        for recipient in targets:
-            data, header = build_envelope(
-                self.signer,
-                sender=self.party,
-                recipient=recipient,
-                document=document,
-                created_at=now,
-                ttl=self.config.limits.message_ttl,
-                correlation_id=correlation_id,
-            )
-            rows.append(
-                OutboundMessage(
-                    message_id=header.message_id,
-                    correlation_id=correlation_id,
+        for doc, targets in plan:
+            keys = json.dumps(business_keys(doc), sort_keys=True)
+            for recipient in targets:
+                data, header = build_envelope(
+                    self.signer,
+                    sender=self.party,
                     recipient=recipient,
-                    body_type=header.body_type,
-                    envelope=data,
-                    envelope_digest=sha256(data),
-                    business_keys=keys,
-                    document_digest=document_digest,
+                    document=doc,
                     created_at=now,
+                    ttl=self.config.limits.message_ttl,
+                    correlation_id=correlation_id,
                 )
-            )
+                rows.append(
+                    OutboundMessage(
+                        message_id=header.message_id,
+                        correlation_id=correlation_id,
+                        recipient=recipient,
+                        body_type=header.body_type,
+                        envelope=data,
+                        envelope_digest=sha256(data),
+                        business_keys=keys,
+                        document_digest=document_digest,
+                        created_at=now,
+                    )
+                )
         await self.store.enqueue(rows)
         self.outbox_changed.notify()
         return [QueuedMessage(r.message_id, r.recipient) for r in rows]

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.formats import detect, registry
+from adapters.wco.controls import control_result_from
 from adapters.xmlsafe import XmlLimits
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
@@ -31,7 +32,7 @@ from hub.errors import (
     TranslationError,
     TrustError,
 )
-from hub.messages import body_class
+from hub.messages import Response, body_class
 from hub.node import Clock, Hub, system_clock
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -146,6 +147,15 @@ class PartnerExchangeService:
             yield pb.ReceiptBatch(receipts=receipts)
 
 
+def derived_messages(document: Message) -> list[Message]:
+    """Messages a document implies besides itself: the control results its notifications
+    report (a partner may recognise a control without reading RES-DMS)."""
+    if not isinstance(document, Response):
+        return []
+    found = (control_result_from(r) for r in (document, *document.further_responses))
+    return [result for result in found if result is not None]
+
+
 class Translators:
     """The registered formats, with the limits from the hub's config."""
 
@@ -201,7 +211,11 @@ class DomesticService(sgrpc.DomesticServicer):
             raise
         try:  # Hub.submit records its own rejections
             queued = await self.hub.submit(
-                document, list(request.recipients), request.correlation_id, digest
+                document,
+                list(request.recipients),
+                request.correlation_id,
+                digest,
+                derived=derived_messages(document),
             )
         except HubError as exc:
             await abort(context, exc)

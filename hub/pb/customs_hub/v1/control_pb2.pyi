@@ -15,6 +15,16 @@ class ControlType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONTROL_TYPE_NON_INTRUSIVE: _ClassVar[ControlType]
     CONTROL_TYPE_SAMPLING: _ClassVar[ControlType]
 
+class ControlStage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTROL_STAGE_UNSPECIFIED: _ClassVar[ControlStage]
+    CONTROL_STAGE_INTENDED: _ClassVar[ControlStage]
+    CONTROL_STAGE_DOCUMENTS_REQUIRED: _ClassVar[ControlStage]
+    CONTROL_STAGE_COMPLETED: _ClassVar[ControlStage]
+    CONTROL_STAGE_RELEASED: _ClassVar[ControlStage]
+    CONTROL_STAGE_CLEARED: _ClassVar[ControlStage]
+    CONTROL_STAGE_DETAINED: _ClassVar[ControlStage]
+
 class ControlOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CONTROL_OUTCOME_UNSPECIFIED: _ClassVar[ControlOutcome]
@@ -26,6 +36,13 @@ CONTROL_TYPE_DOCUMENTARY: ControlType
 CONTROL_TYPE_PHYSICAL: ControlType
 CONTROL_TYPE_NON_INTRUSIVE: ControlType
 CONTROL_TYPE_SAMPLING: ControlType
+CONTROL_STAGE_UNSPECIFIED: ControlStage
+CONTROL_STAGE_INTENDED: ControlStage
+CONTROL_STAGE_DOCUMENTS_REQUIRED: ControlStage
+CONTROL_STAGE_COMPLETED: ControlStage
+CONTROL_STAGE_RELEASED: ControlStage
+CONTROL_STAGE_CLEARED: ControlStage
+CONTROL_STAGE_DETAINED: ControlStage
 CONTROL_OUTCOME_UNSPECIFIED: ControlOutcome
 CONTROL_OUTCOME_NO_FINDINGS: ControlOutcome
 CONTROL_OUTCOME_DISCREPANCY: ControlOutcome
@@ -52,7 +69,7 @@ class Evidence(_message.Message):
     def __init__(self, media_type: _Optional[str] = ..., sha256: _Optional[bytes] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ControlResult(_message.Message):
-    __slots__ = ("control_id", "declaration_id", "functional_reference_id", "transport_document_id", "container_ids", "control_type", "outcome", "findings", "seals_applied", "officer_id", "office_id", "controlled_at", "evidence", "revision")
+    __slots__ = ("control_id", "declaration_id", "functional_reference_id", "transport_document_id", "container_ids", "control_type", "outcome", "findings", "seals_applied", "officer_id", "office_id", "controlled_at", "evidence", "revision", "stage", "notification_function_code", "control_result_code")
     CONTROL_ID_FIELD_NUMBER: _ClassVar[int]
     DECLARATION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONAL_REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +84,9 @@ class ControlResult(_message.Message):
     CONTROLLED_AT_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_FUNCTION_CODE_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
     control_id: str
     declaration_id: str
     functional_reference_id: str
@@ -81,4 +101,7 @@ class ControlResult(_message.Message):
     controlled_at: str
     evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
     revision: int
-    def __init__(self, control_id: _Optional[str] = ..., declaration_id: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., transport_document_id: _Optional[str] = ..., container_ids: _Optional[_Iterable[str]] = ..., control_type: _Optional[_Union[ControlType, str]] = ..., outcome: _Optional[_Union[ControlOutcome, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., seals_applied: _Optional[_Iterable[str]] = ..., officer_id: _Optional[str] = ..., office_id: _Optional[str] = ..., controlled_at: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+    stage: ControlStage
+    notification_function_code: str
+    control_result_code: str
+    def __init__(self, control_id: _Optional[str] = ..., declaration_id: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., transport_document_id: _Optional[str] = ..., container_ids: _Optional[_Iterable[str]] = ..., control_type: _Optional[_Union[ControlType, str]] = ..., outcome: _Optional[_Union[ControlOutcome, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., seals_applied: _Optional[_Iterable[str]] = ..., officer_id: _Optional[str] = ..., office_id: _Optional[str] = ..., controlled_at: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., revision: _Optional[int] = ..., stage: _Optional[_Union[ControlStage, str]] = ..., notification_function_code: _Optional[str] = ..., control_result_code: _Optional[str] = ...) -> None: ...
