@@ -14,7 +14,6 @@ Pure: elements and messages in, elements and messages out; no files, no sockets.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -144,6 +143,16 @@ class _Decoder:
             if payloads and any(child is p for p in payloads):
                 continue
             slot = index_of.get(child.tag)
+            if slot is not None and slot.kind == SCALAR and not slot.repeated:
+                # the common case, inlined: a single text element such as <TypeCode>IMD</TypeCode>
+                text = child.text
+                if text and (text := text.strip()) and not len(child) and not child.keys():
+                    name = slot.name
+                    if not getattr(message, name):
+                        setattr(message, name, text)
+                        continue
+                self.keep_element(holder, index, child)
+                continue
             if (
                 slot is None
                 or slot.field is None
@@ -279,7 +288,10 @@ class _Encoder:
 
     def restore(self, element: etree._Element, holder: str) -> None:
         """Put preserved attributes and elements back where they were."""
-        for residue in sorted(self.residue.get(holder, ()), key=lambda r: (bool(r.xml), r.index)):
+        kept_here = self.residue.get(holder)
+        if not kept_here:
+            return
+        for residue in sorted(kept_here, key=lambda r: (bool(r.xml), r.index)):
             if residue.attribute:
                 element.set(residue.attribute, residue.value)
             else:
@@ -297,9 +309,9 @@ def encode_element(
     nsmap: Mapping[str | None, str] | None = None,
     payloads: tuple[etree._Element, ...] = (),
 ) -> etree._Element:
-    by_holder: dict[str, list[Residue]] = defaultdict(list)
+    by_holder: dict[str, list[Residue]] = {}
     for r in residue:
-        by_holder[r.path].append(r)
+        by_holder.setdefault(r.path, []).append(r)
     element = etree.Element(qname, nsmap=dict(nsmap or {}))
     encoder = _Encoder(by_holder, limits, clark("dds:DateTimeString"))
     encoder.encode(message, element, path, holder, payloads)

@@ -213,12 +213,9 @@ class WcoXml:
 
 
 def _is_cancellation(declaration: etree._Element) -> bool:
-    codes = {
-        local_name(str(c.tag)): (c.text or "").strip()
-        for c in declaration
-        if isinstance(c.tag, str)
-    }
-    return codes.get("FunctionCode") == "13" and codes.get("TypeCode") == "INV"
+    function_code = declaration.findtext(f"{{{DEC}}}FunctionCode") or ""
+    type_code = declaration.findtext(f"{{{DEC}}}TypeCode") or ""
+    return function_code.strip() == "13" and type_code.strip() == "INV"
 
 
 def restore_namespaces(root: etree._Element) -> etree._Element:
