@@ -40,6 +40,7 @@ from hub.trust import PartnerTrust, TrustStore, party_of
 log = logging.getLogger("customs_hub")
 
 Clock = Callable[[], datetime]
+DUPLICATE = pb.RECEIPT_OUTCOME_DUPLICATE
 
 
 def system_clock() -> datetime:
@@ -131,11 +132,7 @@ class Hub:
             earlier = await self.store.find_inbound(peer_party, header.message_id)
             if earlier is not None and earlier.envelope_digest == opened.envelope_digest:
                 return self._receipt(
-                    header.message_id,
-                    opened.envelope_digest,
-                    peer_party,
-                    now,
-                    pb.RECEIPT_OUTCOME_DUPLICATE,
+                    header.message_id, opened.envelope_digest, peer_party, now, DUPLICATE
                 )
             await self.record_rejection(peer_party, data, exc)
             raise
@@ -168,11 +165,7 @@ class Hub:
             return pb.SignedReceipt.FromString(stored.signed_receipt)
         if stored.envelope_digest == opened.envelope_digest:
             return self._receipt(
-                header.message_id,
-                opened.envelope_digest,
-                peer_party,
-                now,
-                pb.RECEIPT_OUTCOME_DUPLICATE,
+                header.message_id, opened.envelope_digest, peer_party, now, DUPLICATE
             )
         conflict = DuplicateConflictError(
             f"message id {header.message_id} from {peer_party} was accepted before with "

@@ -127,34 +127,20 @@ async def test_send_cli_accepts_wco_xml_and_reports_errors_with_line(
     assert len(await cn.hub.store.outbound()) == 1
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_translate_cli_round_trip(tmp_path: Path) -> None:
     as_json = tmp_path / "declaration.json"
     back = tmp_path / "declaration.xml"
-    first = subprocess.run(
-        [*CLI, "translate", str(DECLARATION), "--to", "proto-json", "-o", str(as_json)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    first = cli("translate", str(DECLARATION), "--to", "proto-json", "-o", str(as_json))
     assert first.returncode == 0, first.stderr
     assert '"goodsDeclaration"' in as_json.read_text()
-    second = subprocess.run(
-        [*CLI, "translate", str(as_json), "--to", "wco-xml", "-o", str(back)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = cli("translate", str(as_json), "--to", "wco-xml", "-o", str(back))
     assert second.returncode == 0, second.stderr
     assert canonical(back.read_bytes()) == canonical(DECLARATION.read_bytes())
     broken = SAMPLES / "TT_EX002a/TT_EX002a.xml"
-    refused = subprocess.run(
-        [*CLI, "translate", str(broken), "--to", "proto-json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = cli("translate", str(broken), "--to", "proto-json")
     assert refused.returncode == 2 and refused.stdout == ""
     assert "TT_EX002a.xml:72:" in refused.stderr and "not-well-formed" in refused.stderr
