@@ -70,7 +70,7 @@ def _new_parser() -> etree.XMLParser:
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
-        remove_blank_text=False,
+        remove_blank_text=True,  # indentation between elements carries nothing in WCO DM
         collect_ids=False,
     )
 
@@ -101,14 +101,14 @@ def parse_xml(data: bytes, limits: XmlLimits, *, source: str = "document") -> et
             f"{source} is not well-formed XML: {message}", reason=reason, line=line, column=column
         ) from None
     tree = root.getroottree()
-    doctype = tree.docinfo.doctype
-    if doctype or tree.docinfo.internalDTD is not None:
+    docinfo = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise TranslationError(
             f"{source} has a DOCTYPE; documents with DTDs or entity declarations are refused",
             reason="forbidden-doctype",
             line=1,
         )
-    _check_tree(root, limits, source)
+    _check_tree(root, limits, source, _literal_markers(data, docinfo.encoding))
     return root
 
 
@@ -135,7 +135,25 @@ def _deeper_than(depth: int) -> etree.XPath:
     return etree.XPath("/" + "/".join(["*"] * (depth + 1)))
 
 
-def _check_tree(root: etree._Element, limits: XmlLimits, source: str) -> None:
+# Encodings in which the bytes of an ASCII word are the word itself, so a byte search is exact.
+_ASCII_COMPATIBLE = frozenset({"UTF-8", "US-ASCII", "ASCII", "ISO-8859-1", "LATIN1"})
+
+
+def _literal_markers(data: bytes, encoding: str | None) -> tuple[bool, bool]:
+    """Whether XInclude and schema-location checks are needed at all: (xinclude, location).
+
+    Both constructs need their name spelled in the document: the XInclude namespace URI and
+    the ``schemaLocation`` attribute name. In an ASCII-compatible encoding without character
+    references a byte search settles it, which saves two tree walks on almost every document.
+    """
+    if (encoding or "UTF-8").upper() not in _ASCII_COMPATIBLE or b"&#" in data:
+        return True, True
+    return b"XInclude" in data, b"SchemaLocation" in data or b"schemaLocation" in data
+
+
+def _check_tree(
+    root: etree._Element, limits: XmlLimits, source: str, markers: tuple[bool, bool] = (True, True)
+) -> None:
     """Limits and forbidden constructs, each checked by one compiled XPath in C: this runs on
     every document, and a Python walk over the elements cost a quarter of a translation."""
     too_deep = _deeper_than(limits.max_depth)(root)
@@ -153,7 +171,7 @@ def _check_tree(root: etree._Element, limits: XmlLimits, source: str) -> None:
             f"{source} has {count} elements; the limit is {limits.max_elements}",
             reason="limit-exceeded",
         )
-    xinclude = _XINCLUDE_ELEMENTS(root)
+    xinclude = _XINCLUDE_ELEMENTS(root) if markers[0] else []
     if xinclude:
         raise TranslationError(
             f"{source} uses XInclude, which is never processed",
@@ -161,7 +179,7 @@ def _check_tree(root: etree._Element, limits: XmlLimits, source: str) -> None:
             line=xinclude[0].sourceline,
             path=element_path(xinclude[0]),
         )
-    for hint in _SCHEMA_LOCATION_HINTS(root):
+    for hint in _SCHEMA_LOCATION_HINTS(root) if markers[1] else ():
         if any(_URL_SCHEME.match(part) for part in str(hint).split()):
             owner = hint.getparent()
             raise TranslationError(

@@ -106,6 +106,40 @@ def hostile_documents(secret: Path, url: str) -> list[tuple[str, bytes, str]]:
             ).encode(),
             "forbidden-schema-location",
         ),
+        (
+            "XInclude namespace spelled with a character reference",
+            (
+                '<d xmlns:xi="http://www.w3.org/2001/&#x58;Include">'
+                f'<xi:include href="{secret}" parse="text"/></d>'
+            ).encode(),
+            "forbidden-xinclude",
+        ),
+        (
+            "XInclude in UTF-16",
+            (
+                '<?xml version="1.0" encoding="UTF-16"?>'
+                '<d xmlns:xi="http://www.w3.org/2001/XInclude">'
+                f'<xi:include href="{secret}" parse="text"/></d>'
+            ).encode("utf-16"),
+            "forbidden-xinclude",
+        ),
+        (
+            "schemaLocation URL in UTF-16",
+            (
+                '<?xml version="1.0" encoding="UTF-16"?>'
+                '<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'xsi:schemaLocation="urn:x {url}/evil.xsd"/>'
+            ).encode("utf-16"),
+            "forbidden-schema-location",
+        ),
+        (
+            "schemaLocation attribute name spelled with a character reference",
+            (
+                '<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'xsi:schemaLocation="urn:x {url}/evil&#x2E;xsd"/>'
+            ).encode(),
+            "forbidden-schema-location",
+        ),
         ("deep nesting", b"<d>" + b"<e>" * 100 + b"</e>" * 100 + b"</d>", "limit-exceeded"),
         ("very deep nesting", b"<d>" + b"<e>" * 5000 + b"</e>" * 5000 + b"</d>", "limit-exceeded"),
         (

@@ -135,7 +135,7 @@ class _Decoder:
         holder: str,
         payloads: tuple[etree._Element, ...] = (),
     ) -> None:
-        if element.attrib:
+        if element.keys():
             self.keep_attributes(holder, element, set())
         index_of = slot_index(path, message.DESCRIPTOR)
         counts: dict[str, int] = {}
@@ -143,7 +143,11 @@ class _Decoder:
             if payloads and any(child is p for p in payloads):
                 continue
             slot = index_of.get(child.tag)
-            if slot is not None and slot.kind == SCALAR and not slot.repeated:
+            if slot is None:
+                self.keep_element(holder, index, child)
+                continue
+            kind = slot.kind
+            if kind == SCALAR and not slot.repeated:
                 # the common case, inlined: a single text element such as <TypeCode>IMD</TypeCode>
                 text = child.text
                 if text and (text := text.strip()) and not len(child) and not child.keys():
@@ -152,6 +156,22 @@ class _Decoder:
                         setattr(message, name, text)
                         continue
                 self.keep_element(holder, index, child)
+                continue
+            if kind == COMPLEX:  # inlined too: a WCO class such as <GoodsShipment>
+                name = slot.name
+                if slot.repeated:
+                    target = getattr(message, name).add()
+                    n = counts.get(name, 0)
+                    counts[name] = n + 1
+                    step = f"{name}[{n}]"
+                elif message.HasField(name):
+                    self.keep_element(holder, index, child)
+                    continue
+                else:
+                    target = getattr(message, name)
+                    step = name
+                self.decode(child, target, slot.path, f"{holder}/{step}" if holder else step)
+                target.SetInParent()
                 continue
             if (
                 slot is None

@@ -142,7 +142,7 @@ class WcoXml:
         kinds = {p.tag for p in payloads}
         if kinds == {DECLARATION} and len(payloads) == 1:
             message: Message = GoodsDeclaration()
-            path, key = "dec:Declaration", "cancel" if _is_cancellation(payloads[0]) else "dec"
+            path, key = "dec:Declaration", "dec"
         elif kinds == {RESPONSE}:
             message, path, key = Response(), "res:Response", "res"
         else:
@@ -153,7 +153,6 @@ class WcoXml:
                 reason="unsupported-document",
                 path=element_path(root),
             )
-        validate(root, key if wrapped else f"{key}-bare", source)
         residue: list[Residue] = []
         if wrapped:
             metadata = message.metadata  # type: ignore[attr-defined]
@@ -166,6 +165,11 @@ class WcoXml:
             further_residue: list[Residue] = []
             decode_element(payload, further, path, further_residue)
             further.residue.extend(further_residue)
+        # Validated after decoding, which reads the function and type codes that choose the
+        # schema (cancellations 13/INV have their own); nothing decoded leaves before this.
+        if isinstance(message, GoodsDeclaration) and _is_cancellation_message(message):
+            key = "cancel"
+        validate(root, key if wrapped else f"{key}-bare", source)
         return message
 
     def encode(self, message: Message) -> bytes:
@@ -173,9 +177,7 @@ class WcoXml:
         if isinstance(message, GoodsDeclaration):
             nsmap: dict[str | None, str] = {None: DEC}
             qname, path = DECLARATION, "dec:Declaration"
-            key = (
-                "cancel" if message.function_code == "13" and message.type_code == "INV" else "dec"
-            )
+            key = "cancel" if _is_cancellation_message(message) else "dec"
         elif isinstance(message, Response):
             qname, path, key = RESPONSE, "res:Response", "res"
             nsmap = {None: RES}
@@ -212,10 +214,8 @@ class WcoXml:
         return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def _is_cancellation(declaration: etree._Element) -> bool:
-    function_code = declaration.findtext(f"{{{DEC}}}FunctionCode") or ""
-    type_code = declaration.findtext(f"{{{DEC}}}TypeCode") or ""
-    return function_code.strip() == "13" and type_code.strip() == "INV"
+def _is_cancellation_message(declaration: GoodsDeclaration) -> bool:
+    return declaration.function_code == "13" and declaration.type_code == "INV"
 
 
 def restore_namespaces(root: etree._Element) -> etree._Element:
