@@ -139,6 +139,7 @@ class _Decoder:
             self.keep_attributes(holder, element, set())
         index_of = slot_index(path, message.DESCRIPTOR)
         counts: dict[str, int] = {}
+        seen: set[str] = set()  # single scalar fields already set (cheaper than getattr)
         for index, child in enumerate(element):
             if payloads and any(child is p for p in payloads):
                 continue
@@ -150,11 +151,17 @@ class _Decoder:
             if kind == SCALAR and not slot.repeated:
                 # the common case, inlined: a single text element such as <TypeCode>IMD</TypeCode>
                 text = child.text
-                if text and (text := text.strip()) and not len(child) and not child.keys():
-                    name = slot.name
-                    if not getattr(message, name):
-                        setattr(message, name, text)
-                        continue
+                name = slot.name
+                if (
+                    text
+                    and (text := text.strip())
+                    and name not in seen
+                    and not len(child)
+                    and not child.keys()
+                ):
+                    seen.add(name)
+                    setattr(message, name, text)
+                    continue
                 self.keep_element(holder, index, child)
                 continue
             if kind == COMPLEX:  # inlined too: a WCO class such as <GoodsShipment>
