@@ -37,6 +37,8 @@ def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
 
 def detect(data: bytes) -> str:
     """Guess a document's format from its first significant byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: only XML comes this way
+        return "wco-xml"
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head == b"<":
         return "wco-xml"

@@ -31,8 +31,10 @@ XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/200
 _POSITION_SUFFIX = re.compile(r",? line \d+, column \d+$")
 _MAX_PATH = 200  # characters of an element path quoted in an error
 _SCHEMA_LOCATION_ATTRS = (f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSchemaLocation")
+# A hint that leads anywhere but next to the document: a URL scheme, a network path
+# (//host/..., \\host\...) or an absolute path.
 _URL_SCHEME = re.compile(
-    r"^[A-Za-z][A-Za-z0-9+.-]*://|^(file|http|https|ftp|jar|data):", re.IGNORECASE
+    r"^[A-Za-z][A-Za-z0-9+.-]*://|^(file|http|https|ftp|jar|data):|^[/\\]", re.IGNORECASE
 )
 
 
@@ -146,7 +148,10 @@ def _literal_markers(data: bytes, encoding: str | None) -> tuple[bool, bool]:
     the ``schemaLocation`` attribute name. In an ASCII-compatible encoding without character
     references a byte search settles it, which saves two tree walks on almost every document.
     """
-    if (encoding or "UTF-8").upper() not in _ASCII_COMPATIBLE or b"&#" in data:
+    # lxml reports UTF-8 for a BOM-marked UTF-16 document without a declaration, so the bytes
+    # themselves must look like ASCII-compatible XML too.
+    wide = b"\x00" in data[:4] or data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if wide or (encoding or "UTF-8").upper() not in _ASCII_COMPATIBLE or b"&#" in data:
         return True, True
     return b"XInclude" in data, b"SchemaLocation" in data or b"schemaLocation" in data
 
@@ -203,3 +208,13 @@ def element_path(element: etree._Element) -> str:
         node = node.getparent()
     path = "/" + "/".join(reversed(names))
     return path if len(path) <= _MAX_PATH else "..." + path[-_MAX_PATH:]
+
+
+def check_schema_location(value: str, source: str) -> None:
+    """Refuse a schema-location hint that points anywhere but next to the document."""
+    if any(_URL_SCHEME.match(part) for part in value.split()):
+        raise TranslationError(
+            f"{source} points xsi:schemaLocation at a URL or absolute path; schemas are only "
+            "ever loaded from the hub's own schemas folder",
+            reason="forbidden-schema-location",
+        )

@@ -183,7 +183,7 @@ class Translators:
             return None
         try:
             return translator.encode(cls.FromString(body))
-        except TranslationError:
+        except HubError:  # the protobuf body is still handed over; only the document is missing
             return None
 
 

@@ -140,6 +140,30 @@ def hostile_documents(secret: Path, url: str) -> list[tuple[str, bytes, str]]:
             ).encode(),
             "forbidden-schema-location",
         ),
+        (
+            "XInclude in UTF-16 with a BOM and no declaration",
+            (
+                '<d xmlns:xi="http://www.w3.org/2001/XInclude">'
+                f'<xi:include href="{secret}" parse="text"/></d>'
+            ).encode("utf-16"),
+            "forbidden-xinclude",
+        ),
+        (
+            "schemaLocation URL in UTF-16 with a BOM and no declaration",
+            (
+                '<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'xsi:schemaLocation="urn:x {url}/evil.xsd"/>'
+            ).encode("utf-16"),
+            "forbidden-schema-location",
+        ),
+        (
+            "schemaLocation as a network path",
+            (
+                '<d xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'xsi:schemaLocation="urn:x {url.removeprefix("http:")}/evil.xsd"/>'
+            ).encode(),
+            "forbidden-schema-location",
+        ),
         ("deep nesting", b"<d>" + b"<e>" * 100 + b"</e>" * 100 + b"</d>", "limit-exceeded"),
         ("very deep nesting", b"<d>" + b"<e>" * 5000 + b"</e>" * 5000 + b"</d>", "limit-exceeded"),
         (
@@ -199,3 +223,42 @@ def test_arbitrary_bytes_parse_or_raise_translation_error(data: bytes) -> None:
 def test_xml_like_text_parses_or_raises_translation_error(text: str) -> None:
     with contextlib.suppress(TranslationError):
         parse_xml(text.encode(), LIMITS)
+
+
+def test_hostile_residue_from_a_partner_is_refused_on_the_way_out() -> None:
+    """A partner's protobuf can carry any residue; writing it as XML applies the same policy."""
+    from adapters.wco.translator import GoodsDeclaration, WcoXml
+    from hub.pb.customs_hub.v1 import declaration_pb2
+
+    def encode(message: GoodsDeclaration) -> str:
+        with pytest.raises(TranslationError) as info:
+            WcoXml().encode(message)
+        return info.value.reason
+
+    base = GoodsDeclaration(function_code="9", functional_reference_id="LRN1")
+    remote = GoodsDeclaration()
+    remote.CopyFrom(base)
+    remote.residue.append(
+        declaration_pb2.Residue(
+            path="",
+            attribute="{http://www.w3.org/2001/XMLSchema-instance}schemaLocation",
+            value="urn:x http://127.0.0.1:9/evil.xsd",
+        )
+    )
+    assert encode(remote) == "forbidden-schema-location"
+    doctype = GoodsDeclaration()
+    doctype.CopyFrom(base)
+    doctype.residue.append(
+        declaration_pb2.Residue(
+            path="",
+            index=0,
+            xml=b'<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>',
+        )
+    )
+    assert encode(doctype) == "forbidden-doctype"
+    control = GoodsDeclaration(function_code="9\x01", functional_reference_id="LRN1")
+    assert encode(control) == "invalid-content"
+    bad_name = GoodsDeclaration()
+    bad_name.CopyFrom(base)
+    bad_name.residue.append(declaration_pb2.Residue(path="", attribute="1bad", value="x"))
+    assert encode(bad_name) == "invalid-content"

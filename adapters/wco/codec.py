@@ -23,12 +23,15 @@ from google.protobuf.message import Message
 from lxml import etree
 
 from adapters.wco.schema_table import NAMESPACES, PREFIXES, clark, load_table
-from adapters.xmlsafe import XmlLimits, parse_xml
+from adapters.xmlsafe import XSI, XmlLimits, check_schema_location, parse_xml
 from hub.errors import TranslationError
 from hub.pb.customs_hub.v1 import declaration_pb2
 
 Residue = declaration_pb2.Residue
 METADATA_PATH = "^metadata"
+SCHEMA_LOCATION_ATTRIBUTES = frozenset(
+    {f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSchemaLocation"}
+)
 DATETIME = "DateTimeString"
 # Messages that stand for one element with text content and attributes.
 LEAF_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
@@ -133,7 +136,7 @@ class _Decoder:
         message: Message,
         path: str,
         holder: str,
-        payloads: tuple[etree._Element, ...] = (),
+        payloads: frozenset[etree._Element] = frozenset(),
     ) -> None:
         if element.keys():
             self.keep_attributes(holder, element, set())
@@ -141,7 +144,7 @@ class _Decoder:
         counts: dict[str, int] = {}
         seen: set[str] = set()  # single scalar fields already set (cheaper than getattr)
         for index, child in enumerate(element):
-            if payloads and any(child is p for p in payloads):
+            if payloads and child in payloads:  # a set: linear in the number of payloads
                 continue
             slot = index_of.get(child.tag)
             if slot is None:
@@ -259,7 +262,7 @@ def decode_element(
     payloads: tuple[etree._Element, ...] = (),
 ) -> None:
     """Decode ``element`` into ``message``; ``payloads`` (wrapped documents) are skipped."""
-    _Decoder(residue).decode(element, message, path, holder, payloads)
+    _Decoder(residue).decode(element, message, path, holder, frozenset(payloads))
 
 
 @dataclass
@@ -267,6 +270,7 @@ class _Encoder:
     residue: Mapping[str, list[Residue]]
     limits: XmlLimits
     datetime_namespace: str
+    residue_bytes: int = 0
 
     def encode(
         self,
@@ -318,10 +322,20 @@ class _Encoder:
         kept_here = self.residue.get(holder)
         if not kept_here:
             return
+        # Residue may come from a partner: the same policy as any XML the hub reads applies,
+        # and all of a document's residue together stays within the size limit.
         for residue in sorted(kept_here, key=lambda r: (bool(r.xml), r.index)):
             if residue.attribute:
+                if residue.attribute in SCHEMA_LOCATION_ATTRIBUTES:
+                    check_schema_location(residue.value, "preserved residue")
                 element.set(residue.attribute, residue.value)
             else:
+                self.residue_bytes += len(residue.xml)
+                if self.residue_bytes > self.limits.max_bytes:
+                    raise TranslationError(
+                        f"preserved residue exceeds {self.limits.max_bytes} bytes",
+                        reason="limit-exceeded",
+                    )
                 kept = parse_xml(residue.xml, self.limits, source="preserved residue")
                 element.insert(residue.index, kept)
 

@@ -173,6 +173,16 @@ class WcoXml:
         return message
 
     def encode(self, message: Message) -> bytes:
+        try:
+            return self._encode(message)
+        except (ValueError, TypeError) as exc:
+            # lxml refuses control characters, non-characters and bad attribute names; a
+            # message from a partner may carry any of them
+            raise TranslationError(
+                f"the message cannot be written as XML: {exc}", reason="invalid-content"
+            ) from None
+
+    def _encode(self, message: Message) -> bytes:
         further: list[Message] = []
         if isinstance(message, GoodsDeclaration):
             nsmap: dict[str | None, str] = {None: DEC}
