@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
+from google.protobuf.message import Message
 
 from hub.demo import sample_aeo_status, sample_declaration
 from hub.envelope import build_envelope, sha256, verify_receipt
@@ -80,15 +81,20 @@ def signed_envelope(
     recipient: str = "NZ",
     offset: timedelta = timedelta(0),
     ttl: timedelta = timedelta(days=1),
+    document: Message | None = None,
+    message_id: str | None = None,
+    correlation_id: str = "",
 ) -> tuple[bytes, pb.Header]:
-    """A declaration envelope signed with ``signer``'s key from a PKI folder."""
+    """An envelope (a declaration unless told otherwise) signed with ``signer``'s key."""
     return build_envelope(
         signer_of(pki, signer),
         sender=sender,
         recipient=recipient,
-        document=sample_declaration(),
+        document=document or sample_declaration(),
         created_at=datetime.now(UTC) + offset,
         ttl=ttl,
+        message_id=message_id,
+        correlation_id=correlation_id,
     )
 
 
@@ -320,15 +326,7 @@ async def test_same_message_twice_gets_duplicate_receipt(federation: Federation,
         [batch] = [await client.exchange("NZ", [data], timeout=5)]
         third = verify_receipt(batch[0], "NZ", nz_signing_key(pki))
         # same id, other content: refused, not stored
-        other, _ = build_envelope(
-            signer_of(pki, "CN"),
-            sender="CN",
-            recipient="NZ",
-            document=sample_aeo_status(),
-            created_at=datetime.now(UTC),
-            ttl=timedelta(days=1),
-            message_id=header.message_id,
-        )
+        other, _ = signed_envelope(pki, document=sample_aeo_status(), message_id=header.message_id)
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await client.deliver("NZ", other, timeout=5)
     finally:

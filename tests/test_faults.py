@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from hub.demo import sample_aeo_status, sample_declaration
-from hub.envelope import build_envelope, verify_receipt
+from hub.envelope import verify_receipt
 from hub.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -24,7 +24,6 @@ from tests.test_exchange import (
     nz_signing_key,
     refused,
     signed_envelope,
-    signer_of,
     submit,
 )
 
@@ -137,15 +136,8 @@ async def test_malformed_header_values_are_rejected_on_every_store(
     federation: Federation, pki: Path, message_id: str, correlation_id: str
 ) -> None:
     nz = await federation.start("NZ")
-    data, _ = build_envelope(
-        signer_of(pki, "CN"),
-        sender="CN",
-        recipient="NZ",
-        document=sample_aeo_status(),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-        message_id=message_id,
-        correlation_id=correlation_id,
+    data, _ = signed_envelope(
+        pki, document=sample_aeo_status(), message_id=message_id, correlation_id=correlation_id
     )
     error = await refused(pki, nz, data)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
