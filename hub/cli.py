@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--to", dest="to_format", required=True, help="e.g. wco-xml, proto-json")
     translate.add_argument("--from", dest="from_format", help="default: detected from the content")
     translate.add_argument("-o", "--output", type=Path, help="default: standard output")
+    translate.add_argument(
+        "--config", type=Path, help="apply this hub's XML limits (default: the built-in limits)"
+    )
 
     sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
@@ -275,9 +278,10 @@ async def _send(args: argparse.Namespace) -> int:
 
 def _translate(args: argparse.Namespace) -> int:
     data = _read(args.file)
+    limits = load_config(args.config).limits.xml if args.config else None
     try:
-        source = translator_for(args.from_format or detect(data))
-        target = translator_for(args.to_format)
+        source = translator_for(args.from_format or detect(data), limits)
+        target = translator_for(args.to_format, limits)
         output = target.encode(source.decode(data, source=args.file.name))
     except TranslationError as exc:
         raise _located(args.file, exc) from None

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from adapters.xmlsafe import XmlLimits
 from hub.errors import ConfigError
 from hub.messages import full_body_type
 from hub.routing import BY_COUNTRY
@@ -55,6 +56,10 @@ class Limits:
     xml_max_bytes: int = 8 * 1024 * 1024
     xml_max_depth: int = 32
     xml_max_elements: int = 200_000
+
+    @property
+    def xml(self) -> XmlLimits:
+        return XmlLimits(self.xml_max_bytes, self.xml_max_depth, self.xml_max_elements)
 
     @property
     def clock_skew(self) -> timedelta:

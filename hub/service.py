@@ -20,7 +20,6 @@ from grpc_reflection.v1alpha import reflection
 
 from adapters.formats import detect, registry
 from adapters.wco.controls import control_result_from
-from adapters.xmlsafe import XmlLimits
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
@@ -160,10 +159,7 @@ class Translators:
     """The registered formats, with the limits from the hub's config."""
 
     def __init__(self, config: HubConfig) -> None:
-        limits = config.limits
-        self.formats = registry(
-            XmlLimits(limits.xml_max_bytes, limits.xml_max_depth, limits.xml_max_elements)
-        )
+        self.formats = registry(config.limits.xml)
 
     def decode(self, format_id: str, content: bytes) -> Message:
         translator = self.formats.get(format_id or detect(content))

@@ -77,6 +77,19 @@ def test_limits_from_config_are_used(tmp_path: Path, pki: Path) -> None:
         config.read_text().replace("clock_skew_seconds = 300", "clock_skew_seconds = 42")
     )
     assert load_config(config).limits.clock_skew.total_seconds() == 42
+    # translate --config applies the hub's XML limits: a median declaration has a few hundred
+    # elements, so a limit of 50 refuses it, while the built-in limits accept it.
+    declaration = (
+        Path(__file__).resolve().parents[2] / "shared/corpus/hmrc-customs-declarations/public"
+        "/api/conf/3.0/examples/annotated_XML_samples/TT_IM001b/TT_IM001b.xml"
+    )
+    assert run("translate", str(declaration), "--to", "proto-json").returncode == 0
+    config.write_text(
+        config.read_text().replace("clock_skew_seconds = 42", "xml_max_elements = 50")
+    )
+    refused = run("translate", str(declaration), "--to", "proto-json", "--config", str(config))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "TT_IM001b.xml" in refused.stderr and "limit-exceeded" in refused.stderr
 
 
 def test_submission_file_errors_name_file_line_and_field(tmp_path: Path) -> None:
