@@ -22,11 +22,12 @@ from adapters.formats import detect, translator_for
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub.config import load_config, render_config
 from hub.errors import HubError, TranslationError
+from hub.node import Hub
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.pki import init_federation
 from hub.service import LINE_KEY, REASON_KEY, start_hub
-from hub.store import MessageRow, Store
+from hub.store import MessageRow, OutboxRow, Store, utcnow
 
 EXIT_USAGE = 2
 
@@ -108,6 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     messages.add_argument("--config", type=Path, required=True)
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    outbox = sub.add_parser(
+        "outbox",
+        help="list queued, retrying and dead-lettered messages; retry or drop dead letters",
+    )
+    outbox.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "retry", "drop"],
+        default="list",
+        help="list (default), or retry / drop dead letters",
+    )
+    outbox.add_argument("--config", type=Path, required=True)
+    outbox.add_argument("--message-id", action="append", default=[], help="repeatable")
+    outbox.add_argument("--partner", help="all of this partner's dead letters")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+
     translate = sub.add_parser(
         "translate", help="convert a document between formats through the canonical protobuf"
     )
@@ -154,6 +171,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_send(args))
     if args.command == "messages":
         return asyncio.run(_messages(args))
+    if args.command == "outbox":
+        return asyncio.run(_outbox(args))
     if args.command == "translate":
         return _translate(args)
     if args.command == "demo":
@@ -200,7 +219,7 @@ async def _serve(config_path: Path) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await running.stop(grace=5.0)
+    await running.stop()
     print(f"{config.party}: stopped", flush=True)
     return 0
 
@@ -292,6 +311,70 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(output)
     return 0
+
+
+async def _outbox(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.action != "list" and not (args.message_id or args.partner):
+        raise CliError(f"outbox {args.action}: name --message-id ID or --partner PARTY")
+    store = Store(config.store_url)
+    try:
+        await store.create_all()
+        if args.action == "list":
+            _print_outbox(await store.outbox_rows(utcnow()), as_json=args.json)
+            return 0
+        if args.action == "retry":
+            hub = Hub(config, store)
+            retried = await hub.retry_dead_letters(args.message_id, args.partner)
+            for old, new in retried:
+                print(f"requeued {old}" if old == new else f"re-signed {old} as {new}")
+            done = [old for old, _ in retried]
+        else:
+            letters = [
+                m.message_id
+                for message_id in (args.message_id or [None])
+                for m in await store.dead_letters(message_id, args.partner)
+            ]
+            dropped = await store.drop(letters, "dropped by an operator")
+            for message_id in letters[:dropped]:
+                print(f"dropped {message_id}")
+            done = letters[:dropped]
+        if not done:
+            raise CliError("no matching dead letters (only dead letters can be retried or dropped)")
+        return 0
+    finally:
+        await store.close()
+
+
+def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(
+                json.dumps(
+                    {
+                        "message_id": row.message_id,
+                        "partner": row.partner,
+                        "type": row.body_type,
+                        "state": row.state,
+                        "attempts": row.attempts,
+                        "reason": row.reason,
+                        "created_at": row.created_at.isoformat(),
+                        "next_attempt_at": row.next_attempt_at.isoformat(),
+                    },
+                    sort_keys=True,
+                )
+            )
+        return
+    counts = {
+        state: sum(r.state == state for r in rows) for state in ("queued", "retrying", "dead")
+    }
+    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    for row in rows:
+        kind = row.body_type.rsplit(".", 1)[-1]
+        print(
+            f"{row.state:<8} {row.partner:<4} {row.message_id}  {kind:<16} "
+            f"attempts={row.attempts} {row.reason}"
+        )
 
 
 def _keys(row: MessageRow) -> str:

@@ -42,9 +42,18 @@ class Limits:
     max_batch_bytes: int = 16 * 1024 * 1024
     # Concurrent calls on the partner port; a handful of partners with a stream or two each.
     max_concurrent_rpcs: int = 128
-    # First retry after 1 s, doubling to at most 5 minutes (detail lands with reliable delivery).
+    # Frames awaiting their receipts on a partner's stream: enough to keep the link busy
+    # while the partner commits earlier frames.
+    delivery_window: int = 8
+    # Retry schedule: the first retry after 1 s, then doubling, at most 5 minutes apart, each
+    # wait shortened by up to half at random (jitter) so returning partners are not stampeded.
     retry_initial_seconds: float = 1.0
+    retry_multiplier: float = 2.0
     retry_max_seconds: float = 300.0
+    retry_jitter: float = 0.5
+    # How long SIGTERM waits for receipts of frames in flight before abandoning them (they stay
+    # queued and are resent; the partner answers with the receipt it gave the first time).
+    shutdown_grace_seconds: float = 5.0
     # How long a partner call may take before it counts as failed.
     partner_timeout_seconds: float = 10.0
     # How often the outbox and subscriptions look at the store when nothing woke them (other
@@ -192,7 +201,13 @@ def load_config(path: Path | str) -> HubConfig:
     for key, value in limits_table.data.items():
         if key not in known:
             raise limits_table._fail(key, f"one of {', '.join(sorted(known))}", key)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise limits_table._fail(key, "a number", value)
+        if key == "retry_jitter" and not 0 <= value <= 1:
+            raise limits_table._fail(key, "a fraction from 0 to 1", value)
+        if key == "retry_multiplier" and value < 1:
+            raise limits_table._fail(key, "a number of at least 1", value)
+        if key != "retry_jitter" and value <= 0:
             raise limits_table._fail(key, "a positive number", value)
         limit_values[key] = int(value) if known[key].type == "int" else float(value)
     return HubConfig(

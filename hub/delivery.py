@@ -1,9 +1,16 @@
 """The outbox worker: sends queued envelopes to partners and stores their signed receipts.
 
-A message leaves the outbox only in the same transaction that stores a verified receipt for
-it. A failed send (partner down, timeout, a receipt that does not verify or names other bytes)
-leaves the message queued with a later attempt time: it is never lost. Retry policy depth,
-dead letters and streaming windows come with reliable delivery (issue 4).
+Each partner has its own sender task, so a dead or slow partner never holds up the others.
+A sender keeps one ``Exchange`` stream open and writes frames of up to ``delivery_batch``
+envelopes, oldest first, with at most ``delivery_window`` frames awaiting their receipts; a
+reader matches each ReceiptBatch to its frame (the receiver answers frames in order).
+
+A message leaves the outbox only in the transaction that stores a verified receipt for it. A
+failed send (partner down, timeout, a receipt that does not verify or names other bytes) leaves
+it queued: when the stream fails, the partner backs off as a whole (exponential, with jitter)
+and its messages keep their order; a message refused "for now" waits on its own. A final
+rejection makes the message a dead letter with the partner's reason; so does expiry before
+delivery. docs/adr/0005 has the reasoning.
 """
 
 from __future__ import annotations
@@ -12,16 +19,20 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import grpc
 
+from hub.config import Limits
 from hub.envelope import verify_receipt
 from hub.errors import HubError
+from hub.groupcommit import GroupCommitter
 from hub.node import Hub
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store import DueDelivery, ReceiptRecord
+from hub.store import DueDelivery, ReceiptRecord, Settlement
 from hub.transport import PartnerChannels
 
 log = logging.getLogger("customs_hub.delivery")
@@ -58,123 +69,324 @@ def batches(items: list[DueDelivery], count: int, size: int) -> list[list[DueDel
     return out
 
 
-class OutboxWorker:
-    def __init__(self, hub: Hub, channels: PartnerChannels) -> None:
-        self.hub = hub
-        self.channels = channels
-        self.limits = hub.config.limits
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+def backoff(limits: Limits, failures: int) -> float:
+    """Seconds to wait after the ``failures``-th consecutive failure: exponential from
+    ``retry_initial_seconds`` by ``retry_multiplier`` up to ``retry_max_seconds``, less up to
+    ``retry_jitter`` of it at random, so partners coming back are not stampeded."""
+    exponent = max(0, failures - 1)
+    delay = min(
+        limits.retry_max_seconds,
+        limits.retry_initial_seconds * limits.retry_multiplier ** min(exponent, 64),
+    )
+    return delay * (1 - random.uniform(0, limits.retry_jitter))
+
+
+class StreamBroken(Exception):
+    pass
+
+
+@dataclass
+class _Stream:
+    call: grpc.aio.StreamStreamCall
+    in_flight: deque[tuple[list[DueDelivery], float]] = field(default_factory=deque)
+    broken: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task[None] | None = None
+
+
+class PartnerSender:
+    """Delivery to one partner: its queue, its stream, its backoff."""
+
+    def __init__(self, worker: OutboxWorker, partner: str) -> None:
+        self.worker = worker
+        self.hub = worker.hub
+        self.partner = partner
+        self.limits = worker.limits
+        self.failures = 0  # consecutive stream failures
+        self.backoff_until = 0.0  # monotonic
+        self.cursor = 0  # outbox id of the newest entry written on the current stream
+        self.stream: _Stream | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.delivered = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self.hub.outbox_changed.notify()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self.task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}-{self.partner}")
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             try:
-                sent = await self.run_once()
+                worked = await self._pass()
             except HubError as exc:  # store trouble: wait and try again, nothing is lost
-                log.error("outbox pass failed: %s", exc)
-                sent = 0
+                log.error("delivery to %s: %s", self.partner, exc)
+                worked = False
             except Exception:
-                log.exception("outbox pass failed unexpectedly; retrying after a pause")
-                sent = 0
-            if not sent:
-                await self.hub.outbox_changed.wait(self.limits.poll_seconds)
+                log.exception(
+                    "delivery to %s failed unexpectedly; retrying after a pause", self.partner
+                )
+                worked = False
+            if not worked and not self.stopping:
+                await self._idle()
 
-    async def run_once(self) -> int:
-        """One pass: every due message, grouped by partner, partners in parallel."""
-        due = await self.hub.store.due(self.hub.clock(), self.limits.delivery_batch * 8)
-        by_partner: dict[str, list[DueDelivery]] = defaultdict(list)
-        for item in due:
-            by_partner[item.partner].append(item)
-        await asyncio.gather(*(self._send_partner(p, items) for p, items in by_partner.items()))
-        return len(due)
+    async def _idle(self) -> None:
+        wait = self.limits.poll_seconds
+        pause = self.backoff_until - time.monotonic()
+        if pause > 0:
+            wait = pause
+        stream = self.stream
+        if stream is not None and stream.in_flight:
+            stream.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.changed.wait(), wait)
+            return
+        await self.hub.outbox_changed.wait(wait)
 
-    async def _send_partner(self, partner: str, items: list[DueDelivery]) -> None:
-        for batch in batches(items, self.limits.delivery_batch, self.limits.max_batch_bytes):
-            await self._send_batch(partner, batch)
-
-    async def _send_batch(self, partner: str, batch: list[DueDelivery]) -> None:
-        try:
-            receipts = await self.channels.exchange(
-                partner, [d.envelope for d in batch], self.limits.partner_timeout_seconds
-            )
-        except grpc.aio.AioRpcError as exc:
-            await self._failed(batch, f"{exc.code().name}: {exc.details()}")
-            return
-        except HubError as exc:
-            await self._failed(batch, str(exc))
-            return
-        except Exception as exc:
-            log.exception("sending to %s failed unexpectedly", partner)
-            await self._failed(batch, f"unexpected error: {type(exc).__name__}")
-            return
-        if len(receipts) != len(batch):
-            await self._failed(
-                batch, f"partner answered {len(receipts)} receipts for {len(batch)} envelopes"
-            )
-            return
-        settled: list[tuple[DueDelivery, ReceiptRecord]] = []
-        failed: list[DueDelivery] = []
-        for item, signed in zip(batch, receipts, strict=True):
+    async def _pass(self) -> bool:
+        """Write what is due, as far as the window allows. True when it wrote something."""
+        if time.monotonic() < self.backoff_until:
+            return False
+        stream = self.stream
+        if stream is not None and stream.broken:
+            await self._fail_stream(stream)
+            return False
+        window = self.limits.delivery_window
+        batch = self.limits.delivery_batch
+        if stream is not None and len(stream.in_flight) >= window:
+            return False
+        room = window - (len(stream.in_flight) if stream else 0)
+        due = await self.hub.store.due(
+            self.hub.clock(), room * batch, partner=self.partner, after=self.cursor
+        )
+        if not due:
+            if self.cursor and (stream is None or not stream.in_flight):
+                # entries at or before the cursor that failed on their own may be due again
+                self.cursor = 0
+                return True
+            return False
+        if stream is None:
             try:
-                receipt = verify_receipt(signed, partner, self.hub.trust.keys_for(partner))
+                stream = self.stream = self._open()
             except HubError as exc:
-                log.error("receipt for %s from %s refused: %s", item.message_id, partner, exc)
-                failed.append(item)
+                await self._failed_attempt(due, str(exc))
+                return False
+        for frame in batches(due, batch, self.limits.max_batch_bytes):
+            if stream.broken:
+                break
+            try:
+                await stream.call.write(pb.EnvelopeBatch(envelopes=[d.envelope for d in frame]))
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+                stream.broken = stream.broken or f"write failed: {exc}"
+                await self._failed_attempt(frame, stream.broken)
+                break
+            stream.in_flight.append((frame, time.monotonic()))
+            stream.changed.set()
+            self.cursor = frame[-1].entry_id
+        return True
+
+    def _open(self) -> _Stream:
+        call = self.worker.channels.open_exchange(self.partner)
+        stream = _Stream(call)
+        stream.reader = asyncio.create_task(
+            self._read(stream), name=f"receipts-{self.hub.party}-{self.partner}"
+        )
+        return stream
+
+    async def _read(self, stream: _Stream) -> None:
+        timeout = self.limits.partner_timeout_seconds
+        try:
+            while True:
+                while not stream.in_flight:
+                    stream.changed.clear()
+                    await stream.changed.wait()
+                response = await asyncio.wait_for(stream.call.read(), timeout)
+                if response is grpc.aio.EOF:
+                    raise StreamBroken("partner closed the stream")
+                frame, _ = stream.in_flight.popleft()
+                await self._settle(frame, list(response.receipts))
+                self.failures = 0
+                stream.changed.set()
+        except TimeoutError:
+            stream.broken = f"no receipts within {timeout:g} s"
+        except grpc.aio.AioRpcError as exc:
+            stream.broken = f"{exc.code().name}: {exc.details()}"
+        except StreamBroken as exc:
+            stream.broken = str(exc)
+        except asyncio.CancelledError:
+            stream.broken = stream.broken or "stopped"
+            raise
+        except Exception as exc:
+            log.exception("reading receipts from %s failed", self.partner)
+            stream.broken = f"unexpected error: {type(exc).__name__}"
+        finally:
+            stream.changed.set()
+            self.hub.outbox_changed.notify()
+
+    async def _fail_stream(self, stream: _Stream) -> None:
+        """Give up a broken stream: what was in flight stays queued, the partner backs off."""
+        self.stream = None
+        self.cursor = 0
+        stream.call.cancel()
+        if stream.reader is not None and stream.reader is not asyncio.current_task():
+            stream.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.reader
+        frames = [item for frame, _ in stream.in_flight for item in frame]
+        stream.in_flight.clear()
+        self.failures += 1
+        delay = backoff(self.limits, self.failures)
+        self.backoff_until = time.monotonic() + delay
+        log.warning(
+            "delivery to %s failed (%s); %d message(s) stay queued, next try in %.1f s",
+            self.partner,
+            stream.broken,
+            len(frames),
+            delay,
+        )
+        if frames:
+            await self.hub.store.record_failure([d.entry_id for d in frames], stream.broken, None)
+
+    async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
+        self.failures += 1
+        delay = backoff(self.limits, self.failures)
+        self.backoff_until = time.monotonic() + delay
+        log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
+        await self.hub.store.record_failure([d.entry_id for d in items], error, None)
+
+    async def _settle(self, frame: list[DueDelivery], receipts: list[pb.SignedReceipt]) -> None:
+        if len(receipts) != len(frame):
+            raise StreamBroken(
+                f"partner answered {len(receipts)} receipts for {len(frame)} envelopes"
+            )
+        settled: list[Settlement] = []
+        later: list[tuple[DueDelivery, str]] = []
+        keys = self.hub.trust.keys_for(self.partner)
+        verified: set[tuple[str, bytes, bytes]] = set()
+        now = self.hub.clock()
+        for item, signed in zip(frame, receipts, strict=True):
+            try:
+                receipt = verify_receipt(signed, self.partner, keys, verified)
+            except HubError as exc:
+                log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
+                later.append((item, f"receipt refused: {exc.reason}"))
                 continue
             if (
                 receipt.message_id != item.message_id
                 or receipt.envelope_digest != item.envelope_digest
             ):
-                log.error("receipt from %s names other bytes than %s", partner, item.message_id)
-                failed.append(item)
+                log.error(
+                    "receipt from %s names other bytes than %s", self.partner, item.message_id
+                )
+                later.append((item, "receipt names other bytes"))
                 continue
             outcome = OUTCOMES.get(receipt.outcome, "unknown")
             if outcome == "unknown":
-                failed.append(item)
+                later.append((item, "receipt has no known outcome"))
                 continue
             if outcome == "rejected" and receipt.reason in RETRYABLE_REJECTIONS:
-                log.warning("%s refused %s for now: %s", partner, item.message_id, receipt.reason)
-                failed.append(item)
+                log.warning(
+                    "%s refused %s for now: %s", self.partner, item.message_id, receipt.reason
+                )
+                later.append((item, f"refused for now: {receipt.reason}"))
                 continue
+            dead_reason = None
             if outcome == "rejected":
-                log.warning("%s rejected %s: %s", partner, item.message_id, receipt.reason)
+                dead_reason = f"rejected by {self.partner}: {receipt.reason}"
+                log.warning("%s", dead_reason)
             settled.append(
-                (
+                Settlement(
                     item,
                     ReceiptRecord(
                         message_id=item.message_id,
-                        receiver=partner,
+                        receiver=self.partner,
                         outcome=outcome,
                         reason=receipt.reason,
                         envelope_digest=receipt.envelope_digest,
                         signed_receipt=signed.SerializeToString(),
-                        received_at=self.hub.clock(),
+                        received_at=now,
                     ),
+                    dead_reason,
                 )
             )
         if settled:
-            await self.hub.store.record_receipts(settled)
-        if failed:
-            await self._failed(failed, "receipt did not verify")
+            await self.worker.settlements.submit(settled)
+            self.delivered += len(settled)
+        for item, error in later:  # each waits on its own; the rest of the queue goes on
+            delay = backoff(self.limits, item.attempts + 1)
+            await self.hub.store.record_failure(
+                [item.entry_id], error, now + timedelta(seconds=delay)
+            )
 
-    async def _failed(self, items: list[DueDelivery], error: str) -> None:
-        attempts = max(i.attempts for i in items)
-        delay = min(self.limits.retry_max_seconds, self.limits.retry_initial_seconds * 2**attempts)
-        delay *= random.uniform(0.5, 1.0)  # jitter: partners coming back are not stampeded
-        log.warning(
-            "delivery of %d message(s) to %s failed: %s", len(items), items[0].partner, error
+    async def stop(self, grace: float) -> None:
+        """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in
+        flight, then abandon it (it stays queued, and the partner answers a resend with the
+        receipt it gave the first time)."""
+        self.stopping = True
+        stream = self.stream
+        deadline = time.monotonic() + grace
+        while stream is not None and stream.in_flight and not stream.broken:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            stream.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.changed.wait(), left)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if stream is not None:
+            stream.call.cancel()
+            if stream.reader is not None:
+                stream.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream.reader
+
+
+class OutboxWorker:
+    def __init__(self, hub: Hub, channels: PartnerChannels) -> None:
+        self.hub = hub
+        self.channels = channels
+        self.limits = hub.config.limits
+        self.senders: dict[str, PartnerSender] = {}
+        self.settlements: GroupCommitter[Settlement, None] = GroupCommitter(
+            self._record, name=f"receipts-{hub.party}"
         )
-        await self.hub.store.record_failure(
-            [i.entry_id for i in items], error, self.hub.clock() + timedelta(seconds=delay)
-        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def _record(self, settlements: list[Settlement]) -> list[None]:
+        await self.hub.store.record_receipts(settlements)
+        return [None] * len(settlements)
+
+    def start(self) -> None:
+        for partner in self.hub.config.partners:
+            self._sender(partner)
+        self._task = asyncio.create_task(self._housekeeping(), name=f"outbox-{self.hub.party}")
+
+    def _sender(self, partner: str) -> PartnerSender:
+        sender = self.senders.get(partner)
+        if sender is None:
+            sender = self.senders[partner] = PartnerSender(self, partner)
+            sender.start()
+        return sender
+
+    async def _housekeeping(self) -> None:
+        """Expire what can no longer be delivered; give every partner with queued messages
+        (also one removed from the config since) a sender."""
+        while True:
+            try:
+                expired = await self.hub.store.expire(self.hub.clock())
+                if expired:
+                    log.warning("%d undelivered message(s) expired into dead letters", expired)
+                for partner in await self.hub.store.queued_partners():
+                    self._sender(partner)
+            except HubError as exc:
+                log.error("outbox housekeeping: %s", exc)
+            await asyncio.sleep(max(self.limits.poll_seconds, 1.0))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*(s.stop(grace) for s in self.senders.values()))
+        await self.settlements.close()

@@ -64,10 +64,10 @@ def sample_declaration() -> GoodsDeclaration:
     return d
 
 
-def sample_aeo_status() -> AeoStatus:
+def sample_aeo_status(issuer: str = "NZ", aeo_id: str = "NZAEO10077") -> AeoStatus:
     return AeoStatus(
-        issuing_administration="NZ",
-        aeo_id="NZAEO10077",
+        issuing_administration=issuer,
+        aeo_id=aeo_id,
         tin="NZ9429041234567",
         name="Kiwi Fresh Exports Ltd",
         programme=aeo_pb2.AEO_PROGRAMME_SECURITY_AND_SAFETY,

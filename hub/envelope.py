@@ -13,12 +13,13 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSet, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.message import DecodeError, Message
 
+from hub import merkle
 from hub.errors import (
     EnvelopeError,
     RecipientError,
@@ -28,7 +29,14 @@ from hub.errors import (
 )
 from hub.messages import body_class
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.signing import ENVELOPE_DOMAIN, RECEIPT_DOMAIN, Signer, VerificationKey, pae
+from hub.signing import (
+    ENVELOPE_DOMAIN,
+    RECEIPT_BATCH_DOMAIN,
+    RECEIPT_DOMAIN,
+    Signer,
+    VerificationKey,
+    pae,
+)
 
 SCHEMA_VERSION = "customs_hub.v1"
 
@@ -256,26 +264,84 @@ def check_time_window(header: pb.Header, now: datetime, policy: TimePolicy) -> N
 # --- receipts -------------------------------------------------------------------------------
 
 
-def sign_receipt(signer: Signer, receipt: pb.Receipt) -> pb.SignedReceipt:
-    data = receipt.SerializeToString(deterministic=True)
-    signature = pb.Signature(
+def _signature(signer: Signer, data: bytes) -> pb.Signature:
+    return pb.Signature(
         key_id=signer.key_id,
         algorithm=int(signer.algorithm),  # type: ignore[arg-type]
-        value=signer.sign(pae(RECEIPT_DOMAIN, data)),
+        value=signer.sign(data),
     )
-    return pb.SignedReceipt(receipt=data, signature=signature)
+
+
+def sign_receipt(signer: Signer, receipt: pb.Receipt) -> pb.SignedReceipt:
+    data = receipt.SerializeToString(deterministic=True)
+    return pb.SignedReceipt(receipt=data, signature=_signature(signer, pae(RECEIPT_DOMAIN, data)))
+
+
+def batch_signed_data(size: int, root: bytes) -> bytes:
+    """What a batch receipt signature covers: the batch size (RFC 9162 proofs do not bind it)
+    and the Merkle root."""
+    return pae(RECEIPT_BATCH_DOMAIN, size.to_bytes(8, "big"), root)
+
+
+def sign_receipts(signer: Signer, receipts: Sequence[bytes]) -> list[pb.SignedReceipt]:
+    """Sign serialised receipts with one signature over their Merkle root (RFC 6962), each
+    returned with the inclusion proof that makes it verifiable on its own. One receipt is
+    signed directly."""
+    if len(receipts) == 1:
+        data = receipts[0]
+        return [
+            pb.SignedReceipt(receipt=data, signature=_signature(signer, pae(RECEIPT_DOMAIN, data)))
+        ]
+    leaves = [merkle.leaf_hash(r) for r in receipts]
+    size = len(receipts)
+    signature = _signature(signer, batch_signed_data(size, merkle.root(leaves)))
+    return [
+        pb.SignedReceipt(
+            receipt=data,
+            signature=signature,
+            batch=pb.BatchProof(index=index, size=size, path=path),
+        )
+        for index, (data, path) in enumerate(
+            zip(receipts, merkle.inclusion_proofs(leaves), strict=True)
+        )
+    ]
 
 
 def verify_receipt(
-    signed: pb.SignedReceipt, receiver: str, keys: Mapping[str, VerificationKey]
+    signed: pb.SignedReceipt,
+    receiver: str,
+    keys: Mapping[str, VerificationKey],
+    verified: MutableSet[tuple[str, bytes, bytes]] | None = None,
 ) -> pb.Receipt:
-    """Verify a receipt signed by ``receiver`` and return it."""
+    """Verify a receipt signed by ``receiver`` and return it.
+
+    ``verified`` remembers batch signatures already checked (key id, root, signature), so that
+    the receipts of one batch cost one signature check in all; pass a set per batch.
+    """
     key = keys.get(signed.signature.key_id)
     if key is None or int(key.algorithm) != signed.signature.algorithm:
         raise SignatureError(
             f"receipt is not signed by a key trusted for {receiver}", reason="receipt-untrusted"
         )
-    if not key.verify(signed.signature.value, pae(RECEIPT_DOMAIN, signed.receipt)):
+    if signed.HasField("batch"):
+        proof = signed.batch
+        try:
+            root = merkle.root_from_inclusion_proof(
+                merkle.leaf_hash(signed.receipt), proof.index, proof.size, proof.path
+            )
+        except merkle.MerkleError:
+            raise SignatureError(
+                "receipt's batch proof is malformed", reason="receipt-signature-invalid"
+            ) from None
+        seen = (key.key_id, root + proof.size.to_bytes(8, "big"), signed.signature.value)
+        if verified is None or seen not in verified:
+            if not key.verify(signed.signature.value, batch_signed_data(proof.size, root)):
+                raise SignatureError(
+                    "receipt batch signature does not verify", reason="receipt-signature-invalid"
+                )
+            if verified is not None:
+                verified.add(seen)
+    elif not key.verify(signed.signature.value, pae(RECEIPT_DOMAIN, signed.receipt)):
         raise SignatureError(
             "receipt signature does not verify", reason="receipt-signature-invalid"
         )

@@ -114,6 +114,14 @@ class StoreError(HubError):
     transient = True
 
 
+class ShuttingDownError(HubError):
+    """The hub is stopping and takes nothing more; the sender tries again later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = "shutting-down"
+    transient = True
+
+
 class DeliveryError(HubError):
     """A partner could not be reached or did not return a usable receipt."""
 

@@ -8,6 +8,7 @@ and a domestic submission is in the outbox before the submitter hears "queued".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from google.protobuf.message import DecodeError, Message
 from hub.config import HubConfig
 from hub.envelope import (
     UUID_TEXT,
+    OpenedEnvelope,
     TimePolicy,
     build_envelope,
     check_time_window,
@@ -27,14 +29,32 @@ from hub.envelope import (
     open_envelope,
     sha256,
     sign_receipt,
+    sign_receipts,
 )
-from hub.errors import DuplicateConflictError, HubError, SubmissionError, TimeWindowError
-from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, business_keys
+from hub.errors import (
+    DuplicateConflictError,
+    HubError,
+    SenderMismatchError,
+    SubmissionError,
+    TimeWindowError,
+)
+from hub.groupcommit import GroupCommitter
+from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, body_class, business_keys
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.routing import RoutingTable
 from hub.signing import Signer
-from hub.store import InboundMessage, OutboundMessage, Rejection, Store
+from hub.store import (
+    Accepted,
+    InboundMessage,
+    Incoming,
+    OutboundMessage,
+    Rejection,
+    StateRef,
+    Store,
+    as_utc,
+)
 from hub.trust import PartnerTrust, TrustStore, party_of
 
 log = logging.getLogger("customs_hub")
@@ -100,79 +120,126 @@ class Hub:
         self.policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
         self.inbound_arrived = Notifier()
         self.outbox_changed = Notifier()
+        self.inbound_commits: GroupCommitter[Incoming, Accepted] = GroupCommitter(
+            self._accept, name=f"inbound-{self.party}"
+        )
+        self.outbound_commits: GroupCommitter[Outgoing, None] = GroupCommitter(
+            self._enqueue, name=f"outbound-{self.party}"
+        )
+        self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        self._last_revision = 0
 
     # --- from partners ---------------------------------------------------------------------
 
     async def receive(self, data: bytes, peer_party: str) -> pb.SignedReceipt:
         """Verify, deduplicate and persist one envelope from ``peer_party``.
 
-        Returns the signed receipt (ACCEPTED or DUPLICATE) or raises a HubError after
-        recording the rejection.
+        Returns the signed receipt (for a duplicate: the receipt the first delivery got) or
+        raises a HubError after recording the rejection.
+        """
+        [result] = await self.receive_batch([data], peer_party)
+        if isinstance(result, HubError):
+            raise result
+        return result
+
+    async def receive_batch(
+        self, envelopes: Sequence[bytes], peer_party: str
+    ) -> list[pb.SignedReceipt | HubError]:
+        """Verify envelopes from ``peer_party`` and persist the good ones in one group commit.
+
+        Returns, in order, each envelope's receipt or the error that refused it (recorded as a
+        rejection). A transient failure of this hub (the store) raises instead: nothing of the
+        batch may be answered as refused for a fault that is ours.
         """
         now = self.clock()
-        try:
-            opened = open_envelope(
-                data,
-                peer_party=peer_party,
-                local_party=self.party,
-                peer_keys=self.trust.keys_for(peer_party),
-                now=now,
-                policy=None,  # checked below, after a duplicate lookup
-                max_bytes=self.config.limits.max_envelope_bytes,
-            )
-        except HubError as exc:
-            await self.record_rejection(peer_party, data, exc)
-            raise
-        header = opened.header
-        try:
-            check_time_window(header, now, self.policy)
-        except TimeWindowError as exc:
-            # A retry of a message accepted before it expired is still a duplicate, not a
-            # rejection: its sender may only have lost our first receipt.
-            earlier = await self.store.find_inbound(peer_party, header.message_id)
-            if earlier is not None and earlier.envelope_digest == opened.envelope_digest:
-                return self._receipt(
-                    header.message_id, opened.envelope_digest, peer_party, now, DUPLICATE
+        results: list[pb.SignedReceipt | HubError | None] = [None] * len(envelopes)
+        refused: list[tuple[bytes, HubError]] = []
+        pending: list[tuple[int, Incoming, OpenedEnvelope]] = []
+        keys = self.trust.keys_for(peer_party)
+        limits = self.config.limits
+        for i, data in enumerate(envelopes):
+            try:
+                opened = open_envelope(
+                    data,
+                    peer_party=peer_party,
+                    local_party=self.party,
+                    peer_keys=keys,
+                    now=now,
+                    policy=None,  # checked below, after a duplicate lookup
+                    max_bytes=limits.max_envelope_bytes,
                 )
-            await self.record_rejection(peer_party, data, exc)
-            raise
-        row = InboundMessage(
-            message_id=header.message_id,
-            sender=header.sender,
-            correlation_id=header.correlation_id,
-            body_type=header.body_type,
-            header=opened.header_bytes,
-            body=opened.body,
-            envelope_digest=opened.envelope_digest,
-            business_keys=json.dumps(business_keys(opened.document), sort_keys=True),
-            received_at=now,
-        )
-
-        def sign(_: InboundMessage) -> bytes:
-            receipt = self._receipt(
-                header.message_id,
-                opened.envelope_digest,
-                peer_party,
-                now,
-                pb.RECEIPT_OUTCOME_ACCEPTED,
+                state = state_of(opened.document, peer_party)
+            except HubError as exc:
+                results[i] = exc
+                refused.append((data, exc))
+                continue
+            try:
+                check_time_window(opened.header, now, self.policy)
+            except TimeWindowError as exc:
+                # A retry of a message accepted before it expired is still a duplicate, not a
+                # rejection: its sender may only have lost our first receipt.
+                earlier = await self.store.find_inbound(peer_party, opened.header.message_id)
+                if earlier is not None and earlier.envelope_digest == opened.envelope_digest:
+                    results[i] = pb.SignedReceipt.FromString(earlier.signed_receipt)
+                else:
+                    results[i] = exc
+                    refused.append((data, exc))
+                continue
+            header = opened.header
+            row = InboundMessage(
+                message_id=header.message_id,
+                sender=header.sender,
+                correlation_id=header.correlation_id,
+                body_type=header.body_type,
+                header=opened.header_bytes,
+                body=opened.body,
+                envelope_digest=opened.envelope_digest,
+                business_keys=json.dumps(business_keys(opened.document), sort_keys=True),
+                received_at=now,
             )
-            return receipt.SerializeToString(deterministic=True)
-
-        accepted, stored = await self.store.accept_inbound(row, sign)
-        if accepted:
-            log.info("accepted %s %s from %s", header.body_type, header.message_id, peer_party)
+            pending.append((i, Incoming(row, state), opened))
+        outcomes = await self.inbound_commits.submit([p[1] for p in pending])
+        fresh = 0
+        for (i, _, opened), outcome in zip(pending, outcomes, strict=True):
+            if outcome.row.envelope_digest == opened.envelope_digest:
+                fresh += outcome.fresh
+                results[i] = pb.SignedReceipt.FromString(outcome.row.signed_receipt)
+                continue
+            conflict = DuplicateConflictError(
+                f"message id {opened.header.message_id} from {peer_party} was accepted before "
+                "with different content"
+            )
+            results[i] = conflict
+            refused.append((envelopes[i], conflict))
+        if fresh:
+            log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.inbound_arrived.notify()
-            return pb.SignedReceipt.FromString(stored.signed_receipt)
-        if stored.envelope_digest == opened.envelope_digest:
-            return self._receipt(
-                header.message_id, opened.envelope_digest, peer_party, now, DUPLICATE
-            )
-        conflict = DuplicateConflictError(
-            f"message id {header.message_id} from {peer_party} was accepted before with "
-            "different content"
-        )
-        await self.record_rejection(peer_party, data, conflict)
-        raise conflict
+        if refused:
+            await self.record_rejections(peer_party, refused)
+        return [r for r in results if r is not None]
+
+    async def _accept(self, incoming: list[Incoming]) -> list[Accepted]:
+        """One group commit of inbound messages: rows, revisions and batch-signed receipts."""
+        now = self.clock()
+
+        def sign(rows: list[InboundMessage]) -> list[bytes]:
+            receipts = [
+                make_receipt(
+                    message_id=row.message_id,
+                    envelope_digest=row.envelope_digest,
+                    outcome=pb.RECEIPT_OUTCOME_ACCEPTED,
+                    receiver=self.party,
+                    sender=row.sender,
+                    received_at=now,
+                ).SerializeToString(deterministic=True)
+                for row in rows
+            ]
+            return [
+                signed.SerializeToString(deterministic=True)
+                for signed in sign_receipts(self.signer, receipts)
+            ]
+
+        return await self.store.accept_inbound(incoming, sign)
 
     def _receipt(
         self,
@@ -208,6 +275,25 @@ class Hub:
             error.message,
         )
 
+    async def record_rejections(
+        self, source: str, refused: Sequence[tuple[bytes, HubError]]
+    ) -> None:
+        for _, error in refused:
+            log.warning("rejected from %s: %s", source, error)
+        await self.store.record_rejections(
+            [
+                Rejection(
+                    at=self.clock(),
+                    source=source,
+                    message_id=claimed_message_id(data),
+                    reason=error.reason,
+                    detail=error.message[:1024],
+                    digest=sha256(data),
+                )
+                for data, error in refused
+            ]
+        )
+
     async def record_rejection(
         self,
         source: str,
@@ -236,20 +322,91 @@ class Hub:
         correlation_id: str = "",
         document_digest: bytes | None = None,
         derived: Sequence[Message] = (),
+        submission_id: str = "",
     ) -> list[QueuedMessage]:
         """Route, sign and queue a domestic document, and any messages derived from it (e.g.
         the control result a notification reports), all in one transaction: either all of
         them are queued or, with the reason recorded, none."""
-        documents = [document, *derived]
+        [result] = await self.submit_many(
+            [
+                Submission(
+                    document, recipients, correlation_id, document_digest, derived, submission_id
+                )
+            ]
+        )
+        if isinstance(result, HubError):
+            raise result
+        return result
+
+    async def submit_many(
+        self, submissions: Sequence[Submission]
+    ) -> list[list[QueuedMessage] | HubError]:
+        """Queue many submissions in one group commit; each gets its queued messages or the
+        error that refused it (recorded). A store failure raises: nothing was queued."""
+        results: list[list[QueuedMessage] | HubError | None] = [None] * len(submissions)
+        jobs: list[tuple[int, Outgoing]] = []
+        waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
+        mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        for i, sub in enumerate(submissions):
+            if sub.submission_id:
+                if len(sub.submission_id) > 128:
+                    results[i] = SubmissionError(
+                        "submission_id is longer than 128 characters", reason="submission-invalid"
+                    )
+                    continue
+                running = self._submitting.get(sub.submission_id)
+                if running is not None:  # the same submission is being queued right now
+                    waiting.append((i, running))
+                    continue
+                answer = await self.store.submission(sub.submission_id)
+                if answer is not None:
+                    results[i] = queued_from(answer)
+                    continue
+            try:
+                outgoing = self._prepare(sub)
+            except HubError as exc:
+                await self.record_rejection("domestic", None, exc, sub.document_digest)
+                results[i] = exc
+                continue
+            jobs.append((i, outgoing))
+            if sub.submission_id:
+                future = asyncio.get_running_loop().create_future()
+                self._submitting[sub.submission_id] = mine[sub.submission_id] = future
         try:
-            plan = []
-            for doc in documents:
-                check_submission(doc, self.party)
-                plan.append((doc, self.routing.recipients(doc, recipients)))
-        except HubError as exc:
-            await self.record_rejection("domestic", None, exc, document_digest=document_digest)
+            await self.outbound_commits.submit([job for _, job in jobs])
+        except BaseException as exc:
+            for future in mine.values():
+                future.set_exception(exc if isinstance(exc, Exception) else HubError("cancelled"))
+                future.exception()  # retrieved: waiters see it, nobody is warned
             raise
+        finally:
+            for sid in mine:
+                self._submitting.pop(sid, None)
+        for i, job in jobs:
+            queued = [QueuedMessage(r.message_id, r.recipient) for r in job.rows]
+            results[i] = queued
+            if job.submission_id:
+                mine[job.submission_id].set_result(queued)
+        for i, future in waiting:
+            try:
+                results[i] = await asyncio.shield(future)
+            except HubError as exc:
+                results[i] = exc
+        if jobs:
+            self.outbox_changed.notify()
+        return [r if r is not None else HubError("not processed") for r in results]
+
+    def _prepare(self, sub: Submission) -> Outgoing:
+        """Check, route and sign one submission: its outbound rows, not yet stored."""
+        documents = [sub.document, *sub.derived]
+        plan = []
+        for doc in documents:
+            check_submission(doc, self.party)
+            if isinstance(doc, AeoStatus | ControlResult) and doc.revision == 0:
+                doc.revision = self._next_revision()
+            plan.append((doc, self.routing.recipients(doc, sub.recipients)))
         now = self.clock()
+        ttl = self.config.limits.message_ttl
         rows = []
         for doc, targets in plan:
             keys = json.dumps(business_keys(doc), sort_keys=True)
@@ -260,25 +417,153 @@ class Hub:
                     recipient=recipient,
                     document=doc,
                     created_at=now,
-                    ttl=self.config.limits.message_ttl,
-                    correlation_id=correlation_id,
+                    ttl=ttl,
+                    correlation_id=sub.correlation_id,
                 )
                 rows.append(
                     OutboundMessage(
                         message_id=header.message_id,
-                        correlation_id=correlation_id,
+                        correlation_id=sub.correlation_id,
                         recipient=recipient,
                         body_type=header.body_type,
                         envelope=data,
                         envelope_digest=sha256(data),
                         business_keys=keys,
-                        document_digest=document_digest,
+                        document_digest=sub.document_digest,
                         created_at=now,
+                        expires_at=now + ttl,
+                        submission_id=sub.submission_id or None,
                     )
                 )
-        await self.store.enqueue(rows)
+        answer = b""
+        if sub.submission_id:
+            answer = spb.SubmitResponse(
+                queued=[spb.Queued(message_id=r.message_id, recipient=r.recipient) for r in rows],
+                document_digest=sub.document_digest or b"",
+            ).SerializeToString()
+        return Outgoing(rows, sub.submission_id, answer)
+
+    async def _enqueue(self, jobs: list[Outgoing]) -> list[None]:
+        """One group commit of outbound messages."""
+        await self.store.enqueue(
+            [row for job in jobs for row in job.rows],
+            [(job.submission_id, job.answer) for job in jobs if job.submission_id],
+        )
+        return [None] * len(jobs)
+
+    async def retry_dead_letters(
+        self, message_ids: Sequence[str] = (), partner: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Queue dead letters again (by message id, or all of a partner's). One whose envelope
+        is still valid goes again as it is; an expired one is signed afresh as a new message
+        (new id and validity, same body and correlation id) that replaces it. Returns
+        (dead letter id, id now queued) pairs."""
+        letters: list[OutboundMessage] = []
+        wanted: list[str | None] = list(message_ids) or [None]
+        for message_id in wanted:
+            letters += await self.store.dead_letters(message_id, partner)
+        now = self.clock()
+        margin = self.config.limits.clock_skew
+        again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
+        stale = [m for m in letters if m not in again]
+        replacements: list[OutboundMessage] = []
+        ttl = self.config.limits.message_ttl
+        for old in stale:
+            body_type = old.body_type
+            cls = body_class(body_type)
+            if cls is None:
+                raise SubmissionError(f"{old.message_id}: unknown body type {body_type}")
+            document = cls.FromString(pb.Envelope.FromString(old.envelope).body)
+            data, header = build_envelope(
+                self.signer,
+                sender=self.party,
+                recipient=old.recipient,
+                document=document,
+                created_at=now,
+                ttl=ttl,
+                correlation_id=old.correlation_id,
+            )
+            replacements.append(
+                OutboundMessage(
+                    message_id=header.message_id,
+                    correlation_id=old.correlation_id,
+                    recipient=old.recipient,
+                    body_type=body_type,
+                    envelope=data,
+                    envelope_digest=sha256(data),
+                    business_keys=old.business_keys,
+                    document_digest=old.document_digest,
+                    created_at=now,
+                    expires_at=now + ttl,
+                )
+            )
+        if again:
+            await self.store.requeue([m.message_id for m in again], now)
+        if stale:
+            await self.store.replace([m.message_id for m in stale], replacements)
         self.outbox_changed.notify()
-        return [QueuedMessage(r.message_id, r.recipient) for r in rows]
+        return [(m.message_id, m.message_id) for m in again] + [
+            (old.message_id, new.message_id) for old, new in zip(stale, replacements, strict=True)
+        ]
+
+    def _next_revision(self) -> int:
+        """A revision for state the domestic system did not number: microseconds since the
+        epoch, strictly increasing within this process (a hybrid logical clock), so a later
+        change always carries a higher revision than an earlier one."""
+        now = int(self.clock().timestamp() * 1_000_000)
+        self._last_revision = max(now, self._last_revision + 1)
+        return self._last_revision
+
+    async def close(self) -> None:
+        """Commit what is in flight; afterwards nothing more is accepted."""
+        await self.inbound_commits.close()
+        await self.outbound_commits.close()
+
+
+@dataclass(frozen=True)
+class Submission:
+    document: Message
+    recipients: Sequence[str] = ()
+    correlation_id: str = ""
+    document_digest: bytes | None = None
+    derived: Sequence[Message] = ()
+    submission_id: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    rows: list[OutboundMessage]
+    submission_id: str
+    answer: bytes  # the serialised SubmitResponse, stored for an idempotent resubmission
+
+
+def queued_from(answer: bytes) -> list[QueuedMessage]:
+    response = spb.SubmitResponse.FromString(answer)
+    return [QueuedMessage(q.message_id, q.recipient) for q in response.queued]
+
+
+def state_of(document: Message, sender: str) -> StateRef | None:
+    """Which revisioned state a partner's document updates, checking that the sender may."""
+    if isinstance(document, AeoStatus):
+        if document.issuing_administration != sender:
+            raise SenderMismatchError(
+                f"an AEO status from {sender} names issuing administration "
+                f"{document.issuing_administration!r}",
+                reason="not-issuer",
+            )
+        return StateRef(sender, "aeo", document.aeo_id, document.revision)
+    if isinstance(document, ControlResult):
+        return StateRef(sender, "control", control_key(document), document.revision)
+    return None
+
+
+def control_key(result: ControlResult) -> str:
+    """What a control result is about: the declaration (MRN, else LRN), else its containers."""
+    if result.declaration_id:
+        return f"mrn:{result.declaration_id}"
+    if result.functional_reference_id:
+        return f"lrn:{result.functional_reference_id}"
+    return "containers:" + ",".join(sorted(result.container_ids))
 
 
 def claimed_message_id(data: bytes | None) -> str:

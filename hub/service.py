@@ -32,7 +32,7 @@ from hub.errors import (
     TrustError,
 )
 from hub.messages import Response, body_class
-from hub.node import Clock, Hub, system_clock
+from hub.node import Clock, Hub, Submission, system_clock
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -123,27 +123,78 @@ class PartnerExchangeService:
     async def exchange(
         self, requests: AsyncIterator[pb.EnvelopeBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ReceiptBatch]:
+        """Frames are verified and committed as they arrive, several at a time (the sender
+        keeps a window of frames in flight), and answered strictly in order."""
         peer = await self._peer(context)
-        limit = self.hub.config.limits.max_batch_envelopes
-        async for batch in requests:
-            if len(batch.envelopes) > limit:
-                error = LimitError(
-                    f"a batch may carry at most {limit} envelopes; this one has "
-                    f"{len(batch.envelopes)}"
-                )
-                await self.hub.record_rejection(peer, None, error)
-                await abort(context, error)
-            receipts = []
-            for envelope in batch.envelopes:
+        limits = self.hub.config.limits
+        # each entry: the frame's envelopes and its receiving task, or the error that ends
+        # the stream
+        queue: asyncio.Queue[
+            tuple[list[bytes], asyncio.Task[list[pb.SignedReceipt | HubError]]] | HubError | None
+        ] = asyncio.Queue(maxsize=limits.delivery_window * 2)
+
+        async def read() -> None:
+            try:
+                async for batch in requests:
+                    envelopes = list(batch.envelopes)
+                    if len(envelopes) > limits.max_batch_envelopes:
+                        error = LimitError(
+                            f"a batch may carry at most {limits.max_batch_envelopes} envelopes; "
+                            f"this one has {len(envelopes)}"
+                        )
+                        await self.hub.record_rejection(peer, None, error)
+                        await queue.put(error)
+                        return
+                    task = asyncio.create_task(self.hub.receive_batch(envelopes, peer))
+                    await queue.put((envelopes, task))
+                await queue.put(None)
+            except HubError as exc:
+                await queue.put(exc)
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                await queue.put(None)  # the sender went away; what was read is still answered
+
+        reader = asyncio.create_task(read())
+        taken: list[asyncio.Task[list[pb.SignedReceipt | HubError]]] = []
+        try:
+            while (entry := await queue.get()) is not None:
+                if isinstance(entry, HubError):
+                    await abort(context, entry)
+                    return
+                envelopes, task = entry
+                taken.append(task)
                 try:
-                    receipts.append(await self.hub.receive(envelope, peer))
+                    results = await task
                 except HubError as exc:
-                    if (
-                        exc.transient
-                    ):  # the whole batch is retried; accepted ones come back DUPLICATE
-                        await abort(context, exc)
-                    receipts.append(self.hub.rejection_receipt(envelope, peer, exc))
-            yield pb.ReceiptBatch(receipts=receipts)
+                    # transient trouble on our side (the store, shutting down): end the
+                    # stream; the sender resends, and what was accepted comes back with the
+                    # receipt it got the first time
+                    await abort(context, exc)
+                    return
+                taken.pop()
+                yield pb.ReceiptBatch(
+                    receipts=[
+                        r
+                        if isinstance(r, pb.SignedReceipt)
+                        else self.hub.rejection_receipt(data, peer, r)
+                        for data, r in zip(envelopes, results, strict=True)
+                    ]
+                )
+        finally:
+            reader.cancel()
+            while not queue.empty():
+                left = queue.get_nowait()
+                if isinstance(left, tuple):
+                    taken.append(left[1])
+            for task in taken:
+                task.cancel()
+
+
+def submit_error(error: HubError) -> spb.SubmitError:
+    out = spb.SubmitError(reason=error.reason, detail=error.message)
+    if isinstance(error, TranslationError):
+        out.line, out.column = error.line or 0, error.column or 0
+        out.path, out.wco_pointer = error.path or "", error.pointer or ""
+    return out
 
 
 def derived_messages(document: Message) -> list[Message]:
@@ -212,6 +263,7 @@ class DomesticService(sgrpc.DomesticServicer):
                 request.correlation_id,
                 digest,
                 derived=derived_messages(document),
+                submission_id=request.submission_id,
             )
         except HubError as exc:
             await abort(context, exc)
@@ -220,6 +272,67 @@ class DomesticService(sgrpc.DomesticServicer):
             queued=[spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in queued],
             document_digest=digest or b"",
         )
+
+    async def SubmitBatch(
+        self, request: spb.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> spb.SubmitBatchResponse:
+        limit = self.hub.config.limits.max_batch_envelopes
+        if len(request.requests) > limit:
+            await abort(
+                context,
+                LimitError(
+                    f"a batch may carry at most {limit} documents; this one has "
+                    f"{len(request.requests)}"
+                ),
+            )
+        results: list[spb.SubmitResult | None] = [None] * len(request.requests)
+        submissions: list[tuple[int, Submission]] = []
+        for i, sub in enumerate(request.requests):
+            which = sub.WhichOneof("document")
+            digest: bytes | None = None
+            try:
+                if which is None:
+                    raise SubmissionError("the request carries no document", reason="no-document")
+                if which == "raw":
+                    digest = sha256(sub.raw.content)
+                    document = self.translators.decode(sub.raw.format, sub.raw.content)
+                else:
+                    document = getattr(sub, which)
+            except HubError as exc:
+                await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
+                results[i] = spb.SubmitResult(error=submit_error(exc))
+                continue
+            submissions.append(
+                (
+                    i,
+                    Submission(
+                        document,
+                        list(sub.recipients),
+                        sub.correlation_id,
+                        digest,
+                        derived_messages(document),
+                        sub.submission_id,
+                    ),
+                )
+            )
+        try:
+            outcomes = await self.hub.submit_many([s for _, s in submissions])
+        except HubError as exc:  # nothing of this batch was queued
+            await abort(context, exc)
+            raise
+        for (i, submission), outcome in zip(submissions, outcomes, strict=True):
+            if isinstance(outcome, HubError):
+                results[i] = spb.SubmitResult(error=submit_error(outcome))
+                continue
+            results[i] = spb.SubmitResult(
+                queued=spb.SubmitResponse(
+                    queued=[
+                        spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in outcome
+                    ],
+                    document_digest=submission.document_digest or b"",
+                )
+            )
+        return spb.SubmitBatchResponse(results=[r for r in results if r is not None])
 
     async def Subscribe(
         self, request: spb.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -256,6 +369,7 @@ class DomesticService(sgrpc.DomesticServicer):
                     envelope_digest=row.envelope_digest,
                     document=document or b"",
                     document_format=request.format if document else "",
+                    superseded=row.superseded,
                 )
             if not rows:
                 await self.hub.inbound_arrived.wait(limits.poll_seconds)
@@ -311,9 +425,18 @@ class RunningHub:
     partner_port: int
     domestic_port: int
 
-    async def stop(self, grace: float = 5.0) -> None:
-        await self.worker.stop()
-        await asyncio.gather(self.partner_server.stop(grace), self.domestic_server.stop(grace))
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
+        (the config's shutdown_grace_seconds by default), then release everything. Abandoned
+        work is safe: nothing is answered before it is durable, and senders resend."""
+        if grace is None:
+            grace = self.config.limits.shutdown_grace_seconds
+        await asyncio.gather(
+            self.worker.stop(grace),
+            self.partner_server.stop(grace),
+            self.domestic_server.stop(grace),
+        )
+        await self.hub.close()
         await self.channels.close()
         await self.hub.store.close()
 

@@ -23,6 +23,7 @@ from hub.errors import TrustError
 # Domain tags keep a signature made for one purpose from being accepted for another.
 ENVELOPE_DOMAIN = b"customs-hub/envelope/v1"
 RECEIPT_DOMAIN = b"customs-hub/receipt/v1"
+RECEIPT_BATCH_DOMAIN = b"customs-hub/receipt-batch/v1"
 _PAE_PREFIX = b"CHPAEv1"
 
 

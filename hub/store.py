@@ -3,6 +3,11 @@
 One class, ``Store``, is the seam: every method is one transaction, and every database failure
 leaves it as a ``StoreError``. SQLite (WAL) is the embedded default; PostgreSQL through asyncpg
 runs the same code. The store knows nothing of gRPC or signatures; callers hand it values.
+
+The tables are declared with SQLModel; the paths every message takes (queueing, claiming due
+messages, settling receipts, accepting inbound messages) are written as SQLAlchemy Core
+statements over many rows at once, because the ORM's per-object bookkeeping costs more than
+the database does at thousands of messages per second (docs/adr/0005).
 """
 
 from __future__ import annotations
@@ -14,9 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint, event, func
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    delete,
+    event,
+    func,
+    insert,
+    update,
+)
+from sqlalchemy import select as core_select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,6 +47,8 @@ T = TypeVar("T")
 
 # Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
 INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
+
+QUEUED, DEAD = "queued", "dead"
 
 
 def utcnow() -> datetime:
@@ -37,8 +60,9 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _ts() -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+def _ts(nullable: bool = False) -> Any:
+    column = Column(DateTime(timezone=True), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 def _blob(nullable: bool = False) -> Any:
@@ -61,22 +85,31 @@ class OutboundMessage(SQLModel, table=True):
     document_digest: bytes | None = _blob(nullable=True)  # original domestic document, if any
     business_keys: str = Field(default="{}")  # JSON object: name -> list of values
     created_at: datetime = _ts()
-    # queued -> delivered | rejected (by the partner)
-    status: str = Field(default="queued", max_length=16, index=True)
+    expires_at: datetime | None = _ts(nullable=True)
+    submission_id: str | None = Field(default=None, max_length=128, index=True)
+    # queued -> delivered | rejected (by the partner) | dead (expired, dropped) | replaced
+    # (an operator retried it as a new message)
+    status: str = Field(default=QUEUED, max_length=16, index=True)
 
 
 class OutboxEntry(SQLModel, table=True):
-    """Work for the delivery worker: one row per outbound message not yet delivered."""
+    """Work for the delivery worker: one row per outbound message not yet settled.
+
+    ``state`` is "queued" (waiting, or retrying after ``attempts`` failures) or "dead": a dead
+    letter that stays until an operator retries or drops it, with ``dead_reason``.
+    """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_partner_state_id", "partner", "state", "id"),)
     id: int | None = Field(default=None, primary_key=True)
     outbound_id: int = Field(foreign_key="outbound_message.id", unique=True)
-    partner: str = Field(max_length=16, index=True)
-    next_attempt_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
-    )
+    partner: str = Field(max_length=16)
+    state: str = Field(default=QUEUED, max_length=8)
+    next_attempt_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
     attempts: int = 0
     last_error: str | None = None
+    dead_reason: str | None = None
 
 
 class ReceiptRecord(SQLModel, table=True):
@@ -108,7 +141,31 @@ class InboundMessage(SQLModel, table=True):
     envelope_digest: bytes = _blob()
     business_keys: str = Field(default="{}")
     received_at: datetime = _ts()
-    signed_receipt: bytes = _blob()  # what we answered, to answer duplicates consistently
+    signed_receipt: bytes = _blob()  # what we answered, to answer duplicates with the same
+    # a newer revision of the same state was already held when this arrived
+    superseded: bool = False
+
+
+class CurrentState(SQLModel, table=True):
+    """The newest revision of each piece of state that changes over time: an AEO status per
+    issuing administration and AEO id, a control result per declaration or containers."""
+
+    __tablename__ = "current_state"
+    party: str = Field(primary_key=True, max_length=16)  # who issues this state
+    kind: str = Field(primary_key=True, max_length=32)  # "aeo", "control"
+    key: str = Field(primary_key=True, max_length=512)
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: str = Field(max_length=36)
+    updated_at: datetime = _ts()
+
+
+class Submission(SQLModel, table=True):
+    """A domestic submission's idempotency key and the answer it got."""
+
+    __tablename__ = "submission"
+    submission_id: str = Field(primary_key=True, max_length=128)
+    response: bytes = _blob()
+    created_at: datetime = _ts()
 
 
 class Rejection(SQLModel, table=True):
@@ -134,6 +191,31 @@ class SubscriberCursor(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+def _table(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
+OUTBOUND = _table("outbound_message")
+OUTBOX = _table("outbox")
+RECEIPT = _table("receipt")
+INBOUND = _table("inbound_message")
+STATE = _table("current_state")
+SUBMISSION = _table("submission")
+
+
+def _columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name != "id")
+
+
+OUTBOUND_COLUMNS = _columns(OUTBOUND)
+INBOUND_COLUMNS = _columns(INBOUND)
+RECEIPT_COLUMNS = _columns(RECEIPT)
+
+
+def _row(obj: SQLModel, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: getattr(obj, c) for c in columns}
+
+
 @dataclass(frozen=True)
 class DueDelivery:
     entry_id: int
@@ -143,6 +225,44 @@ class DueDelivery:
     envelope: bytes
     envelope_digest: bytes
     attempts: int
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a partner's receipt means for one outbound message."""
+
+    due: DueDelivery
+    receipt: ReceiptRecord
+    # a final rejection becomes a dead letter with this reason; None settles the message
+    dead_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """Which piece of state a message carries, and its revision."""
+
+    party: str
+    kind: str
+    key: str
+    revision: int
+
+
+@dataclass
+class Incoming:
+    """An inbound message to accept, with the state it updates (if any)."""
+
+    row: InboundMessage
+    state: StateRef | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The outcome of accepting one inbound message: ``fresh`` is False when the same sender's
+    message id was accepted before; ``row`` is then the earlier one."""
+
+    fresh: bool
+    row: InboundMessage
 
 
 @dataclass(frozen=True)
@@ -159,6 +279,20 @@ class MessageRow:
     at: datetime
 
 
+@dataclass(frozen=True)
+class OutboxRow:
+    """One line of ``customs-hub outbox``."""
+
+    message_id: str
+    partner: str
+    body_type: str
+    state: str  # queued, retrying, dead
+    attempts: int
+    reason: str
+    created_at: datetime
+    next_attempt_at: datetime
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (CLI, subscribers) run while the hub writes; synchronous=FULL keeps
@@ -166,8 +300,18 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    # Transactions are begun explicitly (below), not by the driver before the first write.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writing transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE): a
+    # deferred one that reads first and writes later fails at once with SQLITE_BUSY when
+    # another connection committed in between, instead of waiting for its turn.
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Store:
@@ -176,8 +320,10 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(
             url, pool_pre_ping=not url.startswith("sqlite")
         )
-        if url.startswith("sqlite"):
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
 
     async def create_all(self) -> None:
         await self._run(self._create_all)
@@ -194,6 +340,14 @@ class Store:
         async with AsyncSession(self.engine, expire_on_commit=False) as session:
             yield session
 
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a writing transaction, committed when the block ends."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(immediate=True)
+            async with conn.begin():
+                yield conn
+
     async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             return await fn()
@@ -202,151 +356,489 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"store operation failed: {type(exc).__name__}") from exc
 
+    def _insert_ignoring_conflicts(self, table: Table) -> Any:
+        dialect = sqlite if self.is_sqlite else postgresql
+        return dialect.insert(table).on_conflict_do_nothing()
+
     # --- outbound --------------------------------------------------------------------------
 
-    async def enqueue(self, messages: Sequence[OutboundMessage]) -> None:
-        """Store outbound messages and their outbox entries in one transaction."""
+    async def enqueue(
+        self,
+        messages: Sequence[OutboundMessage],
+        submissions: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Store outbound messages, their outbox entries and the answers to idempotent
+        submissions in one transaction."""
 
         async def work() -> None:
-            async with self.session() as s:
-                s.add_all(messages)
-                await s.flush()
-                for m in messages:
-                    if m.id is None:  # flush assigns ids; anything else is a driver fault
-                        raise StoreError("outbound message got no id on insert")
-                    s.add(
-                        OutboxEntry(
-                            outbound_id=m.id, partner=m.recipient, next_attempt_at=m.created_at
-                        )
+            async with self.writing() as conn:
+                await self._enqueue(conn, messages)
+                if submissions:
+                    now = utcnow()
+                    await conn.execute(
+                        insert(SUBMISSION),
+                        [
+                            {"submission_id": sid, "response": response, "created_at": now}
+                            for sid, response in submissions
+                        ],
                     )
-                await s.commit()
 
         await self._run(work)
 
-    async def due(self, now: datetime, limit: int) -> list[DueDelivery]:
+    async def _enqueue(self, conn: AsyncConnection, messages: Sequence[OutboundMessage]) -> None:
+        if not messages:
+            return
+        result = await conn.execute(
+            insert(OUTBOUND).returning(OUTBOUND.c.id, sort_by_parameter_order=True),
+            [_row(m, OUTBOUND_COLUMNS) for m in messages],
+        )
+        ids = [row[0] for row in result.all()]
+        if len(ids) != len(messages):  # anything else is a driver fault
+            raise StoreError("outbound messages got no ids on insert")
+        for m, new_id in zip(messages, ids, strict=True):
+            m.id = new_id
+        await conn.execute(
+            insert(OUTBOX),
+            [
+                {
+                    "outbound_id": m.id,
+                    "partner": m.recipient,
+                    "state": QUEUED,
+                    "next_attempt_at": m.created_at,
+                    "expires_at": m.expires_at,
+                    "attempts": 0,
+                }
+                for m in messages
+            ],
+        )
+
+    async def submission(self, submission_id: str) -> bytes | None:
+        """The answer an earlier submission with this idempotency key got, if any."""
+
+        async def work() -> bytes | None:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(
+                    core_select(SUBMISSION.c.response).where(
+                        SUBMISSION.c.submission_id == submission_id
+                    )
+                )
+                row = result.first()
+                return bytes(row[0]) if row else None
+
+        return await self._run(work)
+
+    async def due(
+        self, now: datetime, limit: int, partner: str | None = None, after: int = 0
+    ) -> list[DueDelivery]:
+        """Queued entries due at ``now``, oldest first (creation order), for one partner or
+        all; ``after`` skips entries up to that id (the ones already in flight)."""
+
         async def work() -> list[DueDelivery]:
-            async with self.session() as s:
-                rows = await s.exec(
-                    select(OutboxEntry, OutboundMessage)
-                    .join(OutboundMessage, col(OutboundMessage.id) == OutboxEntry.outbound_id)
-                    .where(col(OutboxEntry.next_attempt_at) <= now)
-                    .order_by(col(OutboxEntry.next_attempt_at), col(OutboxEntry.id))
-                    .limit(limit)
+            query = (
+                core_select(
+                    OUTBOX.c.id,
+                    OUTBOX.c.outbound_id,
+                    OUTBOUND.c.message_id,
+                    OUTBOX.c.partner,
+                    OUTBOUND.c.envelope,
+                    OUTBOUND.c.envelope_digest,
+                    OUTBOX.c.attempts,
+                    OUTBOX.c.expires_at,
                 )
-                return [
-                    DueDelivery(
-                        e.id or 0,
-                        m.id or 0,
-                        m.message_id,
-                        e.partner,
-                        m.envelope,
-                        m.envelope_digest,
-                        e.attempts,
-                    )
-                    for e, m in rows.all()
-                ]
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .where(
+                    OUTBOX.c.state == QUEUED,
+                    OUTBOX.c.next_attempt_at <= now,
+                    OUTBOX.c.id > after,
+                )
+                .order_by(OUTBOX.c.id)
+                .limit(limit)
+            )
+            if partner is not None:
+                query = query.where(OUTBOX.c.partner == partner)
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            return [
+                DueDelivery(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    bytes(r[4]),
+                    bytes(r[5]),
+                    r[6],
+                    as_utc(r[7]) if r[7] else None,
+                )
+                for r in rows
+            ]
 
         return await self._run(work)
 
-    async def next_due_at(self) -> datetime | None:
+    async def queued_partners(self) -> list[str]:
+        async def work() -> list[str]:
+            async with self.engine.connect() as conn:
+                result = await conn.execute(
+                    core_select(OUTBOX.c.partner).where(OUTBOX.c.state == QUEUED).distinct()
+                )
+                return [r[0] for r in result.all()]
+
+        return await self._run(work)
+
+    async def next_due_at(self, partner: str | None = None) -> datetime | None:
         async def work() -> datetime | None:
-            async with self.session() as s:
-                row = await s.exec(
-                    select(OutboxEntry.next_attempt_at)
-                    .order_by(col(OutboxEntry.next_attempt_at))
-                    .limit(1)
-                )
-                value = row.first()
-                return as_utc(value) if value else None
+            query = core_select(func.min(OUTBOX.c.next_attempt_at)).where(OUTBOX.c.state == QUEUED)
+            if partner is not None:
+                query = query.where(OUTBOX.c.partner == partner)
+            async with self.engine.connect() as conn:
+                value = (await conn.execute(query)).scalar()
+            return as_utc(value) if value else None
 
         return await self._run(work)
 
-    async def record_receipts(self, results: Sequence[tuple[DueDelivery, ReceiptRecord]]) -> None:
-        """Store partner receipts and settle their outbox entries, in one transaction."""
+    async def record_receipts(self, results: Sequence[Settlement]) -> None:
+        """Store partner receipts and settle their outbox entries, in one transaction: a
+        delivered message leaves the outbox, a finally rejected one becomes a dead letter."""
 
         async def work() -> None:
-            async with self.session() as s:
-                for due, receipt in results:
-                    entry = await s.get(OutboxEntry, due.entry_id)
-                    if entry is None:
-                        continue  # settled by another worker in the meantime
-                    message = await s.get(OutboundMessage, due.outbound_id)
-                    if message is None:
-                        raise StoreError(f"outbound message {due.message_id} vanished")
-                    message.status = "rejected" if receipt.outcome == "rejected" else "delivered"
-                    s.add(message)
-                    s.add(receipt)
-                    await s.delete(entry)
-                await s.commit()
+            async with self.writing() as conn:
+                await self._settle(conn, results)
 
         await self._run(work)
+
+    async def _settle(self, conn: AsyncConnection, results: Sequence[Settlement]) -> None:
+        if not results:
+            return
+        await conn.execute(
+            self._insert_ignoring_conflicts(RECEIPT),
+            [_row(s.receipt, RECEIPT_COLUMNS) for s in results],
+        )
+        await conn.execute(
+            update(OUTBOUND)
+            .where(OUTBOUND.c.id == bindparam("oid"))
+            .values(status=bindparam("new_status")),
+            [
+                {
+                    "oid": s.due.outbound_id,
+                    "new_status": "rejected" if s.receipt.outcome == "rejected" else "delivered",
+                }
+                for s in results
+            ],
+        )
+        settled = [s.due.entry_id for s in results if s.dead_reason is None]
+        if settled:
+            await conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(settled)))
+        for s in results:
+            if s.dead_reason is not None:
+                await conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id == s.due.entry_id)
+                    .values(state=DEAD, dead_reason=s.dead_reason[:1000])
+                )
 
     async def record_failure(
-        self, entry_ids: Sequence[int], error: str, next_attempt_at: datetime
+        self,
+        entry_ids: Sequence[int],
+        error: str,
+        next_attempt_at: datetime | None,
     ) -> None:
+        """Count a failed attempt; ``next_attempt_at`` None leaves the entry's time alone (the
+        partner as a whole is backing off, and entries keep their order)."""
+
         async def work() -> None:
-            async with self.session() as s:
-                for entry_id in entry_ids:
-                    entry = await s.get(OutboxEntry, entry_id)
-                    if entry is None:
-                        continue
-                    entry.attempts += 1
-                    entry.last_error = error[:1000]
-                    entry.next_attempt_at = next_attempt_at
-                    s.add(entry)
-                await s.commit()
+            values: dict[str, Any] = {
+                "attempts": OUTBOX.c.attempts + 1,
+                "last_error": error[:1000],
+            }
+            if next_attempt_at is not None:
+                values["next_attempt_at"] = next_attempt_at
+            async with self.writing() as conn:
+                await conn.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
+                )
 
         await self._run(work)
+
+    async def expire(self, now: datetime) -> int:
+        """Turn queued messages whose envelope has expired into dead letters; returns how many."""
+
+        async def work() -> int:
+            async with self.writing() as conn:
+                expired = (
+                    await conn.execute(
+                        core_select(OUTBOX.c.id, OUTBOX.c.outbound_id).where(
+                            OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now
+                        )
+                    )
+                ).all()
+                if not expired:
+                    return 0
+                await conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_([r[0] for r in expired]))
+                    .values(
+                        state=DEAD,
+                        dead_reason=func.coalesce(
+                            "expired undelivered; last error: " + OUTBOX.c.last_error,
+                            "expired undelivered",
+                        ),
+                    )
+                )
+                await conn.execute(
+                    update(OUTBOUND)
+                    .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
+                    .values(status=DEAD)
+                )
+                return len(expired)
+
+        return await self._run(work)
+
+    # --- operator actions on the outbox ----------------------------------------------------
+
+    async def outbox_rows(self, now: datetime) -> list[OutboxRow]:
+        async def work() -> list[OutboxRow]:
+            query = (
+                core_select(
+                    OUTBOUND.c.message_id,
+                    OUTBOX.c.partner,
+                    OUTBOUND.c.body_type,
+                    OUTBOX.c.state,
+                    OUTBOX.c.attempts,
+                    OUTBOX.c.last_error,
+                    OUTBOX.c.dead_reason,
+                    OUTBOUND.c.created_at,
+                    OUTBOX.c.next_attempt_at,
+                )
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .order_by(OUTBOX.c.id)
+            )
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            out = []
+            for r in rows:
+                state = r[3]
+                if state == QUEUED and r[4] > 0:
+                    state = "retrying"
+                reason = (r[6] if r[3] == DEAD else r[5]) or ""
+                out.append(
+                    OutboxRow(r[0], r[1], r[2], state, r[4], reason, as_utc(r[7]), as_utc(r[8]))
+                )
+            return out
+
+        return await self._run(work)
+
+    async def dead_letters(
+        self, message_id: str | None = None, partner: str | None = None
+    ) -> list[OutboundMessage]:
+        async def work() -> list[OutboundMessage]:
+            async with self.session() as s:
+                query = (
+                    select(OutboundMessage)
+                    .join(OutboxEntry, col(OutboxEntry.outbound_id) == OutboundMessage.id)
+                    .where(OutboxEntry.state == DEAD)
+                    .order_by(col(OutboxEntry.id))
+                )
+                if message_id is not None:
+                    query = query.where(OutboundMessage.message_id == message_id)
+                if partner is not None:
+                    query = query.where(OutboxEntry.partner == partner)
+                return list((await s.exec(query)).all())
+
+        return await self._run(work)
+
+    async def requeue(self, message_ids: Sequence[str], now: datetime) -> int:
+        """Put dead letters back in the queue as they are (their envelopes still valid)."""
+
+        async def work() -> int:
+            async with self.writing() as conn:
+                ids = await self._dead_outbound_ids(conn, message_ids)
+                if not ids:
+                    return 0
+                await conn.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.outbound_id.in_(ids))
+                    .values(state=QUEUED, dead_reason=None, next_attempt_at=now, attempts=0)
+                )
+                await conn.execute(
+                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=QUEUED)
+                )
+                return len(ids)
+
+        return await self._run(work)
+
+    async def replace(
+        self, replaced: Sequence[str], replacements: Sequence[OutboundMessage]
+    ) -> None:
+        """Settle dead letters as "replaced" and queue the new messages that replace them."""
+
+        async def work() -> None:
+            async with self.writing() as conn:
+                ids = await self._dead_outbound_ids(conn, replaced)
+                if len(ids) != len(replaced):
+                    raise StoreError("a dead letter to replace is no longer dead")
+                await conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+                await conn.execute(
+                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced")
+                )
+                await self._enqueue(conn, replacements)
+
+        await self._run(work)
+
+    async def drop(self, message_ids: Sequence[str], reason: str) -> int:
+        """Remove dead letters from the outbox for good (the message stays, as "dead")."""
+
+        async def work() -> int:
+            async with self.writing() as conn:
+                ids = await self._dead_outbound_ids(conn, message_ids)
+                if ids:
+                    await conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+                    await conn.execute(
+                        update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=DEAD)
+                    )
+                return len(ids)
+
+        del reason  # recorded in the trail by the caller (issue 5)
+        return await self._run(work)
+
+    async def _dead_outbound_ids(
+        self, conn: AsyncConnection, message_ids: Sequence[str]
+    ) -> list[int]:
+        result = await conn.execute(
+            core_select(OUTBOUND.c.id)
+            .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
+            .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
+        )
+        return [r[0] for r in result.all()]
 
     # --- inbound ---------------------------------------------------------------------------
 
     async def accept_inbound(
-        self, message: InboundMessage, sign: Callable[[InboundMessage], bytes | Awaitable[bytes]]
-    ) -> tuple[bool, InboundMessage]:
-        """Insert an inbound message and its signed receipt in one transaction.
+        self,
+        incoming: Sequence[Incoming],
+        sign: Callable[[list[InboundMessage]], list[bytes] | Awaitable[list[bytes]]],
+    ) -> list[Accepted]:
+        """Insert inbound messages with their signed receipts, in one transaction.
 
-        ``sign`` is called after the row is in the transaction (so the receipt is never signed
-        for something that is not being persisted) and before the commit (so the receipt is
-        stored with it). Returns (True, row) when accepted now, (False, earlier row) when the
-        same sender's message id was accepted before.
+        A message whose sender and id were accepted before (earlier, or earlier in the same
+        call) is not inserted again: its outcome names the earlier row. ``sign`` gets the new
+        rows after they are known to be new and before the commit, so a receipt is never signed
+        for what is not being persisted and is stored with what it acknowledges. Revisions:
+        a message whose state (``Incoming.state``) is not newer than the state held is stored
+        as ``superseded`` and leaves the state alone.
         """
 
-        async def work() -> tuple[bool, InboundMessage]:
-            async with self.session() as s:
-                await self._serialise_inbound(s)
-                s.add(message)
-                try:
-                    await s.flush()
-                except IntegrityError:
-                    await s.rollback()
-                    existing = await s.exec(
-                        select(InboundMessage).where(
-                            InboundMessage.sender == message.sender,
-                            InboundMessage.message_id == message.message_id,
-                        )
-                    )
-                    earlier = existing.first()
-                    if earlier is None:
-                        raise
-                    return False, earlier
-                signed = sign(message)  # an HSM-backed signer may be asynchronous
-                message.signed_receipt = signed if isinstance(signed, bytes) else await signed
-                s.add(message)
-                await s.commit()
-                return True, message
+        async def work() -> list[Accepted]:
+            async with self.writing() as conn:
+                await self._serialise_inbound(conn)
+                earlier = await self._earlier_inbound(conn, incoming)
+                outcomes: list[Accepted | None] = []
+                fresh: list[Incoming] = []
+                first_in_call: dict[tuple[str, str], InboundMessage] = {}
+                for item in incoming:
+                    key = (item.row.sender, item.row.message_id)
+                    found = earlier.get(key) or first_in_call.get(key)
+                    if found is not None:
+                        outcomes.append(Accepted(False, found))
+                        continue
+                    first_in_call[key] = item.row
+                    fresh.append(item)
+                    outcomes.append(None)
+                if fresh:
+                    await self._apply_revisions(conn, fresh)
+                    rows = [item.row for item in fresh]
+                    signed = sign(rows)  # an HSM-backed signer may be asynchronous
+                    receipts = signed if isinstance(signed, list) else await signed
+                    for row, receipt in zip(rows, receipts, strict=True):
+                        row.signed_receipt = receipt
+                    await conn.execute(insert(INBOUND), [_row(r, INBOUND_COLUMNS) for r in rows])
+                return [
+                    outcome if outcome is not None else Accepted(True, item.row)
+                    for outcome, item in zip(outcomes, incoming, strict=True)
+                ]
 
         return await self._run(work)
 
-    async def _serialise_inbound(self, session: AsyncSession) -> None:
+    async def _earlier_inbound(
+        self, conn: AsyncConnection, incoming: Sequence[Incoming]
+    ) -> dict[tuple[str, str], InboundMessage]:
+        ids = list({item.row.message_id for item in incoming})
+        found: dict[tuple[str, str], InboundMessage] = {}
+        for start in range(0, len(ids), 500):
+            result = await conn.execute(
+                core_select(
+                    INBOUND.c.id,
+                    INBOUND.c.sender,
+                    INBOUND.c.message_id,
+                    INBOUND.c.envelope_digest,
+                    INBOUND.c.signed_receipt,
+                    INBOUND.c.body_type,
+                ).where(INBOUND.c.message_id.in_(ids[start : start + 500]))
+            )
+            for r in result.all():
+                found[(r[1], r[2])] = InboundMessage(
+                    id=r[0],
+                    sender=r[1],
+                    message_id=r[2],
+                    envelope_digest=bytes(r[3]),
+                    signed_receipt=bytes(r[4]),
+                    body_type=r[5],
+                    received_at=utcnow(),
+                )
+        return found
+
+    async def _apply_revisions(self, conn: AsyncConnection, fresh: Sequence[Incoming]) -> None:
+        refs = [item for item in fresh if item.state is not None and item.state.revision > 0]
+        if not refs:
+            return
+        keys = list({item.state.key for item in refs if item.state is not None})
+        result = await conn.execute(
+            core_select(STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision).where(
+                STATE.c.key.in_(keys)
+            )
+        )
+        held = {(r[0], r[1], r[2]): r[3] for r in result.all()}
+        changed: dict[tuple[str, str, str], tuple[int, str]] = {}
+        for item in refs:
+            ref = item.state
+            assert ref is not None  # noqa: S101 - filtered above
+            k = (ref.party, ref.kind, ref.key)
+            if ref.revision <= held.get(k, 0):
+                item.row.superseded = True
+                continue
+            held[k] = ref.revision
+            changed[k] = (ref.revision, item.row.message_id)
+        now = utcnow()
+        for (party, kind, key), (revision, message_id) in changed.items():
+            values = {"revision": revision, "message_id": message_id, "updated_at": now}
+            dialect = sqlite if self.is_sqlite else postgresql
+            await conn.execute(
+                dialect.insert(STATE)
+                .values(party=party, kind=kind, key=key, **values)
+                .on_conflict_do_update(index_elements=["party", "kind", "key"], set_=values)
+            )
+
+    async def _serialise_inbound(self, conn: AsyncConnection) -> None:
         """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.
 
         PostgreSQL hands out serial ids at insert time; two concurrent transactions could commit
         11 before 10, and a subscriber that read 11 would move its cursor past 10 for ever. A
-        transaction-scoped advisory lock serialises inbound inserts so ids commit in order.
-        SQLite serialises writers by itself.
+        transaction-scoped advisory lock serialises inbound inserts so ids commit in order
+        (and makes the duplicate check and the insert atomic across replicas). SQLite
+        serialises writers by itself (BEGIN IMMEDIATE).
         """
-        if self.engine.dialect.name == "postgresql":
-            await session.exec(select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
+        if not self.is_sqlite:
+            await conn.execute(core_select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
+
+    async def current_state(self, party: str | None = None) -> list[CurrentState]:
+        async def work() -> list[CurrentState]:
+            async with self.session() as s:
+                query = select(CurrentState).order_by(
+                    col(CurrentState.party), col(CurrentState.kind), col(CurrentState.key)
+                )
+                if party is not None:
+                    query = query.where(CurrentState.party == party)
+                return list((await s.exec(query)).all())
+
+        return await self._run(work)
 
     async def find_inbound(self, sender: str, message_id: str) -> InboundMessage | None:
         async def work() -> InboundMessage | None:
@@ -404,9 +896,12 @@ class Store:
         return await self._run(work)
 
     async def record_rejection(self, rejection: Rejection) -> None:
+        await self.record_rejections([rejection])
+
+    async def record_rejections(self, rejections: Sequence[Rejection]) -> None:
         async def work() -> None:
             async with self.session() as s:
-                s.add(rejection)
+                s.add_all(rejections)
                 await s.commit()
 
         await self._run(work)
@@ -468,7 +963,7 @@ class Store:
                     i.message_id,
                     i.body_type,
                     i.sender,
-                    "accepted",
+                    "superseded" if i.superseded else "accepted",
                     "sent",
                     json.loads(i.business_keys),
                     as_utc(i.received_at),

@@ -75,6 +75,15 @@ class PartnerChannels:
         receipt: pb.SignedReceipt = await call(envelope, timeout=timeout)
         return receipt
 
+    def open_exchange(self, party: str) -> grpc.aio.StreamStreamCall:
+        """A long-lived Exchange stream (no deadline: the caller times out each frame)."""
+        call = self.channel(party).stream_stream(
+            EXCHANGE,
+            request_serializer=pb.EnvelopeBatch.SerializeToString,
+            response_deserializer=pb.ReceiptBatch.FromString,
+        )
+        return call()
+
     async def exchange(
         self, party: str, envelopes: Sequence[bytes], timeout: float
     ) -> list[pb.SignedReceipt]:

@@ -5,10 +5,19 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from hub.store import InboundMessage, OutboundMessage, ReceiptRecord, Store
+from hub.store import (
+    Accepted,
+    InboundMessage,
+    Incoming,
+    OutboundMessage,
+    ReceiptRecord,
+    Settlement,
+    Store,
+)
 
 NOW = datetime.now(UTC)
 
@@ -35,6 +44,14 @@ def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> I
     )
 
 
+def signer(rows: list[InboundMessage]) -> list[bytes]:
+    return [b"receipt-" + r.message_id.encode() for r in rows]
+
+
+async def accept(store: Store, rows: list[InboundMessage], sign: Any) -> list[Accepted]:
+    return await store.accept_inbound([Incoming(r) for r in rows], sign)
+
+
 async def test_outbox_lifecycle(store_url: str) -> None:
     store = Store(store_url)
     try:
@@ -47,7 +64,7 @@ async def test_outbox_lifecycle(store_url: str) -> None:
         await store.record_failure([m2.entry_id], "UNAVAILABLE: down", NOW + timedelta(minutes=1))
         await store.record_receipts(
             [
-                (
+                Settlement(
                     m1,
                     ReceiptRecord(
                         message_id="m1",
@@ -74,16 +91,21 @@ async def test_inbound_dedup_and_receipt_in_same_transaction(store_url: str) -> 
     store = Store(store_url)
     try:
         await store.create_all()
-        accepted, row = await store.accept_inbound(
-            inbound("m1"), lambda r: b"receipt-" + r.message_id.encode()
-        )
-        assert accepted and row.signed_receipt == b"receipt-m1"
-        again, earlier = await store.accept_inbound(inbound("m1"), lambda r: b"never")
-        assert not again and earlier.signed_receipt == b"receipt-m1"
+        [first] = await accept(store, [inbound("m1")], signer)
+        assert first.fresh and first.row.signed_receipt == b"receipt-m1"
+        # the same sender and id again, also twice in one call: the first receipt, no new row
+        again = await accept(store, [inbound("m1"), inbound("m2"), inbound("m2")], signer)
+        assert [(a.fresh, a.row.message_id) for a in again] == [
+            (False, "m1"),
+            (True, "m2"),
+            (False, "m2"),
+        ]
+        assert again[0].row.signed_receipt == b"receipt-m1"
+        assert again[1].row.signed_receipt == again[2].row.signed_receipt == b"receipt-m2"
         # the same id from another sender is another message
-        other, _ = await store.accept_inbound(inbound("m1", sender="SG"), lambda r: b"x")
-        assert other
-        assert len(await store.inbound()) == 2
+        [other] = await accept(store, [inbound("m1", sender="SG")], signer)
+        assert other.fresh
+        assert len(await store.inbound()) == 3
     finally:
         await store.close()
 
@@ -93,11 +115,11 @@ async def test_failed_signing_stores_nothing(store_url: str) -> None:
     try:
         await store.create_all()
 
-        def broken(_: InboundMessage) -> bytes:
+        def broken(_: list[InboundMessage]) -> list[bytes]:
             raise RuntimeError("HSM unavailable")
 
         with pytest.raises(RuntimeError):
-            await store.accept_inbound(inbound("m1"), broken)
+            await accept(store, [inbound("m1")], broken)
         assert await store.inbound() == []
     finally:
         await store.close()
@@ -109,7 +131,7 @@ async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
         await store.create_all()
         assert await store.acknowledged("risk") == 0
         for i in range(3):
-            await store.accept_inbound(inbound(f"m{i}"), lambda r: b"r")
+            await accept(store, [inbound(f"m{i}")], signer)
         ids = [r.id or 0 for r in await store.inbound()]
         assert await store.acknowledge("risk", ids[1]) == ids[1]
         assert await store.acknowledge("risk", ids[0]) == ids[1]  # never back
@@ -117,7 +139,7 @@ async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
         assert [r.message_id for r in await store.inbound_after(ids[0], 10)] == ["m1", "m2"]
         # a mistaken acknowledgement beyond what arrived cannot skip later messages
         assert await store.acknowledge("risk", 10**9) == ids[2]
-        await store.accept_inbound(inbound("m3"), lambda r: b"r")
+        await accept(store, [inbound("m3")], signer)
         later = await store.inbound_after(await store.acknowledged("risk"), 10)
         assert [r.message_id for r in later] == ["m3"]
     finally:
@@ -151,13 +173,13 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
         task = asyncio.create_task(reader())
         ids = [f"m{i}" for i in range(200)]
 
-        async def slow_signer(row: InboundMessage) -> bytes:
+        async def slow_signer(rows: list[InboundMessage]) -> list[bytes]:
             # an asynchronous signer (an HSM) lets transactions interleave between the insert
             # that assigns the id and the commit
             await asyncio.sleep(random.uniform(0, 0.01))
-            return b"r"
+            return [b"r"] * len(rows)
 
-        await asyncio.gather(*(store.accept_inbound(inbound(i), slow_signer) for i in ids))
+        await asyncio.gather(*(accept(store, [inbound(i)], slow_signer) for i in ids))
         writers_done.set()
         await asyncio.wait_for(task, 30)
         assert sorted(seen) == sorted(ids)

@@ -95,12 +95,24 @@ class Receipt(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., outcome: _Optional[_Union[ReceiptOutcome, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receiver: _Optional[str] = ..., sender: _Optional[str] = ..., trail_index: _Optional[int] = ...) -> None: ...
 
 class SignedReceipt(_message.Message):
-    __slots__ = ("receipt", "signature")
+    __slots__ = ("receipt", "signature", "batch")
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
     receipt: bytes
     signature: Signature
-    def __init__(self, receipt: _Optional[bytes] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ...) -> None: ...
+    batch: BatchProof
+    def __init__(self, receipt: _Optional[bytes] = ..., signature: _Optional[_Union[Signature, _Mapping]] = ..., batch: _Optional[_Union[BatchProof, _Mapping]] = ...) -> None: ...
+
+class BatchProof(_message.Message):
+    __slots__ = ("index", "size", "path")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    size: int
+    path: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, index: _Optional[int] = ..., size: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class EnvelopeBatch(_message.Message):
     __slots__ = ("envelopes",)

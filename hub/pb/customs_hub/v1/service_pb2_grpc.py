@@ -164,6 +164,11 @@ class DomesticStub:
                 request_serializer=customs__hub_dot_v1_dot_service__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=customs__hub_dot_v1_dot_service__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/customs_hub.v1.Domestic/SubmitBatch',
+                request_serializer=customs__hub_dot_v1_dot_service__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=customs__hub_dot_v1_dot_service__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/customs_hub.v1.Domestic/Subscribe',
                 request_serializer=customs__hub_dot_v1_dot_service__pb2.SubscribeRequest.SerializeToString,
@@ -182,6 +187,15 @@ class DomesticServicer:
 
     def Submit(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitBatch(self, request, context):
+        """Many documents in one call (bulk loads, AEO lists): each is routed, signed and queued on
+        its own; one document's error does not refuse the others. All accepted documents are
+        durable in the outbox before the answer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -207,6 +221,11 @@ def add_DomesticServicer_to_server(servicer, server):
                     servicer.Submit,
                     request_deserializer=customs__hub_dot_v1_dot_service__pb2.SubmitRequest.FromString,
                     response_serializer=customs__hub_dot_v1_dot_service__pb2.SubmitResponse.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=customs__hub_dot_v1_dot_service__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=customs__hub_dot_v1_dot_service__pb2.SubmitBatchResponse.SerializeToString,
             ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
@@ -247,6 +266,33 @@ class Domestic:
             '/customs_hub.v1.Domestic/Submit',
             customs__hub_dot_v1_dot_service__pb2.SubmitRequest.SerializeToString,
             customs__hub_dot_v1_dot_service__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customs_hub.v1.Domestic/SubmitBatch',
+            customs__hub_dot_v1_dot_service__pb2.SubmitBatchRequest.SerializeToString,
+            customs__hub_dot_v1_dot_service__pb2.SubmitBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,177 @@
+"""Reliable delivery between real hubs: streaming with batch receipts, group commits, partner
+outages, dead letters and the operator's outbox commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from hub.demo import sample_aeo_status
+from hub.envelope import verify_receipt
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.service import RunningHub
+from tests.conftest import Federation
+from tests.test_exchange import eventually, nz_signing_key
+
+CLI = [sys.executable, "-m", "hub.cli"]
+
+
+def aeo_requests(n: int, issuer: str = "CN", to: str = "NZ") -> list[spb.SubmitRequest]:
+    return [
+        spb.SubmitRequest(
+            aeo_status=sample_aeo_status(issuer, f"{issuer}AEO{i:06d}"), recipients=[to]
+        )
+        for i in range(n)
+    ]
+
+
+async def submit_batch(running: RunningHub, requests: list[spb.SubmitRequest]) -> list[str]:
+    """Submit through Domestic.SubmitBatch; returns the queued message ids in order."""
+    async with grpc.aio.insecure_channel(running.config.domestic_listen) as channel:
+        response = await sgrpc.DomesticStub(channel).SubmitBatch(
+            spb.SubmitBatchRequest(requests=requests), timeout=30
+        )
+    ids = []
+    for result in response.results:
+        assert result.WhichOneof("result") == "queued", result
+        ids += [q.message_id for q in result.queued.queued]
+    return ids
+
+
+def fast_retries(federation: Federation, party: str, **limits: float) -> None:
+    """Shorter retry waits than production, so outage tests take seconds."""
+    config = federation.configs[party]
+    changes = {"retry_initial_seconds": 0.2, "retry_max_seconds": 1.0, "poll_seconds": 0.2}
+    changes.update(limits)
+    federation.configs[party] = dataclasses.replace(
+        config,
+        limits=dataclasses.replace(config.limits, **changes),  # type: ignore[arg-type]
+    )
+
+
+async def drained(running: RunningHub) -> bool:
+    return not [e for e in await running.hub.store.outbox() if e.state == "queued"]
+
+
+async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_one(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    sent = []
+    for _ in range(3):
+        sent += await submit_batch(cn, aeo_requests(200))
+    await eventually(lambda: drained(cn), timeout=60)
+    # NZ holds every message once, in the order CN queued them
+    assert [m.message_id for m in await nz.hub.store.inbound()] == sent
+    keys = nz_signing_key(pki)
+    rows = await cn.hub.store.outbound()
+    assert [m.message_id for m, _ in rows] == sent
+    sizes = set()
+    for message, record in rows:
+        assert message.status == "delivered" and record is not None
+        signed = pb.SignedReceipt.FromString(record.signed_receipt)
+        # each receipt verifies alone: its proof leads to the root NZ signed once per batch
+        receipt = verify_receipt(signed, "NZ", keys)
+        assert receipt.message_id == message.message_id
+        assert receipt.envelope_digest == message.envelope_digest
+        sizes.add(signed.batch.size)
+    assert max(sizes) > 1  # receipts were signed in batches
+    # and the commits were grouped on both sides
+    assert nz.hub.inbound_commits.transactions < len(sent) / 4
+    assert cn.worker.settlements.transactions < len(sent) / 4
+
+
+async def test_a_down_partner_does_not_hold_up_the_others_and_drains_in_order(
+    federation: Federation,
+) -> None:
+    fast_retries(federation, "CN")
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # SG stays down for now
+    to_sg = await submit_batch(cn, aeo_requests(30, to="SG"))
+    to_nz = await submit_batch(cn, aeo_requests(30, to="NZ"))
+
+    async def nz_has_all() -> bool:
+        return len(await nz.hub.store.inbound()) == len(to_nz)
+
+    await eventually(nz_has_all)
+
+    async def sg_retried() -> bool:
+        entries = [e for e in await cn.hub.store.outbox() if e.partner == "SG"]
+        return len(entries) == len(to_sg) and all(e.attempts >= 1 for e in entries[:1])
+
+    await eventually(sg_retried)
+    more_to_sg = await submit_batch(cn, aeo_requests(20, to="SG"))
+    rows = await cn.hub.store.outbox_rows(datetime.now(UTC))
+    assert {r.state for r in rows if r.partner == "SG"} <= {"queued", "retrying"}
+    sg = await federation.start("SG")
+    await eventually(lambda: drained(cn), timeout=30)
+    # the queue drained in creation order
+    assert [m.message_id for m in await sg.hub.store.inbound()] == to_sg + more_to_sg
+
+
+async def test_expired_messages_become_dead_letters_that_operators_retry_or_drop(
+    federation: Federation,
+) -> None:
+    # messages that live two seconds, while NZ is down
+    fast_retries(federation, "CN", message_ttl_seconds=2.0)
+    cn = await federation.start("CN")
+    first = await submit_batch(cn, aeo_requests(2))
+
+    async def dead() -> bool:
+        rows = await cn.hub.store.outbox_rows(datetime.now(UTC))
+        return all(r.state == "dead" and r.attempts >= 1 for r in rows)
+
+    await eventually(dead)
+    await federation.stop("CN")
+    config = str(federation.configs["CN"].path)
+    listed = cli("outbox", "--config", config, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["message_id"], r["state"]) for r in rows] == [(m, "dead") for m in first]
+    assert all(r["reason"].startswith("expired undelivered") for r in rows)
+    assert "UNAVAILABLE" in rows[0]["reason"]  # the last error is kept with it
+    # one is dropped, the other retried: it expired, so it is signed afresh under a new id
+    dropped = cli("outbox", "drop", "--config", config, "--message-id", first[0])
+    assert dropped.returncode == 0 and f"dropped {first[0]}" in dropped.stdout
+    retried = cli("outbox", "retry", "--config", config, "--message-id", first[1])
+    assert retried.returncode == 0, retried.stderr
+    new_id = retried.stdout.split()[-1]
+    assert retried.stdout.startswith(f"re-signed {first[1]} as ") and new_id != first[1]
+    nothing = cli("outbox", "retry", "--config", config, "--message-id", first[0])
+    assert nothing.returncode == 2 and "no matching dead letters" in nothing.stderr
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    await eventually(lambda: drained(cn))
+    assert [m.message_id for m in await nz.hub.store.inbound()] == [new_id]
+    status = {m.message_id: m.status for m, _ in await cn.hub.store.outbound()}
+    assert status == {first[0]: "dead", first[1]: "replaced", new_id: "delivered"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_resubmission_with_the_same_submission_id_queues_nothing_twice(
+    federation: Federation,
+) -> None:
+    cn = await federation.start("CN")
+    request = spb.SubmitRequest(
+        aeo_status=sample_aeo_status("CN", "CNAEO1"), recipients=["NZ"], submission_id="batch-7/1"
+    )
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        first = await stub.Submit(request, timeout=10)
+        again = await stub.Submit(request, timeout=10)
+        batch = await stub.SubmitBatch(spb.SubmitBatchRequest(requests=[request] * 3), timeout=10)
+    assert again == first
+    assert all(r.queued == first for r in batch.results)
+    assert len(await cn.hub.store.outbound()) == 1
