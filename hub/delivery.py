@@ -32,7 +32,7 @@ from hub.errors import HubError
 from hub.groupcommit import GroupCommitter
 from hub.node import Hub
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store import DueDelivery, ReceiptRecord, Settlement
+from hub.store import DueDelivery, ReceiptRow, Settlement
 from hub.transport import PartnerChannels
 
 log = logging.getLogger("customs_hub.delivery")
@@ -90,8 +90,10 @@ class _Stream:
     call: grpc.aio.StreamStreamCall
     in_flight: deque[tuple[list[DueDelivery], float]] = field(default_factory=deque)
     broken: str = ""
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: asyncio.Event = field(default_factory=asyncio.Event)  # a frame was written
     reader: asyncio.Task[None] | None = None
+    answered: int = 0  # frames at the head of in_flight whose receipts arrived
+    settling: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class PartnerSender:
@@ -109,12 +111,17 @@ class PartnerSender:
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
         self.delivered = 0
+        # set by whatever may give the sender work: a new message, a settled frame, a broken
+        # stream; cleared by the sender before it looks, so no wake-up is lost
+        self.wake = asyncio.Event()
+        self.hub.outbox_changed.listen(self.wake.set)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}-{self.partner}")
 
     async def _run(self) -> None:
         while not self.stopping:
+            self.wake.clear()
             try:
                 worked = await self._pass()
             except HubError as exc:  # store trouble: wait and try again, nothing is lost
@@ -126,20 +133,10 @@ class PartnerSender:
                 )
                 worked = False
             if not worked and not self.stopping:
-                await self._idle()
-
-    async def _idle(self) -> None:
-        wait = self.limits.poll_seconds
-        pause = self.backoff_until - time.monotonic()
-        if pause > 0:
-            wait = pause
-        stream = self.stream
-        if stream is not None and stream.in_flight:
-            stream.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stream.changed.wait(), wait)
-            return
-        await self.hub.outbox_changed.wait(wait)
+                pause = self.backoff_until - time.monotonic()
+                wait = pause if pause > 0 else self.limits.poll_seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
 
     async def _pass(self) -> bool:
         """Write what is due, as far as the window allows. True when it wrote something."""
@@ -179,7 +176,7 @@ class PartnerSender:
                 await self._failed_attempt(frame, stream.broken)
                 break
             stream.in_flight.append((frame, time.monotonic()))
-            stream.changed.set()
+            stream.sent.set()
             self.cursor = frame[-1].entry_id
         return True
 
@@ -195,16 +192,22 @@ class PartnerSender:
         timeout = self.limits.partner_timeout_seconds
         try:
             while True:
-                while not stream.in_flight:
-                    stream.changed.clear()
-                    await stream.changed.wait()
+                while stream.answered >= len(stream.in_flight):
+                    stream.sent.clear()
+                    await stream.sent.wait()
+                # answers come in frame order; frames already answered (settling) are a
+                # prefix of in_flight, and stay in it until settled, so the sender never takes
+                # their entries for due again
                 response = await asyncio.wait_for(stream.call.read(), timeout)
                 if response is grpc.aio.EOF:
                     raise StreamBroken("partner closed the stream")
-                frame, _ = stream.in_flight.popleft()
-                await self._settle(frame, list(response.receipts))
-                self.failures = 0
-                stream.changed.set()
+                if stream.answered >= len(stream.in_flight):
+                    raise StreamBroken("partner answered a frame that was not sent")
+                entry = stream.in_flight[stream.answered]
+                stream.answered += 1
+                task = asyncio.create_task(self._settle_frame(stream, entry, response))
+                stream.settling.add(task)
+                task.add_done_callback(stream.settling.discard)
         except TimeoutError:
             stream.broken = f"no receipts within {timeout:g} s"
         except grpc.aio.AioRpcError as exc:
@@ -218,8 +221,29 @@ class PartnerSender:
             log.exception("reading receipts from %s failed", self.partner)
             stream.broken = f"unexpected error: {type(exc).__name__}"
         finally:
-            stream.changed.set()
-            self.hub.outbox_changed.notify()
+            self.wake.set()
+
+    async def _settle_frame(
+        self,
+        stream: _Stream,
+        entry: tuple[list[DueDelivery], float],
+        response: pb.ReceiptBatch,
+    ) -> None:
+        try:
+            await self._settle(entry[0], list(response.receipts))
+            self.failures = 0
+        except StreamBroken as exc:
+            stream.broken = stream.broken or str(exc)
+        except HubError as exc:
+            log.error("settling receipts from %s failed: %s", self.partner, exc)
+            stream.broken = stream.broken or f"settling failed: {exc}"
+        finally:
+            for i, held in enumerate(stream.in_flight):
+                if held is entry:
+                    del stream.in_flight[i]
+                    stream.answered -= 1
+                    break
+            self.wake.set()
 
     async def _fail_stream(self, stream: _Stream) -> None:
         """Give up a broken stream: what was in flight stays queued, the partner backs off."""
@@ -230,8 +254,11 @@ class PartnerSender:
             stream.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stream.reader
+        if stream.settling:  # receipts already here are stored before the stream is given up
+            await asyncio.gather(*stream.settling, return_exceptions=True)
         frames = [item for frame, _ in stream.in_flight for item in frame]
         stream.in_flight.clear()
+        stream.answered = 0
         self.failures += 1
         delay = backoff(self.limits, self.failures)
         self.backoff_until = time.monotonic() + delay
@@ -295,7 +322,7 @@ class PartnerSender:
             settled.append(
                 Settlement(
                     item,
-                    ReceiptRecord(
+                    ReceiptRow(
                         message_id=item.message_id,
                         receiver=self.partner,
                         outcome=outcome,
@@ -324,12 +351,9 @@ class PartnerSender:
         stream = self.stream
         deadline = time.monotonic() + grace
         while stream is not None and stream.in_flight and not stream.broken:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if time.monotonic() >= deadline:
                 break
-            stream.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stream.changed.wait(), left)
+            await asyncio.sleep(0.02)
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,6 +364,7 @@ class PartnerSender:
                 stream.reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stream.reader
+            await asyncio.gather(*stream.settling, return_exceptions=True)
 
 
 class OutboxWorker:

@@ -47,8 +47,9 @@ from hub.routing import RoutingTable
 from hub.signing import Signer
 from hub.store import (
     Accepted,
-    InboundMessage,
+    InboundRow,
     Incoming,
+    NewOutbound,
     OutboundMessage,
     Rejection,
     StateRef,
@@ -121,7 +122,7 @@ class Hub:
         self.inbound_arrived = Notifier()
         self.outbox_changed = Notifier()
         self.inbound_commits: GroupCommitter[Incoming, Accepted] = GroupCommitter(
-            self._accept, name=f"inbound-{self.party}"
+            self._accept, name=f"inbound-{self.party}", max_items=128
         )
         self.outbound_commits: GroupCommitter[Outgoing, None] = GroupCommitter(
             self._enqueue, name=f"outbound-{self.party}"
@@ -186,7 +187,7 @@ class Hub:
                     refused.append((data, exc))
                 continue
             header = opened.header
-            row = InboundMessage(
+            row = InboundRow(
                 message_id=header.message_id,
                 sender=header.sender,
                 correlation_id=header.correlation_id,
@@ -222,7 +223,7 @@ class Hub:
         """One group commit of inbound messages: rows, revisions and batch-signed receipts."""
         now = self.clock()
 
-        def sign(rows: list[InboundMessage]) -> list[bytes]:
+        def sign(rows: list[InboundRow]) -> list[bytes]:
             receipts = [
                 make_receipt(
                     message_id=row.message_id,
@@ -407,7 +408,7 @@ class Hub:
             plan.append((doc, self.routing.recipients(doc, sub.recipients)))
         now = self.clock()
         ttl = self.config.limits.message_ttl
-        rows = []
+        rows: list[NewOutbound] = []
         for doc, targets in plan:
             keys = json.dumps(business_keys(doc), sort_keys=True)
             for recipient in targets:
@@ -421,7 +422,7 @@ class Hub:
                     correlation_id=sub.correlation_id,
                 )
                 rows.append(
-                    OutboundMessage(
+                    NewOutbound(
                         message_id=header.message_id,
                         correlation_id=sub.correlation_id,
                         recipient=recipient,
@@ -466,7 +467,7 @@ class Hub:
         margin = self.config.limits.clock_skew
         again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
         stale = [m for m in letters if m not in again]
-        replacements: list[OutboundMessage] = []
+        replacements: list[NewOutbound] = []
         ttl = self.config.limits.message_ttl
         for old in stale:
             body_type = old.body_type
@@ -484,7 +485,7 @@ class Hub:
                 correlation_id=old.correlation_id,
             )
             replacements.append(
-                OutboundMessage(
+                NewOutbound(
                     message_id=header.message_id,
                     correlation_id=old.correlation_id,
                     recipient=old.recipient,
@@ -532,7 +533,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class Outgoing:
-    rows: list[OutboundMessage]
+    rows: list[NewOutbound]
     submission_id: str
     answer: bytes  # the serialised SubmitResponse, stored for an idempotent resubmission
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 
 class Notifier:
@@ -12,10 +13,17 @@ class Notifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Also call ``callback`` on every notify (e.g. to set a task's own wake-up event)."""
+        self._listeners.append(callback)
 
     def notify(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
+        for callback in self._listeners:
+            callback()
 
     async def wait(self, timeout: float) -> None:
         event = self._event

@@ -100,7 +100,12 @@ class OutboxEntry(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_partner_state_id", "partner", "state", "id"),)
+    # ids are never reused (AUTOINCREMENT): a sender's cursor and a late settlement must not
+    # meet a newer entry under an old id
+    __table_args__ = (
+        Index("ix_outbox_partner_state_id", "partner", "state", "id"),
+        {"sqlite_autoincrement": True},
+    )
     id: int | None = Field(default=None, primary_key=True)
     outbound_id: int = Field(foreign_key="outbound_message.id", unique=True)
     partner: str = Field(max_length=16)
@@ -130,7 +135,10 @@ class InboundMessage(SQLModel, table=True):
     """A message a partner delivered and this hub accepted. ``id`` is the subscriber cursor."""
 
     __tablename__ = "inbound_message"
-    __table_args__ = (UniqueConstraint("sender", "message_id", name="uq_inbound_sender_message"),)
+    __table_args__ = (
+        UniqueConstraint("sender", "message_id", name="uq_inbound_sender_message"),
+        {"sqlite_autoincrement": True},  # cursors handed to subscribers are never reused
+    )
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=36, index=True)
     sender: str = Field(max_length=16)
@@ -212,8 +220,62 @@ INBOUND_COLUMNS = _columns(INBOUND)
 RECEIPT_COLUMNS = _columns(RECEIPT)
 
 
-def _row(obj: SQLModel, columns: tuple[str, ...]) -> dict[str, Any]:
+def _row(obj: object, columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: getattr(obj, c) for c in columns}
+
+
+# The hot paths build these plain rows, not SQLModel objects: constructing a table model
+# (validation, ORM instrumentation) costs more than inserting the row does.
+
+
+@dataclass(slots=True)
+class NewOutbound:
+    """An outbound message to queue (the columns of ``OutboundMessage``)."""
+
+    message_id: str
+    recipient: str
+    body_type: str
+    envelope: bytes
+    envelope_digest: bytes
+    created_at: datetime
+    expires_at: datetime | None = None
+    correlation_id: str = ""
+    document_digest: bytes | None = None
+    business_keys: str = "{}"
+    submission_id: str | None = None
+    status: str = QUEUED
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class InboundRow:
+    """An inbound message to accept (the columns of ``InboundMessage``)."""
+
+    message_id: str
+    sender: str
+    body_type: str
+    envelope_digest: bytes
+    received_at: datetime
+    correlation_id: str = ""
+    header: bytes = b""
+    body: bytes = b""
+    business_keys: str = "{}"
+    signed_receipt: bytes = b""
+    superseded: bool = False
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class ReceiptRow:
+    """A partner's receipt to store (the columns of ``ReceiptRecord``)."""
+
+    message_id: str
+    receiver: str
+    outcome: str
+    signed_receipt: bytes
+    received_at: datetime
+    reason: str = ""
+    envelope_digest: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -233,7 +295,7 @@ class Settlement:
     """What a partner's receipt means for one outbound message."""
 
     due: DueDelivery
-    receipt: ReceiptRecord
+    receipt: ReceiptRow | ReceiptRecord
     # a final rejection becomes a dead letter with this reason; None settles the message
     dead_reason: str | None = None
 
@@ -252,7 +314,7 @@ class StateRef:
 class Incoming:
     """An inbound message to accept, with the state it updates (if any)."""
 
-    row: InboundMessage
+    row: InboundRow
     state: StateRef | None = None
 
 
@@ -262,7 +324,7 @@ class Accepted:
     message id was accepted before; ``row`` is then the earlier one."""
 
     fresh: bool
-    row: InboundMessage
+    row: InboundRow
 
 
 @dataclass(frozen=True)
@@ -364,7 +426,7 @@ class Store:
 
     async def enqueue(
         self,
-        messages: Sequence[OutboundMessage],
+        messages: Sequence[NewOutbound | OutboundMessage],
         submissions: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Store outbound messages, their outbox entries and the answers to idempotent
@@ -385,7 +447,9 @@ class Store:
 
         await self._run(work)
 
-    async def _enqueue(self, conn: AsyncConnection, messages: Sequence[OutboundMessage]) -> None:
+    async def _enqueue(
+        self, conn: AsyncConnection, messages: Sequence[NewOutbound | OutboundMessage]
+    ) -> None:
         if not messages:
             return
         result = await conn.execute(
@@ -524,14 +588,25 @@ class Store:
                 for s in results
             ],
         )
-        settled = [s.due.entry_id for s in results if s.dead_reason is None]
+        # entries are named by their id and their message, so a settlement that arrives late
+        # can only ever touch its own entry
+        settled = [
+            {"eid": s.due.entry_id, "oid": s.due.outbound_id}
+            for s in results
+            if s.dead_reason is None
+        ]
         if settled:
-            await conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(settled)))
+            await conn.execute(
+                delete(OUTBOX).where(
+                    OUTBOX.c.id == bindparam("eid"), OUTBOX.c.outbound_id == bindparam("oid")
+                ),
+                settled,
+            )
         for s in results:
             if s.dead_reason is not None:
                 await conn.execute(
                     update(OUTBOX)
-                    .where(OUTBOX.c.id == s.due.entry_id)
+                    .where(OUTBOX.c.id == s.due.entry_id, OUTBOX.c.outbound_id == s.due.outbound_id)
                     .values(state=DEAD, dead_reason=s.dead_reason[:1000])
                 )
 
@@ -665,9 +740,7 @@ class Store:
 
         return await self._run(work)
 
-    async def replace(
-        self, replaced: Sequence[str], replacements: Sequence[OutboundMessage]
-    ) -> None:
+    async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
         """Settle dead letters as "replaced" and queue the new messages that replace them."""
 
         async def work() -> None:
@@ -714,7 +787,7 @@ class Store:
     async def accept_inbound(
         self,
         incoming: Sequence[Incoming],
-        sign: Callable[[list[InboundMessage]], list[bytes] | Awaitable[list[bytes]]],
+        sign: Callable[[list[InboundRow]], list[bytes] | Awaitable[list[bytes]]],
     ) -> list[Accepted]:
         """Insert inbound messages with their signed receipts, in one transaction.
 
@@ -732,7 +805,7 @@ class Store:
                 earlier = await self._earlier_inbound(conn, incoming)
                 outcomes: list[Accepted | None] = []
                 fresh: list[Incoming] = []
-                first_in_call: dict[tuple[str, str], InboundMessage] = {}
+                first_in_call: dict[tuple[str, str], InboundRow] = {}
                 for item in incoming:
                     key = (item.row.sender, item.row.message_id)
                     found = earlier.get(key) or first_in_call.get(key)
@@ -759,9 +832,9 @@ class Store:
 
     async def _earlier_inbound(
         self, conn: AsyncConnection, incoming: Sequence[Incoming]
-    ) -> dict[tuple[str, str], InboundMessage]:
+    ) -> dict[tuple[str, str], InboundRow]:
         ids = list({item.row.message_id for item in incoming})
-        found: dict[tuple[str, str], InboundMessage] = {}
+        found: dict[tuple[str, str], InboundRow] = {}
         for start in range(0, len(ids), 500):
             result = await conn.execute(
                 core_select(
@@ -774,7 +847,7 @@ class Store:
                 ).where(INBOUND.c.message_id.in_(ids[start : start + 500]))
             )
             for r in result.all():
-                found[(r[1], r[2])] = InboundMessage(
+                found[(r[1], r[2])] = InboundRow(
                     id=r[0],
                     sender=r[1],
                     message_id=r[2],
@@ -806,15 +879,31 @@ class Store:
                 continue
             held[k] = ref.revision
             changed[k] = (ref.revision, item.row.message_id)
-        now = utcnow()
-        for (party, kind, key), (revision, message_id) in changed.items():
-            values = {"revision": revision, "message_id": message_id, "updated_at": now}
-            dialect = sqlite if self.is_sqlite else postgresql
-            await conn.execute(
-                dialect.insert(STATE)
-                .values(party=party, kind=kind, key=key, **values)
-                .on_conflict_do_update(index_elements=["party", "kind", "key"], set_=values)
-            )
+        if not changed:
+            return
+        dialect = sqlite if self.is_sqlite else postgresql
+        upsert = dialect.insert(STATE)
+        await conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["party", "kind", "key"],
+                set_={
+                    "revision": upsert.excluded.revision,
+                    "message_id": upsert.excluded.message_id,
+                    "updated_at": upsert.excluded.updated_at,
+                },
+            ),
+            [
+                {
+                    "party": party,
+                    "kind": kind,
+                    "key": key,
+                    "revision": revision,
+                    "message_id": message_id,
+                    "updated_at": utcnow(),
+                }
+                for (party, kind, key), (revision, message_id) in changed.items()
+            ],
+        )
 
     async def _serialise_inbound(self, conn: AsyncConnection) -> None:
         """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.

@@ -11,7 +11,7 @@ import pytest
 
 from hub.store import (
     Accepted,
-    InboundMessage,
+    InboundRow,
     Incoming,
     OutboundMessage,
     ReceiptRecord,
@@ -33,8 +33,8 @@ def outbound(message_id: str, recipient: str = "NZ") -> OutboundMessage:
     )
 
 
-def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> InboundMessage:
-    return InboundMessage(
+def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> InboundRow:
+    return InboundRow(
         message_id=message_id,
         sender=sender,
         body_type="t",
@@ -44,11 +44,11 @@ def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> I
     )
 
 
-def signer(rows: list[InboundMessage]) -> list[bytes]:
+def signer(rows: list[InboundRow]) -> list[bytes]:
     return [b"receipt-" + r.message_id.encode() for r in rows]
 
 
-async def accept(store: Store, rows: list[InboundMessage], sign: Any) -> list[Accepted]:
+async def accept(store: Store, rows: list[InboundRow], sign: Any) -> list[Accepted]:
     return await store.accept_inbound([Incoming(r) for r in rows], sign)
 
 
@@ -115,7 +115,7 @@ async def test_failed_signing_stores_nothing(store_url: str) -> None:
     try:
         await store.create_all()
 
-        def broken(_: list[InboundMessage]) -> list[bytes]:
+        def broken(_: list[InboundRow]) -> list[bytes]:
             raise RuntimeError("HSM unavailable")
 
         with pytest.raises(RuntimeError):
@@ -173,7 +173,7 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
         task = asyncio.create_task(reader())
         ids = [f"m{i}" for i in range(200)]
 
-        async def slow_signer(rows: list[InboundMessage]) -> list[bytes]:
+        async def slow_signer(rows: list[InboundRow]) -> list[bytes]:
             # an asynchronous signer (an HSM) lets transactions interleave between the insert
             # that assigns the id and the commit
             await asyncio.sleep(random.uniform(0, 0.01))
@@ -183,5 +183,26 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
         writers_done.set()
         await asyncio.wait_for(task, 30)
         assert sorted(seen) == sorted(ids)
+    finally:
+        await store.close()
+
+
+async def test_a_late_second_settlement_touches_no_other_entry(store_url: str) -> None:
+    """A frame can be settled twice (resent after a broken stream, answered twice); the
+    second settlement must not remove a newer message's entry."""
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        await store.enqueue([outbound("m1")])
+        [m1] = await store.due(NOW + timedelta(seconds=1), 10)
+        record = ReceiptRecord(
+            message_id="m1", receiver="NZ", outcome="accepted", signed_receipt=b"r", received_at=NOW
+        )
+        await store.record_receipts([Settlement(m1, record)])
+        await store.enqueue([outbound("m2")])
+        await store.record_receipts([Settlement(m1, record)])  # late, again
+        [m2] = await store.due(NOW + timedelta(seconds=1), 10)
+        assert m2.message_id == "m2" and m2.entry_id != m1.entry_id  # ids are not reused
+        assert [e.outbound_id for e in await store.outbox()] == [m2.outbound_id]
     finally:
         await store.close()
