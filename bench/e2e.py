@@ -1,0 +1,314 @@
+"""End-to-end delivery between two real hubs, next to a bare mTLS streaming echo.
+
+    python bench/e2e.py [--messages 6000] [--json bench/e2e-latest.json]
+
+Starts CN and NZ as two `customs-hub serve` processes (real mTLS, SQLite stores, a fresh
+development PKI in a temporary folder) and drives CN's domestic port from this process with
+Domestic.SubmitBatch. A message's latency is from the moment CN accepted the submission (the
+outbound row's created_at) to the moment CN stored NZ's verified receipt (the receipt row's
+received_at): both read from CN's clock, in CN's database, after the run.
+
+For two workloads, WCO declarations (the median corpus declaration, 17 KB of XML, translated
+at CN) and AEO status updates (protobuf in), it measures:
+
+- peak: as many messages as the hubs take, submitted as fast as they are answered; messages per
+  second = messages / (last receipt stored - first message accepted);
+- p50 and p99 latency at 50% and 90% of that peak, offered at a steady rate (open loop);
+- the bare echo (bench/echo.py) with the same envelope sizes, in the same run: the ratio says
+  how much of what gRPC and TLS alone can carry the hub carries with everything it does.
+
+Everything shares this machine: both hubs and the load generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+from echo import echo_rate  # bench/ is on sys.path when run as `python bench/e2e.py`
+
+from hub.config import render_config
+from hub.demo import sample_aeo_status
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.pki import init_federation
+
+ROOT = Path(__file__).resolve().parents[1]
+DECLARATION = (
+    ROOT.parent
+    / "shared/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples"
+    / "annotated_XML_samples/TT_IM001b/TT_IM001b.xml"
+)
+
+
+@dataclass
+class Figures:
+    workload: str
+    envelope_bytes: int
+    peak_per_second: float
+    p50_ms_at_50: float
+    p99_ms_at_50: float
+    p50_ms_at_90: float
+    p99_ms_at_90: float
+    echo_per_second: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.peak_per_second / self.echo_per_second if self.echo_per_second else 0.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Hubs:
+    """CN and NZ as `customs-hub serve` processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        pki = root / "pki"
+        init_federation(pki, ["CN", "NZ"])
+        self.ports = {p: (free_port(), free_port()) for p in ("CN", "NZ")}
+        self.configs = {}
+        for party, other in (("CN", "NZ"), ("NZ", "CN")):
+            hubdir = root / party
+            hubdir.mkdir()
+            text = render_config(
+                party=party,
+                listen=f"127.0.0.1:{self.ports[party][0]}",
+                domestic_listen=f"127.0.0.1:{self.ports[party][1]}",
+                pki=pki,
+                partners={other: f"127.0.0.1:{self.ports[other][0]}"},
+                store="sqlite:///hub.db",
+            )
+            (hubdir / "hub.toml").write_text(text)
+            self.configs[party] = hubdir / "hub.toml"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        for party in ("NZ", "CN"):
+            self.procs[party] = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "serve", "--config", str(self.configs[party])],
+                stdout=subprocess.PIPE,
+                stderr=open(self.root / f"{party}.log", "wb"),  # noqa: SIM115 - lives with the process
+            )
+            line = self.procs[party].stdout.readline()  # type: ignore[union-attr]
+            if b"partners on" not in line:
+                raise RuntimeError(
+                    f"{party} did not start: {(self.root / f'{party}.log').read_text()}"
+                )
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    @property
+    def domestic(self) -> str:
+        return f"127.0.0.1:{self.ports['CN'][1]}"
+
+    def cn_db(self) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{self.root / 'CN' / 'hub.db'}?mode=ro", uri=True)
+
+
+def declaration_request(xml: bytes) -> spb.SubmitRequest:
+    return spb.SubmitRequest(raw=spb.RawDocument(format="wco-xml", content=xml), recipients=["NZ"])
+
+
+def aeo_request(n: int) -> spb.SubmitRequest:
+    return spb.SubmitRequest(aeo_status=sample_aeo_status("CN", f"CNAEO{n:08d}"), recipients=["NZ"])
+
+
+class Load:
+    def __init__(self, hubs: Hubs, workload: str) -> None:
+        self.hubs = hubs
+        self.workload = workload
+        self.xml = DECLARATION.read_bytes()
+        self.counter = 0
+
+    def requests(self, n: int) -> list[spb.SubmitRequest]:
+        out = []
+        for _ in range(n):
+            self.counter += 1
+            out.append(
+                declaration_request(self.xml)
+                if self.workload == "declaration"
+                else aeo_request(self.counter)
+            )
+        return out
+
+    async def closed_loop(self, stub: sgrpc.DomesticStub, total: int, batch: int) -> list[str]:
+        """Submit ``total`` as fast as answered, a few calls in flight."""
+        ids: list[str] = []
+        left = total
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                n = min(batch, left)
+                left -= n
+                ids.extend(await submit(stub, self.requests(n)))
+
+        await asyncio.gather(*(worker() for _ in range(4)))
+        return ids
+
+    async def open_loop(
+        self, stub: sgrpc.DomesticStub, rate: float, seconds: float, batch: int
+    ) -> list[str]:
+        """Offer ``rate`` messages per second for ``seconds``, in calls of ``batch``."""
+        ids: list[str] = []
+        calls = []
+        interval = batch / rate
+        start = time.perf_counter()
+        n = 0
+        while (due := start + n * interval) < start + seconds:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            calls.append(asyncio.create_task(submit(stub, self.requests(batch))))
+            n += 1
+        for call in calls:
+            ids.extend(await call)
+        return ids
+
+
+async def submit(stub: sgrpc.DomesticStub, requests: list[spb.SubmitRequest]) -> list[str]:
+    response = await stub.SubmitBatch(spb.SubmitBatchRequest(requests=requests), timeout=60)
+    ids = []
+    for result in response.results:
+        if result.WhichOneof("result") != "queued":
+            raise RuntimeError(f"submission refused: {result.error}")
+        ids += [q.message_id for q in result.queued.queued]
+    return ids
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+async def settled(hubs: Hubs, ids: list[str], timeout: float = 300) -> list[tuple[float, float]]:
+    """Wait until CN stored receipts for ``ids``; (accepted, receipt stored) times per id."""
+    deadline = time.monotonic() + timeout
+    wanted = set(ids)
+    while True:
+        with hubs.cn_db() as db:
+            rows = db.execute(
+                "SELECT m.message_id, m.created_at, r.received_at FROM outbound_message m "
+                "JOIN receipt r ON r.message_id = m.message_id"
+            ).fetchall()
+        done = {mid: (parse_time(c), parse_time(r)) for mid, c, r in rows if mid in wanted}
+        if len(done) == len(wanted):
+            return list(done.values())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(done)} of {len(wanted)} receipts after {timeout} s")
+        await asyncio.sleep(0.2)
+
+
+def envelope_size(hubs: Hubs, message_id: str) -> int:
+    with hubs.cn_db() as db:
+        (size,) = db.execute(
+            "SELECT length(envelope) FROM outbound_message WHERE message_id = ?", (message_id,)
+        ).fetchone()
+    return int(size)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(hubs: Hubs, workload: str, messages: int) -> Figures:
+    load = Load(hubs, workload)
+    batch = 8 if workload == "declaration" else 50
+    async with grpc.aio.insecure_channel(
+        hubs.domestic, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    ) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        await settled(hubs, await load.closed_loop(stub, batch * 4, batch))  # warm-up
+        ids = await load.closed_loop(stub, messages, batch)
+        times = await settled(hubs, ids)
+        peak = len(times) / (max(r for _, r in times) - min(c for c, _ in times))
+        figures = Figures(workload, envelope_size(hubs, ids[0]), peak, 0, 0, 0, 0)
+        for share in (0.5, 0.9):
+            seconds = max(3.0, messages / peak / 2)
+            step = max(1, batch // 4)
+            offered = await load.open_loop(stub, peak * share, seconds, step)
+            latencies = [(r - c) * 1000 for c, r in await settled(hubs, offered)]
+            p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+            if share == 0.5:
+                figures.p50_ms_at_50, figures.p99_ms_at_50 = p50, p99
+            else:
+                figures.p50_ms_at_90, figures.p99_ms_at_90 = p50, p99
+    return figures
+
+
+async def run(messages: int) -> list[Figures]:
+    with tempfile.TemporaryDirectory() as tmp:
+        hubs = Hubs(Path(tmp))
+        hubs.start()
+        try:
+            results = [
+                await measure(hubs, "declaration", messages // 3),
+                await measure(hubs, "aeo-status", messages),
+            ]
+        finally:
+            hubs.stop()
+    echoes = await echo_rate([r.envelope_bytes for r in results], 20_000)
+    for figures, echo in zip(results, echoes, strict=True):
+        figures.echo_per_second = echo.per_second
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=6000, help="AEO messages at peak")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "e2e-latest.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.messages))
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    print(f"end to end, CN -> NZ, SQLite, both hubs and the load generator on {machine}")
+    print(
+        f"{'workload':<12} {'envelope':>8} {'peak/s':>8} {'echo/s':>8} {'ratio':>6}  "
+        f"{'p50@50%':>8} {'p99@50%':>8} {'p50@90%':>8} {'p99@90%':>8}"
+    )
+    for r in results:
+        print(
+            f"{r.workload:<12} {r.envelope_bytes:>8,} {r.peak_per_second:>8,.0f} "
+            f"{r.echo_per_second:>8,.0f} {r.ratio:>6.2f}  {r.p50_ms_at_50:>6.1f}ms "
+            f"{r.p99_ms_at_50:>6.1f}ms {r.p50_ms_at_90:>6.1f}ms {r.p99_ms_at_90:>6.1f}ms"
+        )
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "results": [asdict(r) | {"ratio": r.ratio} for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
