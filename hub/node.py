@@ -406,36 +406,20 @@ class Hub:
             if isinstance(doc, AeoStatus | ControlResult) and doc.revision == 0:
                 doc.revision = self._next_revision()
             plan.append((doc, self.routing.recipients(doc, sub.recipients)))
-        now = self.clock()
-        ttl = self.config.limits.message_ttl
         rows: list[NewOutbound] = []
         for doc, targets in plan:
             keys = json.dumps(business_keys(doc), sort_keys=True)
-            for recipient in targets:
-                data, header = build_envelope(
-                    self.signer,
-                    sender=self.party,
-                    recipient=recipient,
-                    document=doc,
-                    created_at=now,
-                    ttl=ttl,
-                    correlation_id=sub.correlation_id,
+            rows += [
+                self._sealed(
+                    doc,
+                    recipient,
+                    sub.correlation_id,
+                    keys,
+                    sub.document_digest,
+                    sub.submission_id or None,
                 )
-                rows.append(
-                    NewOutbound(
-                        message_id=header.message_id,
-                        correlation_id=sub.correlation_id,
-                        recipient=recipient,
-                        body_type=header.body_type,
-                        envelope=data,
-                        envelope_digest=sha256(data),
-                        business_keys=keys,
-                        document_digest=sub.document_digest,
-                        created_at=now,
-                        expires_at=now + ttl,
-                        submission_id=sub.submission_id or None,
-                    )
-                )
+                for recipient in targets
+            ]
         answer = b""
         if sub.submission_id:
             answer = spb.SubmitResponse(
@@ -443,6 +427,41 @@ class Hub:
                 document_digest=sub.document_digest or b"",
             ).SerializeToString()
         return Outgoing(rows, sub.submission_id, answer)
+
+    def _sealed(
+        self,
+        document: Message,
+        recipient: str,
+        correlation_id: str,
+        keys: str,
+        document_digest: bytes | None,
+        submission_id: str | None = None,
+    ) -> NewOutbound:
+        """``document`` signed in a new envelope for ``recipient``, as an outbound row."""
+        now = self.clock()
+        ttl = self.config.limits.message_ttl
+        data, header = build_envelope(
+            self.signer,
+            sender=self.party,
+            recipient=recipient,
+            document=document,
+            created_at=now,
+            ttl=ttl,
+            correlation_id=correlation_id,
+        )
+        return NewOutbound(
+            message_id=header.message_id,
+            correlation_id=correlation_id,
+            recipient=recipient,
+            body_type=header.body_type,
+            envelope=data,
+            envelope_digest=sha256(data),
+            business_keys=keys,
+            document_digest=document_digest,
+            created_at=now,
+            expires_at=now + ttl,
+            submission_id=submission_id,
+        )
 
     async def _enqueue(self, jobs: list[Outgoing]) -> list[None]:
         """One group commit of outbound messages."""
@@ -468,34 +487,19 @@ class Hub:
         again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
         stale = [m for m in letters if m not in again]
         replacements: list[NewOutbound] = []
-        ttl = self.config.limits.message_ttl
         for old in stale:
             body_type = old.body_type
             cls = body_class(body_type)
             if cls is None:
                 raise SubmissionError(f"{old.message_id}: unknown body type {body_type}")
             document = cls.FromString(pb.Envelope.FromString(old.envelope).body)
-            data, header = build_envelope(
-                self.signer,
-                sender=self.party,
-                recipient=old.recipient,
-                document=document,
-                created_at=now,
-                ttl=ttl,
-                correlation_id=old.correlation_id,
-            )
             replacements.append(
-                NewOutbound(
-                    message_id=header.message_id,
-                    correlation_id=old.correlation_id,
-                    recipient=old.recipient,
-                    body_type=body_type,
-                    envelope=data,
-                    envelope_digest=sha256(data),
-                    business_keys=old.business_keys,
-                    document_digest=old.document_digest,
-                    created_at=now,
-                    expires_at=now + ttl,
+                self._sealed(
+                    document,
+                    old.recipient,
+                    old.correlation_id,
+                    old.business_keys,
+                    old.document_digest,
                 )
             )
         if again:

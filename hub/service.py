@@ -239,9 +239,9 @@ class DomesticService(sgrpc.DomesticServicer):
         self.hub = hub
         self.translators = Translators(hub.config)
 
-    async def Submit(
-        self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
-    ) -> spb.SubmitResponse:
+    async def _document_of(self, request: spb.SubmitRequest) -> tuple[Message, bytes | None]:
+        """The business message a request carries (translated from a raw document) and the
+        raw document's digest; a refusal is recorded before it is raised."""
         which = request.WhichOneof("document")
         digest: bytes | None = None
         try:
@@ -249,11 +249,18 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise SubmissionError("the request carries no document", reason="no-document")
             if which == "raw":
                 digest = sha256(request.raw.content)
-                document = self.translators.decode(request.raw.format, request.raw.content)
-            else:
-                document = getattr(request, which)
+                return self.translators.decode(request.raw.format, request.raw.content), digest
+            return getattr(request, which), None
         except HubError as exc:
             await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
+            raise
+
+    async def Submit(
+        self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> spb.SubmitResponse:
+        try:
+            document, digest = await self._document_of(request)
+        except HubError as exc:
             await abort(context, exc)
             raise
         try:  # Hub.submit records its own rejections
@@ -288,18 +295,9 @@ class DomesticService(sgrpc.DomesticServicer):
         results: list[spb.SubmitResult | None] = [None] * len(request.requests)
         submissions: list[tuple[int, Submission]] = []
         for i, sub in enumerate(request.requests):
-            which = sub.WhichOneof("document")
-            digest: bytes | None = None
             try:
-                if which is None:
-                    raise SubmissionError("the request carries no document", reason="no-document")
-                if which == "raw":
-                    digest = sha256(sub.raw.content)
-                    document = self.translators.decode(sub.raw.format, sub.raw.content)
-                else:
-                    document = getattr(sub, which)
+                document, digest = await self._document_of(sub)
             except HubError as exc:
-                await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
                 results[i] = spb.SubmitResult(error=submit_error(exc))
                 continue
             submissions.append(
