@@ -347,9 +347,17 @@ class DomesticService(sgrpc.DomesticServicer):
                 ),
             )
         store, limits = self.hub.store, self.hub.config.limits
-        cursor = request.after_cursor or await store.acknowledged(request.subscriber)
+        try:
+            cursor = request.after_cursor or await store.acknowledged(request.subscriber)
+        except HubError as exc:
+            await abort(context, exc)
+            raise
         while True:
-            rows = await store.inbound_after(cursor, limits.subscribe_batch)
+            try:
+                rows = await store.inbound_after(cursor, limits.subscribe_batch)
+            except HubError as exc:
+                await abort(context, exc)
+                raise
             for row in rows:
                 cursor = row.id or cursor
                 document = (
@@ -379,7 +387,11 @@ class DomesticService(sgrpc.DomesticServicer):
             await abort(
                 context, SubmissionError("subscriber name is required", reason="no-subscriber")
             )
-        stored = await self.hub.store.acknowledge(request.subscriber, request.cursor)
+        try:
+            stored = await self.hub.store.acknowledge(request.subscriber, request.cursor)
+        except HubError as exc:  # the store is unavailable: UNAVAILABLE, and the caller retries
+            await abort(context, exc)
+            raise
         return spb.AcknowledgeResponse(acknowledged_cursor=stored)
 
 

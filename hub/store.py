@@ -398,9 +398,16 @@ class Store:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            yield session
+    async def session(self, *, writing: bool = False) -> AsyncIterator[AsyncSession]:
+        """An ORM session; ``writing`` ones take SQLite's write lock when they begin."""
+        if not writing:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                yield session
+            return
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(immediate=True)
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                yield session
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
@@ -968,7 +975,7 @@ class Store:
         the cursor now stored."""
 
         async def work() -> int:
-            async with self.session() as s:
+            async with self.session(writing=True) as s:
                 newest = (await s.exec(select(func.max(InboundMessage.id)))).first() or 0
                 bounded = min(cursor, newest)
                 row = await s.get(SubscriberCursor, subscriber, with_for_update=True)
@@ -989,7 +996,7 @@ class Store:
 
     async def record_rejections(self, rejections: Sequence[Rejection]) -> None:
         async def work() -> None:
-            async with self.session() as s:
+            async with self.session(writing=True) as s:
                 s.add_all(rejections)
                 await s.commit()
 
