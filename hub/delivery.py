@@ -169,10 +169,24 @@ class PartnerSender:
         for frame in batches(due, batch, self.limits.max_batch_bytes):
             if stream.broken:
                 break
+            timeout = self.limits.partner_timeout_seconds
             try:
-                await stream.call.write(pb.EnvelopeBatch(envelopes=[d.envelope for d in frame]))
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
-                stream.broken = stream.broken or f"write failed: {exc}"
+                # a partner that hangs before the stream is up (in the TLS handshake, say)
+                # counts as failed after the same timeout as one that does not answer a frame
+                await asyncio.wait_for(
+                    stream.call.write(pb.EnvelopeBatch(envelopes=[d.envelope for d in frame])),
+                    timeout,
+                )
+            except grpc.aio.AioRpcError as exc:
+                error = f"write failed: {exc.code().name}: {exc.details()}"
+            except TimeoutError:
+                error = f"write not taken within {timeout:g} s"
+            except (asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+                error = f"write failed: {type(exc).__name__}"
+            else:
+                error = ""
+            if error:
+                stream.broken = stream.broken or error
                 await self._failed_attempt(frame, stream.broken)
                 break
             stream.in_flight.append((frame, time.monotonic()))
