@@ -12,8 +12,10 @@ the database does at thousands of messages per second (docs/adr/0005).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     bindparam,
+    create_engine,
     delete,
     event,
     func,
@@ -36,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
@@ -383,9 +387,24 @@ class Store:
             url, pool_pre_ping=not url.startswith("sqlite")
         )
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite has one write lock per database, and a connection that finds it taken sleeps
+        # in SQLite's busy handler (1, 2, 5, 10 ms ...) before it tries again; this hub's own
+        # writers queue here instead, and take it the moment it is free
+        self._write_turn = asyncio.Lock()
+        self._sync_engine: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            # The transactions every message takes run whole on one writer thread with the
+            # plain sqlite3 driver: one hand-over between the event loop and the thread per
+            # transaction, where aiosqlite needs one per statement, cursor and fetch
+            self._sync_engine = create_engine(
+                url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=1, max_overflow=0
+            )
+            event.listen(self._sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self._sync_engine, "begin", _sqlite_begin)
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
 
     async def create_all(self) -> None:
         await self._run(self._create_all)
@@ -395,7 +414,31 @@ class Store:
             await conn.run_sync(SQLModel.metadata.create_all)
 
     async def close(self) -> None:
+        if self._writer_thread is not None and self._sync_engine is not None:
+            engine = self._sync_engine
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, engine.dispose)
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
         await self.engine.dispose()
+
+    async def transaction(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one writing transaction, committed when it returns. ``fn`` is plain
+        synchronous SQLAlchemy Core: on SQLite it runs on the writer thread, on PostgreSQL in
+        the event loop through the async driver (``run_sync``)."""
+        if self._writer_thread is None:
+            async with self.engine.connect() as conn, conn.begin():
+                return await conn.run_sync(fn)
+        async with self._write_turn:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer_thread, self._sqlite_transaction, fn
+            )
+
+    def _sqlite_transaction(self, fn: Callable[[Connection], T]) -> T:
+        assert self._sync_engine is not None  # noqa: S101 - only called for SQLite
+        with self._sync_engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                return fn(conn)
 
     @asynccontextmanager
     async def session(self, *, writing: bool = False) -> AsyncIterator[AsyncSession]:
@@ -404,7 +447,7 @@ class Store:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 yield session
             return
-        async with self.engine.connect() as conn:
+        async with self._writer(), self.engine.connect() as conn:
             conn = await conn.execution_options(immediate=True)
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
@@ -412,10 +455,18 @@ class Store:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
         """A Core connection in a writing transaction, committed when the block ends."""
-        async with self.engine.connect() as conn:
+        async with self._writer(), self.engine.connect() as conn:
             conn = await conn.execution_options(immediate=True)
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:  # PostgreSQL locks rows, not the database
+            yield
+            return
+        async with self._write_turn:
+            yield
 
     async def _run(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -435,41 +486,43 @@ class Store:
         self,
         messages: Sequence[NewOutbound | OutboundMessage],
         submissions: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
+    ) -> list[DueDelivery]:
         """Store outbound messages, their outbox entries and the answers to idempotent
-        submissions in one transaction."""
+        submissions in one transaction; returns the new entries, due now, in id order."""
 
-        async def work() -> None:
-            async with self.writing() as conn:
-                await self._enqueue(conn, messages)
-                if submissions:
-                    now = utcnow()
-                    await conn.execute(
-                        insert(SUBMISSION),
-                        [
-                            {"submission_id": sid, "response": response, "created_at": now}
-                            for sid, response in submissions
-                        ],
-                    )
+        def work(conn: Connection) -> list[DueDelivery]:
+            entries = self._enqueue(conn, messages)
+            if submissions:
+                now = utcnow()
+                conn.execute(
+                    insert(SUBMISSION),
+                    [
+                        {"submission_id": sid, "response": response, "created_at": now}
+                        for sid, response in submissions
+                    ],
+                )
+            return entries
 
-        await self._run(work)
+        return await self._run(lambda: self.transaction(work))
 
-    async def _enqueue(
-        self, conn: AsyncConnection, messages: Sequence[NewOutbound | OutboundMessage]
-    ) -> None:
+    def _enqueue(
+        self, conn: Connection, messages: Sequence[NewOutbound | OutboundMessage]
+    ) -> list[DueDelivery]:
         if not messages:
-            return
-        result = await conn.execute(
-            insert(OUTBOUND).returning(OUTBOUND.c.id, sort_by_parameter_order=True),
+            return []
+        # RETURNING in parameter order would make SQLAlchemy send one INSERT per row on SQLite;
+        # unordered, it sends multi-row INSERTs, and the ids are matched by a unique column
+        result = conn.execute(
+            insert(OUTBOUND).returning(OUTBOUND.c.message_id, OUTBOUND.c.id),
             [_row(m, OUTBOUND_COLUMNS) for m in messages],
         )
-        ids = [row[0] for row in result.all()]
-        if len(ids) != len(messages):  # anything else is a driver fault
+        outbound_ids: dict[str, int] = {r[0]: r[1] for r in result.all()}
+        if len(outbound_ids) != len(messages):  # anything else is a driver fault
             raise StoreError("outbound messages got no ids on insert")
-        for m, new_id in zip(messages, ids, strict=True):
-            m.id = new_id
-        await conn.execute(
-            insert(OUTBOX),
+        for m in messages:
+            m.id = outbound_ids[m.message_id]
+        result = conn.execute(
+            insert(OUTBOX).returning(OUTBOX.c.outbound_id, OUTBOX.c.id),
             [
                 {
                     "outbound_id": m.id,
@@ -482,6 +535,24 @@ class Store:
                 for m in messages
             ],
         )
+        entry_ids: dict[int, int] = {r[0]: r[1] for r in result.all()}
+        if len(entry_ids) != len(messages):
+            raise StoreError("outbox entries got no ids on insert")
+        entries = [
+            DueDelivery(
+                entry_ids[m.id],  # type: ignore[index]
+                m.id,  # type: ignore[arg-type]
+                m.message_id,
+                m.recipient,
+                m.envelope,
+                m.envelope_digest,
+                0,
+                m.expires_at,
+            )
+            for m in messages
+        ]
+        entries.sort(key=lambda e: e.entry_id)
+        return entries
 
     async def submission(self, submission_id: str) -> bytes | None:
         """The answer an earlier submission with this idempotency key got, if any."""
@@ -570,20 +641,16 @@ class Store:
         """Store partner receipts and settle their outbox entries, in one transaction: a
         delivered message leaves the outbox, a finally rejected one becomes a dead letter."""
 
-        async def work() -> None:
-            async with self.writing() as conn:
-                await self._settle(conn, results)
+        await self._run(lambda: self.transaction(lambda conn: self._settle(conn, results)))
 
-        await self._run(work)
-
-    async def _settle(self, conn: AsyncConnection, results: Sequence[Settlement]) -> None:
+    def _settle(self, conn: Connection, results: Sequence[Settlement]) -> None:
         if not results:
             return
-        await conn.execute(
+        conn.execute(
             self._insert_ignoring_conflicts(RECEIPT),
             [_row(s.receipt, RECEIPT_COLUMNS) for s in results],
         )
-        await conn.execute(
+        conn.execute(
             update(OUTBOUND)
             .where(OUTBOUND.c.id == bindparam("oid"))
             .values(status=bindparam("new_status")),
@@ -603,7 +670,7 @@ class Store:
             if s.dead_reason is None
         ]
         if settled:
-            await conn.execute(
+            conn.execute(
                 delete(OUTBOX).where(
                     OUTBOX.c.id == bindparam("eid"), OUTBOX.c.outbound_id == bindparam("oid")
                 ),
@@ -611,7 +678,7 @@ class Store:
             )
         for s in results:
             if s.dead_reason is not None:
-                await conn.execute(
+                conn.execute(
                     update(OUTBOX)
                     .where(OUTBOX.c.id == s.due.entry_id, OUTBOX.c.outbound_id == s.due.outbound_id)
                     .values(state=DEAD, dead_reason=s.dead_reason[:1000])
@@ -626,19 +693,14 @@ class Store:
         """Count a failed attempt; ``next_attempt_at`` None leaves the entry's time alone (the
         partner as a whole is backing off, and entries keep their order)."""
 
-        async def work() -> None:
-            values: dict[str, Any] = {
-                "attempts": OUTBOX.c.attempts + 1,
-                "last_error": error[:1000],
-            }
-            if next_attempt_at is not None:
-                values["next_attempt_at"] = next_attempt_at
-            async with self.writing() as conn:
-                await conn.execute(
-                    update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
-                )
-
-        await self._run(work)
+        values: dict[str, Any] = {
+            "attempts": OUTBOX.c.attempts + 1,
+            "last_error": error[:1000],
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        statement = update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
+        await self._run(lambda: self.transaction(lambda conn: conn.execute(statement)))
 
     async def expire(self, now: datetime) -> int:
         """Turn queued messages whose envelope has expired into dead letters; returns how many."""
@@ -750,18 +812,22 @@ class Store:
     async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
         """Settle dead letters as "replaced" and queue the new messages that replace them."""
 
-        async def work() -> None:
-            async with self.writing() as conn:
-                ids = await self._dead_outbound_ids(conn, replaced)
-                if len(ids) != len(replaced):
-                    raise StoreError("a dead letter to replace is no longer dead")
-                await conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-                await conn.execute(
-                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced")
-                )
-                await self._enqueue(conn, replacements)
+        def work(conn: Connection) -> None:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    core_select(OUTBOUND.c.id)
+                    .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
+                    .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(replaced)))
+                ).all()
+            ]
+            if len(ids) != len(replaced):
+                raise StoreError("a dead letter to replace is no longer dead")
+            conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+            conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced"))
+            self._enqueue(conn, replacements)
 
-        await self._run(work)
+        await self._run(lambda: self.transaction(work))
 
     async def drop(self, message_ids: Sequence[str], reason: str) -> int:
         """Remove dead letters from the outbox for good (the message stays, as "dead")."""
@@ -794,7 +860,7 @@ class Store:
     async def accept_inbound(
         self,
         incoming: Sequence[Incoming],
-        sign: Callable[[list[InboundRow]], list[bytes] | Awaitable[list[bytes]]],
+        sign: Callable[[list[InboundRow]], list[bytes]],
     ) -> list[Accepted]:
         """Insert inbound messages with their signed receipts, in one transaction.
 
@@ -806,44 +872,41 @@ class Store:
         as ``superseded`` and leaves the state alone.
         """
 
-        async def work() -> list[Accepted]:
-            async with self.writing() as conn:
-                await self._serialise_inbound(conn)
-                earlier = await self._earlier_inbound(conn, incoming)
-                outcomes: list[Accepted | None] = []
-                fresh: list[Incoming] = []
-                first_in_call: dict[tuple[str, str], InboundRow] = {}
-                for item in incoming:
-                    key = (item.row.sender, item.row.message_id)
-                    found = earlier.get(key) or first_in_call.get(key)
-                    if found is not None:
-                        outcomes.append(Accepted(False, found))
-                        continue
-                    first_in_call[key] = item.row
-                    fresh.append(item)
-                    outcomes.append(None)
-                if fresh:
-                    await self._apply_revisions(conn, fresh)
-                    rows = [item.row for item in fresh]
-                    signed = sign(rows)  # an HSM-backed signer may be asynchronous
-                    receipts = signed if isinstance(signed, list) else await signed
-                    for row, receipt in zip(rows, receipts, strict=True):
-                        row.signed_receipt = receipt
-                    await conn.execute(insert(INBOUND), [_row(r, INBOUND_COLUMNS) for r in rows])
-                return [
-                    outcome if outcome is not None else Accepted(True, item.row)
-                    for outcome, item in zip(outcomes, incoming, strict=True)
-                ]
+        def work(conn: Connection) -> list[Accepted]:
+            self._serialise_inbound(conn)
+            earlier = self._earlier_inbound(conn, incoming)
+            outcomes: list[Accepted | None] = []
+            fresh: list[Incoming] = []
+            first_in_call: dict[tuple[str, str], InboundRow] = {}
+            for item in incoming:
+                key = (item.row.sender, item.row.message_id)
+                found = earlier.get(key) or first_in_call.get(key)
+                if found is not None:
+                    outcomes.append(Accepted(False, found))
+                    continue
+                first_in_call[key] = item.row
+                fresh.append(item)
+                outcomes.append(None)
+            if fresh:
+                self._apply_revisions(conn, fresh)
+                rows = [item.row for item in fresh]
+                for row, receipt in zip(rows, sign(rows), strict=True):
+                    row.signed_receipt = receipt
+                conn.execute(insert(INBOUND), [_row(r, INBOUND_COLUMNS) for r in rows])
+            return [
+                outcome if outcome is not None else Accepted(True, item.row)
+                for outcome, item in zip(outcomes, incoming, strict=True)
+            ]
 
-        return await self._run(work)
+        return await self._run(lambda: self.transaction(work))
 
-    async def _earlier_inbound(
-        self, conn: AsyncConnection, incoming: Sequence[Incoming]
+    def _earlier_inbound(
+        self, conn: Connection, incoming: Sequence[Incoming]
     ) -> dict[tuple[str, str], InboundRow]:
         ids = list({item.row.message_id for item in incoming})
         found: dict[tuple[str, str], InboundRow] = {}
         for start in range(0, len(ids), 500):
-            result = await conn.execute(
+            result = conn.execute(
                 core_select(
                     INBOUND.c.id,
                     INBOUND.c.sender,
@@ -865,12 +928,12 @@ class Store:
                 )
         return found
 
-    async def _apply_revisions(self, conn: AsyncConnection, fresh: Sequence[Incoming]) -> None:
+    def _apply_revisions(self, conn: Connection, fresh: Sequence[Incoming]) -> None:
         refs = [item for item in fresh if item.state is not None and item.state.revision > 0]
         if not refs:
             return
         keys = list({item.state.key for item in refs if item.state is not None})
-        result = await conn.execute(
+        result = conn.execute(
             core_select(STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision).where(
                 STATE.c.key.in_(keys)
             )
@@ -890,7 +953,7 @@ class Store:
             return
         dialect = sqlite if self.is_sqlite else postgresql
         upsert = dialect.insert(STATE)
-        await conn.execute(
+        conn.execute(
             upsert.on_conflict_do_update(
                 index_elements=["party", "kind", "key"],
                 set_={
@@ -912,7 +975,7 @@ class Store:
             ],
         )
 
-    async def _serialise_inbound(self, conn: AsyncConnection) -> None:
+    def _serialise_inbound(self, conn: Connection) -> None:
         """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.
 
         PostgreSQL hands out serial ids at insert time; two concurrent transactions could commit
@@ -922,7 +985,7 @@ class Store:
         serialises writers by itself (BEGIN IMMEDIATE).
         """
         if not self.is_sqlite:
-            await conn.execute(core_select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
+            conn.execute(core_select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
 
     async def current_state(self, party: str | None = None) -> list[CurrentState]:
         async def work() -> list[CurrentState]:
