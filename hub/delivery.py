@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -115,6 +116,48 @@ class PartnerSender:
         # stream; cleared by the sender before it looks, so no wake-up is lost
         self.wake = asyncio.Event()
         self.hub.outbox_changed.listen(self.wake.set)
+        # New entries for this partner, handed over by the hub as they are committed, so the
+        # hot path does not read back what it has just written. While ``synced``, these are
+        # all the due entries after the cursor; otherwise the store is read, and the sender
+        # is synced again by a read that found everything due and began after the last time
+        # ``fresh`` was cleared (``generation``).
+        self.fresh: deque[DueDelivery] = deque()
+        self.fresh_limit = 4 * self.limits.delivery_window * self.limits.delivery_batch
+        self.synced = False
+        self.generation = 0
+        self.hub.queued_listeners.append(self._queued)
+
+    def _queued(self, entries: Sequence[DueDelivery]) -> None:
+        mine = [e for e in entries if e.partner == self.partner]
+        if not mine:
+            return
+        if len(self.fresh) + len(mine) > self.fresh_limit:
+            self._forget()  # a partner this far behind is served from the store
+        else:
+            self.fresh.extend(mine)
+        self.wake.set()
+
+    def _forget(self) -> None:
+        self.fresh.clear()
+        self.synced = False
+        self.generation += 1
+
+    def _take(self, limit: int) -> list[DueDelivery]:
+        fresh = self.fresh
+        while fresh and fresh[0].entry_id <= self.cursor:  # already read from the store
+            fresh.popleft()
+        return [fresh.popleft() for _ in range(min(limit, len(fresh)))]
+
+    async def _due(self, limit: int) -> list[DueDelivery]:
+        if self.synced:
+            return self._take(limit)
+        generation = self.generation
+        due = await self.hub.store.due(
+            self.hub.clock(), limit, partner=self.partner, after=self.cursor
+        )
+        if len(due) < limit and generation == self.generation:
+            self.synced = True
+        return due
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}-{self.partner}")
@@ -126,11 +169,13 @@ class PartnerSender:
                 worked = await self._pass()
             except HubError as exc:  # store trouble: wait and try again, nothing is lost
                 log.error("delivery to %s: %s", self.partner, exc)
+                self._forget()
                 worked = False
             except Exception:
                 log.exception(
                     "delivery to %s failed unexpectedly; retrying after a pause", self.partner
                 )
+                self._forget()
                 worked = False
             if not worked and not self.stopping:
                 pause = self.backoff_until - time.monotonic()
@@ -151,19 +196,21 @@ class PartnerSender:
         if stream is not None and len(stream.in_flight) >= window:
             return False
         room = window - (len(stream.in_flight) if stream else 0)
-        due = await self.hub.store.due(
-            self.hub.clock(), room * batch, partner=self.partner, after=self.cursor
-        )
+        due = await self._due(room * batch)
         if not due:
             if self.cursor and (stream is None or not stream.in_flight):
-                # entries at or before the cursor that failed on their own may be due again
+                # entries at or before the cursor that failed on their own (or that an
+                # operator queued again) may be due again: look in the store from the start
                 self.cursor = 0
+                self._forget()
                 return True
             return False
         if stream is None:
             try:
                 stream = self.stream = self._open()
             except HubError as exc:
+                self.cursor = 0
+                self._forget()
                 await self._failed_attempt(due, str(exc))
                 return False
         for frame in batches(due, batch, self.limits.max_batch_bytes):
@@ -263,6 +310,7 @@ class PartnerSender:
         """Give up a broken stream: what was in flight stays queued, the partner backs off."""
         self.stream = None
         self.cursor = 0
+        self._forget()
         stream.call.cancel()
         if stream.reader is not None and stream.reader is not asyncio.current_task():
             stream.reader.cancel()
@@ -362,6 +410,8 @@ class PartnerSender:
         flight, then abandon it (it stays queued, and the partner answers a resend with the
         receipt it gave the first time)."""
         self.stopping = True
+        if self._queued in self.hub.queued_listeners:
+            self.hub.queued_listeners.remove(self._queued)
         stream = self.stream
         deadline = time.monotonic() + grace
         while stream is not None and stream.in_flight and not stream.broken:

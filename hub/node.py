@@ -47,6 +47,7 @@ from hub.routing import RoutingTable
 from hub.signing import Signer
 from hub.store import (
     Accepted,
+    DueDelivery,
     InboundRow,
     Incoming,
     NewOutbound,
@@ -127,6 +128,9 @@ class Hub:
         self.outbound_commits: GroupCommitter[Outgoing, None] = GroupCommitter(
             self._enqueue, name=f"outbound-{self.party}"
         )
+        # called with the outbox entries of every committed group of new messages, in id
+        # order, so senders can take them without reading them back (hub/delivery.py)
+        self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
         self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
         self._last_revision = 0
 
@@ -465,10 +469,12 @@ class Hub:
 
     async def _enqueue(self, jobs: list[Outgoing]) -> list[None]:
         """One group commit of outbound messages."""
-        await self.store.enqueue(
+        entries = await self.store.enqueue(
             [row for job in jobs for row in job.rows],
             [(job.submission_id, job.answer) for job in jobs if job.submission_id],
         )
+        for listener in self.queued_listeners:
+            listener(entries)
         return [None] * len(jobs)
 
     async def retry_dead_letters(
