@@ -3,6 +3,7 @@ outages, dead letters and the operator's outbox commands."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import subprocess
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import grpc
 
+from hub.delivery import OutboxWorker, PartnerSender
 from hub.demo import sample_aeo_status
 from hub.envelope import verify_receipt
+from hub.node import Hub, Submission
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.service import RunningHub
+from hub.store import Store
 from tests.conftest import Federation
 from tests.test_exchange import eventually, nz_signing_key
 
@@ -78,6 +82,9 @@ async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_on
     sizes = set()
     for message, record in rows:
         assert message.status == "delivered" and record is not None
+        # written once: a message sent twice (read back from the store and also handed over
+        # from memory) would have been answered "duplicate"
+        assert record.outcome == "accepted"
         signed = pb.SignedReceipt.FromString(record.signed_receipt)
         # each receipt verifies alone: its proof leads to the root NZ signed once per batch
         receipt = verify_receipt(signed, "NZ", keys)
@@ -175,3 +182,43 @@ async def test_resubmission_with_the_same_submission_id_queues_nothing_twice(
     assert again == first
     assert all(r.queued == first for r in batch.results)
     assert len(await cn.hub.store.outbound()) == 1
+
+
+async def test_a_sender_sends_each_entry_once_whether_read_back_or_handed_over(
+    federation: Federation,
+) -> None:
+    """New entries reach a sender twice over: handed over from memory when committed, and in
+    any store read that overlaps. Each must be taken once, and the sender reads the store
+    again whenever memory may have missed something."""
+    store = Store(federation.configs["CN"].store_url)
+    try:
+        await store.create_all()
+        hub = Hub(federation.configs["CN"], store)
+        sender = PartnerSender(OutboxWorker(hub, channels=None), "NZ")  # type: ignore[arg-type]
+        first = await hub.submit_many([Submission(sample_aeo_status("CN", "A1"), ["NZ"])] * 3)
+        assert not sender.synced and len(sender.fresh) == 3  # handed over, not yet trusted
+        read = await sender._due(100)  # the store read finds the same three
+        assert [d.message_id for d in read] == [q.message_id for r in first for q in r]  # type: ignore[union-attr]
+        assert sender.synced
+        sender.cursor = read[-1].entry_id  # written to the stream
+        assert await sender._due(100) == []  # the copies in memory are not taken again
+        more = await hub.submit_many([Submission(sample_aeo_status("CN", "A2"), ["NZ"])] * 2)
+        taken = await sender._due(100)
+        assert [d.message_id for d in taken] == [q.message_id for r in more for q in r]  # type: ignore[union-attr]
+        # a partner too far behind: memory is dropped and the store is read again
+        sender.fresh_limit = 3
+        await hub.submit_many([Submission(sample_aeo_status("CN", "A3"), ["NZ"])] * 4)
+        assert not sender.synced and not sender.fresh
+        sender.cursor = taken[-1].entry_id
+        assert len(await sender._due(100)) == 4
+        # memory dropped while a store read is under way: that read cannot vouch for what
+        # was dropped after it began, so the sender stays unsynced
+        sender.synced = False
+        reading = asyncio.create_task(sender._due(100))
+        await asyncio.sleep(0)  # the read has begun and waits on the store
+        sender._forget()
+        await reading
+        assert not sender.synced
+    finally:
+        await hub.close()
+        await store.close()
