@@ -460,9 +460,10 @@ class OutboxWorker:
 
     async def _housekeeping(self) -> None:
         """Expire what can no longer be delivered; give every partner with queued messages
-        (also one removed from the config since) a sender."""
+        (also one removed from the config since) a sender; checkpoint the store."""
         while True:
             try:
+                await self.hub.store.checkpoint()
                 expired = await self.hub.store.expire(self.hub.clock())
                 if expired:
                     log.warning("%d undelivered message(s) expired into dead letters", expired)

@@ -367,6 +367,10 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # No checkpoint inside a commit (one every 1000 pages otherwise, which stalls that commit
+    # for the copy and its fsync): the hub checkpoints beside its writers (Store.checkpoint)
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.execute("PRAGMA journal_size_limit=67108864")  # what an idle log may keep on disk
     cursor.close()
     # Transactions are begun explicitly (below), not by the driver before the first write.
     dbapi_connection.isolation_level = None
@@ -420,6 +424,19 @@ class Store:
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
         await self.engine.dispose()
+
+    async def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database, without stopping writers
+        (SQLite's PASSIVE checkpoint, on a reading connection's thread); nothing on
+        PostgreSQL, which checkpoints by itself."""
+        if not self.is_sqlite:
+            return
+
+        async def work() -> None:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+        await self._run(work)
 
     async def transaction(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one writing transaction, committed when it returns. ``fn`` is plain

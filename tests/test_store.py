@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,5 +216,30 @@ async def test_a_late_second_settlement_touches_no_other_entry(store_url: str) -
         [m2] = await store.due(NOW + timedelta(seconds=1), 10)
         assert m2.message_id == "m2" and m2.entry_id != m1.entry_id  # ids are not reused
         assert [e.outbound_id for e in await store.outbox()] == [m2.outbound_id]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_them(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint inside a commit stalls it; the hub's connections leave the log alone, and
+    Store.checkpoint copies it into the database while writers go on."""
+    path = tmp_path / "hub.db"
+    store = Store(f"sqlite+aiosqlite:///{path}")
+    try:
+        await store.create_all()
+        await store.checkpoint()
+        empty = path.stat().st_size
+        for i in range(100):
+            await store.enqueue([outbound(f"m{i}-{j}") for j in range(40)])
+        assert path.with_name("hub.db-wal").stat().st_size > 1000 * 4096
+        before = path.stat().st_size
+        assert before == empty  # past SQLite's automatic checkpoint, and none ran
+        await store.checkpoint()
+        assert path.stat().st_size > before  # the pages are in the database now
+        with sqlite3.connect(path) as db:
+            busy, logged, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert (busy, logged) == (0, copied)  # nothing was left to copy
     finally:
         await store.close()
