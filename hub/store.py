@@ -384,6 +384,47 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _Statements:
+    """The statements every message takes, built once: building a statement and its cache
+    key costs more than running it does (about 1 ms per transaction when built each time)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.insert_outbound = insert(OUTBOUND).returning(OUTBOUND.c.message_id, OUTBOUND.c.id)
+        self.insert_outbox = insert(OUTBOX).returning(OUTBOX.c.outbound_id, OUTBOX.c.id)
+        self.insert_submission = insert(SUBMISSION)
+        self.insert_receipt = dialect.insert(RECEIPT).on_conflict_do_nothing()
+        self.set_outbound_status = (
+            update(OUTBOUND)
+            .where(OUTBOUND.c.id == bindparam("oid"))
+            .values(status=bindparam("new_status"))
+        )
+        self.delete_entry = delete(OUTBOX).where(
+            OUTBOX.c.id == bindparam("eid"), OUTBOX.c.outbound_id == bindparam("oid")
+        )
+        self.earlier_inbound = core_select(
+            INBOUND.c.id,
+            INBOUND.c.sender,
+            INBOUND.c.message_id,
+            INBOUND.c.envelope_digest,
+            INBOUND.c.signed_receipt,
+            INBOUND.c.body_type,
+        ).where(INBOUND.c.message_id.in_(bindparam("ids", expanding=True)))
+        self.insert_inbound = insert(INBOUND)
+        self.held_state = core_select(
+            STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision
+        ).where(STATE.c.key.in_(bindparam("keys", expanding=True)))
+        upsert = dialect.insert(STATE)
+        self.upsert_state = upsert.on_conflict_do_update(
+            index_elements=["party", "kind", "key"],
+            set_={
+                "revision": upsert.excluded.revision,
+                "message_id": upsert.excluded.message_id,
+                "updated_at": upsert.excluded.updated_at,
+            },
+        )
+        self.inbound_lock = core_select(func.pg_advisory_xact_lock(INBOUND_LOCK))
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -409,6 +450,8 @@ class Store:
             event.listen(self._sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self._sync_engine, "begin", _sqlite_begin)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+
+        self._sql = _Statements(sqlite if self.is_sqlite else postgresql)
 
     async def create_all(self) -> None:
         await self._run(self._create_all)
@@ -512,7 +555,7 @@ class Store:
             if submissions:
                 now = utcnow()
                 conn.execute(
-                    insert(SUBMISSION),
+                    self._sql.insert_submission,
                     [
                         {"submission_id": sid, "response": response, "created_at": now}
                         for sid, response in submissions
@@ -530,8 +573,7 @@ class Store:
         # RETURNING in parameter order would make SQLAlchemy send one INSERT per row on SQLite;
         # unordered, it sends multi-row INSERTs, and the ids are matched by a unique column
         result = conn.execute(
-            insert(OUTBOUND).returning(OUTBOUND.c.message_id, OUTBOUND.c.id),
-            [_row(m, OUTBOUND_COLUMNS) for m in messages],
+            self._sql.insert_outbound, [_row(m, OUTBOUND_COLUMNS) for m in messages]
         )
         outbound_ids: dict[str, int] = {r[0]: r[1] for r in result.all()}
         if len(outbound_ids) != len(messages):  # anything else is a driver fault
@@ -539,7 +581,7 @@ class Store:
         for m in messages:
             m.id = outbound_ids[m.message_id]
         result = conn.execute(
-            insert(OUTBOX).returning(OUTBOX.c.outbound_id, OUTBOX.c.id),
+            self._sql.insert_outbox,
             [
                 {
                     "outbound_id": m.id,
@@ -663,14 +705,9 @@ class Store:
     def _settle(self, conn: Connection, results: Sequence[Settlement]) -> None:
         if not results:
             return
+        conn.execute(self._sql.insert_receipt, [_row(s.receipt, RECEIPT_COLUMNS) for s in results])
         conn.execute(
-            self._insert_ignoring_conflicts(RECEIPT),
-            [_row(s.receipt, RECEIPT_COLUMNS) for s in results],
-        )
-        conn.execute(
-            update(OUTBOUND)
-            .where(OUTBOUND.c.id == bindparam("oid"))
-            .values(status=bindparam("new_status")),
+            self._sql.set_outbound_status,
             [
                 {
                     "oid": s.due.outbound_id,
@@ -687,12 +724,7 @@ class Store:
             if s.dead_reason is None
         ]
         if settled:
-            conn.execute(
-                delete(OUTBOX).where(
-                    OUTBOX.c.id == bindparam("eid"), OUTBOX.c.outbound_id == bindparam("oid")
-                ),
-                settled,
-            )
+            conn.execute(self._sql.delete_entry, settled)
         for s in results:
             if s.dead_reason is not None:
                 conn.execute(
@@ -909,7 +941,7 @@ class Store:
                 rows = [item.row for item in fresh]
                 for row, receipt in zip(rows, sign(rows), strict=True):
                     row.signed_receipt = receipt
-                conn.execute(insert(INBOUND), [_row(r, INBOUND_COLUMNS) for r in rows])
+                conn.execute(self._sql.insert_inbound, [_row(r, INBOUND_COLUMNS) for r in rows])
             return [
                 outcome if outcome is not None else Accepted(True, item.row)
                 for outcome, item in zip(outcomes, incoming, strict=True)
@@ -923,16 +955,7 @@ class Store:
         ids = list({item.row.message_id for item in incoming})
         found: dict[tuple[str, str], InboundRow] = {}
         for start in range(0, len(ids), 500):
-            result = conn.execute(
-                core_select(
-                    INBOUND.c.id,
-                    INBOUND.c.sender,
-                    INBOUND.c.message_id,
-                    INBOUND.c.envelope_digest,
-                    INBOUND.c.signed_receipt,
-                    INBOUND.c.body_type,
-                ).where(INBOUND.c.message_id.in_(ids[start : start + 500]))
-            )
+            result = conn.execute(self._sql.earlier_inbound, {"ids": ids[start : start + 500]})
             for r in result.all():
                 found[(r[1], r[2])] = InboundRow(
                     id=r[0],
@@ -950,11 +973,7 @@ class Store:
         if not refs:
             return
         keys = list({item.state.key for item in refs if item.state is not None})
-        result = conn.execute(
-            core_select(STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision).where(
-                STATE.c.key.in_(keys)
-            )
-        )
+        result = conn.execute(self._sql.held_state, {"keys": keys})
         held = {(r[0], r[1], r[2]): r[3] for r in result.all()}
         changed: dict[tuple[str, str, str], tuple[int, str]] = {}
         for item in refs:
@@ -968,17 +987,8 @@ class Store:
             changed[k] = (ref.revision, item.row.message_id)
         if not changed:
             return
-        dialect = sqlite if self.is_sqlite else postgresql
-        upsert = dialect.insert(STATE)
         conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=["party", "kind", "key"],
-                set_={
-                    "revision": upsert.excluded.revision,
-                    "message_id": upsert.excluded.message_id,
-                    "updated_at": upsert.excluded.updated_at,
-                },
-            ),
+            self._sql.upsert_state,
             [
                 {
                     "party": party,
@@ -1002,7 +1012,7 @@ class Store:
         serialises writers by itself (BEGIN IMMEDIATE).
         """
         if not self.is_sqlite:
-            conn.execute(core_select(func.pg_advisory_xact_lock(INBOUND_LOCK)))
+            conn.execute(self._sql.inbound_lock)
 
     async def current_state(self, party: str | None = None) -> list[CurrentState]:
         async def work() -> list[CurrentState]:
