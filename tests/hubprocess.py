@@ -182,7 +182,7 @@ class HubProcess:
         return f"\n--- {self.log} (last {lines} lines):\n" + "\n".join(text.splitlines()[-lines:])
 
     async def read(self) -> HubContents:
-        """What the hub's store holds (SQLite allows this while the hub runs)."""
+        """What the hub's store holds (read while the hub runs)."""
         store = Store(self.config.store_url)
         try:
             return HubContents(
@@ -202,10 +202,14 @@ class HubContents:
 
 
 def make_federation(
-    root: Path, parties: tuple[str, str] = ("CN", "NZ"), **limits: float
+    root: Path,
+    parties: tuple[str, str] = ("CN", "NZ"),
+    stores: dict[str, str] | None = None,
+    **limits: float,
 ) -> dict[str, HubProcess]:
-    """A two-hub federation made with the CLI, SQLite stores, ``TEST_LIMITS`` (and ``limits``)
-    written into each hub.toml. Returns the (not yet started) processes."""
+    """A two-hub federation made with the CLI, ``TEST_LIMITS`` (and ``limits``) written into
+    each hub.toml, and SQLite stores unless ``stores`` names a store URL per party. Returns
+    the (not yet started) processes."""
     cli("pki", "init", "--parties", ",".join(parties), "--out", str(root / "pki"))
     ports = {p: (free_port(), free_port()) for p in parties}
     settings = {**TEST_LIMITS, **limits}
@@ -227,6 +231,7 @@ def make_federation(
             f"127.0.0.1:{ports[party][1]}",
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
+            *(["--store", stores[party]] if stores else []),
         )
         config = hubdir / "hub.toml"
         text = config.read_text()

@@ -1,8 +1,6 @@
 """Crashes under load: real ``customs-hub serve`` processes SIGKILLed at random moments.
 
-CN and NZ run as processes with SQLite stores (PostgreSQL is covered in-process by
-test_delivery.py and test_lost_receipts.py; what is tested here is what survives a killed
-process, which the store's transactions decide the same way on both). A domestic load
+CN and NZ run as processes, with SQLite stores and again with PostgreSQL ones. A domestic load
 generator submits AEO statuses to CN in batches, each document with its own submission_id, and
 submits any batch that got no answer again; a domestic subscriber at NZ processes and then
 acknowledges what arrives. Meanwhile CN or NZ is killed (SIGKILL: no shutdown code runs) and
@@ -24,6 +22,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import _new_pg_database
 from tests.hubprocess import (
     HubProcess,
     LoadGenerator,
@@ -70,8 +71,22 @@ async def chaos(
         log.append(f"{time.monotonic():.2f} {victim} back")
 
 
-async def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
-    hubs = make_federation(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stores(request: pytest.FixtureRequest) -> dict[str, str] | None:
+    """None for SQLite files in each hub's folder; else a fresh PostgreSQL database per hub."""
+    if request.param == "sqlite":
+        return None
+    urls = {}
+    for party in ("CN", "NZ"):
+        url = await _new_pg_database(request)  # dropped when the test ends
+        urls[party] = url.replace("postgresql+asyncpg://", "postgresql://")
+    return urls
+
+
+async def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, stores: dict[str, str] | None
+) -> None:
+    hubs = make_federation(tmp_path, stores=stores)
     cn, nz = hubs["CN"], hubs["NZ"]
     with processes(hubs):
         for hub in hubs.values():
