@@ -29,6 +29,8 @@ __all__ = [
     "HASH_SIZE",
     "MAX_TREE_SIZE",
     "MerkleError",
+    "check_hash",
+    "check_size",
     "consistency_proof",
     "inclusion_proof",
     "inclusion_proofs",
@@ -215,8 +217,8 @@ def root_from_inclusion_proof(
     caller's (``verify_inclusion``, or a signature check over the returned root). Raises
     ``MerkleError`` if the position is impossible or the proof has the wrong length.
     """
-    _check_size(size)
-    _check_hash(leaf_hash, "leaf hash")
+    check_size(size)
+    check_hash(leaf_hash, "leaf hash")
     # 1. leaf_index must be smaller than tree_size.
     if not 0 <= index < size:
         raise MerkleError(
@@ -231,7 +233,7 @@ def root_from_inclusion_proof(
         # 4a. The path is longer than the tree is high.
         if sn == 0:
             raise MerkleError("inclusion proof has too many hashes", reason="proof-size")
-        _check_hash(p, "proof hash")
+        check_hash(p, "proof hash")
         # 4b. p is a left sibling, or the node is the last on its level (its parent is higher).
         if fn & 1 or fn == sn:
             r = _sha256(_NODE_PREFIX + p + r).digest()
@@ -278,10 +280,10 @@ def verify_consistency(
 def _check_consistency(
     first: int, second: int, first_hash: bytes, second_hash: bytes, proof: Sequence[bytes]
 ) -> None:
-    _check_size(first)
-    _check_size(second)
-    _check_hash(first_hash, "old root")
-    _check_hash(second_hash, "new root")
+    check_size(first)
+    check_size(second)
+    check_hash(first_hash, "old root")
+    check_hash(second_hash, "new root")
     if first > second:
         raise MerkleError(
             f"old tree size must not exceed new tree size {second}; found {first}",
@@ -314,14 +316,14 @@ def _check_consistency(
         fn >>= 1
         sn >>= 1
     # 5. fr = sr = the first value of consistency_path.
-    _check_hash(path[0], "proof hash")
+    check_hash(path[0], "proof hash")
     fr = sr = path[0]
     # 6. For each subsequent value c:
     for c in path[1:]:
         # 6a. The path is longer than the tree is high.
         if sn == 0:
             raise MerkleError("consistency proof has too many hashes", reason="proof-size")
-        _check_hash(c, "proof hash")
+        check_hash(c, "proof hash")
         # 6b. c is left of the old tree's right border: it is in both trees.
         if fn & 1 or fn == sn:
             fr = _sha256(_NODE_PREFIX + c + fr).digest()
@@ -344,14 +346,16 @@ def _check_consistency(
         raise MerkleError("proof does not yield the new root", reason="root-mismatch")
 
 
-def _check_size(size: int) -> None:
+def check_size(size: int) -> None:
+    """Refuse a tree size outside [0, 2^64 - 1]."""
     if not 0 <= size <= MAX_TREE_SIZE:
         raise MerkleError(
             f"tree size must be in [0, 2^64 - 1]; found {size}", reason="size-out-of-range"
         )
 
 
-def _check_hash(value: bytes, what: str) -> None:
+def check_hash(value: bytes, what: str) -> None:
+    """Refuse a hash that is not exactly 32 bytes."""
     if len(value) != HASH_SIZE:
         raise MerkleError(
             f"{what} must be {HASH_SIZE} bytes; found {len(value)}", reason="hash-size"
