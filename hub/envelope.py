@@ -370,8 +370,10 @@ def make_receipt(
     received_at: datetime,
     reason: str = "",
     detail: str = "",
+    trail_index: int = 0,
 ) -> pb.Receipt:
     receipt = pb.Receipt(
+        trail_index=trail_index,
         message_id=message_id,
         envelope_digest=envelope_digest,
         outcome=outcome,  # type: ignore[arg-type]

@@ -236,6 +236,7 @@ class Hub:
                     receiver=self.party,
                     sender=row.sender,
                     received_at=now,
+                    trail_index=row.trail_index,
                 ).SerializeToString(deterministic=True)
                 for row in rows
             ]

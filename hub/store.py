@@ -35,6 +35,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    tuple_,
     update,
 )
 from sqlalchemy import select as core_select
@@ -45,12 +46,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub import trail, treestore
 from hub.errors import StoreError
 
 T = TypeVar("T")
 
 # Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
 INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
+# ... and for trail appends: one transaction at a time sequences the trail.
+TRAIL_LOCK = int.from_bytes(b"CHUBTRAL", "big") & 0x7FFFFFFFFFFFFFFF
 
 QUEUED, DEAD = "queued", "dead"
 
@@ -203,6 +207,41 @@ class SubscriberCursor(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class TrailEntry(SQLModel, table=True):
+    """One leaf of the trail (docs/trail.md): ``leaf`` is the TrailEvent as appended; the
+    other columns repeat some of its fields so auditors' queries can use indexes."""
+
+    __tablename__ = "trail_entry"
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    kind: str = Field(max_length=32)
+    at: datetime = _ts()
+    message_id: str = Field(default="", max_length=64, index=True)
+    correlation_id: str = Field(default="", max_length=128, index=True)
+    sender: str = Field(default="", max_length=128)
+    recipient: str = Field(default="", max_length=128)
+    body_type: str = Field(default="", max_length=128)
+    leaf: bytes = _blob()
+
+
+class TrailKey(SQLModel, table=True):
+    """A business key named by a trail entry (LRN, MRN, container id, AEO id ...)."""
+
+    __tablename__ = "trail_key"
+    name: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=512)
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+
+
+class TrailNode(SQLModel, table=True):
+    """The hash of a perfect subtree of the trail: leaves [idx * 2^level, (idx + 1) * 2^level).
+    Written once, when the subtree is complete; proofs are read from these (hub/treestore.py)."""
+
+    __tablename__ = "trail_node"
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: bytes = _blob()
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -213,6 +252,9 @@ RECEIPT = _table("receipt")
 INBOUND = _table("inbound_message")
 STATE = _table("current_state")
 SUBMISSION = _table("submission")
+TRAIL = _table("trail_entry")
+TRAIL_KEY = _table("trail_key")
+TRAIL_NODE = _table("trail_node")
 
 
 def _columns(table: Table) -> tuple[str, ...]:
@@ -222,6 +264,8 @@ def _columns(table: Table) -> tuple[str, ...]:
 OUTBOUND_COLUMNS = _columns(OUTBOUND)
 INBOUND_COLUMNS = _columns(INBOUND)
 RECEIPT_COLUMNS = _columns(RECEIPT)
+REJECTION = _table("rejection")
+REJECTION_COLUMNS = _columns(REJECTION)
 
 
 def _row(obj: object, columns: tuple[str, ...]) -> dict[str, Any]:
@@ -267,6 +311,7 @@ class InboundRow:
     signed_receipt: bytes = b""
     superseded: bool = False
     id: int | None = None
+    trail_index: int = 0  # its "received" leaf, set when it is accepted (not a column)
 
 
 @dataclass(slots=True)
@@ -423,6 +468,14 @@ class _Statements:
             },
         )
         self.inbound_lock = core_select(func.pg_advisory_xact_lock(INBOUND_LOCK))
+        self.trail_lock = core_select(func.pg_advisory_xact_lock(TRAIL_LOCK))
+        self.trail_size = core_select(func.coalesce(func.max(TRAIL.c.idx) + 1, 0))
+        self.trail_nodes = core_select(
+            TRAIL_NODE.c.level, TRAIL_NODE.c.idx, TRAIL_NODE.c.hash
+        ).where(tuple_(TRAIL_NODE.c.level, TRAIL_NODE.c.idx).in_(bindparam("keys", expanding=True)))
+        self.insert_trail = insert(TRAIL)
+        self.insert_trail_key = insert(TRAIL_KEY)
+        self.insert_trail_node = insert(TRAIL_NODE)
 
 
 class Store:
@@ -552,6 +605,7 @@ class Store:
 
         def work(conn: Connection) -> list[DueDelivery]:
             entries = self._enqueue(conn, messages)
+            self._append_trail(conn, [_queued_event(m) for m in messages])
             if submissions:
                 now = utcnow()
                 conn.execute(
@@ -705,6 +759,7 @@ class Store:
     def _settle(self, conn: Connection, results: Sequence[Settlement]) -> None:
         if not results:
             return
+        self._append_trail(conn, [_settled_event(r) for r in results])
         conn.execute(self._sql.insert_receipt, [_row(s.receipt, RECEIPT_COLUMNS) for s in results])
         conn.execute(
             self._sql.set_outbound_status,
@@ -749,43 +804,68 @@ class Store:
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
         statement = update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
-        await self._run(lambda: self.transaction(lambda conn: conn.execute(statement)))
+        failed = (
+            core_select(OUTBOUND.c.message_id, OUTBOX.c.partner)
+            .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+            .where(OUTBOX.c.id.in_(list(entry_ids)))
+            .order_by(OUTBOX.c.id)
+        )
+
+        def work(conn: Connection) -> None:
+            now = utcnow()
+            events = [
+                trail.Event(
+                    "delivery-failed", now, message_id=r[0], recipient=r[1], detail=error[:300]
+                )
+                for r in conn.execute(failed)
+            ]
+            conn.execute(statement)
+            self._append_trail(conn, events)
+
+        await self._run(lambda: self.transaction(work))
 
     async def expire(self, now: datetime) -> int:
         """Turn queued messages whose envelope has expired into dead letters; returns how many."""
 
-        async def work() -> int:
-            async with self.writing() as conn:
-                expired = (
-                    await conn.execute(
-                        core_select(OUTBOX.c.id, OUTBOX.c.outbound_id).where(
-                            OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now
-                        )
-                    )
-                ).all()
-                if not expired:
-                    return 0
-                await conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.id.in_([r[0] for r in expired]))
-                    .values(
-                        state=DEAD,
-                        dead_reason=func.coalesce(
-                            "expired undelivered; last error: " + OUTBOX.c.last_error,
-                            "expired undelivered",
-                        ),
-                    )
+        def work(conn: Connection) -> int:
+            expired = conn.execute(
+                core_select(
+                    OUTBOX.c.id, OUTBOX.c.outbound_id, OUTBOUND.c.message_id, OUTBOX.c.partner
                 )
-                await conn.execute(
-                    update(OUTBOUND)
-                    .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
-                    .values(status=DEAD)
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
+                .order_by(OUTBOX.c.id)
+            ).all()
+            if not expired:
+                return 0
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r[0] for r in expired]))
+                .values(
+                    state=DEAD,
+                    dead_reason=func.coalesce(
+                        "expired undelivered; last error: " + OUTBOX.c.last_error,
+                        "expired undelivered",
+                    ),
                 )
-                return len(expired)
+            )
+            conn.execute(
+                update(OUTBOUND)
+                .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
+                .values(status=DEAD)
+            )
+            self._append_trail(
+                conn,
+                [
+                    trail.Event(
+                        "dead-lettered", now, message_id=r[2], recipient=r[3], reason="expired"
+                    )
+                    for r in expired
+                ],
+            )
+            return len(expired)
 
-        return await self._run(work)
-
-    # --- operator actions on the outbox ----------------------------------------------------
+        return await self._run(lambda: self.transaction(work))
 
     async def outbox_rows(self, now: datetime) -> list[OutboxRow]:
         async def work() -> list[OutboxRow]:
@@ -875,6 +955,7 @@ class Store:
             conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
             conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced"))
             self._enqueue(conn, replacements)
+            self._append_trail(conn, [_queued_event(m) for m in replacements])
 
         await self._run(lambda: self.transaction(work))
 
@@ -926,22 +1007,30 @@ class Store:
             earlier = self._earlier_inbound(conn, incoming)
             outcomes: list[Accepted | None] = []
             fresh: list[Incoming] = []
+            again: list[trail.Event] = []
             first_in_call: dict[tuple[str, str], InboundRow] = {}
             for item in incoming:
                 key = (item.row.sender, item.row.message_id)
                 found = earlier.get(key) or first_in_call.get(key)
                 if found is not None:
                     outcomes.append(Accepted(False, found))
+                    if found.envelope_digest == item.row.envelope_digest:
+                        again.append(_inbound_event("duplicate", item))
                     continue
                 first_in_call[key] = item.row
                 fresh.append(item)
                 outcomes.append(None)
+            size = self._trail_size(conn)
             if fresh:
                 self._apply_revisions(conn, fresh)
                 rows = [item.row for item in fresh]
+                for i, row in enumerate(rows):
+                    row.trail_index = size + i  # the receipt names its "received" leaf
                 for row, receipt in zip(rows, sign(rows), strict=True):
                     row.signed_receipt = receipt
                 conn.execute(self._sql.insert_inbound, [_row(r, INBOUND_COLUMNS) for r in rows])
+            received = [_inbound_event("received", item) for item in fresh]
+            self._append_trail(conn, received + again, size)
             return [
                 outcome if outcome is not None else Accepted(True, item.row)
                 for outcome, item in zip(outcomes, incoming, strict=True)
@@ -1014,6 +1103,108 @@ class Store:
         if not self.is_sqlite:
             conn.execute(self._sql.inbound_lock)
 
+    # --- the trail ---------------------------------------------------------------------------
+
+    def _trail_size(self, conn: Connection) -> int:
+        """The trail's size, for a transaction about to append: on PostgreSQL it first takes
+        the trail lock, so one transaction at a time sequences the trail (SQLite's write lock
+        does that by itself)."""
+        if not self.is_sqlite:
+            conn.execute(self._sql.trail_lock)
+        return int(conn.execute(self._sql.trail_size).scalar_one())
+
+    def _append_trail(
+        self, conn: Connection, events: Sequence[trail.Event], size: int | None = None
+    ) -> int:
+        """Append one leaf per event, in order, with the tree nodes they complete; returns the
+        index of the first. ``size`` is what ``_trail_size`` answered in this transaction."""
+        if size is None:
+            size = self._trail_size(conn)
+        if not events:
+            return size
+        leaves = [trail.encode(e) for e in events]
+        keys = treestore.frontier_keys(size)
+        frontier: dict[tuple[int, int], bytes] = {}
+        if keys:
+            frontier = {
+                (r[0], r[1]): bytes(r[2])
+                for r in conn.execute(self._sql.trail_nodes, {"keys": keys})
+            }
+        nodes = treestore.append_many(size, [leaf.hash for leaf in leaves], frontier)
+        conn.execute(
+            self._sql.insert_trail,
+            [
+                {
+                    "idx": size + i,
+                    "kind": leaf.event.kind,
+                    "at": leaf.event.at,
+                    "message_id": leaf.event.message_id,
+                    "correlation_id": leaf.event.correlation_id,
+                    "sender": leaf.event.sender,
+                    "recipient": leaf.event.recipient,
+                    "body_type": leaf.event.body_type,
+                    "leaf": leaf.data,
+                }
+                for i, leaf in enumerate(leaves)
+            ],
+        )
+        named = [
+            {"name": name, "value": value[:512], "idx": size + i}
+            for i, leaf in enumerate(leaves)
+            for name, values in leaf.event.keys.items()
+            for value in dict.fromkeys(values)
+        ]
+        if named:
+            conn.execute(self._sql.insert_trail_key, named)
+        conn.execute(
+            self._sql.insert_trail_node,
+            [{"level": level, "idx": index, "hash": value} for level, index, value in nodes],
+        )
+        return size
+
+    async def trail_size(self) -> int:
+        async def work() -> int:
+            async with self.engine.connect() as conn:
+                return int((await conn.execute(self._sql.trail_size)).scalar_one())
+
+        return await self._run(work)
+
+    async def trail_leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
+        """The stored leaves with index in [start, end), in order."""
+
+        async def work() -> list[bytes]:
+            query = core_select(TRAIL.c.leaf).where(TRAIL.c.idx >= start).order_by(TRAIL.c.idx)
+            if end is not None:
+                query = query.where(TRAIL.c.idx < end)
+            async with self.engine.connect() as conn:
+                return [bytes(r[0]) for r in await conn.execute(query)]
+
+        return await self._run(work)
+
+    async def trail_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Stored tree nodes by (level, index), fetched in one query (hub/treestore.py names
+        the ones a root or proof needs)."""
+
+        async def work() -> dict[tuple[int, int], bytes]:
+            if not keys:
+                return {}
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(self._sql.trail_nodes, {"keys": list(keys)})
+                return {(r[0], r[1]): bytes(r[2]) for r in rows}
+
+        return await self._run(work)
+
+    async def trail_root(self, size: int) -> bytes:
+        return treestore.tree_root(size, await self.trail_nodes(treestore.root_keys(size)))
+
+    async def trail_inclusion(self, index: int, size: int) -> list[bytes]:
+        nodes = await self.trail_nodes(treestore.inclusion_keys(index, size))
+        return treestore.inclusion_proof(index, size, nodes)
+
+    async def trail_consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        nodes = await self.trail_nodes(treestore.consistency_keys(old_size, new_size))
+        return treestore.consistency_proof(old_size, new_size, nodes)
+
     async def current_state(self, party: str | None = None) -> list[CurrentState]:
         async def work() -> list[CurrentState]:
             async with self.session() as s:
@@ -1085,12 +1276,14 @@ class Store:
         await self.record_rejections([rejection])
 
     async def record_rejections(self, rejections: Sequence[Rejection]) -> None:
-        async def work() -> None:
-            async with self.session(writing=True) as s:
-                s.add_all(rejections)
-                await s.commit()
+        """Record refusals, each with its "rejected" leaf."""
 
-        await self._run(work)
+        def work(conn: Connection) -> None:
+            conn.execute(insert(REJECTION), [_row(r, REJECTION_COLUMNS) for r in rejections])
+            self._append_trail(conn, [_rejected_event(r) for r in rejections])
+
+        if rejections:
+            await self._run(lambda: self.transaction(work))
 
     # --- reading, for the CLI and tests ----------------------------------------------------
 
@@ -1157,3 +1350,75 @@ class Store:
             )
         rows.sort(key=lambda row: row.at)
         return rows
+
+
+# --- trail events for what the store records (docs/trail.md) --------------------------------
+
+
+def _business_keys(text: str) -> dict[str, list[str]]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): [str(v) for v in vs] for k, vs in value.items() if isinstance(vs, list)}
+
+
+def _inbound_event(kind: str, item: Incoming) -> trail.Event:
+    row = item.row
+    return trail.Event(
+        kind,
+        row.received_at,
+        message_id=row.message_id,
+        correlation_id=row.correlation_id,
+        sender=row.sender,
+        body_type=row.body_type,
+        envelope_digest=row.envelope_digest,
+        keys=_business_keys(row.business_keys),
+        revision=item.state.revision if item.state is not None else 0,
+    )
+
+
+def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
+    return trail.Event(
+        "queued",
+        message.created_at,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        recipient=message.recipient,
+        body_type=message.body_type,
+        envelope_digest=message.envelope_digest,
+        document_digest=message.document_digest or b"",
+        keys=_business_keys(message.business_keys),
+    )
+
+
+def _settled_event(settlement: Settlement) -> trail.Event:
+    receipt = settlement.receipt
+    dead = settlement.dead_reason is not None
+    return trail.Event(
+        "dead-lettered" if dead else "delivered",
+        receipt.received_at,
+        message_id=receipt.message_id,
+        recipient=receipt.receiver,
+        envelope_digest=receipt.envelope_digest,
+        outcome=receipt.outcome,
+        reason=receipt.reason,
+        detail=(settlement.dead_reason or "")[:300],
+    )
+
+
+def _rejected_event(rejection: Rejection) -> trail.Event:
+    digest = rejection.digest or b""
+    domestic = rejection.source == "domestic"
+    return trail.Event(
+        "rejected",
+        rejection.at,
+        message_id=rejection.message_id,
+        sender=rejection.source,
+        reason=rejection.reason,
+        detail=rejection.detail[:300],
+        envelope_digest=b"" if domestic else digest,
+        document_digest=digest if domestic else b"",
+    )

@@ -1,0 +1,170 @@
+"""The trail: leaf encoding, leaves written with the data they describe, and a tree that
+recomputes from the stored leaves alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hub import merkle, trail
+from hub.envelope import verify_receipt
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.store import InboundRow, Incoming, Rejection, Store
+from tests.conftest import Federation
+from tests.test_delivery import aeo_requests, drained, submit_batch
+from tests.test_exchange import eventually, nz_signing_key
+from tests.test_store import accept, inbound, outbound
+
+AT = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def test_a_leaf_is_the_event_serialised_once_and_parses_back() -> None:
+    event = trail.Event(
+        "received",
+        AT,
+        message_id="0193f0a8-6c1e-7cc0-8a1e-2b5c6d7e8f90",
+        sender="CN",
+        body_type="customs_hub.v1.AeoStatus",
+        envelope_digest=b"\x01" * 32,
+        keys={"tin": ["CN9"], "aeo": ["CNAEO1", "CNAEO2"]},
+        revision=7,
+    )
+    leaf = trail.encode(event)
+    assert leaf.hash == merkle.leaf_hash(leaf.data)
+    assert trail.encode(event).data == leaf.data  # the same event, the same bytes
+    parsed = trail.decode(leaf.data)
+    assert (parsed.kind, parsed.sender, parsed.revision) == ("received", "CN", 7)
+    assert parsed.at.ToDatetime(UTC) == AT
+    # keys sorted by name, each name's values in their order
+    assert [(k.name, k.value) for k in parsed.keys] == [
+        ("aeo", "CNAEO1"),
+        ("aeo", "CNAEO2"),
+        ("tin", "CN9"),
+    ]
+
+
+def test_unknown_kinds_and_foreign_bytes_are_refused() -> None:
+    with pytest.raises(trail.TrailError):
+        trail.encode(trail.Event("deleted", AT))
+    with pytest.raises(trail.TrailError):
+        trail.decode(b"\xff\xff\xff")
+    with pytest.raises(trail.TrailError):
+        trail.decode(trail.encode(trail.Event("queued", AT)).data.replace(b"queued", b"qveued"))
+
+
+async def recomputed(store: Store) -> tuple[int, bytes]:
+    """The trail's size and root as the store serves it, checked against the root recomputed
+    from nothing but the stored leaf bytes."""
+    size = await store.trail_size()
+    leaves = await store.trail_leaves()
+    assert len(leaves) == size
+    root = merkle.root([merkle.leaf_hash(leaf) for leaf in leaves])
+    assert await store.trail_root(size) == root
+    return size, root
+
+
+async def test_every_stored_event_has_its_leaf_in_the_same_transaction(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        indexes: list[int] = []
+
+        def sign(rows: list[InboundRow]) -> list[bytes]:
+            indexes.extend(row.trail_index for row in rows)
+            return [b"r"] * len(rows)
+
+        await accept(store, [inbound("m1"), inbound("m2")], sign)
+        await accept(store, [inbound("m2"), inbound("m3")], sign)  # m2 again: a duplicate
+        await store.enqueue([outbound("o1"), outbound("o2", "SG")])
+        await store.record_rejections(
+            [Rejection(at=AT, source="NZ", reason="signature-invalid", digest=b"d" * 32)]
+        )
+        kinds = [trail.decode(leaf) for leaf in await store.trail_leaves()]
+        assert [(k.kind, k.message_id or k.reason) for k in kinds] == [
+            ("received", "m1"),
+            ("received", "m2"),
+            ("received", "m3"),
+            ("duplicate", "m2"),
+            ("queued", "o1"),
+            ("queued", "o2"),
+            ("rejected", "signature-invalid"),
+        ]
+        # the index each receipt was signed with is its message's "received" leaf
+        assert indexes == [0, 1, 2]
+        size, root = await recomputed(store)
+        for index, leaf in enumerate(await store.trail_leaves()):
+            proof = await store.trail_inclusion(index, size)
+            assert merkle.verify_inclusion(merkle.leaf_hash(leaf), index, size, proof, root)
+        old_root = merkle.root([merkle.leaf_hash(x) for x in (await store.trail_leaves())[:3]])
+        proof = await store.trail_consistency(3, size)
+        assert merkle.verify_consistency(3, size, old_root, root, proof)
+    finally:
+        await store.close()
+
+
+async def test_a_failed_transaction_leaves_no_leaf(tmp_path: Path) -> None:
+    """A leaf is never written without what it describes, nor the other way round."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    try:
+        await store.create_all()
+        await accept(store, [inbound("m1")], lambda rows: [b"r"] * len(rows))
+
+        def failing_signer(rows: list[InboundRow]) -> list[bytes]:
+            raise RuntimeError("the signer is down")
+
+        with pytest.raises(RuntimeError):
+            await store.accept_inbound([Incoming(inbound("m2"))], failing_signer)
+        assert await store.trail_size() == 1
+        assert [m.message_id for m in await store.inbound()] == ["m1"]
+        await recomputed(store)
+    finally:
+        await store.close()
+
+
+async def test_both_hubs_log_the_exchange_and_receipts_name_the_receivers_leaf(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    sent = await submit_batch(cn, aeo_requests(40))
+    await eventually(lambda: drained(cn), timeout=60)
+    nz_leaves = [trail.decode(leaf) for leaf in await nz.hub.store.trail_leaves()]
+    keys = nz_signing_key(pki)
+    for message, record in await cn.hub.store.outbound():
+        assert record is not None
+        receipt = verify_receipt(pb.SignedReceipt.FromString(record.signed_receipt), "NZ", keys)
+        logged = nz_leaves[receipt.trail_index]
+        assert (logged.kind, logged.message_id) == ("received", message.message_id)
+        assert logged.envelope_digest == message.envelope_digest
+        assert logged.sender == "CN"
+    cn_leaves = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    for message_id in sent:
+        kinds = [leaf.kind for leaf in cn_leaves if leaf.message_id == message_id]
+        assert kinds == ["queued", "delivered"]
+    await recomputed(cn.hub.store)
+    await recomputed(nz.hub.store)
+
+
+async def test_failures_and_expiry_are_logged(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        message = outbound("o1")
+        message.expires_at = datetime.now(UTC) + timedelta(days=1)
+        await store.enqueue([message])
+        [due] = await store.due(datetime.now(UTC) + timedelta(seconds=1), 10)
+        await store.record_failure([due.entry_id], "UNAVAILABLE: connection refused", None)
+        await store.expire(datetime.now(UTC) + timedelta(days=2))
+        logged = [trail.decode(leaf) for leaf in await store.trail_leaves()]
+        assert [(e.kind, e.message_id) for e in logged] == [
+            ("queued", "o1"),
+            ("delivery-failed", "o1"),
+            ("dead-lettered", "o1"),
+        ]
+        assert logged[1].detail == "UNAVAILABLE: connection refused"
+        assert logged[2].reason == "expired"
+        await recomputed(store)
+    finally:
+        await store.close()
