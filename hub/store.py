@@ -221,6 +221,7 @@ class TrailEntry(SQLModel, table=True):
     recipient: str = Field(default="", max_length=128)
     body_type: str = Field(default="", max_length=128)
     leaf: bytes = _blob()
+    leaf_hash: bytes = _blob()  # the tree's level-0 node (hub/treestore.py), kept in this row
 
 
 class TrailKey(SQLModel, table=True):
@@ -233,8 +234,9 @@ class TrailKey(SQLModel, table=True):
 
 
 class TrailNode(SQLModel, table=True):
-    """The hash of a perfect subtree of the trail: leaves [idx * 2^level, (idx + 1) * 2^level).
-    Written once, when the subtree is complete; proofs are read from these (hub/treestore.py)."""
+    """The hash of a perfect subtree of the trail: leaves [idx * 2^level, (idx + 1) * 2^level),
+    level 1 and up (level 0, the leaf hashes, are in trail_entry). Written once, when the
+    subtree is complete; proofs are read from these (hub/treestore.py)."""
 
     __tablename__ = "trail_node"
     level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
@@ -429,15 +431,76 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _FastInsert:
+    """An INSERT handed straight to the driver's executemany, compiled once: SQLAlchemy's
+    per-row work (building parameters, type processing) costs more than SQLite's insert for
+    small rows. Callers pass tuples in ``columns`` order, with datetimes made by ``time``
+    (UTC; on SQLite the text SQLAlchemy's DateTime stores)."""
+
+    def __init__(
+        self,
+        statement: Any,
+        table: Table,
+        columns: Sequence[str],
+        dialect: Any,
+        is_sqlite: bool,
+    ) -> None:
+        self.columns = tuple(columns)
+        compiled = statement.values({c: bindparam(c) for c in self.columns}).compile(
+            dialect=dialect,
+            for_executemany=True,  # no implicit RETURNING
+        )
+        if tuple(compiled.positiontup or ()) != self.columns:
+            raise StoreError(f"cannot compile a plain insert into {table.name}")
+        self.sql = compiled.string
+        self.time: Callable[[datetime], Any] = _sqlite_time if is_sqlite else _utc_time
+        self._times = [
+            i for i, c in enumerate(self.columns) if isinstance(table.c[c].type, DateTime)
+        ]
+
+    def rows(self, objects: Sequence[object]) -> list[tuple[Any, ...]]:
+        """Tuples from objects with an attribute per column."""
+        out = []
+        for obj in objects:
+            row = [getattr(obj, c) for c in self.columns]
+            for i in self._times:
+                if row[i] is not None:
+                    row[i] = self.time(row[i])
+            out.append(tuple(row))
+        return out
+
+    def __call__(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.exec_driver_sql(self.sql, list(rows))
+
+
+def _utc_time(value: datetime) -> datetime:
+    return as_utc(value).astimezone(UTC)
+
+
+def _sqlite_time(value: datetime) -> str:
+    v = _utc_time(value)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
 class _Statements:
     """The statements every message takes, built once: building a statement and its cache
     key costs more than running it does (about 1 ms per transaction when built each time)."""
 
-    def __init__(self, dialect: Any) -> None:
+    def __init__(self, dialect: Any, driver: Any, is_sqlite: bool) -> None:
+
+        def fast(statement: Any, table: Table) -> _FastInsert:
+            generated = table.autoincrement_column
+            columns = [c.name for c in table.columns if c is not generated]
+            return _FastInsert(statement, table, columns, driver, is_sqlite)
+
         self.insert_outbound = insert(OUTBOUND).returning(OUTBOUND.c.message_id, OUTBOUND.c.id)
         self.insert_outbox = insert(OUTBOX).returning(OUTBOX.c.outbound_id, OUTBOX.c.id)
         self.insert_submission = insert(SUBMISSION)
-        self.insert_receipt = dialect.insert(RECEIPT).on_conflict_do_nothing()
+        self.insert_receipt = fast(dialect.insert(RECEIPT).on_conflict_do_nothing(), RECEIPT)
         self.set_outbound_status = (
             update(OUTBOUND)
             .where(OUTBOUND.c.id == bindparam("oid"))
@@ -454,7 +517,7 @@ class _Statements:
             INBOUND.c.signed_receipt,
             INBOUND.c.body_type,
         ).where(INBOUND.c.message_id.in_(bindparam("ids", expanding=True)))
-        self.insert_inbound = insert(INBOUND)
+        self.insert_inbound = fast(insert(INBOUND), INBOUND)
         self.held_state = core_select(
             STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision
         ).where(STATE.c.key.in_(bindparam("keys", expanding=True)))
@@ -473,9 +536,34 @@ class _Statements:
         self.trail_nodes = core_select(
             TRAIL_NODE.c.level, TRAIL_NODE.c.idx, TRAIL_NODE.c.hash
         ).where(tuple_(TRAIL_NODE.c.level, TRAIL_NODE.c.idx).in_(bindparam("keys", expanding=True)))
-        self.insert_trail = insert(TRAIL)
-        self.insert_trail_key = insert(TRAIL_KEY)
-        self.insert_trail_node = insert(TRAIL_NODE)
+        self.trail_leaf_hashes = core_select(TRAIL.c.idx, TRAIL.c.leaf_hash).where(
+            TRAIL.c.idx.in_(bindparam("indexes", expanding=True))
+        )
+        # the trail's rows are built as tuples in these orders (Store._append_trail)
+        self.insert_trail = _FastInsert(
+            insert(TRAIL),
+            TRAIL,
+            (
+                "idx",
+                "kind",
+                "at",
+                "message_id",
+                "correlation_id",
+                "sender",
+                "recipient",
+                "body_type",
+                "leaf",
+                "leaf_hash",
+            ),
+            driver,
+            is_sqlite,
+        )
+        self.insert_trail_key = _FastInsert(
+            insert(TRAIL_KEY), TRAIL_KEY, ("name", "value", "idx"), driver, is_sqlite
+        )
+        self.insert_trail_node = _FastInsert(
+            insert(TRAIL_NODE), TRAIL_NODE, ("level", "idx", "hash"), driver, is_sqlite
+        )
 
 
 class Store:
@@ -504,7 +592,9 @@ class Store:
             event.listen(self._sync_engine, "begin", _sqlite_begin)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
 
-        self._sql = _Statements(sqlite if self.is_sqlite else postgresql)
+        self._sql = _Statements(
+            sqlite if self.is_sqlite else postgresql, self.engine.dialect, self.is_sqlite
+        )
 
     async def create_all(self) -> None:
         await self._run(self._create_all)
@@ -760,7 +850,8 @@ class Store:
         if not results:
             return
         self._append_trail(conn, [_settled_event(r) for r in results])
-        conn.execute(self._sql.insert_receipt, [_row(s.receipt, RECEIPT_COLUMNS) for s in results])
+        insert_receipt = self._sql.insert_receipt
+        insert_receipt(conn, insert_receipt.rows([s.receipt for s in results]))
         conn.execute(
             self._sql.set_outbound_status,
             [
@@ -1028,7 +1119,7 @@ class Store:
                     row.trail_index = size + i  # the receipt names its "received" leaf
                 for row, receipt in zip(rows, sign(rows), strict=True):
                     row.signed_receipt = receipt
-                conn.execute(self._sql.insert_inbound, [_row(r, INBOUND_COLUMNS) for r in rows])
+                self._sql.insert_inbound(conn, self._sql.insert_inbound.rows(rows))
             received = [_inbound_event("received", item) for item in fresh]
             self._append_trail(conn, received + again, size)
             return [
@@ -1123,44 +1214,56 @@ class Store:
         if not events:
             return size
         leaves = [trail.encode(e) for e in events]
-        keys = treestore.frontier_keys(size)
-        frontier: dict[tuple[int, int], bytes] = {}
-        if keys:
-            frontier = {
-                (r[0], r[1]): bytes(r[2])
-                for r in conn.execute(self._sql.trail_nodes, {"keys": keys})
-            }
+        frontier = self._read_nodes(conn, treestore.frontier_keys(size))
         nodes = treestore.append_many(size, [leaf.hash for leaf in leaves], frontier)
-        conn.execute(
-            self._sql.insert_trail,
+        sql = self._sql
+        time = sql.insert_trail.time
+        sql.insert_trail(
+            conn,
             [
-                {
-                    "idx": size + i,
-                    "kind": leaf.event.kind,
-                    "at": leaf.event.at,
-                    "message_id": leaf.event.message_id,
-                    "correlation_id": leaf.event.correlation_id,
-                    "sender": leaf.event.sender,
-                    "recipient": leaf.event.recipient,
-                    "body_type": leaf.event.body_type,
-                    "leaf": leaf.data,
-                }
+                (
+                    size + i,
+                    leaf.event.kind,
+                    time(leaf.event.at),
+                    leaf.event.message_id,
+                    leaf.event.correlation_id,
+                    leaf.event.sender,
+                    leaf.event.recipient,
+                    leaf.event.body_type,
+                    leaf.data,
+                    leaf.hash,
+                )
                 for i, leaf in enumerate(leaves)
             ],
         )
-        named = [
-            {"name": name, "value": value[:512], "idx": size + i}
-            for i, leaf in enumerate(leaves)
-            for name, values in leaf.event.keys.items()
-            for value in dict.fromkeys(values)
-        ]
-        if named:
-            conn.execute(self._sql.insert_trail_key, named)
-        conn.execute(
-            self._sql.insert_trail_node,
-            [{"level": level, "idx": index, "hash": value} for level, index, value in nodes],
+        sql.insert_trail_key(
+            conn,
+            [
+                (name, value[:512], size + i)
+                for i, leaf in enumerate(leaves)
+                for name, values in leaf.event.keys.items()
+                for value in dict.fromkeys(values)
+            ],
         )
+        # leaf hashes (level 0) are in their entries
+        sql.insert_trail_node(conn, [node for node in nodes if node[0] > 0])
         return size
+
+    def _read_nodes(
+        self, conn: Connection, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Tree nodes by (level, index): leaf hashes from trail_entry, the rest from
+        trail_node, in at most two queries."""
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = [index for level, index in keys if level == 0]
+        inner = [key for key in keys if key[0] > 0]
+        if leaves:
+            for index, value in conn.execute(self._sql.trail_leaf_hashes, {"indexes": leaves}):
+                found[(0, index)] = bytes(value)
+        if inner:
+            for level, index, value in conn.execute(self._sql.trail_nodes, {"keys": inner}):
+                found[(level, index)] = bytes(value)
+        return found
 
     async def trail_size(self) -> int:
         async def work() -> int:
@@ -1189,8 +1292,7 @@ class Store:
             if not keys:
                 return {}
             async with self.engine.connect() as conn:
-                rows = await conn.execute(self._sql.trail_nodes, {"keys": list(keys)})
-                return {(r[0], r[1]): bytes(r[2]) for r in rows}
+                return await conn.run_sync(self._read_nodes, keys)
 
         return await self._run(work)
 
