@@ -103,11 +103,19 @@ class HubConfig:
     trust_anchor: Path  # this administration's own CA
     signing_cert: Path
     signing_key: Path
+    trail_key: Path  # Ed25519 key that signs the trail's checkpoints
     store_url: str
     partners: Mapping[str, PartnerConfig]
     routes: Mapping[str, Sequence[str] | str]
     countries: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    trail_origin: str = ""  # the checkpoints' origin line; "customs-hub/<party>" by default
+    checkpoint_entries: int = 1000  # sign a checkpoint after this many new entries ...
+    checkpoint_seconds: float = 10.0  # ... or this long after the last one, if it grew
+
+    @property
+    def origin(self) -> str:
+        return self.trail_origin or f"customs-hub/{self.party}"
 
 
 class _Reader:
@@ -161,7 +169,9 @@ def load_config(path: Path | str) -> HubConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}", reason="config-invalid") from None
     root = _Reader(path, raw)
     party = _party(root, "party", root.text("party"))
-    server, tls, signing, store = (root.table(k) for k in ("server", "tls", "signing", "store"))
+    server, tls, signing, store, trail = (
+        root.table(k) for k in ("server", "tls", "signing", "store", "trail")
+    )
     partners: dict[str, PartnerConfig] = {}
     for name in root.table("partners", required=False).data:
         p = root.table("partners").table(name)
@@ -220,12 +230,30 @@ def load_config(path: Path | str) -> HubConfig:
         trust_anchor=tls.file_path("trust_anchor"),
         signing_cert=signing.file_path("cert"),
         signing_key=signing.file_path("key"),
+        trail_key=trail.file_path("key"),
+        trail_origin=trail_origin(trail),
+        checkpoint_entries=trail_number(trail, "checkpoint_entries", 1000, int),
+        checkpoint_seconds=trail_number(trail, "checkpoint_seconds", 10.0, float),
         store_url=store_url(store.text("url"), path.parent),
         partners=partners,
         routes=routes,
         countries=root.str_list("countries", [party]),
         limits=Limits(**limit_values),
     )
+
+
+def trail_origin(trail: _Reader) -> str:
+    origin = trail.data.get("origin", "")
+    if not isinstance(origin, str) or (origin and not origin.isprintable()):
+        raise trail._fail("origin", "one printable line", origin)
+    return origin
+
+
+def trail_number(trail: _Reader, key: str, default: float, kind: type) -> Any:
+    value = trail.data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise trail._fail(key, "a positive number", value)
+    return kind(value)
 
 
 def store_url(url: str, base: Path) -> str:
@@ -281,6 +309,11 @@ def render_config(
         "[signing]",
         f"cert = {q(own / 'signing.pem')}",
         f"key = {q(own / 'signing.key')}",
+        "",
+        "[trail]",
+        f"key = {q(own / 'trail.key')}       # signs checkpoints; auditors get trail.vkey",
+        "checkpoint_entries = 1000",
+        "checkpoint_seconds = 10",
         "",
         "[store]",
         f"url = {q(store)}",

@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import DecodeError, Message
 
+from hub import checkpoint
 from hub.config import HubConfig
 from hub.envelope import (
     UUID_TEXT,
@@ -43,6 +47,7 @@ from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, body_class,
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pki import trail_key_name
 from hub.routing import RoutingTable
 from hub.signing import Signer
 from hub.store import (
@@ -55,6 +60,7 @@ from hub.store import (
     Rejection,
     StateRef,
     Store,
+    TrailCheckpoint,
     as_utc,
 )
 from hub.trust import PartnerTrust, TrustStore, party_of
@@ -73,6 +79,21 @@ def system_clock() -> datetime:
 class QueuedMessage:
     message_id: str
     recipient: str
+
+
+def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
+    """The key that signs checkpoints: Ed25519, and not the message-signing key."""
+    try:
+        key = serialization.load_pem_private_key(config.trail_key.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise HubError(
+            f"{config.trail_key}: cannot load the trail key", reason="config-invalid"
+        ) from exc
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise HubError(f"{config.trail_key} is not an Ed25519 key", reason="config-invalid")
+    if key.public_key() == signer.private_key.public_key():
+        raise HubError("the trail key and the signing key must differ", reason="config-invalid")
+    return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
 
 
 def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
@@ -133,6 +154,41 @@ class Hub:
         self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
         self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
         self._last_revision = 0
+        self.trail_key = load_trail_key(config, self.signer)
+
+    # --- the trail's checkpoints -----------------------------------------------------------
+
+    async def checkpoint(self) -> TrailCheckpoint | None:
+        """Sign a checkpoint of the trail now, if it grew (hub/checkpoint.py)."""
+
+        def sign(size: int, root: bytes) -> bytes:
+            return checkpoint.sign(
+                checkpoint.Checkpoint(self.config.origin, size, root), self.trail_key
+            )
+
+        return await self.store.sign_checkpoint(sign)
+
+    async def keep_checkpoints(self) -> None:
+        """Sign a checkpoint whenever ``checkpoint_entries`` entries were added since the last
+        one, or ``checkpoint_seconds`` passed and the trail grew. Runs until cancelled."""
+        config = self.config
+        signed = await self.store.checkpoints()
+        last_size = signed[-1].size if signed else 0
+        last_time = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, config.checkpoint_seconds))
+            try:
+                size = await self.store.trail_size()
+                due = size - last_size >= config.checkpoint_entries or (
+                    size > last_size and time.monotonic() - last_time >= config.checkpoint_seconds
+                )
+                if not due:
+                    continue
+                made = await self.checkpoint()
+                if made is not None:
+                    last_size, last_time = made.size, time.monotonic()
+            except HubError as exc:  # an inconsistent trail is logged loudly, never signed
+                log.error("trail checkpoint: %s", exc)
 
     # --- from partners ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
     out/CN/ca.key
     out/CN/tls.pem, tls.key  CN hub's TLS certificate (server and client auth), ECDSA P-256
     out/CN/signing.pem, signing.key   CN hub's message-signing certificate, Ed25519
+    out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hub.checkpoint import NoteKey
 from hub.trust import check_party_id, party_uri
 
 # Development certificates live a year: long enough for a demo federation to outlive its
@@ -43,6 +45,8 @@ class PartyFiles:
     tls_key: Path
     signing_cert: Path
     signing_key: Path
+    trail_key: Path  # signs the trail's checkpoints (hub/checkpoint.py); not a certificate
+    trail_verifier: Path  # the verifier key string auditors are given
 
     @classmethod
     def at(cls, root: Path, party: str) -> PartyFiles:
@@ -55,6 +59,8 @@ class PartyFiles:
             d / "tls.key",
             d / "signing.pem",
             d / "signing.key",
+            d / "trail.key",
+            d / "trail.vkey",
         )
 
 
@@ -194,7 +200,16 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
         ),
     )
     _write_key(files.signing_key, signing_key)
+    trail_key = ed25519.Ed25519PrivateKey.generate()
+    _write_key(files.trail_key, trail_key)
+    name = trail_key_name(party)
+    files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
     return files
+
+
+def trail_key_name(party: str) -> str:
+    """The key name a hub signs its checkpoints under."""
+    return f"customs-hub-{party}"
 
 
 def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:

@@ -9,6 +9,7 @@ signed REJECTED receipt (``customs-hub-receipt-bin``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -434,6 +435,7 @@ class RunningHub:
     channels: PartnerChannels
     partner_port: int
     domestic_port: int
+    checkpoints: asyncio.Task[None]
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -446,7 +448,14 @@ class RunningHub:
             self.partner_server.stop(grace),
             self.domestic_server.stop(grace),
         )
+        self.checkpoints.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.checkpoints
         await self.hub.close()
+        try:  # what was committed last is covered by a signed checkpoint
+            await self.hub.checkpoint()
+        except HubError as exc:
+            log.error("final trail checkpoint: %s", exc)
         await self.channels.close()
         await self.hub.store.close()
 
@@ -502,6 +511,7 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         await h.set(name, health_pb2.HealthCheckResponse.SERVING)
         await h.set("", health_pb2.HealthCheckResponse.SERVING)
     worker.start()
+    checkpoints = asyncio.create_task(hub.keep_checkpoints(), name=f"checkpoints-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
         config.party,
@@ -509,5 +519,13 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         domestic_port,
     )
     return RunningHub(
-        config, hub, partner_server, domestic_server, worker, channels, partner_port, domestic_port
+        config,
+        hub,
+        partner_server,
+        domestic_server,
+        worker,
+        channels,
+        partner_port,
+        domestic_port,
+        checkpoints,
     )

@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import trail, treestore
+from hub import merkle, trail, treestore
 from hub.errors import StoreError
 
 T = TypeVar("T")
@@ -244,6 +244,16 @@ class TrailNode(SQLModel, table=True):
     hash: bytes = _blob()
 
 
+class TrailCheckpoint(SQLModel, table=True):
+    """A checkpoint the hub signed: the trail's size and root, and the signed note."""
+
+    __tablename__ = "trail_checkpoint"
+    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    root: bytes = _blob()
+    note: bytes = _blob()
+    signed_at: datetime = _ts()
+
+
 def _table(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -257,6 +267,7 @@ SUBMISSION = _table("submission")
 TRAIL = _table("trail_entry")
 TRAIL_KEY = _table("trail_key")
 TRAIL_NODE = _table("trail_node")
+CHECKPOINT = _table("trail_checkpoint")
 
 
 def _columns(table: Table) -> tuple[str, ...]:
@@ -1264,6 +1275,53 @@ class Store:
             for level, index, value in conn.execute(self._sql.trail_nodes, {"keys": inner}):
                 found[(level, index)] = bytes(value)
         return found
+
+    async def sign_checkpoint(self, sign: Callable[[int, bytes], bytes]) -> TrailCheckpoint | None:
+        """Sign a checkpoint of the trail as it is now, if it grew since the last one; None if
+        it did not. ``sign(size, root)`` returns the signed note. The new root must be
+        consistent with the last signed one (a consistency proof from the stored tree that
+        verifies), or nothing is signed: the hub never signs two inconsistent checkpoints."""
+
+        def work(conn: Connection) -> TrailCheckpoint | None:
+            size = self._trail_size(conn)  # on PostgreSQL, appends wait until this is done
+            last = conn.execute(
+                core_select(CHECKPOINT.c.size, CHECKPOINT.c.root)
+                .order_by(CHECKPOINT.c.size.desc())
+                .limit(1)
+            ).first()
+            old_size, old_root = (last[0], bytes(last[1])) if last else (0, b"")
+            if size == old_size:
+                return None
+            keys = treestore.root_keys(size)
+            if old_size:
+                keys = keys + treestore.consistency_keys(old_size, size)
+            nodes = self._read_nodes(conn, list(dict.fromkeys(keys)))
+            root = treestore.tree_root(size, nodes)
+            if old_size:
+                proof = treestore.consistency_proof(old_size, size, nodes)
+                if not merkle.verify_consistency(old_size, size, old_root, root, proof):
+                    raise StoreError(
+                        f"the trail at {size} entries is not consistent with the checkpoint "
+                        f"signed at {old_size}; no checkpoint signed",
+                        reason="trail-inconsistent",
+                    )
+            checkpoint = TrailCheckpoint(
+                size=size, root=root, note=sign(size, root), signed_at=utcnow()
+            )
+            conn.execute(
+                insert(CHECKPOINT), [_row(checkpoint, ("size", "root", "note", "signed_at"))]
+            )
+            return checkpoint
+
+        return await self._run(lambda: self.transaction(work))
+
+    async def checkpoints(self) -> list[TrailCheckpoint]:
+        async def work() -> list[TrailCheckpoint]:
+            async with self.session() as s:
+                query = select(TrailCheckpoint).order_by(col(TrailCheckpoint.size))
+                return list((await s.exec(query)).all())
+
+        return await self._run(work)
 
     async def trail_size(self) -> int:
         async def work() -> int:

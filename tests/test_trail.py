@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub import merkle, trail
+from hub import checkpoint, merkle, trail
 from hub.envelope import verify_receipt
+from hub.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store import InboundRow, Incoming, Rejection, Store
 from tests.conftest import Federation
@@ -145,6 +147,19 @@ async def test_both_hubs_log_the_exchange_and_receipts_name_the_receivers_leaf(
         assert kinds == ["queued", "delivered"]
     await recomputed(cn.hub.store)
     await recomputed(nz.hub.store)
+    # stopping signs a last checkpoint over everything, verifiable with the published key
+    url = nz.config.store_url
+    await federation.stop("NZ")
+    store = Store(url)
+    try:
+        size, root = await recomputed(store)
+        last = (await store.checkpoints())[-1]
+        verifier = checkpoint.parse_verifier((pki / "NZ" / "trail.vkey").read_text())
+        assert checkpoint.open_note(last.note, verifier) == checkpoint.Checkpoint(
+            "customs-hub/NZ", size, root
+        )
+    finally:
+        await store.close()
 
 
 async def test_failures_and_expiry_are_logged(store_url: str) -> None:
@@ -166,5 +181,51 @@ async def test_failures_and_expiry_are_logged(store_url: str) -> None:
         assert logged[1].detail == "UNAVAILABLE: connection refused"
         assert logged[2].reason == "expired"
         await recomputed(store)
+    finally:
+        await store.close()
+
+
+def queued(n: int, start: int = 0) -> list[trail.Event]:
+    return [
+        trail.Event("queued", AT, message_id=f"m{i}", recipient="NZ")
+        for i in range(start, start + n)
+    ]
+
+
+async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_url: str) -> None:
+    store = Store(store_url)
+    private = ed25519.Ed25519PrivateKey.generate()
+    key = checkpoint.NoteKey("customs-hub-CN", private.public_key(), private)
+    verifier = checkpoint.parse_verifier(key.verifier())
+
+    def sign(size: int, root: bytes) -> bytes:
+        return checkpoint.sign(checkpoint.Checkpoint("customs-hub/CN", size, root), key)
+
+    try:
+        await store.create_all()
+        await store.transaction(lambda c: store._append_trail(c, queued(4)))
+        first = await store.sign_checkpoint(sign)
+        assert first is not None and first.size == 4
+        assert checkpoint.open_note(first.note, verifier) == checkpoint.Checkpoint(
+            "customs-hub/CN", 4, (await recomputed(store))[1]
+        )
+        assert await store.sign_checkpoint(sign) is None  # nothing new, nothing signed
+        await store.transaction(lambda c: store._append_trail(c, queued(3, 4)))
+        second = await store.sign_checkpoint(sign)
+        assert second is not None and second.size == 7
+        # someone rewrites history under the first checkpoint (the subtree of leaves 0-3) ...
+        await store.transaction(
+            lambda c: c.exec_driver_sql(
+                "UPDATE trail_node SET hash = ? WHERE level = 2 AND idx = 0"
+                if store.is_sqlite
+                else "UPDATE trail_node SET hash = $1 WHERE level = 2 AND idx = 0",
+                (b"\x00" * 32,),
+            )
+        )
+        await store.transaction(lambda c: store._append_trail(c, queued(1, 7)))
+        # ... and the hub refuses to sign a root that does not extend what it signed
+        with pytest.raises(StoreError, match="not consistent"):
+            await store.sign_checkpoint(sign)
+        assert [c.size for c in await store.checkpoints()] == [4, 7]
     finally:
         await store.close()
