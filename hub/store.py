@@ -35,6 +35,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    text,
     tuple_,
     update,
 )
@@ -212,11 +213,20 @@ class TrailEntry(SQLModel, table=True):
     other columns repeat some of its fields so auditors' queries can use indexes."""
 
     __tablename__ = "trail_entry"
+    __table_args__ = (
+        # most events have no correlation id: index only those that do
+        Index(
+            "ix_trail_entry_correlation",
+            "correlation_id",
+            sqlite_where=text("correlation_id != ''"),
+            postgresql_where=text("correlation_id != ''"),
+        ),
+    )
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     kind: str = Field(max_length=32)
     at: datetime = _ts()
     message_id: str = Field(default="", max_length=64, index=True)
-    correlation_id: str = Field(default="", max_length=128, index=True)
+    correlation_id: str = Field(default="", max_length=128)
     sender: str = Field(default="", max_length=128)
     recipient: str = Field(default="", max_length=128)
     body_type: str = Field(default="", max_length=128)
@@ -228,6 +238,7 @@ class TrailKey(SQLModel, table=True):
     """A business key named by a trail entry (LRN, MRN, container id, AEO id ...)."""
 
     __tablename__ = "trail_key"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one b-tree, not two
     name: str = Field(primary_key=True, max_length=16)
     value: str = Field(primary_key=True, max_length=512)
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
@@ -239,6 +250,7 @@ class TrailNode(SQLModel, table=True):
     subtree is complete; proofs are read from these (hub/treestore.py)."""
 
     __tablename__ = "trail_node"
+    __table_args__ = {"sqlite_with_rowid": False}
     level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     hash: bytes = _blob()
