@@ -9,6 +9,7 @@ and a domestic submission is in the outbox before the submitter hears "queued".
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -167,6 +168,28 @@ class Hub:
             )
 
         return await self.store.sign_checkpoint(sign)
+
+    def config_digest(self) -> bytes:
+        """SHA-256 over what decides this hub's behaviour and identity: the config file and
+        the public parts it names (certificates, the trail key's public key); never a
+        private key."""
+        config = self.config
+        files = [config.path, config.tls_cert, config.trust_anchor, config.signing_cert]
+        for partner in sorted(config.partners.values(), key=lambda p: p.party):
+            files += [partner.trust_anchor, *partner.signing_certs]
+        digest = hashlib.sha256()
+        for path in files:
+            data = path.read_bytes()
+            digest.update(len(data).to_bytes(8, "big") + data)
+        digest.update(self.trail_key.verifier().encode())
+        return digest.digest()
+
+    async def record_config(self) -> bool:
+        """Log a "config-changed" event when the hub starts with another configuration or
+        other keys than the last time."""
+        return await self.store.record_config(
+            self.config_digest(), self.clock(), f"started with {self.config.path.name}"
+        )
 
     async def keep_checkpoints(self) -> None:
         """Sign a checkpoint whenever ``checkpoint_entries`` entries were added since the last

@@ -472,6 +472,7 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
 async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     await store.create_all()
     hub = Hub(config, store, clock=clock)
+    await hub.record_config()
     limits = config.limits
     partner_server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", limits.max_batch_bytes)],

@@ -1327,6 +1327,26 @@ class Store:
 
         return await self._run(lambda: self.transaction(work))
 
+    async def record_config(self, digest: bytes, at: datetime, detail: str) -> bool:
+        """Append a "config-changed" leaf unless the last one names the same digest; True if
+        one was appended."""
+
+        def work(conn: Connection) -> bool:
+            size = self._trail_size(conn)
+            last = conn.execute(
+                core_select(TRAIL.c.leaf)
+                .where(TRAIL.c.kind == "config-changed")
+                .order_by(TRAIL.c.idx.desc())
+                .limit(1)
+            ).scalar()
+            if last is not None and trail.decode(bytes(last)).config_digest == digest:
+                return False
+            event = trail.Event("config-changed", at, config_digest=digest, detail=detail[:300])
+            self._append_trail(conn, [event], size)
+            return True
+
+        return await self._run(lambda: self.transaction(work))
+
     async def checkpoints(self) -> list[TrailCheckpoint]:
         async def work() -> list[TrailCheckpoint]:
             async with self.session() as s:
@@ -1425,24 +1445,54 @@ class Store:
     async def acknowledge(self, subscriber: str, cursor: int) -> int:
         """Move a subscriber's cursor forward (never back, never past the newest inbound
         message, so a mistaken acknowledgement cannot skip what has not arrived yet); returns
-        the cursor now stored."""
+        the cursor now stored. Each message newly acknowledged gets its "handed-over" leaf."""
+        cursors = _table("subscriber_cursor")
 
-        async def work() -> int:
-            async with self.session(writing=True) as s:
-                newest = (await s.exec(select(func.max(InboundMessage.id)))).first() or 0
-                bounded = min(cursor, newest)
-                row = await s.get(SubscriberCursor, subscriber, with_for_update=True)
-                if row is None:
-                    row = SubscriberCursor(
-                        subscriber=subscriber, acknowledged=bounded, updated_at=utcnow()
+        def work(conn: Connection) -> int:
+            # first, so that acknowledgements of one subscriber are serialised (PostgreSQL)
+            size = self._trail_size(conn)
+            newest = conn.execute(core_select(func.max(INBOUND.c.id))).scalar() or 0
+            bounded = min(cursor, newest)
+            held = conn.execute(
+                core_select(cursors.c.acknowledged).where(cursors.c.subscriber == subscriber)
+            ).scalar()
+            if held is not None and bounded <= held:
+                return int(held)
+            now = utcnow()
+            if held is None:
+                conn.execute(
+                    insert(cursors),
+                    [{"subscriber": subscriber, "acknowledged": bounded, "updated_at": now}],
+                )
+            else:
+                conn.execute(
+                    update(cursors)
+                    .where(cursors.c.subscriber == subscriber)
+                    .values(acknowledged=bounded, updated_at=now)
+                )
+            handed = conn.execute(
+                core_select(INBOUND.c.message_id, INBOUND.c.sender, INBOUND.c.body_type)
+                .where(INBOUND.c.id > (held or 0), INBOUND.c.id <= bounded)
+                .order_by(INBOUND.c.id)
+            ).all()
+            self._append_trail(
+                conn,
+                [
+                    trail.Event(
+                        "handed-over",
+                        now,
+                        message_id=r[0],
+                        sender=r[1],
+                        recipient=subscriber[:128],
+                        body_type=r[2],
                     )
-                elif bounded > row.acknowledged:
-                    row.acknowledged, row.updated_at = bounded, utcnow()
-                s.add(row)
-                await s.commit()
-                return row.acknowledged
+                    for r in handed
+                ],
+                size,
+            )
+            return bounded
 
-        return await self._run(work)
+        return await self._run(lambda: self.transaction(work))
 
     async def record_rejection(self, rejection: Rejection) -> None:
         await self.record_rejections([rejection])

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub import checkpoint, merkle, trail
+from hub.config import load_config
 from hub.envelope import verify_receipt
 from hub.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -229,3 +230,48 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
         assert [c.size for c in await store.checkpoints()] == [4, 7]
     finally:
         await store.close()
+
+
+async def test_acknowledged_messages_are_logged_as_handed_over_once(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        await accept(store, [inbound(f"m{i}") for i in range(4)], lambda r: [b"r"] * len(r))
+        assert await store.acknowledge("customs-risk-engine", 2) == 2
+        assert await store.acknowledge("customs-risk-engine", 1) == 2  # never back
+        assert await store.acknowledge("customs-risk-engine", 99) == 4  # never past the newest
+        assert await store.acknowledge("customs-risk-engine", 4) == 4  # again: nothing new
+        handed = [
+            (e.message_id, e.recipient, e.sender)
+            for e in map(trail.decode, await store.trail_leaves())
+            if e.kind == "handed-over"
+        ]
+        assert handed == [(f"m{i}", "customs-risk-engine", "CN") for i in range(4)]
+        await recomputed(store)
+    finally:
+        await store.close()
+
+
+async def test_a_start_with_another_configuration_is_logged(federation: Federation) -> None:
+    async def changes() -> list[bytes]:
+        store = Store(federation.configs["NZ"].store_url)
+        try:
+            leaves = map(trail.decode, await store.trail_leaves())
+            return [e.config_digest for e in leaves if e.kind == "config-changed"]
+        finally:
+            await store.close()
+
+    await federation.start("NZ")
+    await federation.stop("NZ")
+    await federation.start("NZ")  # the same configuration: nothing new
+    await federation.stop("NZ")
+    assert len(await changes()) == 1
+    path = federation.configs["NZ"].path
+    path.write_text(
+        path.read_text().replace("checkpoint_entries = 1000", "checkpoint_entries = 500")
+    )
+    federation.configs["NZ"] = load_config(path)
+    await federation.start("NZ")
+    await federation.stop("NZ")
+    first, second = await changes()
+    assert first != second and len(second) == 32
