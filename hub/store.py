@@ -13,7 +13,10 @@ the database does at thousands of messages per second (docs/adr/0005).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -29,14 +32,12 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     UniqueConstraint,
-    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy import select as core_select
@@ -47,8 +48,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub import merkle, trail, treestore
+from hub import merkle, rawsql, trail, treestore
 from hub.errors import StoreError
+from hub.rawsql import Raw, TrailTail, Tx
 
 T = TypeVar("T")
 
@@ -58,6 +60,10 @@ INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
 TRAIL_LOCK = int.from_bytes(b"CHUBTRAL", "big") & 0x7FFFFFFFFFFFFFFF
 
 QUEUED, DEAD = "queued", "dead"
+
+# How long a write waits for SQLite's write lock held by another process (an operator's
+# command) before it fails with "store-busy": the same as the readers' busy_timeout.
+BUSY_SECONDS = 10.0
 
 
 def utcnow() -> datetime:
@@ -454,47 +460,16 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-class _FastInsert:
-    """An INSERT handed straight to the driver's executemany, compiled once: SQLAlchemy's
-    per-row work (building parameters, type processing) costs more than SQLite's insert for
-    small rows. Callers pass tuples in ``columns`` order, with datetimes made by ``time``
-    (UTC; on SQLite the text SQLAlchemy's DateTime stores)."""
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    # The writer connection never sleeps in SQLite's busy handler, which would block the
+    # event loop: Store._begin_writing waits for the lock asynchronously instead.
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
 
-    def __init__(
-        self,
-        statement: Any,
-        table: Table,
-        columns: Sequence[str],
-        dialect: Any,
-        is_sqlite: bool,
-    ) -> None:
-        self.columns = tuple(columns)
-        compiled = statement.values({c: bindparam(c) for c in self.columns}).compile(
-            dialect=dialect,
-            for_executemany=True,  # no implicit RETURNING
-        )
-        if tuple(compiled.positiontup or ()) != self.columns:
-            raise StoreError(f"cannot compile a plain insert into {table.name}")
-        self.sql = compiled.string
-        self.time: Callable[[datetime], Any] = _sqlite_time if is_sqlite else _utc_time
-        self._times = [
-            i for i, c in enumerate(self.columns) if isinstance(table.c[c].type, DateTime)
-        ]
 
-    def rows(self, objects: Sequence[object]) -> list[tuple[Any, ...]]:
-        """Tuples from objects with an attribute per column."""
-        out = []
-        for obj in objects:
-            row = [getattr(obj, c) for c in self.columns]
-            for i in self._times:
-                if row[i] is not None:
-                    row[i] = self.time(row[i])
-            out.append(tuple(row))
-        return out
-
-    def __call__(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        if rows:
-            conn.exec_driver_sql(self.sql, list(rows))
+def _commit_on_thread(conn: Connection) -> None:
+    conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+    if conn.in_transaction():  # Core statements began SQLAlchemy's side of it: end that too
+        conn.commit()
 
 
 def _utc_time(value: datetime) -> datetime:
@@ -502,6 +477,7 @@ def _utc_time(value: datetime) -> datetime:
 
 
 def _sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime stores it, so Core and ORM reads agree."""
     v = _utc_time(value)
     return (
         f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
@@ -509,84 +485,137 @@ def _sqlite_time(value: datetime) -> str:
     )
 
 
+# The hot paths build their rows as tuples in these column orders.
+OUTBOUND_INSERT = (
+    "id",
+    "message_id",
+    "correlation_id",
+    "recipient",
+    "body_type",
+    "envelope",
+    "envelope_digest",
+    "document_digest",
+    "business_keys",
+    "created_at",
+    "expires_at",
+    "submission_id",
+    "status",
+)
+OUTBOX_INSERT = (
+    "id",
+    "outbound_id",
+    "partner",
+    "state",
+    "next_attempt_at",
+    "expires_at",
+    "attempts",
+)
+INBOUND_INSERT = (
+    "message_id",
+    "sender",
+    "correlation_id",
+    "body_type",
+    "header",
+    "body",
+    "envelope_digest",
+    "business_keys",
+    "received_at",
+    "signed_receipt",
+    "superseded",
+)
+RECEIPT_INSERT = (
+    "message_id",
+    "receiver",
+    "outcome",
+    "reason",
+    "envelope_digest",
+    "signed_receipt",
+    "received_at",
+)
+TRAIL_INSERT = (
+    "idx",
+    "kind",
+    "at",
+    "message_id",
+    "correlation_id",
+    "sender",
+    "recipient",
+    "body_type",
+    "leaf",
+    "leaf_hash",
+)
+
+
 class _Statements:
-    """The statements every message takes, built once: building a statement and its cache
-    key costs more than running it does (about 1 ms per transaction when built each time)."""
+    """The statements every message takes, as plain SQL (hub/rawsql.py), written once. The
+    text is made of names and placeholders only (the S608 exemptions below); values always
+    travel as parameters."""
 
-    def __init__(self, dialect: Any, driver: Any, is_sqlite: bool) -> None:
+    def __init__(self, is_sqlite: bool) -> None:
+        ins = rawsql.insert
+        self.insert_outbound = ins("outbound_message", OUTBOUND_INSERT)
+        self.insert_outbox = ins("outbox", OUTBOX_INSERT)
+        self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
+        self.insert_receipt = ins("receipt", RECEIPT_INSERT, " ON CONFLICT DO NOTHING")
+        self.insert_inbound = ins("inbound_message", INBOUND_INSERT)
+        self.insert_trail = ins("trail_entry", TRAIL_INSERT)
+        self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
+        self.insert_trail_node = ins("trail_node", ("level", "idx", "hash"))
+        self.upsert_state = ins(
+            "current_state",
+            ("party", "kind", "key", "revision", "message_id", "updated_at"),
+            " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
+            " message_id = excluded.message_id, updated_at = excluded.updated_at",
+        )
+        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
+        # entries are named by their id and their message, so a settlement that arrives late
+        # can only ever touch its own entry
+        self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
+        self.dead_entry = (
+            "UPDATE outbox SET state = 'dead', dead_reason = ? WHERE id = ? AND outbound_id = ?"
+        )
+        self.trail_size = "SELECT coalesce(max(idx) + 1, 0) FROM trail_entry"
+        if is_sqlite:
+            # ids are taken inside the transaction that holds SQLite's write lock; the outbox's
+            # AUTOINCREMENT counter never goes back, so neither do its ids
+            self.next_outbound_id = "SELECT coalesce(max(id), 0) + 1 FROM outbound_message"
+            self.next_outbox_id = (
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+                " coalesce((SELECT max(id) FROM outbox), 0)) + 1"
+            )
+            self.outbound_ids = self.outbox_ids = ""
+        else:
+            self.next_outbound_id = self.next_outbox_id = ""
+            self.outbound_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbound_message', 'id'))"
+                " FROM generate_series(1, ?)"
+            )
+            self.outbox_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, ?)"
+            )
+        self.inbound_lock = f"SELECT pg_advisory_xact_lock({INBOUND_LOCK})"
+        self.trail_lock = f"SELECT pg_advisory_xact_lock({TRAIL_LOCK})"
 
-        def fast(statement: Any, table: Table) -> _FastInsert:
-            generated = table.autoincrement_column
-            columns = [c.name for c in table.columns if c is not generated]
-            return _FastInsert(statement, table, columns, driver, is_sqlite)
+    @staticmethod
+    def earlier_inbound(count: int) -> str:
+        columns = "id, sender, message_id, envelope_digest, signed_receipt, body_type"
+        marks = rawsql.marks(count)
+        return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
 
-        self.insert_outbound = insert(OUTBOUND).returning(OUTBOUND.c.message_id, OUTBOUND.c.id)
-        self.insert_outbox = insert(OUTBOX).returning(OUTBOX.c.outbound_id, OUTBOX.c.id)
-        self.insert_submission = insert(SUBMISSION)
-        self.insert_receipt = fast(dialect.insert(RECEIPT).on_conflict_do_nothing(), RECEIPT)
-        self.set_outbound_status = (
-            update(OUTBOUND)
-            .where(OUTBOUND.c.id == bindparam("oid"))
-            .values(status=bindparam("new_status"))
-        )
-        self.delete_entry = delete(OUTBOX).where(
-            OUTBOX.c.id == bindparam("eid"), OUTBOX.c.outbound_id == bindparam("oid")
-        )
-        self.earlier_inbound = core_select(
-            INBOUND.c.id,
-            INBOUND.c.sender,
-            INBOUND.c.message_id,
-            INBOUND.c.envelope_digest,
-            INBOUND.c.signed_receipt,
-            INBOUND.c.body_type,
-        ).where(INBOUND.c.message_id.in_(bindparam("ids", expanding=True)))
-        self.insert_inbound = fast(insert(INBOUND), INBOUND)
-        self.held_state = core_select(
-            STATE.c.party, STATE.c.kind, STATE.c.key, STATE.c.revision
-        ).where(STATE.c.key.in_(bindparam("keys", expanding=True)))
-        upsert = dialect.insert(STATE)
-        self.upsert_state = upsert.on_conflict_do_update(
-            index_elements=["party", "kind", "key"],
-            set_={
-                "revision": upsert.excluded.revision,
-                "message_id": upsert.excluded.message_id,
-                "updated_at": upsert.excluded.updated_at,
-            },
-        )
-        self.inbound_lock = core_select(func.pg_advisory_xact_lock(INBOUND_LOCK))
-        self.trail_lock = core_select(func.pg_advisory_xact_lock(TRAIL_LOCK))
-        self.trail_size = core_select(func.coalesce(func.max(TRAIL.c.idx) + 1, 0))
-        self.trail_nodes = core_select(
-            TRAIL_NODE.c.level, TRAIL_NODE.c.idx, TRAIL_NODE.c.hash
-        ).where(tuple_(TRAIL_NODE.c.level, TRAIL_NODE.c.idx).in_(bindparam("keys", expanding=True)))
-        self.trail_leaf_hashes = core_select(TRAIL.c.idx, TRAIL.c.leaf_hash).where(
-            TRAIL.c.idx.in_(bindparam("indexes", expanding=True))
-        )
-        # the trail's rows are built as tuples in these orders (Store._append_trail)
-        self.insert_trail = _FastInsert(
-            insert(TRAIL),
-            TRAIL,
-            (
-                "idx",
-                "kind",
-                "at",
-                "message_id",
-                "correlation_id",
-                "sender",
-                "recipient",
-                "body_type",
-                "leaf",
-                "leaf_hash",
-            ),
-            driver,
-            is_sqlite,
-        )
-        self.insert_trail_key = _FastInsert(
-            insert(TRAIL_KEY), TRAIL_KEY, ("name", "value", "idx"), driver, is_sqlite
-        )
-        self.insert_trail_node = _FastInsert(
-            insert(TRAIL_NODE), TRAIL_NODE, ("level", "idx", "hash"), driver, is_sqlite
-        )
+    @staticmethod
+    def held_state(count: int) -> str:
+        keyed = rawsql.any_of("party = ? AND kind = ? AND key = ?", count)
+        return f"SELECT party, kind, key, revision FROM current_state WHERE {keyed}"  # noqa: S608
+
+    @staticmethod
+    def trail_nodes(count: int) -> str:
+        keyed = rawsql.any_of("level = ? AND idx = ?", count)
+        return f"SELECT level, idx, hash FROM trail_node WHERE {keyed}"  # noqa: S608
+
+    @staticmethod
+    def leaf_hashes(count: int) -> str:
+        marks = rawsql.marks(count)
+        return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
 
 
 class Store:
@@ -602,22 +631,34 @@ class Store:
         self._write_turn = asyncio.Lock()
         self._sync_engine: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
+        self._writer_conn: Connection | None = None
+        # the trail as the last committed transaction left it (its size and frontier), so an
+        # append reads nothing but the size, which tells whether this is still the tail
+        self._tail: TrailTail | None = None
+        self._numbered = not self.is_sqlite  # asyncpg takes $1, $2 ...; sqlite3 takes ?
+        self._db_errors: tuple[type[BaseException], ...] = (
+            SQLAlchemyError,
+            OSError,
+            sqlite3.Error,
+            self.engine.dialect.loaded_dbapi.Error,
+        )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
-            # The transactions every message takes run whole on one writer thread with the
-            # plain sqlite3 driver: one hand-over between the event loop and the thread per
-            # transaction, where aiosqlite needs one per statement, cursor and fetch
+            # The writing transactions have a connection of their own with the plain sqlite3
+            # driver. Their statements run in the event loop, where they take microseconds
+            # each; only the COMMIT, which waits for the disk, goes to the writer thread. A
+            # thread running the statements would give up the GIL inside every sqlite3 step
+            # and wait for a busy event loop to hand it back each time (docs/adr/0005).
             self._sync_engine = create_engine(
                 url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=1, max_overflow=0
             )
             event.listen(self._sync_engine, "connect", _set_sqlite_pragmas)
-            event.listen(self._sync_engine, "begin", _sqlite_begin)
+            event.listen(self._sync_engine, "connect", _no_busy_wait)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
 
-        self._sql = _Statements(
-            sqlite if self.is_sqlite else postgresql, self.engine.dialect, self.is_sqlite
-        )
+        self._sql = _Statements(self.is_sqlite)
+        self._time: Callable[[datetime], Any] = _sqlite_time if self.is_sqlite else _utc_time
 
     async def create_all(self) -> None:
         await self._run(self._create_all)
@@ -628,6 +669,10 @@ class Store:
 
     async def close(self) -> None:
         if self._writer_thread is not None and self._sync_engine is not None:
+            async with self._write_turn:
+                if self._writer_conn is not None:
+                    self._writer_conn.close()
+                    self._writer_conn = None
             engine = self._sync_engine
             await asyncio.get_running_loop().run_in_executor(self._writer_thread, engine.dispose)
             self._writer_thread.shutdown(wait=True)
@@ -647,24 +692,110 @@ class Store:
 
         await self._run(work)
 
-    async def transaction(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in one writing transaction, committed when it returns. ``fn`` is plain
-        synchronous SQLAlchemy Core: on SQLite it runs on the writer thread, on PostgreSQL in
-        the event loop through the async driver (``run_sync``)."""
+    async def transaction(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in one writing transaction, committed when it returns, and return what
+        it returned. ``fn`` is synchronous: plain SQL on ``Tx``'s cursor, or SQLAlchemy Core
+        on ``Tx.conn``. On PostgreSQL it runs through the async driver (``run_sync``); on
+        SQLite in the event loop, with the commit on the writer thread."""
         if self._writer_thread is None:
-            async with self.engine.connect() as conn, conn.begin():
-                return await conn.run_sync(fn)
-        async with self._write_turn:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._writer_thread, self._sqlite_transaction, fn
-            )
+            holder: list[Tx] = []
 
-    def _sqlite_transaction(self, fn: Callable[[Connection], T]) -> T:
+            def run(conn: Connection) -> T:
+                tx = Tx(conn, self._numbered)
+                holder.append(tx)
+                return fn(tx)
+
+            async with self.engine.connect() as session, session.begin():
+                result = await session.run_sync(run)
+            self._keep_tail(holder[0])
+            return result
+        async with self._write_turn:
+            conn = await self._begin_writing()
+            try:
+                tx = Tx(conn, self._numbered)
+                result = fn(tx)
+            except BaseException:
+                self._abandon(conn)
+                raise
+            await self._commit(conn)
+            self._keep_tail(tx)
+            return result
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """``transaction``, with every database failure as a StoreError (for group commits)."""
+        return await self._run(lambda: self.transaction(fn))
+
+    async def _begin_writing(self) -> Connection:
+        """The writer connection in a new transaction that holds SQLite's write lock. Another
+        process holding it (an operator's command) is waited for here, without blocking the
+        event loop, for at most ``BUSY_SECONDS``."""
         assert self._sync_engine is not None  # noqa: S101 - only called for SQLite
-        with self._sync_engine.connect() as conn:
-            conn = conn.execution_options(immediate=True)
-            with conn.begin():
-                return fn(conn)
+        deadline = time.monotonic() + BUSY_SECONDS
+        pause = 0.001
+        while True:
+            if self._writer_conn is None:
+                self._writer_conn = self._sync_engine.connect()
+            conn = self._writer_conn
+            try:
+                conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                return conn
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    self._discard_writer()
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(
+                        f"the database stayed locked by another process for {BUSY_SECONDS:g} s",
+                        reason="store-busy",
+                    ) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def _commit(self, conn: Connection) -> None:
+        """COMMIT on the writer thread (SQLite waits for the disk there, without the GIL). A
+        cancelled caller still waits for the commit to end: the connection is not free before."""
+        assert self._writer_thread is not None  # noqa: S101 - only called for SQLite
+        future = asyncio.get_running_loop().run_in_executor(
+            self._writer_thread, _commit_on_thread, conn
+        )
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(future)
+                break
+            except asyncio.CancelledError:
+                if future.done():
+                    break
+                cancelled = True
+            except BaseException:
+                self._abandon(conn)
+                raise
+        if cancelled:
+            self._tail = None  # committed, or not: the next append reads the tail again
+            if future.exception() is not None:
+                self._abandon(conn)
+            raise asyncio.CancelledError
+
+    def _abandon(self, conn: Connection) -> None:
+        """Roll back whatever the writer connection holds; a connection that cannot is given
+        up, and the next transaction opens a new one."""
+        try:
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+            if conn.in_transaction():
+                conn.rollback()
+        except self._db_errors:
+            self._discard_writer()
+
+    def _discard_writer(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(*self._db_errors):
+                conn.invalidate()
+                conn.close()
+
+    def _keep_tail(self, tx: Tx) -> None:
+        if tx.tail is not None and tx.tail.frontier is not None:
+            self._tail = tx.tail
 
     @asynccontextmanager
     async def session(self, *, writing: bool = False) -> AsyncIterator[AsyncSession]:
@@ -699,7 +830,7 @@ class Store:
             return await fn()
         except StoreError:
             raise
-        except (SQLAlchemyError, OSError) as exc:
+        except self._db_errors as exc:
             raise StoreError(f"store operation failed: {type(exc).__name__}") from exc
 
     def _insert_ignoring_conflicts(self, table: Table) -> Any:
@@ -715,70 +846,89 @@ class Store:
     ) -> list[DueDelivery]:
         """Store outbound messages, their outbox entries and the answers to idempotent
         submissions in one transaction; returns the new entries, due now, in id order."""
+        return await self._run(
+            lambda: self.transaction(lambda tx: self.enqueue_in(tx, messages, submissions))
+        )
 
-        def work(conn: Connection) -> list[DueDelivery]:
-            entries = self._enqueue(conn, messages)
-            self._append_trail(conn, [_queued_event(m) for m in messages])
-            if submissions:
-                now = utcnow()
-                conn.execute(
-                    self._sql.insert_submission,
-                    [
-                        {"submission_id": sid, "response": response, "created_at": now}
-                        for sid, response in submissions
-                    ],
-                )
-            return entries
+    def enqueue_in(
+        self,
+        tx: Tx,
+        messages: Sequence[NewOutbound | OutboundMessage],
+        submissions: Sequence[tuple[str, bytes]] = (),
+    ) -> list[DueDelivery]:
+        """``enqueue``'s work, in a transaction of the caller's (a group commit's)."""
+        entries = self._enqueue(tx, messages)
+        self._append_trail(tx, [_queued_event(m) for m in messages])
+        if submissions:
+            now = self._time(utcnow())
+            tx.many(
+                self._sql.insert_submission,
+                [(sid, response, now) for sid, response in submissions],
+            )
+        return entries
 
-        return await self._run(lambda: self.transaction(work))
+    def _ids(self, tx: Tx, table: str, count: int) -> list[int]:
+        """``count`` new ids for ``table``, in increasing order, taken in this transaction."""
+        sql = self._sql
+        if self.is_sqlite:  # the write lock is held: nobody else takes ids meanwhile
+            statement = sql.next_outbound_id if table == OUTBOUND.name else sql.next_outbox_id
+            first = int(tx.value(statement))
+            return list(range(first, first + count))
+        statement = sql.outbound_ids if table == OUTBOUND.name else sql.outbox_ids
+        return sorted(int(r[0]) for r in tx.rows(statement, (count,)))
 
     def _enqueue(
-        self, conn: Connection, messages: Sequence[NewOutbound | OutboundMessage]
+        self, tx: Tx, messages: Sequence[NewOutbound | OutboundMessage]
     ) -> list[DueDelivery]:
         if not messages:
             return []
-        # RETURNING in parameter order would make SQLAlchemy send one INSERT per row on SQLite;
-        # unordered, it sends multi-row INSERTs, and the ids are matched by a unique column
-        result = conn.execute(
-            self._sql.insert_outbound, [_row(m, OUTBOUND_COLUMNS) for m in messages]
-        )
-        outbound_ids: dict[str, int] = {r[0]: r[1] for r in result.all()}
-        if len(outbound_ids) != len(messages):  # anything else is a driver fault
-            raise StoreError("outbound messages got no ids on insert")
-        for m in messages:
-            m.id = outbound_ids[m.message_id]
-        result = conn.execute(
-            self._sql.insert_outbox,
+        time = self._time
+        outbound_ids = self._ids(tx, OUTBOUND.name, len(messages))
+        entry_ids = self._ids(tx, OUTBOX.name, len(messages))
+        tx.many(
+            self._sql.insert_outbound,
             [
-                {
-                    "outbound_id": m.id,
-                    "partner": m.recipient,
-                    "state": QUEUED,
-                    "next_attempt_at": m.created_at,
-                    "expires_at": m.expires_at,
-                    "attempts": 0,
-                }
-                for m in messages
+                (
+                    oid,
+                    m.message_id,
+                    m.correlation_id,
+                    m.recipient,
+                    m.body_type,
+                    m.envelope,
+                    m.envelope_digest,
+                    m.document_digest,
+                    m.business_keys,
+                    time(m.created_at),
+                    time(m.expires_at) if m.expires_at else None,
+                    m.submission_id,
+                    m.status,
+                )
+                for oid, m in zip(outbound_ids, messages, strict=True)
             ],
         )
-        entry_ids: dict[int, int] = {r[0]: r[1] for r in result.all()}
-        if len(entry_ids) != len(messages):
-            raise StoreError("outbox entries got no ids on insert")
-        entries = [
+        tx.many(
+            self._sql.insert_outbox,
+            [
+                (
+                    eid,
+                    oid,
+                    m.recipient,
+                    QUEUED,
+                    time(m.created_at),
+                    time(m.expires_at) if m.expires_at else None,
+                    0,
+                )
+                for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
+            ],
+        )
+        for oid, m in zip(outbound_ids, messages, strict=True):
+            m.id = oid
+        return [
             DueDelivery(
-                entry_ids[m.id],  # type: ignore[index]
-                m.id,  # type: ignore[arg-type]
-                m.message_id,
-                m.recipient,
-                m.envelope,
-                m.envelope_digest,
-                0,
-                m.expires_at,
+                eid, oid, m.message_id, m.recipient, m.envelope, m.envelope_digest, 0, m.expires_at
             )
-            for m in messages
+            for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
         ]
-        entries.sort(key=lambda e: e.entry_id)
-        return entries
 
     async def submission(self, submission_id: str) -> bytes | None:
         """The answer an earlier submission with this idempotency key got, if any."""
@@ -867,40 +1017,48 @@ class Store:
         """Store partner receipts and settle their outbox entries, in one transaction: a
         delivered message leaves the outbox, a finally rejected one becomes a dead letter."""
 
-        await self._run(lambda: self.transaction(lambda conn: self._settle(conn, results)))
+        await self._run(lambda: self.transaction(lambda tx: self.settle_in(tx, results)))
 
-    def _settle(self, conn: Connection, results: Sequence[Settlement]) -> None:
+    def settle_in(self, tx: Tx, results: Sequence[Settlement]) -> None:
+        """``record_receipts``'s work, in a transaction of the caller's (a group commit's)."""
         if not results:
             return
-        self._append_trail(conn, [_settled_event(r) for r in results])
-        insert_receipt = self._sql.insert_receipt
-        insert_receipt(conn, insert_receipt.rows([s.receipt for s in results]))
-        conn.execute(
-            self._sql.set_outbound_status,
+        sql, time = self._sql, self._time
+        self._append_trail(tx, [_settled_event(r) for r in results])
+        tx.many(
+            sql.insert_receipt,
             [
-                {
-                    "oid": s.due.outbound_id,
-                    "new_status": "rejected" if s.receipt.outcome == "rejected" else "delivered",
-                }
+                (
+                    r.message_id,
+                    r.receiver,
+                    r.outcome,
+                    r.reason,
+                    r.envelope_digest,
+                    r.signed_receipt,
+                    time(r.received_at),
+                )
+                for r in (s.receipt for s in results)
+            ],
+        )
+        tx.many(
+            sql.set_outbound_status,
+            [
+                ("rejected" if s.receipt.outcome == "rejected" else "delivered", s.due.outbound_id)
                 for s in results
             ],
         )
-        # entries are named by their id and their message, so a settlement that arrives late
-        # can only ever touch its own entry
-        settled = [
-            {"eid": s.due.entry_id, "oid": s.due.outbound_id}
-            for s in results
-            if s.dead_reason is None
-        ]
-        if settled:
-            conn.execute(self._sql.delete_entry, settled)
-        for s in results:
-            if s.dead_reason is not None:
-                conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.id == s.due.entry_id, OUTBOX.c.outbound_id == s.due.outbound_id)
-                    .values(state=DEAD, dead_reason=s.dead_reason[:1000])
-                )
+        tx.many(
+            sql.delete_entry,
+            [(s.due.entry_id, s.due.outbound_id) for s in results if s.dead_reason is None],
+        )
+        tx.many(
+            sql.dead_entry,
+            [
+                (s.dead_reason[:1000], s.due.entry_id, s.due.outbound_id)
+                for s in results
+                if s.dead_reason is not None
+            ],
+        )
 
     async def record_failure(
         self,
@@ -925,7 +1083,8 @@ class Store:
             .order_by(OUTBOX.c.id)
         )
 
-        def work(conn: Connection) -> None:
+        def work(tx: Tx) -> None:
+            conn = tx.conn
             now = utcnow()
             events = [
                 trail.Event(
@@ -934,14 +1093,15 @@ class Store:
                 for r in conn.execute(failed)
             ]
             conn.execute(statement)
-            self._append_trail(conn, events)
+            self._append_trail(tx, events)
 
         await self._run(lambda: self.transaction(work))
 
     async def expire(self, now: datetime) -> int:
         """Turn queued messages whose envelope has expired into dead letters; returns how many."""
 
-        def work(conn: Connection) -> int:
+        def work(tx: Tx) -> int:
+            conn = tx.conn
             expired = conn.execute(
                 core_select(
                     OUTBOX.c.id, OUTBOX.c.outbound_id, OUTBOUND.c.message_id, OUTBOX.c.partner
@@ -969,7 +1129,7 @@ class Store:
                 .values(status=DEAD)
             )
             self._append_trail(
-                conn,
+                tx,
                 [
                     trail.Event(
                         "dead-lettered", now, message_id=r[2], recipient=r[3], reason="expired"
@@ -1055,7 +1215,8 @@ class Store:
     async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
         """Settle dead letters as "replaced" and queue the new messages that replace them."""
 
-        def work(conn: Connection) -> None:
+        def work(tx: Tx) -> None:
+            conn = tx.conn
             ids = [
                 r[0]
                 for r in conn.execute(
@@ -1068,8 +1229,8 @@ class Store:
                 raise StoreError("a dead letter to replace is no longer dead")
             conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
             conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced"))
-            self._enqueue(conn, replacements)
-            self._append_trail(conn, [_queued_event(m) for m in replacements])
+            self._enqueue(tx, replacements)
+            self._append_trail(tx, [_queued_event(m) for m in replacements])
 
         await self._run(lambda: self.transaction(work))
 
@@ -1115,51 +1276,77 @@ class Store:
         a message whose state (``Incoming.state``) is not newer than the state held is stored
         as ``superseded`` and leaves the state alone.
         """
+        return await self._run(
+            lambda: self.transaction(lambda tx: self.accept_in(tx, incoming, sign))
+        )
 
-        def work(conn: Connection) -> list[Accepted]:
-            self._serialise_inbound(conn)
-            earlier = self._earlier_inbound(conn, incoming)
-            outcomes: list[Accepted | None] = []
-            fresh: list[Incoming] = []
-            again: list[trail.Event] = []
-            first_in_call: dict[tuple[str, str], InboundRow] = {}
-            for item in incoming:
-                key = (item.row.sender, item.row.message_id)
-                found = earlier.get(key) or first_in_call.get(key)
-                if found is not None:
-                    outcomes.append(Accepted(False, found))
-                    if found.envelope_digest == item.row.envelope_digest:
-                        again.append(_inbound_event("duplicate", item))
-                    continue
-                first_in_call[key] = item.row
-                fresh.append(item)
-                outcomes.append(None)
-            size = self._trail_size(conn)
-            if fresh:
-                self._apply_revisions(conn, fresh)
-                rows = [item.row for item in fresh]
-                for i, row in enumerate(rows):
-                    row.trail_index = size + i  # the receipt names its "received" leaf
-                for row, receipt in zip(rows, sign(rows), strict=True):
-                    row.signed_receipt = receipt
-                self._sql.insert_inbound(conn, self._sql.insert_inbound.rows(rows))
-            received = [_inbound_event("received", item) for item in fresh]
-            self._append_trail(conn, received + again, size)
-            return [
-                outcome if outcome is not None else Accepted(True, item.row)
-                for outcome, item in zip(outcomes, incoming, strict=True)
-            ]
-
-        return await self._run(lambda: self.transaction(work))
+    def accept_in(
+        self,
+        tx: Tx,
+        incoming: Sequence[Incoming],
+        sign: Callable[[list[InboundRow]], list[bytes]],
+    ) -> list[Accepted]:
+        """``accept_inbound``'s work, in a transaction of the caller's (a group commit's)."""
+        self._serialise_inbound(tx)
+        earlier = self._earlier_inbound(tx, incoming)
+        outcomes: list[Accepted | None] = []
+        fresh: list[Incoming] = []
+        again: list[trail.Event] = []
+        first_in_call: dict[tuple[str, str], InboundRow] = {}
+        for item in incoming:
+            key = (item.row.sender, item.row.message_id)
+            found = earlier.get(key) or first_in_call.get(key)
+            if found is not None:
+                outcomes.append(Accepted(False, found))
+                if found.envelope_digest == item.row.envelope_digest:
+                    again.append(_inbound_event("duplicate", item))
+                continue
+            first_in_call[key] = item.row
+            fresh.append(item)
+            outcomes.append(None)
+        size = self._trail_size(tx)
+        if fresh:
+            self._apply_revisions(tx, fresh)
+            rows = [item.row for item in fresh]
+            for i, row in enumerate(rows):
+                row.trail_index = size + i  # the receipt names its "received" leaf
+            for row, receipt in zip(rows, sign(rows), strict=True):
+                row.signed_receipt = receipt
+            time = self._time
+            tx.many(
+                self._sql.insert_inbound,
+                [
+                    (
+                        r.message_id,
+                        r.sender,
+                        r.correlation_id,
+                        r.body_type,
+                        r.header,
+                        r.body,
+                        r.envelope_digest,
+                        r.business_keys,
+                        time(r.received_at),
+                        r.signed_receipt,
+                        r.superseded,
+                    )
+                    for r in rows
+                ],
+            )
+        received = [_inbound_event("received", item) for item in fresh]
+        self._append_trail(tx, received + again)
+        return [
+            outcome if outcome is not None else Accepted(True, item.row)
+            for outcome, item in zip(outcomes, incoming, strict=True)
+        ]
 
     def _earlier_inbound(
-        self, conn: Connection, incoming: Sequence[Incoming]
+        self, tx: Tx, incoming: Sequence[Incoming]
     ) -> dict[tuple[str, str], InboundRow]:
         ids = list({item.row.message_id for item in incoming})
         found: dict[tuple[str, str], InboundRow] = {}
-        for start in range(0, len(ids), 500):
-            result = conn.execute(self._sql.earlier_inbound, {"ids": ids[start : start + 500]})
-            for r in result.all():
+        now = utcnow()
+        for part in rawsql.chunks(ids, 500):
+            for r in tx.rows(self._sql.earlier_inbound(len(part)), part):
                 found[(r[1], r[2])] = InboundRow(
                     id=r[0],
                     sender=r[1],
@@ -1167,17 +1354,20 @@ class Store:
                     envelope_digest=bytes(r[3]),
                     signed_receipt=bytes(r[4]),
                     body_type=r[5],
-                    received_at=utcnow(),
+                    received_at=now,
                 )
         return found
 
-    def _apply_revisions(self, conn: Connection, fresh: Sequence[Incoming]) -> None:
+    def _apply_revisions(self, tx: Tx, fresh: Sequence[Incoming]) -> None:
         refs = [item for item in fresh if item.state is not None and item.state.revision > 0]
         if not refs:
             return
-        keys = list({item.state.key for item in refs if item.state is not None})
-        result = conn.execute(self._sql.held_state, {"keys": keys})
-        held = {(r[0], r[1], r[2]): r[3] for r in result.all()}
+        wanted = list({(r.party, r.kind, r.key) for r in (i.state for i in refs) if r is not None})
+        held: dict[tuple[str, str, str], int] = {}
+        for part in rawsql.chunks(wanted):
+            params = [value for key in part for value in key]
+            for r in tx.rows(self._sql.held_state(len(part)), params):
+                held[(r[0], r[1], r[2])] = int(r[3])
         changed: dict[tuple[str, str, str], tuple[int, str]] = {}
         for item in refs:
             ref = item.state
@@ -1188,24 +1378,16 @@ class Store:
                 continue
             held[k] = ref.revision
             changed[k] = (ref.revision, item.row.message_id)
-        if not changed:
-            return
-        conn.execute(
+        now = self._time(utcnow())
+        tx.many(
             self._sql.upsert_state,
             [
-                {
-                    "party": party,
-                    "kind": kind,
-                    "key": key,
-                    "revision": revision,
-                    "message_id": message_id,
-                    "updated_at": utcnow(),
-                }
+                (party, kind, key, revision, message_id, now)
                 for (party, kind, key), (revision, message_id) in changed.items()
             ],
         )
 
-    def _serialise_inbound(self, conn: Connection) -> None:
+    def _serialise_inbound(self, tx: Tx) -> None:
         """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.
 
         PostgreSQL hands out serial ids at insert time; two concurrent transactions could commit
@@ -1215,34 +1397,40 @@ class Store:
         serialises writers by itself (BEGIN IMMEDIATE).
         """
         if not self.is_sqlite:
-            conn.execute(self._sql.inbound_lock)
+            tx.rows(self._sql.inbound_lock)
 
     # --- the trail ---------------------------------------------------------------------------
 
-    def _trail_size(self, conn: Connection) -> int:
+    def _trail_size(self, tx: Tx) -> int:
         """The trail's size, for a transaction about to append: on PostgreSQL it first takes
         the trail lock, so one transaction at a time sequences the trail (SQLite's write lock
-        does that by itself)."""
-        if not self.is_sqlite:
-            conn.execute(self._sql.trail_lock)
-        return int(conn.execute(self._sql.trail_size).scalar_one())
+        does that by itself). The first call in a transaction reads it; later ones follow
+        this transaction's own appends."""
+        if tx.tail is None:
+            if not self.is_sqlite:
+                tx.rows(self._sql.trail_lock)
+            size = int(tx.value(self._sql.trail_size))
+            known = self._tail
+            # what the last commit left is still the tail if nobody appended since (another
+            # replica on PostgreSQL); the size tells, because the trail only grows
+            tx.tail = TrailTail(size, known.frontier if known and known.size == size else None)
+        return tx.tail.size
 
-    def _append_trail(
-        self, conn: Connection, events: Sequence[trail.Event], size: int | None = None
-    ) -> int:
+    def _append_trail(self, tx: Tx, events: Sequence[trail.Event]) -> int:
         """Append one leaf per event, in order, with the tree nodes they complete; returns the
-        index of the first. ``size`` is what ``_trail_size`` answered in this transaction."""
-        if size is None:
-            size = self._trail_size(conn)
+        index of the first."""
+        size = self._trail_size(tx)
         if not events:
             return size
+        assert tx.tail is not None  # noqa: S101 - set by _trail_size
         leaves = [trail.encode(e) for e in events]
-        frontier = self._read_nodes(conn, treestore.frontier_keys(size))
+        frontier = tx.tail.frontier
+        if frontier is None:
+            frontier = self._read_nodes(tx, treestore.frontier_keys(size))
         nodes = treestore.append_many(size, [leaf.hash for leaf in leaves], frontier)
-        sql = self._sql
-        time = sql.insert_trail.time
-        sql.insert_trail(
-            conn,
+        sql, time = self._sql, self._time
+        tx.many(
+            sql.insert_trail,
             [
                 (
                     size + i,
@@ -1259,8 +1447,8 @@ class Store:
                 for i, leaf in enumerate(leaves)
             ],
         )
-        sql.insert_trail_key(
-            conn,
+        tx.many(
+            sql.insert_trail_key,
             [
                 (name, value[:512], size + i)
                 for i, leaf in enumerate(leaves)
@@ -1269,22 +1457,29 @@ class Store:
             ],
         )
         # leaf hashes (level 0) are in their entries
-        sql.insert_trail_node(conn, [node for node in nodes if node[0] > 0])
+        tx.many(sql.insert_trail_node, [node for node in nodes if node[0] > 0])
+        grown = size + len(leaves)
+        made = {(level, index): value for level, index, value in nodes}
+        tx.tail = TrailTail(
+            grown,
+            {key: made.get(key) or frontier[key] for key in treestore.frontier_keys(grown)},
+        )
         return size
 
     def _read_nodes(
-        self, conn: Connection, keys: Sequence[tuple[int, int]]
+        self, raw: Raw, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
         """Tree nodes by (level, index): leaf hashes from trail_entry, the rest from
-        trail_node, in at most two queries."""
+        trail_node, each found through its table's primary key."""
         found: dict[tuple[int, int], bytes] = {}
         leaves = [index for level, index in keys if level == 0]
         inner = [key for key in keys if key[0] > 0]
-        if leaves:
-            for index, value in conn.execute(self._sql.trail_leaf_hashes, {"indexes": leaves}):
+        for part in rawsql.chunks(leaves):
+            for index, value in raw.rows(self._sql.leaf_hashes(len(part)), part):
                 found[(0, index)] = bytes(value)
-        if inner:
-            for level, index, value in conn.execute(self._sql.trail_nodes, {"keys": inner}):
+        for part in rawsql.chunks(inner):
+            params = [value for key in part for value in key]
+            for level, index, value in raw.rows(self._sql.trail_nodes(len(part)), params):
                 found[(level, index)] = bytes(value)
         return found
 
@@ -1294,8 +1489,9 @@ class Store:
         consistent with the last signed one (a consistency proof from the stored tree that
         verifies), or nothing is signed: the hub never signs two inconsistent checkpoints."""
 
-        def work(conn: Connection) -> TrailCheckpoint | None:
-            size = self._trail_size(conn)  # on PostgreSQL, appends wait until this is done
+        def work(tx: Tx) -> TrailCheckpoint | None:
+            conn = tx.conn
+            size = self._trail_size(tx)  # on PostgreSQL, appends wait until this is done
             last = conn.execute(
                 core_select(CHECKPOINT.c.size, CHECKPOINT.c.root)
                 .order_by(CHECKPOINT.c.size.desc())
@@ -1307,7 +1503,7 @@ class Store:
             keys = treestore.root_keys(size)
             if old_size:
                 keys = keys + treestore.consistency_keys(old_size, size)
-            nodes = self._read_nodes(conn, list(dict.fromkeys(keys)))
+            nodes = self._read_nodes(tx, list(dict.fromkeys(keys)))
             root = treestore.tree_root(size, nodes)
             if old_size:
                 proof = treestore.consistency_proof(old_size, size, nodes)
@@ -1331,8 +1527,9 @@ class Store:
         """Append a "config-changed" leaf unless the last one names the same digest; True if
         one was appended."""
 
-        def work(conn: Connection) -> bool:
-            size = self._trail_size(conn)
+        def work(tx: Tx) -> bool:
+            conn = tx.conn
+            self._trail_size(tx)  # takes the trail lock on PostgreSQL
             last = conn.execute(
                 core_select(TRAIL.c.leaf)
                 .where(TRAIL.c.kind == "config-changed")
@@ -1342,7 +1539,7 @@ class Store:
             if last is not None and trail.decode(bytes(last)).config_digest == digest:
                 return False
             event = trail.Event("config-changed", at, config_digest=digest, detail=detail[:300])
-            self._append_trail(conn, [event], size)
+            self._append_trail(tx, [event])
             return True
 
         return await self._run(lambda: self.transaction(work))
@@ -1358,7 +1555,7 @@ class Store:
     async def trail_size(self) -> int:
         async def work() -> int:
             async with self.engine.connect() as conn:
-                return int((await conn.execute(self._sql.trail_size)).scalar_one())
+                return int((await conn.exec_driver_sql(self._sql.trail_size)).scalar_one())
 
         return await self._run(work)
 
@@ -1382,7 +1579,7 @@ class Store:
             if not keys:
                 return {}
             async with self.engine.connect() as conn:
-                return await conn.run_sync(self._read_nodes, keys)
+                return await conn.run_sync(lambda c: self._read_nodes(Raw(c, self._numbered), keys))
 
         return await self._run(work)
 
@@ -1448,9 +1645,10 @@ class Store:
         the cursor now stored. Each message newly acknowledged gets its "handed-over" leaf."""
         cursors = _table("subscriber_cursor")
 
-        def work(conn: Connection) -> int:
+        def work(tx: Tx) -> int:
+            conn = tx.conn
             # first, so that acknowledgements of one subscriber are serialised (PostgreSQL)
-            size = self._trail_size(conn)
+            self._trail_size(tx)
             newest = conn.execute(core_select(func.max(INBOUND.c.id))).scalar() or 0
             bounded = min(cursor, newest)
             held = conn.execute(
@@ -1476,7 +1674,7 @@ class Store:
                 .order_by(INBOUND.c.id)
             ).all()
             self._append_trail(
-                conn,
+                tx,
                 [
                     trail.Event(
                         "handed-over",
@@ -1488,7 +1686,6 @@ class Store:
                     )
                     for r in handed
                 ],
-                size,
             )
             return bounded
 
@@ -1500,9 +1697,10 @@ class Store:
     async def record_rejections(self, rejections: Sequence[Rejection]) -> None:
         """Record refusals, each with its "rejected" leaf."""
 
-        def work(conn: Connection) -> None:
+        def work(tx: Tx) -> None:
+            conn = tx.conn
             conn.execute(insert(REJECTION), [_row(r, REJECTION_COLUMNS) for r in rejections])
-            self._append_trail(conn, [_rejected_event(r) for r in rejections])
+            self._append_trail(tx, [_rejected_event(r) for r in rejections])
 
         if rejections:
             await self._run(lambda: self.transaction(work))

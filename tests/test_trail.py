@@ -216,7 +216,7 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
         assert second is not None and second.size == 7
         # someone rewrites history under the first checkpoint (the subtree of leaves 0-3) ...
         await store.transaction(
-            lambda c: c.exec_driver_sql(
+            lambda c: c.conn.exec_driver_sql(
                 "UPDATE trail_node SET hash = ? WHERE level = 2 AND idx = 0"
                 if store.is_sqlite
                 else "UPDATE trail_node SET hash = $1 WHERE level = 2 AND idx = 0",
