@@ -30,9 +30,9 @@ import grpc
 from hub.config import Limits
 from hub.envelope import verify_receipt
 from hub.errors import HubError
-from hub.groupcommit import GroupCommitter
 from hub.node import Hub
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.rawsql import Tx
 from hub.store import DueDelivery, ReceiptRow, Settlement
 from hub.transport import PartnerChannels
 
@@ -437,13 +437,11 @@ class OutboxWorker:
         self.channels = channels
         self.limits = hub.config.limits
         self.senders: dict[str, PartnerSender] = {}
-        self.settlements: GroupCommitter[Settlement, None] = GroupCommitter(
-            self._record, name=f"receipts-{hub.party}"
-        )
+        self.settlements = hub.writes.lane("receipts", self._record)
         self._task: asyncio.Task[None] | None = None
 
-    async def _record(self, settlements: list[Settlement]) -> list[None]:
-        await self.hub.store.record_receipts(settlements)
+    def _record(self, tx: Tx, settlements: list[Settlement]) -> list[None]:
+        self.hub.store.settle_in(tx, settlements)
         return [None] * len(settlements)
 
     def start(self) -> None:
@@ -479,4 +477,3 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.gather(*(s.stop(grace) for s in self.senders.values()))
-        await self.settlements.close()

@@ -43,12 +43,13 @@ from hub.errors import (
     SubmissionError,
     TimeWindowError,
 )
-from hub.groupcommit import GroupCommitter
+from hub.groupcommit import GroupCommitter, Lane
 from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, body_class, business_keys
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pki import trail_key_name
+from hub.rawsql import Tx
 from hub.routing import RoutingTable
 from hub.signing import Signer
 from hub.store import (
@@ -144,11 +145,15 @@ class Hub:
         self.policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
         self.inbound_arrived = Notifier()
         self.outbox_changed = Notifier()
-        self.inbound_commits: GroupCommitter[Incoming, Accepted] = GroupCommitter(
-            self._accept, name=f"inbound-{self.party}", max_items=128
+        # every write a message takes goes through one group commit: inbound messages, new
+        # outbound ones and partners' receipts share transactions (hub/groupcommit.py)
+        self.writes = GroupCommitter(store.write, name=f"writes-{self.party}")
+        # inbound frames are answered after their commit: small commits keep that wait short
+        self.inbound_commits: Lane[Incoming, Accepted] = self.writes.lane(
+            "inbound", self._accept, max_items=128
         )
-        self.outbound_commits: GroupCommitter[Outgoing, None] = GroupCommitter(
-            self._enqueue, name=f"outbound-{self.party}"
+        self.outbound_commits: Lane[Outgoing, list[DueDelivery]] = self.writes.lane(
+            "outbound", self._enqueue, committed=self._queued
         )
         # called with the outbox entries of every committed group of new messages, in id
         # order, so senders can take them without reading them back (hub/delivery.py)
@@ -302,8 +307,8 @@ class Hub:
             await self.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
 
-    async def _accept(self, incoming: list[Incoming]) -> list[Accepted]:
-        """One group commit of inbound messages: rows, revisions and batch-signed receipts."""
+    def _accept(self, tx: Tx, incoming: list[Incoming]) -> list[Accepted]:
+        """Inbound messages in a group commit: rows, revisions and batch-signed receipts."""
         now = self.clock()
 
         def sign(rows: list[InboundRow]) -> list[bytes]:
@@ -324,7 +329,7 @@ class Hub:
                 for signed in sign_receipts(self.signer, receipts)
             ]
 
-        return await self.store.accept_inbound(incoming, sign)
+        return self.store.accept_in(tx, incoming, sign)
 
     def _receipt(
         self,
@@ -547,15 +552,25 @@ class Hub:
             submission_id=submission_id,
         )
 
-    async def _enqueue(self, jobs: list[Outgoing]) -> list[None]:
-        """One group commit of outbound messages."""
-        entries = await self.store.enqueue(
+    def _enqueue(self, tx: Tx, jobs: list[Outgoing]) -> list[list[DueDelivery]]:
+        """Outbound messages in a group commit; each job's outbox entries, in id order."""
+        entries = self.store.enqueue_in(
+            tx,
             [row for job in jobs for row in job.rows],
             [(job.submission_id, job.answer) for job in jobs if job.submission_id],
         )
+        out: list[list[DueDelivery]] = []
+        start = 0
+        for job in jobs:
+            out.append(entries[start : start + len(job.rows)])
+            start += len(job.rows)
+        return out
+
+    def _queued(self, _jobs: list[Outgoing], entries: list[list[DueDelivery]]) -> None:
+        """Hand the committed entries to the senders (in id order: jobs commit in order)."""
+        flat = [entry for job in entries for entry in job]
         for listener in self.queued_listeners:
-            listener(entries)
-        return [None] * len(jobs)
+            listener(flat)
 
     async def retry_dead_letters(
         self, message_ids: Sequence[str] = (), partner: str | None = None
@@ -607,8 +622,7 @@ class Hub:
 
     async def close(self) -> None:
         """Commit what is in flight; afterwards nothing more is accepted."""
-        await self.inbound_commits.close()
-        await self.outbound_commits.close()
+        await self.writes.close()
 
 
 @dataclass(frozen=True)

@@ -33,16 +33,16 @@ async def test_transient_store_failure_at_receiver_is_retried_not_rejected(
 ) -> None:
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
-    real_accept = nz.hub.store.accept_inbound
+    real_accept = nz.hub.store.accept_in
     failures = []
 
-    async def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
         if not failures:  # fault injection: the real store fails once, as a locked SQLite would
             failures.append(1)
             raise StoreError("database is locked")
-        return await real_accept(*args, **kwargs)
+        return real_accept(*args, **kwargs)
 
-    nz.hub.store.accept_inbound = flaky  # type: ignore[method-assign]
+    nz.hub.store.accept_in = flaky  # type: ignore[method-assign]
     [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
 
     async def failed_once():  # type: ignore[no-untyped-def]
