@@ -29,6 +29,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     Table,
     UniqueConstraint,
@@ -86,14 +87,23 @@ def _blob(nullable: bool = False) -> Any:
     )
 
 
+# Trail indexes, sizes and node keys go past 2^31: 64 bits on PostgreSQL; on SQLite, the
+# column must be spelled INTEGER to be the table's rowid (one b-tree, appended to in order).
+TRAIL_INDEX = BigInteger().with_variant(Integer, "sqlite")
+
+
 class OutboundMessage(SQLModel, table=True):
-    """A message this hub signed for a partner. Never deleted; its status changes."""
+    """A message this hub signed for a partner. Never deleted; its status changes.
+
+    Indexed only by what looks messages up (id, message id): every index is one more page
+    written per message, and recipient, status and submission id are only ever read back
+    with the row."""
 
     __tablename__ = "outbound_message"
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=36, unique=True)
     correlation_id: str = Field(default="", max_length=128)
-    recipient: str = Field(max_length=16, index=True)
+    recipient: str = Field(max_length=16)
     body_type: str = Field(max_length=128)
     envelope: bytes = _blob()
     envelope_digest: bytes = _blob()
@@ -101,10 +111,10 @@ class OutboundMessage(SQLModel, table=True):
     business_keys: str = Field(default="{}")  # JSON object: name -> list of values
     created_at: datetime = _ts()
     expires_at: datetime | None = _ts(nullable=True)
-    submission_id: str | None = Field(default=None, max_length=128, index=True)
+    submission_id: str | None = Field(default=None, max_length=128)
     # queued -> delivered | rejected (by the partner) | dead (expired, dropped) | replaced
     # (an operator retried it as a new message)
-    status: str = Field(default=QUEUED, max_length=16, index=True)
+    status: str = Field(default=QUEUED, max_length=16)
 
 
 class OutboxEntry(SQLModel, table=True):
@@ -228,7 +238,9 @@ class TrailEntry(SQLModel, table=True):
             postgresql_where=text("correlation_id != ''"),
         ),
     )
-    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
     kind: str = Field(max_length=32)
     at: datetime = _ts()
     message_id: str = Field(default="", max_length=64, index=True)
@@ -247,26 +259,49 @@ class TrailKey(SQLModel, table=True):
     __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one b-tree, not two
     name: str = Field(primary_key=True, max_length=16)
     value: str = Field(primary_key=True, max_length=512)
-    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
 
 
 class TrailNode(SQLModel, table=True):
-    """The hash of a perfect subtree of the trail: leaves [idx * 2^level, (idx + 1) * 2^level),
-    level 1 and up (level 0, the leaf hashes, are in trail_entry). Written once, when the
-    subtree is complete; proofs are read from these (hub/treestore.py)."""
+    """The hash of a perfect subtree of the trail, level 1 and up (level 0, the leaf hashes,
+    are in trail_entry). Written once, when the subtree is complete; proofs are read from
+    these (hub/treestore.py).
+
+    ``key`` is ``node_key(level, index)``: where the subtree ends, then its level. The nodes an
+    append completes all end at or near the new size, so each commit's nodes are appended
+    together at the end of one rowid b-tree, which SQLite grows by adding a page. Keyed by
+    (level, index) they were one page per level, rewritten at every commit."""
 
     __tablename__ = "trail_node"
-    __table_args__ = {"sqlite_with_rowid": False}
-    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    key: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
     hash: bytes = _blob()
+
+
+# A trail node's key: the end of its leaf range (up to 2^57 leaves), then its level (< 64).
+NODE_LEVEL_BITS = 6
+MAX_STORED_TRAIL = 1 << (63 - NODE_LEVEL_BITS)
+
+
+def node_key(level: int, index: int) -> int:
+    return (((index + 1) << level) << NODE_LEVEL_BITS) | level
+
+
+def node_of(key: int) -> tuple[int, int]:
+    level = key & ((1 << NODE_LEVEL_BITS) - 1)
+    return level, ((key >> NODE_LEVEL_BITS) >> level) - 1
 
 
 class TrailCheckpoint(SQLModel, table=True):
     """A checkpoint the hub signed: the trail's size and root, and the signed note."""
 
     __tablename__ = "trail_checkpoint"
-    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    size: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
     root: bytes = _blob()
     note: bytes = _blob()
     signed_at: datetime = _ts()
@@ -560,7 +595,7 @@ class _Statements:
         self.insert_inbound = ins("inbound_message", INBOUND_INSERT)
         self.insert_trail = ins("trail_entry", TRAIL_INSERT)
         self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
-        self.insert_trail_node = ins("trail_node", ("level", "idx", "hash"))
+        self.insert_trail_node = ins("trail_node", ("key", "hash"))
         self.upsert_state = ins(
             "current_state",
             ("party", "kind", "key", "revision", "message_id", "updated_at"),
@@ -609,8 +644,8 @@ class _Statements:
 
     @staticmethod
     def trail_nodes(count: int) -> str:
-        keyed = rawsql.any_of("level = ? AND idx = ?", count)
-        return f"SELECT level, idx, hash FROM trail_node WHERE {keyed}"  # noqa: S608
+        marks = rawsql.marks(count)
+        return f"SELECT key, hash FROM trail_node WHERE key IN ({marks})"  # noqa: S608
 
     @staticmethod
     def leaf_hashes(count: int) -> str:
@@ -1423,6 +1458,8 @@ class Store:
         if not events:
             return size
         assert tx.tail is not None  # noqa: S101 - set by _trail_size
+        if size + len(events) > MAX_STORED_TRAIL:
+            raise StoreError(f"the trail cannot grow past {MAX_STORED_TRAIL} entries")
         leaves = [trail.encode(e) for e in events]
         frontier = tx.tail.frontier
         if frontier is None:
@@ -1457,7 +1494,10 @@ class Store:
             ],
         )
         # leaf hashes (level 0) are in their entries
-        tx.many(sql.insert_trail_node, [node for node in nodes if node[0] > 0])
+        tx.many(
+            sql.insert_trail_node,
+            [(node_key(level, index), value) for level, index, value in nodes if level > 0],
+        )
         grown = size + len(leaves)
         made = {(level, index): value for level, index, value in nodes}
         tx.tail = TrailTail(
@@ -1478,9 +1518,9 @@ class Store:
             for index, value in raw.rows(self._sql.leaf_hashes(len(part)), part):
                 found[(0, index)] = bytes(value)
         for part in rawsql.chunks(inner):
-            params = [value for key in part for value in key]
-            for level, index, value in raw.rows(self._sql.trail_nodes(len(part)), params):
-                found[(level, index)] = bytes(value)
+            params = [node_key(level, index) for level, index in part]
+            for key, value in raw.rows(self._sql.trail_nodes(len(part)), params):
+                found[node_of(key)] = bytes(value)
         return found
 
     async def sign_checkpoint(self, sign: Callable[[int, bytes], bytes]) -> TrailCheckpoint | None:

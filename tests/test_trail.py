@@ -14,7 +14,7 @@ from hub.config import load_config
 from hub.envelope import verify_receipt
 from hub.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store import InboundRow, Incoming, Rejection, Store
+from hub.store import InboundRow, Incoming, Rejection, Store, node_key
 from tests.conftest import Federation
 from tests.test_delivery import aeo_requests, drained, submit_batch
 from tests.test_exchange import eventually, nz_signing_key
@@ -217,10 +217,10 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
         # someone rewrites history under the first checkpoint (the subtree of leaves 0-3) ...
         await store.transaction(
             lambda c: c.conn.exec_driver_sql(
-                "UPDATE trail_node SET hash = ? WHERE level = 2 AND idx = 0"
+                "UPDATE trail_node SET hash = ? WHERE key = ?"
                 if store.is_sqlite
-                else "UPDATE trail_node SET hash = $1 WHERE level = 2 AND idx = 0",
-                (b"\x00" * 32,),
+                else "UPDATE trail_node SET hash = $1 WHERE key = $2",
+                (b"\x00" * 32, node_key(2, 0)),
             )
         )
         await store.transaction(lambda c: store._append_trail(c, queued(1, 7)))
