@@ -65,6 +65,10 @@ QUEUED, DEAD = "queued", "dead"
 # How long a write waits for SQLite's write lock held by another process (an operator's
 # command) before it fails with "store-busy": the same as the readers' busy_timeout.
 BUSY_SECONDS = 10.0
+# SQLite's log is copied into the database as it grows, and started afresh once it holds this
+# many pages (8 MiB of 4 KiB pages): large enough that pages written again and again (the
+# newest rows, index tails) are copied once per restart, small enough to stay in the cache.
+WAL_RESTART_PAGES = 2000
 
 
 def utcnow() -> datetime:
@@ -501,6 +505,10 @@ def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA busy_timeout=0")
 
 
+def _checkpoint_on_thread(conn: Connection) -> None:
+    conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+
+
 def _commit_on_thread(conn: Connection) -> None:
     conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
     if conn.in_transaction():  # Core statements began SQLAlchemy's side of it: end that too
@@ -714,18 +722,40 @@ class Store:
             self._writer_thread = None
         await self.engine.dispose()
 
-    async def checkpoint(self) -> None:
-        """Copy what the write-ahead log holds into the database, without stopping writers
-        (SQLite's PASSIVE checkpoint, on a reading connection's thread); nothing on
-        PostgreSQL, which checkpoints by itself."""
+    async def checkpoint(self) -> bool:
+        """Copy what SQLite's write-ahead log holds into the database and let the log start
+        again from its beginning; True if it did. Nothing on PostgreSQL.
+
+        SQLite restarts the log only when a write begins after a checkpoint copied all of it,
+        which never happens while checkpoints run beside a writer that commits all the time:
+        the log then grows without end, and so does every read's search through it. So this
+        runs in two steps. First a PASSIVE checkpoint on a reading connection copies what the
+        log holds while writers go on. Then, once the log is past ``WAL_RESTART_PAGES``,
+        writers are held for a second one on the writer's own connection, which has only the
+        pages committed meanwhile left to copy; the next write starts the log afresh. A
+        checkpoint inside the commit instead (SQLite's wal_autocheckpoint) would hold that
+        commit for the whole copy."""
         if not self.is_sqlite:
-            return
+            return False
 
-        async def work() -> None:
+        async def copy() -> int:
             async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                row: Any = result.one()  # (busy, pages in the log, pages copied)
+            return int(row[1])
 
-        await self._run(work)
+        if await self._run(copy) < WAL_RESTART_PAGES:
+            return False
+        async with self._write_turn:
+            conn = self._writer_conn
+            if conn is None:
+                return False
+            try:
+                await self._on_writer_thread(_checkpoint_on_thread, conn)
+            except self._db_errors as exc:
+                self._discard_writer()
+                raise StoreError(f"checkpoint failed: {type(exc).__name__}") from exc
+        return True
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn`` in one writing transaction, committed when it returns, and return what
@@ -787,29 +817,32 @@ class Store:
             pause = min(pause * 2, 0.05)
 
     async def _commit(self, conn: Connection) -> None:
-        """COMMIT on the writer thread (SQLite waits for the disk there, without the GIL). A
-        cancelled caller still waits for the commit to end: the connection is not free before."""
+        """COMMIT on the writer thread (SQLite waits for the disk there, without the GIL)."""
+        try:
+            await self._on_writer_thread(_commit_on_thread, conn)
+        except asyncio.CancelledError:
+            self._tail = None  # committed, or not: the next append reads the tail again
+            raise
+
+    async def _on_writer_thread(self, fn: Callable[[Connection], None], conn: Connection) -> None:
+        """``fn(conn)`` on the writer thread. A caller cancelled meanwhile still waits for it
+        to end, because the connection is not free before; then the cancellation goes on. A
+        failure rolls back what the connection holds."""
         assert self._writer_thread is not None  # noqa: S101 - only called for SQLite
-        future = asyncio.get_running_loop().run_in_executor(
-            self._writer_thread, _commit_on_thread, conn
-        )
+        future = asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, conn)
         cancelled = False
-        while True:
+        while not future.done():
             try:
                 await asyncio.shield(future)
-                break
             except asyncio.CancelledError:
-                if future.done():
-                    break
                 cancelled = True
-            except BaseException:
-                self._abandon(conn)
-                raise
+            except BaseException:  # noqa: BLE001 - it is the future's, and raised below
+                break
+        if future.exception() is not None:
+            self._abandon(conn)
         if cancelled:
-            self._tail = None  # committed, or not: the next append reads the tail again
-            if future.exception() is not None:
-                self._abandon(conn)
             raise asyncio.CancelledError
+        future.result()
 
     def _abandon(self, conn: Connection) -> None:
         """Roll back whatever the writer connection holds; a connection that cannot is given

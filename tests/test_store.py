@@ -243,3 +243,30 @@ async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_th
         assert (busy, logged) == (0, copied)  # nothing was left to copy
     finally:
         await store.close()
+
+
+async def test_a_cancelled_writer_is_cancelled_and_the_store_goes_on(store_url: str) -> None:
+    """A task cancelled while its transaction commits must end cancelled (a hub that stops
+    cancels its housekeeping and waits for it), and the next transaction must find the
+    writer connection free. Found as a hang at shutdown: a cancellation that arrived just as
+    the commit finished was dropped."""
+    store = Store(store_url)
+    rng = random.Random(7)
+    try:
+        await store.create_all()
+        for i in range(60):
+
+            async def writing(n: int = i) -> None:
+                while True:
+                    await store.enqueue([outbound(f"c{n}-{time.monotonic_ns()}")])
+
+            task = asyncio.create_task(writing())
+            await asyncio.sleep(rng.uniform(0, 0.004))
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=5)
+            assert done and task.cancelled(), f"round {i}: the cancellation was lost"
+        [entry] = await store.enqueue([outbound("after")])
+        assert entry.message_id == "after"
+        assert len(await store.trail_leaves()) == len(await store.outbound())
+    finally:
+        await store.close()
