@@ -700,6 +700,7 @@ class Store:
             event.listen(self._sync_engine, "connect", _no_busy_wait)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
 
+        self.wal_restart_pages = WAL_RESTART_PAGES
         self._sql = _Statements(self.is_sqlite)
         self._time: Callable[[datetime], Any] = _sqlite_time if self.is_sqlite else _utc_time
 
@@ -730,7 +731,7 @@ class Store:
         which never happens while checkpoints run beside a writer that commits all the time:
         the log then grows without end, and so does every read's search through it. So this
         runs in two steps. First a PASSIVE checkpoint on a reading connection copies what the
-        log holds while writers go on. Then, once the log is past ``WAL_RESTART_PAGES``,
+        log holds while writers go on. Then, once the log is past ``wal_restart_pages``,
         writers are held for a second one on the writer's own connection, which has only the
         pages committed meanwhile left to copy; the next write starts the log afresh. A
         checkpoint inside the commit instead (SQLite's wal_autocheckpoint) would hold that
@@ -744,7 +745,7 @@ class Store:
                 row: Any = result.one()  # (busy, pages in the log, pages copied)
             return int(row[1])
 
-        if await self._run(copy) < WAL_RESTART_PAGES:
+        if await self._run(copy) < self.wal_restart_pages:
             return False
         async with self._write_turn:
             conn = self._writer_conn

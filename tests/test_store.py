@@ -270,3 +270,33 @@ async def test_a_cancelled_writer_is_cancelled_and_the_store_goes_on(store_url: 
         assert len(await store.trail_leaves()) == len(await store.outbound())
     finally:
         await store.close()
+
+
+async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path: Path) -> None:
+    """Checkpoints beside a busy writer must still let SQLite restart its write-ahead log;
+    one-step PASSIVE checkpoints let it grow for as long as the writer never pauses."""
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    store.wal_restart_pages = 40
+    wal = tmp_path / "hub.db-wal"
+    try:
+        await store.create_all()
+        stop = asyncio.Event()
+        restarts = 0
+
+        async def checkpoints() -> None:
+            nonlocal restarts
+            while not stop.is_set():
+                restarts += await store.checkpoint()
+                await asyncio.sleep(0.005)
+
+        running = asyncio.create_task(checkpoints())
+        largest = 0
+        for i in range(400):  # about 2,000 pages of log in all
+            await store.enqueue([outbound(f"w{i}-{j}") for j in range(8)])
+            largest = max(largest, wal.stat().st_size)
+        stop.set()
+        await running
+        assert restarts >= 3
+        assert largest < 400 * 4096, f"the log grew to {largest} bytes"
+    finally:
+        await store.close()
