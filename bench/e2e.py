@@ -1,6 +1,6 @@
 """End-to-end delivery between two real hubs, next to a bare mTLS streaming echo.
 
-    python bench/e2e.py [--messages 6000] [--json bench/e2e-latest.json]
+    python bench/e2e.py [--messages 10000] [--seconds 10] [--json bench/e2e-latest.json]
 
 Starts CN and NZ as two `customs-hub serve` processes (real mTLS, SQLite stores, a fresh
 development PKI in a temporary folder) and drives CN's domestic port from this process with
@@ -13,7 +13,8 @@ at CN) and AEO status updates (protobuf in), it measures:
 
 - peak: as many messages as the hubs take, submitted as fast as they are answered; messages per
   second = messages / (last receipt stored - first message accepted);
-- p50 and p99 latency at 50% and 90% of that peak, offered at a steady rate (open loop);
+- p50 and p99 latency at 50% and 90% of that peak, offered at a steady rate (open loop) for
+  ``--seconds`` each;
 - the bare echo (bench/echo.py) with the same envelope sizes, in the same run: the ratio says
   how much of what gRPC and TLS alone can carry the hub carries with everything it does.
 
@@ -141,6 +142,10 @@ def aeo_request(n: int) -> spb.SubmitRequest:
 
 
 SUBMIT_BATCH = "/customs_hub.v1.Domestic/SubmitBatch"
+# Documents per SubmitBatch call: a domestic system sending as documents come, a few at a time.
+CALL_DOCUMENTS = {"declaration": 4, "aeo-status": 25}
+# Calls in flight while measuring the peak.
+CLOSED_LOOP_CALLS = 8
 
 
 class Load:
@@ -168,7 +173,7 @@ class Load:
         return out
 
     async def closed_loop(self, channel: grpc.aio.Channel, total: int, batch: int) -> list[str]:
-        """Submit ``total`` as fast as answered, a few calls in flight."""
+        """Submit ``total`` as fast as answered, ``CLOSED_LOOP_CALLS`` calls in flight."""
         ids: list[str] = []
         calls = self.calls(total, batch)
         submit = submitter(channel)
@@ -177,7 +182,7 @@ class Load:
             while calls:
                 ids.extend(await submit(calls.pop()))
 
-        await asyncio.gather(*(worker() for _ in range(4)))
+        await asyncio.gather(*(worker() for _ in range(CLOSED_LOOP_CALLS)))
         return ids
 
     async def open_loop(
@@ -195,8 +200,14 @@ class Load:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             running.append(asyncio.create_task(submit(calls[n])))
             n += 1
+        refused: dict[str, int] = {}
         for call in running:
-            ids.extend(await call)
+            try:
+                ids.extend(await call)
+            except grpc.aio.AioRpcError as exc:  # counted and shown: an overload is a finding
+                refused[exc.code().name] = refused.get(exc.code().name, 0) + 1
+        if refused:
+            print(f"  {rate:.0f}/s offered: calls refused {refused} of {n}", file=sys.stderr)
         return ids
 
 
@@ -268,9 +279,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(hubs: Hubs, workload: str, messages: int) -> Figures:
+async def measure(hubs: Hubs, workload: str, messages: int, seconds: float) -> Figures:
     load = Load(hubs, workload)
-    batch = 8 if workload == "declaration" else 50
+    # the same calls at the peak as at 50% and 90% of it, so that those are shares of what
+    # the hubs carry in calls of that size
+    batch = CALL_DOCUMENTS[workload]
     async with grpc.aio.insecure_channel(
         hubs.domestic, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
     ) as channel:
@@ -282,10 +295,8 @@ async def measure(hubs: Hubs, workload: str, messages: int) -> Figures:
         peak = len(times) / (max(r for _, r in times) - min(c for c, _ in times))
         figures = Figures(workload, envelope_size(hubs, ids[0]), peak, 0, 0, 0, 0)
         for share in (0.5, 0.9):
-            seconds = max(3.0, messages / peak / 2)
-            step = max(1, batch // 4)
             after = mark(hubs)
-            offered = await load.open_loop(channel, peak * share, seconds, step)
+            offered = await load.open_loop(channel, peak * share, seconds, batch)
             latencies = [(r - c) * 1000 for c, r in await settled(hubs, after, offered)]
             p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
             if share == 0.5:
@@ -295,17 +306,22 @@ async def measure(hubs: Hubs, workload: str, messages: int) -> Figures:
     return figures
 
 
-async def run(messages: int) -> list[Figures]:
+async def run(messages: int, seconds: float) -> list[Figures]:
     with tempfile.TemporaryDirectory() as tmp:
         hubs = Hubs(Path(tmp))
         hubs.start()
         try:
             results = [
-                await measure(hubs, "declaration", messages // 3),
-                await measure(hubs, "aeo-status", messages),
+                await measure(hubs, "declaration", messages // 3, seconds),
+                await measure(hubs, "aeo-status", messages, seconds),
             ]
-        finally:
+        except BaseException:
             hubs.stop()
+            for party in ("CN", "NZ"):  # what the hubs said is the first thing to look at
+                log = (hubs.root / f"{party}.log").read_text(errors="replace")
+                print(f"--- {party}'s log, last lines:\n{log[-4000:]}", file=sys.stderr)
+            raise
+        hubs.stop()
     echoes = await echo_rate([r.envelope_bytes for r in results], 20_000)
     for figures, echo in zip(results, echoes, strict=True):
         figures.echo_per_second = echo.per_second
@@ -314,10 +330,16 @@ async def run(messages: int) -> list[Figures]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=6000, help="AEO messages at peak")
+    parser.add_argument("--messages", type=int, default=10_000, help="AEO messages at peak")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="length of each steady-rate phase (a p99 over a few seconds is one stall)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "e2e-latest.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.messages))
+    results = asyncio.run(run(args.messages, args.seconds))
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     print(f"end to end, CN -> NZ, SQLite, both hubs and the load generator on {machine}")
     print(
