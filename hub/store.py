@@ -516,16 +516,13 @@ def _commit_on_thread(conn: Connection) -> None:
 
 
 def _utc_time(value: datetime) -> datetime:
-    return as_utc(value).astimezone(UTC)
+    return value if value.tzinfo is UTC else as_utc(value).astimezone(UTC)
 
 
 def _sqlite_time(value: datetime) -> str:
-    """A datetime as SQLAlchemy's SQLite DateTime stores it, so Core and ORM reads agree."""
-    v = _utc_time(value)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
-    )
+    """A datetime as SQLAlchemy's SQLite DateTime stores it (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    UTC), so Core and ORM reads agree."""
+    return _utc_time(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 # The hot paths build their rows as tuples in these column orders.

@@ -6,7 +6,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +300,22 @@ async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path:
         assert largest < 400 * 4096, f"the log grew to {largest} bytes"
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 7, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=8))),
+        datetime(2026, 1, 2, 3, 4, 5, 1),  # naive: taken as UTC, as everything the store writes
+    ],
+)
+def test_plain_sql_writes_times_as_sqlalchemy_does(moment: datetime) -> None:
+    """The hot paths write SQLite times themselves; SQLAlchemy must read them back the same."""
+    from sqlalchemy.dialects.sqlite import DATETIME
+
+    from hub.store import _sqlite_time
+
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    assert _sqlite_time(moment) == DATETIME().bind_processor(None)(utc.replace(tzinfo=None))
