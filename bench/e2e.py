@@ -306,8 +306,41 @@ async def measure(hubs: Hubs, workload: str, messages: int, seconds: float) -> F
     return figures
 
 
-async def run(messages: int, seconds: float) -> list[Figures]:
+@dataclass
+class Disk:
+    """fsync latency of the disk the stores are on, measured in the same run: every commit
+    waits for one, so a disk that stalls shows in the hubs' p99 however fast they are."""
+
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    count: int
+
+
+def disk_fsync(folder: Path, seconds: float = 3.0) -> Disk:
+    path = folder / "fsync-probe"
+    block = os.urandom(64 * 1024)  # about one commit's log pages under load
+    times: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        end = time.monotonic() + seconds
+        offset = 0
+        while time.monotonic() < end:
+            os.pwrite(fd, block, offset)
+            offset = (offset + len(block)) % (4 << 20)
+            start = time.perf_counter()
+            os.fsync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return Disk(percentile(times, 0.5), percentile(times, 0.99), max(times), len(times))
+
+
+async def run(messages: int, seconds: float) -> tuple[list[Figures], Disk]:
     with tempfile.TemporaryDirectory() as tmp:
+        disk = disk_fsync(Path(tmp))
         hubs = Hubs(Path(tmp))
         hubs.start()
         try:
@@ -325,7 +358,7 @@ async def run(messages: int, seconds: float) -> list[Figures]:
     echoes = await echo_rate([r.envelope_bytes for r in results], 20_000)
     for figures, echo in zip(results, echoes, strict=True):
         figures.echo_per_second = echo.per_second
-    return results
+    return results, disk
 
 
 def main() -> None:
@@ -339,9 +372,13 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "e2e-latest.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.messages, args.seconds))
+    results, disk = asyncio.run(run(args.messages, args.seconds))
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     print(f"end to end, CN -> NZ, SQLite, both hubs and the load generator on {machine}")
+    print(
+        f"disk: fsync of 64 KiB p50 {disk.p50_ms:.2f} ms, p99 {disk.p99_ms:.2f} ms, "
+        f"max {disk.max_ms:.1f} ms ({disk.count} in 3 s, before the hubs start)"
+    )
     print(
         f"{'workload':<12} {'envelope':>8} {'peak/s':>8} {'echo/s':>8} {'ratio':>6}  "
         f"{'p50@50%':>8} {'p99@50%':>8} {'p50@90%':>8} {'p99@90%':>8}"
@@ -356,6 +393,7 @@ def main() -> None:
         json.dumps(
             {
                 "machine": machine,
+                "disk_fsync_64k": asdict(disk),
                 "date": datetime.now().astimezone().isoformat(timespec="seconds"),
                 "results": [asdict(r) | {"ratio": r.ratio} for r in results],
             },
