@@ -29,6 +29,7 @@ __all__ = [
     "HASH_SIZE",
     "MAX_TREE_SIZE",
     "MerkleError",
+    "RootBuilder",
     "check_hash",
     "check_size",
     "consistency_proof",
@@ -203,6 +204,46 @@ def _subtree(levels: list[list[bytes]], start: int, end: int) -> bytes:
     2^h, where 2^h is the smallest power of two >= end - start."""
     height = (end - start - 1).bit_length()
     return levels[height][start >> height]
+
+
+class RootBuilder:
+    """The root of a tree that grows one leaf at a time, in O(log n) memory: what a verifier
+    needs to check a log of millions of entries against checkpoints at any of its sizes.
+
+    It keeps the perfect subtrees that cover the leaves so far, one per set bit of the size,
+    largest first; the root folds them from the right (RFC 6962 2.1: the left part of every
+    split is the largest perfect subtree)."""
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (leaves in the subtree, its hash)
+        self.size = 0
+
+    def add(self, leaf: bytes) -> None:
+        """Append a leaf hash."""
+        check_hash(leaf, "leaf hash")
+        if self.size >= MAX_TREE_SIZE:
+            raise MerkleError(
+                "the tree cannot grow past 2^64 - 1 leaves", reason="size-out-of-range"
+            )
+        stack = self._stack
+        count, value = 1, leaf
+        while stack and stack[-1][0] == count:
+            _, left = stack.pop()
+            value = _sha256(_NODE_PREFIX + left + value).digest()
+            count *= 2
+        stack.append((count, value))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """MTH of the leaves added so far."""
+        if not self._stack:
+            return EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = _sha256(_NODE_PREFIX + left + value).digest()
+        return value
 
 
 # --- verifying ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from hub.merkle import (
     HASH_SIZE,
     MAX_TREE_SIZE,
     MerkleError,
+    RootBuilder,
     consistency_proof,
     inclusion_proof,
     inclusion_proofs,
@@ -504,3 +505,15 @@ def test_inclusion_proof_refuses_impossible_indices() -> None:
             inclusion_proof(REFERENCE_LEAVES, index)
     assert inclusion_proofs([]) == []
     assert consistency_proof([], 0) == []
+
+
+def test_root_builder_gives_the_root_of_every_prefix() -> None:
+    leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(300)]
+    builder = RootBuilder()
+    assert builder.root() == root([])
+    for i, leaf in enumerate(leaves):
+        builder.add(leaf)
+        assert builder.size == i + 1
+        assert builder.root() == root(leaves[: i + 1]), f"prefix of {i + 1}"
+    with pytest.raises(MerkleError):
+        builder.add(b"short")
