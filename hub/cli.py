@@ -29,8 +29,10 @@ from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.pki import init_federation
 from hub.service import LINE_KEY, REASON_KEY, start_hub
 from hub.store import MessageRow, OutboxRow, Store, utcnow
+from hub.trailfiles import export_trail, read_key, verify_folder
 
 EXIT_USAGE = 2
+EXIT_BAD = 1  # `trail verify`: the export does not match its signed checkpoints
 
 
 class CliError(Exception):
@@ -137,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="apply this hub's XML limits (default: the built-in limits)"
     )
 
+    trail_cmd = sub.add_parser(
+        "trail", help="the tamper-evident trail: export it, verify an export"
+    ).add_subparsers(dest="trail_command", required=True)
+    export = trail_cmd.add_parser(
+        "export", help="write every entry and signed checkpoint into a folder for auditors"
+    )
+    export.add_argument("--config", type=Path, required=True)
+    export.add_argument("-o", "--out", type=Path, required=True, help="folder to write into")
+    verify = trail_cmd.add_parser(
+        "verify",
+        help="recompute an export's roots and check them against its signed checkpoints",
+    )
+    verify.add_argument("folder", type=Path, help="a folder written by `trail export`")
+    verify.add_argument(
+        "--key",
+        required=True,
+        help="the hub's verifier key: a file such as trail.vkey, or the key string",
+    )
+    verify.add_argument("--json", action="store_true", help="the report as one JSON object")
+
     sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
     )
@@ -176,6 +198,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_outbox(args))
     if args.command == "translate":
         return _translate(args)
+    if args.command == "trail":
+        return _trail(args)
     if args.command == "demo":
         from hub.demo import run_demo
 
@@ -380,6 +404,54 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
             f"{row.state:<8} {row.partner:<4} {row.message_id}  {kind:<16} "
             f"attempts={row.attempts} {row.reason}"
         )
+
+
+def _trail(args: argparse.Namespace) -> int:
+    if args.trail_command == "export":
+        return asyncio.run(_trail_export(args))
+    if args.trail_command == "verify":
+        return _trail_verify(args)
+    raise CliError(f"unknown trail command {args.trail_command}")
+
+
+async def _trail_export(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = Store(config.store_url)
+    try:
+        await store.create_all()
+        done = await export_trail(store, args.out, config.origin)
+    finally:
+        await store.close()
+    print(
+        f"exported {done.entries} entries and {done.checkpoints} checkpoints "
+        f"(latest at {done.latest_checkpoint}) to {done.folder}"
+    )
+    return 0
+
+
+def _trail_verify(args: argparse.Namespace) -> int:
+    report = verify_folder(args.folder, read_key(args.key))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "origin": report.origin,
+                    "checkpoints": report.checkpoints,
+                    "verified_size": report.verified_size,
+                    "uncovered": report.uncovered,
+                    "first_bad": report.first_bad,
+                    "bad_range": list(report.bad_range) if report.bad_range else None,
+                    "problem": report.problem,
+                    "kinds": report.kinds,
+                },
+                sort_keys=True,
+            )
+        )
+    else:
+        print(report.summary())
+    return 0 if report.ok else EXIT_BAD
 
 
 def _keys(row: MessageRow) -> str:

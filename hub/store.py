@@ -1537,6 +1537,11 @@ class Store:
         )
         return size
 
+    async def append_trail(self, events: Sequence[trail.Event]) -> int:
+        """Append events in one transaction of their own (events that describe no stored
+        data: benchmarks, operators' notes); returns the index of the first."""
+        return await self.write(lambda tx: self._append_trail(tx, events))
+
     def _read_nodes(
         self, raw: Raw, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
@@ -1639,6 +1644,21 @@ class Store:
                 query = query.where(TRAIL.c.idx < end)
             async with self.engine.connect() as conn:
                 return [bytes(r[0]) for r in await conn.execute(query)]
+
+        return await self._run(work)
+
+    async def trail_records(self, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        """(index, leaf, stored leaf hash) of the entries with index in [start, end), in
+        order: what an export holds (hub/trailcheck.py)."""
+
+        async def work() -> list[tuple[int, bytes, bytes]]:
+            query = (
+                core_select(TRAIL.c.idx, TRAIL.c.leaf, TRAIL.c.leaf_hash)
+                .where(TRAIL.c.idx >= start, TRAIL.c.idx < end)
+                .order_by(TRAIL.c.idx)
+            )
+            async with self.engine.connect() as conn:
+                return [(int(i), bytes(leaf), bytes(h)) for i, leaf, h in await conn.execute(query)]
 
         return await self._run(work)
 
