@@ -21,13 +21,14 @@ import grpc
 
 from adapters.formats import detect, translator_for
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
+from hub import auditcli
 from hub.config import load_config, render_config
-from hub.errors import HubError, TranslationError
+from hub.errors import REASON_KEY, HubError, TranslationError
 from hub.node import Hub
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.pki import init_federation
-from hub.service import LINE_KEY, REASON_KEY, start_hub
+from hub.service import LINE_KEY, start_hub
 from hub.store import MessageRow, OutboxRow, Store, utcnow
 from hub.trailfiles import export_trail, read_key, verify_folder
 
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--listen", default="127.0.0.1:7443", help="partner port (mTLS)")
     init.add_argument("--domestic-listen", default="127.0.0.1:7444", help="domestic port")
     init.add_argument(
+        "--audit-listen",
+        default="127.0.0.1:7445",
+        help="auditors' port (TLS, bearer tokens); empty: no Audit service",
+    )
+    init.add_argument(
         "--partner", type=_partner, action="append", default=[], metavar="PARTY=HOST:PORT"
     )
     init.add_argument(
@@ -140,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     trail_cmd = sub.add_parser(
-        "trail", help="the tamper-evident trail: export it, verify an export"
+        "trail", help="the tamper-evident trail: query it, prove entries, export and verify"
     ).add_subparsers(dest="trail_command", required=True)
     export = trail_cmd.add_parser(
         "export", help="write every entry and signed checkpoint into a folder for auditors"
@@ -158,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the hub's verifier key: a file such as trail.vkey, or the key string",
     )
     verify.add_argument("--json", action="store_true", help="the report as one JSON object")
+    auditcli.add_trail_parsers(trail_cmd)
+    auditcli.add_parsers(sub)
 
     sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
@@ -200,6 +208,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _translate(args)
     if args.command == "trail":
         return _trail(args)
+    if args.command == "token":
+        return auditcli.issue_token(args)
     if args.command == "demo":
         from hub.demo import run_demo
 
@@ -224,6 +234,7 @@ def _init(args: argparse.Namespace) -> int:
             pki=pki,
             partners=dict(args.partner),
             store=args.store,
+            audit_listen=args.audit_listen,
         )
     )
     load_config(target)  # what we wrote must load
@@ -238,9 +249,10 @@ async def _serve(config_path: Path) -> int:
     # the process: keep it out of the collector's sight, so a full collection looks at recent
     # objects only (measured: 60-120 ms pauses under load before, a few ms after)
     gc.freeze()
+    auditors = f", auditors on {config.audit_listen}" if config.audit_listen else ""
     print(
         f"{config.party}: partners on {config.listen}, "
-        f"domestic systems on {config.domestic_listen}",
+        f"domestic systems on {config.domestic_listen}{auditors}",
         flush=True,
     )
     stop = asyncio.Event()
@@ -411,6 +423,10 @@ def _trail(args: argparse.Namespace) -> int:
         return asyncio.run(_trail_export(args))
     if args.trail_command == "verify":
         return _trail_verify(args)
+    if args.trail_command == "query":
+        return asyncio.run(auditcli.query(args))
+    if args.trail_command == "prove":
+        return asyncio.run(auditcli.prove(args))
     raise CliError(f"unknown trail command {args.trail_command}")
 
 

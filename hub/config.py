@@ -112,6 +112,20 @@ class HubConfig:
     trail_origin: str = ""  # the checkpoints' origin line; "customs-hub/<party>" by default
     checkpoint_entries: int = 1000  # sign a checkpoint after this many new entries ...
     checkpoint_seconds: float = 10.0  # ... or this long after the last one, if it grew
+    # Auditors: the Audit service's port (TLS with the hub's certificate; empty: none), and
+    # the Ed25519 key that signs and verifies their tokens, with the tokens' iss and aud
+    audit_listen: str = ""
+    audit_key: Path | None = None
+    token_issuer: str = ""
+    token_audience: str = ""
+
+    @property
+    def issuer(self) -> str:
+        return self.token_issuer or f"customs-hub/{self.party}"
+
+    @property
+    def audience(self) -> str:
+        return self.token_audience or f"customs-hub/{self.party}"
 
     @property
     def origin(self) -> str:
@@ -205,6 +219,11 @@ def load_config(path: Path | str) -> HubConfig:
             if t not in partners:
                 raise route_table._fail(key, "a list of configured partners", t)
         routes[body_type] = targets
+    audit = root.table("audit", required=False)
+    audit_listen = audit.text("listen") if "listen" in audit.data else ""
+    audit_key = audit.file_path("token_key") if "token_key" in audit.data else None
+    if audit_listen and audit_key is None:
+        raise audit._fail("token_key", "the Ed25519 key that signs auditors' tokens", None)
     limits_table = root.table("limits", required=False)
     known = {f.name: f for f in fields(Limits)}
     limit_values: dict[str, Any] = {}
@@ -234,6 +253,10 @@ def load_config(path: Path | str) -> HubConfig:
         trail_origin=trail_origin(trail),
         checkpoint_entries=trail_number(trail, "checkpoint_entries", 1000, int),
         checkpoint_seconds=trail_number(trail, "checkpoint_seconds", 10.0, float),
+        audit_listen=audit_listen,
+        audit_key=audit_key,
+        token_issuer=audit.text("issuer") if "issuer" in audit.data else "",
+        token_audience=audit.text("audience") if "audience" in audit.data else "",
         store_url=store_url(store.text("url"), path.parent),
         partners=partners,
         routes=routes,
@@ -284,6 +307,7 @@ def render_config(
     pki: Path,
     partners: Mapping[str, str],
     store: str = "sqlite:///hub.db",
+    audit_listen: str = "",
 ) -> str:
     """The text of a working hub.toml for a development federation made by ``pki init``."""
 
@@ -318,6 +342,17 @@ def render_config(
         "[store]",
         f"url = {q(store)}",
         "",
+    ]
+    if audit_listen:
+        lines += [
+            "[audit]",
+            f"listen = {q(audit_listen)}   # auditors: TLS and bearer tokens",
+            f"token_key = {q(own / 'audit.key')}   # signs tokens: customs-hub token issue",
+            f'issuer = "customs-hub/{party}"',
+            f'audience = "customs-hub/{party}"',
+            "",
+        ]
+    lines += [
         "[limits]",
         "clock_skew_seconds = 300",
         "message_ttl_seconds = 604800",

@@ -371,9 +371,13 @@ def make_receipt(
     reason: str = "",
     detail: str = "",
     trail_index: int = 0,
+    trail_size: int = 0,
+    trail_root: bytes = b"",
 ) -> pb.Receipt:
     receipt = pb.Receipt(
         trail_index=trail_index,
+        trail_size=trail_size,
+        trail_root=trail_root,
         message_id=message_id,
         envelope_digest=envelope_digest,
         outcome=outcome,  # type: ignore[arg-type]

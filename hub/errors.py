@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import grpc
 
+# The trailing metadata key every service puts a failure's reason code in.
+REASON_KEY = "customs-hub-reason"
+
 
 class HubError(Exception):
     """Base of every error the hub raises on purpose."""

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import DecodeError, Message
 
-from hub import checkpoint
+from hub import checkpoint, trail
 from hub.config import HubConfig
 from hub.envelope import (
     UUID_TEXT,
@@ -311,7 +311,7 @@ class Hub:
         """Inbound messages in a group commit: rows, revisions and batch-signed receipts."""
         now = self.clock()
 
-        def sign(rows: list[InboundRow]) -> list[bytes]:
+        def sign(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             receipts = [
                 make_receipt(
                     message_id=row.message_id,
@@ -321,6 +321,8 @@ class Hub:
                     sender=row.sender,
                     received_at=now,
                     trail_index=row.trail_index,
+                    trail_size=head[0],
+                    trail_root=head[1],
                 ).SerializeToString(deterministic=True)
                 for row in rows
             ]
@@ -496,8 +498,38 @@ class Hub:
                 doc.revision = self._next_revision()
             plan.append((doc, self.routing.recipients(doc, sub.recipients)))
         rows: list[NewOutbound] = []
+        events: list[trail.Event] = []
+        now = self.clock()
+        if sub.document_digest:
+            events.append(
+                trail.Event(
+                    "translated",
+                    now,
+                    correlation_id=sub.correlation_id,
+                    sender="domestic",
+                    body_type=sub.document.DESCRIPTOR.full_name,
+                    document_digest=sub.document_digest,
+                    keys=business_keys(sub.document),
+                    detail="a domestic document translated into the canonical form"
+                    + (f", with {len(sub.derived)} derived message(s)" if sub.derived else ""),
+                )
+            )
         for doc, targets in plan:
-            keys = json.dumps(business_keys(doc), sort_keys=True)
+            doc_keys = business_keys(doc)
+            keys = json.dumps(doc_keys, sort_keys=True)
+            how = "as the domestic system asked" if sub.recipients else "by the routing rules"
+            events.append(
+                trail.Event(
+                    "routed",
+                    now,
+                    correlation_id=sub.correlation_id,
+                    sender="domestic",
+                    body_type=doc.DESCRIPTOR.full_name,
+                    document_digest=sub.document_digest or b"",
+                    keys=doc_keys,
+                    detail=f"to {', '.join(targets)}, {how}"[:300],
+                )
+            )
             rows += [
                 self._sealed(
                     doc,
@@ -515,7 +547,7 @@ class Hub:
                 queued=[spb.Queued(message_id=r.message_id, recipient=r.recipient) for r in rows],
                 document_digest=sub.document_digest or b"",
             ).SerializeToString()
-        return Outgoing(rows, sub.submission_id, answer)
+        return Outgoing(rows, sub.submission_id, answer, events)
 
     def _sealed(
         self,
@@ -558,6 +590,7 @@ class Hub:
             tx,
             [row for job in jobs for row in job.rows],
             [(job.submission_id, job.answer) for job in jobs if job.submission_id],
+            [event for job in jobs for event in job.events],
         )
         out: list[list[DueDelivery]] = []
         start = 0
@@ -640,6 +673,7 @@ class Outgoing:
     rows: list[NewOutbound]
     submission_id: str
     answer: bytes  # the serialised SubmitResponse, stored for an idempotent resubmission
+    events: list[trail.Event] = field(default_factory=list)  # translated, routed
 
 
 def queued_from(answer: bytes) -> list[QueuedMessage]:

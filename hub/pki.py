@@ -11,6 +11,7 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
     out/CN/tls.pem, tls.key  CN hub's TLS certificate (server and client auth), ECDSA P-256
     out/CN/signing.pem, signing.key   CN hub's message-signing certificate, Ed25519
     out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
+    out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class PartyFiles:
     signing_key: Path
     trail_key: Path  # signs the trail's checkpoints (hub/checkpoint.py); not a certificate
     trail_verifier: Path  # the verifier key string auditors are given
+    audit_key: Path  # signs and verifies auditors' tokens (hub/auth.py)
 
     @classmethod
     def at(cls, root: Path, party: str) -> PartyFiles:
@@ -61,6 +63,7 @@ class PartyFiles:
             d / "signing.key",
             d / "trail.key",
             d / "trail.vkey",
+            d / "audit.key",
         )
 
 
@@ -204,6 +207,7 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     _write_key(files.trail_key, trail_key)
     name = trail_key_name(party)
     files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
+    _write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
     return files
 
 

@@ -15,16 +15,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.formats import detect, registry
 from adapters.wco.controls import control_result_from
+from hub.audit import AUDIT_SERVICE, AuditService
+from hub.auth import TokenIssuer, TokenVerifier
 from hub.config import HubConfig
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
 from hub.errors import (
+    REASON_KEY,
     ConfigError,
     HubError,
     LimitError,
@@ -34,6 +39,7 @@ from hub.errors import (
 )
 from hub.messages import Response, body_class
 from hub.node import Clock, Hub, Submission, system_clock
+from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -42,7 +48,6 @@ from hub.transport import PartnerChannels, PartnerEndpoint
 
 log = logging.getLogger("customs_hub.service")
 
-REASON_KEY = "customs-hub-reason"
 RECEIPT_KEY = "customs-hub-receipt-bin"
 LINE_KEY = "customs-hub-line"
 COLUMN_KEY = "customs-hub-column"
@@ -406,6 +411,38 @@ def _add_health_and_reflection(
     return health_servicer
 
 
+def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
+    """The Ed25519 key that signs auditors' tokens; refused if it is the trail key or the
+    message-signing key (one key, one purpose)."""
+    if config.audit_key is None:
+        raise ConfigError(
+            f"{config.path}: [audit] token_key is not set; auditors' tokens need it",
+            reason="config-invalid",
+        )
+    try:
+        key = serialization.load_pem_private_key(config.audit_key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        raise ConfigError(
+            f"{config.audit_key}: cannot load the audit token key", reason="config-invalid"
+        ) from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{config.audit_key} is not an Ed25519 key", reason="config-invalid")
+    if config.audit_key.resolve() in (config.trail_key.resolve(), config.signing_key.resolve()):
+        raise ConfigError(
+            "the audit token key must differ from the trail and signing keys",
+            reason="config-invalid",
+        )
+    return key
+
+
+def token_issuer(config: HubConfig) -> TokenIssuer:
+    return TokenIssuer(load_audit_key(config), config.issuer, config.audience)
+
+
+def token_verifier(config: HubConfig) -> TokenVerifier:
+    return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)
+
+
 def _bind(
     server: grpc.aio.Server,
     address: str,
@@ -436,6 +473,8 @@ class RunningHub:
     partner_port: int
     domestic_port: int
     checkpoints: asyncio.Task[None]
+    audit_server: grpc.aio.Server | None = None
+    audit_port: int = 0
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -447,6 +486,7 @@ class RunningHub:
             self.worker.stop(grace),
             self.partner_server.stop(grace),
             self.domestic_server.stop(grace),
+            *([self.audit_server.stop(grace)] if self.audit_server else []),
         )
         self.checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -497,6 +537,17 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
         log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)
 
+    audit_server, audit_port = None, 0
+    if config.audit_listen:
+        audit_server = grpc.aio.server(maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
+        agrpc.add_AuditServicer_to_server(AuditService(store, token_verifier(config)), audit_server)
+        audit_health = _add_health_and_reflection(audit_server, [AUDIT_SERVICE])
+        # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
+        audit_credentials = grpc.ssl_server_credentials(
+            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())]
+        )
+        audit_port = _bind(audit_server, config.audit_listen, audit_credentials, "audit.listen")
+
     channels = PartnerChannels(
         config.tls_cert.read_bytes(),
         config.tls_key.read_bytes(),
@@ -508,6 +559,10 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     worker = OutboxWorker(hub, channels)
     await partner_server.start()
     await domestic_server.start()
+    if audit_server is not None:
+        await audit_server.start()
+        await audit_health.set(AUDIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await audit_health.set("", health_pb2.HealthCheckResponse.SERVING)
     for h, name in ((partner_health, PARTNER_SERVICE), (domestic_health, DOMESTIC_SERVICE)):
         await h.set(name, health_pb2.HealthCheckResponse.SERVING)
         await h.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -529,4 +584,6 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         partner_port,
         domestic_port,
         checkpoints,
+        audit_server,
+        audit_port,
     )

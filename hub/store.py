@@ -407,6 +407,10 @@ class DueDelivery:
     envelope_digest: bytes
     attempts: int
     expires_at: datetime | None = None
+    # repeated in the trail's delivered / dead-lettered entry, so auditors find it by them
+    correlation_id: str = ""
+    body_type: str = ""
+    business_keys: str = "{}"
 
 
 @dataclass(frozen=True)
@@ -444,6 +448,39 @@ class Accepted:
 
     fresh: bool
     row: InboundRow
+
+
+@dataclass(frozen=True)
+class TrailQuery:
+    """An auditor's filters on the trail: every one given must match. ``visible`` restricts
+    to entries whose sender or recipient is one of those parties (a token's restriction)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    party: str = ""
+    body_type: str = ""
+    message_id: str = ""
+    correlation_id: str = ""
+    key: tuple[str, str] | None = None
+    kinds: tuple[str, ...] = ()
+    visible: frozenset[str] | None = None
+    oldest_first: bool = False
+    after: int | None = None  # the last index of the previous page
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message's exact signed bytes, for auditors allowed to read them."""
+
+    message_id: str
+    direction: str
+    partner: str
+    body_type: str
+    envelope_digest: bytes
+    envelope: bytes = b""  # outbound
+    header: bytes = b""  # inbound
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -921,10 +958,12 @@ class Store:
         tx: Tx,
         messages: Sequence[NewOutbound | OutboundMessage],
         submissions: Sequence[tuple[str, bytes]] = (),
+        events: Sequence[trail.Event] = (),
     ) -> list[DueDelivery]:
-        """``enqueue``'s work, in a transaction of the caller's (a group commit's)."""
+        """``enqueue``'s work, in a transaction of the caller's (a group commit's); ``events``
+        (how the messages came to be: translated, routed) are logged before they are queued."""
         entries = self._enqueue(tx, messages)
-        self._append_trail(tx, [_queued_event(m) for m in messages])
+        self._append_trail(tx, [*events, *(_queued_event(m) for m in messages)])
         if submissions:
             now = self._time(utcnow())
             tx.many(
@@ -991,7 +1030,17 @@ class Store:
             m.id = oid
         return [
             DueDelivery(
-                eid, oid, m.message_id, m.recipient, m.envelope, m.envelope_digest, 0, m.expires_at
+                eid,
+                oid,
+                m.message_id,
+                m.recipient,
+                m.envelope,
+                m.envelope_digest,
+                0,
+                m.expires_at,
+                m.correlation_id,
+                m.body_type,
+                m.business_keys,
             )
             for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
         ]
@@ -1028,6 +1077,9 @@ class Store:
                     OUTBOUND.c.envelope_digest,
                     OUTBOX.c.attempts,
                     OUTBOX.c.expires_at,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
                 )
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
                 .where(
@@ -1052,6 +1104,9 @@ class Store:
                     bytes(r[5]),
                     r[6],
                     as_utc(r[7]) if r[7] else None,
+                    r[8],
+                    r[9],
+                    r[10],
                 )
                 for r in rows
             ]
@@ -1143,7 +1198,12 @@ class Store:
             values["next_attempt_at"] = next_attempt_at
         statement = update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
         failed = (
-            core_select(OUTBOUND.c.message_id, OUTBOX.c.partner)
+            core_select(
+                OUTBOUND.c.message_id,
+                OUTBOX.c.partner,
+                OUTBOUND.c.correlation_id,
+                OUTBOUND.c.body_type,
+            )
             .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
             .where(OUTBOX.c.id.in_(list(entry_ids)))
             .order_by(OUTBOX.c.id)
@@ -1154,7 +1214,13 @@ class Store:
             now = utcnow()
             events = [
                 trail.Event(
-                    "delivery-failed", now, message_id=r[0], recipient=r[1], detail=error[:300]
+                    "delivery-failed",
+                    now,
+                    message_id=r[0],
+                    recipient=r[1],
+                    correlation_id=r[2],
+                    body_type=r[3],
+                    detail=error[:300],
                 )
                 for r in conn.execute(failed)
             ]
@@ -1170,7 +1236,13 @@ class Store:
             conn = tx.conn
             expired = conn.execute(
                 core_select(
-                    OUTBOX.c.id, OUTBOX.c.outbound_id, OUTBOUND.c.message_id, OUTBOX.c.partner
+                    OUTBOX.c.id,
+                    OUTBOX.c.outbound_id,
+                    OUTBOUND.c.message_id,
+                    OUTBOX.c.partner,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
                 )
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
                 .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
@@ -1198,7 +1270,14 @@ class Store:
                 tx,
                 [
                     trail.Event(
-                        "dead-lettered", now, message_id=r[2], recipient=r[3], reason="expired"
+                        "dead-lettered",
+                        now,
+                        message_id=r[2],
+                        recipient=r[3],
+                        correlation_id=r[4],
+                        body_type=r[5],
+                        keys=_business_keys(r[6]),
+                        reason="expired",
                     )
                     for r in expired
                 ],
@@ -1331,7 +1410,7 @@ class Store:
     async def accept_inbound(
         self,
         incoming: Sequence[Incoming],
-        sign: Callable[[list[InboundRow]], list[bytes]],
+        sign: Callable[[list[InboundRow], tuple[int, bytes]], list[bytes]],
     ) -> list[Accepted]:
         """Insert inbound messages with their signed receipts, in one transaction.
 
@@ -1350,7 +1429,7 @@ class Store:
         self,
         tx: Tx,
         incoming: Sequence[Incoming],
-        sign: Callable[[list[InboundRow]], list[bytes]],
+        sign: Callable[[list[InboundRow], tuple[int, bytes]], list[bytes]],
     ) -> list[Accepted]:
         """``accept_inbound``'s work, in a transaction of the caller's (a group commit's)."""
         self._serialise_inbound(tx)
@@ -1371,12 +1450,16 @@ class Store:
             fresh.append(item)
             outcomes.append(None)
         size = self._trail_size(tx)
+        # the leaves first: each receipt names its "received" leaf and the tree they grow
+        received = [_inbound_event("received", item) for item in fresh]
+        self._append_trail(tx, received + again)
         if fresh:
             self._apply_revisions(tx, fresh)
             rows = [item.row for item in fresh]
             for i, row in enumerate(rows):
-                row.trail_index = size + i  # the receipt names its "received" leaf
-            for row, receipt in zip(rows, sign(rows), strict=True):
+                row.trail_index = size + i
+            head = self._tree_head(tx)
+            for row, receipt in zip(rows, sign(rows, head), strict=True):
                 row.signed_receipt = receipt
             time = self._time
             tx.many(
@@ -1398,8 +1481,6 @@ class Store:
                     for r in rows
                 ],
             )
-        received = [_inbound_event("received", item) for item in fresh]
-        self._append_trail(tx, received + again)
         return [
             outcome if outcome is not None else Accepted(True, item.row)
             for outcome, item in zip(outcomes, incoming, strict=True)
@@ -1542,6 +1623,14 @@ class Store:
         data: benchmarks, operators' notes); returns the index of the first."""
         return await self.write(lambda tx: self._append_trail(tx, events))
 
+    def _tree_head(self, tx: Tx) -> tuple[int, bytes]:
+        """The size and root of the trail with this transaction's appends so far, from the
+        frontier it carries (one hash per set bit of the size)."""
+        tail = tx.tail
+        if tail is None or tail.frontier is None:
+            raise StoreError("no trail append in this transaction yet: no tree head to sign")
+        return tail.size, treestore.tree_root(tail.size, tail.frontier)
+
     def _read_nodes(
         self, raw: Raw, keys: Sequence[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
@@ -1659,6 +1748,107 @@ class Store:
             )
             async with self.engine.connect() as conn:
                 return [(int(i), bytes(leaf), bytes(h)) for i, leaf, h in await conn.execute(query)]
+
+        return await self._run(work)
+
+    async def query_trail(self, query: TrailQuery) -> list[tuple[int, bytes]]:
+        """(index, leaf) of the entries matching ``query``, one page, in index order (newest
+        first unless ``oldest_first``). Pages are keyed by index, so appends between pages
+        neither repeat nor skip an entry."""
+        c = TRAIL.c
+        statement = core_select(c.idx, c.leaf)
+        if query.since is not None:
+            statement = statement.where(c.at >= _utc_time(query.since))
+        if query.until is not None:
+            statement = statement.where(c.at < _utc_time(query.until))
+        if query.party:
+            statement = statement.where((c.sender == query.party) | (c.recipient == query.party))
+        if query.visible is not None:
+            parties = sorted(query.visible)
+            statement = statement.where(c.sender.in_(parties) | c.recipient.in_(parties))
+        for column, value in (
+            (c.body_type, query.body_type),
+            (c.message_id, query.message_id),
+            (c.correlation_id, query.correlation_id),
+        ):
+            if value:
+                statement = statement.where(column == value)
+        if query.kinds:
+            statement = statement.where(c.kind.in_(query.kinds))
+        if query.key is not None:
+            name, value = query.key
+            statement = statement.where(
+                c.idx.in_(
+                    core_select(TRAIL_KEY.c.idx).where(
+                        TRAIL_KEY.c.name == name, TRAIL_KEY.c.value == value[:512]
+                    )
+                )
+            )
+        if query.after is not None:
+            statement = statement.where(
+                c.idx > query.after if query.oldest_first else c.idx < query.after
+            )
+        statement = statement.order_by(c.idx if query.oldest_first else c.idx.desc())
+
+        async def work() -> list[tuple[int, bytes]]:
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(statement.limit(query.limit))
+                return [(int(i), bytes(leaf)) for i, leaf in rows]
+
+        return await self._run(work)
+
+    async def trail_entry(self, index: int) -> bytes | None:
+        """The leaf at ``index``, or None if there is none."""
+        found = await self.trail_records(index, index + 1)
+        return found[0][1] if found else None
+
+    async def checkpoint_at(self, size: int | None = None) -> TrailCheckpoint | None:
+        """The checkpoint signed at ``size``, or the latest if ``size`` is None."""
+
+        async def work() -> TrailCheckpoint | None:
+            async with self.session() as s:
+                query = select(TrailCheckpoint)
+                if size is None:
+                    query = query.order_by(col(TrailCheckpoint.size).desc()).limit(1)
+                else:
+                    query = query.where(TrailCheckpoint.size == size)
+                return (await s.exec(query)).first()
+
+        return await self._run(work)
+
+    async def stored_messages(self, message_id: str) -> list[StoredMessage]:
+        """Every message with this id, sent or received, with its exact signed bytes."""
+
+        async def work() -> list[StoredMessage]:
+            async with self.engine.connect() as conn:
+                out = await conn.execute(
+                    core_select(
+                        OUTBOUND.c.recipient,
+                        OUTBOUND.c.body_type,
+                        OUTBOUND.c.envelope_digest,
+                        OUTBOUND.c.envelope,
+                    ).where(OUTBOUND.c.message_id == message_id)
+                )
+                found = [
+                    StoredMessage(message_id, "outbound", r, t, bytes(d), envelope=bytes(e))
+                    for r, t, d, e in out
+                ]
+                inbound = await conn.execute(
+                    core_select(
+                        INBOUND.c.sender,
+                        INBOUND.c.body_type,
+                        INBOUND.c.envelope_digest,
+                        INBOUND.c.header,
+                        INBOUND.c.body,
+                    ).where(INBOUND.c.message_id == message_id)
+                )
+                found += [
+                    StoredMessage(
+                        message_id, "inbound", p, t, bytes(d), header=bytes(h), body=bytes(b)
+                    )
+                    for p, t, d, h, b in inbound
+                ]
+                return found
 
         return await self._run(work)
 
@@ -1912,8 +2102,11 @@ def _settled_event(settlement: Settlement) -> trail.Event:
         "dead-lettered" if dead else "delivered",
         receipt.received_at,
         message_id=receipt.message_id,
+        correlation_id=settlement.due.correlation_id,
         recipient=receipt.receiver,
+        body_type=settlement.due.body_type,
         envelope_digest=receipt.envelope_digest,
+        keys=_business_keys(settlement.due.business_keys),
         outcome=receipt.outcome,
         reason=receipt.reason,
         detail=(settlement.dead_reason or "")[:300],

@@ -96,6 +96,7 @@ class Federation:
     def __init__(self, root: Path, pki: Path, store_kind: str, store_url: str) -> None:
         self.root, self.pki = root, pki
         self.ports = {p: (free_port(), free_port()) for p in PARTIES}
+        self.audit_ports = {p: free_port() for p in PARTIES}
         self.running: dict[str, RunningHub] = {}
         self.configs: dict[str, HubConfig] = {}
         for party in PARTIES:
@@ -116,6 +117,7 @@ class Federation:
                     pki=pki,
                     partners={p: f"127.0.0.1:{self.ports[p][0]}" for p in PARTIES if p != party},
                     store=url,
+                    audit_listen=f"127.0.0.1:{self.audit_ports[party]}",
                 )
             )
             self.configs[party] = load_config(hubdir / "hub.toml")

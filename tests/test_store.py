@@ -48,7 +48,7 @@ def inbound(message_id: str, sender: str = "CN", digest: bytes = b"d" * 32) -> I
     )
 
 
-def signer(rows: list[InboundRow]) -> list[bytes]:
+def signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
     return [b"receipt-" + r.message_id.encode() for r in rows]
 
 
@@ -119,7 +119,7 @@ async def test_failed_signing_stores_nothing(store_url: str) -> None:
     try:
         await store.create_all()
 
-        def broken(_: list[InboundRow]) -> list[bytes]:
+        def broken(_: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             raise RuntimeError("HSM unavailable")
 
         with pytest.raises(RuntimeError):
@@ -177,7 +177,7 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
         task = asyncio.create_task(reader())
         ids = [f"m{i}" for i in range(200)]
 
-        def signer(rows: list[InboundRow]) -> list[bytes]:
+        def signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             return [b"r"] * len(rows)
 
         def linger(conn: Any) -> None:

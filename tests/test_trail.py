@@ -74,7 +74,7 @@ async def test_every_stored_event_has_its_leaf_in_the_same_transaction(store_url
         await store.create_all()
         indexes: list[int] = []
 
-        def sign(rows: list[InboundRow]) -> list[bytes]:
+        def sign(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             indexes.extend(row.trail_index for row in rows)
             return [b"r"] * len(rows)
 
@@ -112,9 +112,9 @@ async def test_a_failed_transaction_leaves_no_leaf(tmp_path: Path) -> None:
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     try:
         await store.create_all()
-        await accept(store, [inbound("m1")], lambda rows: [b"r"] * len(rows))
+        await accept(store, [inbound("m1")], lambda rows, head: [b"r"] * len(rows))
 
-        def failing_signer(rows: list[InboundRow]) -> list[bytes]:
+        def failing_signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             raise RuntimeError("the signer is down")
 
         with pytest.raises(RuntimeError):
@@ -236,7 +236,7 @@ async def test_acknowledged_messages_are_logged_as_handed_over_once(store_url: s
     store = Store(store_url)
     try:
         await store.create_all()
-        await accept(store, [inbound(f"m{i}") for i in range(4)], lambda r: [b"r"] * len(r))
+        await accept(store, [inbound(f"m{i}") for i in range(4)], lambda r, head: [b"r"] * len(r))
         assert await store.acknowledge("customs-risk-engine", 2) == 2
         assert await store.acknowledge("customs-risk-engine", 1) == 2  # never back
         assert await store.acknowledge("customs-risk-engine", 99) == 4  # never past the newest

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from adapters.wco.translator import GoodsDeclaration
+from hub import trail
 from hub.envelope import sha256
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -49,6 +50,14 @@ async def test_wco_declaration_travels_as_protobuf_and_returns_as_xml(
     [(outbound, _)] = await cn.hub.store.outbound()
     assert outbound.document_digest == sha256(original)  # recorded with the message
     assert outbound.body_type == "customs_hub.v1.GoodsDeclaration"  # partners receive protobuf
+    # the trail tells how it came to be sent: translated, routed, queued, in one transaction
+    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    story = [e for e in events if e.document_digest == sha256(original)]
+    assert [e.kind for e in story] == ["translated", "routed", "queued"]
+    assert story[1].detail == "to NZ, as the domestic system asked"
+    assert story[2].message_id == outbound.message_id
+    assert all(e.body_type == "customs_hub.v1.GoodsDeclaration" for e in story)
+    assert all(("lrn", "U.7849431R66ZB") in [(k.name, k.value) for k in e.keys] for e in story)
 
     async def arrived():  # type: ignore[no-untyped-def]
         return await nz.hub.store.inbound()

@@ -73,7 +73,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body_type: _Optional[str] = ..., body_digest: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("message_id", "envelope_digest", "outcome", "reason", "detail", "received_at", "receiver", "sender", "trail_index")
+    __slots__ = ("message_id", "envelope_digest", "outcome", "reason", "detail", "received_at", "receiver", "sender", "trail_index", "trail_size", "trail_root")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,8 @@ class Receipt(_message.Message):
     RECEIVER_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     TRAIL_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRAIL_ROOT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     envelope_digest: bytes
     outcome: ReceiptOutcome
@@ -92,7 +94,9 @@ class Receipt(_message.Message):
     receiver: str
     sender: str
     trail_index: int
-    def __init__(self, message_id: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., outcome: _Optional[_Union[ReceiptOutcome, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receiver: _Optional[str] = ..., sender: _Optional[str] = ..., trail_index: _Optional[int] = ...) -> None: ...
+    trail_size: int
+    trail_root: bytes
+    def __init__(self, message_id: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., outcome: _Optional[_Union[ReceiptOutcome, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receiver: _Optional[str] = ..., sender: _Optional[str] = ..., trail_index: _Optional[int] = ..., trail_size: _Optional[int] = ..., trail_root: _Optional[bytes] = ...) -> None: ...
 
 class SignedReceipt(_message.Message):
     __slots__ = ("receipt", "signature", "batch")
