@@ -1340,70 +1340,91 @@ class Store:
     async def requeue(self, message_ids: Sequence[str], now: datetime) -> int:
         """Put dead letters back in the queue as they are (their envelopes still valid)."""
 
-        async def work() -> int:
-            async with self.writing() as conn:
-                ids = await self._dead_outbound_ids(conn, message_ids)
-                if not ids:
-                    return 0
-                await conn.execute(
-                    update(OUTBOX)
-                    .where(OUTBOX.c.outbound_id.in_(ids))
-                    .values(state=QUEUED, dead_reason=None, next_attempt_at=now, attempts=0)
-                )
-                await conn.execute(
-                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=QUEUED)
-                )
-                return len(ids)
+        def work(tx: Tx) -> int:
+            conn = tx.conn
+            dead = self._dead_letters(tx, message_ids)
+            if not dead:
+                return 0
+            ids = [r[0] for r in dead]
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.outbound_id.in_(ids))
+                .values(state=QUEUED, dead_reason=None, next_attempt_at=now, attempts=0)
+            )
+            conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=QUEUED))
+            detail = "an operator put it back in the queue"
+            self._append_trail(tx, [_operator_event("requeued", r, now, detail) for r in dead])
+            return len(ids)
 
-        return await self._run(work)
+        return await self._run(lambda: self.transaction(work))
 
     async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
         """Settle dead letters as "replaced" and queue the new messages that replace them."""
 
         def work(tx: Tx) -> None:
             conn = tx.conn
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    core_select(OUTBOUND.c.id)
-                    .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
-                    .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(replaced)))
-                ).all()
-            ]
-            if len(ids) != len(replaced):
+            dead = self._dead_letters(tx, replaced)
+            if len(dead) != len(replaced):
                 raise StoreError("a dead letter to replace is no longer dead")
+            ids = [r[0] for r in dead]
             conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
             conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced"))
             self._enqueue(tx, replacements)
-            self._append_trail(tx, [_queued_event(m) for m in replacements])
+            now = utcnow()
+            by_old = dict(zip(replaced, replacements, strict=True))
+            self._append_trail(
+                tx,
+                [
+                    _operator_event(
+                        "requeued",
+                        r,
+                        now,
+                        f"an operator re-signed it as {by_old[r[1]].message_id}"
+                        if r[1] in by_old
+                        else "an operator re-signed it",
+                    )
+                    for r in dead
+                ]
+                + [_queued_event(m) for m in replacements],
+            )
 
         await self._run(lambda: self.transaction(work))
 
     async def drop(self, message_ids: Sequence[str], reason: str) -> int:
         """Remove dead letters from the outbox for good (the message stays, as "dead")."""
 
-        async def work() -> int:
-            async with self.writing() as conn:
-                ids = await self._dead_outbound_ids(conn, message_ids)
-                if ids:
-                    await conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-                    await conn.execute(
-                        update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=DEAD)
-                    )
-                return len(ids)
+        def work(tx: Tx) -> int:
+            conn = tx.conn
+            dead = self._dead_letters(tx, message_ids)
+            if dead:
+                ids = [r[0] for r in dead]
+                conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+                conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=DEAD))
+                now = utcnow()
+                self._append_trail(
+                    tx, [_operator_event("dropped", r, now, reason[:300]) for r in dead]
+                )
+            return len(dead)
 
-        del reason  # recorded in the trail by the caller (issue 5)
-        return await self._run(work)
+        return await self._run(lambda: self.transaction(work))
 
-    async def _dead_outbound_ids(
-        self, conn: AsyncConnection, message_ids: Sequence[str]
-    ) -> list[int]:
-        result = await conn.execute(
-            core_select(OUTBOUND.c.id)
-            .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
-            .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
+    def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
+        """(id, message id, recipient, correlation id, type, keys) of these dead letters."""
+        return list(
+            tx.conn.execute(
+                core_select(
+                    OUTBOUND.c.id,
+                    OUTBOUND.c.message_id,
+                    OUTBOUND.c.recipient,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
+                )
+                .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
+                .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
+                .order_by(OUTBOUND.c.id)
+            ).all()
         )
-        return [r[0] for r in result.all()]
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -2092,6 +2113,20 @@ def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
         envelope_digest=message.envelope_digest,
         document_digest=message.document_digest or b"",
         keys=_business_keys(message.business_keys),
+    )
+
+
+def _operator_event(kind: str, row: Any, at: datetime, detail: str) -> trail.Event:
+    """A dead letter an operator requeued, re-signed or dropped (row: ``_dead_letters``)."""
+    return trail.Event(
+        kind,
+        at,
+        message_id=row[1],
+        recipient=row[2],
+        correlation_id=row[3],
+        body_type=row[4],
+        keys=_business_keys(row[5]),
+        detail=detail,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 
+from hub import trail
 from hub.delivery import OutboxWorker, PartnerSender
 from hub.demo import sample_aeo_status
 from hub.envelope import verify_receipt
@@ -161,6 +162,15 @@ async def test_expired_messages_become_dead_letters_that_operators_retry_or_drop
     assert [m.message_id for m in await nz.hub.store.inbound()] == [new_id]
     status = {m.message_id: m.status for m, _ in await cn.hub.store.outbound()}
     assert status == {first[0]: "dead", first[1]: "replaced", new_id: "delivered"}
+    # the operators' actions are in the trail, after the expiry that made the dead letters
+    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    about = {m: [(e.kind, e.detail) for e in events if e.message_id == m] for m in (*first, new_id)}
+    assert [k for k, _ in about[first[0]]][-2:] == ["dead-lettered", "dropped"]
+    assert about[first[0]][-1] == ("dropped", "dropped by an operator")
+    assert about[first[1]][-1] == ("requeued", f"an operator re-signed it as {new_id}")
+    assert [k for k, _ in about[first[1]]][-2:] == ["dead-lettered", "requeued"]
+    kinds = [k for k, _ in about[new_id]]
+    assert (kinds[0], kinds[-1]) == ("queued", "delivered")  # failed tries may be between
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
