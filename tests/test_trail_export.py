@@ -4,6 +4,7 @@ export and the verifier key, and every way of altering the stored rows afterward
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hub import checkpoint, trail, trailcheck
+from hub import checkpoint, merkle, trail, trailcheck
 from hub.cli import main
 from hub.config import load_config, render_config
 from hub.rawsql import Tx
@@ -289,3 +292,23 @@ async def test_cli_exports_and_verifies(
     assert main(["trail", "verify", str(out), "--key", str(vkey), "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] is False and result["first_bad"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=2048), cut=st.integers(min_value=0, max_value=2048))
+def test_any_bytes_as_entries_give_a_report_never_a_crash(data: bytes, cut: int) -> None:
+    """Hostile or damaged entries.bin: verification reports BAD, it never raises."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    key = checkpoint.NoteKey("customs-hub-CN", private.public_key(), private)
+    good = b"".join(
+        trailcheck.encode_record(i, trail.encode(event(i)).data, trail.encode(event(i)).hash)
+        for i in range(3)
+    )
+    root = merkle.root([trail.encode(event(i)).hash for i in range(3)])
+    note = checkpoint.sign(checkpoint.Checkpoint(ORIGIN, 3, root), key)
+    for blob in (data, good[:cut] + data, good + data):
+        report = trailcheck.verify(
+            trailcheck.read_records(io.BytesIO(blob)), [("c", note)], key, None
+        )
+        assert not report.ok or blob == good
+        assert report.summary().startswith(("OK", "BAD"))
