@@ -175,6 +175,7 @@ class Checkpoint:
 class Run:
     store: str
     batch: int
+    window: int
     checkpoints: list[Checkpoint] = field(default_factory=list)
     windows: list[tuple[int, float]] = field(default_factory=list)  # (end size, appends/s)
     append_seconds: float = 0.0
@@ -375,7 +376,7 @@ async def measure(
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
     run.append_seconds = sum(took)
-    step = min(window, targets[-1])
+    step = run.window = min(window, targets[-1])
     run.windows = [
         (end, appended(ends, took, end, step).per_second)
         for end in range(step, targets[-1] + 1, step)
@@ -439,7 +440,7 @@ def footer(run: Run) -> None:
     rates = [r for _, r in run.windows]
     total = run.checkpoints[-1].size
     print(
-        f"appends/s over {len(rates)} windows of {run.checkpoints[-1].appends.window:,}: "
+        f"appends/s over {len(rates)} windows of {run.window:,}: "
         f"first {rates[0]:,.0f}, min {min(rates):,.0f}, median {statistics.median(rates):,.0f}, "
         f"max {max(rates):,.0f}, last {rates[-1]:,.0f}"
     )
@@ -488,7 +489,7 @@ def main() -> None:
             await conn.close()
             label = f"PostgreSQL {version}, fresh database"
             opened = postgres_store(args.postgres)
-        run = Run(label, args.batch)
+        run = Run(label, args.batch, args.window)
         header(machine, label, args.batch, args.proofs, args.window)
         async with opened as (store, where):
             await measure(store, Sizes(store, where), run, targets, args.proofs, args.window)
@@ -509,7 +510,7 @@ def main() -> None:
                 "store": run.store,
                 "batch": run.batch,
                 "proofs": args.proofs,
-                "window": args.window,
+                "window": run.window,
                 "appends_per_second": run.checkpoints[-1].size / run.append_seconds,
                 "append_seconds": run.append_seconds,
                 "grow_seconds": run.grow_seconds,
