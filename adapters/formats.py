@@ -1,12 +1,24 @@
 """The registry of document formats the hub translates through its canonical protobuf.
 
-Each format is a translator with a ``format_id``, a ``media_type`` and ``decode``/``encode``
-(bytes <-> business message). Issue 6 moves discovery to Python entry points; the interface
-stays this one.
+Each format is a translator with a ``format_id``, a ``media_type``, the ``directions`` it
+supports ("decode": document to business message, "encode": the other way) and a one-line
+``description``. Translators are found through the Python entry point group
+``customs_hub.formats``: each entry names a factory ``(limits: XmlLimits) -> Translator`` under
+the translator's format id, so a new partner format is a package that declares one, not a
+change to the hub. The hub's own formats are declared the same way in pyproject.toml, and are
+also known without package metadata (running from a source tree).
+
+What it must never do: let a plugin replace one of the hub's own formats, or register a
+translator under an id other than its own.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
 from typing import Protocol
 
 from google.protobuf.message import Message
@@ -14,7 +26,12 @@ from google.protobuf.message import Message
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
 from adapters.xmlsafe import XmlLimits
-from hub.errors import TranslationError
+from hub.errors import ConfigError, TranslationError
+
+log = logging.getLogger("customs_hub.formats")
+
+GROUP = "customs_hub.formats"
+DECODE, ENCODE = "decode", "encode"
 
 
 class Translator(Protocol):
@@ -24,15 +41,84 @@ class Translator(Protocol):
     @property
     def media_type(self) -> str: ...
 
+    @property
+    def directions(self) -> frozenset[str]: ...
+
+    @property
+    def description(self) -> str: ...
+
     def decode(self, data: bytes, source: str = "document") -> Message: ...
 
     def encode(self, message: Message) -> bytes: ...
 
 
+Factory = Callable[[XmlLimits], Translator]
+
+
+def wco_xml(limits: XmlLimits) -> Translator:
+    return WcoXml(limits)
+
+
+def proto_json(limits: XmlLimits) -> Translator:
+    return ProtoJson(max_bytes=limits.max_bytes)
+
+
+BUILTIN: Mapping[str, Factory] = {"wco-xml": wco_xml, "proto-json": proto_json}
+
+
+@dataclass(frozen=True)
+class Registered:
+    format_id: str
+    factory: Factory
+    source: str  # the entry point's value, e.g. "adapters.formats:wco_xml"
+
+
+@lru_cache(maxsize=1)
+def discovered() -> tuple[Registered, ...]:
+    """The hub's own formats and every plugin's, loaded once per process. A plugin that fails
+    to load, or claims one of the hub's own ids, is refused with a ConfigError naming it."""
+    found = {
+        name: Registered(name, factory, f"{factory.__module__}:{factory.__name__}")
+        for name, factory in BUILTIN.items()
+    }
+    for point in sorted(entry_points(group=GROUP), key=lambda p: p.name):
+        if point.name in BUILTIN:
+            if point.value != found[point.name].source:
+                raise ConfigError(
+                    f"format plugin {point.value} claims the hub's own format id {point.name!r}",
+                    reason="format-plugin-invalid",
+                )
+            continue
+        try:
+            factory = point.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported
+            raise ConfigError(
+                f"format plugin {point.name} ({point.value}) cannot be loaded: "
+                f"{type(exc).__name__}: {exc}",
+                reason="format-plugin-invalid",
+            ) from None
+        if not callable(factory):
+            raise ConfigError(
+                f"format plugin {point.name} ({point.value}) is not a translator factory",
+                reason="format-plugin-invalid",
+            )
+        found[point.name] = Registered(point.name, factory, point.value)
+    return tuple(found[name] for name in sorted(found))
+
+
 def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
     xml_limits = limits or XmlLimits()
-    translators: list[Translator] = [WcoXml(xml_limits), ProtoJson(max_bytes=xml_limits.max_bytes)]
-    return {t.format_id: t for t in translators}
+    translators: dict[str, Translator] = {}
+    for entry in discovered():
+        translator = entry.factory(xml_limits)
+        if translator.format_id != entry.format_id:
+            raise ConfigError(
+                f"format plugin {entry.source} is registered as {entry.format_id!r} but its "
+                f"translator says {translator.format_id!r}",
+                reason="format-plugin-invalid",
+            )
+        translators[entry.format_id] = translator
+    return translators
 
 
 def detect(data: bytes) -> str:
@@ -50,12 +136,22 @@ def detect(data: bytes) -> str:
     )
 
 
-def translator_for(format_id: str, limits: XmlLimits | None = None) -> Translator:
+def translator_for(
+    format_id: str, limits: XmlLimits | None = None, direction: str | None = None
+) -> Translator:
+    """The translator registered as ``format_id``; with ``direction``, one that supports it."""
     translators = registry(limits)
     try:
-        return translators[format_id]
+        translator = translators[format_id]
     except KeyError:
         raise TranslationError(
             f"format {format_id!r} is not registered; formats are {', '.join(sorted(translators))}",
             reason="unsupported-format",
         ) from None
+    if direction is not None and direction not in translator.directions:
+        raise TranslationError(
+            f"format {format_id!r} can only {' and '.join(sorted(translator.directions))}; "
+            f"it cannot {direction}",
+            reason="unsupported-direction",
+        )
+    return translator

@@ -26,6 +26,8 @@ MAX_BYTES = 8 * 1024 * 1024
 class ProtoJson:
     format_id: str = "proto-json"
     media_type: str = "application/json"
+    directions: frozenset[str] = frozenset({"decode", "encode"})
+    description: str = "protobuf JSON (the canonical JSON mapping), one document per file"
     max_bytes: int = MAX_BYTES
 
     def decode(self, data: bytes, source: str = "document") -> Message:

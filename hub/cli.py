@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from adapters.formats import detect, translator_for
+from adapters.formats import DECODE, ENCODE, detect, discovered, registry, translator_for
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import auditcli
 from hub.config import load_config, render_config
@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     auditcli.add_trail_parsers(trail_cmd)
     auditcli.add_parsers(sub)
 
+    formats = sub.add_parser("formats", help="list the registered document formats")
+    formats.add_argument("--json", action="store_true", help="one JSON object per line")
+
     sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
     )
@@ -208,6 +211,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _translate(args)
     if args.command == "trail":
         return _trail(args)
+    if args.command == "formats":
+        return _formats(args)
     if args.command == "token":
         return auditcli.issue_token(args)
     if args.command == "demo":
@@ -340,8 +345,8 @@ def _translate(args: argparse.Namespace) -> int:
     data = _read(args.file)
     limits = load_config(args.config).limits.xml if args.config else None
     try:
-        source = translator_for(args.from_format or detect(data), limits)
-        target = translator_for(args.to_format, limits)
+        source = translator_for(args.from_format or detect(data), limits, DECODE)
+        target = translator_for(args.to_format, limits, ENCODE)
         output = target.encode(source.decode(data, source=args.file.name))
     except TranslationError as exc:
         raise _located(args.file, exc) from None
@@ -416,6 +421,42 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
             f"{row.state:<8} {row.partner:<4} {row.message_id}  {kind:<16} "
             f"attempts={row.attempts} {row.reason}"
         )
+
+
+def _formats(args: argparse.Namespace) -> int:
+    translators = registry()
+    rows = [
+        (
+            entry.format_id,
+            translators[entry.format_id].media_type,
+            "/".join(sorted(translators[entry.format_id].directions)),
+            entry.source,
+            translators[entry.format_id].description,
+        )
+        for entry in discovered()
+    ]
+    if args.json:
+        for name, media, directions, source, text in rows:
+            print(
+                json.dumps(
+                    {
+                        "format": name,
+                        "media_type": media,
+                        "directions": directions.split("/"),
+                        "source": source,
+                        "description": text,
+                    },
+                    sort_keys=True,
+                )
+            )
+        return 0
+    header = ("FORMAT", "MEDIA TYPE", "DIRECTIONS", "FROM", "DESCRIPTION")
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        cells = (c.ljust(w) for c, w in zip(line[:-1], widths, strict=True))
+        print("  ".join([*cells, line[-1]]))
+    return 0
 
 
 def _trail(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.formats import detect, registry
+from adapters.formats import DECODE, ENCODE, detect, registry
 from adapters.wco.controls import control_result_from
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
@@ -226,13 +226,18 @@ class Translators:
                 f"{', '.join(sorted(self.formats))}",
                 reason="unsupported-format",
             )
+        if DECODE not in translator.directions:
+            raise TranslationError(
+                f"format {translator.format_id!r} cannot be translated from, only into",
+                reason="unsupported-direction",
+            )
         return translator.decode(content, source=f"{translator.format_id} document")
 
     def encode(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
         """The body as a document in ``format_id``, or None where the format cannot hold it."""
         translator = self.formats.get(format_id)
         cls = body_class(body_type)
-        if translator is None or cls is None:
+        if translator is None or cls is None or ENCODE not in translator.directions:
             return None
         try:
             return translator.encode(cls.FromString(body))

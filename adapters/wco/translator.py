@@ -130,6 +130,8 @@ class WcoXml:
     limits: XmlLimits = field(default_factory=XmlLimits)
     format_id: str = "wco-xml"
     media_type: str = "application/xml"
+    directions: frozenset[str] = frozenset({"decode", "encode"})
+    description: str = "WCO Data Model 3.x XML: CDS declarations and RES-DMS notifications"
 
     def decode(self, data: bytes, source: str = "document") -> Message:
         root = restore_namespaces(parse_xml(data, self.limits, source=source))
