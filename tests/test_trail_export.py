@@ -310,5 +310,7 @@ def test_any_bytes_as_entries_give_a_report_never_a_crash(data: bytes, cut: int)
         report = trailcheck.verify(
             trailcheck.read_records(io.BytesIO(blob)), [("c", note)], key, None
         )
-        assert not report.ok or blob == good
+        if report.ok:  # only if the leaves are the signed ones: stored hashes are not trusted
+            parsed = [(r.index, r.leaf) for r in trailcheck.read_records(io.BytesIO(blob))]
+            assert parsed == [(i, trail.encode(event(i)).data) for i in range(3)]
         assert report.summary().startswith(("OK", "BAD"))
