@@ -20,10 +20,10 @@ from typing import Protocol
 import grpc
 from google.protobuf import json_format
 
-from hub import checkpoint, merkle
+from hub import checkpoint, merkle, tables
 from hub.audit import AuditReader
 from hub.auth import SCOPES, Grant
-from hub.config import load_config
+from hub.config import load_config, read_ed25519_key
 from hub.errors import REASON_KEY, HubError
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
@@ -233,12 +233,7 @@ def _row(entry: apb.TrailEntryView) -> tuple[str, ...]:
 
 def table(entries: Sequence[apb.TrailEntryView]) -> str:
     header = ("INDEX", "AT", "KIND", "MESSAGE ID", "TYPE", "FROM", "TO", "DETAIL")
-    lines = [header, *(_row(e) for e in entries)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
-        for line in lines
-    ).rstrip()
+    return tables.render(header, (_row(e) for e in entries))
 
 
 async def query(args: argparse.Namespace) -> int:
@@ -286,13 +281,8 @@ async def _all(
 
 
 def _own_verifier(args: argparse.Namespace) -> checkpoint.NoteKey:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     config = load_config(args.config)
-    key = serialization.load_pem_private_key(_read_file(config.trail_key, "trail key"), None)
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise AuditCliError(f"{config.trail_key} is not an Ed25519 key")
+    key = read_ed25519_key(config.trail_key, "trail key")
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key())
 
 

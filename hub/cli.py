@@ -21,7 +21,7 @@ import grpc
 
 from adapters.formats import DECODE, ENCODE, detect, discovered, registry, translator_for
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
-from hub import auditcli
+from hub import auditcli, tables
 from hub.config import load_config, render_config
 from hub.errors import REASON_KEY, HubError, TranslationError
 from hub.node import Hub
@@ -450,12 +450,7 @@ def _formats(args: argparse.Namespace) -> int:
                 )
             )
         return 0
-    header = ("FORMAT", "MEDIA TYPE", "DIRECTIONS", "FROM", "DESCRIPTION")
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    for line in lines:
-        cells = (c.ljust(w) for c, w in zip(line[:-1], widths, strict=True))
-        print("  ".join([*cells, line[-1]]))
+    print(tables.render(("FORMAT", "MEDIA TYPE", "DIRECTIONS", "FROM", "DESCRIPTION"), rows))
     return 0
 
 
@@ -547,25 +542,21 @@ async def _messages(args: argparse.Namespace) -> int:
 
 def format_table(rows: Sequence[MessageRow]) -> str:
     header = ("DIR", "MESSAGE ID", "TYPE", "PARTNER", "STATUS", "RECEIPT", "BUSINESS KEYS")
-    lines = [header] + [
+    return tables.render(
+        header,
         (
-            r.direction,
-            r.message_id,
-            r.body_type.rsplit(".", 1)[-1],
-            r.partner,
-            r.status,
-            r.receipt,
-            _keys(r),
-        )
-        for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True))
-        + "  "
-        + line[-1]
-        for line in lines
-    ).rstrip()
+            (
+                r.direction,
+                r.message_id,
+                r.body_type.rsplit(".", 1)[-1],
+                r.partner,
+                r.status,
+                r.receipt,
+                _keys(r),
+            )
+            for r in rows
+        ),
+    )
 
 
 if __name__ == "__main__":

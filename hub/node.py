@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import DecodeError, Message
 
 from hub import checkpoint, trail
-from hub.config import HubConfig
+from hub.config import HubConfig, read_ed25519_key
 from hub.envelope import (
     UUID_TEXT,
     OpenedEnvelope,
@@ -85,14 +83,7 @@ class QueuedMessage:
 
 def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
     """The key that signs checkpoints: Ed25519, and not the message-signing key."""
-    try:
-        key = serialization.load_pem_private_key(config.trail_key.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise HubError(
-            f"{config.trail_key}: cannot load the trail key", reason="config-invalid"
-        ) from exc
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise HubError(f"{config.trail_key} is not an Ed25519 key", reason="config-invalid")
+    key = read_ed25519_key(config.trail_key, "trail key")
     if key.public_key() == signer.private_key.public_key():
         raise HubError("the trail key and the signing key must differ", reason="config-invalid")
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
@@ -500,6 +491,7 @@ class Hub:
         rows: list[NewOutbound] = []
         events: list[trail.Event] = []
         now = self.clock()
+        keyed = [(doc, targets, business_keys(doc)) for doc, targets in plan]
         if sub.document_digest:
             events.append(
                 trail.Event(
@@ -509,13 +501,12 @@ class Hub:
                     sender="domestic",
                     body_type=sub.document.DESCRIPTOR.full_name,
                     document_digest=sub.document_digest,
-                    keys=business_keys(sub.document),
+                    keys=keyed[0][2],  # the first document is the submitted one
                     detail="a domestic document translated into the canonical form"
                     + (f", with {len(sub.derived)} derived message(s)" if sub.derived else ""),
                 )
             )
-        for doc, targets in plan:
-            doc_keys = business_keys(doc)
+        for doc, targets, doc_keys in keyed:
             keys = json.dumps(doc_keys, sort_keys=True)
             how = "as the domestic system asked" if sub.recipients else "by the routing rules"
             events.append(

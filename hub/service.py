@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,7 +24,7 @@ from adapters.formats import DECODE, ENCODE, detect, registry
 from adapters.wco.controls import control_result_from
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
-from hub.config import HubConfig
+from hub.config import HubConfig, read_ed25519_key
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
 from hub.errors import (
@@ -424,14 +423,7 @@ def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
             f"{config.path}: [audit] token_key is not set; auditors' tokens need it",
             reason="config-invalid",
         )
-    try:
-        key = serialization.load_pem_private_key(config.audit_key.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
-        raise ConfigError(
-            f"{config.audit_key}: cannot load the audit token key", reason="config-invalid"
-        ) from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(f"{config.audit_key} is not an Ed25519 key", reason="config-invalid")
+    key = read_ed25519_key(config.audit_key, "audit token key")
     if config.audit_key.resolve() in (config.trail_key.resolve(), config.signing_key.resolve()):
         raise ConfigError(
             "the audit token key must differ from the trail and signing keys",
