@@ -8,6 +8,13 @@ the translator's format id, so a new partner format is a package that declares o
 change to the hub. The hub's own formats are declared the same way in pyproject.toml, and are
 also known without package metadata (running from a source tree).
 
+Some formats hold many documents in one file (an AEO list as CSV, an EDIFACT interchange of
+several messages). Their translators also offer ``decode_all(data, source) -> list[Item]``,
+one item per document with its line, so that one bad row is reported without refusing the good
+ones, and ``encode_all(messages) -> bytes``. ``decode_all``/``encode_all`` below work for every
+translator: a single-document format gives one item. A translator may also offer
+``sniff(head: bytes) -> bool`` so that ``detect`` recognises its documents.
+
 What it must never do: let a plugin replace one of the hub's own formats, or register a
 translator under an id other than its own.
 """
@@ -15,7 +22,7 @@ translator under an id other than its own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -53,6 +60,40 @@ class Translator(Protocol):
 
 
 Factory = Callable[[XmlLimits], Translator]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One document read from a file of one or more: its message, or why it was refused.
+    ``line`` is where the document starts in the file (1-based), when the format has lines."""
+
+    message: Message | None
+    error: TranslationError | None = None
+    line: int | None = None
+
+
+def decode_all(translator: Translator, data: bytes, source: str = "document") -> list[Item]:
+    """Every document in ``data``. A file that cannot be read at all raises TranslationError;
+    a multi-document format reports each bad document as an item with its error instead."""
+    many = getattr(translator, "decode_all", None)
+    if many is not None:
+        items: list[Item] = many(data, source)
+        return items
+    return [Item(translator.decode(data, source))]
+
+
+def encode_all(translator: Translator, messages: Sequence[Message]) -> bytes:
+    """The messages as one file. A single-document format takes exactly one."""
+    many = getattr(translator, "encode_all", None)
+    if many is not None:
+        output: bytes = many(messages)
+        return output
+    if len(messages) != 1:
+        raise TranslationError(
+            f"format {translator.format_id!r} holds one document per file; {len(messages)} given",
+            reason="unsupported-document",
+        )
+    return translator.encode(messages[0])
 
 
 def wco_xml(limits: XmlLimits) -> Translator:
@@ -121,17 +162,31 @@ def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
     return translators
 
 
-def detect(data: bytes) -> str:
-    """Guess a document's format from its first significant byte."""
+SNIFF_BYTES = 4096
+
+
+def detect(data: bytes, translators: Mapping[str, Translator] | None = None) -> str:
+    """Guess a document's format: a translator that recognises the first bytes (``sniff``)
+    wins, plugins before the hub's own; otherwise XML is taken as WCO DM and an object as
+    protobuf JSON."""
+    head = data[:SNIFF_BYTES]
+    for format_id, translator in sorted(
+        (translators if translators is not None else registry()).items(),
+        key=lambda item: (item[0] in BUILTIN, item[0]),
+    ):
+        sniff = getattr(translator, "sniff", None)
+        if sniff is not None and sniff(head):
+            return format_id
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: only XML comes this way
         return "wco-xml"
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head == b"<":
+    first = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first == b"<":
         return "wco-xml"
-    if head == b"{":
+    if first == b"{":
         return "proto-json"
     raise TranslationError(
-        "cannot tell the document's format (neither XML nor JSON); name it with --from",
+        "cannot tell the document's format (no registered format recognises it); name it "
+        "with --from",
         reason="unsupported-format",
     )
 

@@ -218,7 +218,7 @@ class Translators:
         self.formats = registry(config.limits.xml)
 
     def decode(self, format_id: str, content: bytes) -> Message:
-        translator = self.formats.get(format_id or detect(content))
+        translator = self.formats.get(format_id or detect(content, self.formats))
         if translator is None:
             raise TranslationError(
                 f"format {format_id!r} is not registered; formats are "
