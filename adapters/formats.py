@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
 from adapters.xmlsafe import XmlLimits
-from hub.errors import ConfigError, TranslationError
+from hub.errors import ConfigError, HubError, TranslationError
 
 log = logging.getLogger("customs_hub.formats")
 
@@ -189,6 +189,45 @@ def detect(data: bytes, translators: Mapping[str, Translator] | None = None) -> 
         "with --from",
         reason="unsupported-format",
     )
+
+
+class Translators:
+    """The registered formats, built once with the hub's limits, for the services."""
+
+    def __init__(self, limits: XmlLimits | None = None) -> None:
+        self.formats = registry(limits)
+
+    def reader(self, format_id: str) -> Translator:
+        """The translator that reads ``format_id`` (detected from nothing: it must be named)."""
+        translator = self.formats.get(format_id)
+        if translator is None:
+            raise TranslationError(
+                f"format {format_id!r} is not registered; formats are "
+                f"{', '.join(sorted(self.formats))}",
+                reason="unsupported-format",
+            )
+        if DECODE not in translator.directions:
+            raise TranslationError(
+                f"format {translator.format_id!r} cannot be translated from, only into",
+                reason="unsupported-direction",
+            )
+        return translator
+
+    def decode(self, format_id: str, content: bytes) -> Message:
+        """One business message from a document; an empty ``format_id`` is detected."""
+        translator = self.reader(format_id or detect(content, self.formats))
+        return translator.decode(content, source=f"{translator.format_id} document")
+
+    def encode(self, format_id: str, message: Message) -> bytes | None:
+        """The message as a document in ``format_id``, or None where the format cannot hold
+        it (that format does not encode, or not this kind of message)."""
+        translator = self.formats.get(format_id)
+        if translator is None or ENCODE not in translator.directions:
+            return None
+        try:
+            return translator.encode(message)
+        except HubError:  # the protobuf is still handed over; only the document is missing
+            return None
 
 
 def translator_for(

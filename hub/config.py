@@ -93,6 +93,10 @@ class PartnerConfig:
     trust_anchor: Path
     signing_certs: tuple[Path, ...]
     countries: tuple[str, ...]
+    # Formats this partner may send documents in over PartnerExchange (a RawDocument body,
+    # translated on ingress); "*" is any registered format. Empty: protobuf bodies only, so
+    # a partner's parser surface is opened by an operator's decision, not by default.
+    raw_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ def load_config(path: Path | str) -> HubConfig:
                 for q in map(Path, p.str_list("signing_certs"))
             ),
             countries=p.str_list("countries", [name]),
+            raw_formats=p.str_list("raw_formats", []),
         )
     if party in partners:
         raise ConfigError(f"{path}: partners.{party} is this hub itself", reason="config-invalid")

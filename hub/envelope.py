@@ -13,7 +13,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Mapping, MutableSet, Sequence
+from collections.abc import Callable, Mapping, MutableSet, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +29,7 @@ from hub.errors import (
 )
 from hub.messages import body_class
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.signing import (
     ENVELOPE_DOMAIN,
     RECEIPT_BATCH_DOMAIN,
@@ -39,6 +40,12 @@ from hub.signing import (
 )
 
 SCHEMA_VERSION = "customs_hub.v1"
+# A body that is a document in a partner format (EDIFACT, NCTS XML, ...), translated on ingress
+RAW_BODY_TYPE = spb.RawDocument.DESCRIPTOR.full_name
+
+# Translates a partner-format document (format id, bytes) into a business message, or raises
+# a HubError saying why not (the receiver's registry and the partner's allowed formats).
+RawReader = Callable[[str, bytes], Message]
 
 
 def uuid7(now_ms: int | None = None) -> str:
@@ -70,9 +77,11 @@ class OpenedEnvelope:
     header: pb.Header
     header_bytes: bytes
     body: bytes
-    document: Message  # the parsed business message
+    document: Message  # the parsed business message (translated, for a RawDocument body)
     envelope_digest: bytes
     key_id: str
+    original_format: str = ""  # a RawDocument body: its format ...
+    document_digest: bytes = b""  # ... and the SHA-256 of its document bytes
 
 
 def build_envelope(
@@ -121,8 +130,12 @@ def open_envelope(
     now: datetime,
     policy: TimePolicy | None,
     max_bytes: int,
+    read_raw: RawReader | None = None,
 ) -> OpenedEnvelope:
-    """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names)."""
+    """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names).
+
+    With ``read_raw``, a body of type RawDocument (a document in a partner format) is accepted
+    and translated by it; without, such a body is an unsupported body type."""
     # 1. Bound the work before parsing anything.
     if len(data) > max_bytes:
         raise EnvelopeError(
@@ -176,7 +189,27 @@ def open_envelope(
     #    that passes policy=None checks the window itself, e.g. after a duplicate lookup.)
     if policy is not None:
         check_time_window(header, now, policy)
-    # 10. A body type this hub knows, and a body that parses as that type.
+    # 10. A body type this hub knows, and a body that parses as that type. A document in a
+    #     partner format is translated only now, after its signature and addressing verified.
+    if header.body_type == RAW_BODY_TYPE and read_raw is not None:
+        raw = spb.RawDocument()
+        try:
+            raw.ParseFromString(envelope.body)
+        except DecodeError:
+            raise EnvelopeError(
+                f"body is not a valid {RAW_BODY_TYPE}", reason="body-malformed"
+            ) from None
+        translated = read_raw(raw.format, raw.content)
+        return OpenedEnvelope(
+            header,
+            envelope.header,
+            envelope.body,
+            translated,
+            digest,
+            key_id,
+            original_format=raw.format,
+            document_digest=sha256(raw.content),
+        )
     cls = body_class(header.body_type)
     if cls is None:
         raise EnvelopeError(

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from google.protobuf.message import DecodeError, Message
 
+from adapters.formats import Translators
 from hub import checkpoint, trail
 from hub.config import HubConfig, read_ed25519_key
 from hub.envelope import (
@@ -40,6 +41,7 @@ from hub.errors import (
     SenderMismatchError,
     SubmissionError,
     TimeWindowError,
+    TranslationError,
 )
 from hub.groupcommit import GroupCommitter, Lane
 from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, body_class, business_keys
@@ -152,6 +154,7 @@ class Hub:
         self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
         self._last_revision = 0
         self.trail_key = load_trail_key(config, self.signer)
+        self.translators = Translators(config.limits.xml)
 
     # --- the trail's checkpoints -----------------------------------------------------------
 
@@ -247,6 +250,7 @@ class Hub:
                     now=now,
                     policy=None,  # checked below, after a duplicate lookup
                     max_bytes=limits.max_envelope_bytes,
+                    read_raw=lambda fmt, content: self.read_raw(peer_party, fmt, content),
                 )
                 state = state_of(opened.document, peer_party)
             except HubError as exc:
@@ -277,6 +281,11 @@ class Hub:
                 business_keys=json.dumps(business_keys(opened.document), sort_keys=True),
                 received_at=now,
             )
+            if opened.original_format:  # hand on the translation; keep what was signed
+                row.body_type = opened.document.DESCRIPTOR.full_name
+                row.body = opened.document.SerializeToString(deterministic=True)
+                row.original_format, row.original_body = opened.original_format, opened.body
+                row.document_digest = opened.document_digest
             pending.append((i, Incoming(row, state), opened))
         outcomes = await self.inbound_commits.submit([p[1] for p in pending])
         fresh = 0
@@ -297,6 +306,28 @@ class Hub:
         if refused:
             await self.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
+
+    def read_raw(self, partner: str, format_id: str, content: bytes) -> Message:
+        """A partner's document in a partner format, translated into its business message;
+        only formats the operator allowed for that partner (``raw_formats``)."""
+        known = self.config.partners.get(partner)
+        allowed = known.raw_formats if known is not None else ()
+        if format_id not in allowed and "*" not in allowed:
+            raise SubmissionError(
+                f"{partner} may not send documents as {format_id or 'an unnamed format'!r}"
+                + (f"; allowed: {', '.join(allowed)}" if allowed else "; only protobuf bodies"),
+                reason="format-not-allowed",
+            )
+        if not format_id:  # a partner names its format: nothing is guessed across a border
+            raise SubmissionError("the raw document names no format", reason="format-not-allowed")
+        document = self.translators.decode(format_id, content)
+        if body_class(document.DESCRIPTOR.full_name) is None:
+            raise TranslationError(
+                f"format {format_id!r} gave a {document.DESCRIPTOR.full_name}, which is not a "
+                "business message",
+                reason="unsupported-document",
+            )
+        return document
 
     def _accept(self, tx: Tx, incoming: list[Incoming]) -> list[Accepted]:
         """Inbound messages in a group commit: rows, revisions and batch-signed receipts."""

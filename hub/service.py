@@ -20,7 +20,6 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.formats import DECODE, ENCODE, detect, registry
 from adapters.wco.controls import control_result_from
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
@@ -211,43 +210,10 @@ def derived_messages(document: Message) -> list[Message]:
     return [result for result in found if result is not None]
 
 
-class Translators:
-    """The registered formats, with the limits from the hub's config."""
-
-    def __init__(self, config: HubConfig) -> None:
-        self.formats = registry(config.limits.xml)
-
-    def decode(self, format_id: str, content: bytes) -> Message:
-        translator = self.formats.get(format_id or detect(content, self.formats))
-        if translator is None:
-            raise TranslationError(
-                f"format {format_id!r} is not registered; formats are "
-                f"{', '.join(sorted(self.formats))}",
-                reason="unsupported-format",
-            )
-        if DECODE not in translator.directions:
-            raise TranslationError(
-                f"format {translator.format_id!r} cannot be translated from, only into",
-                reason="unsupported-direction",
-            )
-        return translator.decode(content, source=f"{translator.format_id} document")
-
-    def encode(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
-        """The body as a document in ``format_id``, or None where the format cannot hold it."""
-        translator = self.formats.get(format_id)
-        cls = body_class(body_type)
-        if translator is None or cls is None or ENCODE not in translator.directions:
-            return None
-        try:
-            return translator.encode(cls.FromString(body))
-        except HubError:  # the protobuf body is still handed over; only the document is missing
-            return None
-
-
 class DomesticService(sgrpc.DomesticServicer):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.translators = Translators(hub.config)
+        self.translators = hub.translators
 
     async def _document_of(self, request: spb.SubmitRequest) -> tuple[Message, bytes | None]:
         """The business message a request carries (translated from a raw document) and the
@@ -370,11 +336,7 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise
             for row in rows:
                 cursor = row.id or cursor
-                document = (
-                    self.translators.encode(request.format, row.body_type, row.body)
-                    if request.format
-                    else None
-                )
+                document = self._document(request.format, row.body_type, row.body)
                 yield spb.InboundMessage(
                     cursor=cursor,
                     message_id=row.message_id,
@@ -389,6 +351,10 @@ class DomesticService(sgrpc.DomesticServicer):
                 )
             if not rows:
                 await self.hub.inbound_arrived.wait(limits.poll_seconds)
+
+    def _document(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
+        cls = body_class(body_type) if format_id else None
+        return None if cls is None else self.translators.encode(format_id, cls.FromString(body))
 
     async def Acknowledge(
         self, request: spb.AcknowledgeRequest, context: grpc.aio.ServicerContext

@@ -183,6 +183,18 @@ class InboundMessage(SQLModel, table=True):
     superseded: bool = False
 
 
+class InboundOriginal(SQLModel, table=True):
+    """The document a partner sent in a partner format (a RawDocument body), kept exactly as
+    signed, beside its inbound message, whose body is the protobuf translated on ingress."""
+
+    __tablename__ = "inbound_original"
+    sender: str = Field(max_length=16, primary_key=True)
+    message_id: str = Field(max_length=36, primary_key=True)
+    format: str = Field(max_length=64)
+    document_digest: bytes = _blob()  # SHA-256 of the document's bytes (RawDocument.content)
+    body: bytes = _blob()  # the exact signed body: the serialised RawDocument
+
+
 class CurrentState(SQLModel, table=True):
     """The newest revision of each piece of state that changes over time: an AEO status per
     issuing administration and AEO id, a control result per declaration or containers."""
@@ -319,6 +331,7 @@ OUTBOUND = _table("outbound_message")
 OUTBOX = _table("outbox")
 RECEIPT = _table("receipt")
 INBOUND = _table("inbound_message")
+ORIGINAL = _table("inbound_original")
 STATE = _table("current_state")
 SUBMISSION = _table("submission")
 TRAIL = _table("trail_entry")
@@ -382,6 +395,11 @@ class InboundRow:
     superseded: bool = False
     id: int | None = None
     trail_index: int = 0  # its "received" leaf, set when it is accepted (not a column)
+    # A document in a partner format (a RawDocument body): ``body`` is its translation and
+    # these keep what was signed (stored in inbound_original)
+    original_format: str = ""
+    original_body: bytes = b""
+    document_digest: bytes = b""
 
 
 @dataclass(slots=True)
@@ -635,6 +653,9 @@ class _Statements:
         self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
         self.insert_receipt = ins("receipt", RECEIPT_INSERT, " ON CONFLICT DO NOTHING")
         self.insert_inbound = ins("inbound_message", INBOUND_INSERT)
+        self.insert_original = ins(
+            "inbound_original", ("sender", "message_id", "format", "document_digest", "body")
+        )
         self.insert_trail = ins("trail_entry", TRAIL_INSERT)
         self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
         self.insert_trail_node = ins("trail_node", ("key", "hash"))
@@ -1502,6 +1523,21 @@ class Store:
                     for r in rows
                 ],
             )
+            originals = [r for r in rows if r.original_format]
+            if originals:
+                tx.many(
+                    self._sql.insert_original,
+                    [
+                        (
+                            r.sender,
+                            r.message_id,
+                            r.original_format,
+                            r.document_digest,
+                            r.original_body,
+                        )
+                        for r in originals
+                    ],
+                )
         return [
             outcome if outcome is not None else Accepted(True, item.row)
             for outcome, item in zip(outcomes, incoming, strict=True)
@@ -1854,14 +1890,23 @@ class Store:
                     StoredMessage(message_id, "outbound", r, t, bytes(d), envelope=bytes(e))
                     for r, t, d, e in out
                 ]
+                # a partner-format document: the exact signed body, not its translation
                 inbound = await conn.execute(
                     core_select(
                         INBOUND.c.sender,
                         INBOUND.c.body_type,
                         INBOUND.c.envelope_digest,
                         INBOUND.c.header,
-                        INBOUND.c.body,
-                    ).where(INBOUND.c.message_id == message_id)
+                        func.coalesce(ORIGINAL.c.body, INBOUND.c.body),
+                    )
+                    .select_from(
+                        INBOUND.outerjoin(
+                            ORIGINAL,
+                            (ORIGINAL.c.sender == INBOUND.c.sender)
+                            & (ORIGINAL.c.message_id == INBOUND.c.message_id),
+                        )
+                    )
+                    .where(INBOUND.c.message_id == message_id)
                 )
                 found += [
                     StoredMessage(
@@ -2097,6 +2142,8 @@ def _inbound_event(kind: str, item: Incoming) -> trail.Event:
         sender=row.sender,
         body_type=row.body_type,
         envelope_digest=row.envelope_digest,
+        document_digest=row.document_digest,
+        detail=f"translated from {row.original_format}" if row.original_format else "",
         keys=_business_keys(row.business_keys),
         revision=item.state.revision if item.state is not None else 0,
     )
