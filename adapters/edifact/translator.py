@@ -1,0 +1,211 @@
+"""The ``edifact`` format: UN/EDIFACT D.96B interchanges of CUSRES and CUSDEC messages.
+
+Reading takes four steps, each with its own error: (1) the interchange syntax and service
+segments (syntax.py: UNA, UNB, UNZ, segment terminators, release characters), which refuse the
+whole interchange; then, per message, (2) UNH and UNT (message type, control count), (3) the
+D.96B directory check (directory.py: structure, elements, codes) and (4) the mapping
+(cusres.py, cusdec.py). A message failing (2) to (4) is reported alone by ``decode_all``.
+Writing produces CUSRES only, and checks its own output against the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+
+from adapters.edifact import cusdec, cusres
+from adapters.edifact.directory import Directory, check_message, d96b
+from adapters.edifact.syntax import (
+    Segment,
+    check_message_envelope,
+    control_character,
+    quoted,
+    read_interchange,
+    segment,
+    write_interchange,
+)
+from hub.errors import TranslationError
+
+if TYPE_CHECKING:
+    from adapters.formats import Item
+
+UNSUPPORTED = "unsupported-document"
+# The directory and release this translator checks against (UNH S009 0052/0054/0051).
+VERSION = ("D", "96B", "UN")
+# A CUSDEC with every group at its maximum is far larger than any real one; 8 MiB of
+# segments of ~30 bytes each is ~280,000 segments, so this bounds memory before the size does.
+MAX_SEGMENTS = 300_000
+DEFAULT_SENDER = "CUSTOMS-HUB"
+DEFAULT_RECIPIENT = "PARTNER"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Edifact:
+    max_bytes: int
+    format_id: str = "edifact"
+    media_type: str = "application/EDIFACT"  # RFC 1767
+    directions: frozenset[str] = frozenset({"decode", "encode"})
+    description: str = (
+        "UN/EDIFACT D.96B interchange: CUSRES to/from responses and control results, "
+        "CUSDEC to goods declarations"
+    )
+    max_segments: int = MAX_SEGMENTS
+    sender: str = DEFAULT_SENDER  # UNB S002 0004 written
+    recipient: str = DEFAULT_RECIPIENT  # UNB S003 0010 written
+    clock: Callable[[], datetime] = field(default=_now, compare=False)
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def decode(self, data: bytes, source: str = "document") -> Message:
+        items = self.decode_all(data, source)
+        if len(items) != 1:
+            raise TranslationError(
+                f"{source} holds {len(items)} messages; decode takes an interchange of exactly "
+                "one (use decode_all for several)",
+                reason=UNSUPPORTED,
+            )
+        item = items[0]
+        if item.error is not None:
+            raise item.error
+        assert item.message is not None  # noqa: S101 - an Item holds a message or an error
+        return item.message
+
+    def decode_all(self, data: bytes, source: str = "document") -> list[Item]:
+        """One Item per UNH..UNT message, its ``line`` the segment number of its UNH; a bad
+        message's error carries the number of the failing segment itself."""
+        from adapters.formats import Item  # here: adapters.formats imports this package
+
+        interchange = read_interchange(
+            data, max_bytes=self.max_bytes, max_segments=self.max_segments, source=source
+        )
+        directory = d96b()
+        items = []
+        for message in interchange.messages:
+            try:
+                items.append(Item(_read_message(message, directory), line=message[0].number))
+            except TranslationError as exc:
+                items.append(Item(None, error=exc, line=message[0].number))
+        return items
+
+    def sniff(self, head: bytes) -> bool:
+        start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+        return start.startswith((b"UNA", b"UNB+"))
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def encode(self, message: Message) -> bytes:
+        return self.encode_all([message])
+
+    def encode_all(self, messages: Sequence[Message]) -> bytes:
+        """One interchange. A Response's ``further_responses`` become messages of their own,
+        after it."""
+        if not messages:
+            raise TranslationError("no message to write", reason=UNSUPPORTED)
+        directory = d96b()
+        contents: list[list[Segment]] = []
+        for message in messages:
+            for single in _flattened(message):
+                contents.append(_write_message(single, directory))
+        digest = hashlib.sha256()
+        for content in contents:
+            for seg in content:
+                digest.update(repr((seg.tag, seg.elements)).encode())
+        # The reference identifies the interchange to the partner; derived from its content so
+        # that writing the same messages twice gives the same bytes.
+        reference = digest.hexdigest()[:14].upper()
+        return write_interchange(
+            contents,
+            sender=self.sender,
+            recipient=self.recipient,
+            prepared=self.clock(),
+            reference=reference,
+        )
+
+
+def _flattened(message: Message) -> list[Message]:
+    if isinstance(message, cusres.Response) and message.further_responses:
+        head = cusres.Response()
+        head.CopyFrom(message)
+        head.ClearField("further_responses")
+        return [head, *message.further_responses]
+    return [message]
+
+
+def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message:
+    unh = message[0]
+    name = unh.component(1, 0)
+    version = (unh.component(1, 1), unh.component(1, 2), unh.component(1, 3))
+    if name not in ("CUSRES", "CUSDEC"):
+        raise TranslationError(
+            f"{unh.where()}: message type {quoted(name)} is not read; the edifact format reads "
+            "CUSRES and CUSDEC",
+            reason=UNSUPPORTED,
+            line=unh.number,
+            path="UNH",
+        )
+    if version != VERSION:
+        raise TranslationError(
+            f"{unh.where()}: {name} of directory {quoted(':'.join(version))} is not read; "
+            "only D:96B:UN",
+            reason=UNSUPPORTED,
+            line=unh.number,
+            path="UNH",
+        )
+    check_message_envelope(message)
+    checked = check_message(name, message, directory)
+    if name == "CUSDEC":
+        return cusdec.read_goods_declaration(checked.root)
+    stage = cusres.control_stage(checked.root)
+    if stage is not None:
+        return cusres.read_control_result(checked.root, stage[0])
+    return cusres.read_response(checked.root)
+
+
+def _write_message(message: Message, directory: Directory) -> list[Segment]:
+    kind = message.DESCRIPTOR.name
+    if isinstance(message, cusres.ControlResult):
+        content = cusres.write_control_result(message)
+    elif isinstance(message, cusres.Response):
+        content = cusres.write_response(message)
+    else:
+        raise TranslationError(
+            f"{message.DESCRIPTOR.full_name} cannot be written as EDIFACT; the edifact format "
+            "writes ControlResult and Response (as CUSRES)",
+            reason=UNSUPPORTED,
+        )
+    # Check the message as a partner will: numbered as it will be written.
+    whole = [
+        segment("UNH", "1", ("CUSRES", *VERSION)),
+        *content,
+        segment("UNT", str(len(content) + 2), "1"),
+    ]
+    numbered = [Segment(s.tag, s.elements, number) for number, s in enumerate(whole, start=1)]
+    for seg in numbered:
+        found = next(filter(None, (control_character(c) for e in seg.elements for c in e)), None)
+        if found is not None:
+            raise TranslationError(
+                f"{kind} cannot be written as CUSRES: {seg.where()} would hold the control "
+                f"character {ord(found):#04x}, which EDIFACT text never holds",
+                reason="schema-invalid",
+                line=seg.number,
+                path=seg.tag,
+            )
+    try:
+        check_message("CUSRES", numbered, directory)
+    except TranslationError as exc:
+        raise TranslationError(
+            f"{kind} cannot be written as CUSRES D.96B: {exc.message}",
+            reason="schema-invalid",
+            line=exc.line,
+            path=exc.path,
+        ) from None
+    return content
