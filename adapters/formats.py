@@ -104,7 +104,32 @@ def proto_json(limits: XmlLimits) -> Translator:
     return ProtoJson(max_bytes=limits.max_bytes)
 
 
-BUILTIN: Mapping[str, Factory] = {"wco-xml": wco_xml, "proto-json": proto_json}
+# Imported when first asked for: these modules use this one's helpers.
+def aeo_csv(limits: XmlLimits) -> Translator:
+    from adapters.aeocsv import aeo_csv as make
+
+    return make(limits)
+
+
+def ncts_p6(limits: XmlLimits) -> Translator:
+    from adapters.ncts import ncts_p6 as make
+
+    return make(limits)
+
+
+def edifact(limits: XmlLimits) -> Translator:
+    from adapters.edifact import edifact as make
+
+    return make(limits)
+
+
+BUILTIN: Mapping[str, Factory] = {
+    "wco-xml": wco_xml,
+    "proto-json": proto_json,
+    "aeo-csv": aeo_csv,
+    "ncts-p6": ncts_p6,
+    "edifact": edifact,
+}
 
 
 @dataclass(frozen=True)

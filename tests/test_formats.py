@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,18 @@ def fresh_registry() -> Iterator[None]:
 def test_the_hubs_own_formats_come_through_entry_points(fresh_registry: None) -> None:
     found = {entry.format_id: entry.source for entry in formats.discovered()}
     assert found == {
+        "aeo-csv": "adapters.formats:aeo_csv",
+        "edifact": "adapters.formats:edifact",
+        "ncts-p6": "adapters.formats:ncts_p6",
         "proto-json": "adapters.formats:proto_json",
         "wco-xml": "adapters.formats:wco_xml",
     }
-    for translator in formats.registry().values():
-        assert translator.directions == {"decode", "encode"} and translator.description
+    # every one is declared in the package metadata, not only known from the source tree
+    declared = {p.name: p.value for p in entry_points(group=formats.GROUP)}
+    assert declared == found
+    for format_id, translator in formats.registry().items():
+        assert translator.format_id == format_id and translator.description
+        assert translator.directions <= {"decode", "encode"} and "decode" in translator.directions
 
 
 def test_a_plugin_package_adds_a_format(
@@ -82,7 +90,7 @@ def test_a_plugin_package_adds_a_format(
         str(plugin_dist(tmp_path, {"proto-text": "proto_text_format:make"}))
     )
     translators = formats.registry()
-    assert set(translators) == {"proto-json", "proto-text", "wco-xml"}
+    assert set(translators) == {*formats.BUILTIN, "proto-text"}
     assert formats.translator_for("proto-text", direction="encode").media_type == "text/plain"
     with pytest.raises(TranslationError) as caught:
         formats.translator_for("proto-text", direction="decode")
