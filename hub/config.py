@@ -6,6 +6,7 @@ in the file are relative to the file's folder. Errors name the file and the key.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -99,6 +100,27 @@ class PartnerConfig:
     raw_formats: tuple[str, ...] = ()
 
 
+FOLDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+INBOX_SUBFOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    """A drop folder a domestic system exchanges files through (adapters/dropfolder.py)."""
+
+    name: str  # [folders.<name>]; its subscriber and trail source are "folder:<name>"
+    path: Path  # holds inbox/, processed/, rejected/ and outbox/
+    # inbox/<subfolder> -> the format of the files dropped there; files directly in inbox/
+    # have their format detected
+    inbox_formats: Mapping[str, str] = field(default_factory=dict)
+    # the format partners' messages are written in, to outbox/<format>/; "" writes none
+    outbox_format: str = ""
+    recipients: tuple[str, ...] = ()  # empty: the routing rules choose
+    # A file is taken once it has not changed for this long: a system that writes in place
+    # rather than renaming into inbox/ has finished by then.
+    settle_seconds: float = 2.0
+
+
 @dataclass(frozen=True)
 class HubConfig:
     path: Path
@@ -116,6 +138,7 @@ class HubConfig:
     routes: Mapping[str, Sequence[str] | str]
     countries: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    folders: Mapping[str, FolderConfig] = field(default_factory=dict)
     trail_origin: str = ""  # the checkpoints' origin line; "customs-hub/<party>" by default
     checkpoint_entries: int = 1000  # sign a checkpoint after this many new entries ...
     checkpoint_seconds: float = 10.0  # ... or this long after the last one, if it grew
@@ -270,7 +293,51 @@ def load_config(path: Path | str) -> HubConfig:
         routes=routes,
         countries=root.str_list("countries", [party]),
         limits=Limits(**limit_values),
+        folders=read_folders(root, partners),
     )
+
+
+def read_folders(root: _Reader, partners: Mapping[str, PartnerConfig]) -> dict[str, FolderConfig]:
+    folders: dict[str, FolderConfig] = {}
+    table = root.table("folders", required=False)
+    paths: dict[Path, str] = {}
+    for name in table.data:
+        if not FOLDER_NAME.fullmatch(name):
+            raise table._fail(name, "a folder name of lower-case letters, digits and '-'", name)
+        f = table.table(name)
+        known = {"path", "inbox_formats", "outbox_format", "recipients", "settle_seconds"}
+        for key in f.data:
+            if key not in known:
+                raise f._fail(key, f"one of {', '.join(sorted(known))}", key)
+        formats = f.table("inbox_formats", required=False)
+        inbox: dict[str, str] = {}
+        for sub in formats.data:
+            if not INBOX_SUBFOLDER.fullmatch(sub):
+                raise formats._fail(sub, "a plain subfolder name of inbox/", sub)
+            inbox[sub] = formats.text(sub)
+        recipients = f.str_list("recipients", [])
+        for r in recipients:
+            if r not in partners:
+                raise f._fail("recipients", "a list of configured partners", r)
+        settle = f.data.get("settle_seconds", 2.0)
+        if not isinstance(settle, int | float) or isinstance(settle, bool) or settle < 0:
+            raise f._fail("settle_seconds", "a number of seconds, 0 or more", settle)
+        path = f.file_path("path")
+        if path in paths:
+            raise f._fail("path", f"a path no other folder uses (folders.{paths[path]} does)", path)
+        paths[path] = name
+        outbox = f.data.get("outbox_format", "")
+        if not isinstance(outbox, str):
+            raise f._fail("outbox_format", 'a format id, or "" for no outbox', outbox)
+        folders[name] = FolderConfig(
+            name=name,
+            path=path,
+            inbox_formats=inbox,
+            outbox_format=outbox,
+            recipients=recipients,
+            settle_seconds=float(settle),
+        )
+    return folders
 
 
 def read_ed25519_key(path: Path, what: str) -> ed25519.Ed25519PrivateKey:

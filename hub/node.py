@@ -21,6 +21,7 @@ from cryptography import x509
 from google.protobuf.message import DecodeError, Message
 
 from adapters.formats import Translators
+from adapters.wco.controls import control_result_from
 from hub import checkpoint, trail
 from hub.config import HubConfig, read_ed25519_key
 from hub.envelope import (
@@ -44,7 +45,14 @@ from hub.errors import (
     TranslationError,
 )
 from hub.groupcommit import GroupCommitter, Lane
-from hub.messages import AeoStatus, ControlResult, GoodsDeclaration, body_class, business_keys
+from hub.messages import (
+    AeoStatus,
+    ControlResult,
+    GoodsDeclaration,
+    Response,
+    body_class,
+    business_keys,
+)
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -479,7 +487,7 @@ class Hub:
             try:
                 outgoing = self._prepare(sub)
             except HubError as exc:
-                await self.record_rejection("domestic", None, exc, sub.document_digest)
+                await self.record_rejection(sub.source, None, exc, sub.document_digest)
                 results[i] = exc
                 continue
             jobs.append((i, outgoing))
@@ -688,6 +696,16 @@ class Submission:
     document_digest: bytes | None = None
     derived: Sequence[Message] = ()
     submission_id: str = ""
+    source: str = "domestic"  # who submitted it, for a rejection's record: "folder:<name>"
+
+
+def derived_messages(document: Message) -> list[Message]:
+    """Messages a document implies besides itself: the control results its notifications
+    report (a partner may recognise a control without reading RES-DMS)."""
+    if not isinstance(document, Response):
+        return []
+    found = (control_result_from(r) for r in (document, *document.further_responses))
+    return [result for result in found if result is not None]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.wco.controls import control_result_from
+from adapters.dropfolder import DropFolder
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
 from hub.config import HubConfig, read_ed25519_key
@@ -35,8 +35,8 @@ from hub.errors import (
     TranslationError,
     TrustError,
 )
-from hub.messages import Response, body_class
-from hub.node import Clock, Hub, Submission, system_clock
+from hub.messages import body_class
+from hub.node import Clock, Hub, Submission, derived_messages, system_clock
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -199,15 +199,6 @@ def submit_error(error: HubError) -> spb.SubmitError:
         out.line, out.column = error.line or 0, error.column or 0
         out.path, out.wco_pointer = error.path or "", error.pointer or ""
     return out
-
-
-def derived_messages(document: Message) -> list[Message]:
-    """Messages a document implies besides itself: the control results its notifications
-    report (a partner may recognise a control without reading RES-DMS)."""
-    if not isinstance(document, Response):
-        return []
-    found = (control_result_from(r) for r in (document, *document.further_responses))
-    return [result for result in found if result is not None]
 
 
 class DomesticService(sgrpc.DomesticServicer):
@@ -438,6 +429,7 @@ class RunningHub:
     checkpoints: asyncio.Task[None]
     audit_server: grpc.aio.Server | None = None
     audit_port: int = 0
+    folders: list[DropFolder] = field(default_factory=list)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -445,6 +437,8 @@ class RunningHub:
         work is safe: nothing is answered before it is durable, and senders resend."""
         if grace is None:
             grace = self.config.limits.shutdown_grace_seconds
+        for folder in self.folders:  # what a folder took is durable or still in its inbox
+            await folder.stop()
         await asyncio.gather(
             self.worker.stop(grace),
             self.partner_server.stop(grace),
@@ -520,6 +514,9 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         },
     )
     worker = OutboxWorker(hub, channels)
+    folders = [DropFolder(folder, hub) for folder in config.folders.values()]
+    for folder in folders:
+        folder.prepare()
     await partner_server.start()
     await domestic_server.start()
     if audit_server is not None:
@@ -530,6 +527,8 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         await h.set(name, health_pb2.HealthCheckResponse.SERVING)
         await h.set("", health_pb2.HealthCheckResponse.SERVING)
     worker.start()
+    for folder in folders:
+        folder.start()
     checkpoints = asyncio.create_task(hub.keep_checkpoints(), name=f"checkpoints-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
@@ -549,4 +548,5 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         checkpoints,
         audit_server,
         audit_port,
+        folders,
     )

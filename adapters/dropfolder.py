@@ -1,0 +1,451 @@
+"""The drop-folder connector: domestic systems exchange documents with the hub as files.
+
+Each ``[folders.<name>]`` of the configuration is one folder tree:
+
+    inbox/             files to submit; their format is detected
+    inbox/<sub>/       files in the format configured for that subfolder (inbox_formats)
+    processed/         files of which every document was accepted (queued for partners)
+    rejected/          files with a refused document, each with ``<file>.error.json`` beside it
+    outbox/<format>/   messages from partners, one file each, in the folder's outbox_format
+                       (or proto-json where that format cannot hold the message);
+                       ``outbox/<format>/superseded/`` for those a newer revision replaced
+    .work/             this connector's temporary files (renames within one file system)
+
+Restart safety. A file leaves inbox/ only after the hub has made what it holds durable. Each
+document's submission id is derived from the file's identity (name, inode, modification time,
+content digest) and the document's place in it, so a file submitted again after a crash (it
+was still in inbox/) gets the first answers back and nothing is queued twice; the move to
+processed/ or rejected/ then happens. An outbox file is written under a temporary name, synced
+and renamed into place, and only then acknowledged: after a crash it is written again under
+the same name (its message id), never half.
+
+Scanning. A pass lists inbox/ once and works through everything listed, in batches, before it
+lists again, so a folder of thousands of files costs one listing per pass, not one per file.
+
+What it must never do: move a file out of inbox/ before its documents are durable or refused
+with their reasons recorded; lose a file; leave a partial file in outbox/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from adapters.formats import DECODE, ENCODE, Item, decode_all, detect
+from hub.config import FolderConfig
+from hub.errors import ConfigError, HubError, LimitError, TranslationError
+from hub.messages import body_class
+from hub.node import Hub, Submission, derived_messages
+from hub.store import InboundMessage
+
+log = logging.getLogger("customs_hub.folders")
+
+INBOX, PROCESSED, REJECTED, OUTBOX, WORK = "inbox", "processed", "rejected", "outbox", ".work"
+REPORT_SUFFIX = ".error.json"
+# Files submitted per group commit: one transaction for many small files, and a bounded
+# amount of document bytes in memory (each file is at most limits.xml_max_bytes).
+BATCH_FILES = 64
+# Inbound messages written to an outbox per store read.
+OUTBOX_BATCH = 100
+# Names a writer uses while a file is not finished yet (and our own temporary files).
+UNFINISHED = (".tmp", ".part", ".partial", ".crdownload", "~")
+FALLBACK_FORMAT = "proto-json"
+EXTENSIONS = {
+    "application/xml": "xml",
+    "application/json": "json",
+    "text/csv": "csv",
+    "application/edifact": "edi",
+}
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A file found in inbox/: where it is, relative to inbox/, and what identifies it."""
+
+    path: Path
+    relative: Path
+    format_id: str  # "" to detect
+    inode: int
+    mtime_ns: int
+    size: int
+
+
+@dataclass
+class Outcome:
+    """What became of one dropped file's documents."""
+
+    file: Dropped
+    format_id: str = ""
+    digest: bytes = b""
+    accepted: list[tuple[int | None, list[tuple[str, str]]]] = field(default_factory=list)
+    refused: list[tuple[int | None, TranslationError | HubError]] = field(default_factory=list)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(work: Path, target: Path, data: bytes) -> None:
+    """``data`` at ``target``, whole or not at all: written and synced under a temporary name
+    in ``work`` (same file system), renamed into place, the directory synced."""
+    tmp = work / f"{uuid.uuid4().hex}.tmp"
+    with tmp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def free_name(target_dir: Path, relative: Path) -> Path:
+    """Where a file goes in ``target_dir``: its relative name, or, where a file of that name
+    was put before, the name with ``.1``, ``.2``, ... appended."""
+    target = target_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while target.exists():
+        n += 1
+        target = target_dir / relative.parent / f"{relative.name}.{n}"
+    return target
+
+
+def move(source: Path, target: Path) -> None:
+    os.replace(source, target)
+    _fsync_dir(target.parent)
+    _fsync_dir(source.parent)
+
+
+class DropFolder:
+    """One configured folder: its inbox loop and its outbox loop, as two tasks."""
+
+    def __init__(self, config: FolderConfig, hub: Hub) -> None:
+        self.config, self.hub, self.store = config, hub, hub.store
+        self.max_bytes = hub.config.limits.xml_max_bytes
+        self.poll_seconds = hub.config.limits.poll_seconds
+        self.source = f"folder:{config.name}"
+        self.root = config.path
+        formats = hub.translators.formats
+        for sub, format_id in config.inbox_formats.items():
+            translator = formats.get(format_id)
+            if translator is None or DECODE not in translator.directions:
+                raise ConfigError(
+                    f"folders.{config.name}.inbox_formats.{sub}: {format_id!r} is not a "
+                    f"registered format that can be read; formats are {', '.join(sorted(formats))}",
+                    reason="config-invalid",
+                )
+        if config.outbox_format:
+            translator = formats.get(config.outbox_format)
+            if translator is None or ENCODE not in translator.directions:
+                raise ConfigError(
+                    f"folders.{config.name}.outbox_format: {config.outbox_format!r} is not a "
+                    f"registered format that can be written; formats are "
+                    f"{', '.join(sorted(formats))}",
+                    reason="config-invalid",
+                )
+        self.scans = 0  # listings of inbox/ (tests check a pass lists once)
+        self.tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the folder tree (at start-up: a missing or unwritable path fails the start)."""
+        try:
+            for name in (INBOX, PROCESSED, REJECTED, WORK):
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+            for sub in self.config.inbox_formats:
+                (self.root / INBOX / sub).mkdir(exist_ok=True)
+            if self.config.outbox_format:
+                (self.root / OUTBOX).mkdir(exist_ok=True)
+            for leftover in (self.root / WORK).iterdir():  # a crash's temporary files
+                leftover.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"folders.{self.config.name}.path: cannot use {self.root}: {exc.strerror}",
+                reason="config-invalid",
+            ) from None
+
+    def start(self) -> None:
+        self.prepare()
+        self.tasks.append(asyncio.create_task(self._inbox_loop(), name=f"{self.source}-inbox"))
+        if self.config.outbox_format:
+            self.tasks.append(
+                asyncio.create_task(self._outbox_loop(), name=f"{self.source}-outbox")
+            )
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        self._stopping.clear()  # stopped: its passes may still be run by hand
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # --- inbox -----------------------------------------------------------------------------
+
+    async def _inbox_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                done = await self.run_pass()
+            except HubError as exc:  # the store is unavailable: files stay, tried again
+                log.error("%s: %s; the files stay in inbox/ and are tried again", self.source, exc)
+                done = 0
+            except OSError as exc:
+                log.error("%s: %s; tried again", self.source, exc)
+                done = 0
+            if not done:
+                await self._pause(self.poll_seconds)
+
+    def scan(self) -> list[Dropped]:
+        """Every finished file in inbox/ and its configured subfolders, oldest first."""
+        self.scans += 1
+        inbox = self.root / INBOX
+        settled_before = time.time_ns() - int(self.config.settle_seconds * 1e9)
+        found: list[Dropped] = []
+        places = [(inbox, Path(), "")] + [
+            (inbox / sub, Path(sub), fmt) for sub, fmt in self.config.inbox_formats.items()
+        ]
+        for folder, prefix, format_id in places:
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name.endswith(UNFINISHED):
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime_ns > settled_before:
+                    continue
+                found.append(
+                    Dropped(
+                        Path(entry.path),
+                        prefix / entry.name,
+                        format_id,
+                        info.st_ino,
+                        info.st_mtime_ns,
+                        info.st_size,
+                    )
+                )
+        found.sort(key=lambda d: (d.mtime_ns, str(d.relative)))
+        return found
+
+    async def run_pass(self) -> int:
+        """List inbox/ once and submit everything listed; the number of files handled."""
+        listed = await asyncio.to_thread(self.scan)
+        for start in range(0, len(listed), BATCH_FILES):
+            if self._stopping.is_set():
+                break
+            await self.submit_files(listed[start : start + BATCH_FILES])
+        return len(listed)
+
+    def _read(self, dropped: Dropped) -> Outcome | tuple[Outcome, bytes]:
+        outcome = Outcome(dropped)
+        if dropped.size > self.max_bytes:
+            too_big = f"the file is {dropped.size} bytes; the limit is {self.max_bytes}"
+            outcome.refused.append((None, LimitError(too_big)))
+            return outcome
+        data = dropped.path.read_bytes()
+        outcome.digest = hashlib.sha256(data).digest()
+        return outcome, data
+
+    def _decode(self, outcome: Outcome, data: bytes) -> list[Item]:
+        translators = self.hub.translators
+        try:
+            outcome.format_id = outcome.file.format_id or detect(data, translators.formats)
+            translator = translators.reader(outcome.format_id)
+            return decode_all(translator, data, source=str(outcome.file.relative))
+        except TranslationError as exc:
+            outcome.refused.append((exc.line, exc))
+            return []
+
+    def submission_id(self, outcome: Outcome, index: int) -> str:
+        """Stable across restarts for this very file, different for any other file (another
+        name, inode, modification time or content), at most 128 characters."""
+        f = outcome.file
+        identity = f"{f.relative}\0{f.inode}\0{f.mtime_ns}\0".encode() + outcome.digest
+        return f"{self.source}:{hashlib.sha256(identity).hexdigest()[:48]}:{index}"
+
+    async def submit_files(self, files: Sequence[Dropped]) -> None:
+        outcomes: list[Outcome] = []
+        pending: list[tuple[Outcome, int | None]] = []
+        submissions: list[Submission] = []
+        for dropped in files:
+            try:
+                read = await asyncio.to_thread(self._read, dropped)
+            except FileNotFoundError:  # taken away by whoever dropped it
+                continue
+            if isinstance(read, Outcome):
+                outcomes.append(read)
+                await self._record(read)
+                continue
+            outcome, data = read
+            outcomes.append(outcome)
+            items = self._decode(outcome, data)
+            if not items and not outcome.refused:
+                empty = TranslationError("the file holds no document", reason="no-document")
+                outcome.refused.append((None, empty))
+            for index, item in enumerate(items):
+                if item.message is None:
+                    missing = TranslationError("no document", reason="no-document")
+                    outcome.refused.append((item.line, item.error or missing))
+                    continue
+                pending.append((outcome, item.line))
+                submissions.append(
+                    Submission(
+                        item.message,
+                        self.config.recipients,
+                        document_digest=outcome.digest,
+                        derived=derived_messages(item.message),
+                        submission_id=self.submission_id(outcome, index),
+                        source=self.source,
+                    )
+                )
+            await self._record(outcome)
+        results = await self.hub.submit_many(submissions) if submissions else []
+        for (outcome, line), result in zip(pending, results, strict=True):
+            if isinstance(result, HubError):  # recorded by the hub
+                outcome.refused.append((line, result))
+            else:
+                outcome.accepted.append((line, [(q.message_id, q.recipient) for q in result]))
+        for outcome in outcomes:
+            await asyncio.to_thread(self._settle, outcome)
+
+    async def _record(self, outcome: Outcome) -> None:
+        """Record the refusals found reading a file (the hub records its own)."""
+        for _, error in outcome.refused:
+            await self.hub.record_rejection(
+                self.source, None, error, document_digest=outcome.digest or None
+            )
+
+    def _settle(self, outcome: Outcome) -> None:
+        """Move a file whose documents are all accepted to processed/; any other to rejected/,
+        its report written first (a crash in between writes it again)."""
+        f = outcome.file
+        if not outcome.refused:
+            move(f.path, free_name(self.root / PROCESSED, f.relative))
+            log.info("%s: %s processed", self.source, f.relative)
+            return
+        # a report at a free file name is an earlier attempt's, cut short: written again
+        target = free_name(self.root / REJECTED, f.relative)
+        report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
+        write_atomically(self.root / WORK, target.with_name(target.name + REPORT_SUFFIX), report)
+        move(f.path, target)
+        log.warning(
+            "%s: %s rejected (%d document(s) refused, %d accepted)",
+            self.source,
+            f.relative,
+            len(outcome.refused),
+            len(outcome.accepted),
+        )
+
+    def report(self, outcome: Outcome) -> dict[str, Any]:
+        """The error report beside a rejected file: what was refused and why, line by line,
+        and what of it was accepted anyway (those documents are queued: resubmit only the
+        refused ones)."""
+        refused = []
+        for line, error in outcome.refused:
+            entry: dict[str, Any] = {"reason": error.reason, "detail": error.message}
+            if isinstance(error, TranslationError):
+                if error.line or line:
+                    entry["line"] = error.line or line
+                if error.column:
+                    entry["column"] = error.column
+                if error.path:
+                    entry["path"] = error.path
+            elif line:
+                entry["line"] = line
+            refused.append(entry)
+        return {
+            "file": f"{INBOX}/{outcome.file.relative}",
+            "format": outcome.format_id,
+            "sha256": outcome.digest.hex(),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "refused": refused,
+            "accepted": [
+                {
+                    **({"line": line} if line else {}),
+                    "queued": [{"message_id": m, "recipient": r} for m, r in queued],
+                }
+                for line, queued in outcome.accepted
+            ],
+        }
+
+    # --- outbox ----------------------------------------------------------------------------
+
+    @property
+    def subscriber(self) -> str:
+        return self.source
+
+    async def _outbox_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                written = await self.write_outbox()
+            except (HubError, OSError) as exc:
+                log.error("%s outbox: %s; tried again", self.source, exc)
+                await self._pause(self.poll_seconds)
+                continue
+            if not written:
+                await self.hub.inbound_arrived.wait(self.poll_seconds)
+
+    async def write_outbox(self) -> int:
+        """Write the next messages from partners as files; acknowledge them once they are in
+        place. The number written."""
+        cursor = await self.store.acknowledged(self.subscriber)
+        rows = await self.store.inbound_after(cursor, OUTBOX_BATCH)
+        if not rows:
+            return 0
+        files = [self._outbox_file(row) for row in rows]
+        await asyncio.to_thread(self._write_all, files)
+        await self.store.acknowledge(self.subscriber, rows[-1].id or cursor)
+        return len(rows)
+
+    def _outbox_file(self, row: InboundMessage) -> tuple[Path, bytes]:
+        cls = body_class(row.body_type)
+        message: Message | None = cls.FromString(row.body) if cls is not None else None
+        translators = self.hub.translators
+        format_id, data = self.config.outbox_format, None
+        if message is not None:
+            data = translators.encode(format_id, message)
+            if data is None:
+                format_id, data = FALLBACK_FORMAT, translators.encode(FALLBACK_FORMAT, message)
+        if data is None:  # not a business message this hub knows: the signed body as is
+            format_id, data = "protobuf", bytes(row.body)
+        translator = translators.formats.get(format_id)
+        ext = EXTENSIONS.get(translator.media_type.lower(), "dat") if translator else "pb"
+        folder = self.root / OUTBOX / format_id
+        if row.superseded:
+            folder = folder / "superseded"
+        # the inbound cursor first: names sort in arrival order
+        name = f"{row.id:012d}-{row.sender}-{row.message_id}.{ext}"
+        return folder / name, data
+
+    def _write_all(self, files: Sequence[tuple[Path, bytes]]) -> None:
+        work = self.root / WORK
+        for target, data in files:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(work, target, data)
