@@ -104,14 +104,14 @@ def _fsync_dir(path: Path) -> None:
 
 def write_atomically(work: Path, target: Path, data: bytes) -> None:
     """``data`` at ``target``, whole or not at all: written and synced under a temporary name
-    in ``work`` (same file system), renamed into place, the directory synced."""
+    in ``work`` (same file system), then renamed into place. The caller syncs the directory
+    (once for many files)."""
     tmp = work / f"{uuid.uuid4().hex}.tmp"
     with tmp.open("wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
 
 
 def free_name(target_dir: Path, relative: Path) -> Path:
@@ -126,10 +126,11 @@ def free_name(target_dir: Path, relative: Path) -> Path:
     return target
 
 
-def move(source: Path, target: Path) -> None:
-    os.replace(source, target)
-    _fsync_dir(target.parent)
-    _fsync_dir(source.parent)
+def sync_dirs(folders: set[Path]) -> None:
+    """Make renames into and out of these directories durable, each synced once. (A rename
+    lost to a power cut only repeats work: the file is submitted again, idempotently.)"""
+    for folder in sorted(folders):
+        _fsync_dir(folder)
 
 
 class DropFolder:
@@ -332,8 +333,13 @@ class DropFolder:
                 outcome.refused.append((line, result))
             else:
                 outcome.accepted.append((line, [(q.message_id, q.recipient) for q in result]))
+        await asyncio.to_thread(self._settle_all, outcomes)
+
+    def _settle_all(self, outcomes: Sequence[Outcome]) -> None:
+        touched: set[Path] = set()
         for outcome in outcomes:
-            await asyncio.to_thread(self._settle, outcome)
+            touched |= self._settle(outcome)
+        sync_dirs(touched)
 
     async def _record(self, outcome: Outcome) -> None:
         """Record the refusals found reading a file (the hub records its own)."""
@@ -342,19 +348,21 @@ class DropFolder:
                 self.source, None, error, document_digest=outcome.digest or None
             )
 
-    def _settle(self, outcome: Outcome) -> None:
+    def _settle(self, outcome: Outcome) -> set[Path]:
         """Move a file whose documents are all accepted to processed/; any other to rejected/,
-        its report written first (a crash in between writes it again)."""
+        its report written first (a crash in between writes it again). The directories it
+        changed."""
         f = outcome.file
         if not outcome.refused:
-            move(f.path, free_name(self.root / PROCESSED, f.relative))
+            target = free_name(self.root / PROCESSED, f.relative)
+            os.replace(f.path, target)
             log.info("%s: %s processed", self.source, f.relative)
-            return
+            return {f.path.parent, target.parent}
         # a report at a free file name is an earlier attempt's, cut short: written again
         target = free_name(self.root / REJECTED, f.relative)
         report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
         write_atomically(self.root / WORK, target.with_name(target.name + REPORT_SUFFIX), report)
-        move(f.path, target)
+        os.replace(f.path, target)
         log.warning(
             "%s: %s rejected (%d document(s) refused, %d accepted)",
             self.source,
@@ -362,6 +370,7 @@ class DropFolder:
             len(outcome.refused),
             len(outcome.accepted),
         )
+        return {f.path.parent, target.parent}
 
     def report(self, outcome: Outcome) -> dict[str, Any]:
         """The error report beside a rejected file: what was refused and why, line by line,
@@ -449,3 +458,4 @@ class DropFolder:
         for target, data in files:
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(work, target, data)
+        sync_dirs({target.parent for target, _ in files})  # before the acknowledgement

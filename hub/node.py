@@ -469,6 +469,9 @@ class Hub:
         jobs: list[tuple[int, Outgoing]] = []
         waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
         mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        earlier = await self.store.submissions(
+            [s.submission_id for s in submissions if 0 < len(s.submission_id) <= 128]
+        )
         for i, sub in enumerate(submissions):
             if sub.submission_id:
                 if len(sub.submission_id) > 128:
@@ -480,7 +483,7 @@ class Hub:
                 if running is not None:  # the same submission is being queued right now
                     waiting.append((i, running))
                     continue
-                answer = await self.store.submission(sub.submission_id)
+                answer = earlier.get(sub.submission_id)
                 if answer is not None:
                     results[i] = queued_from(answer)
                     continue

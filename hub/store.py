@@ -1081,6 +1081,26 @@ class Store:
 
         return await self._run(work)
 
+    async def submissions(self, submission_ids: Sequence[str]) -> dict[str, bytes]:
+        """The answers earlier submissions with these idempotency keys got, by key (one
+        query per 500 keys)."""
+        if not submission_ids:
+            return {}
+
+        async def work() -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            async with self.engine.connect() as conn:
+                for part in rawsql.chunks(list(dict.fromkeys(submission_ids)), 500):
+                    result = await conn.execute(
+                        core_select(SUBMISSION.c.submission_id, SUBMISSION.c.response).where(
+                            SUBMISSION.c.submission_id.in_(part)
+                        )
+                    )
+                    found.update((key, bytes(answer)) for key, answer in result)
+            return found
+
+        return await self._run(work)
+
     async def due(
         self, now: datetime, limit: int, partner: str | None = None, after: int = 0
     ) -> list[DueDelivery]:
