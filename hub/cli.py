@@ -19,9 +19,9 @@ from pathlib import Path
 
 import grpc
 
-from adapters.formats import DECODE, ENCODE, detect, discovered, registry, translator_for
+from adapters.formats import detect, discovered, registry
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
-from hub import auditcli, tables
+from hub import auditcli, tables, translatecli
 from hub.config import load_config, render_config
 from hub.errors import REASON_KEY, HubError, TranslationError
 from hub.node import Hub
@@ -134,16 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--partner", help="all of this partner's dead letters")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    translate = sub.add_parser(
-        "translate", help="convert a document between formats through the canonical protobuf"
-    )
-    translate.add_argument("file", type=Path)
-    translate.add_argument("--to", dest="to_format", required=True, help="e.g. wco-xml, proto-json")
-    translate.add_argument("--from", dest="from_format", help="default: detected from the content")
-    translate.add_argument("-o", "--output", type=Path, help="default: standard output")
-    translate.add_argument(
-        "--config", type=Path, help="apply this hub's XML limits (default: the built-in limits)"
-    )
+    translatecli.add_parser(sub)
 
     trail_cmd = sub.add_parser(
         "trail", help="the tamper-evident trail: query it, prove entries, export and verify"
@@ -342,21 +333,8 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    data = _read(args.file)
-    limits = load_config(args.config).limits.xml if args.config else None
-    try:
-        source = translator_for(args.from_format or detect(data), limits, DECODE)
-        target = translator_for(args.to_format, limits, ENCODE)
-        output = target.encode(source.decode(data, source=args.file.name))
-    except TranslationError as exc:
-        raise _located(args.file, exc) from None
-    if args.output:
-        tmp = args.output.with_name(args.output.name + ".tmp")
-        tmp.write_bytes(output)
-        tmp.replace(args.output)  # atomic: a reader never sees half a document
-    else:
-        sys.stdout.buffer.write(output)
-    return 0
+    """Every document of a file into another format: hub/translatecli.py."""
+    return translatecli.run(args)
 
 
 async def _outbox(args: argparse.Namespace) -> int:
