@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.edifact import Edifact, edifact
+from adapters.edifact import Edifact, cusres, edifact
 from adapters.edifact.directory import d96b
 from adapters.edifact.syntax import control_character
 from adapters.formats import Item, decode_all, encode_all
@@ -157,7 +157,11 @@ def test_cusdec_sample_is_a_goods_declaration() -> None:
     assert declaration.functional_reference_id == "LRN-NL-2024-00017"
     assert declaration.declaration_office_id == "NL000396"
     assert declaration.issue_location_id == "NLRTM"
-    assert declaration.issue_date_time.value == "20240228164200"
+    # DTM+137:20240228164200:204, taken as UTC: WCO formatCode 304 with Z
+    assert (declaration.issue_date_time.value, declaration.issue_date_time.format_code) == (
+        "20240228164200Z",
+        "304",
+    )
     total = declaration.total_gross_mass_measure
     assert (total.value, total.unit_code) == ("1250.5", "KGM")
     assert (declaration.invoice_amount.value, declaration.invoice_amount.currency_id) == (
@@ -306,6 +310,46 @@ def test_responses_round_trip(name: str) -> None:
     decoded = FORMAT.decode(FORMAT.encode(response))
     assert isinstance(decoded, Response)
     assert decoded == response
+
+
+@pytest.mark.parametrize(
+    ("edifact_value", "edifact_form", "wco"),
+    [
+        ("20240228164200", "204", ("20240228164200Z", "304")),  # EDIFACT times are UTC
+        ("202402281642", "203", ("20240228164200Z", "304")),
+        ("20240228164200Z", "304", ("20240228164200Z", "304")),
+        ("20240228164200UTC", "304", ("20240228164200Z", "304")),
+        ("20240228", "102", ("20240228", "102")),
+        ("20240228164200+01", "304", ("20240228164200+01", "304")),  # not UTC: verbatim
+        ("2024", "102", ("2024", "102")),  # malformed: verbatim
+    ],
+)
+def test_dates_are_read_as_wco_format_codes(
+    edifact_value: str, edifact_form: str, wco: tuple[str, str]
+) -> None:
+    assert cusres.wco_date(edifact_value, edifact_form) == wco
+    # written back: a UTC 304 as 204, everything else verbatim; reading that gives wco again
+    written = cusres.edifact_date(*wco)
+    assert written == ((wco[0][:14], "204") if wco[0].endswith("Z") else wco)
+    assert cusres.wco_date(*written) == wco
+
+
+def test_a_cusdec_time_reads_as_a_wco_304_and_a_response_writes_it_as_204() -> None:
+    cusdec = FORMAT.decode(sample("cusdec_import.edi"))
+    assert isinstance(cusdec, GoodsDeclaration)
+    response = _response(function_code="01", issue_date_time=cusdec.issue_date_time)
+    data = FORMAT.encode(response)
+    assert b"DTM+137:20240228164200:204'" in data
+    assert FORMAT.decode(data) == response
+    edited = sample("cusres_rejected.edi").replace(
+        b"DTM+137:20240301093000Z:304'", b"DTM+137:20240301093000:204'"
+    )
+    rejected = FORMAT.decode(edited)
+    assert isinstance(rejected, Response)
+    assert (rejected.issue_date_time.value, rejected.issue_date_time.format_code) == (
+        "20240301093000Z",
+        "304",
+    )
 
 
 def test_further_responses_become_messages_of_their_own() -> None:

@@ -61,13 +61,9 @@ SOURCE_KINDS = {
 SAME = "same"  # written, and read back equal to what the source gave
 KEPT = "kept"  # written, and read back equal on the fields the target keeps (KEEPS below)
 NO = "unsupported-document"  # refused: the target cannot hold this kind
-# Known gaps, refused although the target holds the kind (the reason asserted):
-TOO_LONG = "schema-invalid"  # ncts-p6 -> edifact: NCTS control ids are <MRN>/<type>/<id>, up
-# to ~60 characters; CUSRES BGM 1004 is an..35 (and NCTS finding codes such as
-# "TypeOfControls/44" exceed ERC 9321 an..8). Refused with the segment named.
-DATE_204 = "schema-invalid"  # edifact CUSDEC -> wco-xml: DTM 2379 format 204 is read verbatim
-# (CCYYMMDDHHMMSS), but WCO DM's format 204 requires a zone (`...(Z|[-+]hh)`), so the
-# declaration is not schema-valid WCO XML.
+# No known gaps: every pair whose target holds a kind writes it. (Closed: ncts-p6 -> edifact,
+# NCTS control ids and finding codes now fit CUSRES BGM 1004 an..35 and ERC 9321 an..8; edifact
+# CUSDEC -> wco-xml, DTM format 204 is read as WCO formatCode 304 with Z.)
 
 EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("aeo-csv", "aeo-csv"): {AEO: SAME},
@@ -77,9 +73,9 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("edifact", "aeo-csv"): {DEC: NO, RES: NO, CTL: NO},
     ("edifact", "edifact"): {DEC: NO, RES: SAME, CTL: SAME},
     ("edifact", "proto-json"): {DEC: SAME, RES: SAME, CTL: SAME},
-    ("edifact", "wco-xml"): {DEC: DATE_204, RES: SAME, CTL: NO},
+    ("edifact", "wco-xml"): {DEC: SAME, RES: SAME, CTL: NO},
     ("ncts-p6", "aeo-csv"): {CTL: NO},
-    ("ncts-p6", "edifact"): {CTL: TOO_LONG},
+    ("ncts-p6", "edifact"): {CTL: SAME},
     ("ncts-p6", "proto-json"): {CTL: SAME},
     ("ncts-p6", "wco-xml"): {CTL: NO},
     ("proto-json", "aeo-csv"): {DEC: NO, RES: NO, CTL: NO, AEO: SAME},
@@ -286,7 +282,7 @@ def test_every_format_round_trips_through_the_protobuf(
 ) -> None:
     """format -> proto -> the same format -> proto gives the same messages; reading is
     deterministic; a decode-only format's messages round-trip through every format the table
-    says writes them unchanged (for ncts-p6: proto-json; edifact is a known gap, TOO_LONG)."""
+    says writes them unchanged (for ncts-p6: proto-json and edifact)."""
     for path in samples[format_id]:
         data = path.read_bytes()
         first = good(format_id, data)
@@ -303,7 +299,7 @@ def test_every_format_round_trips_through_the_protobuf(
 
 def test_a_decode_only_format_reaches_the_formats_that_hold_its_kind() -> None:
     reached = {t for (s, t), kinds in EXPECTED.items() if s == "ncts-p6" and SAME in kinds.values()}
-    assert reached == {"proto-json"}  # and edifact once TOO_LONG is closed
+    assert reached == {"proto-json", "edifact"}
 
 
 def test_output_is_renamed_into_place_and_a_failed_write_leaves_nothing(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ is mapped and what is not. Pure: a checked group tree in, a GoodsDeclaration out
 
 from __future__ import annotations
 
-from adapters.edifact.cusres import join_lines
+from adapters.edifact.cusres import join_lines, wco_date
 from adapters.edifact.directory import Group
 from adapters.edifact.syntax import Segment
 from hub.errors import TranslationError
@@ -68,7 +68,8 @@ def read_goods_declaration(root: Group) -> GoodsDeclaration:
             DATE_ACCEPTANCE: declaration.acceptance_date_time,
         }.get(dtm.component(0, 0))
         if target is not None and not target.value:
-            target.value, target.format_code = dtm.component(0, 1), dtm.component(0, 2)
+            # 204 -> WCO 304 with Z (EDIFACT times are UTC); 102 verbatim (cusres.wco_date)
+            target.value, target.format_code = wco_date(dtm.component(0, 1), dtm.component(0, 2))
     for loc in root.all("LOC"):
         qualifier, place = loc.component(0), loc.component(1, 0)
         if qualifier == LOC_CLEARANCE_OFFICE:

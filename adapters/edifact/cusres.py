@@ -160,6 +160,29 @@ def control_stage(root: Group) -> tuple[int, Segment] | None:
 # --------------------------------------------------------------------------------------------
 
 
+def wco_date(value: str, form: str) -> tuple[str, str]:
+    """A DTM value and 2379 format as a WCO DateTimeString (value, formatCode). WCO dates are
+    formatCode 102 (yyyyMMdd) or 304 (yyyyMMddHHmmssZ); EDIFACT times in customs messages carry
+    no zone and are taken as UTC, so 204 (CCYYMMDDHHMMSS) becomes 304 with ``Z``, 203
+    (CCYYMMDDHHMM) 304 with seconds 00 and ``Z``, and a 304 in UTC (zone ``Z`` or ``UTC``) 304
+    with ``Z``. Anything else is kept verbatim."""
+    if form == "204" and len(value) == 14 and value.isdigit():
+        return f"{value}Z", "304"
+    if form == "203" and len(value) == 12 and value.isdigit():
+        return f"{value}00Z", "304"
+    if form == "304" and len(value) > 14 and value[:14].isdigit() and value[14:] in ("Z", "UTC"):
+        return f"{value[:14]}Z", "304"
+    return value, form
+
+
+def edifact_date(value: str, form: str) -> tuple[str, str]:
+    """The inverse of ``wco_date`` for writing: a WCO 304 time in UTC (``...Z``) is written as
+    2379 204 (CCYYMMDDHHMMSS, UTC, as the control times); anything else verbatim."""
+    if form == "304" and len(value) == 15 and value[:14].isdigit() and value[14] == "Z":
+        return value[:14], "204"
+    return value, form
+
+
 def _dates(root: Group) -> dict[str, Segment]:
     dates: dict[str, Segment] = {}
     for dtm in root.all("DTM"):
@@ -254,14 +277,13 @@ def read_response(root: Group) -> Response:
     if bgm is not None:
         response.functional_reference_id = bgm.component(1, 0)
     dates = _dates(root)
-    if DATE_DOCUMENT in dates:
-        dtm = dates[DATE_DOCUMENT]
-        response.issue_date_time.value = dtm.component(0, 1)
-        response.issue_date_time.format_code = dtm.component(0, 2)
-    if DATE_ACCEPTANCE in dates:
-        dtm = dates[DATE_ACCEPTANCE]
-        response.declaration.acceptance_date_time.value = dtm.component(0, 1)
-        response.declaration.acceptance_date_time.format_code = dtm.component(0, 2)
+    for qualifier, target in (
+        (DATE_DOCUMENT, response.issue_date_time),
+        (DATE_ACCEPTANCE, response.declaration.acceptance_date_time),
+    ):
+        if qualifier in dates:
+            dtm = dates[qualifier]
+            target.value, target.format_code = wco_date(dtm.component(0, 1), dtm.component(0, 2))
     function_segment: Segment | None = None
     for gis in root.all("GIS"):
         code, process = gis.component(0, 0), gis.component(0, 3)
@@ -404,7 +426,7 @@ def write_response(response: Response) -> list[Segment]:
         (DATE_ACCEPTANCE, response.declaration.acceptance_date_time),
     ):
         if when.value or when.format_code:
-            out.append(segment("DTM", (qualifier, when.value, when.format_code)))
+            out.append(segment("DTM", (qualifier, *edifact_date(when.value, when.format_code))))
     function = response.function_code
     if function in HUB_STAGES:
         raise _refused(f"function code {quoted(function)} is reserved for control stages")
@@ -458,8 +480,10 @@ __all__ = [
     "ControlResult",
     "Response",
     "control_stage",
+    "edifact_date",
     "read_control_result",
     "read_response",
+    "wco_date",
     "write_control_result",
     "write_response",
 ]

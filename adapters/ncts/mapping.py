@@ -44,6 +44,18 @@ CONTROL_TYPES: Mapping[str, control_pb2.ControlType] = {}
 
 FLAG_NO = "0"  # CL027 Flag: 0 no, 1 yes
 
+# Finding codes: at most 8 characters, so that partners' formats carry them (EDIFACT ERC 9321
+# is an..8); the long explanation is the finding's description (docs/formats/ncts-p6.md).
+TYPE_OF_CONTROL = "TC"  # + TypeOfControls/type (an..3, CL716): TC<type>
+REQUESTED_DOCUMENT = "RD"  # + RequestedDocument/documentType (an4): RD<type>
+SEALS_NOT_OK = "SEALSNOK"  # stateOfSeals 0
+NOT_CONFORM = "CONF-NOK"  # conform 0
+UNLOADING_INCOMPLETE = "UNLD-INC"  # unloadingCompletion 0
+UNLOADING_REMARK = "UNLD-RMK"  # UnloadingRemark/unloadingRemark
+OTHER_THINGS = "OTHER"  # TransitOperation/otherThingsToReport
+SEAL_FOUND = "SEAL"  # Consignment/TransportEquipment/Seal on unloading
+ITEM_DIFFERS = "ITEMDIFF"  # Consignment/HouseConsignment/ConsignmentItem on unloading
+
 
 def control_result(root: etree._Element) -> ControlResult:
     """The ControlResult one validated CC029C, CC060C or CC044C reports."""
@@ -57,10 +69,10 @@ def _text(parent: etree._Element | None, path: str) -> str:
     return value.strip() if value else ""
 
 
-def _control_id(root: etree._Element, reference: str) -> str:
-    """Reference of the movement, message type and the sender's message identification: one
-    message per control result, so this is unique per sender."""
-    return f"{reference}/{_text(root, 'messageType')}/{_text(root, 'messageIdentification')}"
+def _control_id(root: etree._Element) -> str:
+    """The sender's messageIdentification (an..35, unique per sender): one message per control
+    result. It fits EDIFACT BGM 1004 (an..35); the message type is implied by the stage."""
+    return _text(root, "messageIdentification")
 
 
 def _revision(root: etree._Element, stage: int) -> int:
@@ -85,7 +97,7 @@ def _release_for_transit(root: etree._Element) -> ControlResult:
     operation = root.find("TransitOperation")
     mrn, lrn = _text(operation, "MRN"), _text(operation, "LRN")
     result = ControlResult(
-        control_id=_control_id(root, mrn or lrn),
+        control_id=_control_id(root),
         declaration_id=mrn,
         functional_reference_id=lrn,
         stage=stage,
@@ -119,7 +131,7 @@ def _control_decision(root: etree._Element) -> ControlResult:
         else control_pb2.CONTROL_STAGE_INTENDED
     )
     result = ControlResult(
-        control_id=_control_id(root, mrn or lrn),
+        control_id=_control_id(root),
         declaration_id=mrn,
         functional_reference_id=lrn,
         stage=stage,
@@ -131,10 +143,10 @@ def _control_decision(root: etree._Element) -> ControlResult:
     for control in root.iterfind("TypeOfControls"):
         kind = _text(control, "type")
         control_types.append(CONTROL_TYPES.get(kind, control_pb2.CONTROL_TYPE_UNSPECIFIED))
-        result.findings.add(code=f"TypeOfControls/{kind}", description=_text(control, "text"))
+        result.findings.add(code=f"{TYPE_OF_CONTROL}{kind}", description=_text(control, "text"))
     for document in requested:
         result.findings.add(
-            code=f"RequestedDocument/{_text(document, 'documentType')}",
+            code=f"{REQUESTED_DOCUMENT}{_text(document, 'documentType')}",
             description=_text(document, "description"),
         )
     known = [kind for kind in control_types if kind != control_pb2.CONTROL_TYPE_UNSPECIFIED]
@@ -153,7 +165,7 @@ def _unloading_remarks(root: etree._Element) -> ControlResult:
     remark = root.find("UnloadingRemark")
     mrn = _text(operation, "MRN")
     result = ControlResult(
-        control_id=_control_id(root, mrn),
+        control_id=_control_id(root),
         declaration_id=mrn,
         stage=stage,
         office_id=_text(root, "CustomsOfficeOfDestinationActual/referenceNumber"),
@@ -169,18 +181,18 @@ def _unloading_remarks(root: etree._Element) -> ControlResult:
     )
     if seals_broken:
         result.findings.add(
-            code="stateOfSeals/0",
+            code=SEALS_NOT_OK,
             description="seals not in good state: missing, damaged or with discrepancies",
         )
     if not_conform:
         result.findings.add(
-            code="conform/0", description="the unloaded goods do not conform to the declaration"
+            code=NOT_CONFORM, description="the unloaded goods do not conform to the declaration"
         )
     if _text(remark, "unloadingCompletion") == FLAG_NO:
-        result.findings.add(code="unloadingCompletion/0", description="unloading not completed")
+        result.findings.add(code=UNLOADING_INCOMPLETE, description="unloading not completed")
     for code, text in (
-        ("unloadingRemark", _text(remark, "unloadingRemark")),
-        ("otherThingsToReport", _text(operation, "otherThingsToReport")),
+        (UNLOADING_REMARK, _text(remark, "unloadingRemark")),
+        (OTHER_THINGS, _text(operation, "otherThingsToReport")),
     ):
         if text:
             result.findings.add(code=code, description=text)
@@ -191,7 +203,7 @@ def _unloading_remarks(root: etree._Element) -> ControlResult:
     if consignment is not None:
         for item in consignment.iterfind("HouseConsignment/ConsignmentItem"):
             result.findings.add(
-                code="ConsignmentItem",
+                code=ITEM_DIFFERS,
                 description="unloading found data differing from the declaration",
                 goods_item_sequence=_text(item, "declarationGoodsItemNumber"),
             )
@@ -216,7 +228,7 @@ def _equipment(
             if seals_applied:
                 result.seals_applied.append(identifier)
             else:
-                result.findings.add(code="TransportEquipment/Seal", description=identifier)
+                result.findings.add(code=SEAL_FOUND, description=identifier)
 
 
 def _transport_document(consignment: etree._Element | None) -> str:
