@@ -18,6 +18,7 @@ read back differently.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -382,7 +383,7 @@ def _header(record: _Record | None, source: str) -> tuple[str, ...]:
             reason=HEADER_INVALID,
             line=1,
         )
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
     if repeated:
         raise TranslationError(
             f"{source}: the header names column {repeated[0]} more than once",

@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Sequence
@@ -90,6 +91,9 @@ class Outcome:
     file: Dropped
     format_id: str = ""
     digest: bytes = b""
+    # the file as read (fstat of the descriptor read from): what identifies it, and what must
+    # still be at its path when it is moved
+    identity: tuple[int, int, int] = (0, 0, 0)  # inode, mtime in ns, size
     accepted: list[tuple[int | None, list[tuple[str, str]]]] = field(default_factory=list)
     refused: list[tuple[int | None, TranslationError | HubError]] = field(default_factory=list)
 
@@ -115,12 +119,13 @@ def write_atomically(work: Path, target: Path, data: bytes) -> None:
 
 
 def free_name(target_dir: Path, relative: Path) -> Path:
-    """Where a file goes in ``target_dir``: its relative name, or, where a file of that name
-    was put before, the name with ``.1``, ``.2``, ... appended."""
+    """Where a file goes in ``target_dir``: its relative name, or, where that name or its
+    report's name is taken (a file of that name was put before, or a file named like a
+    report), the name with ``.1``, ``.2``, ... appended."""
     target = target_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    while target.exists():
+    while target.exists() or target.with_name(target.name + REPORT_SUFFIX).exists():
         n += 1
         target = target_dir / relative.parent / f"{relative.name}.{n}"
     return target
@@ -214,8 +219,8 @@ class DropFolder:
             except HubError as exc:  # the store is unavailable: files stay, tried again
                 log.error("%s: %s; the files stay in inbox/ and are tried again", self.source, exc)
                 done = 0
-            except OSError as exc:
-                log.error("%s: %s; tried again", self.source, exc)
+            except Exception:
+                log.exception("%s: a pass failed; the files stay in inbox/", self.source)
                 done = 0
             if not done:
                 await self._pause(self.poll_seconds)
@@ -264,13 +269,26 @@ class DropFolder:
             await self.submit_files(listed[start : start + BATCH_FILES])
         return len(listed)
 
-    def _read(self, dropped: Dropped) -> Outcome | tuple[Outcome, bytes]:
+    def _read(self, dropped: Dropped) -> Outcome | tuple[Outcome, bytes] | None:
+        """The file's bytes, read from one descriptor that also says what the file is; None
+        when it is no longer a regular file at that path (replaced by a link, a FIFO, gone)."""
         outcome = Outcome(dropped)
-        if dropped.size > self.max_bytes:
-            too_big = f"the file is {dropped.size} bytes; the limit is {self.max_bytes}"
+        try:
+            fd = os.open(dropped.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, OSError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("%s: cannot open %s: %s", self.source, dropped.relative, exc.strerror)
+            return None
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            outcome.identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+            data = file.read(self.max_bytes + 1)
+        if len(data) > self.max_bytes:
+            too_big = f"the file is over {self.max_bytes} bytes, the limit"
             outcome.refused.append((None, LimitError(too_big)))
             return outcome
-        data = dropped.path.read_bytes()
         outcome.digest = hashlib.sha256(data).digest()
         return outcome, data
 
@@ -287,8 +305,9 @@ class DropFolder:
     def submission_id(self, outcome: Outcome, index: int) -> str:
         """Stable across restarts for this very file, different for any other file (another
         name, inode, modification time or content), at most 128 characters."""
-        f = outcome.file
-        identity = f"{f.relative}\0{f.inode}\0{f.mtime_ns}\0".encode() + outcome.digest
+        inode, mtime_ns, _ = outcome.identity
+        name = os.fsencode(outcome.file.relative)  # any name the file system allows
+        identity = name + f"\0{inode}\0{mtime_ns}\0".encode() + outcome.digest
         return f"{self.source}:{hashlib.sha256(identity).hexdigest()[:48]}:{index}"
 
     async def submit_files(self, files: Sequence[Dropped]) -> None:
@@ -296,9 +315,8 @@ class DropFolder:
         pending: list[tuple[Outcome, int | None]] = []
         submissions: list[Submission] = []
         for dropped in files:
-            try:
-                read = await asyncio.to_thread(self._read, dropped)
-            except FileNotFoundError:  # taken away by whoever dropped it
+            read = await asyncio.to_thread(self._read, dropped)
+            if read is None:  # taken away, or replaced by something that is not a file
                 continue
             if isinstance(read, Outcome):
                 outcomes.append(read)
@@ -338,8 +356,33 @@ class DropFolder:
     def _settle_all(self, outcomes: Sequence[Outcome]) -> None:
         touched: set[Path] = set()
         for outcome in outcomes:
-            touched |= self._settle(outcome)
+            try:
+                touched |= self._settle(outcome)
+            except OSError as exc:  # one file that cannot move holds up no other
+                touched |= self._quarantine(outcome, exc)
         sync_dirs(touched)
+
+    def _quarantine(self, outcome: Outcome, error: OSError) -> set[Path]:
+        """A file that cannot go where it belongs (its name is too long with a suffix, say)
+        goes to rejected/ under a short name made from its own, with its report."""
+        f = outcome.file
+        short = Path(hashlib.sha256(os.fsencode(f.relative)).hexdigest()[:16])
+        log.error("%s: cannot move %s (%s); it goes to rejected/%s", self.source, f.relative,
+                  error.strerror, short)  # fmt: skip
+        if not outcome.refused:
+            outcome.refused.append(
+                (None, TranslationError(f"accepted, but {error.strerror}", reason="file-name"))
+            )
+        try:
+            target = free_name(self.root / REJECTED, short)
+            report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
+            report_path = target.with_name(target.name + REPORT_SUFFIX)
+            write_atomically(self.root / WORK, report_path, report)
+            os.replace(f.path, target)
+        except OSError as again:
+            log.error("%s: %s stays in inbox/: %s", self.source, f.relative, again.strerror)
+            return set()
+        return {f.path.parent, target.parent}
 
     async def _record(self, outcome: Outcome) -> None:
         """Record the refusals found reading a file (the hub records its own)."""
@@ -353,6 +396,15 @@ class DropFolder:
         its report written first (a crash in between writes it again). The directories it
         changed."""
         f = outcome.file
+        try:
+            now = os.lstat(f.path)
+        except FileNotFoundError:
+            return set()
+        if (now.st_ino, now.st_mtime_ns, now.st_size) != outcome.identity:
+            # replaced or changed since it was read: what was read is submitted; what is
+            # there now is another file, for the next pass
+            log.warning("%s: %s changed while it was read; taken again", self.source, f.relative)
+            return set()
         if not outcome.refused:
             target = free_name(self.root / PROCESSED, f.relative)
             os.replace(f.path, target)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -72,28 +72,48 @@ class Item:
     line: int | None = None
 
 
+T = TypeVar("T")
+
+
+def guarded(format_id: str, work: Callable[[], T]) -> T:
+    """Run a translator: its own errors pass, anything else it raises (a bug, a plugin's or
+    ours) becomes a TranslationError, so hostile input is refused with a reason, never with
+    an internal error."""
+    try:
+        return work()
+    except HubError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - this is the boundary around translator code
+        log.error("format %s failed on a document: %s: %s", format_id, type(exc).__name__, exc)
+        raise TranslationError(
+            f"the {format_id} translator could not read or write this document "
+            f"({type(exc).__name__})",
+            reason="translation-failed",
+        ) from None
+
+
 def decode_all(translator: Translator, data: bytes, source: str = "document") -> list[Item]:
     """Every document in ``data``. A file that cannot be read at all raises TranslationError;
     a multi-document format reports each bad document as an item with its error instead."""
     many = getattr(translator, "decode_all", None)
     if many is not None:
-        items: list[Item] = many(data, source)
+        items: list[Item] = guarded(translator.format_id, lambda: many(data, source))
         return items
-    return [Item(translator.decode(data, source))]
+    return [Item(guarded(translator.format_id, lambda: translator.decode(data, source)))]
 
 
 def encode_all(translator: Translator, messages: Sequence[Message]) -> bytes:
     """The messages as one file. A single-document format takes exactly one."""
     many = getattr(translator, "encode_all", None)
     if many is not None:
-        output: bytes = many(messages)
+        output: bytes = guarded(translator.format_id, lambda: many(messages))
         return output
     if len(messages) != 1:
         raise TranslationError(
             f"format {translator.format_id!r} holds one document per file; {len(messages)} given",
             reason="unsupported-document",
         )
-    return translator.encode(messages[0])
+    return guarded(translator.format_id, lambda: translator.encode(messages[0]))
 
 
 def wco_xml(limits: XmlLimits) -> Translator:
@@ -192,15 +212,22 @@ SNIFF_BYTES = 4096
 
 def detect(data: bytes, translators: Mapping[str, Translator] | None = None) -> str:
     """Guess a document's format: a translator that recognises the first bytes (``sniff``)
-    wins, plugins before the hub's own; otherwise XML is taken as WCO DM and an object as
-    protobuf JSON."""
+    wins, the hub's own before plugins (a plugin cannot take over their documents); otherwise
+    XML is taken as WCO DM and an object as protobuf JSON."""
     head = data[:SNIFF_BYTES]
     for format_id, translator in sorted(
         (translators if translators is not None else registry()).items(),
-        key=lambda item: (item[0] in BUILTIN, item[0]),
+        key=lambda item: (item[0] not in BUILTIN, item[0]),
     ):
         sniff = getattr(translator, "sniff", None)
-        if sniff is not None and sniff(head):
+        if sniff is None:
+            continue
+        try:
+            recognised = bool(sniff(head))
+        except Exception:  # noqa: BLE001 - a plugin's faulty sniffer only fails to recognise
+            log.error("format %s failed to sniff a document", format_id)
+            continue
+        if recognised:
             return format_id
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: only XML comes this way
         return "wco-xml"
@@ -241,7 +268,8 @@ class Translators:
     def decode(self, format_id: str, content: bytes) -> Message:
         """One business message from a document; an empty ``format_id`` is detected."""
         translator = self.reader(format_id or detect(content, self.formats))
-        return translator.decode(content, source=f"{translator.format_id} document")
+        source = f"{translator.format_id} document"
+        return guarded(translator.format_id, lambda: translator.decode(content, source))
 
     def encode(self, format_id: str, message: Message) -> bytes | None:
         """The message as a document in ``format_id``, or None where the format cannot hold
@@ -250,7 +278,7 @@ class Translators:
         if translator is None or ENCODE not in translator.directions:
             return None
         try:
-            return translator.encode(message)
+            return guarded(format_id, lambda: translator.encode(message))
         except HubError:  # the protobuf is still handed over; only the document is missing
             return None
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     UniqueConstraint,
+    case,
     create_engine,
     delete,
     event,
@@ -50,6 +51,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import merkle, rawsql, trail, treestore
+from hub.envelope import RAW_BODY_TYPE
 from hub.errors import StoreError
 from hub.rawsql import Raw, TrailTail, Tx
 
@@ -1914,7 +1916,11 @@ class Store:
                 inbound = await conn.execute(
                     core_select(
                         INBOUND.c.sender,
-                        INBOUND.c.body_type,
+                        # the signed body's type: RawDocument where the original is kept
+                        case(
+                            (ORIGINAL.c.body.is_not(None), RAW_BODY_TYPE),
+                            else_=INBOUND.c.body_type,
+                        ),
                         INBOUND.c.envelope_digest,
                         INBOUND.c.header,
                         func.coalesce(ORIGINAL.c.body, INBOUND.c.body),

@@ -305,3 +305,78 @@ def _minimal_config(tmp_path: Path) -> str:
         '[store]\nurl = "sqlite:///hub.db"\n'
         '[partners.NZ]\nendpoint = "127.0.0.1:3"\ntrust_anchor = "ca.pem"\nsigning_certs = []\n'
     )
+
+
+async def test_hostile_files_neither_stop_the_folder_nor_lose_anything(
+    tmp_path: Path, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Odd names, names too long for a report, a file named like a report, a link, a file
+    swapped while it is submitted, and a translator that crashes: each ends up somewhere
+    sensible, and the files after them are still taken. (File handling does not depend on
+    the store: SQLite only.)"""
+    federation = Federation(tmp_path, pki, "sqlite", "")
+    root = add_folder(federation, "CN", "settle_seconds = 0")
+    cn = await federation.start("CN")
+    try:
+        [folder] = cn.folders
+        await folder.stop()
+        inbox = root / "inbox"
+        latin1 = os.fsdecode(b"caf\xe9.json")  # not UTF-8: a surrogate in the str
+        (inbox / latin1).write_bytes(aeo_json("CNAEO1001"))
+        long_name = "x" * 250 + ".xml"  # its report's name would be too long
+        (inbox / long_name).write_bytes(b"<Declaration><ID>")
+        (inbox / "a.error.json").write_bytes(b"{not json")
+        (inbox / "link.json").symlink_to("/etc/hostname")
+        assert await folder.run_pass() == 3  # the link is not a file: not even listed
+        (inbox / "a").write_bytes(b"neither")
+        assert await folder.run_pass() == 1
+        rejected = files(root / "rejected")
+        assert "a.error.json" in rejected and "a.error.json.error.json" in rejected
+        assert (root / "rejected" / "a.error.json").read_bytes() == b"{not json"  # kept
+        assert "a.1" in rejected and "a.1.error.json" in rejected
+        quarantined = [r for r in rejected if len(r) == 16]
+        assert len(quarantined) == 1  # the long name, under a short one, with its report
+        report = json.loads((root / "rejected" / (quarantined[0] + ".error.json")).read_text())
+        assert report["file"] == f"inbox/{long_name}"
+        assert report["refused"][0]["reason"] == "not-well-formed"
+        assert os.fsencode(files(root / "processed")[0]) == b"caf\xe9.json"
+        assert files(inbox) == ["link.json"]
+
+        # swapped while submitted: what was read is queued; the new file waits for a pass
+        (inbox / "s.json").write_bytes(aeo_json("CNAEO1002"))
+        submit_many = cn.hub.submit_many
+
+        async def swapping(submissions):  # type: ignore[no-untyped-def]
+            staged = root / "s.json.writing"
+            staged.write_bytes(aeo_json("CNAEO1003"))
+            os.replace(staged, inbox / "s.json")
+            return await submit_many(submissions)
+
+        monkeypatch.setattr(cn.hub, "submit_many", swapping)
+        assert await folder.run_pass() == 1
+        monkeypatch.undo()
+        assert "s.json" in files(inbox)
+        assert await folder.run_pass() == 1
+        assert "s.json" in files(root / "processed") and "s.json" not in files(inbox)
+        ids = [
+            aeo
+            for m, _ in await cn.hub.store.outbound()
+            for aeo in json.loads(m.business_keys)["aeo"]
+        ]
+        assert sorted(ids) == sorted(["CNAEO1001"] * 2 + ["CNAEO1002"] * 2 + ["CNAEO1003"] * 2)
+
+        # a translator that crashes: the file is refused with a reason, the next one is taken
+        class Broken:
+            format_id, media_type, description = "proto-json", "application/json", "buggy"
+            directions = frozenset({"decode"})
+
+            def decode(self, data: bytes, source: str = "document") -> object:
+                raise ValueError("a bug")
+
+        monkeypatch.setitem(cn.hub.translators.formats, "proto-json", Broken())
+        (inbox / "crash.json").write_bytes(aeo_json("CNAEO1004"))
+        assert await folder.run_pass() == 1
+        crash = json.loads((root / "rejected" / "crash.json.error.json").read_text())
+        assert crash["refused"][0]["reason"] == "translation-failed"
+    finally:
+        await federation.stop_all()

@@ -101,7 +101,7 @@ async def test_a_wco_declaration_sent_raw_is_translated_on_ingress(
     # what the partner signed is kept exactly: auditors read the original body
     [stored] = await nz.hub.store.stored_messages(inbound.message_id)
     header = pb.Header.FromString(stored.header)
-    assert header.body_type == "customs_hub.v1.RawDocument"
+    assert header.body_type == stored.body_type == "customs_hub.v1.RawDocument"
     assert sha256(stored.body) == header.body_digest
     assert spb.RawDocument.FromString(stored.body).content == content
 
@@ -149,6 +149,14 @@ REFUSALS = [
         "not-issuer",
     ),
     ("JSON of no business message", ["proto-json"], "proto-json", b"{}", "unsupported-document"),
+    (
+        "EDIFACT counting its segments in a digit int() refuses",
+        ["edifact"],
+        "edifact",
+        "UNA:+.? 'UNB+UNOW:3+CN+NZ+240101:1200+1'UNH+1+CUSRES:D:96B:UN'BGM+962+X'"
+        "UNT+\u00b2+1'UNZ+1+1'".encode(),
+        "edifact-syntax",
+    ),
 ]
 
 
@@ -196,3 +204,28 @@ async def test_a_raw_document_is_translated_only_after_its_signature_verifies(
     error = await refused(pki, nz, envelope.SerializeToString())
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "signature-invalid"
     await _assert_nothing_accepted(nz)
+
+
+async def test_a_translator_that_crashes_gives_a_signed_rejection(
+    federation: Federation, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a translator (ours or a plugin's) on hostile input is a refusal with a reason
+    and a signed receipt, recorded, never an internal error."""
+    allow_raw(federation, "NZ", "CN", ["wco-xml"])
+    nz = await federation.start("NZ")
+
+    class Broken:
+        format_id, media_type, description = "wco-xml", "application/xml", "a buggy plugin"
+        directions = frozenset({"decode"})
+
+        def decode(self, data: bytes, source: str = "document") -> object:
+            raise ValueError("a bug")
+
+    monkeypatch.setitem(nz.hub.translators.formats, "wco-xml", Broken())
+    data = raw_envelope(pki, "wco-xml", XML)
+    error = await refused(pki, nz, data)
+    metadata = dict(error.trailing_metadata() or ())
+    assert metadata[REASON_KEY] == "translation-failed"
+    assert "a bug" not in (error.details() or "")  # what it says stays ours
+    await _assert_nothing_accepted(nz)
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["translation-failed"]

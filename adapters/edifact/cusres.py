@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from adapters.edifact.directory import Group
-from adapters.edifact.syntax import Segment, quoted, segment
+from adapters.edifact.syntax import Segment, digits, quoted, segment
 from hub.errors import TranslationError
 from hub.pb.customs_hub.v1 import control_pb2, response_pb2
 
@@ -166,11 +166,11 @@ def wco_date(value: str, form: str) -> tuple[str, str]:
     no zone and are taken as UTC, so 204 (CCYYMMDDHHMMSS) becomes 304 with ``Z``, 203
     (CCYYMMDDHHMM) 304 with seconds 00 and ``Z``, and a 304 in UTC (zone ``Z`` or ``UTC``) 304
     with ``Z``. Anything else is kept verbatim."""
-    if form == "204" and len(value) == 14 and value.isdigit():
+    if form == "204" and len(value) == 14 and digits(value):
         return f"{value}Z", "304"
-    if form == "203" and len(value) == 12 and value.isdigit():
+    if form == "203" and len(value) == 12 and digits(value):
         return f"{value}00Z", "304"
-    if form == "304" and len(value) > 14 and value[:14].isdigit() and value[14:] in ("Z", "UTC"):
+    if form == "304" and len(value) > 14 and digits(value[:14]) and value[14:] in ("Z", "UTC"):
         return f"{value[:14]}Z", "304"
     return value, form
 
@@ -178,7 +178,7 @@ def wco_date(value: str, form: str) -> tuple[str, str]:
 def edifact_date(value: str, form: str) -> tuple[str, str]:
     """The inverse of ``wco_date`` for writing: a WCO 304 time in UTC (``...Z``) is written as
     2379 204 (CCYYMMDDHHMMSS, UTC, as the control times); anything else verbatim."""
-    if form == "304" and len(value) == 15 and value[:14].isdigit() and value[14] == "Z":
+    if form == "304" and len(value) == 15 and digits(value[:14]) and value[14] == "Z":
         return value[:14], "204"
     return value, form
 
@@ -257,7 +257,7 @@ def read_control_result(root: Group, stage: int) -> ControlResult:
         elif qualifier == REF_SEAL and value:
             result.seals_applied.append(value)
         elif qualifier == REF_REVISION and value:
-            if not value.isdigit() or len(value) > 20 or int(value) >= 2**64:
+            if not digits(value, 20) or int(value) >= 2**64:
                 raise _invalid(rff, "SG3/RFF", "revision (FV) must be an unsigned number")
             result.revision = int(value)
     for error in root.of("SG4"):

@@ -45,6 +45,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MAX_QUOTED = 12  # characters of a found value quoted in an error
 
 
+def digits(text: str, most: int = 18) -> bool:
+    """ASCII digits only, and few enough that int() is cheap and cannot fail ('²'.isdigit()
+    is true, and int() refuses more than 4,300 digits)."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
 def control_character(text: str) -> str | None:
     """The first C0 control character (other than tab, CR, LF) in ``text``, if any."""
     found = _CONTROL.search(text)
@@ -399,7 +405,7 @@ def _check_unb(unb: Segment) -> None:
                 path="UNB",
             )
     date, time = unb.component(3, 0), unb.component(3, 1)
-    if not (date.isdigit() and len(date) in (6, 8) and time.isdigit() and len(time) == 4):
+    if not (digits(date) and len(date) in (6, 8) and digits(time) and len(time) == 4):
         raise syntax_error(
             f"{unb.where()}: date and time of preparation (S004) must be YYMMDD or CCYYMMDD "
             "and HHMM digits",
@@ -418,7 +424,7 @@ def _check_unb(unb: Segment) -> None:
 
 def _check_unz(unb: Segment, unz: Segment, messages: int) -> None:
     count = unz.component(0)
-    if count != str(messages) and not (count.isdigit() and int(count) == messages):
+    if count != str(messages) and not (digits(count) and int(count) == messages):
         raise syntax_error(
             f"{unz.where()}: interchange control count (0036) says {quoted(count)}; the "
             f"interchange holds {messages} message(s)",
@@ -438,7 +444,7 @@ def check_message_envelope(message: Sequence[Segment]) -> None:
     """UNT of one message: its segment count and its reference must match (edifact-syntax)."""
     unh, unt = message[0], message[-1]
     count = unt.component(0)
-    if not (count.isdigit() and int(count) == len(message)):
+    if not (digits(count) and int(count) == len(message)):
         raise syntax_error(
             f"{unt.where()}: number of segments in the message (0074) says {quoted(count)}; "
             f"the message has {len(message)} segments from {unh.where()} to UNT",
