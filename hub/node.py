@@ -262,8 +262,10 @@ class Hub:
                 )
                 state = state_of(opened.document, peer_party)
             except HubError as exc:
-                results[i] = exc
-                refused.append((data, exc))
+                first = await self._accepted_before(peer_party, data, exc)
+                results[i] = first or exc
+                if first is None:
+                    refused.append((data, exc))
                 continue
             try:
                 check_time_window(opened.header, now, self.policy)
@@ -314,6 +316,23 @@ class Hub:
         if refused:
             await self.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
+
+    async def _accepted_before(
+        self, partner: str, data: bytes, error: HubError
+    ) -> pb.SignedReceipt | None:
+        """The receipt an identical envelope got when it was accepted, for a resent document in
+        a partner format that is refused now only because its translation changed (the
+        operator narrowed ``raw_formats``, a translator was upgraded): the sender may only have
+        lost our first receipt, and what we accepted then stays accepted."""
+        if not isinstance(error, TranslationError) and error.reason != "format-not-allowed":
+            return None
+        message_id = claimed_message_id(data)
+        if not message_id:
+            return None
+        earlier = await self.store.find_inbound(partner, message_id)
+        if earlier is None or earlier.envelope_digest != sha256(data):
+            return None
+        return pb.SignedReceipt.FromString(earlier.signed_receipt)
 
     def read_raw(self, partner: str, format_id: str, content: bytes) -> Message:
         """A partner's document in a partner format, translated into its business message;

@@ -229,3 +229,36 @@ async def test_a_translator_that_crashes_gives_a_signed_rejection(
     assert "a bug" not in (error.details() or "")  # what it says stays ours
     await _assert_nothing_accepted(nz)
     assert [r.reason for r in await nz.hub.store.rejections()] == ["translation-failed"]
+
+
+async def test_a_resent_document_keeps_its_receipt_after_its_format_is_withdrawn(
+    federation: Federation, pki: Path
+) -> None:
+    """What was accepted stays accepted: a sender that lost our receipt and resends the very
+    same envelope gets the first receipt back, even after the operator withdrew the format;
+    a new document in that format is refused."""
+    allow_raw(federation, "NZ", "CN", ["wco-xml"])
+    nz = await federation.start("NZ")
+    data = raw_envelope(pki, "wco-xml", XML)
+    client = as_partner(pki, "CN", nz)
+    try:
+        first = await client.deliver("NZ", data, timeout=10)
+    finally:
+        await client.close()
+    await federation.stop("NZ")
+    path = federation.root / "NZ" / "hub.toml"
+    path.write_text(
+        path.read_text().replace('raw_formats = ["wco-xml"]', 'raw_formats = ["edifact"]')
+    )
+    federation.configs["NZ"] = load_config(path)
+    nz = await federation.start("NZ")
+    client = as_partner(pki, "CN", nz)
+    try:
+        again = await client.deliver("NZ", data, timeout=10)
+    finally:
+        await client.close()
+    assert again == first
+    assert await nz.hub.store.rejections() == []
+    error = await refused(pki, nz, raw_envelope(pki, "wco-xml", XML))
+    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "format-not-allowed"
+    assert len(await nz.hub.store.inbound()) == 1
