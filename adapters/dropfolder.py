@@ -36,7 +36,6 @@ import logging
 import os
 import stat
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from google.protobuf.message import Message
 from adapters.formats import DECODE, ENCODE, Item, decode_all, detect
 from hub.config import FolderConfig
 from hub.errors import ConfigError, HubError, LimitError, TranslationError
+from hub.files import write_atomically
 from hub.messages import body_class
 from hub.node import Hub, Submission, derived_messages
 from hub.store import InboundMessage
@@ -74,14 +74,13 @@ EXTENSIONS = {
 
 @dataclass(frozen=True)
 class Dropped:
-    """A file found in inbox/: where it is, relative to inbox/, and what identifies it."""
+    """A file found in inbox/: where it is, relative to inbox/, and when it was last changed
+    (what identifies it is taken when it is read: Outcome.identity)."""
 
     path: Path
     relative: Path
     format_id: str  # "" to detect
-    inode: int
     mtime_ns: int
-    size: int
 
 
 @dataclass
@@ -104,18 +103,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def write_atomically(work: Path, target: Path, data: bytes) -> None:
-    """``data`` at ``target``, whole or not at all: written and synced under a temporary name
-    in ``work`` (same file system), then renamed into place. The caller syncs the directory
-    (once for many files)."""
-    tmp = work / f"{uuid.uuid4().hex}.tmp"
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, target)
 
 
 def free_name(target_dir: Path, relative: Path) -> Path:
@@ -252,9 +239,7 @@ class DropFolder:
                         Path(entry.path),
                         prefix / entry.name,
                         format_id,
-                        info.st_ino,
                         info.st_mtime_ns,
-                        info.st_size,
                     )
                 )
         found.sort(key=lambda d: (d.mtime_ns, str(d.relative)))
@@ -377,7 +362,7 @@ class DropFolder:
             target = free_name(self.root / REJECTED, short)
             report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
             report_path = target.with_name(target.name + REPORT_SUFFIX)
-            write_atomically(self.root / WORK, report_path, report)
+            write_atomically(report_path, report, work=self.root / WORK)
             os.replace(f.path, target)
         except OSError as again:
             log.error("%s: %s stays in inbox/: %s", self.source, f.relative, again.strerror)
@@ -413,7 +398,9 @@ class DropFolder:
         # a report at a free file name is an earlier attempt's, cut short: written again
         target = free_name(self.root / REJECTED, f.relative)
         report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
-        write_atomically(self.root / WORK, target.with_name(target.name + REPORT_SUFFIX), report)
+        write_atomically(
+            target.with_name(target.name + REPORT_SUFFIX), report, work=self.root / WORK
+        )
         os.replace(f.path, target)
         log.warning(
             "%s: %s rejected (%d document(s) refused, %d accepted)",
@@ -509,5 +496,5 @@ class DropFolder:
         work = self.root / WORK
         for target, data in files:
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(work, target, data)
+            write_atomically(target, data, work=work)
         sync_dirs({target.parent for target, _ in files})  # before the acknowledgement

@@ -243,6 +243,25 @@ def detect(data: bytes, translators: Mapping[str, Translator] | None = None) -> 
     )
 
 
+def pick(
+    translators: Mapping[str, Translator], format_id: str, direction: str | None
+) -> Translator:
+    """The translator registered as ``format_id``; with ``direction``, one that supports it."""
+    translator = translators.get(format_id)
+    if translator is None:
+        raise TranslationError(
+            f"format {format_id!r} is not registered; formats are {', '.join(sorted(translators))}",
+            reason="unsupported-format",
+        )
+    if direction is not None and direction not in translator.directions:
+        raise TranslationError(
+            f"format {format_id!r} can only {' and '.join(sorted(translator.directions))}; "
+            f"it cannot {direction}",
+            reason="unsupported-direction",
+        )
+    return translator
+
+
 class Translators:
     """The registered formats, built once with the hub's limits, for the services."""
 
@@ -250,20 +269,8 @@ class Translators:
         self.formats = registry(limits)
 
     def reader(self, format_id: str) -> Translator:
-        """The translator that reads ``format_id`` (detected from nothing: it must be named)."""
-        translator = self.formats.get(format_id)
-        if translator is None:
-            raise TranslationError(
-                f"format {format_id!r} is not registered; formats are "
-                f"{', '.join(sorted(self.formats))}",
-                reason="unsupported-format",
-            )
-        if DECODE not in translator.directions:
-            raise TranslationError(
-                f"format {translator.format_id!r} cannot be translated from, only into",
-                reason="unsupported-direction",
-            )
-        return translator
+        """The translator that reads ``format_id``."""
+        return pick(self.formats, format_id, DECODE)
 
     def decode(self, format_id: str, content: bytes) -> Message:
         """One business message from a document; an empty ``format_id`` is detected."""
@@ -287,18 +294,4 @@ def translator_for(
     format_id: str, limits: XmlLimits | None = None, direction: str | None = None
 ) -> Translator:
     """The translator registered as ``format_id``; with ``direction``, one that supports it."""
-    translators = registry(limits)
-    try:
-        translator = translators[format_id]
-    except KeyError:
-        raise TranslationError(
-            f"format {format_id!r} is not registered; formats are {', '.join(sorted(translators))}",
-            reason="unsupported-format",
-        ) from None
-    if direction is not None and direction not in translator.directions:
-        raise TranslationError(
-            f"format {format_id!r} can only {' and '.join(sorted(translator.directions))}; "
-            f"it cannot {direction}",
-            reason="unsupported-direction",
-        )
-    return translator
+    return pick(registry(limits), format_id, direction)

@@ -1068,21 +1068,6 @@ class Store:
             for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
         ]
 
-    async def submission(self, submission_id: str) -> bytes | None:
-        """The answer an earlier submission with this idempotency key got, if any."""
-
-        async def work() -> bytes | None:
-            async with self.engine.connect() as conn:
-                result = await conn.execute(
-                    core_select(SUBMISSION.c.response).where(
-                        SUBMISSION.c.submission_id == submission_id
-                    )
-                )
-                row = result.first()
-                return bytes(row[0]) if row else None
-
-        return await self._run(work)
-
     async def submissions(self, submission_ids: Sequence[str]) -> dict[str, bytes]:
         """The answers earlier submissions with these idempotency keys got, by key (one
         query per 500 keys)."""

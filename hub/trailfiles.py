@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hub import checkpoint, trailcheck
 from hub.errors import HubError
+from hub.files import write_atomically
 from hub.store import Store, utcnow
 
 ENTRIES = "entries.bin"
@@ -38,12 +39,7 @@ class Exported:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_atomically(path, data)
 
 
 class _Folder:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import mimetypes
-import os
-import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from adapters.formats import (
     encode_all,
     translator_for,
 )
+from hub import files
 from hub.config import load_config
 from hub.errors import HubError, TranslationError
 
@@ -341,17 +340,8 @@ def _emit(output: Path | None, content: bytes) -> None:
 
 
 def write_atomically(path: Path, content: bytes) -> None:
-    """Write under a fresh temporary name beside ``path``, sync, and rename into place, so a
-    reader sees the old file or the whole new one, and two runs never share a temporary."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """hub/files.py's, with a failure as this command's error."""
     try:
-        # 0o666 before the umask: the permissions any new file of the user's gets
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        temporary.replace(path)
+        files.write_atomically(path, content)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise TranslateCliError(f"{path}: cannot write: {exc.strerror}") from None
