@@ -37,11 +37,10 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb  # noqa: E402
 from hub.service import start_hub  # noqa: E402
 
 CLI = [sys.executable, "-m", "hub.cli"]
-CORPUS = ROOT.parent / "shared" / "corpus"
-DECLARATION = (
-    CORPUS
-    / "hmrc-customs-declarations/public/api/conf/3.0/examples/annotated_XML_samples"
-    / "TT_IM068a/TT_IM068a.xml"
+DECLARATION = (  # the copy of the CDS sample in tests/corpus (tests/SOURCES.md)
+    ROOT
+    / "tests/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples"
+    / "annotated_XML_samples/TT_IM068a/TT_IM068a.xml"
 )
 HEADER = "aeo_id,tin,name,programme,status,valid_from,revision,country\r\n"
 

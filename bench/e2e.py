@@ -48,9 +48,9 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pki import init_federation
 
 ROOT = Path(__file__).resolve().parents[1]
-DECLARATION = (
-    ROOT.parent
-    / "shared/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples"
+DECLARATION = (  # the copy of the CDS sample in tests/corpus (tests/SOURCES.md)
+    ROOT
+    / "tests/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples"
     / "annotated_XML_samples/TT_IM001b/TT_IM001b.xml"
 )
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from adapters.wco.translator import GoodsDeclaration, WcoXml
 from hub.errors import TranslationError
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "hmrc-customs-declarations"
+# The copy of the CDS samples in tests/corpus (tests/SOURCES.md).
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "hmrc-customs-declarations"
 
 
 def declarations(translator: WcoXml) -> list[tuple[Path, bytes]]:

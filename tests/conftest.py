@@ -166,8 +166,3 @@ async def federation(
                 await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-@pytest.fixture
-def corpus() -> Path:
-    return Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -19,6 +19,7 @@ from hub.demo import sample_declaration
 from hub.errors import ConfigError
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from tests.conftest import free_port
+from tests.testdata import CDS_SAMPLES
 
 CLI = [sys.executable, "-m", "hub.cli"]
 
@@ -79,10 +80,7 @@ def test_limits_from_config_are_used(tmp_path: Path, pki: Path) -> None:
     assert load_config(config).limits.clock_skew.total_seconds() == 42
     # translate --config applies the hub's XML limits: a median declaration has a few hundred
     # elements, so a limit of 50 refuses it, while the built-in limits accept it.
-    declaration = (
-        Path(__file__).resolve().parents[2] / "shared/corpus/hmrc-customs-declarations/public"
-        "/api/conf/3.0/examples/annotated_XML_samples/TT_IM001b/TT_IM001b.xml"
-    )
+    declaration = CDS_SAMPLES / "TT_IM001b/TT_IM001b.xml"
     assert run("translate", str(declaration), "--to", "proto-json").returncode == 0
     config.write_text(
         config.read_text().replace("clock_skew_seconds = 42", "xml_max_elements = 50")

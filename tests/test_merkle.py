@@ -1,8 +1,9 @@
 """hub.merkle against the transparency-dev/merkle vectors, a naive recursive model of RFC 6962,
 and property tests: every proof we make verifies, and every single change to one is refused.
 
-The vectors live outside the repository (../shared/vectors/merkle, Apache-2.0, see its
-LICENSE); CUSTOMS_HUB_MERKLE_VECTORS points elsewhere. A missing corpus fails, never skips.
+The vectors are copied into tests/vectors/merkle (Apache-2.0, see its LICENSE and
+tests/SOURCES.md); CUSTOMS_HUB_MERKLE_VECTORS points elsewhere. A missing corpus fails, never
+skips.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from hub.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.testdata import MERKLE_VECTORS
 
 VECTORS = Path(
     os.environ.get(
         "CUSTOMS_HUB_MERKLE_VECTORS",
-        Path(__file__).resolve().parents[2] / "shared" / "vectors" / "merkle",
+        MERKLE_VECTORS,
     )
 )
 

@@ -30,12 +30,11 @@ from hub.errors import TranslationError
 from hub.messages import ControlResult
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
 from tests.test_xml_hostile import SECRET, Canary, hostile_documents
+from tests.testdata import DATA as TEST_DATA
+from tests.testdata import NCTS_CORPUS
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "ncts"
-CORPUS = ROOT.parent / "shared" / "corpus" / "hmrc-transit-movements-validator"
-CORPUS_XSD = CORPUS / "conf" / "v3_0" / "xsd"
-CORPUS_TESTS = CORPUS / "test/uk/gov/hmrc/transitmovementsvalidator/versioned/v3_0/data"
+DATA = TEST_DATA / "ncts"
+CORPUS_TESTS = NCTS_CORPUS / "test/uk/gov/hmrc/transitmovementsvalidator/versioned/v3_0/data"
 NCTS = "http://ncts.dgtaxud.ec"
 XSD = "{http://www.w3.org/2001/XMLSchema}"
 
@@ -89,13 +88,12 @@ def test_schema_copies_are_byte_identical_and_listed_in_the_notice() -> None:
     listed = dict(re.findall(r"^\s+(\S+\.xsd)\s+\d+\s+([0-9a-f]{40})", notice, re.MULTILINE))
     copies = sorted(p.name for p in schemas.SCHEMAS.glob("*.xsd"))
     assert sorted(listed) == copies
-    for name in copies:
-        data = (schemas.SCHEMAS / name).read_bytes()
-        assert data == (CORPUS_XSD / name).read_bytes(), name
-        assert blob_sha1(data) == listed[name], name
+    for name in copies:  # the blob id is the file's id in the upstream repository
+        assert blob_sha1((schemas.SCHEMAS / name).read_bytes()) == listed[name], name
     assert "ba2bb5b0a8e7f18943fe5ef9663cea7c3ddc3711" in notice
     assert "Apache License, Version 2.0" in notice
-    assert (schemas.SCHEMAS / "LICENSE").read_bytes() == (CORPUS / "LICENSE").read_bytes()
+    license_text = (NCTS_CORPUS / "LICENSE").read_bytes()  # the same repository's licence
+    assert (schemas.SCHEMAS / "LICENSE").read_bytes() == license_text
 
 
 def test_exactly_the_schemas_the_three_messages_include_are_copied() -> None:
@@ -106,7 +104,9 @@ def test_exactly_the_schemas_the_three_messages_include_are_copied() -> None:
         if name in needed:
             continue
         needed.add(name)
-        tree = etree.parse(str(CORPUS_XSD / name))  # the corpus copy: trusted, local
+        path = schemas.SCHEMAS / name
+        assert path.is_file(), f"{name} is included but not copied"
+        tree = etree.parse(str(path))  # our own copy: trusted, local
         for include in tree.iter(f"{XSD}include", f"{XSD}import", f"{XSD}redefine"):
             location = include.get("schemaLocation", "")
             assert "/" not in location and ":" not in location, (name, location)

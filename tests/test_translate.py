@@ -33,13 +33,9 @@ from hub.demo import sample_aeo_status, sample_control_result, sample_declaratio
 from hub.messages import ControlResult, Response
 from hub.pb.customs_hub.v1 import control_pb2
 from hub.translatecli import TranslateCliError, holds_many, write_atomically
+from tests.testdata import CDS_SAMPLES, DATA
 
 CLI = [sys.executable, "-m", "hub.cli"]
-DATA = Path(__file__).resolve().parent / "data"
-WCO_SAMPLES = (
-    Path(__file__).resolve().parents[2]
-    / "shared/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples/annotated_XML_samples"
-)
 
 REGISTRY = formats.registry()
 DECODERS = sorted(f for f, t in REGISTRY.items() if DECODE in t.directions)
@@ -178,13 +174,13 @@ def write_and_read(format_id: str, messages: list[Message]) -> list[Message]:
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     """Sample files per source format, at least one per kind it reads."""
     folder = tmp_path_factory.mktemp("samples")
-    notification = WCO_SAMPLES / "Example_DMS_notifications"
+    notification = CDS_SAMPLES / "Example_DMS_notifications"
     found = {
         "aeo-csv": [DATA / "aeo-csv/operators.csv"],  # 23 good rows, 13 bad ones
         "edifact": sorted((DATA / "edifact").glob("*.edi")),
         "ncts-p6": sorted((DATA / "ncts").glob("*.xml")),
         "wco-xml": [
-            WCO_SAMPLES / "TT_IM001b/TT_IM001b.xml",
+            CDS_SAMPLES / "TT_IM001b/TT_IM001b.xml",
             notification / "01_DMSACC.xml",  # MetaData, with residue
             notification / "03_DMSREJ.xml",  # errors with pointers
         ],
@@ -390,7 +386,7 @@ def test_cli_splits_an_interchange_and_names_what_it_cannot_write(tmp_path: Path
 
 
 def test_cli_refuses_a_kind_the_target_cannot_hold(tmp_path: Path) -> None:
-    declaration = WCO_SAMPLES / "TT_IM001b/TT_IM001b.xml"
+    declaration = CDS_SAMPLES / "TT_IM001b/TT_IM001b.xml"
     out = tmp_path / "declaration.edi"
     refused = run(str(declaration), "--to", "edifact", "-o", str(out))
     assert refused.returncode == 2 and refused.stdout == "" and not out.exists()

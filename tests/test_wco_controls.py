@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 import pytest
 
@@ -15,11 +13,7 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from tests.conftest import Federation
 from tests.test_exchange import eventually
-
-SAMPLES = (
-    Path(__file__).resolve().parents[2]
-    / "shared/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples/annotated_XML_samples"
-)
+from tests.testdata import CDS_SAMPLES
 
 # (notification, stage, outcome, control result code, control type)
 CASES = [
@@ -62,7 +56,7 @@ CASES = [
 
 
 def response(name: str) -> Response:
-    message = WcoXml().decode((SAMPLES / name).read_bytes())
+    message = WcoXml().decode((CDS_SAMPLES / name).read_bytes())
     assert isinstance(message, Response)
     return message
 
@@ -101,7 +95,7 @@ def test_later_notification_has_the_higher_revision() -> None:
 async def test_submitted_notification_carries_its_control_result(federation: Federation) -> None:
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
-    data = (SAMPLES / "TT_IM068a/Example_Notifications/07_DMSCLE.xml").read_bytes()
+    data = (CDS_SAMPLES / "TT_IM068a/Example_Notifications/07_DMSCLE.xml").read_bytes()
     async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
         response_ = await sgrpc.DomesticStub(channel).Submit(
             spb.SubmitRequest(

@@ -20,12 +20,9 @@ from hub.service import REASON_KEY
 from tests.conftest import Federation
 from tests.test_exchange import eventually
 from tests.test_xml_hostile import Canary, hostile_documents
+from tests.testdata import CDS_SAMPLES
 
-SAMPLES = (
-    Path(__file__).resolve().parents[2]
-    / "shared/corpus/hmrc-customs-declarations/public/api/conf/3.0/examples/annotated_XML_samples"
-)
-DECLARATION = SAMPLES / "TT_IM068a/TT_IM068a.xml"
+DECLARATION = CDS_SAMPLES / "TT_IM068a/TT_IM068a.xml"
 CLI = [sys.executable, "-m", "hub.cli"]
 
 
@@ -149,7 +146,7 @@ def test_translate_cli_round_trip(tmp_path: Path) -> None:
     second = cli("translate", str(as_json), "--to", "wco-xml", "-o", str(back))
     assert second.returncode == 0, second.stderr
     assert canonical(back.read_bytes()) == canonical(DECLARATION.read_bytes())
-    broken = SAMPLES / "TT_EX002a/TT_EX002a.xml"
+    broken = CDS_SAMPLES / "TT_EX002a/TT_EX002a.xml"
     refused = cli("translate", str(broken), "--to", "proto-json")
     assert refused.returncode == 2 and refused.stdout == ""
     assert "TT_EX002a.xml:72:" in refused.stderr and "not-well-formed" in refused.stderr

@@ -1,0 +1,111 @@
+"""The test data is in the repository, complete, unedited and attributed; nothing reads a folder
+outside the repository, so a clone alone runs the suite and the benches."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from tests.testdata import CORPUS, MERKLE_VECTORS, ROOT, TESTS
+
+SOURCES = TESTS / "SOURCES.md"
+COPIED = [CORPUS, MERKLE_VECTORS]
+# Folders of the checkout that are not the project's text: generated, installed or copied data.
+NOT_OURS = {
+    ".git",
+    ".venv",
+    "venv",
+    "build",
+    "dist",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+}
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".ini", ".sh", ".yml", ".yaml", ".json"}
+# What a path out of the checkout into the folder beside it looks like; assembled here so that
+# this file does not match itself.
+SIBLING = "shared"
+OUTSIDE = re.compile(rf"\.\./{SIBLING}\b|\b{SIBLING}/(corpus|vectors)\b|[\"']{SIBLING}[\"']\s*[/,]")
+
+
+def blob_id(data: bytes) -> str:
+    """The file's id in a git repository, so a copy can be compared with its source's."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's id
+
+
+def listed() -> dict[str, tuple[int, str]]:
+    """tests/SOURCES.md: each copied file's path under tests/, with its size and blob id."""
+    files: dict[str, tuple[int, str]] = {}
+    section = ""
+    for line in SOURCES.read_text().splitlines():
+        if heading := re.fullmatch(r"## `([^`]+)`", line):
+            section = heading.group(1)
+        elif row := re.fullmatch(r"\| `([^`]+)` \| (\d+) \| `([0-9a-f]{40})` \|", line):
+            assert section, f"a file listed before any set: {line}"
+            files[f"{section}/{row.group(1)}"] = (int(row.group(2)), row.group(3))
+    return files
+
+
+def test_every_copied_file_is_listed_with_its_source_id_and_every_listed_file_is_there() -> None:
+    expected = listed()
+    assert len(expected) > 800, "tests/SOURCES.md lists too few files: is its format broken?"
+    for folder in COPIED:
+        assert folder.is_dir(), f"{folder} is missing (tests/SOURCES.md lists what belongs there)"
+    found = {
+        path.relative_to(TESTS).as_posix(): path
+        for folder in COPIED
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    assert sorted(found) == sorted(expected)
+    for name, path in found.items():
+        data = path.read_bytes()
+        assert (len(data), blob_id(data)) == expected[name], f"{name} differs from its source"
+
+
+def test_each_copied_set_keeps_its_licence_and_is_in_the_notice() -> None:
+    notice = (TESTS / "NOTICE").read_text()
+    sets = [p for p in CORPUS.iterdir() if p.is_dir()] + [MERKLE_VECTORS]
+    for folder in sets:
+        assert "Apache License" in (folder / "LICENSE").read_text(), folder
+        assert folder.relative_to(ROOT).as_posix() + "/" in notice, folder
+
+
+def project_text_files() -> list[Path]:
+    found = []
+    for path in ROOT.rglob("*"):
+        parts = path.relative_to(ROOT).parts
+        if NOT_OURS & set(parts) or any(p.endswith(".egg-info") for p in parts):
+            continue
+        if path.is_relative_to(CORPUS) or path.is_relative_to(MERKLE_VECTORS):
+            continue
+        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name in {"Makefile", "run"}):
+            found.append(path)
+    return found
+
+
+def test_nothing_reads_a_folder_beside_the_repository() -> None:
+    files = project_text_files()
+    assert ROOT / "README.md" in files and Path(__file__) in files
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not offending, "these read data from outside the repository:\n" + "\n".join(offending)
+
+
+def test_the_guard_catches_the_ways_a_path_leaves_the_repository() -> None:
+    caught = [
+        'Path(__file__).parents[2] / "' + SIBLING + '" / "corpus"',
+        "see ../" + SIBLING + "/corpus/README.md",
+        "ROOT.parent / '" + SIBLING + "' / 'vectors'",
+        "/" + SIBLING + "/vectors/merkle",
+    ]
+    allowed = ["goods declarations " + SIBLING + " with partners", "a " + SIBLING + " core"]
+    assert all(OUTSIDE.search(text) for text in caught)
+    assert not any(OUTSIDE.search(text) for text in allowed)

@@ -1,0 +1,19 @@
+"""Where the test data lives: copies in the repository (tests/SOURCES.md says where each set came
+from), so that a clone alone runs the suite. Tests and benches name these paths, never a folder
+outside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+# Copies of public corpora, byte for byte (tests/SOURCES.md, tests/NOTICE).
+CORPUS = TESTS / "corpus"
+CDS_SAMPLES = (
+    CORPUS / "hmrc-customs-declarations/public/api/conf/3.0/examples/annotated_XML_samples"
+)
+NCTS_CORPUS = CORPUS / "hmrc-transit-movements-validator"
+MERKLE_VECTORS = TESTS / "vectors" / "merkle"
+# The project's own test files.
+DATA = TESTS / "data"
