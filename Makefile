@@ -17,8 +17,12 @@ venv: $(BIN)/customs-hub
 demo: venv
 	$(BIN)/customs-hub demo
 
+# The whole suite, in four processes: on two cores they overlap one test's waits (on a hub, a
+# disk sync, a subprocess) with another's work. `-m "not slow"` skips the slow ones.
+PYTEST_WORKERS ?= 4
+
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 lint: venv
 	$(BIN)/ruff check .

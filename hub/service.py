@@ -397,6 +397,12 @@ def token_verifier(config: HubConfig) -> TokenVerifier:
     return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)
 
 
+# gRPC sets SO_REUSEPORT on its listening sockets by default, so a second server on a port
+# that is in use would start without an error and take a share of the first one's calls. A hub
+# must own its ports: without the option, a port in use fails the start (listen-failed).
+SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+
+
 def _bind(
     server: grpc.aio.Server,
     address: str,
@@ -472,7 +478,7 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     await hub.record_config()
     limits = config.limits
     partner_server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limits.max_batch_bytes)],
+        options=[*SERVER_OPTIONS, ("grpc.max_receive_message_length", limits.max_batch_bytes)],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
     )
     partner_server.add_generic_rpc_handlers([PartnerExchangeService(hub).handler()])
@@ -486,7 +492,10 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     partner_port = _bind(partner_server, config.listen, credentials, "server.listen")
 
     domestic_server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024)],
+        options=[
+            *SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024),
+        ],
     )
     sgrpc.add_DomesticServicer_to_server(DomesticService(hub), domestic_server)
     domestic_health = _add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
@@ -496,7 +505,9 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
 
     audit_server, audit_port = None, 0
     if config.audit_listen:
-        audit_server = grpc.aio.server(maximum_concurrent_rpcs=limits.max_concurrent_rpcs)
+        audit_server = grpc.aio.server(
+            options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
+        )
         agrpc.add_AuditServicer_to_server(AuditService(store, token_verifier(config)), audit_server)
         audit_health = _add_health_and_reflection(audit_server, [AUDIT_SERVICE])
         # TLS with the hub's certificate; auditors authenticate with tokens, not certificates

@@ -3,6 +3,7 @@ hubs started on free loopback ports."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import uuid
@@ -21,10 +22,39 @@ PG_ADMIN_DSN = os.environ.get("CUSTOMS_HUB_TEST_PG", "postgresql://postgres@127.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# Ports for the servers the tests start. Port 0 would let the kernel choose, but a config names
+# its partners' ports before any server starts, so ports are picked here. They come from below
+# the kernel's ephemeral range (32768-60999 by default), where no client socket is ever given
+# one, and each xdist worker has its own block, so that two workers never pick the same port.
+# Hubs refuse to share a port (no SO_REUSEPORT), so a port some other process holds fails the
+# start loudly; free_port checks with a bind first and moves on.
+PORT_BASE, PORT_BLOCK = 20_000, 2_000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_next_ports = itertools.cycle(
+    range(PORT_BASE + _WORKER * PORT_BLOCK, PORT_BASE + (_WORKER + 1) * PORT_BLOCK)
+)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    for _ in range(PORT_BLOCK):
+        port = next(_next_ports)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(
+        f"no free port in this worker's block from {PORT_BASE + _WORKER * PORT_BLOCK}"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first. Spread over processes (``make test``), each then starts at once
+    on a worker of its own while the many quick ones fill the others; last, they would leave
+    one worker busy long after the rest are done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")
@@ -42,18 +72,104 @@ def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-async def _pg_available() -> bool:
-    try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
+class PgDatabases:
+    """Empty PostgreSQL databases for the tests of one pytest process (one xdist worker).
+
+    Creating a database costs 0.1-0.4 s here (PostgreSQL 15 copies the template through the
+    write-ahead log and syncs it), and a federation test needs three. So a database a test is
+    done with is emptied instead, in about 15 ms: its connections ended, schema ``public``
+    dropped and made again as a new database has it. The next test gets it as if new: an empty
+    ``public`` schema and nobody connected. Each process names its own databases, and drops them
+    when its session ends (pytest_sessionfinish).
+    """
+
+    def __init__(self) -> None:
+        self.prefix = f"chub_test_{uuid.uuid4().hex[:10]}"
+        self.made: list[str] = []
+        self.free: list[str] = []
+        self.reachable: bool | None = None
+
+    async def require(self) -> None:
+        if self.reachable is None:
+            try:
+                conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+            except (OSError, asyncpg.PostgresError):
+                self.reachable = False
+            else:
+                await conn.close()
+                self.reachable = True
+        if not self.reachable:
+            if IN_CI:
+                pytest.fail(f"PostgreSQL is required in CI and is not reachable at {PG_ADMIN_DSN}")
+            pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} (outside CI only)")
+
+    async def take(self) -> str:
+        """The name of an empty database, the caller's until it gives it back."""
+        await self.require()
+        if self.free:
+            return self.free.pop()
+        name = f"{self.prefix}_{len(self.made)}"
+        await self._admin(f'CREATE DATABASE "{name}"')
+        self.made.append(name)
+        return name
+
+    async def give_back(self, name: str) -> None:
+        """End every connection to ``name`` and empty it for the next test; a database that
+        cannot be emptied is dropped instead."""
+        try:
+            await self._admin(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            conn = await asyncpg.connect(url_of(name, driver=""))
+            try:
+                await conn.execute(
+                    "DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+                    "ALTER SCHEMA public OWNER TO pg_database_owner;"
+                    "GRANT USAGE ON SCHEMA public TO PUBLIC;"
+                )
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError):
+            await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.made.remove(name)
+            return
+        self.free.append(name)
+
+    async def drop_all(self) -> None:
+        for name in self.made:
+            await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.clear()
+        self.free.clear()
+
+    @staticmethod
+    async def _admin(statement: str, *args: object) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(statement, *args)
+        finally:
+            await conn.close()
+
+
+PG = PgDatabases()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if PG.made:
+        _run_sync(PG.drop_all())
+
+
+def url_of(name: str, driver: str = "+asyncpg") -> str:
+    """The URL of database ``name`` on the test server: ``postgresql+asyncpg://`` for Store,
+    ``postgresql://`` (driver "") for hub.toml and asyncpg."""
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].split("://", 1)[1]
+    return f"postgresql{driver}://{base}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty store per test: a SQLite file, or a PostgreSQL database made and dropped."""
+    """A fresh, empty store per test: a SQLite file, or an empty PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
         return
@@ -61,27 +177,10 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 
 async def _new_pg_database(request: pytest.FixtureRequest) -> str:
-    if not await _pg_available():
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI and is not reachable at {PG_ADMIN_DSN}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} (outside CI only)")
-    name = f"chub_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    request.addfinalizer(lambda: _run_sync(drop()))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].split("://", 1)[1]
-    return f"postgresql+asyncpg://{base}/{name}"
+    """An empty PostgreSQL database (``postgresql+asyncpg://`` URL) for this test alone."""
+    name = await PG.take()
+    request.addfinalizer(lambda: _run_sync(PG.give_back(name)))
+    return url_of(name)
 
 
 def _run_sync(coro: object) -> None:
@@ -93,7 +192,9 @@ def _run_sync(coro: object) -> None:
 class Federation:
     """Configs for CN, NZ and SG on free loopback ports, sharing one kind of store."""
 
-    def __init__(self, root: Path, pki: Path, store_kind: str, store_url: str) -> None:
+    def __init__(self, root: Path, pki: Path, postgres: dict[str, str] | None = None) -> None:
+        """SQLite files in each hub's folder, or the PostgreSQL database URL ``postgres``
+        gives each party."""
         self.root, self.pki = root, pki
         self.ports = {p: (free_port(), free_port()) for p in PARTIES}
         self.audit_ports = {p: free_port() for p in PARTIES}
@@ -102,13 +203,7 @@ class Federation:
         for party in PARTIES:
             hubdir = root / party
             hubdir.mkdir(parents=True, exist_ok=True)
-            if store_kind == "sqlite":
-                url = f"sqlite:///{hubdir / 'hub.db'}"
-            else:  # one PostgreSQL database per test, one schema-less database per hub
-                url = (
-                    store_url.replace("postgresql+asyncpg://", "postgresql://")
-                    + f"_{party.lower()}"
-                )
+            url = postgres[party] if postgres else f"sqlite:///{hubdir / 'hub.db'}"
             (hubdir / "hub.toml").write_text(
                 render_config(
                     party=party,
@@ -141,28 +236,11 @@ class Federation:
 async def federation(
     request: pytest.FixtureRequest, tmp_path: Path, pki: Path
 ) -> AsyncIterator[Federation]:
-    kind = request.param
-    extra: list[str] = []
-    base_url = ""
-    if kind == "postgres":
-        base_url = await _new_pg_database(request)
-        # each hub gets its own database, named after the test database
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            name = base_url.rsplit("/", 1)[1]
-            for party in PARTIES:
-                db = f"{name}_{party.lower()}"
-                await conn.execute(f'CREATE DATABASE "{db}"')
-                extra.append(db)
-        finally:
-            await conn.close()
-    fed = Federation(tmp_path, pki, kind, base_url)
+    postgres = None
+    if request.param == "postgres":  # each hub its own database
+        postgres = {
+            party: (await _new_pg_database(request)).replace("+asyncpg", "") for party in PARTIES
+        }
+    fed = Federation(tmp_path, pki, postgres)
     yield fed
     await fed.stop_all()
-    if extra:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            for db in extra:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        finally:
-            await conn.close()

@@ -229,6 +229,8 @@ def make_federation(
             f"127.0.0.1:{ports[party][0]}",
             "--domestic-listen",
             f"127.0.0.1:{ports[party][1]}",
+            "--audit-listen",
+            f"127.0.0.1:{free_port()}",  # the default port would be both hubs'
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
             *(["--store", stores[party]] if stores else []),

@@ -671,25 +671,29 @@ def test_documented_example_decodes() -> None:
 # Properties ---------------------------------------------------------------------------------
 
 _CONTROL = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0)]))
-_SPECIAL = st.sampled_from([*"'=+-@,;\" ", "\r\n"])
+_INLINE = [*"'=+-@,;\" "]  # characters a spreadsheet treats specially, in one line
 _PLAIN_CHAR = st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters=_CONTROL)
 
 
-def _value(max_size: int, extra: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[str]:
-    chars = (
-        st.one_of(_PLAIN_CHAR, _SPECIAL)
-        if extra is None
-        else st.one_of(_PLAIN_CHAR, _SPECIAL, extra)
-    )
-    return (
-        st.lists(chars, min_size=1, max_size=max_size)
-        .map("".join)
-        .filter(lambda s: s == s.strip() and s != "")
+def _value(max_size: int, specials: list[str]) -> st.SearchStrategy[str]:
+    """Non-empty strings of up to ``max_size`` characters from plain characters and
+    ``specials``, without leading or trailing whitespace: the values a cell holds once read.
+    Made with non-space ends, not filtered, so that hypothesis rejects no draws."""
+    chars = st.one_of(_PLAIN_CHAR, st.sampled_from(specials))
+    edge = chars.filter(lambda c: not c.isspace())  # rarely refused: a single character
+    return st.one_of(
+        edge,
+        st.builds(
+            lambda first, middle, last: first + "".join(middle) + last,
+            edge,
+            st.lists(chars, max_size=max_size - 2),
+            edge,
+        ),
     )
 
 
-_ID = _value(30).filter(lambda s: "\r" not in s and "\n" not in s)
-_TEXT = _value(60, st.sampled_from(["\n", "\t", "\r", "\r\n"]))
+_ID = _value(30, _INLINE)
+_TEXT = _value(60, [*_INLINE, "\r\n", "\n", "\t", "\r"])
 _PARTY = st.one_of(st.just(""), st.from_regex(r"[A-Z][A-Z0-9-]{1,15}", fullmatch=True))
 
 
@@ -718,6 +722,7 @@ def _breaks(text: str) -> int:
     return len(re.findall(r"\r\n?|\n", text))
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(valid_statuses(), max_size=8, unique_by=lambda s: (s.aeo_id, s.revision)))
 def test_encode_then_decode_gives_the_same_statuses_at_their_lines(

@@ -429,6 +429,7 @@ def test_any_text_is_refused_with_our_one_error(text: str) -> None:
         VERIFIER.verify(text)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, database=None)
 @given(
     header=st.dictionaries(st.sampled_from(["alg", "typ", "crit", "kid", "b64"]), JSON)
@@ -443,6 +444,7 @@ def test_any_jwt_shaped_token_is_refused_with_our_one_error(
         VERIFIER.verify(f"{_segment(header)}.{_segment(payload)}.{b64(signature)}")
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, database=None)
 @given(payload=st.dictionaries(st.sampled_from([*claims(), "partners"]), JSON))
 def test_any_claims_signed_with_the_key_give_a_grant_or_our_one_error(

@@ -30,6 +30,7 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_demo_runs_and_exits_zero() -> None:
     result = run("demo", timeout=120)
     assert result.returncode == 0, result.stderr
@@ -40,6 +41,7 @@ def test_demo_runs_and_exits_zero() -> None:
     assert "All hubs stopped cleanly." in out
 
 
+@pytest.mark.slow
 def test_config_errors_name_file_and_key(tmp_path: Path, pki: Path) -> None:
     assert (
         run(
@@ -68,6 +70,7 @@ def test_config_errors_name_file_and_key(tmp_path: Path, pki: Path) -> None:
         load_config(config)
 
 
+@pytest.mark.slow
 def test_limits_from_config_are_used(tmp_path: Path, pki: Path) -> None:
     assert (
         run("init", "--party", "CN", "--pki", str(pki), "--out", str(tmp_path / "cn")).returncode
@@ -117,6 +120,7 @@ def _wait_healthy(proc: subprocess.Popen[str], line: str) -> None:
     raise AssertionError("hub did not start")
 
 
+@pytest.mark.slow
 def test_serve_send_messages_as_processes(tmp_path: Path, pki: Path) -> None:
     ports = {p: (free_port(), free_port()) for p in ("CN", "NZ")}
     for party, other in (("CN", "NZ"), ("NZ", "CN")):
@@ -132,6 +136,8 @@ def test_serve_send_messages_as_processes(tmp_path: Path, pki: Path) -> None:
             f"127.0.0.1:{ports[party][0]}",
             "--domestic-listen",
             f"127.0.0.1:{ports[party][1]}",
+            "--audit-listen",
+            f"127.0.0.1:{free_port()}",  # the default port would be both hubs'
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
         )

@@ -83,6 +83,7 @@ async def stores(request: pytest.FixtureRequest) -> dict[str, str] | None:
     return urls
 
 
+@pytest.mark.slow
 async def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(
     tmp_path: Path, stores: dict[str, str] | None
 ) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+import pytest
 
 from hub import trail
 from hub.delivery import OutboxWorker, PartnerSender
@@ -126,6 +127,7 @@ async def test_a_down_partner_does_not_hold_up_the_others_and_drains_in_order(
     assert [m.message_id for m in await sg.hub.store.inbound()] == to_sg + more_to_sg
 
 
+@pytest.mark.slow
 async def test_expired_messages_become_dead_letters_that_operators_retry_or_drop(
     federation: Federation,
 ) -> None:

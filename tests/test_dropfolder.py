@@ -217,9 +217,10 @@ async def test_a_file_submitted_again_after_a_crash_is_queued_once(
     assert len(await cn.hub.store.outbound()) == 4
 
 
+@pytest.mark.slow
 async def test_thousands_of_files_take_one_listing(tmp_path: Path, pki: Path) -> None:
     """How often inbox/ is listed does not depend on the store: SQLite only."""
-    federation = Federation(tmp_path, pki, "sqlite", "")
+    federation = Federation(tmp_path, pki)
     add_folder(federation, "CN", "settle_seconds = 0")
     cn = await federation.start("CN")
     try:
@@ -314,7 +315,7 @@ async def test_hostile_files_neither_stop_the_folder_nor_lose_anything(
     swapped while it is submitted, and a translator that crashes: each ends up somewhere
     sensible, and the files after them are still taken. (File handling does not depend on
     the store: SQLite only.)"""
-    federation = Federation(tmp_path, pki, "sqlite", "")
+    federation = Federation(tmp_path, pki)
     root = add_folder(federation, "CN", "settle_seconds = 0")
     cn = await federation.start("CN")
     try:

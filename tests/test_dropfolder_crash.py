@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from hub.demo import sample_aeo_status
 from hub.messages import AeoStatus
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -87,6 +89,7 @@ async def dropper(root: Path, files: dict[str, tuple[bytes, list[str]]]) -> None
         await asyncio.sleep(DROP_PAUSE)
 
 
+@pytest.mark.slow
 async def test_sigkill_neither_loses_a_file_nor_submits_one_twice(tmp_path: Path) -> None:
     made = make_federation(tmp_path)
     hubs = {

@@ -374,6 +374,7 @@ async def test_exchange_stream_answers_each_envelope(federation: Federation, pki
     assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
 
 
+@pytest.mark.slow
 async def test_subscriber_resumes_after_restart(federation: Federation, pki: Path) -> None:
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
@@ -515,3 +516,20 @@ async def test_port_in_use_is_a_clear_error(federation: Federation) -> None:
         with pytest.raises(ConfigError) as info:
             await federation.start("CN")
     assert info.value.reason == "listen-failed" and cn.listen in str(info.value)
+
+
+async def test_a_port_another_grpc_server_holds_is_not_shared(federation: Federation) -> None:
+    """gRPC servers set SO_REUSEPORT unless told not to: without the hub's option, CN would
+    start on the other server's port and the kernel would split partners' calls between them."""
+    from hub.errors import ConfigError
+
+    cn = federation.configs["CN"]
+    other = grpc.aio.server()  # default options, as another gRPC program would have them
+    other.add_insecure_port(cn.domestic_listen)
+    await other.start()
+    try:
+        with pytest.raises(ConfigError) as info:
+            await federation.start("CN")
+        assert info.value.reason == "listen-failed" and cn.domestic_listen in str(info.value)
+    finally:
+        await other.stop(None)

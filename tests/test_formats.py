@@ -119,6 +119,7 @@ def test_a_faulty_plugin_is_refused_by_name(
     assert caught.value.reason == "format-plugin-invalid"
 
 
+@pytest.mark.slow
 def test_cli_lists_formats_and_translates_through_a_plugin(tmp_path: Path) -> None:
     root = plugin_dist(tmp_path / "site", {"proto-text": "proto_text_format:make"})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.getcwd()])}

@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,6 +45,7 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     assert not extra, f"hub/pb has files protoc no longer makes: {extra}"
 
 
+@pytest.mark.slow
 def test_wco_schema_table_is_fresh() -> None:
     from adapters.wco.schema_table import TABLE_FILE, build_table, render
 

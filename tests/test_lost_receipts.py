@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import pytest
+
 from hub.demo import sample_aeo_status
 from hub.envelope import verify_receipt
 from hub.errors import HubError
@@ -143,6 +145,7 @@ async def test_receipts_lost_after_nz_committed_are_answered_again_with_the_orig
         assert link.proxy.counters.connections_accepted >= 2  # CN had to reconnect
 
 
+@pytest.mark.slow
 async def test_a_hanging_partner_times_out_frames_and_gets_everything_once_after_healing(
     federation: Federation, pki: Path
 ) -> None:
@@ -165,6 +168,7 @@ async def test_a_hanging_partner_times_out_frames_and_gets_everything_once_after
         await assert_delivered_once(link, first + sent, pki)
 
 
+@pytest.mark.slow
 async def test_a_slow_link_delivers_everything_once_in_order(
     federation: Federation, pki: Path
 ) -> None:

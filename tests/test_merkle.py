@@ -322,6 +322,7 @@ def test_every_consistency_proof_verifies(leaves: list[bytes]) -> None:
 INCLUSION_CHANGES = ["flip", "drop", "add", "root", "leaf", "index", "size"]
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(leaves=trees, change=st.sampled_from(INCLUSION_CHANGES), data=st.data())
 def test_any_single_change_to_an_inclusion_claim_is_refused(
@@ -377,6 +378,7 @@ def test_any_single_change_to_an_inclusion_claim_is_refused(
 CONSISTENCY_CHANGES = ["flip", "drop", "add", "old_root", "new_root", "old_size", "new_size"]
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(leaves=trees, change=st.sampled_from(CONSISTENCY_CHANGES), data=st.data())
 def test_any_single_change_to_a_consistency_claim_is_refused(

@@ -114,6 +114,7 @@ def test_exactly_the_schemas_the_three_messages_include_are_copied() -> None:
     assert needed == {p.name for p in schemas.SCHEMAS.glob("*.xsd")}
 
 
+@pytest.mark.slow
 def test_the_fast_build_equals_a_build_checked_against_the_meta_schema(tmp_path: Path) -> None:
     """Production skips the meta-schema check (3 of 4 s); this proves nothing is lost."""
     for copy in schemas.SCHEMAS.glob("*.xsd"):

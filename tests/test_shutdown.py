@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.faultproxy import FaultProxy
 from tests.hubprocess import (
     HubProcess,
@@ -31,6 +33,7 @@ DRAIN_SECONDS = 60.0
 PARTNER_TIMEOUT_SECONDS = 10.0
 
 
+@pytest.mark.slow
 async def test_sigterm_while_streaming_exits_in_time_and_loses_nothing(tmp_path: Path) -> None:
     hubs = make_federation(tmp_path, partner_timeout_seconds=PARTNER_TIMEOUT_SECONDS)
     cn, nz = hubs["CN"], hubs["NZ"]

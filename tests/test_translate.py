@@ -349,6 +349,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_writes_the_good_rows_and_reports_the_bad_ones(tmp_path: Path) -> None:
     operators = DATA / "aeo-csv/operators.csv"
     refused = run(str(operators), "--to", "proto-json")  # 36 documents, one per file
@@ -368,6 +369,7 @@ def test_cli_writes_the_good_rows_and_reports_the_bad_ones(tmp_path: Path) -> No
     assert first["aeoStatus"]["aeoId"] == "NZAEO10001"
 
 
+@pytest.mark.slow
 def test_cli_splits_an_interchange_and_names_what_it_cannot_write(tmp_path: Path) -> None:
     released = good("edifact", (DATA / "edifact/cusres_released.edi").read_bytes())
     rejected = good("edifact", (DATA / "edifact/cusres_rejected.edi").read_bytes())
@@ -385,6 +387,7 @@ def test_cli_splits_an_interchange_and_names_what_it_cannot_write(tmp_path: Path
     assert good("wco-xml", written.read_bytes()) == rejected
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_kind_the_target_cannot_hold(tmp_path: Path) -> None:
     declaration = CDS_SAMPLES / "TT_IM001b/TT_IM001b.xml"
     out = tmp_path / "declaration.edi"
@@ -396,6 +399,7 @@ def test_cli_refuses_a_kind_the_target_cannot_hold(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow
 def test_cli_output_file_is_replaced_whole_or_left_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -413,6 +417,7 @@ def test_cli_output_file_is_replaced_whole_or_left_alone(
     assert good("proto-json", out.read_bytes()) == good("edifact", control.read_bytes())
 
 
+@pytest.mark.slow
 def test_cli_writes_standard_output_and_names_a_missing_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -67,6 +67,7 @@ def defect_of(path: Path) -> str | None:
     )
 
 
+@pytest.mark.slow
 def test_every_valid_wco_document_round_trips() -> None:
     translator = WcoXml()
     counts: collections.Counter[str] = collections.Counter()

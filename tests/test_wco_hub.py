@@ -112,6 +112,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.slow
 async def test_send_cli_accepts_wco_xml_and_reports_errors_with_line(
     federation: Federation, tmp_path: Path
 ) -> None:
@@ -137,6 +138,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_translate_cli_round_trip(tmp_path: Path) -> None:
     as_json = tmp_path / "declaration.json"
     back = tmp_path / "declaration.xml"
