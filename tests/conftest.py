@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -24,37 +25,59 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # Ports for the servers the tests start. Port 0 would let the kernel choose, but a config names
 # its partners' ports before any server starts, so ports are picked here. They come from below
-# the kernel's ephemeral range (32768-60999 by default), where no client socket is ever given
-# one, and each xdist worker has its own block, so that two workers never pick the same port.
-# Hubs refuse to share a port (no SO_REUSEPORT), so a port some other process holds fails the
-# start loudly; free_port checks with a bind first and moves on.
-PORT_BASE, PORT_BLOCK = 20_000, 2_000
+# the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default), where no
+# client socket is ever given one, and each xdist worker has its own block, so that two workers
+# never pick the same port; a session starts at a random place in its block, so that two
+# sessions on one machine seldom do. Hubs refuse to share a port (no SO_REUSEPORT), so a port
+# some other process holds fails a start loudly; free_port checks with a bind first and moves on.
+PORT_BASE, PORT_BLOCK = 20_000, 1_000
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-_next_ports = itertools.cycle(
-    range(PORT_BASE + _WORKER * PORT_BLOCK, PORT_BASE + (_WORKER + 1) * PORT_BLOCK)
-)
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _port_block() -> Iterator[int] | None:
+    """This worker's ports, cycling from a random start; None where the block would reach the
+    ephemeral range (many workers), and then the kernel chooses."""
+    low = PORT_BASE + _WORKER * PORT_BLOCK
+    if low + PORT_BLOCK > _ephemeral_start():
+        return None
+    start = random.randrange(PORT_BLOCK)
+    return itertools.cycle([*range(low + start, low + PORT_BLOCK), *range(low, low + start)])
+
+
+_next_ports = _port_block()
 
 
 def free_port() -> int:
     for _ in range(PORT_BLOCK):
-        port = next(_next_ports)
         with socket.socket() as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind(("127.0.0.1", next(_next_ports) if _next_ports else 0))
             except OSError:
                 continue
-            return port
+            return int(s.getsockname()[1])
     raise RuntimeError(
         f"no free port in this worker's block from {PORT_BASE + _WORKER * PORT_BLOCK}"
     )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first. Spread over processes (``make test``), each then starts at once
-    on a worker of its own while the many quick ones fill the others; last, they would leave
-    one worker busy long after the rest are done."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests spread evenly through the run. ``make test``'s work stealing hands each
+    worker a contiguous share of this list, and idle workers take from the ends of others'
+    shares; together, the slow ones would all land on one worker."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if not slow:
+        return
+    quick = iter(item for item in items if not item.get_closest_marker("slow"))
+    places = {len(items) * n // len(slow): item for n, item in enumerate(slow)}
+    items[:] = [places[at] if at in places else next(quick) for at in range(len(items))]
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +108,7 @@ class PgDatabases:
 
     def __init__(self) -> None:
         self.prefix = f"chub_test_{uuid.uuid4().hex[:10]}"
+        self.numbers = itertools.count()
         self.made: list[str] = []
         self.free: list[str] = []
         self.reachable: bool | None = None
@@ -108,7 +132,7 @@ class PgDatabases:
         await self.require()
         if self.free:
             return self.free.pop()
-        name = f"{self.prefix}_{len(self.made)}"
+        name = f"{self.prefix}_{next(self.numbers)}"
         await self._admin(f'CREATE DATABASE "{name}"')
         self.made.append(name)
         return name

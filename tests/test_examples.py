@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 from types import ModuleType
 
 from adapters.formats import decode_all, detect, registry
@@ -21,9 +22,15 @@ def generator() -> ModuleType:
     return module
 
 
+def documents() -> list[Path]:
+    """The example documents: the files of examples/ but its generator (and whatever Python
+    caches beside it)."""
+    return sorted(p for p in EXAMPLES.iterdir() if p.is_file() and p.suffix not in {".py", ".pyc"})
+
+
 def test_the_committed_examples_are_what_the_generator_makes() -> None:
     made: dict[str, bytes] = generator().examples()
-    committed = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "generate.py")
+    committed = [p.name for p in documents()]
     assert committed == sorted(made), "regenerate with: python examples/generate.py"
     for name, content in made.items():
         assert (EXAMPLES / name).read_bytes() == content, (
@@ -34,9 +41,7 @@ def test_the_committed_examples_are_what_the_generator_makes() -> None:
 def test_every_example_is_detected_and_decodes_without_a_refusal() -> None:
     formats = registry()
     expected = {".json": "proto-json", ".xml": "wco-xml", ".edi": "edifact", ".csv": "aeo-csv"}
-    for path in EXAMPLES.iterdir():
-        if path.name == "generate.py":
-            continue
+    for path in documents():
         data = path.read_bytes()
         assert detect(data, formats) == expected[path.suffix], path.name
         items = decode_all(formats[expected[path.suffix]], data, path.name)
