@@ -30,7 +30,7 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".ini", ".sh", ".yml", "
 # in its patterns, is the one file the scan leaves out.
 SIBLING = "shared"
 OUTSIDE = re.compile(
-    rf"\.\.[/\\]+{SIBLING}\b"  # ../shared
+    rf"\.\.[/\\]+{SIBLING}\b"  # up one level, then into it
     rf"|\b{SIBLING}/[\w.-]"  # a path into it: shared/corpus, shared/STYLE.md
     rf"|[\"']{SIBLING}[\"']"  # its name as a path part: / "shared", joinpath("shared")
 )
