@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,6 +29,7 @@ from hub.envelope import sha256
 from hub.errors import (
     REASON_KEY,
     ConfigError,
+    EnvelopeError,
     HubError,
     LimitError,
     SubmissionError,
@@ -94,7 +95,7 @@ class PartnerExchangeService:
                 ),
                 "Exchange": grpc.stream_stream_rpc_method_handler(
                     self.exchange,
-                    request_deserializer=pb.EnvelopeBatch.FromString,
+                    request_deserializer=None,  # decoded in exchange, so a bad frame is answered
                     response_serializer=pb.ReceiptBatch.SerializeToString,
                 ),
             },
@@ -125,10 +126,12 @@ class PartnerExchangeService:
             raise
 
     async def exchange(
-        self, requests: AsyncIterator[pb.EnvelopeBatch], context: grpc.aio.ServicerContext
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ReceiptBatch]:
         """Frames are verified and committed as they arrive, several at a time (the sender
-        keeps a window of frames in flight), and answered strictly in order."""
+        keeps a window of frames in flight), and answered strictly in order. A frame that is
+        not an EnvelopeBatch ends the stream with INVALID_ARGUMENT ``batch-malformed``, after
+        the answers to the frames before it."""
         peer = await self._peer(context)
         limits = self.hub.config.limits
         # each entry: the frame's envelopes and its receiving task, or the error that ends
@@ -139,8 +142,17 @@ class PartnerExchangeService:
 
         async def read() -> None:
             try:
-                async for batch in requests:
-                    envelopes = list(batch.envelopes)
+                async for frame in requests:
+                    try:
+                        envelopes = list(pb.EnvelopeBatch.FromString(frame).envelopes)
+                    except DecodeError:
+                        error = EnvelopeError(
+                            "an Exchange frame must be an EnvelopeBatch; this one does not decode",
+                            reason="batch-malformed",
+                        )
+                        await self.hub.record_rejection(peer, None, error)
+                        await queue.put(error)
+                        return
                     if len(envelopes) > limits.max_batch_envelopes:
                         error = LimitError(
                             f"a batch may carry at most {limits.max_batch_envelopes} envelopes; "
