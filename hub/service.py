@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -79,7 +80,8 @@ async def abort(
 
 
 class PartnerExchangeService:
-    """Registered by hand so that Deliver sees the exact request bytes (no deserialiser)."""
+    """Registered by hand so that Deliver sees the exact request bytes and Exchange decodes
+    its frames itself (no deserialisers): a frame that does not decode is answered."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -150,7 +152,9 @@ class PartnerExchangeService:
                             "an Exchange frame must be an EnvelopeBatch; this one does not decode",
                             reason="batch-malformed",
                         )
-                        await self.hub.record_rejection(peer, None, error)
+                        await self.hub.record_rejection(
+                            peer, None, error, document_digest=sha256(frame)
+                        )
                         await queue.put(error)
                         return
                     if len(envelopes) > limits.max_batch_envelopes:
@@ -168,6 +172,17 @@ class PartnerExchangeService:
                 await queue.put(exc)
             except (grpc.RpcError, asyncio.InvalidStateError):
                 await queue.put(None)  # the sender went away; what was read is still answered
+            except Exception as exc:  # noqa: BLE001 - a bug here must end the stream, not hang it
+                # where and what, not the exception's text, which may quote trade data
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                log.error(
+                    "reading an Exchange stream from %s failed: %s at %s:%s",
+                    peer,
+                    type(exc).__name__,
+                    where.filename,
+                    where.lineno,
+                )
+                await queue.put(HubError("the hub failed while reading this stream"))
 
         reader = asyncio.create_task(read())
         taken: list[asyncio.Task[list[pb.SignedReceipt | HubError]]] = []

@@ -4,16 +4,20 @@ still serves the other partners."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import pytest
 
 from hub.demo import sample_aeo_status
 from hub.envelope import build_envelope
 from hub.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.service import PARTNER_SERVICE, RunningHub
+from hub.transport import PartnerChannels
 from tests.conftest import Federation
 from tests.test_exchange import _assert_nothing_accepted, as_partner, signer_of
 
@@ -23,14 +27,7 @@ UNDECODABLE_FRAME = b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
 
 async def still_serves_sg(pki: Path, nz: RunningHub) -> None:
     """SG, another partner, delivers on a stream of its own and gets its receipt."""
-    envelope, _ = build_envelope(
-        signer_of(pki, "SG"),
-        sender="SG",
-        recipient="NZ",
-        document=sample_aeo_status("SG", "SGAEO1"),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
+    envelope = aeo_envelope(pki, "SG", "SGAEO1")
     sg = as_partner(pki, "SG", nz)
     try:
         [receipt] = await sg.exchange("NZ", [envelope], timeout=5)
@@ -40,23 +37,94 @@ async def still_serves_sg(pki: Path, nz: RunningHub) -> None:
     assert [m.sender for m in await nz.hub.store.inbound()] == ["SG"]
 
 
+def aeo_envelope(pki: Path, party: str, aeo_id: str) -> bytes:
+    envelope, _ = build_envelope(
+        signer_of(pki, party),
+        sender=party,
+        recipient="NZ",
+        document=sample_aeo_status(party, aeo_id),
+        created_at=datetime.now(UTC),
+        ttl=timedelta(days=1),
+    )
+    return envelope
+
+
 async def test_an_undecodable_exchange_frame_is_refused_and_ends_the_stream(
     federation: Federation, pki: Path
 ) -> None:
     nz = await federation.start("NZ")
     cn = as_partner(pki, "CN", nz)
     try:
-        call = cn.channel("NZ").stream_stream(
-            f"/{PARTNER_SERVICE}/Exchange",
-            request_serializer=None,
-            response_deserializer=pb.ReceiptBatch.FromString,
-        )(timeout=10)
+        call = raw_exchange(cn, timeout=10)
+        started = asyncio.get_running_loop().time()
         await call.write(UNDECODABLE_FRAME)
-        code = await call.code()  # answered at once, not when the client's deadline runs out
+        code = await call.code()
         assert code == grpc.StatusCode.INVALID_ARGUMENT, await call.details()
+        assert asyncio.get_running_loop().time() - started < 5  # not the client's deadline
         assert dict(await call.trailing_metadata() or ())[REASON_KEY] == "batch-malformed"
     finally:
         await cn.close()
     await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["batch-malformed"]
+    [rejection] = await nz.hub.store.rejections()
+    assert rejection.reason == "batch-malformed" and rejection.source == "CN"
     await still_serves_sg(pki, nz)
+
+
+async def test_frames_before_an_undecodable_one_are_answered_first(
+    federation: Federation, pki: Path
+) -> None:
+    nz = await federation.start("NZ")
+    cn = as_partner(pki, "CN", nz)
+    good = pb.EnvelopeBatch(envelopes=[aeo_envelope(pki, "CN", "CNAEO1")]).SerializeToString()
+    try:
+        call = raw_exchange(cn, timeout=10)
+        await call.write(good)
+        await call.write(UNDECODABLE_FRAME)
+        answers = [batch async for batch in _until_error(call)]
+        assert [len(batch.receipts) for batch in answers] == [1]
+        assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await cn.close()
+    assert [m.sender for m in await nz.hub.store.inbound()] == ["CN"]  # the good frame's
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["batch-malformed"]
+
+
+async def test_a_fault_while_reading_a_stream_ends_it_instead_of_hanging_it(
+    federation: Federation, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug of ours in the stream's reader (here: recording the rejection raises) is answered
+    INTERNAL at once; before, the reader died and the stream hung until the deadline."""
+    nz = await federation.start("NZ")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(nz.hub, "record_rejection", broken)
+    cn = as_partner(pki, "CN", nz)
+    try:
+        call = raw_exchange(cn, timeout=10)
+        await call.write(UNDECODABLE_FRAME)
+        assert await call.code() == grpc.StatusCode.INTERNAL
+        assert dict(await call.trailing_metadata() or ())[REASON_KEY] == "internal"
+    finally:
+        await cn.close()
+    monkeypatch.undo()
+    await _assert_nothing_accepted(nz)
+    await still_serves_sg(pki, nz)
+
+
+def raw_exchange(client: PartnerChannels, timeout: float) -> grpc.aio.StreamStreamCall:
+    """An Exchange call to NZ that sends frames as given bytes."""
+    return client.channel("NZ").stream_stream(
+        f"/{PARTNER_SERVICE}/Exchange",
+        request_serializer=None,
+        response_deserializer=pb.ReceiptBatch.FromString,
+    )(timeout=timeout)
+
+
+async def _until_error(call: grpc.aio.StreamStreamCall) -> AsyncIterator[pb.ReceiptBatch]:
+    try:
+        async for batch in call:
+            yield batch
+    except grpc.aio.AioRpcError:
+        return
