@@ -200,11 +200,11 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     yield await _new_pg_database(request)
 
 
-async def _new_pg_database(request: pytest.FixtureRequest) -> str:
-    """An empty PostgreSQL database (``postgresql+asyncpg://`` URL) for this test alone."""
+async def _new_pg_database(request: pytest.FixtureRequest, driver: str = "+asyncpg") -> str:
+    """An empty PostgreSQL database for this test alone; its URL as url_of gives it."""
     name = await PG.take()
     request.addfinalizer(lambda: _run_sync(PG.give_back(name)))
-    return url_of(name)
+    return url_of(name, driver)
 
 
 def _run_sync(coro: object) -> None:
@@ -262,9 +262,7 @@ async def federation(
 ) -> AsyncIterator[Federation]:
     postgres = None
     if request.param == "postgres":  # each hub its own database
-        postgres = {
-            party: (await _new_pg_database(request)).replace("+asyncpg", "") for party in PARTIES
-        }
+        postgres = {party: await _new_pg_database(request, driver="") for party in PARTIES}
     fed = Federation(tmp_path, pki, postgres)
     yield fed
     await fed.stop_all()

@@ -76,11 +76,8 @@ async def stores(request: pytest.FixtureRequest) -> dict[str, str] | None:
     """None for SQLite files in each hub's folder; else a fresh PostgreSQL database per hub."""
     if request.param == "sqlite":
         return None
-    urls = {}
-    for party in ("CN", "NZ"):
-        url = await _new_pg_database(request)  # dropped when the test ends
-        urls[party] = url.replace("postgresql+asyncpg://", "postgresql://")
-    return urls
+    # emptied for the next test when this one ends
+    return {party: await _new_pg_database(request, driver="") for party in ("CN", "NZ")}
 
 
 @pytest.mark.slow

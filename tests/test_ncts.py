@@ -8,7 +8,6 @@ the corpus has no CC060C and no schema-valid CC029C), hostile XML, sniff heads a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import threading
 import time
@@ -31,7 +30,7 @@ from hub.messages import ControlResult
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
 from tests.test_xml_hostile import SECRET, Canary, hostile_documents
 from tests.testdata import DATA as TEST_DATA
-from tests.testdata import NCTS_CORPUS
+from tests.testdata import NCTS_CORPUS, git_blob_id
 
 DATA = TEST_DATA / "ncts"
 CORPUS_TESTS = NCTS_CORPUS / "test/uk/gov/hmrc/transitmovementsvalidator/versioned/v3_0/data"
@@ -79,17 +78,13 @@ def set_text(path: str, value: str) -> Callable[[etree._Element], None]:
 # --- the schema copies -----------------------------------------------------------------------
 
 
-def blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's id
-
-
 def test_schema_copies_are_byte_identical_and_listed_in_the_notice() -> None:
     notice = (schemas.SCHEMAS / "NOTICE").read_text()
     listed = dict(re.findall(r"^\s+(\S+\.xsd)\s+\d+\s+([0-9a-f]{40})", notice, re.MULTILINE))
     copies = sorted(p.name for p in schemas.SCHEMAS.glob("*.xsd"))
     assert sorted(listed) == copies
     for name in copies:  # the blob id is the file's id in the upstream repository
-        assert blob_sha1((schemas.SCHEMAS / name).read_bytes()) == listed[name], name
+        assert git_blob_id((schemas.SCHEMAS / name).read_bytes()) == listed[name], name
     assert "ba2bb5b0a8e7f18943fe5ef9663cea7c3ddc3711" in notice
     assert "Apache License, Version 2.0" in notice
     license_text = (NCTS_CORPUS / "LICENSE").read_bytes()  # the same repository's licence

@@ -3,12 +3,11 @@ outside the repository, so a clone alone runs the suite and the benches."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from pathlib import Path
 
-from tests.testdata import CORPUS, MERKLE_VECTORS, ROOT, TESTS
+from tests.testdata import CORPUS, MERKLE_VECTORS, ROOT, TESTS, git_blob_id
 
 SOURCES = TESTS / "SOURCES.md"
 COPIED = [CORPUS, MERKLE_VECTORS]
@@ -34,11 +33,6 @@ OUTSIDE = re.compile(
     rf"|\b{SIBLING}/[\w.-]"  # a path into it: shared/corpus, shared/STYLE.md
     rf"|[\"']{SIBLING}[\"']"  # its name as a path part: / "shared", joinpath("shared")
 )
-
-
-def blob_id(data: bytes) -> str:
-    """The file's id in a git repository, so a copy can be compared with its source's."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's id
 
 
 def listed() -> dict[str, tuple[int, str]]:
@@ -68,7 +62,7 @@ def test_every_copied_file_is_listed_with_its_source_id_and_every_listed_file_is
     assert sorted(found) == sorted(expected)
     for name, path in found.items():
         data = path.read_bytes()
-        assert (len(data), blob_id(data)) == expected[name], f"{name} differs from its source"
+        assert (len(data), git_blob_id(data)) == expected[name], f"{name} differs from its source"
 
 
 def test_each_copied_set_keeps_its_licence_and_is_in_the_notice() -> None:

@@ -4,6 +4,7 @@ outside the repository."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -17,3 +18,8 @@ NCTS_CORPUS = CORPUS / "hmrc-transit-movements-validator"
 MERKLE_VECTORS = TESTS / "vectors" / "merkle"
 # The project's own test files.
 DATA = TESTS / "data"
+
+
+def git_blob_id(data: bytes) -> str:
+    """A file's id in a git repository, so that a copy can be compared with its source's."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324 - git's id
