@@ -11,6 +11,12 @@ Each ``[folders.<name>]`` of the configuration is one folder tree:
                        ``outbox/<format>/superseded/`` for those a newer revision replaced
     .work/             this connector's temporary files (renames within one file system)
 
+Confinement. Whoever can write to inbox/ must not be able to make the hub read, move or write
+anything outside the folder: every level below the configured path is opened by descriptor,
+relative to the one above, and a level that is a symbolic link (or not a directory) is refused,
+logged and recorded in the trail, never followed (``hub.files.Tree``); files are opened without
+following links, and names in logs are quoted, so a name cannot forge a log line.
+
 Restart safety. A file leaves inbox/ only after the hub has made what it holds durable. Each
 document's submission id is derived from the file's identity (name, inode, modification time,
 content digest) and the document's place in it, so a file submitted again after a crash (it
@@ -39,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 from google.protobuf.message import Message
@@ -47,7 +53,7 @@ from google.protobuf.message import Message
 from adapters.formats import DECODE, ENCODE, Item, decode_all, detect
 from hub.config import FolderConfig
 from hub.errors import ConfigError, HubError, LimitError, TranslationError
-from hub.files import write_atomically
+from hub.files import Directory, NotConfined, Tree
 from hub.messages import body_class
 from hub.node import Hub, Submission, derived_messages
 from hub.store import InboundMessage
@@ -77,8 +83,7 @@ class Dropped:
     """A file found in inbox/: where it is, relative to inbox/, and when it was last changed
     (what identifies it is taken when it is read: Outcome.identity)."""
 
-    path: Path
-    relative: Path
+    relative: PurePath
     format_id: str  # "" to detect
     mtime_ns: int
 
@@ -97,32 +102,29 @@ class Outcome:
     refused: list[tuple[int | None, TranslationError | HubError]] = field(default_factory=list)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def shown(name: PurePath | str) -> str:
+    """A file name as logs show it: quoted, with newlines and other control characters
+    escaped, so a name cannot forge a log line."""
+    return repr(str(name))
 
 
-def free_name(target_dir: Path, relative: Path) -> Path:
-    """Where a file goes in ``target_dir``: its relative name, or, where that name or its
-    report's name is taken (a file of that name was put before, or a file named like a
-    report), the name with ``.1``, ``.2``, ... appended."""
-    target = target_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    while target.exists() or target.with_name(target.name + REPORT_SUFFIX).exists():
+def free_name(tree: Tree, top: str, relative: PurePath) -> tuple[Directory, str]:
+    """Where a file goes in ``top``: its relative name, or, where that name or its report's
+    name is taken (a file of that name was put before, or a file named like a report), the
+    name with ``.1``, ``.2``, ... appended."""
+    folder = tree.dir(PurePath(top) / relative.parent, create=True)
+    name, n = relative.name, 0
+    while folder.exists(name) or folder.exists(name + REPORT_SUFFIX):
         n += 1
-        target = target_dir / relative.parent / f"{relative.name}.{n}"
-    return target
+        name = f"{relative.name}.{n}"
+    return folder, name
 
 
-def sync_dirs(folders: set[Path]) -> None:
+def sync_dirs(folders: set[Directory]) -> None:
     """Make renames into and out of these directories durable, each synced once. (A rename
     lost to a power cut only repeats work: the file is submitted again, idempotently.)"""
-    for folder in sorted(folders):
-        _fsync_dir(folder)
+    for folder in folders:
+        folder.sync()
 
 
 class DropFolder:
@@ -153,6 +155,10 @@ class DropFolder:
                     reason="config-invalid",
                 )
         self.scans = 0  # listings of inbox/ (tests check a pass lists once)
+        # levels found to be links (or not directories) by the last listing, and those
+        # already reported (once each, until they change)
+        self.unsafe: dict[str, str] = {}
+        self._reported: dict[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -161,14 +167,23 @@ class DropFolder:
     def prepare(self) -> None:
         """Create the folder tree (at start-up: a missing or unwritable path fails the start)."""
         try:
-            for name in (INBOX, PROCESSED, REJECTED, WORK):
-                (self.root / name).mkdir(parents=True, exist_ok=True)
-            for sub in self.config.inbox_formats:
-                (self.root / INBOX / sub).mkdir(exist_ok=True)
-            if self.config.outbox_format:
-                (self.root / OUTBOX).mkdir(exist_ok=True)
-            for leftover in (self.root / WORK).iterdir():  # a crash's temporary files
-                leftover.unlink(missing_ok=True)
+            with Tree(self.root, create=True) as tree:
+                for name in (INBOX, PROCESSED, REJECTED, WORK):
+                    tree.dir(name, create=True)
+                for sub in self.config.inbox_formats:
+                    tree.dir(PurePath(INBOX, sub), create=True)
+                if self.config.outbox_format:
+                    tree.dir(OUTBOX, create=True)
+                work = tree.dir(WORK)
+                for leftover in work.entries():  # a crash's temporary files
+                    if not leftover.is_dir(follow_symlinks=False):
+                        work.remove(leftover.name)
+        except NotConfined as exc:
+            raise ConfigError(
+                f"folders.{self.config.name}.path: {shown(exc.path)} in {self.root} {exc.what}; "
+                "each level of a drop folder must be a directory of its own",
+                reason="folder-unsafe",
+            ) from None
         except OSError as exc:
             raise ConfigError(
                 f"folders.{self.config.name}.path: cannot use {self.root}: {exc.strerror}",
@@ -206,6 +221,9 @@ class DropFolder:
             except HubError as exc:  # the store is unavailable: files stay, tried again
                 log.error("%s: %s; the files stay in inbox/ and are tried again", self.source, exc)
                 done = 0
+            except OSError as exc:  # the folder itself is gone or unreadable
+                log.error("%s: cannot use %s: %s", self.source, self.root, exc.strerror)
+                done = 0
             except Exception:
                 log.exception("%s: a pass failed; the files stay in inbox/", self.source)
                 done = 0
@@ -215,54 +233,70 @@ class DropFolder:
     def scan(self) -> list[Dropped]:
         """Every finished file in inbox/ and its configured subfolders, oldest first."""
         self.scans += 1
-        inbox = self.root / INBOX
         settled_before = time.time_ns() - int(self.config.settle_seconds * 1e9)
         found: list[Dropped] = []
-        places = [(inbox, Path(), "")] + [
-            (inbox / sub, Path(sub), fmt) for sub, fmt in self.config.inbox_formats.items()
-        ]
-        for folder, prefix, format_id in places:
-            try:
-                entries = list(os.scandir(folder))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if entry.name.startswith(".") or entry.name.endswith(UNFINISHED):
+        unsafe: dict[str, str] = {}
+        places = [("", ""), *self.config.inbox_formats.items()]
+        with Tree(self.root) as tree:
+            for sub, format_id in places:
+                try:
+                    folder = tree.dir(PurePath(INBOX, sub))
+                except NotConfined as exc:  # a link planted as inbox/ or a subfolder
+                    unsafe[str(exc.path)] = exc.what
                     continue
-                if not entry.is_file(follow_symlinks=False):
+                except FileNotFoundError:
                     continue
-                info = entry.stat(follow_symlinks=False)
-                if info.st_mtime_ns > settled_before:
-                    continue
-                found.append(
-                    Dropped(
-                        Path(entry.path),
-                        prefix / entry.name,
-                        format_id,
-                        info.st_mtime_ns,
-                    )
-                )
+                for entry in folder.entries():
+                    if entry.name.startswith(".") or entry.name.endswith(UNFINISHED):
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    info = entry.stat(follow_symlinks=False)
+                    if info.st_mtime_ns > settled_before:
+                        continue
+                    found.append(Dropped(PurePath(sub, entry.name), format_id, info.st_mtime_ns))
+        self.unsafe = unsafe
         found.sort(key=lambda d: (d.mtime_ns, str(d.relative)))
         return found
+
+    async def _report_unsafe(self) -> None:
+        """Log and record each level found to be a link, once, until it changes."""
+        for level, what in self.unsafe.items():
+            if self._reported.get(level) == what:
+                continue
+            error = ConfigError(
+                f"{level} {what}; it is not followed, and the files in it are not taken "
+                "until it is a directory of the drop folder's own",
+                reason="folder-unsafe",
+            )
+            log.error("%s: %s %s; not followed", self.source, shown(level), what)
+            await self.hub.record_rejection(self.source, None, error)
+            self._reported[level] = what
+        for level in set(self._reported) - set(self.unsafe):
+            del self._reported[level]
 
     async def run_pass(self) -> int:
         """List inbox/ once and submit everything listed; the number of files handled."""
         listed = await asyncio.to_thread(self.scan)
+        await self._report_unsafe()
         for start in range(0, len(listed), BATCH_FILES):
             if self._stopping.is_set():
                 break
             await self.submit_files(listed[start : start + BATCH_FILES])
         return len(listed)
 
-    def _read(self, dropped: Dropped) -> Outcome | tuple[Outcome, bytes] | None:
+    def _read(self, tree: Tree, dropped: Dropped) -> Outcome | tuple[Outcome, bytes] | None:
         """The file's bytes, read from one descriptor that also says what the file is; None
         when it is no longer a regular file at that path (replaced by a link, a FIFO, gone)."""
         outcome = Outcome(dropped)
         try:
-            fd = os.open(dropped.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except (FileNotFoundError, OSError) as exc:
-            if not isinstance(exc, FileNotFoundError):
-                log.warning("%s: cannot open %s: %s", self.source, dropped.relative, exc.strerror)
+            folder = tree.dir(PurePath(INBOX) / dropped.relative.parent)
+            fd = folder.open_read(dropped.relative.name)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # a link now, at any level: for the next listing to report
+            log.warning("%s: cannot open %s: %s", self.source, shown(dropped.relative),
+                        exc.strerror)  # fmt: skip
             return None
         with os.fdopen(fd, "rb") as file:
             info = os.fstat(file.fileno())
@@ -296,11 +330,18 @@ class DropFolder:
         return f"{self.source}:{hashlib.sha256(identity).hexdigest()[:48]}:{index}"
 
     async def submit_files(self, files: Sequence[Dropped]) -> None:
+        tree = await asyncio.to_thread(Tree, self.root)
+        try:
+            await self._submit_files(tree, files)
+        finally:
+            tree.close()
+
+    async def _submit_files(self, tree: Tree, files: Sequence[Dropped]) -> None:
         outcomes: list[Outcome] = []
         pending: list[tuple[Outcome, int | None]] = []
         submissions: list[Submission] = []
         for dropped in files:
-            read = await asyncio.to_thread(self._read, dropped)
+            read = await asyncio.to_thread(self._read, tree, dropped)
             if read is None:  # taken away, or replaced by something that is not a file
                 continue
             if isinstance(read, Outcome):
@@ -336,38 +377,39 @@ class DropFolder:
                 outcome.refused.append((line, result))
             else:
                 outcome.accepted.append((line, [(q.message_id, q.recipient) for q in result]))
-        await asyncio.to_thread(self._settle_all, outcomes)
+        await asyncio.to_thread(self._settle_all, tree, outcomes)
 
-    def _settle_all(self, outcomes: Sequence[Outcome]) -> None:
-        touched: set[Path] = set()
+    def _settle_all(self, tree: Tree, outcomes: Sequence[Outcome]) -> None:
+        touched: set[Directory] = set()
         for outcome in outcomes:
             try:
-                touched |= self._settle(outcome)
+                touched |= self._settle(tree, outcome)
             except OSError as exc:  # one file that cannot move holds up no other
-                touched |= self._quarantine(outcome, exc)
+                touched |= self._quarantine(tree, outcome, exc)
         sync_dirs(touched)
 
-    def _quarantine(self, outcome: Outcome, error: OSError) -> set[Path]:
+    def _quarantine(self, tree: Tree, outcome: Outcome, error: OSError) -> set[Directory]:
         """A file that cannot go where it belongs (its name is too long with a suffix, say)
         goes to rejected/ under a short name made from its own, with its report."""
         f = outcome.file
-        short = Path(hashlib.sha256(os.fsencode(f.relative)).hexdigest()[:16])
-        log.error("%s: cannot move %s (%s); it goes to rejected/%s", self.source, f.relative,
-                  error.strerror, short)  # fmt: skip
+        short = PurePath(hashlib.sha256(os.fsencode(f.relative)).hexdigest()[:16])
+        log.error("%s: cannot move %s (%s); it goes to rejected/%s", self.source,
+                  shown(f.relative), error.strerror, short)  # fmt: skip
         if not outcome.refused:
             outcome.refused.append(
                 (None, TranslationError(f"accepted, but {error.strerror}", reason="file-name"))
             )
         try:
-            target = free_name(self.root / REJECTED, short)
+            inbox = tree.dir(PurePath(INBOX) / f.relative.parent)
+            folder, name = free_name(tree, REJECTED, short)
             report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
-            report_path = target.with_name(target.name + REPORT_SUFFIX)
-            write_atomically(report_path, report, work=self.root / WORK)
-            os.replace(f.path, target)
+            folder.write(name + REPORT_SUFFIX, report, work=tree.dir(WORK))
+            inbox.move(f.relative.name, folder, name)
         except OSError as again:
-            log.error("%s: %s stays in inbox/: %s", self.source, f.relative, again.strerror)
+            log.error("%s: %s stays in inbox/: %s", self.source, shown(f.relative),
+                      again.strerror)  # fmt: skip
             return set()
-        return {f.path.parent, target.parent}
+        return {inbox, folder}
 
     async def _record(self, outcome: Outcome) -> None:
         """Record the refusals found reading a file (the hub records its own)."""
@@ -376,40 +418,39 @@ class DropFolder:
                 self.source, None, error, document_digest=outcome.digest or None
             )
 
-    def _settle(self, outcome: Outcome) -> set[Path]:
+    def _settle(self, tree: Tree, outcome: Outcome) -> set[Directory]:
         """Move a file whose documents are all accepted to processed/; any other to rejected/,
         its report written first (a crash in between writes it again). The directories it
         changed."""
         f = outcome.file
-        try:
-            now = os.lstat(f.path)
-        except FileNotFoundError:
+        inbox = tree.dir(PurePath(INBOX) / f.relative.parent)
+        now = inbox.lstat(f.relative.name)
+        if now is None:
             return set()
         if (now.st_ino, now.st_mtime_ns, now.st_size) != outcome.identity:
             # replaced or changed since it was read: what was read is submitted; what is
             # there now is another file, for the next pass
-            log.warning("%s: %s changed while it was read; taken again", self.source, f.relative)
+            log.warning("%s: %s changed while it was read; taken again", self.source,
+                        shown(f.relative))  # fmt: skip
             return set()
         if not outcome.refused:
-            target = free_name(self.root / PROCESSED, f.relative)
-            os.replace(f.path, target)
-            log.info("%s: %s processed", self.source, f.relative)
-            return {f.path.parent, target.parent}
+            folder, name = free_name(tree, PROCESSED, f.relative)
+            inbox.move(f.relative.name, folder, name)
+            log.info("%s: %s processed", self.source, shown(f.relative))
+            return {inbox, folder}
         # a report at a free file name is an earlier attempt's, cut short: written again
-        target = free_name(self.root / REJECTED, f.relative)
+        folder, name = free_name(tree, REJECTED, f.relative)
         report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
-        write_atomically(
-            target.with_name(target.name + REPORT_SUFFIX), report, work=self.root / WORK
-        )
-        os.replace(f.path, target)
+        folder.write(name + REPORT_SUFFIX, report, work=tree.dir(WORK))
+        inbox.move(f.relative.name, folder, name)
         log.warning(
             "%s: %s rejected (%d document(s) refused, %d accepted)",
             self.source,
-            f.relative,
+            shown(f.relative),
             len(outcome.refused),
             len(outcome.accepted),
         )
-        return {f.path.parent, target.parent}
+        return {inbox, folder}
 
     def report(self, outcome: Outcome) -> dict[str, Any]:
         """The error report beside a rejected file: what was refused and why, line by line,
@@ -472,7 +513,7 @@ class DropFolder:
         await self.store.acknowledge(self.subscriber, rows[-1].id or cursor)
         return len(rows)
 
-    def _outbox_file(self, row: InboundMessage) -> tuple[Path, bytes]:
+    def _outbox_file(self, row: InboundMessage) -> tuple[PurePath, bytes]:
         cls = body_class(row.body_type)
         message: Message | None = cls.FromString(row.body) if cls is not None else None
         translators = self.hub.translators
@@ -485,16 +526,19 @@ class DropFolder:
             format_id, data = "protobuf", bytes(row.body)
         translator = translators.formats.get(format_id)
         ext = EXTENSIONS.get(translator.media_type.lower(), "dat") if translator else "pb"
-        folder = self.root / OUTBOX / format_id
+        folder = PurePath(OUTBOX, format_id)
         if row.superseded:
             folder = folder / "superseded"
         # the inbound cursor first: names sort in arrival order
         name = f"{row.id:012d}-{row.sender}-{row.message_id}.{ext}"
         return folder / name, data
 
-    def _write_all(self, files: Sequence[tuple[Path, bytes]]) -> None:
-        work = self.root / WORK
-        for target, data in files:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, data, work=work)
-        sync_dirs({target.parent for target, _ in files})  # before the acknowledgement
+    def _write_all(self, files: Sequence[tuple[PurePath, bytes]]) -> None:
+        with Tree(self.root) as tree:
+            work = tree.dir(WORK, create=True)
+            touched: set[Directory] = set()
+            for target, data in files:
+                folder = tree.dir(target.parent, create=True)
+                folder.write(target.name, data, work=work)
+                touched.add(folder)
+            sync_dirs(touched)  # before the acknowledgement

@@ -167,10 +167,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# control characters as escapes: C0 (newline, carriage return, escape, ...), DEL and C1
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every log record on one line: control characters in the message (a file name, a
+    partner's status detail, a translator's message quoting a document) are escaped, so no
+    outside text can forge a log line. A traceback, appended after, is ours and keeps its
+    lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_CONTROLS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         return _dispatch(args)
     except (CliError, HubError) as exc:

@@ -197,7 +197,7 @@ async def test_a_file_submitted_again_after_a_crash_is_queued_once(
     await folder.stop()  # driven by hand below
     drop(folder.root, "status.json", aeo_json("CNAEO0002"))
 
-    def crash(_outcome: object) -> None:
+    def crash(_tree: object, _outcome: object) -> None:
         raise SystemExit("killed")
 
     monkeypatch.setattr(folder, "_settle", crash)
