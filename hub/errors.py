@@ -109,12 +109,31 @@ class SubmissionError(HubError):
     default_reason = "submission-invalid"
 
 
+class BusinessKeyError(HubError):
+    """A business key (LRN, MRN, container id, AEO id ...) the hub cannot keep: too long, not
+    printable, or too many (hub/messages.py)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "business-key-invalid"
+
+
 class StoreError(HubError):
     """The store failed; the operation was not applied."""
 
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "store-unavailable"
     transient = True
+
+
+class StoreDataError(StoreError):
+    """The store refused one transaction's data (a constraint, a value its column cannot
+    hold): a fault in what was written, not in the store, so trying again gets the same. The
+    edge's checks are meant to make this unreachable; where it happens, the group commit
+    writes each caller's data alone, so it fails only the caller whose data it is."""
+
+    code = grpc.StatusCode.INTERNAL
+    default_reason = "store-data-refused"
+    transient = False
 
 
 class ShuttingDownError(HubError):

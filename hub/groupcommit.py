@@ -11,7 +11,9 @@ one is committing goes into the next. Under load the batch grows by itself, and 
 serves many messages of every kind; when quiet, a message waits for one transaction only.
 
 A transaction that fails with several lanes in it is tried again lane by lane, so a fault in
-one kind of write (a constraint it breaks, say) fails only its own callers.
+one kind of write fails only its own callers; one whose data the store refused (a constraint
+it breaks: ``StoreDataError``) is tried again caller by caller, so one caller's data fails
+only that caller. (An unavailable store is not: every caller would fail again, one by one.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from hub.errors import ShuttingDownError
+from hub.errors import ShuttingDownError, StoreDataError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -173,7 +175,12 @@ class GroupCommitter:
                 for group in groups:
                     await self._commit([group])
                 return
-            _fail(groups[0][1], exc)
+            lane, jobs = groups[0]
+            if isinstance(exc, StoreDataError) and len(jobs) > 1:
+                for job in jobs:
+                    await self._commit([(lane, [job])])
+                return
+            _fail(jobs, exc)
             return
         self.transactions += 1
         for (lane, jobs), items, lane_results in zip(groups, batches, results, strict=True):

@@ -3,6 +3,10 @@
 Business keys are what customs officers and auditors know a message by: the LRN (D026) and
 MRN (D014) of a declaration, its UCR (016), container ids (159), an AEO id. They are extracted
 once, when a message is stored, so that listings and searches never parse bodies.
+
+They are bounded where a message comes in (from a partner or a domestic system): every value at
+most ``MAX_KEY_LENGTH`` characters of printable text, at most ``MAX_KEYS`` of them, so that no
+message's data can break the store's indexes, or any other message's transaction with them.
 """
 
 from __future__ import annotations
@@ -37,14 +41,55 @@ def full_body_type(name: str) -> str | None:
 
 BusinessKeys = dict[str, list[str]]
 
+# WCO DM identifiers are at most 70 characters (an..70; LRN, MRN, UCR an..35, container id
+# an..17): 128 leaves room for national forms and is what the store indexes in full.
+MAX_KEY_LENGTH = 128
+MAX_KEYS = 1024  # values of all names in one message (a declaration of 999 containers fits)
+KEY_NAMES = {
+    "lrn": "the LRN (functional reference, D026)",
+    "mrn": "the MRN (declaration id, D014)",
+    "ucr": "the UCR (016)",
+    "container": "a container id (159)",
+    "aeo": "the AEO id",
+    "tin": "the TIN",
+    "control": "the control id",
+}
+
+
+class InvalidBusinessKey(ValueError):
+    """A business key the hub cannot keep: too long, not printable, or too many of them."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def _check_key(name: str, value: str) -> None:
+    what = KEY_NAMES.get(name, name)
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidBusinessKey(
+            name, f"{what} is {len(value)} characters long; at most {MAX_KEY_LENGTH} are kept"
+        )
+    if not value.isprintable():
+        raise InvalidBusinessKey(name, f"{what} holds a control character")
+
 
 def business_keys(document: Message) -> BusinessKeys:
-    """LRN, MRN, UCR, container ids and AEO ids named by a business message."""
+    """LRN, MRN, UCR, container ids and AEO ids named by a business message, each value once.
+    Raises InvalidBusinessKey for one the hub cannot keep (see the module's docstring)."""
     keys: BusinessKeys = {}
+    count = 0
 
     def add(name: str, value: str) -> None:
+        nonlocal count
         value = value.strip()
         if value and value not in keys.setdefault(name, []):
+            _check_key(name, value)
+            count += 1
+            if count > MAX_KEYS:
+                raise InvalidBusinessKey(
+                    name, f"the message names more than {MAX_KEYS} business keys"
+                )
             keys[name].append(value)
 
     if isinstance(document, GoodsDeclaration):

@@ -25,6 +25,7 @@ from adapters.wco.controls import control_result_from
 from hub import checkpoint, trail
 from hub.config import HubConfig, read_ed25519_key
 from hub.envelope import (
+    CORRELATION_ID,
     UUID_TEXT,
     OpenedEnvelope,
     TimePolicy,
@@ -37,6 +38,7 @@ from hub.envelope import (
     sign_receipts,
 )
 from hub.errors import (
+    BusinessKeyError,
     DuplicateConflictError,
     HubError,
     SenderMismatchError,
@@ -46,9 +48,12 @@ from hub.errors import (
 )
 from hub.groupcommit import GroupCommitter, Lane
 from hub.messages import (
+    MAX_KEY_LENGTH,
     AeoStatus,
+    BusinessKeys,
     ControlResult,
     GoodsDeclaration,
+    InvalidBusinessKey,
     Response,
     body_class,
     business_keys,
@@ -261,6 +266,7 @@ class Hub:
                     read_raw=lambda fmt, content: self.read_raw(peer_party, fmt, content),
                 )
                 state = state_of(opened.document, peer_party)
+                named = keys_of(opened.document)
             except HubError as exc:
                 first = await self._accepted_before(peer_party, data, exc)
                 results[i] = first or exc
@@ -288,7 +294,7 @@ class Hub:
                 header=opened.header_bytes,
                 body=opened.body,
                 envelope_digest=opened.envelope_digest,
-                business_keys=json.dumps(business_keys(opened.document), sort_keys=True),
+                business_keys=json.dumps(named, sort_keys=True),
                 received_at=now,
             )
             if opened.original_format:  # hand on the translation; keep what was signed
@@ -542,6 +548,12 @@ class Hub:
 
     def _prepare(self, sub: Submission) -> Outgoing:
         """Check, route and sign one submission: its outbound rows, not yet stored."""
+        if not CORRELATION_ID.fullmatch(sub.correlation_id):
+            # what a partner would refuse is refused here, before it is signed and queued
+            raise SubmissionError(
+                "correlation_id must be at most 128 printable ASCII characters without spaces",
+                reason="submission-invalid",
+            )
         documents = [sub.document, *sub.derived]
         plan = []
         for doc in documents:
@@ -552,7 +564,7 @@ class Hub:
         rows: list[NewOutbound] = []
         events: list[trail.Event] = []
         now = self.clock()
-        keyed = [(doc, targets, business_keys(doc)) for doc, targets in plan]
+        keyed = [(doc, targets, keys_of(doc)) for doc, targets in plan]
         if sub.document_digest:
             events.append(
                 trail.Event(
@@ -759,12 +771,24 @@ def state_of(document: Message, sender: str) -> StateRef | None:
 
 
 def control_key(result: ControlResult) -> str:
-    """What a control result is about: the declaration (MRN, else LRN), else its containers."""
+    """What a control result is about: the declaration (MRN, else LRN), else its containers
+    (their sorted list, or its SHA-256 where that is longer than a key may be)."""
     if result.declaration_id:
         return f"mrn:{result.declaration_id}"
     if result.functional_reference_id:
         return f"lrn:{result.functional_reference_id}"
-    return "containers:" + ",".join(sorted(result.container_ids))
+    containers = ",".join(sorted(set(result.container_ids)))
+    if len(containers) <= MAX_KEY_LENGTH:
+        return f"containers:{containers}"
+    return f"containers-sha256:{hashlib.sha256(containers.encode()).hexdigest()}"
+
+
+def keys_of(document: Message) -> BusinessKeys:
+    """``business_keys``, refused with ``business-key-invalid`` where one cannot be kept."""
+    try:
+        return business_keys(document)
+    except InvalidBusinessKey as exc:
+        raise BusinessKeyError(str(exc)) from None
 
 
 def claimed_message_id(data: bytes | None) -> str:

@@ -52,7 +52,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import merkle, rawsql, trail, treestore
 from hub.envelope import RAW_BODY_TYPE
-from hub.errors import StoreError
+from hub.errors import StoreDataError, StoreError
 from hub.rawsql import Raw, TrailTail, Tx
 
 T = TypeVar("T")
@@ -957,6 +957,8 @@ class Store:
         except StoreError:
             raise
         except self._db_errors as exc:
+            if _refuses_data(exc):
+                raise StoreDataError(f"the store refused the data: {type(exc).__name__}") from exc
             raise StoreError(f"store operation failed: {type(exc).__name__}") from exc
 
     def _insert_ignoring_conflicts(self, table: Table) -> Any:
@@ -1663,10 +1665,10 @@ class Store:
         tx.many(
             sql.insert_trail_key,
             [
-                (name, value[:512], size + i)
+                (name, value, size + i)
                 for i, leaf in enumerate(leaves)
                 for name, values in leaf.event.keys.items()
-                for value in dict.fromkeys(values)
+                for value in dict.fromkeys(values)  # bounded where they came in
             ],
         )
         # leaf hashes (level 0) are in their entries
@@ -2131,6 +2133,13 @@ class Store:
 
 
 # --- trail events for what the store records (docs/trail.md) --------------------------------
+
+
+def _refuses_data(exc: BaseException) -> bool:
+    """Whether a driver's error is about the data written (PEP 249's IntegrityError and
+    DataError, by whichever driver or wrapper raised it), not about the store's availability."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"IntegrityError", "DataError"})
 
 
 def _business_keys(text: str) -> dict[str, list[str]]:

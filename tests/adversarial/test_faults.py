@@ -1,0 +1,193 @@
+"""Data that would make the store fail (issue 14, family "faults"): business keys and ids too
+long, not printable or too many, from a partner and from a domestic system. Each is refused at
+the edge with INVALID_ARGUMENT and a reason (not UNAVAILABLE, which a sender retries forever);
+nothing is stored or queued; and a write the store refuses all the same fails only the caller
+whose data it is, never the others committed with it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
+from hub.errors import REASON_KEY, StoreDataError
+from hub.groupcommit import GroupCommitter
+from hub.messages import MAX_KEY_LENGTH
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.rawsql import Tx
+from hub.service import RunningHub
+from hub.store import Store
+from tests.adversarial.test_resources import aeo_envelope, still_serves_sg
+from tests.conftest import Federation
+from tests.test_exchange import _assert_nothing_accepted, as_partner, refused, signed_envelope
+
+LONG = "C" * 600  # longer than the store's old 512-character key column
+
+
+def control_with_containers(*containers: str):  # type: ignore[no-untyped-def]
+    result = sample_control_result()
+    result.functional_reference_id = ""
+    del result.container_ids[:]
+    result.container_ids.extend(containers)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("case", "document"),
+    [
+        (
+            "container ids equal in their first 512 characters",
+            control_with_containers(LONG + "1", LONG + "2"),
+        ),
+        ("an AEO id of 129 characters", sample_aeo_status("CN", "A" * (MAX_KEY_LENGTH + 1))),
+        ("an AEO id with a newline", sample_aeo_status("CN", "CNAEO\n1")),
+        ("2,000 containers", control_with_containers(*(f"MSKU{i:07d}" for i in range(2000)))),
+    ],
+)
+async def test_a_partners_unkeepable_business_key_is_refused_at_the_edge(
+    federation: Federation, pki: Path, case: str, document: object
+) -> None:
+    nz = await federation.start("NZ")
+    trail_before = await nz.hub.store.trail_size()
+    data, _ = signed_envelope(pki, document=document)  # type: ignore[arg-type]
+    error = await refused(pki, nz, data)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "business-key-invalid"
+    await _assert_nothing_accepted(nz)
+    [rejection] = await nz.hub.store.rejections()
+    assert (rejection.reason, rejection.source) == ("business-key-invalid", "CN")
+    assert await nz.hub.store.trail_size() == trail_before + 1  # the rejection's leaf only
+    await still_serves_sg(pki, nz)
+
+
+async def test_a_control_result_about_many_containers_is_kept_under_a_digest(
+    federation: Federation, pki: Path
+) -> None:
+    """Fifty containers, each id fine, make a state key longer than a column: it is kept as
+    their digest, and an older revision about the same containers, in another order, arriving
+    after a newer one is recognised as superseded."""
+    nz = await federation.start("NZ")
+    containers = [f"MSKU{i:07d}" for i in range(50)]
+    client_data = []
+    for revision in (2, 1):
+        containers.reverse()
+        result = control_with_containers(*containers)
+        result.revision = revision
+        client_data.append(signed_envelope(pki, document=result)[0])
+    cn = as_partner(pki, "CN", nz)
+    try:
+        for data in client_data:
+            await cn.deliver("NZ", data, timeout=5)
+    finally:
+        await cn.close()
+    rows = await nz.hub.store.inbound()
+    assert len(rows) == 2 and [r.superseded for r in rows] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("correlation_id", "../../etc/passwd\0", "submission-invalid"),
+        ("correlation_id", "x" * 129, "submission-invalid"),
+        ("correlation_id", "two words", "submission-invalid"),
+        ("lrn", "L" * 200, "business-key-invalid"),
+        ("lrn", "LRN\r\nforged", "business-key-invalid"),
+    ],
+)
+async def test_a_domestic_submission_is_held_to_the_partners_rules(
+    federation: Federation, pki: Path, field: str, value: str, reason: str
+) -> None:
+    """What a partner would refuse is refused at submission, not signed, queued and then
+    dead-lettered (on PostgreSQL a 200-character id was UNAVAILABLE)."""
+    cn = await federation.start("CN")
+    declaration = sample_declaration()
+    request = spb.SubmitRequest(goods_declaration=declaration, recipients=["NZ"])
+    if field == "lrn":
+        request.goods_declaration.functional_reference_id = value
+    else:
+        setattr(request, field, value)
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Submit(request, timeout=5)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == reason
+        assert await cn.hub.store.outbound() == []
+        assert [r.reason for r in await cn.hub.store.rejections()] == [reason]
+        # the next submission is taken
+        good = spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"])
+        answer = await stub.Submit(good, timeout=5)
+        assert [q.recipient for q in answer.queued] == ["NZ"]
+
+
+async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -> None:
+    """A write the store refuses (a constraint broken, here a duplicate key) in a group commit
+    with other callers' writes: the others are committed, and the caller whose data it was
+    gets StoreDataError (INTERNAL, not retried), not UNAVAILABLE."""
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        committer = GroupCommitter(store.write, name="test")
+        created = store._time(datetime.now(UTC))
+
+        def insert(tx: Tx, ids: list[str]) -> list[str]:
+            tx.many(
+                "INSERT INTO submission (submission_id, response, created_at) VALUES (?, ?, ?)",
+                [(submission_id, b"", created) for submission_id in ids],
+            )
+            return ids
+
+        lane = committer.lane("submissions", insert)
+        results = await asyncio.gather(
+            lane.submit(["good-1"]),
+            lane.submit(["twice", "twice"]),
+            lane.submit(["good-2", "good-3"]),
+            return_exceptions=True,
+        )
+        await committer.close()
+        assert committer.transactions == 2  # one tried for all, failed; then each alone
+        assert results[0] == ["good-1"] and results[2] == ["good-2", "good-3"]
+        assert isinstance(results[1], StoreDataError)
+        assert results[1].code == grpc.StatusCode.INTERNAL
+        kept = await store.submissions(["good-1", "good-2", "good-3", "twice"])
+        assert sorted(kept) == ["good-1", "good-2", "good-3"]
+    finally:
+        await store.close()
+
+
+async def test_a_partner_cannot_fail_another_partners_commit(
+    federation: Federation, pki: Path
+) -> None:
+    """CN's refused envelopes arrive while SG delivers: every one of SG's is accepted."""
+    nz = await federation.start("NZ")
+    bad = [
+        signed_envelope(pki, document=control_with_containers(LONG + str(i), LONG + "x"))[0]
+        for i in range(20)
+    ]
+
+    async def attack() -> None:
+        for data in bad:
+            error = await refused(pki, nz, data)
+            assert dict(error.trailing_metadata() or ())[REASON_KEY] == "business-key-invalid"
+
+    async def sg_delivers() -> None:
+        for _ in range(5):
+            await still_serves_sg_once(pki, nz)
+
+    await asyncio.gather(attack(), sg_delivers())
+    assert {m.sender for m in await nz.hub.store.inbound()} == {"SG"}
+    assert len(await nz.hub.store.inbound()) == 5
+
+
+async def still_serves_sg_once(pki: Path, nz: RunningHub) -> None:
+    sg = as_partner(pki, "SG", nz)
+    try:
+        [receipt] = await sg.exchange("NZ", [aeo_envelope(pki, "SG", "SGAEO1")], timeout=5)
+    finally:
+        await sg.close()
+    assert receipt.signature
