@@ -251,16 +251,40 @@ def check_header_fields(header: pb.Header) -> None:
         )
 
 
+# An envelope is signed by one key; while a sender rotates keys, by two. More is refused before
+# any is verified, so the work an envelope can cause is bounded.
+MAX_SIGNATURES = 4
+MAX_SIGNATURE_BYTES = 1024  # a P-256 ECDSA signature is at most 72 bytes, Ed25519 64
+MAX_KEY_ID = 128
+
+
 def _verify_signatures(
     envelope: pb.Envelope, party: str, keys: Mapping[str, VerificationKey]
 ) -> str:
-    if not envelope.signatures:
+    """The key id of a signature that verifies with a key trusted for ``party``. Only
+    signatures naming a known key id with its pinned algorithm are verified, each key once."""
+    signatures = envelope.signatures
+    if not signatures:
         raise SignatureError("envelope carries no signature", reason="signature-missing")
+    if len(signatures) > MAX_SIGNATURES:
+        raise EnvelopeError(
+            f"envelope carries {len(signatures)} signatures; at most {MAX_SIGNATURES} are read",
+            reason="too-many-signatures",
+        )
+    for signature in signatures:
+        if len(signature.value) > MAX_SIGNATURE_BYTES or len(signature.key_id) > MAX_KEY_ID:
+            raise EnvelopeError(
+                f"a signature value is at most {MAX_SIGNATURE_BYTES} bytes and its key id "
+                f"at most {MAX_KEY_ID} characters",
+                reason="envelope-malformed",
+            )
     signed = pae(ENVELOPE_DOMAIN, envelope.header, envelope.body)
-    for signature in envelope.signatures:
+    tried: set[str] = set()
+    for signature in signatures:
         key = keys.get(signature.key_id)
-        if key is None or int(key.algorithm) != signature.algorithm:
+        if key is None or int(key.algorithm) != signature.algorithm or key.key_id in tried:
             continue
+        tried.add(key.key_id)
         if key.verify(signature.value, signed):
             return key.key_id
     raise SignatureError(

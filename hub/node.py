@@ -279,7 +279,10 @@ class Hub:
                 # A retry of a message accepted before it expired is still a duplicate, not a
                 # rejection: its sender may only have lost our first receipt.
                 earlier = await self.store.find_inbound(peer_party, opened.header.message_id)
-                if earlier is not None and earlier.envelope_digest == opened.envelope_digest:
+                if earlier is not None and (
+                    earlier.envelope_digest == opened.envelope_digest
+                    or earlier.header == opened.header_bytes
+                ):
                     results[i] = pb.SignedReceipt.FromString(earlier.signed_receipt)
                 else:
                     results[i] = exc
@@ -305,8 +308,8 @@ class Hub:
             pending.append((i, Incoming(row, state), opened))
         outcomes = await self.inbound_commits.submit([p[1] for p in pending])
         fresh = 0
-        for (i, _, opened), outcome in zip(pending, outcomes, strict=True):
-            if outcome.row.envelope_digest == opened.envelope_digest:
+        for (i, incoming, opened), outcome in zip(pending, outcomes, strict=True):
+            if outcome.row.signed_the_same(incoming.row):
                 fresh += outcome.fresh
                 results[i] = pb.SignedReceipt.FromString(outcome.row.signed_receipt)
                 continue

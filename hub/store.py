@@ -403,6 +403,15 @@ class InboundRow:
     original_body: bytes = b""
     document_digest: bytes = b""
 
+    def signed_the_same(self, other: InboundRow) -> bool:
+        """Whether ``other`` carries what this row's sender signed: the same envelope, or the
+        same signed header under other signature bytes (a partner that signs again when it
+        resends, or an ECDSA signature re-encoded as (r, n - s)). The header names the body's
+        digest, and both bodies were checked against it, so the same header is the same body."""
+        return self.envelope_digest == other.envelope_digest or (
+            bool(self.header) and self.header == other.header
+        )
+
 
 @dataclass(slots=True)
 class ReceiptRow:
@@ -698,7 +707,7 @@ class _Statements:
 
     @staticmethod
     def earlier_inbound(count: int) -> str:
-        columns = "id, sender, message_id, envelope_digest, signed_receipt, body_type"
+        columns = "id, sender, message_id, envelope_digest, signed_receipt, body_type, header"
         marks = rawsql.marks(count)
         return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
 
@@ -1494,7 +1503,7 @@ class Store:
             found = earlier.get(key) or first_in_call.get(key)
             if found is not None:
                 outcomes.append(Accepted(False, found))
-                if found.envelope_digest == item.row.envelope_digest:
+                if found.signed_the_same(item.row):
                     again.append(_inbound_event("duplicate", item))
                 continue
             first_in_call[key] = item.row
@@ -1567,6 +1576,7 @@ class Store:
                     envelope_digest=bytes(r[3]),
                     signed_receipt=bytes(r[4]),
                     body_type=r[5],
+                    header=bytes(r[6]),
                     received_at=now,
                 )
         return found
