@@ -50,7 +50,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from adapters.formats import DECODE, ENCODE, Item, decode_all, detect
+from adapters.formats import DECODE, ENCODE, Item
 from hub.config import FolderConfig
 from hub.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.files import Directory, NotConfined, Tree
@@ -312,11 +312,14 @@ class DropFolder:
         return outcome, data
 
     def _decode(self, outcome: Outcome, data: bytes) -> list[Item]:
-        translators = self.hub.translators
+        """The file's documents (on a worker thread: large files in the translation
+        process)."""
+        translation = self.hub.translation
         try:
-            outcome.format_id = outcome.file.format_id or detect(data, translators.formats)
-            translator = translators.reader(outcome.format_id)
-            return decode_all(translator, data, source=str(outcome.file.relative))
+            outcome.format_id, items = translation.decode_file(
+                outcome.file.format_id, data, str(outcome.file.relative)
+            )
+            return items
         except TranslationError as exc:
             outcome.refused.append((exc.line, exc))
             return []
@@ -350,7 +353,7 @@ class DropFolder:
                 continue
             outcome, data = read
             outcomes.append(outcome)
-            items = self._decode(outcome, data)
+            items = await self.hub.off_loop(self._decode, outcome, data)
             if not items and not outcome.refused:
                 empty = TranslationError("the file holds no document", reason="no-document")
                 outcome.refused.append((None, empty))
@@ -508,7 +511,7 @@ class DropFolder:
         rows = await self.store.inbound_after(cursor, OUTBOX_BATCH)
         if not rows:
             return 0
-        files = [self._outbox_file(row) for row in rows]
+        files = await self.hub.off_loop(lambda: [self._outbox_file(row) for row in rows])
         await asyncio.to_thread(self._write_all, files)
         await self.store.acknowledge(self.subscriber, rows[-1].id or cursor)
         return len(rows)

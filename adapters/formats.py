@@ -262,6 +262,41 @@ def pick(
     return translator
 
 
+# --- in a process of its own (hub/translation.py) ------------------------------------------
+
+# One registry per worker process and limits, built on its first document.
+_isolated: dict[XmlLimits | None, Translators] = {}
+
+# What comes back from the worker process: each document's line, message type and bytes (a
+# protobuf message crosses a process boundary as its bytes), or its error.
+Decoded = tuple[int | None, str, bytes, TranslationError | None]
+
+
+def decode_isolated(
+    limits: XmlLimits | None, format_id: str, data: bytes, source: str, many: bool
+) -> tuple[str, list[Decoded]]:
+    """The documents of ``data`` (one, or with ``many`` every one of a file) as the
+    translation worker process returns them: the format (detected where ``format_id`` is
+    empty) and each document as ``Decoded``. Raises TranslationError like ``decode``."""
+    translators = _isolated.get(limits)
+    if translators is None:
+        translators = _isolated[limits] = Translators(limits)
+    found = format_id or detect(data, translators.formats)
+    if many:
+        items = decode_all(translators.reader(found), data, source)
+    else:
+        items = [Item(translators.decode(found, data))]
+    return found, [
+        (
+            item.line,
+            item.message.DESCRIPTOR.full_name if item.message is not None else "",
+            item.message.SerializeToString() if item.message is not None else b"",
+            item.error,
+        )
+        for item in items
+    ]
+
+
 class Translators:
     """The registered formats, built once with the hub's limits, for the services."""
 

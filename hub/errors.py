@@ -8,6 +8,8 @@ secrets or payload content.
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 # The trailing metadata key every service puts a failure's reason code in.
@@ -30,6 +32,17 @@ class HubError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # whole, with reason and location: errors come back from the translation process
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[HubError], message: str, state: dict[str, Any]) -> HubError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class EnvelopeError(HubError):

@@ -74,7 +74,12 @@ class Lane(Generic[Item, Result]):
         self.items_committed = 0
 
     async def submit(self, items: Sequence[Item]) -> list[Result]:
-        return await self._committer._submit(self, items)
+        return await self.enqueue(items)
+
+    def enqueue(self, items: Sequence[Item]) -> asyncio.Future[list[Result]]:
+        """``submit``, in two steps: the items take their place in the order of the calls now,
+        and the future they return is awaited for their results."""
+        return self._committer._enqueue(self, items)
 
 
 class GroupCommitter:
@@ -99,17 +104,20 @@ class GroupCommitter:
         """A new kind of write; ``max_items`` caps its share of one transaction."""
         return Lane(self, name, apply, committed, max_items or self.max_items)
 
-    async def _submit(self, lane: Lane[Item, Result], items: Sequence[Item]) -> list[Result]:
+    def _enqueue(
+        self, lane: Lane[Item, Result], items: Sequence[Item]
+    ) -> asyncio.Future[list[Result]]:
         if self._closed:
             raise CommitterClosed(f"{self.name} is shut down")
-        if not items:
-            return []
         job = _Job(lane, items)
+        if not items:
+            job.done.set_result([])
+            return job.done
         self._pending.append(job)
         self._wake.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"commit-{self.name}")
-        return await job.done
+        return job.done
 
     async def close(self) -> None:
         """Commit what was submitted, then stop taking more."""

@@ -14,8 +14,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from cryptography import x509
 from google.protobuf.message import DecodeError, Message
@@ -78,9 +80,13 @@ from hub.store import (
     TrailCheckpoint,
     as_utc,
 )
+from hub.translation import Translation
 from hub.trust import PartnerTrust, TrustStore, party_of
 
 log = logging.getLogger("customs_hub")
+
+T = TypeVar("T")
+WORKERS = 2  # the hub's worker threads (Hub.off_loop)
 
 Clock = Callable[[], datetime]
 DUPLICATE = pb.RECEIPT_OUTCOME_DUPLICATE
@@ -168,6 +174,15 @@ class Hub:
         self._last_revision = 0
         self.trail_key = load_trail_key(config, self.signer)
         self.translators = Translators(config.limits.xml)
+        self.translation = Translation(self.translators, config.limits.xml)
+        # CPU-bound work on what others send (verifying, parsing and translating documents)
+        # runs here, not on the event loop, so one large document does not stall every other
+        # partner's call; two threads, as many as a small host has cores: more work waits
+        self.workers = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"hub-{self.party}-work")
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the hub's worker threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
 
     # --- the trail's checkpoints -----------------------------------------------------------
 
@@ -239,40 +254,51 @@ class Hub:
         return result
 
     async def receive_batch(
-        self, envelopes: Sequence[bytes], peer_party: str
+        self,
+        envelopes: Sequence[bytes],
+        peer_party: str,
+        *,
+        after: asyncio.Event | None = None,
+        then: asyncio.Event | None = None,
     ) -> list[pb.SignedReceipt | HubError]:
         """Verify envelopes from ``peer_party`` and persist the good ones in one group commit.
 
         Returns, in order, each envelope's receipt or the error that refused it (recorded as a
         rejection). A transient failure of this hub (the store) raises instead: nothing of the
         batch may be answered as refused for a fault that is ours.
+
+        Verifying runs on the worker threads, so batches received together may finish it in
+        any order; a stream keeps its order with ``after`` (set once the batch before has
+        taken its place in the commit) and ``then`` (set once this one has, or has failed).
         """
+        then = then or asyncio.Event()
+        try:
+            return await self._receive(envelopes, peer_party, after, then)
+        finally:
+            then.set()  # on every way out: a batch that failed holds up no later one
+
+    async def _receive(
+        self,
+        envelopes: Sequence[bytes],
+        peer_party: str,
+        after: asyncio.Event | None,
+        then: asyncio.Event,
+    ) -> list[pb.SignedReceipt | HubError]:
         now = self.clock()
         results: list[pb.SignedReceipt | HubError | None] = [None] * len(envelopes)
         refused: list[tuple[bytes, HubError]] = []
         pending: list[tuple[int, Incoming, OpenedEnvelope]] = []
-        keys = self.trust.keys_for(peer_party)
-        limits = self.config.limits
-        for i, data in enumerate(envelopes):
-            try:
-                opened = open_envelope(
-                    data,
-                    peer_party=peer_party,
-                    local_party=self.party,
-                    peer_keys=keys,
-                    now=now,
-                    policy=None,  # checked below, after a duplicate lookup
-                    max_bytes=limits.max_envelope_bytes,
-                    read_raw=lambda fmt, content: self.read_raw(peer_party, fmt, content),
-                )
-                state = state_of(opened.document, peer_party)
-                named = keys_of(opened.document)
-            except HubError as exc:
-                first = await self._accepted_before(peer_party, data, exc)
-                results[i] = first or exc
+        checked = await self.off_loop(self._open_all, envelopes, peer_party, now)
+        if after is not None:
+            await after.wait()
+        for i, (data, check) in enumerate(zip(envelopes, checked, strict=True)):
+            if isinstance(check, HubError):
+                first = await self._accepted_before(peer_party, data, check)
+                results[i] = first or check
                 if first is None:
-                    refused.append((data, exc))
+                    refused.append((data, check))
                 continue
+            opened, state, named = check
             try:
                 check_time_window(opened.header, now, self.policy)
             except TimeWindowError as exc:
@@ -306,7 +332,9 @@ class Hub:
                 row.original_format, row.original_body = opened.original_format, opened.body
                 row.document_digest = opened.document_digest
             pending.append((i, Incoming(row, state), opened))
-        outcomes = await self.inbound_commits.submit([p[1] for p in pending])
+        committed = self.inbound_commits.enqueue([p[1] for p in pending])
+        then.set()  # in its place: the next batch may take its own
+        outcomes = await committed
         fresh = 0
         for (i, incoming, opened), outcome in zip(pending, outcomes, strict=True):
             if outcome.row.signed_the_same(incoming.row):
@@ -325,6 +353,35 @@ class Hub:
         if refused:
             await self.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
+
+    def _open_all(
+        self, envelopes: Sequence[bytes], peer_party: str, now: datetime
+    ) -> list[tuple[OpenedEnvelope, StateRef | None, BusinessKeys] | HubError]:
+        """Each envelope verified, parsed (a partner-format document translated) and its state
+        and business keys read, or the error refusing it: the CPU-bound part of receiving,
+        run on the worker threads. The time window is checked by the caller, after a
+        duplicate lookup."""
+        keys = self.trust.keys_for(peer_party)
+        limits = self.config.limits
+        checked: list[tuple[OpenedEnvelope, StateRef | None, BusinessKeys] | HubError] = []
+        for data in envelopes:
+            try:
+                opened = open_envelope(
+                    data,
+                    peer_party=peer_party,
+                    local_party=self.party,
+                    peer_keys=keys,
+                    now=now,
+                    policy=None,
+                    max_bytes=limits.max_envelope_bytes,
+                    read_raw=lambda fmt, content: self.read_raw(peer_party, fmt, content),
+                )
+                checked.append(
+                    (opened, state_of(opened.document, peer_party), keys_of(opened.document))
+                )
+            except HubError as exc:
+                checked.append(exc)
+        return checked
 
     async def _accepted_before(
         self, partner: str, data: bytes, error: HubError
@@ -356,7 +413,7 @@ class Hub:
             )
         if not format_id:  # a partner names its format: nothing is guessed across a border
             raise SubmissionError("the raw document names no format", reason="format-not-allowed")
-        document = self.translators.decode(format_id, content)
+        document = self.translation.decode(format_id, content)  # on a worker thread
         if body_class(document.DESCRIPTOR.full_name) is None:
             raise TranslationError(
                 f"format {format_id!r} gave a {document.DESCRIPTOR.full_name}, which is not a "
@@ -723,6 +780,8 @@ class Hub:
     async def close(self) -> None:
         """Commit what is in flight; afterwards nothing more is accepted."""
         await self.writes.close()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.translation.close()
 
 
 @dataclass(frozen=True)

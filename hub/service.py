@@ -143,6 +143,7 @@ class PartnerExchangeService:
         ] = asyncio.Queue(maxsize=limits.delivery_window * 2)
 
         async def read() -> None:
+            previous: asyncio.Event | None = None  # set once the frame before is committing
             try:
                 async for frame in requests:
                     try:
@@ -165,7 +166,11 @@ class PartnerExchangeService:
                         await self.hub.record_rejection(peer, None, error)
                         await queue.put(error)
                         return
-                    task = asyncio.create_task(self.hub.receive_batch(envelopes, peer))
+                    placed = asyncio.Event()
+                    task = asyncio.create_task(
+                        self.hub.receive_batch(envelopes, peer, after=previous, then=placed)
+                    )
+                    previous = placed
                     await queue.put((envelopes, task))
                 await queue.put(None)
             except HubError as exc:
@@ -243,7 +248,10 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise SubmissionError("the request carries no document", reason="no-document")
             if which == "raw":
                 digest = sha256(request.raw.content)
-                return self.translators.decode(request.raw.format, request.raw.content), digest
+                # translated on the hub's workers: a large document stalls no other call
+                decode = self.hub.translation.decode
+                document = await self.hub.off_loop(decode, request.raw.format, request.raw.content)
+                return document, digest
             return getattr(request, which), None
         except HubError as exc:
             await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
@@ -354,7 +362,11 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise
             for row in rows:
                 cursor = row.id or cursor
-                document = self._document(request.format, row.body_type, row.body)
+                document = (
+                    await self.hub.off_loop(self._document, request.format, row.body_type, row.body)
+                    if request.format
+                    else None
+                )
                 yield spb.InboundMessage(
                     cursor=cursor,
                     message_id=row.message_id,

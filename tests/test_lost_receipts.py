@@ -79,9 +79,9 @@ class NzAnswers:
         receive_batch = nz.hub.receive_batch
 
         async def answering(
-            envelopes: Sequence[bytes], peer: str
+            envelopes: Sequence[bytes], peer: str, **order: asyncio.Event | None
         ) -> list[pb.SignedReceipt | HubError]:
-            results = await receive_batch(envelopes, peer)
+            results = await receive_batch(envelopes, peer, **order)
             for result in results:
                 if isinstance(result, pb.SignedReceipt):
                     self.count[pb.Receipt.FromString(result.receipt).message_id] += 1

@@ -16,6 +16,8 @@ from hub.demo import sample_aeo_status
 from hub.envelope import build_envelope
 from hub.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.service import PARTNER_SERVICE, RunningHub
 from hub.transport import PartnerChannels
 from tests.conftest import Federation
@@ -128,3 +130,37 @@ async def _until_error(call: grpc.aio.StreamStreamCall) -> AsyncIterator[pb.Rece
             yield batch
     except grpc.aio.AioRpcError:
         return
+
+
+# An interchange of about 2 MiB: seconds of work for the EDIFACT reader.
+HUGE_EDIFACT = (
+    b"UNA:+.? '\nUNB+UNOC:3+NZ+NZ+261125:0320+1'\nUNH+1+CUSRES:D:96B:UN'\n"
+    b"BGM+962+NZ-INSP-1+9'\n" + b"FTX+AAH++PHYSICAL:CTY:ZZZ'\n" * 80_000 + b"UNT+3+1'\nUNZ+1+1'\n"
+)
+
+
+@pytest.mark.slow
+async def test_a_huge_domestic_document_is_translated_while_partners_are_served(
+    federation: Federation, pki: Path
+) -> None:
+    """While NZ translates a huge document from its domestic system (in the translation
+    process, not on the event loop), SG's delivery is answered; the document is then refused
+    with its translator's reason, and nothing is queued."""
+    nz = await federation.start("NZ")
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        request = spb.SubmitRequest(raw=spb.RawDocument(format="edifact", content=HUGE_EDIFACT))
+        huge = asyncio.ensure_future(stub.Submit(request, timeout=120))
+        deadline = asyncio.get_running_loop().time() + 30
+        while nz.hub.translation.isolated == 0:  # handed to the translation process
+            assert asyncio.get_running_loop().time() < deadline and not huge.done()
+            await asyncio.sleep(0.01)
+        await still_serves_sg(pki, nz)
+        assert not huge.done(), "the huge document was answered before SG: nothing was shown"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await huge
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reason = dict(refused.value.trailing_metadata() or ())[REASON_KEY]
+    assert reason.startswith("edifact-")
+    assert await nz.hub.store.outbound() == []
+    assert [r.reason for r in await nz.hub.store.rejections()] == [reason]

@@ -1,0 +1,145 @@
+"""Documents translated away from the event loop, large ones in a process of their own.
+
+Translating is CPU-bound Python: an 8 MiB EDIFACT interchange keeps a core busy for seconds.
+On the event loop that stalled every partner's call; on a thread it still holds the GIL, and
+every call the loop serves waits for it in turn (measured with bench/stall.py: deliveries went
+from 7 ms to seconds either way). So:
+
+- a document of at most ``ISOLATE_BYTES`` is translated on the calling thread (one of the
+  hub's worker threads, ``Hub.off_loop``): a 17 KB WCO declaration takes about a millisecond,
+  and a trip to another process would cost more than it saves;
+- a larger one is translated in a separate worker process (spawned, not forked: the hub runs
+  gRPC's threads), one document at a time, so it costs the hub's own process nothing but the
+  wait; the calling thread blocks without holding the GIL. The process is started on the first
+  large document and replaced after ``TASKS_PER_PROCESS`` of them, so what a huge document made
+  it allocate is given back.
+
+A worker process that dies (out of memory, a crash in a parser) refuses that document with
+``translation-failed`` and is replaced; nothing else fails with it.
+
+What it must never do: translate a large document inside the hub's process, or let one
+document's failure fail another's.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from google.protobuf.message import DecodeError, Message
+
+from adapters.formats import Decoded, Item, Translators, decode_all, decode_isolated, detect
+from adapters.xmlsafe import XmlLimits
+from hub.errors import HubError, TranslationError
+from hub.messages import body_class
+
+log = logging.getLogger("customs_hub.translation")
+
+# Documents above this many bytes are translated in the worker process.
+ISOLATE_BYTES = 32 * 1024
+# Documents a worker process translates before it is replaced (its memory returned).
+TASKS_PER_PROCESS = 64
+
+
+class Translation:
+    """The hub's translations of documents into business messages. Its methods block: call
+    them from a worker thread (``Hub.off_loop``), never on the event loop."""
+
+    def __init__(self, translators: Translators, limits: XmlLimits | None) -> None:
+        self.translators = translators
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._process: ProcessPoolExecutor | None = None
+        self.isolated = 0  # documents translated in the worker process (tests, telemetry)
+
+    def decode(self, format_id: str, content: bytes) -> Message:
+        """One business message from a document; an empty ``format_id`` is detected."""
+        if len(content) <= ISOLATE_BYTES:
+            return self.translators.decode(format_id, content)
+        _, [(_, name, data, _)] = self._isolate(format_id, content, "", many=False)
+        return _message(name, data)
+
+    def decode_file(self, format_id: str, data: bytes, source: str) -> tuple[str, list[Item]]:
+        """Every document of a file, and its format (detected where ``format_id`` is empty);
+        a file that cannot be read at all raises TranslationError."""
+        if len(data) <= ISOLATE_BYTES:
+            found = format_id or detect(data, self.translators.formats)
+            return found, decode_all(self.translators.reader(found), data, source=source)
+        found, decoded = self._isolate(format_id, data, source, many=True)
+        items = []
+        for line, name, body, error in decoded:
+            if error is not None or not name:
+                items.append(Item(None, error, line))
+                continue
+            try:
+                items.append(Item(_message(name, body), None, line))
+            except TranslationError as exc:
+                items.append(Item(None, exc, line))
+        return found, items
+
+    def _isolate(
+        self, format_id: str, data: bytes, source: str, *, many: bool
+    ) -> tuple[str, list[Decoded]]:
+        process = self._worker()
+        try:
+            future = process.submit(decode_isolated, self.limits, format_id, data, source, many)
+            self.isolated += 1
+            return future.result()
+        except HubError:
+            raise
+        except BrokenProcessPool:
+            self._replace(process)
+            log.error(
+                "the translation process ended while translating a %d-byte document", len(data)
+            )
+            raise TranslationError(
+                "the document could not be translated: the translation process ended "
+                "(a document too large for its memory?)",
+                reason="translation-failed",
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - what the boundary turns into a refusal
+            log.error("translation process: %s", type(exc).__name__)
+            raise TranslationError(
+                f"the document could not be translated ({type(exc).__name__})",
+                reason="translation-failed",
+            ) from None
+
+    def _worker(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._process is None:
+                self._process = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    max_tasks_per_child=TASKS_PER_PROCESS,
+                )
+            return self._process
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._process is broken:
+                self._process = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None:
+            process.shutdown(wait=False, cancel_futures=True)
+
+
+def _message(name: str, data: bytes) -> Message:
+    cls = body_class(name)
+    if cls is None:
+        raise TranslationError(
+            f"the translator returned a {name!r}, which is not a business message",
+            reason="translation-failed",
+        )
+    try:
+        return cls.FromString(data)
+    except DecodeError:  # pragma: no cover - bytes this process's own protobuf wrote
+        raise TranslationError(
+            "the translation came back damaged", reason="translation-failed"
+        ) from None
