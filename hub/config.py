@@ -44,8 +44,19 @@ class Limits:
     # declarations many times over and 4 maximal envelopes.
     max_batch_envelopes: int = 256
     max_batch_bytes: int = 16 * 1024 * 1024
-    # Concurrent calls on the partner port; a handful of partners with a stream or two each.
+    # Concurrent calls on the partner port, all partners together; raised by the hub where
+    # the partners' own allowances (below) need more.
     max_concurrent_rpcs: int = 128
+    # What one partner may hold at once (hub/admission.py): Deliver calls, Exchange streams
+    # (a hub uses one), and bytes of frames it sent that are not answered yet, per stream and
+    # for all its streams: past those its streams are not read until it takes the answers.
+    partner_calls: int = 16
+    partner_streams: int = 4
+    stream_buffer_bytes: int = 32 * 1024 * 1024
+    partner_buffer_bytes: int = 64 * 1024 * 1024
+    # An Exchange stream with nothing sent or in flight for this long is ended (status OK);
+    # a sender opens a new one with its next message.
+    stream_idle_seconds: float = 600.0
     # Frames awaiting their receipts on a partner's stream: enough to keep the link busy
     # while the partner commits earlier frames.
     delivery_window: int = 8

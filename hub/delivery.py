@@ -191,6 +191,11 @@ class PartnerSender:
         if time.monotonic() < self.backoff_until:
             return False
         stream = self.stream
+        if stream is not None and not stream.broken and not stream.in_flight and stream.call.done():
+            # the partner ended a stream that had nothing in flight (a hub ends idle streams
+            # after limits.stream_idle_seconds): a new one is opened, and nothing failed
+            await self._drop(stream)
+            stream = None
         if stream is not None and stream.broken:
             await self._fail_stream(stream)
             return False
@@ -309,8 +314,8 @@ class PartnerSender:
                     break
             self.wake.set()
 
-    async def _fail_stream(self, stream: _Stream) -> None:
-        """Give up a broken stream: what was in flight stays queued, the partner backs off."""
+    async def _drop(self, stream: _Stream) -> None:
+        """Stop using a stream: cancel it and its reader."""
         self.stream = None
         self.cursor = 0
         self._forget()
@@ -319,6 +324,10 @@ class PartnerSender:
             stream.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stream.reader
+
+    async def _fail_stream(self, stream: _Stream) -> None:
+        """Give up a broken stream: what was in flight stays queued, the partner backs off."""
+        await self._drop(stream)
         if stream.settling:  # receipts already here are stored before the stream is given up
             await asyncio.gather(*stream.settling, return_exceptions=True)
         frames = [item for frame, _ in stream.in_flight for item in frame]

@@ -87,6 +87,7 @@ log = logging.getLogger("customs_hub")
 
 T = TypeVar("T")
 WORKERS = 2  # the hub's worker threads (Hub.off_loop)
+REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
 Clock = Callable[[], datetime]
 DUPLICATE = pb.RECEIPT_OUTCOME_DUPLICATE
@@ -171,6 +172,8 @@ class Hub:
         # order, so senders can take them without reading them back (hub/delivery.py)
         self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
         self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        # (source, reason) -> when a refusal was last recorded, and how many since were not
+        self._refusals: dict[tuple[str, str], tuple[float, int]] = {}
         self._last_revision = 0
         self.trail_key = load_trail_key(config, self.signer)
         self.translators = Translators(config.limits.xml)
@@ -500,6 +503,26 @@ class Hub:
                 for data, error in refused
             ]
         )
+
+    async def record_refusal(self, source: str, error: HubError) -> None:
+        """A refusal that costs the refused nothing to cause (a connection from a peer nobody
+        registered, a call over a partner's allowance): recorded at most once every
+        ``REFUSAL_WINDOW`` seconds per source and reason, the next record counting those left
+        out, so nobody can grow the trail by knocking."""
+        now = time.monotonic()
+        key = (source, error.reason)
+        since, left_out = self._refusals.get(key, (-REFUSAL_WINDOW, 0))
+        if now - since < REFUSAL_WINDOW:
+            self._refusals[key] = (since, left_out + 1)
+            return
+        if left_out:
+            error = type(error)(
+                f"{error.message} (and {left_out} more like it, not recorded one by one, in "
+                f"the {REFUSAL_WINDOW:g} s before)",
+                reason=error.reason,
+            )
+        self._refusals[key] = (now, 0)
+        await self.record_rejection(source, None, error)
 
     async def record_rejection(
         self,

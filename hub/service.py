@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.dropfolder import DropFolder
+from hub.admission import Admission
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
 from hub.config import HubConfig, read_ed25519_key
@@ -85,6 +86,13 @@ class PartnerExchangeService:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        limits = hub.config.limits
+        self.admission = Admission(
+            calls=limits.partner_calls,
+            streams=limits.partner_streams,
+            stream_bytes=limits.stream_buffer_bytes,
+            partner_bytes=limits.partner_buffer_bytes,
+        )
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -112,12 +120,25 @@ class PartnerExchangeService:
                 )
             return self.hub.trust.peer_party(certs[0])
         except TrustError as exc:
-            await self.hub.record_rejection("unknown-peer", None, exc)
+            # a peer nobody registered: recorded, but at most once a minute for each reason,
+            # so refused connections cannot grow the trail at will
+            await self.hub.record_refusal("unknown-peer", exc)
             await abort(context, exc)
             raise  # abort raises; this line is for type checkers
 
+    async def _over_limit(
+        self, peer: str, exc: LimitError, context: grpc.aio.ServicerContext
+    ) -> None:
+        await self.hub.record_refusal(peer, exc)
+        await abort(context, exc)
+
     async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.SignedReceipt:
         peer = await self._peer(context)
+        try:
+            self.admission.enter_call(peer)
+        except LimitError as exc:
+            await self._over_limit(peer, exc, context)
+            raise
         try:
             return await self.hub.receive(request, peer)
         except HubError as exc:
@@ -126,6 +147,8 @@ class PartnerExchangeService:
             receipt = None if exc.transient else self.hub.rejection_receipt(request, peer, exc)
             await abort(context, exc, receipt.SerializeToString() if receipt else None)
             raise
+        finally:
+            self.admission.exit_call(peer)
 
     async def exchange(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -136,16 +159,26 @@ class PartnerExchangeService:
         the answers to the frames before it."""
         peer = await self._peer(context)
         limits = self.hub.config.limits
-        # each entry: the frame's envelopes and its receiving task, or the error that ends
+        try:
+            budget = self.admission.open_stream(peer)
+        except LimitError as exc:
+            await self._over_limit(peer, exc, context)
+            raise
+        # each entry: the frame's envelopes, size and receiving task, or the error that ends
         # the stream
         queue: asyncio.Queue[
-            tuple[list[bytes], asyncio.Task[list[pb.SignedReceipt | HubError]]] | HubError | None
+            tuple[list[bytes], int, asyncio.Task[list[pb.SignedReceipt | HubError]]]
+            | HubError
+            | None
         ] = asyncio.Queue(maxsize=limits.delivery_window * 2)
 
         async def read() -> None:
             previous: asyncio.Event | None = None  # set once the frame before is committing
             try:
                 async for frame in requests:
+                    # past the stream's or the partner's budget of unanswered bytes, the next
+                    # frame waits here, unread, until the sender takes answers
+                    await budget.take(len(frame))
                     try:
                         envelopes = list(pb.EnvelopeBatch.FromString(frame).envelopes)
                     except DecodeError:
@@ -171,7 +204,7 @@ class PartnerExchangeService:
                         self.hub.receive_batch(envelopes, peer, after=previous, then=placed)
                     )
                     previous = placed
-                    await queue.put((envelopes, task))
+                    await queue.put((envelopes, len(frame), task))
                 await queue.put(None)
             except HubError as exc:
                 await queue.put(exc)
@@ -192,11 +225,18 @@ class PartnerExchangeService:
         reader = asyncio.create_task(read())
         taken: list[asyncio.Task[list[pb.SignedReceipt | HubError]]] = []
         try:
-            while (entry := await queue.get()) is not None:
+            while True:
+                try:
+                    entry = await asyncio.wait_for(queue.get(), limits.stream_idle_seconds)
+                except TimeoutError:  # nothing sent, nothing in flight: end it, status OK
+                    log.info("an idle Exchange stream from %s ended", peer)
+                    return
+                if entry is None:
+                    return
                 if isinstance(entry, HubError):
                     await abort(context, entry)
                     return
-                envelopes, task = entry
+                envelopes, size, task = entry
                 taken.append(task)
                 try:
                     results = await task
@@ -215,14 +255,41 @@ class PartnerExchangeService:
                         for data, r in zip(envelopes, results, strict=True)
                     ]
                 )
+                budget.give(size)  # answered: the sender may send that much more
         finally:
             reader.cancel()
             while not queue.empty():
                 left = queue.get_nowait()
                 if isinstance(left, tuple):
-                    taken.append(left[1])
+                    taken.append(left[2])
             for task in taken:
                 task.cancel()
+            self.admission.close_stream(peer, budget)
+
+
+class PartnerHealth:
+    """The health service on the partner port, answering registered partners only (a peer
+    that is not one is refused like on PartnerExchange)."""
+
+    def __init__(self, inner: health.aio.HealthServicer, exchange: PartnerExchangeService) -> None:
+        self.inner, self.exchange = inner, exchange
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        await self.exchange._peer(context)
+        return await self.inner.Check(request, context)
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        await self.exchange._peer(context)
+        async for answer in self.inner.Watch(request, context):
+            yield answer
+
+    async def List(self, request: object, context: grpc.aio.ServicerContext) -> None:
+        await self.exchange._peer(context)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "List is not offered")
 
 
 def submit_error(error: HubError) -> spb.SubmitError:
@@ -440,6 +507,17 @@ def token_verifier(config: HubConfig) -> TokenVerifier:
 # that is in use would start without an error and take a share of the first one's calls. A hub
 # must own its ports: without the option, a port in use fails the start (listen-failed).
 SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+# Connections on the partner port that are dead, idle or abusive are dropped: the server pings
+# a connection that has been quiet for a minute and closes it when no answer comes in 20 s; a
+# client may ping at most every 20 s (hubs ping every 30 s, hub/transport.py) or is sent
+# GOAWAY after two more; a connection without calls for 15 minutes is closed.
+PARTNER_KEEPALIVE: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.max_connection_idle_ms", 15 * 60_000),
+]
 
 
 def _bind(
@@ -475,6 +553,7 @@ class RunningHub:
     audit_server: grpc.aio.Server | None = None
     audit_port: int = 0
     folders: list[DropFolder] = field(default_factory=list)
+    partner_exchange: PartnerExchangeService | None = None  # its per-partner allowances
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -516,12 +595,23 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     hub = Hub(config, store, clock=clock)
     await hub.record_config()
     limits = config.limits
+    # every partner's own allowance fits in the server's limit, with room for health checks
+    allowances = len(config.partners) * (limits.partner_calls + limits.partner_streams + 2)
     partner_server = grpc.aio.server(
-        options=[*SERVER_OPTIONS, ("grpc.max_receive_message_length", limits.max_batch_bytes)],
-        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
+        options=[
+            *SERVER_OPTIONS,
+            *PARTNER_KEEPALIVE,
+            ("grpc.max_receive_message_length", limits.max_batch_bytes),
+        ],
+        maximum_concurrent_rpcs=max(limits.max_concurrent_rpcs, allowances + 16),
     )
-    partner_server.add_generic_rpc_handlers([PartnerExchangeService(hub).handler()])
-    partner_health = _add_health_and_reflection(partner_server, [PARTNER_SERVICE])
+    exchange = PartnerExchangeService(hub)
+    partner_server.add_generic_rpc_handlers([exchange.handler()])
+    # health for registered partners only, and no reflection: partners have the contract
+    partner_health = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(
+        PartnerHealth(partner_health, exchange), partner_server
+    )
     anchors = b"".join(p.trust_anchor.read_bytes() for p in config.partners.values())
     credentials = grpc.ssl_server_credentials(
         [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
@@ -599,4 +689,5 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         audit_server,
         audit_port,
         folders,
+        exchange,
     )

@@ -278,16 +278,14 @@ async def test_client_certificate_from_unknown_ca_is_refused(
     assert verify_receipt(receipt, "NZ", nz_signing_key(pki)).outcome == pb.RECEIPT_OUTCOME_ACCEPTED
 
 
-async def test_partner_ca_cannot_vouch_for_another_party(
-    federation: Federation, pki: Path, tmp_path: Path
-) -> None:
-    """SG's CA is trusted for SG only: a certificate it issues naming CN is refused."""
+def forged_tls(pki: Path, tmp_path: Path) -> Path:
+    """A folder holding CN/tls.pem and CN/tls.key: a TLS certificate naming CN, issued by SG's
+    CA (trusted on NZ's partner port, but for SG only)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from hub.pki import issue
 
-    nz = await federation.start("NZ")
     sg_ca = x509.load_pem_x509_certificate((pki / "SG" / "ca.pem").read_bytes())
     sg_ca_key = serialization.load_pem_private_key((pki / "SG" / "ca.key").read_bytes(), None)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -304,6 +302,15 @@ async def test_partner_ca_cannot_vouch_for_another_party(
             serialization.NoEncryption(),
         )
     )
+    return forged_dir
+
+
+async def test_partner_ca_cannot_vouch_for_another_party(
+    federation: Federation, pki: Path, tmp_path: Path
+) -> None:
+    """SG's CA is trusted for SG only: a certificate it issues naming CN is refused."""
+    nz = await federation.start("NZ")
+    forged_dir = forged_tls(pki, tmp_path)
     data, _ = signed_envelope(pki, recipient="NZ")
     error = await refused(pki, nz, data, tls_from=forged_dir)
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -471,7 +478,12 @@ def pb_aeo(issuing: str):  # type: ignore[no-untyped-def]
     return status
 
 
-async def test_health_and_reflection_on_both_ports(federation: Federation, pki: Path) -> None:
+async def test_health_on_both_ports_and_reflection_on_the_domestic_port(
+    federation: Federation, pki: Path
+) -> None:
+    """Health answers on both ports (on the partner port to partners only: see
+    tests/adversarial/test_resources.py); reflection is offered on the domestic port only,
+    and never lists the other port's service."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -481,26 +493,22 @@ async def test_health_and_reflection_on_both_ports(federation: Federation, pki: 
         (pki / "CN" / "tls.key").read_bytes(),
         (pki / "CN" / "tls.pem").read_bytes(),
     )
-    targets = [
-        (
-            grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds),
-            "customs_hub.v1.PartnerExchange",
-        ),
-        (grpc.aio.insecure_channel(nz.config.domestic_listen), "customs_hub.v1.Domestic"),
-    ]
-    for channel, service in targets:
-        async with channel:
-            check = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=5
-            )
-            assert check.status == health_pb2.HealthCheckResponse.SERVING
-            stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
-            )
-            names = {s.name async for r in stream for s in r.list_services_response.service}
-            assert service in names and "grpc.health.v1.Health" in names
-            other = {"customs_hub.v1.PartnerExchange", "customs_hub.v1.Domestic"} - {service}
-            assert not names & other  # the partner port never exposes Domestic, and vice versa
+    async with grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds) as channel:
+        check = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="customs_hub.v1.PartnerExchange"), timeout=5
+        )
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        check = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="customs_hub.v1.Domestic"), timeout=5
+        )
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        names = {s.name async for r in stream for s in r.list_services_response.service}
+        assert "customs_hub.v1.Domestic" in names and "grpc.health.v1.Health" in names
+        assert "customs_hub.v1.PartnerExchange" not in names
 
 
 async def test_port_in_use_is_a_clear_error(federation: Federation) -> None:

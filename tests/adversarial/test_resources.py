@@ -5,6 +5,8 @@ still serves the other partners."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,8 +29,9 @@ from tests.test_exchange import _assert_nothing_accepted, as_partner, signer_of
 UNDECODABLE_FRAME = b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
 
 
-async def still_serves_sg(pki: Path, nz: RunningHub) -> None:
-    """SG, another partner, delivers on a stream of its own and gets its receipt."""
+async def still_serves_sg(pki: Path, nz: RunningHub, *, only_sg: bool = True) -> None:
+    """SG, another partner, delivers on a stream of its own and gets its receipt (and, with
+    ``only_sg``, SG's is the only message NZ holds)."""
     envelope = aeo_envelope(pki, "SG", "SGAEO1")
     sg = as_partner(pki, "SG", nz)
     try:
@@ -36,7 +39,8 @@ async def still_serves_sg(pki: Path, nz: RunningHub) -> None:
     finally:
         await sg.close()
     assert receipt.signature
-    assert [m.sender for m in await nz.hub.store.inbound()] == ["SG"]
+    senders = [m.sender for m in await nz.hub.store.inbound()]
+    assert senders == ["SG"] if only_sg else "SG" in senders
 
 
 def aeo_envelope(pki: Path, party: str, aeo_id: str) -> bytes:
@@ -164,3 +168,205 @@ async def test_a_huge_domestic_document_is_translated_while_partners_are_served(
     assert reason.startswith("edifact-")
     assert await nz.hub.store.outbound() == []
     assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+
+
+def with_limits(federation: Federation, party: str, **changes: float) -> None:
+    config = federation.configs[party]
+    federation.configs[party] = dataclasses.replace(
+        config,
+        limits=dataclasses.replace(config.limits, **changes),  # type: ignore[arg-type]
+    )
+
+
+async def code_and_reason(call: grpc.aio.StreamStreamCall) -> tuple[grpc.StatusCode, str]:
+    code = await call.code()
+    return code, dict(await call.trailing_metadata() or ()).get(REASON_KEY, "")
+
+
+async def test_one_partners_idle_streams_do_not_take_the_others_slots(
+    federation: Federation, pki: Path
+) -> None:
+    """CN opens more Exchange streams than its allowance and leaves them idle: those over it
+    are refused with RESOURCE_EXHAUSTED partner-limit, SG is served as before, and once CN's
+    streams end CN may open new ones."""
+    nz = await federation.start("NZ")
+    allowed = nz.config.limits.partner_streams
+    cn = as_partner(pki, "CN", nz)
+    try:
+        calls = [raw_exchange(cn, timeout=30) for _ in range(allowed + 3)]
+        for call in calls:
+            await call.wait_for_connection()
+        await asyncio.sleep(0.2)
+        ended = [call for call in calls if call.done()]
+        assert len(ended) == 3
+        for call in ended:
+            assert await code_and_reason(call) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "partner-limit",
+            )
+        await still_serves_sg(pki, nz)
+        for call in calls:
+            call.cancel()
+        await asyncio.sleep(0.2)
+        again = raw_exchange(cn, timeout=10)
+        good = pb.EnvelopeBatch(envelopes=[aeo_envelope(pki, "CN", "CNAEO7")])
+        await again.write(good.SerializeToString())
+        assert len((await again.read()).receipts) == 1
+        again.cancel()
+    finally:
+        await cn.close()
+    limit_refusals = [r for r in await nz.hub.store.rejections() if r.reason == "partner-limit"]
+    assert len(limit_refusals) == 1  # three refusals, one record (record_refusal)
+
+
+async def test_one_partners_calls_do_not_take_the_others_slots(
+    federation: Federation, pki: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CN's Deliver calls are held (NZ's store is slow for CN only): calls over CN's
+    allowance are refused at once with partner-limit, and SG's delivery goes through."""
+    nz = await federation.start("NZ")
+    allowed = nz.config.limits.partner_calls
+    held = asyncio.Event()
+    receive = nz.hub.receive
+
+    async def slow_for_cn(data: bytes, peer: str) -> pb.SignedReceipt:
+        if peer == "CN":
+            await held.wait()
+        return await receive(data, peer)
+
+    monkeypatch.setattr(nz.hub, "receive", slow_for_cn)
+    cn = as_partner(pki, "CN", nz)
+    try:
+        calls = [
+            asyncio.ensure_future(
+                cn.deliver("NZ", aeo_envelope(pki, "CN", f"CNAEO{i}"), timeout=30)
+            )
+            for i in range(allowed + 2)
+        ]
+        await asyncio.sleep(0.5)
+        refused = [c for c in calls if c.done()]
+        assert len(refused) == 2
+        for call in refused:
+            error = call.exception()
+            assert isinstance(error, grpc.aio.AioRpcError)
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert dict(error.trailing_metadata() or ())[REASON_KEY] == "partner-limit"
+        await still_serves_sg(pki, nz)
+        held.set()
+        receipts = [await c for c in calls if c not in refused]
+        assert len(receipts) == allowed
+    finally:
+        await cn.close()
+    from_cn = [m for m in await nz.hub.store.inbound() if m.sender == "CN"]
+    assert len(from_cn) == allowed  # the refused calls stored nothing
+
+
+async def test_frames_whose_answers_are_not_read_are_bounded(
+    federation: Federation, pki: Path
+) -> None:
+    """CN writes frames on two streams and never reads the answers: NZ reads no more of them
+    than CN's byte budgets allow (the rest wait in flow control), SG is served, and when CN
+    reads, every frame is answered in order."""
+    with_limits(federation, "NZ", stream_buffer_bytes=64 * 1024, partner_buffer_bytes=96 * 1024)
+    nz = await federation.start("NZ")
+    admission = nz.partner_exchange.admission
+    frame = pb.EnvelopeBatch(
+        envelopes=[aeo_envelope(pki, "CN", f"CNAEO{i}") for i in range(40)]
+    ).SerializeToString()
+    cn = as_partner(pki, "CN", nz)
+    try:
+        streams = [raw_exchange(cn, timeout=60) for _ in range(2)]
+        written = [0, 0]
+        for k, call in enumerate(streams):
+            for _ in range(40):
+                try:
+                    await asyncio.wait_for(call.write(frame), 1.0)
+                except TimeoutError:
+                    break
+                written[k] += 1
+        await asyncio.sleep(0.5)
+        _, _, buffered = admission.in_use("CN")
+        assert 0 < buffered <= 96 * 1024 + len(frame), buffered
+        await still_serves_sg(pki, nz, only_sg=False)
+        for k, call in enumerate(streams):
+            answered = 0
+            while answered < written[k]:
+                batch = await call.read()
+                assert len(batch.receipts) == 40
+                answered += 1
+            call.cancel()
+    finally:
+        await cn.close()
+    await asyncio.sleep(0.2)
+    assert admission.in_use("CN") == (0, 0, 0)
+
+
+async def test_an_idle_stream_is_ended_and_a_sender_opens_another_without_failing(
+    federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NZ ends Exchange streams idle for longer than stream_idle_seconds (status OK); CN's
+    sender opens a new one for its next message, without counting a failure or backing off."""
+    caplog.set_level(logging.INFO, logger="customs_hub")
+    with_limits(federation, "NZ", stream_idle_seconds=0.3)
+    nz = await federation.start("NZ")
+    cn = await federation.start("CN")
+    for n in range(2):
+        async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+            await sgrpc.DomesticStub(channel).Submit(
+                spb.SubmitRequest(
+                    aeo_status=sample_aeo_status("CN", f"CNAEO{n}"), recipients=["NZ"]
+                ),
+                timeout=5,
+            )
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(await nz.hub.store.inbound()) < n + 1:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)  # longer than NZ lets a stream idle
+    assert "delivery to NZ failed" not in caplog.text
+    assert "idle Exchange stream from CN ended" in caplog.text
+
+
+async def test_health_on_the_partner_port_is_for_partners_and_knocks_are_not_each_recorded(
+    federation: Federation, pki: Path, tmp_path: Path
+) -> None:
+    """A peer whose certificate chains to a partner's CA but is not that partner (SG's CA
+    vouching for CN) gets no health answer; fifty such knocks leave one trail record; a
+    partner gets its answer, and reflection is not offered on the partner port."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from tests.test_exchange import forged_tls
+
+    nz = await federation.start("NZ")
+    forged = forged_tls(pki, tmp_path)
+
+    def channel(tls: Path) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(
+            (pki / "NZ" / "ca.pem").read_bytes(),
+            (tls / "CN" / "tls.key").read_bytes(),
+            (tls / "CN" / "tls.pem").read_bytes(),
+        )
+        return grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds)
+
+    request = health_pb2.HealthCheckRequest(service=PARTNER_SERVICE)
+    trail_before = await nz.hub.store.trail_size()
+    async with channel(forged) as knocking:
+        stub = health_pb2_grpc.HealthStub(knocking)
+        for _ in range(50):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Check(request, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert await nz.hub.store.trail_size() == trail_before + 1
+    [record] = await nz.hub.store.rejections()
+    assert record.reason == "untrusted-issuer" and record.source == "unknown-peer"
+    async with channel(pki) as partner:
+        answer = await health_pb2_grpc.HealthStub(partner).Check(request, timeout=5)
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        stream = reflection_pb2_grpc.ServerReflectionStub(partner).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            async for _ in stream:
+                pass
+        assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
