@@ -130,6 +130,13 @@ class BusinessKeyError(HubError):
     default_reason = "business-key-invalid"
 
 
+class RequestError(HubError):
+    """A request on the domestic or audit port that is not the message its method takes."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "request-malformed"
+
+
 class StoreError(HubError):
     """The store failed; the operation was not applied."""
 

@@ -717,6 +717,13 @@ class Hub:
             ttl=ttl,
             correlation_id=correlation_id,
         )
+        if len(data) > self.config.limits.max_envelope_bytes:
+            # a partner refuses it (they accept what we do): refused now, not dead-lettered
+            raise SubmissionError(
+                f"the signed message would be {len(data)} bytes; partners accept envelopes "
+                f"of at most {self.config.limits.max_envelope_bytes} bytes",
+                reason="too-large",
+            )
         return NewOutbound(
             message_id=header.message_id,
             correlation_id=correlation_id,

@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -34,13 +37,14 @@ from hub.errors import (
     EnvelopeError,
     HubError,
     LimitError,
+    RequestError,
     SubmissionError,
     TranslationError,
     TrustError,
 )
 from hub.messages import body_class
 from hub.node import Clock, Hub, Submission, derived_messages, system_clock
-from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
+from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -290,6 +294,66 @@ class PartnerHealth:
     async def List(self, request: object, context: grpc.aio.ServicerContext) -> None:
         await self.exchange._peer(context)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "List is not offered")
+
+
+DOMESTIC = spb.DESCRIPTOR.services_by_name["Domestic"]
+AUDIT = apb.DESCRIPTOR.services_by_name["Audit"]
+
+
+def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+    """``servicer``'s methods for ``service``, each decoding its own request: a request that
+    is not the message it should be is answered INVALID_ARGUMENT ``request-malformed``
+    (gRPC's own deserialiser would answer UNKNOWN, which says nothing to the caller)."""
+    handlers = {}
+    for method in service.methods:
+        if method.client_streaming:  # pragma: no cover - none of ours stream requests
+            raise TypeError(f"{method.full_name}: client streaming is not handled here")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        behaviour = getattr(servicer, method.name)
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _decoding_stream(behaviour, request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _decoding_unary(behaviour, request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+async def _decoded(
+    data: bytes, request_class: type[Message], context: grpc.aio.ServicerContext
+) -> Message:
+    try:
+        return request_class.FromString(data)
+    except DecodeError:
+        error = RequestError(f"the request is not a valid {request_class.DESCRIPTOR.full_name}")
+        await abort(context, error)
+        raise  # abort raises; this line is for type checkers
+
+
+def _decoding_unary(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]],
+    request_class: type[Message],
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]:
+    async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Message:
+        return await behaviour(await _decoded(data, request_class, context), context)
+
+    return handle
+
+
+def _decoding_stream(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]],
+    request_class: type[Message],
+) -> Callable[[bytes, grpc.aio.ServicerContext], AsyncIterator[Message]]:
+    async def handle(data: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        async for answer in behaviour(await _decoded(data, request_class, context), context):
+            yield answer
+
+    return handle
 
 
 def submit_error(error: HubError) -> spb.SubmitError:
@@ -626,7 +690,7 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
             ("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024),
         ],
     )
-    sgrpc.add_DomesticServicer_to_server(DomesticService(hub), domestic_server)
+    domestic_server.add_generic_rpc_handlers([decoding_handler(DOMESTIC, DomesticService(hub))])
     domestic_health = _add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
     domestic_port = _bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
@@ -637,7 +701,8 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         audit_server = grpc.aio.server(
             options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
         )
-        agrpc.add_AuditServicer_to_server(AuditService(store, token_verifier(config)), audit_server)
+        audit = AuditService(store, token_verifier(config))
+        audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
         audit_health = _add_health_and_reflection(audit_server, [AUDIT_SERVICE])
         # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
         audit_credentials = grpc.ssl_server_credentials(

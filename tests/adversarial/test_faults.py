@@ -191,3 +191,67 @@ async def still_serves_sg_once(pki: Path, nz: RunningHub) -> None:
     finally:
         await sg.close()
     assert receipt.signature
+
+
+async def test_garbage_on_the_domestic_and_audit_ports_is_invalid_argument(
+    federation: Federation,
+) -> None:
+    """Bytes that are not the method's request message get INVALID_ARGUMENT
+    request-malformed (gRPC's deserialiser said UNKNOWN), and the port serves on."""
+    cn = await federation.start("CN")
+    garbage = b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        for method in ("Submit", "SubmitBatch", "Acknowledge"):
+            call = channel.unary_unary(
+                f"/customs_hub.v1.Domestic/{method}", request_serializer=None
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call(garbage, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+            assert dict(refused.value.trailing_metadata() or ())[REASON_KEY] == (
+                "request-malformed"
+            )
+        subscribe = channel.unary_stream(
+            "/customs_hub.v1.Domestic/Subscribe", request_serializer=None
+        )(garbage, timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in subscribe:
+                pass
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        answer = await sgrpc.DomesticStub(channel).Submit(
+            spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"]),
+            timeout=5,
+        )
+        assert len(answer.queued) == 1
+    audit_channel = grpc.aio.secure_channel(
+        f"127.0.0.1:{cn.audit_port}",
+        grpc.ssl_channel_credentials((federation.pki / "CN" / "ca.pem").read_bytes()),
+    )
+    async with audit_channel:
+        call = audit_channel.unary_unary("/customs_hub.v1.Audit/Query", request_serializer=None)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(garbage, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_declaration_no_partner_can_receive_is_refused_at_submission(
+    federation: Federation,
+) -> None:
+    """The domestic port takes 8 MiB; partners take envelopes of 4 MiB. A 7 MiB declaration
+    is refused with too-large when it is submitted, not queued and dead-lettered."""
+    cn = await federation.start("CN")
+    declaration = sample_declaration()
+    declaration.goods_shipment.government_agency_goods_item.add().commodity.description = "x" * (
+        7 * 1024 * 1024
+    )
+    async with grpc.aio.insecure_channel(
+        cn.config.domestic_listen, options=[("grpc.max_send_message_length", 9 * 1024 * 1024)]
+    ) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await sgrpc.DomesticStub(channel).Submit(
+                spb.SubmitRequest(goods_declaration=declaration, recipients=["NZ"]), timeout=30
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(refused.value.trailing_metadata() or ())[REASON_KEY] == "too-large"
+    assert await cn.hub.store.outbound() == []
+    assert [r.reason for r in await cn.hub.store.rejections()] == ["too-large"]
