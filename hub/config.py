@@ -52,8 +52,8 @@ class Limits:
     # for all its streams: past those its streams are not read until it takes the answers.
     partner_calls: int = 16
     partner_streams: int = 4
-    stream_buffer_bytes: int = 32 * 1024 * 1024
-    partner_buffer_bytes: int = 64 * 1024 * 1024
+    stream_buffer_bytes: int = 16 * 1024 * 1024
+    partner_buffer_bytes: int = 32 * 1024 * 1024
     # An Exchange stream with nothing sent or in flight for this long is ended (status OK);
     # a sender opens a new one with its next message.
     stream_idle_seconds: float = 600.0

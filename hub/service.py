@@ -574,13 +574,18 @@ SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
 # Connections on the partner port that are dead, idle or abusive are dropped: the server pings
 # a connection that has been quiet for a minute and closes it when no answer comes in 20 s; a
 # client may ping at most every 20 s (hubs ping every 30 s, hub/transport.py) or is sent
-# GOAWAY after two more; a connection without calls for 15 minutes is closed.
+# GOAWAY after two more; a connection without calls for 15 minutes is closed. gRPC reads at
+# most 4 MiB ahead of the handler on a stream: with its BDP probe on, the window grew without
+# bound under a sender that writes faster than the hub answers (bench/unread.py: +1 GiB),
+# and 4 MiB still fills a 200 ms intercontinental link at 20 MB/s.
 PARTNER_KEEPALIVE: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
     ("grpc.http2.max_ping_strikes", 2),
     ("grpc.max_connection_idle_ms", 15 * 60_000),
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 4 * 1024 * 1024),
 ]
 
 
