@@ -42,11 +42,11 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -59,6 +59,7 @@ from hub.node import Hub, Submission, derived_messages
 from hub.store import InboundMessage
 
 log = logging.getLogger("customs_hub.folders")
+T = TypeVar("T")
 
 INBOX, PROCESSED, REJECTED, OUTBOX, WORK = "inbox", "processed", "rejected", "outbox", ".work"
 REPORT_SUFFIX = ".error.json"
@@ -120,6 +121,19 @@ def free_name(tree: Tree, top: str, relative: PurePath) -> tuple[Directory, str]
     return folder, name
 
 
+async def finished_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a thread. When the caller is cancelled meanwhile (the folder stops),
+    the thread's work is waited for before the cancellation goes on, so nothing it uses (a
+    tree's descriptors, closed by the caller) is closed under it."""
+    # a future, not a task: what the thread raises (even SystemExit) comes back to the caller
+    work = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        raise
+
+
 def sync_dirs(folders: set[Directory]) -> None:
     """Make renames into and out of these directories durable, each synced once. (A rename
     lost to a power cut only repeats work: the file is submitted again, idempotently.)"""
@@ -159,6 +173,7 @@ class DropFolder:
         # already reported (once each, until they change)
         self.unsafe: dict[str, str] = {}
         self._reported: dict[str, str] = {}
+        self._reported_outbox: dict[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -260,24 +275,27 @@ class DropFolder:
         return found
 
     async def _report_unsafe(self) -> None:
-        """Log and record each level found to be a link, once, until it changes."""
+        """Log and record each inbox level found to be a link, once, until it changes."""
         for level, what in self.unsafe.items():
-            if self._reported.get(level) == what:
-                continue
-            error = ConfigError(
-                f"{level} {what}; it is not followed, and the files in it are not taken "
-                "until it is a directory of the drop folder's own",
-                reason="folder-unsafe",
-            )
-            log.error("%s: %s %s; not followed", self.source, shown(level), what)
-            await self.hub.record_rejection(self.source, None, error)
-            self._reported[level] = what
+            await self._report_level(self._reported, level, what)
         for level in set(self._reported) - set(self.unsafe):
             del self._reported[level]
 
+    async def _report_level(self, reported: dict[str, str], level: str, what: str) -> None:
+        if reported.get(level) == what:
+            return
+        error = ConfigError(
+            f"{level} {what}; it is not followed, and nothing is taken from it or put in it "
+            "until it is a directory of the drop folder's own",
+            reason="folder-unsafe",
+        )
+        log.error("%s: %s %s; not followed", self.source, shown(level), what)
+        await self.hub.record_rejection(self.source, None, error)
+        reported[level] = what
+
     async def run_pass(self) -> int:
         """List inbox/ once and submit everything listed; the number of files handled."""
-        listed = await asyncio.to_thread(self.scan)
+        listed = await finished_in_thread(self.scan)
         await self._report_unsafe()
         for start in range(0, len(listed), BATCH_FILES):
             if self._stopping.is_set():
@@ -303,6 +321,14 @@ class DropFolder:
             if not stat.S_ISREG(info.st_mode):
                 return None
             outcome.identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+            if info.st_nlink != 1:  # a hard link to a file that lives elsewhere: not read
+                linked = TranslationError(
+                    f"the file has {info.st_nlink} links; a file linked from elsewhere is not "
+                    "read (drop a file of its own, written elsewhere and renamed into inbox/)",
+                    reason="file-linked",
+                )
+                outcome.refused.append((None, linked))
+                return outcome
             data = file.read(self.max_bytes + 1)
         if len(data) > self.max_bytes:
             too_big = f"the file is over {self.max_bytes} bytes, the limit"
@@ -333,7 +359,7 @@ class DropFolder:
         return f"{self.source}:{hashlib.sha256(identity).hexdigest()[:48]}:{index}"
 
     async def submit_files(self, files: Sequence[Dropped]) -> None:
-        tree = await asyncio.to_thread(Tree, self.root)
+        tree = Tree(self.root)  # a few system calls: on the loop, so a cancellation never leaks it
         try:
             await self._submit_files(tree, files)
         finally:
@@ -344,7 +370,7 @@ class DropFolder:
         pending: list[tuple[Outcome, int | None]] = []
         submissions: list[Submission] = []
         for dropped in files:
-            read = await asyncio.to_thread(self._read, tree, dropped)
+            read = await finished_in_thread(self._read, tree, dropped)
             if read is None:  # taken away, or replaced by something that is not a file
                 continue
             if isinstance(read, Outcome):
@@ -380,7 +406,7 @@ class DropFolder:
                 outcome.refused.append((line, result))
             else:
                 outcome.accepted.append((line, [(q.message_id, q.recipient) for q in result]))
-        await asyncio.to_thread(self._settle_all, tree, outcomes)
+        await finished_in_thread(self._settle_all, tree, outcomes)
 
     def _settle_all(self, tree: Tree, outcomes: Sequence[Outcome]) -> None:
         touched: set[Directory] = set()
@@ -404,10 +430,7 @@ class DropFolder:
             )
         try:
             inbox = tree.dir(PurePath(INBOX) / f.relative.parent)
-            folder, name = free_name(tree, REJECTED, short)
-            report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
-            folder.write(name + REPORT_SUFFIX, report, work=tree.dir(WORK))
-            inbox.move(f.relative.name, folder, name)
+            folder = self._reject(tree, outcome, inbox, short)
         except OSError as again:
             log.error("%s: %s stays in inbox/: %s", self.source, shown(f.relative),
                       again.strerror)  # fmt: skip
@@ -441,11 +464,7 @@ class DropFolder:
             inbox.move(f.relative.name, folder, name)
             log.info("%s: %s processed", self.source, shown(f.relative))
             return {inbox, folder}
-        # a report at a free file name is an earlier attempt's, cut short: written again
-        folder, name = free_name(tree, REJECTED, f.relative)
-        report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
-        folder.write(name + REPORT_SUFFIX, report, work=tree.dir(WORK))
-        inbox.move(f.relative.name, folder, name)
+        folder = self._reject(tree, outcome, inbox, f.relative)
         log.warning(
             "%s: %s rejected (%d document(s) refused, %d accepted)",
             self.source,
@@ -454,6 +473,17 @@ class DropFolder:
             len(outcome.accepted),
         )
         return {inbox, folder}
+
+    def _reject(
+        self, tree: Tree, outcome: Outcome, inbox: Directory, relative: PurePath
+    ) -> Directory:
+        """The file to rejected/, at ``relative`` or the next free name, its report written
+        first (a report at a free name is an earlier attempt's, cut short: written again)."""
+        folder, name = free_name(tree, REJECTED, relative)
+        report = (json.dumps(self.report(outcome), indent=2) + "\n").encode()
+        folder.write(name + REPORT_SUFFIX, report, work=tree.dir(WORK))
+        inbox.move(outcome.file.relative.name, folder, name)
+        return folder
 
     def report(self, outcome: Outcome) -> dict[str, Any]:
         """The error report beside a rejected file: what was refused and why, line by line,
@@ -497,6 +527,10 @@ class DropFolder:
         while not self._stopping.is_set():
             try:
                 written = await self.write_outbox()
+            except NotConfined as exc:  # an outbox level made a link: reported once
+                await self._report_level(self._reported_outbox, str(exc.path), exc.what)
+                await self._pause(self.poll_seconds)
+                continue
             except (HubError, OSError) as exc:
                 log.error("%s outbox: %s; tried again", self.source, exc)
                 await self._pause(self.poll_seconds)
@@ -512,7 +546,8 @@ class DropFolder:
         if not rows:
             return 0
         files = await self.hub.off_loop(lambda: [self._outbox_file(row) for row in rows])
-        await asyncio.to_thread(self._write_all, files)
+        await finished_in_thread(self._write_all, files)
+        self._reported_outbox.clear()
         await self.store.acknowledge(self.subscriber, rows[-1].id or cursor)
         return len(rows)
 

@@ -130,12 +130,16 @@ async def attack(
             asyncio.get_running_loop().create_task(reader())
         try:
             while time.monotonic() < stop:
-                try:
-                    await asyncio.wait_for(call.write(prepared[n % len(prepared)]), 1.0)
-                    written += 1
-                    n += streams
-                except TimeoutError:  # held back by flow control: what the limits are for
-                    continue
+                # a write that waits is held back by flow control (what the limits are for);
+                # it is waited for, never cancelled: cancelling a write cancels the call
+                write = asyncio.ensure_future(call.write(prepared[n % len(prepared)]))
+                while not write.done() and time.monotonic() < stop:
+                    await asyncio.wait({write}, timeout=0.5)
+                if not write.done():
+                    break
+                write.result()
+                written += 1
+                n += streams
         except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
             code = await call.code()
             if code != grpc.StatusCode.CANCELLED:  # (CANCELLED: this process stopped it)

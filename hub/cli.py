@@ -171,13 +171,14 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # control characters as escapes: C0 (newline, carriage return, escape, ...), DEL and C1
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 _CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_CONTROLS |= {0x2028: "\\u2028", 0x2029: "\\u2029"}  # line and paragraph separators
 
 
 class OneLineFormatter(logging.Formatter):
-    """Every log record on one line: control characters in the message (a file name, a
-    partner's status detail, a translator's message quoting a document) are escaped, so no
-    outside text can forge a log line. A traceback, appended after, is ours and keeps its
-    lines."""
+    """Every log record's message on one line: control characters and line separators in it
+    (a file name, a partner's status detail, a translator's message quoting a document) are
+    escaped, so outside text in a message cannot forge a log line. A traceback appended after
+    the message keeps its lines; the hub logs tracebacks of its own faults only."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return super().formatMessage(record).translate(_CONTROLS)

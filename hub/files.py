@@ -1,6 +1,7 @@
 """Files written whole or not at all, and directory trees a reader cannot be led out of.
 
-``write_atomically`` is the one way the hub writes a file a reader may see. ``Tree`` is how a
+``write_at`` is the one way the hub writes a file a reader may see (``write_atomically`` for a
+path, ``Directory.write`` in a tree, both through it). ``Tree`` is how a
 connector works in a folder someone else can write to (a drop folder): every level below the
 configured root is opened by descriptor, relative to the level above, never through a
 symbolic link, so a link planted at any level (``inbox/<subfolder>`` pointing at ``/etc``)
@@ -150,6 +151,8 @@ class Tree:
         """The directory at ``relative`` below the root, each level opened without following
         a link (and made first where ``create``)."""
         relative = PurePath(relative)
+        if relative.is_absolute():
+            raise NotConfined(relative, "is not a path within the tree")
         found = self._open.get(relative)
         if found is not None:
             return found

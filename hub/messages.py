@@ -78,19 +78,17 @@ def business_keys(document: Message) -> BusinessKeys:
     """LRN, MRN, UCR, container ids and AEO ids named by a business message, each value once.
     Raises InvalidBusinessKey for one the hub cannot keep (see the module's docstring)."""
     keys: BusinessKeys = {}
-    count = 0
+    seen: set[tuple[str, str]] = set()
 
     def add(name: str, value: str) -> None:
-        nonlocal count
         value = value.strip()
-        if value and value not in keys.setdefault(name, []):
-            _check_key(name, value)
-            count += 1
-            if count > MAX_KEYS:
-                raise InvalidBusinessKey(
-                    name, f"the message names more than {MAX_KEYS} business keys"
-                )
-            keys[name].append(value)
+        if not value or (name, value) in seen:
+            return
+        _check_key(name, value)
+        seen.add((name, value))
+        if len(seen) > MAX_KEYS:
+            raise InvalidBusinessKey(name, f"the message names more than {MAX_KEYS} business keys")
+        keys.setdefault(name, []).append(value)
 
     if isinstance(document, GoodsDeclaration):
         add("lrn", document.functional_reference_id)

@@ -44,6 +44,7 @@ from hub.errors import (
     DuplicateConflictError,
     HubError,
     SenderMismatchError,
+    StoreDataError,
     SubmissionError,
     TimeWindowError,
     TranslationError,
@@ -79,6 +80,7 @@ from hub.store import (
     Store,
     TrailCheckpoint,
     as_utc,
+    signed_alike,
 )
 from hub.translation import Translation
 from hub.trust import PartnerTrust, TrustStore, party_of
@@ -86,7 +88,10 @@ from hub.trust import PartnerTrust, TrustStore, party_of
 log = logging.getLogger("customs_hub")
 
 T = TypeVar("T")
-WORKERS = 2  # the hub's worker threads (Hub.off_loop)
+# The hub's worker threads (Hub.off_loop): CPU-bound work holds the GIL, so more of them would
+# not verify faster, but a thread waiting for the translation process holds nothing, and a
+# few such waits must leave threads for every other partner's envelopes.
+WORKERS = 4
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
 Clock = Callable[[], datetime]
@@ -180,7 +185,7 @@ class Hub:
         self.translation = Translation(self.translators, config.limits.xml)
         # CPU-bound work on what others send (verifying, parsing and translating documents)
         # runs here, not on the event loop, so one large document does not stall every other
-        # partner's call; two threads, as many as a small host has cores: more work waits
+        # partner's call
         self.workers = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"hub-{self.party}-work")
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
@@ -294,6 +299,7 @@ class Hub:
         checked = await self.off_loop(self._open_all, envelopes, peer_party, now)
         if after is not None:
             await after.wait()
+        now = self.clock()  # after the wait: the time the window is checked at and kept
         for i, (data, check) in enumerate(zip(envelopes, checked, strict=True)):
             if isinstance(check, HubError):
                 first = await self._accepted_before(peer_party, data, check)
@@ -308,9 +314,9 @@ class Hub:
                 # A retry of a message accepted before it expired is still a duplicate, not a
                 # rejection: its sender may only have lost our first receipt.
                 earlier = await self.store.find_inbound(peer_party, opened.header.message_id)
-                if earlier is not None and (
-                    earlier.envelope_digest == opened.envelope_digest
-                    or earlier.header == opened.header_bytes
+                if earlier is not None and signed_alike(
+                    (earlier.envelope_digest, earlier.header),
+                    (opened.envelope_digest, opened.header_bytes),
                 ):
                     results[i] = pb.SignedReceipt.FromString(earlier.signed_receipt)
                 else:
@@ -337,9 +343,16 @@ class Hub:
             pending.append((i, Incoming(row, state), opened))
         committed = self.inbound_commits.enqueue([p[1] for p in pending])
         then.set()  # in its place: the next batch may take its own
-        outcomes = await committed
+        try:
+            outcomes: Sequence[Accepted | StoreDataError] = await committed
+        except StoreDataError:  # one envelope's data the store refused: each alone, to know
+            outcomes = [await self._accept_alone(incoming) for _, incoming, _ in pending]
         fresh = 0
         for (i, incoming, opened), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, StoreDataError):
+                results[i] = outcome
+                refused.append((envelopes[i], outcome))
+                continue
             if outcome.row.signed_the_same(incoming.row):
                 fresh += outcome.fresh
                 results[i] = pb.SignedReceipt.FromString(outcome.row.signed_receipt)
@@ -356,6 +369,13 @@ class Hub:
         if refused:
             await self.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
+
+    async def _accept_alone(self, incoming: Incoming) -> Accepted | StoreDataError:
+        try:
+            [accepted] = await self.inbound_commits.submit([incoming])
+        except StoreDataError as exc:
+            return exc
+        return accepted
 
     def _open_all(
         self, envelopes: Sequence[bytes], peer_party: str, now: datetime
@@ -389,11 +409,12 @@ class Hub:
     async def _accepted_before(
         self, partner: str, data: bytes, error: HubError
     ) -> pb.SignedReceipt | None:
-        """The receipt an identical envelope got when it was accepted, for a resent document in
-        a partner format that is refused now only because its translation changed (the
-        operator narrowed ``raw_formats``, a translator was upgraded): the sender may only have
-        lost our first receipt, and what we accepted then stays accepted."""
-        if not isinstance(error, TranslationError) and error.reason != "format-not-allowed":
+        """The receipt an identical envelope got when it was accepted, for a resend refused now
+        only because this hub's rules changed since (the operator narrowed ``raw_formats``, a
+        translator was upgraded, a limit was tightened): the sender may only have lost our
+        first receipt, and what we accepted then stays accepted. The very same bytes, so
+        nothing unverified is trusted."""
+        if error.transient:
             return None
         message_id = claimed_message_id(data)
         if not message_id:

@@ -176,10 +176,14 @@ class PartnerExchangeService:
             | None
         ] = asyncio.Queue(maxsize=limits.delivery_window * 2)
 
+        holding = False  # the reader has a frame it has not queued yet: the stream is not idle
+
         async def read() -> None:
+            nonlocal holding
             previous: asyncio.Event | None = None  # set once the frame before is committing
             try:
                 async for frame in requests:
+                    holding = True
                     # past the stream's or the partner's budget of unanswered bytes, the next
                     # frame waits here, unread, until the sender takes answers
                     await budget.take(len(frame))
@@ -209,6 +213,7 @@ class PartnerExchangeService:
                     )
                     previous = placed
                     await queue.put((envelopes, len(frame), task))
+                    holding = False
                 await queue.put(None)
             except HubError as exc:
                 await queue.put(exc)
@@ -232,7 +237,10 @@ class PartnerExchangeService:
             while True:
                 try:
                     entry = await asyncio.wait_for(queue.get(), limits.stream_idle_seconds)
-                except TimeoutError:  # nothing sent, nothing in flight: end it, status OK
+                except TimeoutError:
+                    if holding:  # a frame waits for budget: busy, not idle
+                        continue
+                    # nothing sent, nothing in flight: end it, status OK
                     log.info("an idle Exchange stream from %s ended", peer)
                     return
                 if entry is None:
@@ -286,10 +294,19 @@ class PartnerHealth:
 
     async def Watch(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
-        await self.exchange._peer(context)
-        async for answer in self.inner.Watch(request, context):
-            yield answer
+    ) -> None:
+        """A partner's watch lasts: it counts as one of that partner's calls."""
+        peer = await self.exchange._peer(context)
+        admission = self.exchange.admission
+        try:
+            admission.enter_call(peer)
+        except LimitError as exc:
+            await self.exchange._over_limit(peer, exc, context)
+            raise
+        try:
+            await self.inner.Watch(request, context)  # writes its answers with context.write
+        finally:
+            admission.exit_call(peer)
 
     async def List(self, request: object, context: grpc.aio.ServicerContext) -> None:
         await self.exchange._peer(context)

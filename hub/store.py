@@ -404,13 +404,19 @@ class InboundRow:
     document_digest: bytes = b""
 
     def signed_the_same(self, other: InboundRow) -> bool:
-        """Whether ``other`` carries what this row's sender signed: the same envelope, or the
-        same signed header under other signature bytes (a partner that signs again when it
-        resends, or an ECDSA signature re-encoded as (r, n - s)). The header names the body's
-        digest, and both bodies were checked against it, so the same header is the same body."""
-        return self.envelope_digest == other.envelope_digest or (
-            bool(self.header) and self.header == other.header
+        """Whether ``other`` carries what this row's sender signed (``signed_alike``)."""
+        return signed_alike(
+            (self.envelope_digest, self.header), (other.envelope_digest, other.header)
         )
+
+
+def signed_alike(a: tuple[bytes, bytes], b: tuple[bytes, bytes]) -> bool:
+    """Whether two verified envelopes, each as (envelope digest, signed header bytes), carry
+    what one sender signed once: the same envelope, or the same signed header under other
+    signature bytes (a partner that signs again when it resends, or an ECDSA signature
+    re-encoded as (r, n - s)). The header names the body's digest, and both bodies were
+    checked against it, so the same header is the same body."""
+    return a[0] == b[0] or (bool(a[1]) and a[1] == b[1])
 
 
 @dataclass(slots=True)
@@ -1678,7 +1684,9 @@ class Store:
                 (name, value, size + i)
                 for i, leaf in enumerate(leaves)
                 for name, values in leaf.event.keys.items()
-                for value in dict.fromkeys(values)  # bounded where they came in
+                # bounded where they come in (hub/messages.py); rows stored before that may
+                # hold longer ones: cut to the column, each once
+                for value in dict.fromkeys(v[:MAX_INDEXED_KEY] for v in values)
             ],
         )
         # leaf hashes (level 0) are in their entries
@@ -2143,6 +2151,9 @@ class Store:
 
 
 # --- trail events for what the store records (docs/trail.md) --------------------------------
+
+
+MAX_INDEXED_KEY = 512  # TrailKey.value
 
 
 def _refuses_data(exc: BaseException) -> bool:

@@ -14,8 +14,12 @@ from 7 ms to seconds either way). So:
   large document and replaced after ``TASKS_PER_PROCESS`` of them, so what a huge document made
   it allocate is given back.
 
-A worker process that dies (out of memory, a crash in a parser) refuses that document with
-``translation-failed`` and is replaced; nothing else fails with it.
+A worker process that dies (out of memory, a crash in a parser) is replaced, and the documents
+it had are translated again by the new one, once: a document that ends a second process too
+is refused with ``translation-failed``; one that takes longer than ``TRANSLATE_SECONDS`` is
+refused with ``translation-timeout`` and its process is ended (the documents queued behind it
+go to the next). A thread waiting for the process holds no GIL, and the hub has enough worker
+threads that a few such waits leave others free.
 
 What it must never do: translate a large document inside the hub's process, or let one
 document's failure fail another's.
@@ -27,6 +31,7 @@ import logging
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf.message import DecodeError, Message
@@ -42,6 +47,8 @@ log = logging.getLogger("customs_hub.translation")
 ISOLATE_BYTES = 32 * 1024
 # Documents a worker process translates before it is replaced (its memory returned).
 TASKS_PER_PROCESS = 64
+# The longest a document may take in the worker process (8 MiB of EDIFACT takes some 15 s).
+TRANSLATE_SECONDS = 60.0
 
 
 class Translation:
@@ -83,29 +90,39 @@ class Translation:
     def _isolate(
         self, format_id: str, data: bytes, source: str, *, many: bool
     ) -> tuple[str, list[Decoded]]:
-        process = self._worker()
-        try:
-            future = process.submit(decode_isolated, self.limits, format_id, data, source, many)
-            self.isolated += 1
-            return future.result()
-        except HubError:
-            raise
-        except BrokenProcessPool:
-            self._replace(process)
-            log.error(
-                "the translation process ended while translating a %d-byte document", len(data)
-            )
-            raise TranslationError(
-                "the document could not be translated: the translation process ended "
-                "(a document too large for its memory?)",
-                reason="translation-failed",
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - what the boundary turns into a refusal
-            log.error("translation process: %s", type(exc).__name__)
-            raise TranslationError(
-                f"the document could not be translated ({type(exc).__name__})",
-                reason="translation-failed",
-            ) from None
+        self.isolated += 1
+        for attempt in (1, 2):
+            process = self._worker()
+            try:
+                future = process.submit(decode_isolated, self.limits, format_id, data, source, many)
+                return future.result(timeout=TRANSLATE_SECONDS)
+            except HubError:
+                raise
+            except FuturesTimeout:
+                self._replace(process, kill=True)
+                log.error("a %d-byte document took over %g s to translate", len(data),
+                          TRANSLATE_SECONDS)  # fmt: skip
+                raise TranslationError(
+                    f"the document took longer than {TRANSLATE_SECONDS:g} s to translate",
+                    reason="translation-timeout",
+                ) from None
+            except (BrokenProcessPool, RuntimeError):  # it died, or was replaced meanwhile
+                self._replace(process)
+                if attempt == 2:
+                    log.error("the translation process ended twice on a %d-byte document",
+                              len(data))  # fmt: skip
+                    raise TranslationError(
+                        "the document could not be translated: the translation process "
+                        "ended (a document too large for its memory?)",
+                        reason="translation-failed",
+                    ) from None
+            except Exception as exc:  # noqa: BLE001 - what the boundary turns into a refusal
+                log.error("translation process: %s", type(exc).__name__)
+                raise TranslationError(
+                    f"the document could not be translated ({type(exc).__name__})",
+                    reason="translation-failed",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _worker(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -117,10 +134,16 @@ class Translation:
                 )
             return self._process
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, broken: ProcessPoolExecutor, *, kill: bool = False) -> None:
+        """A new process for the next document; with ``kill``, the old one is ended now (it
+        is still busy with a document nobody waits for)."""
         with self._lock:
             if self._process is broken:
                 self._process = None
+        if kill:
+            # the standard library gives no other way to end a busy worker before 3.14
+            for worker in list(getattr(broken, "_processes", {}).values()):
+                worker.kill()
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

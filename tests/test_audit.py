@@ -171,52 +171,6 @@ def forged(audited: Audited, **claims: object) -> str:
     return jwt.encode(base, key, algorithm="EdDSA")
 
 
-# (name, authorization header value or None, status, reason)
-REFUSED = [
-    ("no token", None, grpc.StatusCode.UNAUTHENTICATED, "token-missing"),
-    ("alg none", "none", grpc.StatusCode.UNAUTHENTICATED, "token-algorithm"),
-    ("expired", "expired", grpc.StatusCode.UNAUTHENTICATED, "token-expired"),
-    ("wrong audience", "audience", grpc.StatusCode.UNAUTHENTICATED, "token-wrong-audience"),
-    ("wrong issuer", "issuer", grpc.StatusCode.UNAUTHENTICATED, "token-wrong-issuer"),
-    ("missing scope", "scope", grpc.StatusCode.PERMISSION_DENIED, "scope-missing"),
-]
-
-
-def header(audited: Audited, which: str | None) -> list[tuple[str, str]]:
-    if which is None:
-        return []
-    now = int(datetime.now(UTC).timestamp())
-    token = {
-        # {"alg":"none","typ":"JWT"}.{"sub":"x","scope":"trail:read"}. with no signature
-        "none": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4Iiwic2NvcGUiOiJ0cmFpbDpyZWFkIn0.",
-        "expired": forged(audited, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
-        "audience": forged(audited, aud="customs-hub/NZ"),
-        "issuer": forged(audited, iss="customs-hub/NZ"),
-        "scope": forged(audited, scope=MESSAGES_READ),
-    }[which]
-    return [("authorization", f"Bearer {token}")]
-
-
-@pytest.mark.parametrize(
-    ("name", "which", "status", "reason"), REFUSED, ids=[r[0] for r in REFUSED]
-)
-async def test_bad_tokens_get_nothing(
-    audited: Audited, name: str, which: str | None, status: grpc.StatusCode, reason: str
-) -> None:
-    stub, auth = audited.stub(), header(audited, which)
-    calls = [
-        stub.Query(apb.QueryRequest(), metadata=auth),
-        stub.GetEntry(apb.GetEntryRequest(index=0), metadata=auth),
-        stub.GetCheckpoint(apb.GetCheckpointRequest(), metadata=auth),
-        stub.GetConsistencyProof(apb.GetConsistencyProofRequest(old_size=1), metadata=auth),
-    ]
-    for call in calls:
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await call
-        assert caught.value.code() == status, name
-        assert dict(caught.value.trailing_metadata() or ())[REASON_KEY] == reason
-
-
 async def test_a_partner_restricted_token_sees_only_its_partners(audited: Audited) -> None:
     stub = audited.stub()
     sg_only = audited.token(TRAIL_READ, MESSAGES_READ, partners=["SG"])

@@ -20,7 +20,7 @@ from hub.envelope import build_envelope, sha256, verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.service import REASON_KEY, RECEIPT_KEY, RunningHub
+from hub.service import REASON_KEY, RunningHub
 from hub.signing import Signer
 from hub.transport import PartnerChannels, PartnerEndpoint
 from hub.trust import verification_key_of
@@ -165,119 +165,6 @@ async def _assert_nothing_accepted(nz: RunningHub) -> None:
     assert await handed_over(nz) == [], "a rejected message reached a domestic subscriber"
 
 
-NOW = datetime.now(UTC)
-
-# (case, sender in header, signer party, mutate envelope, created offset, status, reason)
-ATTACKS = [
-    (
-        "sender is not the certificate's party",
-        "SG",
-        "CN",
-        None,
-        timedelta(0),
-        "PERMISSION_DENIED",
-        "sender-mismatch",
-    ),
-    (
-        "SG's envelope relayed over CN's connection",
-        "SG",
-        "SG",
-        None,
-        timedelta(0),
-        "UNAUTHENTICATED",
-        "signature-invalid",
-    ),
-    (
-        "flipped header byte",
-        "CN",
-        "CN",
-        "header",
-        timedelta(0),
-        "UNAUTHENTICATED",
-        "signature-invalid",
-    ),
-    ("flipped body byte", "CN", "CN", "body", timedelta(0), "UNAUTHENTICATED", "signature-invalid"),
-    ("expired", "CN", "CN", None, -timedelta(days=8), "FAILED_PRECONDITION", "expired"),
-    ("future-dated", "CN", "CN", None, timedelta(hours=2), "FAILED_PRECONDITION", "not-yet-valid"),
-    (
-        "signed with SG's key",
-        "CN",
-        "SG",
-        None,
-        timedelta(0),
-        "UNAUTHENTICATED",
-        "signature-invalid",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "sender", "signer", "flip", "offset", "status", "reason"),
-    ATTACKS,
-    ids=[a[0] for a in ATTACKS],
-)
-async def test_rejected_envelopes(
-    federation: Federation,
-    pki: Path,
-    case: str,
-    sender: str,
-    signer: str,
-    flip: str | None,
-    offset: timedelta,
-    status: str,
-    reason: str,
-) -> None:
-    nz = await federation.start("NZ")
-    data, _ = signed_envelope(pki, signer, sender=sender, offset=offset, ttl=timedelta(days=7))
-    if flip:
-        env = pb.Envelope.FromString(data)
-        part = bytearray(getattr(env, flip))
-        part[-1] ^= 0x01
-        setattr(env, flip, bytes(part))
-        data = env.SerializeToString()
-    error = await refused(pki, nz, data)
-    assert error.code().name == status
-    metadata = dict(error.trailing_metadata() or ())
-    assert metadata[REASON_KEY] == reason
-    # a signed REJECTED receipt comes with the refusal
-    rejected = verify_receipt(
-        pb.SignedReceipt.FromString(metadata[RECEIPT_KEY]), "NZ", nz_signing_key(pki)
-    )
-    assert rejected.outcome == pb.RECEIPT_OUTCOME_REJECTED and rejected.reason == reason
-    assert rejected.envelope_digest == sha256(data)
-    await _assert_nothing_accepted(nz)
-    [rejection] = await nz.hub.store.rejections()
-    assert rejection.reason == reason and rejection.source == "CN"
-
-
-async def test_unknown_recipient_is_rejected(federation: Federation, pki: Path) -> None:
-    nz = await federation.start("NZ")
-    data, _ = signed_envelope(pki, recipient="AU")
-    error = await refused(pki, nz, data)
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "wrong-recipient"
-    await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
-
-
-async def test_client_certificate_from_unknown_ca_is_refused(
-    federation: Federation, pki: Path, rogue_pki: Path
-) -> None:
-    nz = await federation.start("NZ")
-    data, _ = signed_envelope(rogue_pki, recipient="NZ")
-    error = await refused(pki, nz, data, tls_from=rogue_pki)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed
-    await _assert_nothing_accepted(nz)
-    # control: the same client path with CN's real certificate reaches the same server
-    good, _ = signed_envelope(pki)
-    client = as_partner(pki, "CN", nz)
-    try:
-        receipt = await client.deliver("NZ", good, timeout=5)
-    finally:
-        await client.close()
-    assert verify_receipt(receipt, "NZ", nz_signing_key(pki)).outcome == pb.RECEIPT_OUTCOME_ACCEPTED
-
-
 def forged_tls(pki: Path, tmp_path: Path) -> Path:
     """A folder holding CN/tls.pem and CN/tls.key: a TLS certificate naming CN, issued by SG's
     CA (trusted on NZ's partner port, but for SG only)."""
@@ -303,49 +190,6 @@ def forged_tls(pki: Path, tmp_path: Path) -> Path:
         )
     )
     return forged_dir
-
-
-async def test_partner_ca_cannot_vouch_for_another_party(
-    federation: Federation, pki: Path, tmp_path: Path
-) -> None:
-    """SG's CA is trusted for SG only: a certificate it issues naming CN is refused."""
-    nz = await federation.start("NZ")
-    forged_dir = forged_tls(pki, tmp_path)
-    data, _ = signed_envelope(pki, recipient="NZ")
-    error = await refused(pki, nz, data, tls_from=forged_dir)
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert dict(error.trailing_metadata() or ())[REASON_KEY] == "untrusted-issuer"
-    await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["untrusted-issuer"]
-
-
-async def test_same_message_twice_gets_the_original_receipt(
-    federation: Federation, pki: Path
-) -> None:
-    nz = await federation.start("NZ")
-    data, header = signed_envelope(pki)
-    client = as_partner(pki, "CN", nz)
-    try:
-        original = await client.deliver("NZ", data, timeout=5)
-        again = await client.deliver("NZ", data, timeout=5)
-        [batch] = [await client.exchange("NZ", [data], timeout=5)]
-        first = verify_receipt(original, "NZ", nz_signing_key(pki))
-        # same id, other content: refused, not stored
-        other, _ = signed_envelope(
-            pki, document=sample_aeo_status("CN"), message_id=header.message_id
-        )
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await client.deliver("NZ", other, timeout=5)
-    finally:
-        await client.close()
-    assert first.outcome == pb.RECEIPT_OUTCOME_ACCEPTED and first.message_id == header.message_id
-    # the sender may have lost the first receipt: every resend gets exactly that one back
-    assert again.SerializeToString() == original.SerializeToString()
-    assert batch[0].SerializeToString() == original.SerializeToString()
-    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert len(await nz.hub.store.inbound()) == 1
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["message-id-conflict"]
-    assert await handed_over(nz, seconds=1) == [header.message_id]
 
 
 async def test_exchange_stream_answers_each_envelope(federation: Federation, pki: Path) -> None:

@@ -28,7 +28,7 @@ from adapters.xmlsafe import XmlLimits, parse_xml
 from hub.errors import TranslationError
 from hub.messages import ControlResult
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
-from tests.test_xml_hostile import SECRET, Canary, hostile_documents
+from tests.adversarial.test_xml import SECRET, Canary, hostile_documents
 from tests.testdata import DATA as TEST_DATA
 from tests.testdata import NCTS_CORPUS, git_blob_id
 

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -75,35 +76,71 @@ def test_a_large_documents_refusal_comes_back_whole(translation: Translation) ->
     assert (refused.value.reason, refused.value.line) == ("not-well-formed", 3)
 
 
-def test_a_worker_process_that_dies_refuses_only_its_document(translation: Translation) -> None:
-    """The process is killed while it translates: that document is refused with
-    translation-failed, and the next one gets a new process."""
-    slow = b"UNA:+.? '\nUNB+UNOC:3+SG+CN+261125:0320+1'\nUNH+1+CUSRES:D:96B:UN'\n" + (
-        b"FTX+AAH++PHYSICAL:CTY:ZZZ'\n" * 200_000
-    )  # seconds of work for the EDIFACT reader
-    outcome: list[BaseException] = []
+SLOW_EDIFACT = b"UNA:+.? '\nUNB+UNOC:3+SG+CN+261125:0320+1'\nUNH+1+CUSRES:D:96B:UN'\n" + (
+    b"FTX+AAH++PHYSICAL:CTY:ZZZ'\n" * 100_000
+)  # seconds of work for the EDIFACT reader, then refused
 
-    def translate() -> None:
-        try:
-            translation.decode("edifact", slow)
-        except BaseException as exc:  # noqa: BLE001 - kept for the assertion below
-            outcome.append(exc)
 
-    thread = threading.Thread(target=translate)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while True:  # the worker process, once it is there
+def worker_pid(translation: Translation, other_than: int = 0, seconds: float = 30) -> int:
+    """The worker process's pid, once there is one (and it is not ``other_than``)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         process = translation._process
         pids = list(process._processes) if process is not None and process._processes else []
-        if pids or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert pids, "no worker process started"
-    time.sleep(1.0)  # it is reading the document
-    os.kill(pids[0], signal.SIGKILL)
-    thread.join(timeout=30)
+        if pids and pids[0] != other_than:
+            return int(pids[0])
+        time.sleep(0.02)
+    raise AssertionError("no worker process started")
+
+
+def in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - kept for the assertions
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.slow
+def test_documents_of_a_worker_process_that_dies_are_translated_by_the_next(
+    translation: Translation,
+) -> None:
+    """The process is killed while it reads a document, with another queued behind it: both
+    are translated by the next process and get their own answers."""
+    slow, slow_outcome = in_thread(lambda: translation.decode("edifact", SLOW_EDIFACT))
+    first = worker_pid(translation)
+    time.sleep(0.5)
+    behind, behind_outcome = in_thread(
+        lambda: translation.decode_file("aeo-csv", large_csv(), "operators.csv")
+    )
+    time.sleep(0.5)
+    os.kill(first, signal.SIGKILL)
+    slow.join(timeout=60)
+    behind.join(timeout=60)
+    [error] = slow_outcome
+    assert isinstance(error, TranslationError) and error.reason.startswith("edifact-")
+    [(found, items)] = behind_outcome  # type: ignore[misc]
+    assert found == "aeo-csv" and len([i for i in items if i.message is not None]) > 100
+
+
+@pytest.mark.slow
+def test_a_document_that_ends_two_processes_is_refused(translation: Translation) -> None:
+    slow, outcome = in_thread(lambda: translation.decode("edifact", SLOW_EDIFACT))
+    first = worker_pid(translation)
+    time.sleep(0.5)
+    os.kill(first, signal.SIGKILL)
+    second = worker_pid(translation, other_than=first)
+    time.sleep(0.5)
+    os.kill(second, signal.SIGKILL)
+    slow.join(timeout=60)
     [error] = outcome
     assert isinstance(error, TranslationError) and error.reason == "translation-failed"
-    # the next large document is translated by a new process
+    # and the next large document gets a new process
     found, items = translation.decode_file("aeo-csv", large_csv(), "operators.csv")
     assert found == "aeo-csv" and len([i for i in items if i.message is not None]) > 100

@@ -17,9 +17,9 @@ from hub.envelope import sha256
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.service import REASON_KEY
+from tests.adversarial.test_xml import Canary, hostile_documents
 from tests.conftest import Federation
 from tests.test_exchange import eventually
-from tests.test_xml_hostile import Canary, hostile_documents
 from tests.testdata import CDS_SAMPLES
 
 DECLARATION = CDS_SAMPLES / "TT_IM068a/TT_IM068a.xml"

@@ -7,6 +7,7 @@ whose data it is, never the others committed with it."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,12 +18,13 @@ from hub.demo import sample_aeo_status, sample_control_result, sample_declaratio
 from hub.errors import REASON_KEY, StoreDataError
 from hub.groupcommit import GroupCommitter
 from hub.messages import MAX_KEY_LENGTH
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rawsql import Tx
 from hub.service import RunningHub
 from hub.store import Store
-from tests.adversarial.test_resources import aeo_envelope, still_serves_sg
+from tests.adversarial.conditions import aeo_envelope, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import _assert_nothing_accepted, as_partner, refused, signed_envelope
 
@@ -163,7 +165,9 @@ async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -
 async def test_a_partner_cannot_fail_another_partners_commit(
     federation: Federation, pki: Path
 ) -> None:
-    """CN's refused envelopes arrive while SG delivers: every one of SG's is accepted."""
+    """CN's envelopes, refused at the edge, arrive while SG delivers: every one of SG's is
+    accepted. (Data that passes the edge and is refused by the store all the same:
+    test_data_the_store_refuses_fails_only_its_envelope.)"""
     nz = await federation.start("NZ")
     bad = [
         signed_envelope(pki, document=control_with_containers(LONG + str(i), LONG + "x"))[0]
@@ -255,3 +259,40 @@ async def test_a_declaration_no_partner_can_receive_is_refused_at_submission(
     assert dict(refused.value.trailing_metadata() or ())[REASON_KEY] == "too-large"
     assert await cn.hub.store.outbound() == []
     assert [r.reason for r in await cn.hub.store.rejections()] == ["too-large"]
+
+
+async def test_data_the_store_refuses_fails_only_its_envelope(tmp_path: Path, pki: Path) -> None:
+    """Should the store refuse one envelope's data although the edge let it through (here the
+    inbound write is made to raise the driver's IntegrityError for one AEO id), the frame's
+    other envelopes are accepted, that one gets a signed REJECTED receipt with
+    store-data-refused (final: its sender does not retry it forever), and SG is served."""
+    federation = Federation(tmp_path, pki)
+    nz = await federation.start("NZ")
+    try:
+        lane = nz.hub.inbound_commits
+        apply = lane.apply
+
+        def poisoned(tx: Tx, items: list) -> list:  # type: ignore[type-arg]
+            if any('"CNAEO-POISON"' in item.row.business_keys for item in items):
+                raise sqlite3.IntegrityError("UNIQUE constraint failed (made by the test)")
+            return apply(tx, items)
+
+        lane.apply = poisoned
+        frame = [aeo_envelope(pki, "CN", aeo) for aeo in ("CNAEO1", "CNAEO-POISON", "CNAEO2")]
+        cn = as_partner(pki, "CN", nz)
+        try:
+            receipts = await cn.exchange("NZ", frame, timeout=10)
+        finally:
+            await cn.close()
+        outcomes = [pb.Receipt.FromString(r.receipt) for r in receipts]
+        assert [o.outcome for o in outcomes] == [
+            pb.RECEIPT_OUTCOME_ACCEPTED,
+            pb.RECEIPT_OUTCOME_REJECTED,
+            pb.RECEIPT_OUTCOME_ACCEPTED,
+        ]
+        assert outcomes[1].reason == "store-data-refused"
+        assert len(await nz.hub.store.inbound()) == 2
+        assert [r.reason for r in await nz.hub.store.rejections()] == ["store-data-refused"]
+        await still_serves_sg(pki, nz, only_sg=False)
+    finally:
+        await federation.stop_all()

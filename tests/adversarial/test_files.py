@@ -209,3 +209,18 @@ def test_the_folder_class_confines_itself() -> None:
     for call in ("os.open(", "os.replace(", "os.scandir(", ".mkdir(", "os.lstat(", " open("):
         assert call not in source, call
     assert os.O_NOFOLLOW  # the platform has it (Linux)
+
+
+async def test_a_hard_link_to_a_file_elsewhere_is_not_read(dropping: Dropping) -> None:
+    """A file in inbox/ that is a hard link (here to a file beside the folder, which the
+    writer could read anyway) is not read: it goes to rejected/ with file-linked, the file
+    outside keeps its content, and nothing is queued."""
+    outside = dropping.outside / "secret.json"
+    outside.write_bytes(aeo_json("CNAEO9002"))
+    os.link(outside, dropping.inbox / "linked.json")
+    assert await dropping.folder.run_pass() == 1
+    assert outside.read_bytes() == aeo_json("CNAEO9002")
+    assert await dropping.queued_aeo_ids() == []
+    report = json.loads((dropping.root / "rejected" / "linked.json.error.json").read_text())
+    assert [r["reason"] for r in report["refused"]] == ["file-linked"]
+    assert [r.reason for r in await dropping.hub.hub.store.rejections()] == ["file-linked"]

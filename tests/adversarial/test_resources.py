@@ -8,51 +8,24 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
 from hub.demo import sample_aeo_status
-from hub.envelope import build_envelope
 from hub.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.service import PARTNER_SERVICE, RunningHub
+from hub.service import PARTNER_SERVICE
 from hub.transport import PartnerChannels
+from tests.adversarial.conditions import aeo_envelope, still_serves_sg
 from tests.conftest import Federation
-from tests.test_exchange import _assert_nothing_accepted, as_partner, signer_of
+from tests.test_exchange import _assert_nothing_accepted, as_partner
 
 # An Exchange frame that is not an EnvelopeBatch: its field 1 claims 2**63 bytes.
 UNDECODABLE_FRAME = b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
-
-
-async def still_serves_sg(pki: Path, nz: RunningHub, *, only_sg: bool = True) -> None:
-    """SG, another partner, delivers on a stream of its own and gets its receipt (and, with
-    ``only_sg``, SG's is the only message NZ holds)."""
-    envelope = aeo_envelope(pki, "SG", "SGAEO1")
-    sg = as_partner(pki, "SG", nz)
-    try:
-        [receipt] = await sg.exchange("NZ", [envelope], timeout=5)
-    finally:
-        await sg.close()
-    assert receipt.signature
-    senders = [m.sender for m in await nz.hub.store.inbound()]
-    assert senders == ["SG"] if only_sg else "SG" in senders
-
-
-def aeo_envelope(pki: Path, party: str, aeo_id: str) -> bytes:
-    envelope, _ = build_envelope(
-        signer_of(pki, party),
-        sender=party,
-        recipient="NZ",
-        document=sample_aeo_status(party, aeo_id),
-        created_at=datetime.now(UTC),
-        ttl=timedelta(days=1),
-    )
-    return envelope
 
 
 async def test_an_undecodable_exchange_frame_is_refused_and_ends_the_stream(
@@ -145,29 +118,34 @@ HUGE_EDIFACT = (
 
 @pytest.mark.slow
 async def test_a_huge_domestic_document_is_translated_while_partners_are_served(
-    federation: Federation, pki: Path
+    tmp_path: Path, pki: Path
 ) -> None:
     """While NZ translates a huge document from its domestic system (in the translation
     process, not on the event loop), SG's delivery is answered; the document is then refused
-    with its translator's reason, and nothing is queued."""
-    nz = await federation.start("NZ")
-    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
-        stub = sgrpc.DomesticStub(channel)
-        request = spb.SubmitRequest(raw=spb.RawDocument(format="edifact", content=HUGE_EDIFACT))
-        huge = asyncio.ensure_future(stub.Submit(request, timeout=120))
-        deadline = asyncio.get_running_loop().time() + 30
-        while nz.hub.translation.isolated == 0:  # handed to the translation process
-            assert asyncio.get_running_loop().time() < deadline and not huge.done()
-            await asyncio.sleep(0.01)
-        await still_serves_sg(pki, nz)
-        assert not huge.done(), "the huge document was answered before SG: nothing was shown"
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await huge
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    reason = dict(refused.value.trailing_metadata() or ())[REASON_KEY]
-    assert reason.startswith("edifact-")
-    assert await nz.hub.store.outbound() == []
-    assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+    with its translator's reason, and nothing is queued. (Translation does not depend on the
+    store: SQLite only.)"""
+    federation = Federation(tmp_path, pki)
+    try:
+        nz = await federation.start("NZ")
+        async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+            stub = sgrpc.DomesticStub(channel)
+            request = spb.SubmitRequest(raw=spb.RawDocument(format="edifact", content=HUGE_EDIFACT))
+            huge = asyncio.ensure_future(stub.Submit(request, timeout=120))
+            deadline = asyncio.get_running_loop().time() + 30
+            while nz.hub.translation.isolated == 0:  # handed to the translation process
+                assert asyncio.get_running_loop().time() < deadline and not huge.done()
+                await asyncio.sleep(0.01)
+            await still_serves_sg(pki, nz)
+            assert not huge.done(), "the huge document was answered before SG: nothing was shown"
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await huge
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        reason = dict(refused.value.trailing_metadata() or ())[REASON_KEY]
+        assert reason.startswith("edifact-")
+        assert await nz.hub.store.outbound() == []
+        assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+    finally:
+        await federation.stop_all()
 
 
 def with_limits(federation: Federation, party: str, **changes: float) -> None:
@@ -277,13 +255,17 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
     try:
         streams = [raw_exchange(cn, timeout=60) for _ in range(2)]
         written = [0, 0]
+        held: list[asyncio.Future[None]] = []
         for k, call in enumerate(streams):
             for _ in range(40):
-                try:
-                    await asyncio.wait_for(call.write(frame), 1.0)
-                except TimeoutError:
-                    break
+                # a write held back by flow control is left waiting, not cancelled (that
+                # would cancel the call); it is taken once CN reads answers
+                write = asyncio.ensure_future(call.write(frame))
+                await asyncio.wait({write}, timeout=1.0)
                 written[k] += 1
+                if not write.done():
+                    held.append(write)
+                    break
         await asyncio.sleep(0.5)
         _, _, buffered = admission.in_use("CN")
         assert 0 < buffered <= 96 * 1024 + len(frame), buffered
@@ -294,6 +276,9 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
                 batch = await call.read()
                 assert len(batch.receipts) == 40
                 answered += 1
+        for write in held:
+            await write
+        for call in streams:
             call.cancel()
     finally:
         await cn.close()
@@ -325,48 +310,3 @@ async def test_an_idle_stream_is_ended_and_a_sender_opens_another_without_failin
         await asyncio.sleep(1.0)  # longer than NZ lets a stream idle
     assert "delivery to NZ failed" not in caplog.text
     assert "idle Exchange stream from CN ended" in caplog.text
-
-
-async def test_health_on_the_partner_port_is_for_partners_and_knocks_are_not_each_recorded(
-    federation: Federation, pki: Path, tmp_path: Path
-) -> None:
-    """A peer whose certificate chains to a partner's CA but is not that partner (SG's CA
-    vouching for CN) gets no health answer; fifty such knocks leave one trail record; a
-    partner gets its answer, and reflection is not offered on the partner port."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
-    from tests.test_exchange import forged_tls
-
-    nz = await federation.start("NZ")
-    forged = forged_tls(pki, tmp_path)
-
-    def channel(tls: Path) -> grpc.aio.Channel:
-        creds = grpc.ssl_channel_credentials(
-            (pki / "NZ" / "ca.pem").read_bytes(),
-            (tls / "CN" / "tls.key").read_bytes(),
-            (tls / "CN" / "tls.pem").read_bytes(),
-        )
-        return grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds)
-
-    request = health_pb2.HealthCheckRequest(service=PARTNER_SERVICE)
-    trail_before = await nz.hub.store.trail_size()
-    async with channel(forged) as knocking:
-        stub = health_pb2_grpc.HealthStub(knocking)
-        for _ in range(50):
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.Check(request, timeout=5)
-            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert await nz.hub.store.trail_size() == trail_before + 1
-    [record] = await nz.hub.store.rejections()
-    assert record.reason == "untrusted-issuer" and record.source == "unknown-peer"
-    async with channel(pki) as partner:
-        answer = await health_pb2_grpc.HealthStub(partner).Check(request, timeout=5)
-        assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        stream = reflection_pb2_grpc.ServerReflectionStub(partner).ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
-        )
-        with pytest.raises(grpc.aio.AioRpcError) as missing:
-            async for _ in stream:
-                pass
-        assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -26,7 +26,7 @@ from hub.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pki import issue
 from hub.signing import Algorithm
-from tests.adversarial.test_resources import still_serves_sg
+from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import (
     _assert_nothing_accepted,
@@ -217,3 +217,28 @@ async def test_a_resigned_or_reencoded_copy_gets_the_first_receipt(
         assert kinds.count("duplicate") == 2 and kinds.count("received") == 1
     finally:
         await federation.stop_all()
+
+
+def flipped(data: bytes, part: str) -> bytes:
+    """The envelope with the last byte of its header or body changed."""
+    envelope = pb.Envelope.FromString(data)
+    changed = bytearray(getattr(envelope, part))
+    changed[-1] ^= 0x01
+    setattr(envelope, part, bytes(changed))
+    return envelope.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("case", "make"),
+    [
+        ("a flipped header byte", lambda pki: flipped(signed_envelope(pki)[0], "header")),
+        ("a flipped body byte", lambda pki: flipped(signed_envelope(pki)[0], "body")),
+        ("signed with SG's key", lambda pki: signed_envelope(pki, "SG")[0]),
+    ],
+)
+async def test_tampered_or_misattributed_envelopes_are_refused(
+    federation: Federation, pki: Path, case: str, make: object
+) -> None:
+    nz = await federation.start("NZ")
+    data = make(pki)  # type: ignore[operator]
+    await refused_with(pki, nz, data, grpc.StatusCode.UNAUTHENTICATED, "signature-invalid")

@@ -1,4 +1,5 @@
-"""Hostile XML against the one hardened entry point.
+"""Hostile XML (issue 14, family "xml") against the one hardened entry point, and through the
+hub's doors to it: the domestic port and partners' documents in a partner format.
 
 A loopback canary HTTP server stands where an attacker's server would be: it must receive
 nothing. A local secret file stands for /etc/passwd: its content must appear nowhere.
@@ -7,17 +8,28 @@ nothing. A local secret file stands for /etc/passwd: its content must appear now
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.xmlsafe import XmlLimits, parse_xml
-from hub.errors import TranslationError
+from hub.envelope import build_envelope, verify_receipt
+from hub.errors import REASON_KEY, TranslationError
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.service import RECEIPT_KEY
+from tests.adversarial.conditions import still_serves_sg
+from tests.conftest import Federation
+from tests.test_exchange import _assert_nothing_accepted, as_partner, nz_signing_key, signer_of
 
 LIMITS = XmlLimits()
 SECRET = "TOP-SECRET-CANARY-7f3a"
@@ -262,3 +274,56 @@ def test_hostile_residue_from_a_partner_is_refused_on_the_way_out() -> None:
     bad_name.CopyFrom(base)
     bad_name.residue.append(declaration_pb2.Residue(path="", attribute="1bad", value="x"))
     assert encode(bad_name) == "invalid-content"
+
+
+async def test_hostile_documents_from_domestic_systems_and_partners_are_refused(
+    federation: Federation, pki: Path, canary: Canary, secret_file: Path
+) -> None:
+    """Every hostile document, submitted to NZ's domestic port and sent by CN as a document in
+    a partner format (CN may send wco-xml), is refused with the reason the parser gives, with
+    a signed REJECTED receipt for CN; nothing is queued or stored, the canary hears nothing,
+    the secret appears in no refusal, and SG is served afterwards."""
+    config = federation.configs["NZ"]
+    cn = dataclasses.replace(config.partners["CN"], raw_formats=("wco-xml",))
+    federation.configs["NZ"] = dataclasses.replace(config, partners={**config.partners, "CN": cn})
+    nz = await federation.start("NZ")
+    cases = hostile_documents(secret_file, canary.url)
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        for case, data, reason in cases:
+            request = spb.SubmitRequest(raw=spb.RawDocument(format="wco-xml", content=data))
+            with pytest.raises(grpc.aio.AioRpcError) as refused_here:
+                await stub.Submit(request, timeout=10)
+            assert refused_here.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+            assert dict(refused_here.value.trailing_metadata() or ())[REASON_KEY] == reason, case
+            assert SECRET not in (refused_here.value.details() or ""), case
+    client = as_partner(pki, "CN", nz)
+    try:
+        for case, data, reason in cases:
+            envelope, _ = build_envelope(
+                signer_of(pki, "CN"),
+                sender="CN",
+                recipient="NZ",
+                document=spb.RawDocument(format="wco-xml", content=data),
+                created_at=datetime.now(UTC),
+                ttl=timedelta(days=1),
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused_there:
+                await client.deliver("NZ", envelope, timeout=10)
+            metadata = dict(refused_there.value.trailing_metadata() or ())
+            if len(envelope) > nz.config.limits.max_envelope_bytes:
+                reason = "too-large"  # refused for its size before any parser sees it
+            assert metadata[REASON_KEY] == reason, case
+            receipt = verify_receipt(
+                pb.SignedReceipt.FromString(metadata[RECEIPT_KEY]), "NZ", nz_signing_key(pki)
+            )
+            assert receipt.outcome == pb.RECEIPT_OUTCOME_REJECTED, case
+    finally:
+        await client.close()
+    assert canary.requests == []
+    await _assert_nothing_accepted(nz)
+    assert await nz.hub.store.outbound() == []
+    rejections = await nz.hub.store.rejections()
+    assert len(rejections) == 2 * len(cases)
+    assert not any(SECRET in r.detail for r in rejections)
+    await still_serves_sg(pki, nz)

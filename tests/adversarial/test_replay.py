@@ -1,0 +1,107 @@
+"""Attacks with time and repetition (issue 14, family "replay"): envelopes outside their time
+window, lifetimes longer than a receiver remembers ids for, the same message id over other
+content, and copies of accepted messages. Refusals hold every post-condition
+(tests/adversarial/conditions.py); a copy of what was accepted gets the first receipt back,
+never a second acceptance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub.demo import sample_aeo_status
+from hub.envelope import verify_receipt
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from tests.adversarial.conditions import refused_with
+from tests.conftest import Federation
+from tests.test_exchange import as_partner, handed_over, nz_signing_key, signed_envelope
+
+CASES = [
+    (
+        "expired",
+        {"offset": -timedelta(days=8), "ttl": timedelta(days=7)},
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "expired",
+    ),
+    (
+        "dated two hours ahead",
+        {"offset": timedelta(hours=2)},
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "not-yet-valid",
+    ),
+    (
+        "a lifetime of 60 days (receivers remember ids for 30)",
+        {"ttl": timedelta(days=60)},
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "lifetime-invalid",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "how", "status", "reason"), CASES, ids=[c[0] for c in CASES])
+async def test_envelopes_outside_their_window_are_refused(
+    federation: Federation,
+    pki: Path,
+    case: str,
+    how: dict[str, object],
+    status: grpc.StatusCode,
+    reason: str,
+) -> None:
+    nz = await federation.start("NZ")
+    data, _ = signed_envelope(pki, **how)  # type: ignore[arg-type]
+    await refused_with(pki, nz, data, status, reason)
+
+
+async def test_a_copy_gets_the_first_receipt_and_other_content_is_a_conflict(
+    federation: Federation, pki: Path
+) -> None:
+    nz = await federation.start("NZ")
+    data, header = signed_envelope(pki)
+    client = as_partner(pki, "CN", nz)
+    try:
+        original = await client.deliver("NZ", data, timeout=5)
+        again = await client.deliver("NZ", data, timeout=5)
+        [batch] = [await client.exchange("NZ", [data], timeout=5)]
+        first = verify_receipt(original, "NZ", nz_signing_key(pki))
+        # same id, other content: refused, not stored
+        other, _ = signed_envelope(
+            pki, document=sample_aeo_status("CN"), message_id=header.message_id
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await client.deliver("NZ", other, timeout=5)
+    finally:
+        await client.close()
+    assert first.outcome == pb.RECEIPT_OUTCOME_ACCEPTED and first.message_id == header.message_id
+    # the sender may have lost the first receipt: every resend gets exactly that one back
+    assert again.SerializeToString() == original.SerializeToString()
+    assert batch[0].SerializeToString() == original.SerializeToString()
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert len(await nz.hub.store.inbound()) == 1
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["message-id-conflict"]
+    assert await handed_over(nz, seconds=1) == [header.message_id]
+
+
+async def test_an_accepted_message_replayed_to_another_hub_is_refused(
+    federation: Federation, pki: Path
+) -> None:
+    """What CN signed for NZ, replayed by anyone to SG, is addressed to NZ: refused."""
+    nz = await federation.start("NZ")
+    sg = await federation.start("SG")
+    data, _ = signed_envelope(pki, recipient="NZ")
+    cn = as_partner(pki, "CN", nz)
+    try:
+        await cn.deliver("NZ", data, timeout=5)
+    finally:
+        await cn.close()
+    to_sg = as_partner(pki, "CN", sg)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await to_sg.deliver("SG", data, timeout=5)
+    finally:
+        await to_sg.close()
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await sg.hub.store.inbound() == []
+    assert len(await nz.hub.store.inbound()) == 1
