@@ -15,7 +15,7 @@ import pytest
 from hub.demo import sample_aeo_status
 from hub.envelope import verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from tests.adversarial.conditions import refused_with
+from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import as_partner, handed_over, nz_signing_key, signed_envelope
 
@@ -105,3 +105,44 @@ async def test_an_accepted_message_replayed_to_another_hub_is_refused(
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert await sg.hub.store.inbound() == []
     assert len(await nz.hub.store.inbound()) == 1
+
+
+async def test_a_second_hub_on_the_same_ports_does_not_start(
+    federation: Federation, pki: Path, tmp_path: Path
+) -> None:
+    """A second NZ with a store of its own, started on NZ's ports, would receive a share of
+    partners' calls (gRPC's default SO_REUSEPORT) and accept again what NZ already accepted.
+    It fails to start; every delivery and every resend reaches NZ alone."""
+    from dataclasses import replace
+
+    from hub.errors import ConfigError
+    from hub.service import start_hub
+
+    nz = await federation.start("NZ")
+    data, header = signed_envelope(pki)
+    cn = as_partner(pki, "CN", nz)
+    try:
+        original = await cn.deliver("NZ", data, timeout=5)
+        twin = replace(federation.configs["NZ"], store_url=f"sqlite+aiosqlite:///{tmp_path / 'twin.db'}")
+        with pytest.raises(ConfigError) as info:
+            await start_hub(twin)
+        assert info.value.reason == "listen-failed"
+        # one channel, several connections' worth of calls: all of them reach NZ
+        again = [await cn.deliver("NZ", data, timeout=5) for _ in range(10)]
+    finally:
+        await cn.close()
+    assert all(r.SerializeToString() == original.SerializeToString() for r in again)
+    assert len(await nz.hub.store.inbound()) == 1
+    assert not (tmp_path / "twin.db").exists() or await _empty(tmp_path / "twin.db")
+    assert await handed_over(nz, seconds=1) == [header.message_id]
+    await still_serves_sg(pki, nz, only_sg=False)
+
+
+async def _empty(path: Path) -> bool:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        tables = {n for (n,) in db.execute("select name from sqlite_master where type='table'")}
+        return "inbound" not in tables or db.execute("select count(*) from inbound").fetchone() == (
+            0,
+        )
