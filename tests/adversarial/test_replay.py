@@ -123,7 +123,8 @@ async def test_a_second_hub_on_the_same_ports_does_not_start(
     cn = as_partner(pki, "CN", nz)
     try:
         original = await cn.deliver("NZ", data, timeout=5)
-        twin = replace(federation.configs["NZ"], store_url=f"sqlite+aiosqlite:///{tmp_path / 'twin.db'}")
+        twin_store = f"sqlite+aiosqlite:///{tmp_path / 'twin.db'}"
+        twin = replace(federation.configs["NZ"], store_url=twin_store)
         with pytest.raises(ConfigError) as info:
             await start_hub(twin)
         assert info.value.reason == "listen-failed"
