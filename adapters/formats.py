@@ -13,7 +13,10 @@ several messages). Their translators also offer ``decode_all(data, source) -> li
 one item per document with its line, so that one bad row is reported without refusing the good
 ones, and ``encode_all(messages) -> bytes``. ``decode_all``/``encode_all`` below work for every
 translator: a single-document format gives one item. A translator may also offer
-``sniff(head: bytes) -> bool`` so that ``detect`` recognises its documents.
+``sniff(head: bytes) -> bool`` so that ``detect`` recognises its documents, and an
+``inline_bytes: int``: the largest document it translates in well under a millisecond, which
+the hub then translates on its event loop rather than hand to a worker thread (a hand-over
+costs more than such a document; ``inline_bytes_of`` below, 0 when not said).
 
 What it must never do: let a plugin replace one of the hub's own formats, or register a
 translator under an id other than its own.
@@ -205,6 +208,12 @@ def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
             )
         translators[entry.format_id] = translator
     return translators
+
+
+def inline_bytes_of(translator: Translator) -> int:
+    """How large a document ``translator`` may be given on the event loop (0: none)."""
+    value = getattr(translator, "inline_bytes", 0)
+    return value if isinstance(value, int) and value > 0 else 0
 
 
 SNIFF_BYTES = 4096

@@ -29,6 +29,8 @@ class ProtoJson:
     directions: frozenset[str] = frozenset({"decode", "encode"})
     description: str = "protobuf JSON (the canonical JSON mapping), one document per file"
     max_bytes: int = MAX_BYTES
+    # about 70 ns a byte (json_format is Python)
+    inline_bytes: int = 8 * 1024
 
     def decode(self, data: bytes, source: str = "document") -> Message:
         if len(data) > self.max_bytes:

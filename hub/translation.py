@@ -1,13 +1,18 @@
-"""Documents translated away from the event loop, large ones in a process of their own.
+"""Documents translated where they cost the event loop least, large ones in a process of
+their own.
 
 Translating is CPU-bound Python: an 8 MiB EDIFACT interchange keeps a core busy for seconds.
 On the event loop that stalled every partner's call; on a thread it still holds the GIL, and
 every call the loop serves waits for it in turn (measured with bench/stall.py: deliveries went
 from 7 ms to seconds either way). So:
 
-- a document of at most ``ISOLATE_BYTES`` is translated on the calling thread (one of the
-  hub's worker threads, ``Hub.off_loop``): a 17 KB WCO declaration takes about a millisecond,
-  and a trip to another process would cost more than it saves;
+- a document its format translates in well under a millisecond (``light``: up to the
+  format's ``inline_bytes``, e.g. 32 KiB of WCO XML) is translated on the event loop itself
+  (``Hub.translate``): handing it to a thread makes the loop and the thread take turns at the
+  GIL, which cost bench/e2e.py a quarter of its declarations per second;
+- any other document of at most ``ISOLATE_BYTES`` is translated on the calling thread (one of
+  the hub's worker threads, ``Hub.off_loop``): 32 KiB of EDIFACT takes some 20 ms, and a trip
+  to another process would cost more than it saves;
 - a larger one is translated in a separate worker process (spawned, not forked: the hub runs
   gRPC's threads), one document at a time, so it costs the hub's own process nothing but the
   wait; the calling thread blocks without holding the GIL. The process is started on the first
@@ -36,7 +41,15 @@ from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf.message import DecodeError, Message
 
-from adapters.formats import Decoded, Item, Translators, decode_all, decode_isolated, detect
+from adapters.formats import (
+    Decoded,
+    Item,
+    Translators,
+    decode_all,
+    decode_isolated,
+    detect,
+    inline_bytes_of,
+)
 from adapters.xmlsafe import XmlLimits
 from hub.errors import HubError, TranslationError
 from hub.messages import body_class
@@ -53,7 +66,8 @@ TRANSLATE_SECONDS = 60.0
 
 class Translation:
     """The hub's translations of documents into business messages. Its methods block: call
-    them from a worker thread (``Hub.off_loop``), never on the event loop."""
+    them from a worker thread (``Hub.off_loop``), never on the event loop, except ``decode``
+    for a document ``light`` says is cheap (``Hub.translate``)."""
 
     def __init__(self, translators: Translators, limits: XmlLimits | None) -> None:
         self.translators = translators
@@ -61,6 +75,17 @@ class Translation:
         self._lock = threading.Lock()
         self._process: ProcessPoolExecutor | None = None
         self.isolated = 0  # documents translated in the worker process (tests, telemetry)
+
+    def light(self, format_id: str, content: bytes) -> bool:
+        """Whether a document is cheap enough to translate on the event loop: no larger than
+        its format's ``inline_bytes`` (adapters/formats.py; the format detected when not
+        named). One in a format nobody registered is refused as cheaply."""
+        try:
+            found = format_id or detect(content, self.translators.formats)
+        except HubError:
+            return True
+        translator = self.translators.formats.get(found)
+        return translator is None or len(content) <= inline_bytes_of(translator)
 
     def decode(self, format_id: str, content: bytes) -> Message:
         """One business message from a document; an empty ``format_id`` is detected."""

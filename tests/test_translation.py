@@ -1,6 +1,7 @@
-"""Translation away from the event loop (hub/translation.py): small documents on the calling
-thread, large ones in a spawned worker process, with the same results and the same refusals
-(reason, line, path) either way; a worker process that dies refuses only its document."""
+"""Translation where it costs the event loop least (hub/translation.py): light documents on
+the loop, other small ones on the calling thread, large ones in a spawned worker process,
+with the same results and the same refusals (reason, line, path) either way; a worker process
+that dies refuses only its document."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+from google.protobuf.message import Message
 
 from adapters.formats import Translators
 from hub.errors import TranslationError
 from hub.translation import ISOLATE_BYTES, Translation
-from tests.testdata import DATA
+from tests.conftest import Federation
+from tests.testdata import DATA, TESTS
 
 OPERATORS = (DATA / "aeo-csv" / "operators.csv").read_bytes()
 
@@ -144,3 +147,39 @@ def test_a_document_that_ends_two_processes_is_refused(translation: Translation)
     # and the next large document gets a new process
     found, items = translation.decode_file("aeo-csv", large_csv(), "operators.csv")
     assert found == "aeo-csv" and len([i for i in items if i.message is not None]) > 100
+
+
+def test_light_documents_are_those_their_format_translates_in_well_under_a_millisecond(
+    translation: Translation,
+) -> None:
+    xml = (TESTS.parent / "examples" / "declaration.xml").read_bytes()
+    edifact = (DATA / "edifact" / "cusres_released.edi").read_bytes()
+    assert translation.light("wco-xml", xml) and translation.light("", xml)  # detected
+    assert not translation.light("wco-xml", xml + b" " * 32 * 1024)  # over its inline_bytes
+    assert translation.light("proto-json", b'{"aeoStatus": {}}' + b" " * 4096)
+    assert not translation.light("proto-json", b'{"aeoStatus": {}}' + b" " * 8192)
+    # EDIFACT (some 0.6 us a byte) and formats that do not say are never translated on the loop
+    assert not translation.light("edifact", edifact) and not translation.light("", edifact)
+    assert not translation.light("aeo-csv", OPERATORS)
+    # what no format reads is refused as cheaply as it is judged
+    assert translation.light("no-such-format", b"x") and translation.light("", b"\x00\x01")
+
+
+async def test_the_hub_translates_light_documents_on_the_loop_and_others_on_its_threads(
+    federation: Federation,
+) -> None:
+    nz = await federation.start("NZ")
+    where: list[tuple[str, str]] = []
+    decode = nz.hub.translation.decode
+
+    def recording(format_id: str, content: bytes) -> Message:
+        where.append((format_id, threading.current_thread().name))
+        return decode(format_id, content)
+
+    nz.hub.translation.decode = recording  # type: ignore[method-assign]
+    xml = (TESTS.parent / "examples" / "declaration.xml").read_bytes()
+    edifact = (DATA / "edifact" / "cusres_released.edi").read_bytes()
+    await nz.hub.translate("wco-xml", xml)
+    await nz.hub.translate("edifact", edifact)
+    assert where[0] == ("wco-xml", threading.current_thread().name)  # the loop's thread
+    assert where[1][0] == "edifact" and where[1][1].startswith("hub-NZ-work")

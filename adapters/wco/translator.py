@@ -132,6 +132,8 @@ class WcoXml:
     media_type: str = "application/xml"
     directions: frozenset[str] = frozenset({"decode", "encode"})
     description: str = "WCO Data Model 3.x XML: CDS declarations and RES-DMS notifications"
+    # about 17 ns a byte (a 17 KB declaration in 0.3 ms) on this project's 2-core VM
+    inline_bytes: int = 32 * 1024
 
     def decode(self, data: bytes, source: str = "document") -> Message:
         root = restore_namespaces(parse_xml(data, self.limits, source=source))

@@ -9,12 +9,13 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from hub.demo import sample_aeo_status
-from hub.errors import REASON_KEY
+from hub.errors import REASON_KEY, HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -240,14 +241,27 @@ async def test_one_partners_calls_do_not_take_the_others_slots(
 
 
 async def test_frames_whose_answers_are_not_read_are_bounded(
-    federation: Federation, pki: Path
+    federation: Federation, pki: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CN writes frames on two streams and never reads the answers: NZ reads no more of them
-    than CN's byte budgets allow (the rest wait in flow control), SG is served, and when CN
-    reads, every frame is answered in order."""
+    """CN writes frames on two streams faster than NZ answers them and reads no answer: NZ
+    reads no more of them than CN's byte budgets allow (the rest wait in flow control), SG is
+    served, and when CN reads, every frame is answered in order. (NZ's answers to CN are held
+    back until CN reads: small answers would otherwise all fit in CN's receive window, and the
+    frames they answer would no longer count.)"""
     with_limits(federation, "NZ", stream_buffer_bytes=64 * 1024, partner_buffer_bytes=96 * 1024)
     nz = await federation.start("NZ")
     admission = nz.partner_exchange.admission
+    reading = asyncio.Event()
+    receive_batch = nz.hub.receive_batch
+
+    async def slow_for_cn(
+        envelopes: list[bytes], peer: str, **kwargs: Any
+    ) -> list[pb.SignedReceipt | HubError]:
+        if peer == "CN":
+            await reading.wait()
+        return await receive_batch(envelopes, peer, **kwargs)
+
+    monkeypatch.setattr(nz.hub, "receive_batch", slow_for_cn)
     frame = pb.EnvelopeBatch(
         envelopes=[aeo_envelope(pki, "CN", f"CNAEO{i}") for i in range(40)]
     ).SerializeToString()
@@ -270,6 +284,7 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
         _, _, buffered = admission.in_use("CN")
         assert 0 < buffered <= 96 * 1024 + len(frame), buffered
         await still_serves_sg(pki, nz, only_sg=False)
+        reading.set()
         for k, call in enumerate(streams):
             answered = 0
             while answered < written[k]:
