@@ -78,7 +78,8 @@ def _name(party: str, role: str) -> x509.Name:
     )
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> None:
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> None:
+    """A private key as unencrypted PKCS #8 PEM, readable by its owner only."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -87,7 +88,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519Priv
         f.write(pem)
 
 
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
+def write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -189,25 +190,25 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     ca_cert, ca_key = make_ca(party, now)
     tls_key = ec.generate_private_key(ec.SECP256R1())
     signing_key = ed25519.Ed25519PrivateKey.generate()
-    _write_cert(files.ca_cert, ca_cert)
-    _write_key(files.ca_key, ca_key)
-    _write_cert(
+    write_cert(files.ca_cert, ca_cert)
+    write_key(files.ca_key, ca_key)
+    write_cert(
         files.tls_cert,
         issue(party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True),
     )
-    _write_key(files.tls_key, tls_key)
-    _write_cert(
+    write_key(files.tls_key, tls_key)
+    write_cert(
         files.signing_cert,
         issue(
             party, "hub message signing", signing_key.public_key(), ca_cert, ca_key, now, tls=False
         ),
     )
-    _write_key(files.signing_key, signing_key)
+    write_key(files.signing_key, signing_key)
     trail_key = ed25519.Ed25519PrivateKey.generate()
-    _write_key(files.trail_key, trail_key)
+    write_key(files.trail_key, trail_key)
     name = trail_key_name(party)
     files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
-    _write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
+    write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
     return files
 
 

@@ -171,7 +171,7 @@ def forged_tls(pki: Path, tmp_path: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from hub.pki import issue
+    from hub.pki import issue, write_cert, write_key
 
     sg_ca = x509.load_pem_x509_certificate((pki / "SG" / "ca.pem").read_bytes())
     sg_ca_key = serialization.load_pem_private_key((pki / "SG" / "ca.key").read_bytes(), None)
@@ -181,14 +181,8 @@ def forged_tls(pki: Path, tmp_path: Path) -> Path:
     )  # type: ignore[arg-type]
     forged_dir = tmp_path / "forged"
     (forged_dir / "CN").mkdir(parents=True)
-    (forged_dir / "CN" / "tls.pem").write_bytes(forged.public_bytes(serialization.Encoding.PEM))
-    (forged_dir / "CN" / "tls.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    write_cert(forged_dir / "CN" / "tls.pem", forged)
+    write_key(forged_dir / "CN" / "tls.key", key)
     return forged_dir
 
 

@@ -24,7 +24,7 @@ from hub import trail
 from hub.envelope import MAX_SIGNATURES, sign_envelope
 from hub.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.pki import issue
+from hub.pki import issue, write_cert, write_key
 from hub.signing import Algorithm
 from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
@@ -165,14 +165,8 @@ def ecdsa_pki(pki: Path, tmp_path: Path) -> Path:
         "CN", "hub message signing", key.public_key(), ca_cert, ca_key, datetime.now(UTC),
         tls=False,
     )  # type: ignore[arg-type]  # fmt: skip
-    (copy / "CN" / "signing.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (copy / "CN" / "signing.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    write_cert(copy / "CN" / "signing.pem", cert)
+    write_key(copy / "CN" / "signing.key", key)
     return copy
 
 
