@@ -13,10 +13,11 @@ several messages). Their translators also offer ``decode_all(data, source) -> li
 one item per document with its line, so that one bad row is reported without refusing the good
 ones, and ``encode_all(messages) -> bytes``. ``decode_all``/``encode_all`` below work for every
 translator: a single-document format gives one item. A translator may also offer
-``sniff(head: bytes) -> bool`` so that ``detect`` recognises its documents, and an
-``inline_bytes: int``: the largest document it translates in well under a millisecond, which
-the hub then translates on its event loop rather than hand to a worker thread (a hand-over
-costs more than such a document; ``inline_bytes_of`` below, 0 when not said).
+``sniff(head: bytes) -> bool`` so that ``detect`` recognises its documents, and
+``light(data: bytes) -> bool``: whether it translates that document in a few milliseconds at
+worst, whatever its shape (a cheap test of size and counts, not a parse); the hub then
+translates a domestic document on its event loop rather than hand it to a worker thread,
+which costs more than such a document (``is_light`` below; no when not said).
 
 What it must never do: let a plugin replace one of the hub's own formats, or register a
 translator under an id other than its own.
@@ -210,10 +211,15 @@ def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
     return translators
 
 
-def inline_bytes_of(translator: Translator) -> int:
-    """How large a document ``translator`` may be given on the event loop (0: none)."""
-    value = getattr(translator, "inline_bytes", 0)
-    return value if isinstance(value, int) and value > 0 else 0
+def is_light(translator: Translator, data: bytes) -> bool:
+    """Whether ``translator`` says ``data`` is cheap enough for the event loop (``light``)."""
+    light = getattr(translator, "light", None)
+    if light is None:
+        return False
+    try:
+        return light(data) is True
+    except Exception:  # noqa: BLE001 - a plugin's faulty test only sends work to a thread
+        return False
 
 
 SNIFF_BYTES = 4096

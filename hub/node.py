@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
 from google.protobuf.message import DecodeError, Message
@@ -97,9 +97,10 @@ WORKERS = 4
 # worker thread makes the loop and the thread take turns at the GIL, which costs more than the
 # work (bench/e2e.py lost a quarter of its declarations per second and a tenth of its AEO
 # statuses). Envelopes up to this size are opened on the loop (at most 4 signatures, only known
-# keys tried; a partner document inside only if its format says it is light), and a run of
-# such work gives the loop a turn every SLICE_SECONDS.
-INLINE_ENVELOPE_BYTES = 64 * 1024
+# keys tried; 16 KiB of the costliest protobuf, thousands of empty goods items, takes some
+# 5 ms), one with a partner-format document inside never is, and a run of such work gives the
+# loop a turn every SLICE_SECONDS.
+INLINE_ENVELOPE_BYTES = 16 * 1024
 SLICE_SECONDS = 0.002
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
@@ -400,40 +401,44 @@ class Hub:
         """Each envelope verified, parsed (a partner-format document translated) and its state
         and business keys read, or the error refusing it: the CPU-bound part of receiving.
         Small envelopes are opened on the loop, a slice at a time; the others together on a
-        worker thread. The time window is checked by the caller, after a duplicate lookup."""
-        keys = self.trust.keys_for(peer_party)
+        worker thread: larger ones, and those whose partner-format document the operator
+        allows (verified on the loop, then again on the thread with the document translated;
+        a partner's document is never translated on the loop). The time window is checked by
+        the caller, after a duplicate lookup."""
+        keys = self.trust.keys_for(peer_party)  # one set for the batch, wherever it is opened
         checked: list[Checked | None] = []
         heavy: list[int] = []
         turn = Slice()
 
-        def read_light(format_id: str, content: bytes) -> Message:
-            if not self.translation.light(format_id, content):
-                raise _Heavy
-            return self.read_raw(peer_party, format_id, content)
+        def on_thread(format_id: str, content: bytes) -> Message:
+            self.allow_raw(peer_party, format_id)  # a refusal is as cheap here
+            raise _Heavy
 
         for i, data in enumerate(envelopes):
             result: Checked | None = None
             if len(data) <= INLINE_ENVELOPE_BYTES:
-                with contextlib.suppress(_Heavy):  # its document goes to a thread
-                    result = self._open(data, peer_party, now, keys, read_light)
+                with contextlib.suppress(_Heavy):
+                    result = self._open(data, peer_party, now, keys, on_thread)
             checked.append(result)
             if result is None:
                 heavy.append(i)
-            else:
-                await turn.pause()
+            await turn.pause()
         if heavy:
             opened = await self.off_loop(
-                self._open_all, [envelopes[i] for i in heavy], peer_party, now
+                self._open_all, [envelopes[i] for i in heavy], peer_party, now, keys
             )
             for i, result in zip(heavy, opened, strict=True):
                 checked[i] = result
-        return [c for c in checked if c is not None]
+        return cast(list[Checked], checked)  # every place filled, on the loop or the thread
 
     def _open_all(
-        self, envelopes: Sequence[bytes], peer_party: str, now: datetime
+        self,
+        envelopes: Sequence[bytes],
+        peer_party: str,
+        now: datetime,
+        keys: Mapping[str, VerificationKey],
     ) -> list[Checked]:
-        """``_open_batch`` for envelopes too large for the loop, on a worker thread."""
-        keys = self.trust.keys_for(peer_party)
+        """``_open_batch`` for the envelopes it does not open on the loop, on a worker thread."""
 
         def read(format_id: str, content: bytes) -> Message:
             return self.read_raw(peer_party, format_id, content)
@@ -484,6 +489,19 @@ class Hub:
     def read_raw(self, partner: str, format_id: str, content: bytes) -> Message:
         """A partner's document in a partner format, translated into its business message;
         only formats the operator allowed for that partner (``raw_formats``)."""
+        self.allow_raw(partner, format_id)
+        document = self.translation.decode(format_id, content)  # on a worker thread
+        if body_class(document.DESCRIPTOR.full_name) is None:
+            raise TranslationError(
+                f"format {format_id!r} gave a {document.DESCRIPTOR.full_name}, which is not a "
+                "business message",
+                reason="unsupported-document",
+            )
+        return document
+
+    def allow_raw(self, partner: str, format_id: str) -> None:
+        """Refuse a partner's document in a format the operator did not allow that partner
+        (``raw_formats``), or in a format it does not name."""
         known = self.config.partners.get(partner)
         allowed = known.raw_formats if known is not None else ()
         if format_id not in allowed and "*" not in allowed:
@@ -494,14 +512,6 @@ class Hub:
             )
         if not format_id:  # a partner names its format: nothing is guessed across a border
             raise SubmissionError("the raw document names no format", reason="format-not-allowed")
-        document = self.translation.decode(format_id, content)  # where _open_batch runs it
-        if body_class(document.DESCRIPTOR.full_name) is None:
-            raise TranslationError(
-                f"format {format_id!r} gave a {document.DESCRIPTOR.full_name}, which is not a "
-                "business message",
-                reason="unsupported-document",
-            )
-        return document
 
     def _accept(self, tx: Tx, incoming: list[Incoming]) -> list[Accepted]:
         """Inbound messages in a group commit: rows, revisions and batch-signed receipts."""

@@ -6,10 +6,11 @@ On the event loop that stalled every partner's call; on a thread it still holds 
 every call the loop serves waits for it in turn (measured with bench/stall.py: deliveries went
 from 7 ms to seconds either way). So:
 
-- a document its format translates in well under a millisecond (``light``: up to the
-  format's ``inline_bytes``, e.g. 32 KiB of WCO XML) is translated on the event loop itself
+- a domestic document its format translates in a few milliseconds at worst (``light``: e.g.
+  WCO XML of at most 32 KiB and 400 tags) is translated on the event loop itself
   (``Hub.translate``): handing it to a thread makes the loop and the thread take turns at the
-  GIL, which cost bench/e2e.py a quarter of its declarations per second;
+  GIL, which cost bench/e2e.py a quarter of its declarations per second. Partners' documents
+  are never translated on the loop: they are not ours to trust with it;
 - any other document of at most ``ISOLATE_BYTES`` is translated on the calling thread (one of
   the hub's worker threads, ``Hub.off_loop``): 32 KiB of EDIFACT takes some 20 ms, and a trip
   to another process would cost more than it saves;
@@ -48,7 +49,7 @@ from adapters.formats import (
     decode_all,
     decode_isolated,
     detect,
-    inline_bytes_of,
+    is_light,
 )
 from adapters.xmlsafe import XmlLimits
 from hub.errors import HubError, TranslationError
@@ -77,15 +78,18 @@ class Translation:
         self.isolated = 0  # documents translated in the worker process (tests, telemetry)
 
     def light(self, format_id: str, content: bytes) -> bool:
-        """Whether a document is cheap enough to translate on the event loop: no larger than
-        its format's ``inline_bytes`` (adapters/formats.py; the format detected when not
-        named). One in a format nobody registered is refused as cheaply."""
+        """Whether a document is cheap enough to translate on the event loop: one its format
+        says is ``light`` (adapters/formats.py; the format detected when not named), never
+        one for the translation process. One in a format nobody registered is refused as
+        cheaply."""
+        if len(content) > ISOLATE_BYTES:
+            return False
         try:
             found = format_id or detect(content, self.translators.formats)
         except HubError:
             return True
         translator = self.translators.formats.get(found)
-        return translator is None or len(content) <= inline_bytes_of(translator)
+        return translator is None or is_light(translator, content)
 
     def decode(self, format_id: str, content: bytes) -> Message:
         """One business message from a document; an empty ``format_id`` is detected."""

@@ -262,3 +262,45 @@ async def test_a_resent_document_keeps_its_receipt_after_its_format_is_withdrawn
     error = await refused(pki, nz, raw_envelope(pki, "wco-xml", XML))
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "format-not-allowed"
     assert len(await nz.hub.store.inbound()) == 1
+
+
+async def test_partner_documents_are_translated_off_the_loop_and_answered_in_order(
+    federation: Federation, pki: Path
+) -> None:
+    """A frame mixing protobuf bodies, an allowed partner document and one in a format CN may
+    not use: each answered in its place; the document translated on a worker thread (a
+    partner's document is never the event loop's work), the refusal without translating."""
+    import threading
+
+    from tests.adversarial.conditions import aeo_envelope
+
+    allow_raw(federation, "NZ", "CN", ["wco-xml"])
+    nz = await federation.start("NZ")
+    where: list[tuple[str, str]] = []
+    decode = nz.hub.translation.decode
+
+    def recording(format_id: str, content: bytes) -> object:
+        where.append((format_id, threading.current_thread().name))
+        return decode(format_id, content)
+
+    nz.hub.translation.decode = recording  # type: ignore[method-assign]
+    frame = [
+        aeo_envelope(pki, "CN", "CNAEO1"),
+        raw_envelope(pki, "wco-xml", DECLARATION.read_bytes()),
+        raw_envelope(pki, "aeo-csv", b"id\n"),
+        aeo_envelope(pki, "CN", "CNAEO2"),
+    ]
+    client = as_partner(pki, "CN", nz)
+    try:
+        receipts = await client.exchange("NZ", frame, timeout=10)
+    finally:
+        await client.close()
+    outcomes = [verify_receipt(r, "NZ", nz_signing_key(pki)).outcome for r in receipts]
+    accepted, rejected = pb.RECEIPT_OUTCOME_ACCEPTED, pb.RECEIPT_OUTCOME_REJECTED
+    assert outcomes == [accepted, accepted, rejected, accepted]
+    assert [(f, name.startswith("hub-NZ-work")) for f, name in where] == [("wco-xml", True)]
+    kinds = [m.body_type for m in await nz.hub.store.inbound()]
+    assert sorted(kinds) == sorted(
+        ["customs_hub.v1.AeoStatus"] * 2 + ["customs_hub.v1.GoodsDeclaration"]
+    )
+    assert [r.reason for r in await nz.hub.store.rejections()] == ["format-not-allowed"]

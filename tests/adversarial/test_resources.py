@@ -296,6 +296,7 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
         for call in streams:
             call.cancel()
     finally:
+        reading.set()  # nothing left waiting should an assertion fail
         await cn.close()
     await asyncio.sleep(0.2)
     assert admission.in_use("CN") == (0, 0, 0)
