@@ -270,20 +270,12 @@ async def test_partner_documents_are_translated_off_the_loop_and_answered_in_ord
     """A frame mixing protobuf bodies, an allowed partner document and one in a format CN may
     not use: each answered in its place; the document translated on a worker thread (a
     partner's document is never the event loop's work), the refusal without translating."""
-    import threading
-
     from tests.adversarial.conditions import aeo_envelope
+    from tests.test_translation import translated_where
 
     allow_raw(federation, "NZ", "CN", ["wco-xml"])
     nz = await federation.start("NZ")
-    where: list[tuple[str, str]] = []
-    decode = nz.hub.translation.decode
-
-    def recording(format_id: str, content: bytes) -> object:
-        where.append((format_id, threading.current_thread().name))
-        return decode(format_id, content)
-
-    nz.hub.translation.decode = recording  # type: ignore[method-assign]
+    where = translated_where(nz.hub.translation)
     frame = [
         aeo_envelope(pki, "CN", "CNAEO1"),
         raw_envelope(pki, "wco-xml", DECLARATION.read_bytes()),

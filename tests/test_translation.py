@@ -168,18 +168,24 @@ def test_light_documents_are_those_their_format_translates_in_a_few_milliseconds
     assert translation.light("no-such-format", b"x") and translation.light("", b"\x00\x01")
 
 
-async def test_the_hub_translates_light_documents_on_the_loop_and_others_on_its_threads(
-    federation: Federation,
-) -> None:
-    nz = await federation.start("NZ")
+def translated_where(translation: Translation) -> list[tuple[str, str]]:
+    """From now on, the format and thread name of every document ``translation`` decodes."""
     where: list[tuple[str, str]] = []
-    decode = nz.hub.translation.decode
+    decode = translation.decode
 
     def recording(format_id: str, content: bytes) -> Message:
         where.append((format_id, threading.current_thread().name))
         return decode(format_id, content)
 
-    nz.hub.translation.decode = recording  # type: ignore[method-assign]
+    translation.decode = recording  # type: ignore[method-assign]
+    return where
+
+
+async def test_the_hub_translates_light_documents_on_the_loop_and_others_on_its_threads(
+    federation: Federation,
+) -> None:
+    nz = await federation.start("NZ")
+    where = translated_where(nz.hub.translation)
     xml = (TESTS.parent / "examples" / "declaration.xml").read_bytes()
     edifact = (DATA / "edifact" / "cusres_released.edi").read_bytes()
     await nz.hub.translate("wco-xml", xml)
