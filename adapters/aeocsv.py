@@ -26,8 +26,8 @@ from datetime import date
 from google.protobuf.message import Message
 
 from adapters import formats
-from adapters.xmlsafe import XmlLimits
 from hub.errors import TranslationError
+from hub.limits import XmlLimits
 from hub.messages import AeoStatus
 from hub.pb.customs_hub.v1 import aeo_pb2
 from hub.trust import PARTY_ID

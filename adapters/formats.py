@@ -36,8 +36,8 @@ from google.protobuf.message import Message
 
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
-from adapters.xmlsafe import XmlLimits
 from hub.errors import ConfigError, HubError, TranslationError
+from hub.limits import XmlLimits
 
 log = logging.getLogger("customs_hub.formats")
 

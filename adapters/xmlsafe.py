@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from functools import cache
 
 from lxml import etree
 
 from hub.errors import TranslationError
+from hub.limits import XmlLimits
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
@@ -36,19 +36,6 @@ _SCHEMA_LOCATION_ATTRS = (f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSche
 _URL_SCHEME = re.compile(
     r"^[A-Za-z][A-Za-z0-9+.-]*://|^(file|http|https|ftp|jar|data):|^[/\\]", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True)
-class XmlLimits:
-    # The largest CDS trade-test declaration is about 60 KB; a declaration at the DEC-DMS
-    # maximum of 999 goods items is a few MB. 8 MiB leaves room and bounds parsing time.
-    max_bytes: int = 8 * 1024 * 1024
-    # DEC-DMS nests 9 levels below MetaData (42A/67A/68A/23A/50A/94A...); 32 is generous and far
-    # below libxml2's own 256.
-    max_depth: int = 32
-    # 999 goods items of ~100 elements each, plus the header: 200,000 bounds memory (~100 MB
-    # of lxml nodes at worst).
-    max_elements: int = 200_000
 
 
 _local = threading.local()

@@ -23,10 +23,11 @@ import grpc
 from hub import trail
 from hub.auth import MESSAGES_READ, TRAIL_READ, AuthError, ForbiddenError, Grant, TokenVerifier
 from hub.auth import bearer as bearer_token
-from hub.errors import REASON_KEY, HubError
+from hub.errors import REASON_KEY, HubError, Status
 from hub.messages import full_body_type
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
+from hub.rpc.status import code_of
 from hub.store import Store, TrailCheckpoint, TrailQuery
 
 log = logging.getLogger("customs_hub.audit")
@@ -40,17 +41,17 @@ _PAGE_TOKEN = re.compile(r"([ad])([0-9]{1,19})")
 
 
 class AuditRequestError(HubError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "audit-request-invalid"
 
 
 class AuditNotFoundError(HubError):
-    code = grpc.StatusCode.NOT_FOUND
+    status = Status.NOT_FOUND
     default_reason = "not-found"
 
 
 class NotCheckpointedError(HubError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
     default_reason = "not-yet-checkpointed"
 
 
@@ -268,4 +269,6 @@ class AuditService(agrpc.AuditServicer):
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: HubError) -> None:
-    await context.abort(error.code, error.message, trailing_metadata=((REASON_KEY, error.reason),))
+    await context.abort(
+        code_of(error), error.message, trailing_metadata=((REASON_KEY, error.reason),)
+    )

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub.errors import HubError
+from hub.errors import HubError, Status
 
 ALGORITHM = "EdDSA"
 TRAIL_READ = "trail:read"
@@ -51,21 +50,21 @@ _B64TOKEN = re.compile(r"[A-Za-z0-9_.~+/-]+=*")
 class AuthError(HubError):
     """An auditor's token is refused; the two subclasses say why."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    status = Status.UNAUTHENTICATED
     default_reason = "token-malformed"
 
 
 class TokenInvalidError(AuthError):
     """No valid token of this hub was presented (UNAUTHENTICATED)."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    status = Status.UNAUTHENTICATED
     default_reason = "token-malformed"
 
 
 class ForbiddenError(AuthError):
     """The token is valid but does not allow this (PERMISSION_DENIED)."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status = Status.PERMISSION_DENIED
     default_reason = "scope-missing"
 
 

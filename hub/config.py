@@ -17,8 +17,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from adapters.xmlsafe import XmlLimits
 from hub.errors import ConfigError
+from hub.limits import XmlLimits
 from hub.messages import full_body_type
 from hub.routing import BY_COUNTRY
 from hub.trust import PARTY_ID, PARTY_URI_PREFIX

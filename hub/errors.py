@@ -1,25 +1,39 @@
 """The hub's error family.
 
 Every failure the hub reports to a caller is one of these: a machine-readable ``reason`` code
-(kebab-case, stable, documented in docs/adr/0002-status-codes.md), the gRPC status code it maps
-to, and a human sentence saying what was expected and what was found. Messages never echo
-secrets or payload content.
+(kebab-case, stable, documented in docs/adr/0002-status-codes.md), its ``status`` (the name of
+the gRPC status code it is answered with, as a plain value: this module imports no grpc, so the
+pure core does not either; hub/service.py maps it), and a human sentence saying what was
+expected and what was found. Messages never echo secrets or payload content.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
-
-import grpc
 
 # The trailing metadata key every service puts a failure's reason code in.
 REASON_KEY = "customs-hub-reason"
 
 
+class Status(Enum):
+    """The statuses the hub answers failures with, named as gRPC names its status codes."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
 class HubError(Exception):
     """Base of every error the hub raises on purpose."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    status: Status = Status.INTERNAL
     default_reason = "internal"
     # A transient failure says nothing about the message: the sender must try again later.
     # It is never answered with a signed REJECTED receipt, which senders treat as final.
@@ -48,77 +62,77 @@ def _rebuild(cls: type[HubError], message: str, state: dict[str, Any]) -> HubErr
 class EnvelopeError(HubError):
     """The envelope is malformed or its header fails a check (INVALID_ARGUMENT)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "envelope-malformed"
 
 
 class SignatureError(EnvelopeError):
     """No signature verifies with a key the trust store binds to the sender."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
+    status = Status.UNAUTHENTICATED
     default_reason = "signature-invalid"
 
 
 class SenderMismatchError(EnvelopeError):
     """The envelope names a sender other than the party of the mTLS peer certificate."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status = Status.PERMISSION_DENIED
     default_reason = "sender-mismatch"
 
 
 class RecipientError(EnvelopeError):
     """The envelope is addressed to another hub."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
     default_reason = "wrong-recipient"
 
 
 class TimeWindowError(EnvelopeError):
     """The message is expired or dated in the future beyond the allowed clock skew."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
     default_reason = "expired"
 
 
 class LimitError(EnvelopeError):
     """A request exceeds a configured limit (RESOURCE_EXHAUSTED)."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = Status.RESOURCE_EXHAUSTED
     default_reason = "limit-exceeded"
 
 
 class DuplicateConflictError(HubError):
     """The same message id arrived before with different bytes."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    status = Status.ALREADY_EXISTS
     default_reason = "message-id-conflict"
 
 
 class TrustError(HubError):
     """A certificate or key is not trusted for the party it claims (PERMISSION_DENIED)."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status = Status.PERMISSION_DENIED
     default_reason = "untrusted-peer"
 
 
 class ConfigError(HubError):
     """The configuration is invalid; raised at start-up, never on the hot path."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
     default_reason = "config-invalid"
 
 
 class RoutingError(HubError):
     """No partner can be chosen for a submitted message."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status = Status.FAILED_PRECONDITION
     default_reason = "no-route"
 
 
 class SubmissionError(HubError):
     """A domestic submission is unusable as sent."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "submission-invalid"
 
 
@@ -126,21 +140,21 @@ class BusinessKeyError(HubError):
     """A business key (LRN, MRN, container id, AEO id ...) the hub cannot keep: too long, not
     printable, or too many (hub/messages.py)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "business-key-invalid"
 
 
 class RequestError(HubError):
     """A request on the domestic or audit port that is not the message its method takes."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "request-malformed"
 
 
 class StoreError(HubError):
     """The store failed; the operation was not applied."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status = Status.UNAVAILABLE
     default_reason = "store-unavailable"
     transient = True
 
@@ -151,7 +165,7 @@ class StoreDataError(StoreError):
     edge's checks are meant to make this unreachable; where it happens, the group commit
     writes each caller's data alone, so it fails only the caller whose data it is."""
 
-    code = grpc.StatusCode.INTERNAL
+    status = Status.INTERNAL
     default_reason = "store-data-refused"
     transient = False
 
@@ -159,7 +173,7 @@ class StoreDataError(StoreError):
 class ShuttingDownError(HubError):
     """The hub is stopping and takes nothing more; the sender tries again later."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status = Status.UNAVAILABLE
     default_reason = "shutting-down"
     transient = True
 
@@ -167,7 +181,7 @@ class ShuttingDownError(HubError):
 class DeliveryError(HubError):
     """A partner could not be reached or did not return a usable receipt."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status = Status.UNAVAILABLE
     default_reason = "partner-unavailable"
     transient = True
 
@@ -180,7 +194,7 @@ class TranslationError(HubError):
     the WCO class-id chain (e.g. 42A/67A/68A) when the element belongs to the WCO Data Model.
     """
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status = Status.INVALID_ARGUMENT
     default_reason = "translation-failed"
 
     def __init__(

@@ -48,6 +48,7 @@ from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.rpc.status import code_of
 from hub.store import Store
 from hub.transport import PartnerChannels, PartnerEndpoint
 
@@ -81,7 +82,7 @@ async def abort(
                 metadata.append((key, str(value)))
         if error.location():
             details = f"{details} [{error.location()}]"
-    await context.abort(error.code, details, trailing_metadata=tuple(metadata))
+    await context.abort(code_of(error), details, trailing_metadata=tuple(metadata))
 
 
 class PartnerExchangeService:

@@ -51,8 +51,8 @@ from adapters.formats import (
     detect,
     is_light,
 )
-from adapters.xmlsafe import XmlLimits
 from hub.errors import HubError, TranslationError
+from hub.limits import XmlLimits
 from hub.messages import body_class
 
 log = logging.getLogger("customs_hub.translation")

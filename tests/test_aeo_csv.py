@@ -30,8 +30,8 @@ from adapters.aeocsv import (
     AeoCsv,
     aeo_csv,
 )
-from adapters.xmlsafe import XmlLimits
 from hub.errors import TranslationError
+from hub.limits import XmlLimits
 from hub.messages import AeoStatus, ControlResult, business_keys
 from hub.node import check_submission
 from hub.pb.customs_hub.v1 import aeo_pb2

@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
-import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -32,6 +31,7 @@ from hub.auth import (
     TokenVerifier,
     bearer,
 )
+from hub.errors import Status
 
 KEY = ed25519.Ed25519PrivateKey.generate()
 OTHER = ed25519.Ed25519PrivateKey.generate()
@@ -183,7 +183,7 @@ def test_forged_and_misused_tokens_are_refused(
         VERIFIER.verify(token)
     assert type(caught.value) is TokenInvalidError, name
     assert caught.value.reason == reason
-    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.status == Status.UNAUTHENTICATED
     text = str(caught.value)
     assert "eyJ" not in text and (len(token) < 8 or token not in text)  # no token echoed
 
@@ -275,7 +275,7 @@ def test_a_missing_scope_is_forbidden(scope: str, needed: str) -> None:
         grant.require(needed)
     assert type(caught.value) is ForbiddenError
     assert caught.value.reason == "scope-missing"
-    assert caught.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.status == Status.PERMISSION_DENIED
     assert isinstance(caught.value, AuthError)  # the Audit servicer catches the family
 
 
@@ -389,7 +389,7 @@ def test_bearer_headers_are_parsed_strictly(
         bearer(metadata)
     assert type(caught.value) is TokenInvalidError, name
     assert caught.value.reason == reason
-    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert caught.value.status == Status.UNAUTHENTICATED
 
 
 @pytest.mark.parametrize(

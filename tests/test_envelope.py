@@ -170,7 +170,7 @@ def test_rejections(case: str, make, overrides, reason: str, status: str) -> Non
     with pytest.raises(EnvelopeError) as info:
         open_(make(), **overrides)
     assert info.value.reason == reason
-    assert info.value.code.name == status
+    assert info.value.status.name == status
 
 
 def test_clock_skew_is_allowed_within_the_limit() -> None:

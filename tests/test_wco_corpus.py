@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.wco.translator import GoodsDeclaration, Response, WcoXml, restore_namespaces
-from adapters.xmlsafe import XmlLimits, parse_xml
+from adapters.xmlsafe import parse_xml
 from hub.errors import TranslationError
+from hub.limits import XmlLimits
 from tests.testdata import CDS_SAMPLES, CORPUS
 
 SOURCES = [

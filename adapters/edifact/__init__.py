@@ -9,7 +9,7 @@ its directory from anywhere but schemas/edifact.
 from __future__ import annotations
 
 from adapters.edifact.translator import Edifact
-from adapters.xmlsafe import XmlLimits
+from hub.limits import XmlLimits
 
 
 def edifact(limits: XmlLimits) -> Edifact:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.edifact.syntax import Segment, quoted
-from adapters.xmlsafe import XmlLimits, parse_xml
+from adapters.xmlsafe import parse_xml
 from hub.errors import TranslationError
+from hub.limits import XmlLimits
 
 DIRECTORY = Path(__file__).resolve().parents[2] / "schemas" / "edifact" / "D96B"
 MESSAGES = ("CUSRES", "CUSDEC")

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
-from hub.errors import REASON_KEY, StoreDataError
+from hub.errors import REASON_KEY, Status, StoreDataError
 from hub.groupcommit import GroupCommitter
 from hub.messages import MAX_KEY_LENGTH
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -155,7 +155,7 @@ async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -
         assert committer.transactions == 2  # one tried for all, failed; then each alone
         assert results[0] == ["good-1"] and results[2] == ["good-2", "good-3"]
         assert isinstance(results[1], StoreDataError)
-        assert results[1].code == grpc.StatusCode.INTERNAL
+        assert results[1].status == Status.INTERNAL
         kept = await store.submissions(["good-1", "good-2", "good-3", "twice"])
         assert sorted(kept) == ["good-1", "good-2", "good-3"]
     finally:

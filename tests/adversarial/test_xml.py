@@ -20,9 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.xmlsafe import XmlLimits, parse_xml
+from adapters.xmlsafe import parse_xml
 from hub.envelope import build_envelope, verify_receipt
 from hub.errors import REASON_KEY, TranslationError
+from hub.limits import XmlLimits
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc

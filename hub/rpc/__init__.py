@@ -1,0 +1,1 @@
+"""The gRPC layer: what turns the hub's values and errors into calls, statuses and metadata."""
