@@ -8,7 +8,7 @@ empty to the largest of ``--sizes`` through ``Store.append_trail``, the hub's ow
 one transaction per call, ``--batch`` events each (64 by default, like the hub's group
 commit). The events are what the hub records for AEO status updates: "received", "queued" and
 "delivered" in turn, UUIDv7 message ids, a partner as sender or recipient, a 32-byte envelope
-digest and an AEO id as business key. On SQLite a task calls ``Store.checkpoint`` every
+digest and an AEO id as business key. On SQLite a task calls ``Store.copy_wal`` every
 0.25 s, as the hub's delivery loop does (the store turns SQLite's own checkpoints off).
 
 It measures:
@@ -288,10 +288,10 @@ class Sizes:
 
 
 async def checkpoints(store: Store, run: Run) -> None:
-    """Store.checkpoint beside the writer, as hub/delivery.py runs it."""
+    """Store.copy_wal beside the writer, as hub/delivery.py runs it."""
     while True:
         await asyncio.sleep(CHECKPOINT_SECONDS)
-        run.wal_restarts += await store.checkpoint()
+        run.wal_restarts += await store.copy_wal()
 
 
 async def inclusion(

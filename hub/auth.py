@@ -28,6 +28,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub.errors import HubError, Status
+from hub.trust import PARTY_ID
 
 ALGORITHM = "EdDSA"
 TRAIL_READ = "trail:read"
@@ -41,7 +42,6 @@ MAX_TOKEN_BYTES = 8 * 1024
 MAX_TOKEN_TTL = timedelta(days=31)
 # Clock skew tolerated on exp, nbf and iat between the issuing and the verifying host.
 LEEWAY = timedelta(seconds=30)
-_PARTY = re.compile(r"[A-Z]{2}[A-Z0-9-]{0,14}")
 # RFC 6750 2.1: "Bearer" (case-insensitive) then a b64token.
 _BEARER_SCHEME = re.compile(r"(?i:bearer)(?: +|$)")
 _B64TOKEN = re.compile(r"[A-Za-z0-9_.~+/-]+=*")
@@ -100,7 +100,7 @@ def _party_ids(partners: Iterable[object]) -> frozenset[str]:
         raise ValueError("partners is a list of party ids, not one string")
     found: set[str] = set()
     for party in partners:
-        if not isinstance(party, str) or not _PARTY.fullmatch(party):
+        if not isinstance(party, str) or not PARTY_ID.fullmatch(party):
             shown = repr(party)[:20] if isinstance(party, str) else type(party).__name__
             raise ValueError(f"partner {shown} is not a party id such as 'NZ'")
         found.add(party)

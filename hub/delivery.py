@@ -48,9 +48,9 @@ OUTCOMES = {
 # A REJECTED receipt is final, except where the reason says "not now": our clock ran ahead of
 # the partner's beyond its skew allowance. Such a message stays queued and is retried.
 RETRYABLE_REJECTIONS = frozenset({"not-yet-valid"})
-# How often SQLite's write-ahead log is copied into the database (Store.checkpoint): at a
+# How often SQLite's write-ahead log is copied into the database (Store.copy_wal): at a
 # few MB of log per second under load, each copy stays small.
-CHECKPOINT_SECONDS = 0.25
+WAL_COPY_SECONDS = 0.25
 # Room for the frame's own framing around the envelopes, per envelope.
 FRAME_OVERHEAD = 16
 
@@ -451,7 +451,7 @@ class OutboxWorker:
         self.senders: dict[str, PartnerSender] = {}
         self.settlements = hub.writes.lane("receipts", self._record)
         self._task: asyncio.Task[None] | None = None
-        self._checkpoints: asyncio.Task[None] | None = None
+        self._wal_copies: asyncio.Task[None] | None = None
 
     def _record(self, tx: Tx, settlements: list[Settlement]) -> list[None]:
         self.hub.store.settle_in(tx, settlements)
@@ -462,18 +462,18 @@ class OutboxWorker:
             self._sender(partner)
         self._task = asyncio.create_task(self._housekeeping(), name=f"outbox-{self.hub.party}")
         if self.hub.store.is_sqlite:
-            self._checkpoints = asyncio.create_task(
-                self._checkpoint(), name=f"checkpoint-{self.hub.party}"
+            self._wal_copies = asyncio.create_task(
+                self._copy_wal(), name=f"wal-copy-{self.hub.party}"
             )
 
-    async def _checkpoint(self) -> None:
-        """Keep SQLite's write-ahead log short (Store.checkpoint), a few times a second."""
+    async def _copy_wal(self) -> None:
+        """Keep SQLite's write-ahead log short (Store.copy_wal), a few times a second."""
         while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
+            await asyncio.sleep(WAL_COPY_SECONDS)
             try:
-                await self.hub.store.checkpoint()
+                await self.hub.store.copy_wal()
             except HubError as exc:
-                log.error("store checkpoint: %s", exc)
+                log.error("copying the write-ahead log: %s", exc)
 
     def _sender(self, partner: str) -> PartnerSender:
         sender = self.senders.get(partner)
@@ -497,7 +497,7 @@ class OutboxWorker:
             await asyncio.sleep(max(self.limits.poll_seconds, 1.0))
 
     async def stop(self, grace: float = 5.0) -> None:
-        for task in (self._task, self._checkpoints):
+        for task in (self._task, self._wal_copies):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

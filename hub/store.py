@@ -46,7 +46,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -555,7 +555,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     # No checkpoint inside a commit (one every 1000 pages otherwise, which stalls that commit
-    # for the copy and its fsync): the hub checkpoints beside its writers (Store.checkpoint)
+    # for the copy and its fsync): the hub copies the log beside its writers (Store.copy_wal)
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA journal_size_limit=67108864")  # what an idle log may keep on disk
     cursor.close()
@@ -577,7 +577,7 @@ def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA busy_timeout=0")
 
 
-def _checkpoint_on_thread(conn: Connection) -> None:
+def _copy_wal_on_thread(conn: Connection) -> None:
     conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
 
 
@@ -795,7 +795,7 @@ class Store:
             self._writer_thread = None
         await self.engine.dispose()
 
-    async def checkpoint(self) -> bool:
+    async def copy_wal(self) -> bool:
         """Copy what SQLite's write-ahead log holds into the database and let the log start
         again from its beginning; True if it did. Nothing on PostgreSQL.
 
@@ -824,10 +824,10 @@ class Store:
             if conn is None:
                 return False
             try:
-                await self._on_writer_thread(_checkpoint_on_thread, conn)
+                await self._on_writer_thread(_copy_wal_on_thread, conn)
             except self._db_errors as exc:
                 self._discard_writer()
-                raise StoreError(f"checkpoint failed: {type(exc).__name__}") from exc
+                raise StoreError(f"copying the WAL failed: {type(exc).__name__}") from exc
         return True
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
@@ -949,14 +949,6 @@ class Store:
             conn = await conn.execution_options(immediate=True)
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 yield session
-
-    @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncConnection]:
-        """A Core connection in a writing transaction, committed when the block ends."""
-        async with self._writer(), self.engine.connect() as conn:
-            conn = await conn.execution_options(immediate=True)
-            async with conn.begin():
-                yield conn
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:
@@ -1165,17 +1157,6 @@ class Store:
                     core_select(OUTBOX.c.partner).where(OUTBOX.c.state == QUEUED).distinct()
                 )
                 return [r[0] for r in result.all()]
-
-        return await self._run(work)
-
-    async def next_due_at(self, partner: str | None = None) -> datetime | None:
-        async def work() -> datetime | None:
-            query = core_select(func.min(OUTBOX.c.next_attempt_at)).where(OUTBOX.c.state == QUEUED)
-            if partner is not None:
-                query = query.where(OUTBOX.c.partner == partner)
-            async with self.engine.connect() as conn:
-                value = (await conn.execute(query)).scalar()
-            return as_utc(value) if value else None
 
         return await self._run(work)
 

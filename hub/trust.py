@@ -27,6 +27,7 @@ from hub.signing import VerificationKey, key_id_of
 PARTY_URI_PREFIX = "urn:customs-hub:party:"
 # Party ids are short codes (ISO 3166 alpha-2 for national administrations, or a union code
 # such as "EU"); the pattern keeps them safe to use in file names, logs and metrics labels.
+# The one pattern, wherever a party id is read: certificates, config, tokens, AEO lists.
 PARTY_ID = re.compile(r"^[A-Z][A-Z0-9-]{1,15}$")
 
 

@@ -224,19 +224,19 @@ async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_th
     tmp_path: Path,
 ) -> None:
     """A checkpoint inside a commit stalls it; the hub's connections leave the log alone, and
-    Store.checkpoint copies it into the database while writers go on."""
+    Store.copy_wal copies it into the database while writers go on."""
     path = tmp_path / "hub.db"
     store = Store(f"sqlite+aiosqlite:///{path}")
     try:
         await store.create_all()
-        await store.checkpoint()
+        await store.copy_wal()
         empty = path.stat().st_size
         for i in range(100):
             await store.enqueue([outbound(f"m{i}-{j}") for j in range(40)])
         assert path.with_name("hub.db-wal").stat().st_size > 1000 * 4096
         before = path.stat().st_size
         assert before == empty  # past SQLite's automatic checkpoint, and none ran
-        await store.checkpoint()
+        await store.copy_wal()
         assert path.stat().st_size > before  # the pages are in the database now
         with sqlite3.connect(path) as db:
             busy, logged, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -286,7 +286,7 @@ async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path:
         async def checkpoints() -> None:
             nonlocal restarts
             while not stop.is_set():
-                restarts += await store.checkpoint()
+                restarts += await store.copy_wal()
                 await asyncio.sleep(0.005)
 
         running = asyncio.create_task(checkpoints())
