@@ -25,7 +25,7 @@ from datetime import date
 
 from google.protobuf.message import Message
 
-from adapters import formats
+from adapters import base
 from hub.errors import TranslationError
 from hub.limits import XmlLimits
 from hub.messages import AeoStatus
@@ -143,12 +143,12 @@ class AeoCsv:
     max_bytes: int = XmlLimits().max_bytes
     max_rows: int = MAX_ROWS
 
-    def decode_all(self, data: bytes, source: str = "document") -> list[formats.Item]:
+    def decode_all(self, data: bytes, source: str = "document") -> list[base.Item]:
         """One item per data row, in file order; raises TranslationError for the whole file."""
         text = self._decoded(data, source)
         records = _records(text, _delimiter(text))
         header = _header(next(records, None), source)
-        items: list[formats.Item] = []
+        items: list[base.Item] = []
         first_seen: dict[tuple[str, int], int] = {}
         rows = 0
         for record in records:
@@ -172,10 +172,10 @@ class AeoCsv:
                     )
             except _RowError as problem:
                 error = problem.at(record.line, source, record.column)
-                items.append(formats.Item(None, error, record.line))
+                items.append(base.Item(None, error, record.line))
                 continue
             first_seen[key] = record.line
-            items.append(formats.Item(status, None, record.line))
+            items.append(base.Item(status, None, record.line))
         return items
 
     def decode(self, data: bytes, source: str = "document") -> Message:

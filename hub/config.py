@@ -117,7 +117,7 @@ INBOX_SUBFOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 @dataclass(frozen=True)
 class FolderConfig:
-    """A drop folder a domestic system exchanges files through (adapters/dropfolder.py)."""
+    """A drop folder a domestic system exchanges files through (hub/connectors/dropfolder.py)."""
 
     name: str  # [folders.<name>]; its subscriber and trail source are "folder:<name>"
     path: Path  # holds inbox/, processed/, rejected/ and outbox/

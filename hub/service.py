@@ -24,11 +24,11 @@ from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from adapters.dropfolder import DropFolder
 from hub.admission import Admission
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
 from hub.config import HubConfig, read_ed25519_key
+from hub.connectors.dropfolder import DropFolder
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
 from hub.errors import (

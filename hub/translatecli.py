@@ -1,7 +1,7 @@
 """``customs-hub translate``: a file of documents from one registered format into another,
 through the canonical protobuf.
 
-Every document of the input is read (``formats.decode_all``), then written in the target
+Every document of the input is read (``adapters.base.decode_all``), then written in the target
 format: as one file where the target holds many documents per file (it has ``encode_all``), or
 as one file per document in ``--output-dir``. A bad document inside a multi-document file is
 reported on its own line and costs only itself.
@@ -23,16 +23,8 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
-from adapters.formats import (
-    DECODE,
-    ENCODE,
-    Item,
-    Translator,
-    decode_all,
-    detect,
-    encode_all,
-    translator_for,
-)
+from adapters.base import DECODE, ENCODE, Item, Translator, decode_all, encode_all
+from adapters.formats import detect, translator_for
 from hub import files
 from hub.config import load_config
 from hub.errors import HubError, TranslationError
@@ -151,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def holds_many(translator: Translator) -> bool:
-    """Whether the format holds several documents in one file (``formats.encode_all``)."""
+    """Whether the format holds several documents in one file (``adapters.base.encode_all``)."""
     return callable(getattr(translator, "encode_all", None))
 
 

@@ -42,15 +42,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf.message import DecodeError, Message
 
-from adapters.formats import (
-    Decoded,
-    Item,
-    Translators,
-    decode_all,
-    decode_isolated,
-    detect,
-    is_light,
-)
+from adapters.base import Item, decode_all, is_light
+from adapters.formats import Decoded, Translators, decode_isolated, detect
 from hub.errors import HubError, TranslationError
 from hub.limits import XmlLimits
 from hub.messages import body_class

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters import formats
+from adapters import base, formats
 from adapters.aeocsv import (
     COLUMNS,
     COUNTRIES,
@@ -79,13 +79,13 @@ def status(**fields: object) -> AeoStatus:
     return AeoStatus(**values)  # type: ignore[arg-type]
 
 
-def one_row(row: str, header: str = HEADER) -> formats.Item:
+def one_row(row: str, header: str = HEADER) -> base.Item:
     items = CSV.decode_all(f"{header}\r\n{row}\r\n".encode(), "list.csv")
     assert len(items) == 1
     return items[0]
 
 
-def refusal(item: formats.Item) -> TranslationError:
+def refusal(item: base.Item) -> TranslationError:
     assert item.message is None
     assert item.error is not None
     return item.error
@@ -596,7 +596,7 @@ def test_encode_refuses_other_documents_duplicates_and_limits() -> None:
         AeoCsv(max_bytes=len(data) - 1).encode_all([status()])
     assert caught.value.reason == "limit-exceeded"
     assert CSV.encode_all([]) == f"{HEADER}\r\n".encode()
-    assert formats.encode_all(CSV, [status()]) == data
+    assert base.encode_all(CSV, [status()]) == data
 
 
 # decode(), sniff and the registry helpers ---------------------------------------------------
@@ -616,7 +616,7 @@ def test_decode_takes_exactly_one_valid_row() -> None:
             CSV.decode(text.encode(), "list.csv")
         assert caught.value.reason == reason
         assert named in caught.value.message
-    items = formats.decode_all(CSV, f"{HEADER}\n{GOOD_ROW}\n{second}\n".encode())
+    items = base.decode_all(CSV, f"{HEADER}\n{GOOD_ROW}\n{second}\n".encode())
     assert [item.line for item in items] == [2, 3]
 
 
@@ -754,7 +754,7 @@ def test_encode_writes_only_what_reads_back(message: AeoStatus) -> None:
     assert CSV.decode(data) == message
 
 
-def _check_items(items: list[formats.Item]) -> None:
+def _check_items(items: list[base.Item]) -> None:
     lines = [item.line for item in items]
     assert all(isinstance(line, int) and line >= 2 for line in lines)
     assert lines == sorted(set(lines))  # type: ignore[type-var]

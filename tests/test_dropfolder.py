@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.dropfolder import BATCH_FILES
 from hub.config import load_config
+from hub.connectors.dropfolder import BATCH_FILES
 from hub.demo import sample_aeo_status
 from hub.errors import ConfigError
 from hub.messages import AeoStatus, ControlResult, GoodsDeclaration

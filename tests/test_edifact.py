@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.base import Item, decode_all, encode_all
 from adapters.edifact import Edifact, cusres, edifact
 from adapters.edifact.directory import d96b
 from adapters.edifact.syntax import control_character
-from adapters.formats import Item, decode_all, encode_all
 from hub.errors import TranslationError
 from hub.limits import XmlLimits
 from hub.messages import ControlResult, GoodsDeclaration, Response

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-from adapters.formats import decode_all, detect, registry
+from adapters.base import decode_all
+from adapters.formats import detect, registry
 from tests.testdata import ROOT
 
 EXAMPLES = ROOT / "examples"

@@ -4,9 +4,11 @@ interpreter, where nothing else could have loaded those first."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +54,87 @@ def test_the_probe_sees_a_forbidden_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "True"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of hub/ and adapters/ (generated hub/pb aside) and the modules it imports
+    from either, at any depth in the file (function-level imports count)."""
+    modules: dict[str, Path] = {}
+    for path in [*ROOT.glob("hub/**/*.py"), *ROOT.glob("adapters/**/*.py")]:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[:2] == ("hub", "pb"):
+            continue
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+
+    def known(target: str) -> str | None:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # "from package import module" imports the module, not the package's body
+                targets = [
+                    f"{node.module}.{a.name}"
+                    if f"{node.module}.{a.name}" in modules
+                    else node.module
+                    for a in node.names
+                ]
+            else:
+                continue
+            for target in targets:
+                found = known(target)
+                if found is not None and found != name:
+                    graph[name].add(found)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or around a circle."""
+    reach = {name: set() for name in graph}
+    for name in graph:
+        todo = list(graph[name])
+        while todo:
+            other = todo.pop()
+            if other not in reach[name]:
+                reach[name].add(other)
+                todo.extend(graph[other])
+    groups = {
+        frozenset({n} | {m for m in reach[n] if n in reach[m]}) for n in graph if n in reach[n]
+    }
+    return sorted(sorted(g) for g in groups)
+
+
+def test_no_module_imports_itself_around_a_circle() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_the_core_imports_only_the_core_and_adapters_only_the_core() -> None:
+    """Layers: the pure core (PURE) imports nothing of the shell; the translators in adapters/
+    import from hub/ only its pure core and the generated messages."""
+    graph = import_graph()
+    core = set(PURE) | {"hub"}
+    wrong = {
+        (name, target)
+        for name, targets in graph.items()
+        for target in targets
+        if (name in core or name.startswith("adapters"))
+        and target.startswith("hub")
+        and target not in core
+    }
+    assert sorted(wrong) == []
+
+
+def test_the_graph_check_sees_circles_and_layers() -> None:
+    """The two checks above can fail."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    graph = import_graph()
+    assert "hub.store" in graph["hub.node"] and "hub.errors" in graph["hub.envelope"]

@@ -26,8 +26,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from adapters import formats
-from adapters.formats import DECODE, ENCODE
+from adapters import base, formats
+from adapters.base import DECODE, ENCODE
 from hub.cli import main
 from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
 from hub.messages import ControlResult, Response
@@ -153,12 +153,12 @@ def _canonical_residue(message: Message) -> None:
 
 
 def good(format_id: str, data: bytes) -> list[Message]:
-    items = formats.decode_all(REGISTRY[format_id], data, "sample")
+    items = base.decode_all(REGISTRY[format_id], data, "sample")
     return [item.message for item in items if item.message is not None]
 
 
 def has_bad_documents(format_id: str, data: bytes) -> bool:
-    items = formats.decode_all(REGISTRY[format_id], data, "sample")
+    items = base.decode_all(REGISTRY[format_id], data, "sample")
     return any(item.error is not None for item in items)
 
 
@@ -166,7 +166,7 @@ def write_and_read(format_id: str, messages: list[Message]) -> list[Message]:
     """The messages written in ``format_id`` and read back, as the command does it."""
     translator = REGISTRY[format_id]
     if holds_many(translator):
-        return good(format_id, formats.encode_all(translator, messages))
+        return good(format_id, base.encode_all(translator, messages))
     return [m for one in messages for m in good(format_id, translator.encode(one))]
 
 
@@ -374,7 +374,7 @@ def test_cli_splits_an_interchange_and_names_what_it_cannot_write(tmp_path: Path
     released = good("edifact", (DATA / "edifact/cusres_released.edi").read_bytes())
     rejected = good("edifact", (DATA / "edifact/cusres_rejected.edi").read_bytes())
     interchange = tmp_path / "interchange.edi"
-    interchange.write_bytes(formats.encode_all(REGISTRY["edifact"], released + rejected))
+    interchange.write_bytes(base.encode_all(REGISTRY["edifact"], released + rejected))
     out = tmp_path / "xml"
     done = run(str(interchange), "--to", "wco-xml", "--output-dir", str(out))
     assert done.returncode == 1, done.stderr

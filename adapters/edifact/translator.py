@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
+from adapters.base import Item
 from adapters.edifact import cusdec, cusres
 from adapters.edifact.directory import Directory, check_message, d96b
 from adapters.edifact.syntax import (
@@ -30,9 +30,6 @@ from adapters.edifact.syntax import (
     write_interchange,
 )
 from hub.errors import TranslationError
-
-if TYPE_CHECKING:
-    from adapters.formats import Item
 
 UNSUPPORTED = "unsupported-document"
 # The directory and release this translator checks against (UNH S009 0052/0054/0051).
@@ -82,8 +79,6 @@ class Edifact:
     def decode_all(self, data: bytes, source: str = "document") -> list[Item]:
         """One Item per UNH..UNT message, its ``line`` the segment number of its UNH; a bad
         message's error carries the number of the failing segment itself."""
-        from adapters.formats import Item  # here: adapters.formats imports this package
-
         interchange = read_interchange(
             data, max_bytes=self.max_bytes, max_segments=self.max_segments, source=source
         )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.dropfolder import DropFolder
 from hub.cli import LOG_FORMAT, OneLineFormatter
+from hub.connectors.dropfolder import DropFolder
 from hub.demo import sample_aeo_status
 from hub.envelope import build_envelope
 from hub.errors import ConfigError

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from adapters.formats import DECODE, ENCODE, Item
+from adapters.base import DECODE, ENCODE, Item
 from hub.config import FolderConfig
 from hub.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.files import Directory, NotConfined, Tree
