@@ -42,6 +42,7 @@ from hub.envelope import (
 )
 from hub.errors import (
     BusinessKeyError,
+    ConfigError,
     DuplicateConflictError,
     HubError,
     SenderMismatchError,
@@ -123,7 +124,7 @@ def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
     """The key that signs checkpoints: Ed25519, and not the message-signing key."""
     key = read_ed25519_key(config.trail_key, "trail key")
     if key.public_key() == signer.private_key.public_key():
-        raise HubError("the trail key and the signing key must differ", reason="config-invalid")
+        raise ConfigError("the trail key and the signing key must differ", reason="config-invalid")
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
 
 
@@ -144,17 +145,17 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     trust.local_keys.update(own.signing_keys)
     signer = Signer.from_pem(config.signing_key.read_bytes())
     if signer.key_id not in trust.local_keys:
-        raise HubError(
+        raise ConfigError(
             f"{config.signing_key} does not match the signing certificate {config.signing_cert}",
             reason="config-invalid",
         )
     tls_cert = x509.load_pem_x509_certificate(config.tls_cert.read_bytes())
     if party_of(tls_cert) != config.party:
-        raise HubError(
+        raise ConfigError(
             f"{config.tls_cert} does not name party {config.party}", reason="config-invalid"
         )
     if tls_cert.public_key() == signer.private_key.public_key():
-        raise HubError("the TLS key and the signing key must differ", reason="config-invalid")
+        raise ConfigError("the TLS key and the signing key must differ", reason="config-invalid")
     return trust, signer
 
 

@@ -16,6 +16,7 @@ import pytest
 PURE = [
     "hub.errors",
     "hub.limits",
+    "hub.reasons",
     "hub.config",
     "hub.envelope",
     "hub.signing",
