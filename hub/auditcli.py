@@ -20,15 +20,14 @@ from typing import Protocol
 import grpc
 from google.protobuf import json_format
 
-from hub import checkpoint, merkle, tables
+from hub import checkpoint, keys, merkle, tables
 from hub.audit import AuditReader
 from hub.auth import SCOPES, Grant
-from hub.config import load_config, read_ed25519_key
+from hub.config import load_config
 from hub.errors import REASON_KEY, HubError
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
-from hub.pki import trail_key_name
 from hub.service import token_issuer
 from hub.store import Store
 from hub.trailfiles import read_key
@@ -281,9 +280,7 @@ async def _all(
 
 
 def _own_verifier(args: argparse.Namespace) -> checkpoint.NoteKey:
-    config = load_config(args.config)
-    key = read_ed25519_key(config.trail_key, "trail key")
-    return checkpoint.NoteKey(trail_key_name(config.party), key.public_key())
+    return keys.trail_verifier(load_config(args.config))
 
 
 async def prove(args: argparse.Namespace) -> int:

@@ -198,7 +198,7 @@ class TokenVerifier:
             )
         # 2. The header's algorithm is the pinned one (the key decides, never the token). Its
         #    typ is not checked: the audit key signs nothing but these tokens (load_audit_key in
-        #    hub/service.py refuses a key shared with the trail or envelopes), so no other JWT
+        #    hub/keys.py refuses a key shared with the trail or envelopes), so no other JWT
         #    type can be confused with them, and pyjwt writes typ JWT by default.
         try:
             header = jwt.get_unverified_header(token)

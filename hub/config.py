@@ -14,9 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from hub.errors import ConfigError
 from hub.limits import XmlLimits
 from hub.messages import full_body_type
@@ -349,18 +346,6 @@ def read_folders(root: _Reader, partners: Mapping[str, PartnerConfig]) -> dict[s
             settle_seconds=float(settle),
         )
     return folders
-
-
-def read_ed25519_key(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
-    """An unencrypted PEM Ed25519 private key (the trail key, the audit token key), or a
-    ConfigError naming the file and what the key is for."""
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
-        raise ConfigError(f"{path}: cannot load the {what}", reason="config-invalid") from None
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise ConfigError(f"{path}: the {what} is not an Ed25519 key", reason="config-invalid")
-    return key
 
 
 def trail_origin(trail: _Reader) -> str:

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from cryptography import x509
 from google.protobuf.message import DecodeError, Message
 
 from adapters.formats import Translators
 from adapters.wco.controls import control_result_from
-from hub import checkpoint, trail
-from hub.config import HubConfig, read_ed25519_key
+from hub import checkpoint, keys, trail
+from hub.config import HubConfig
 from hub.envelope import (
     CORRELATION_ID,
     UUID_TEXT,
@@ -42,7 +41,6 @@ from hub.envelope import (
 )
 from hub.errors import (
     BusinessKeyError,
-    ConfigError,
     DuplicateConflictError,
     HubError,
     SenderMismatchError,
@@ -66,10 +64,9 @@ from hub.messages import (
 from hub.notify import Notifier
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.pki import trail_key_name
 from hub.rawsql import Tx
 from hub.routing import RoutingTable
-from hub.signing import Signer, VerificationKey
+from hub.signing import VerificationKey
 from hub.store import (
     Accepted,
     DueDelivery,
@@ -85,7 +82,6 @@ from hub.store import (
     signed_alike,
 )
 from hub.translation import Translation
-from hub.trust import PartnerTrust, TrustStore, party_of
 
 log = logging.getLogger("customs_hub")
 
@@ -120,52 +116,13 @@ class QueuedMessage:
     recipient: str
 
 
-def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
-    """The key that signs checkpoints: Ed25519, and not the message-signing key."""
-    key = read_ed25519_key(config.trail_key, "trail key")
-    if key.public_key() == signer.private_key.public_key():
-        raise ConfigError("the trail key and the signing key must differ", reason="config-invalid")
-    return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
-
-
-def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
-    """Read certificates and keys named by the config and check they belong together."""
-    trust = TrustStore(local_party=config.party)
-    for partner in config.partners.values():
-        anchor = x509.load_pem_x509_certificate(partner.trust_anchor.read_bytes())
-        certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in partner.signing_certs]
-        trust.partners[partner.party] = PartnerTrust.build(partner.party, anchor, certs, now)
-    own_anchor = x509.load_pem_x509_certificate(config.trust_anchor.read_bytes())
-    own = PartnerTrust.build(
-        config.party,
-        own_anchor,
-        [x509.load_pem_x509_certificate(config.signing_cert.read_bytes())],
-        now,
-    )
-    trust.local_keys.update(own.signing_keys)
-    signer = Signer.from_pem(config.signing_key.read_bytes())
-    if signer.key_id not in trust.local_keys:
-        raise ConfigError(
-            f"{config.signing_key} does not match the signing certificate {config.signing_cert}",
-            reason="config-invalid",
-        )
-    tls_cert = x509.load_pem_x509_certificate(config.tls_cert.read_bytes())
-    if party_of(tls_cert) != config.party:
-        raise ConfigError(
-            f"{config.tls_cert} does not name party {config.party}", reason="config-invalid"
-        )
-    if tls_cert.public_key() == signer.private_key.public_key():
-        raise ConfigError("the TLS key and the signing key must differ", reason="config-invalid")
-    return trust, signer
-
-
 class Hub:
     def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
         self.config = config
         self.party = config.party
         self.store = store
         self.clock = clock
-        self.trust, self.signer = load_trust(config, clock())
+        self.trust, self.signer = keys.load_trust(config, clock())
         self.routing = RoutingTable(
             local_party=config.party,
             partner_countries={p.party: p.countries for p in config.partners.values()},
@@ -192,7 +149,7 @@ class Hub:
         # (source, reason) -> when a refusal was last recorded, and how many since were not
         self._refusals: dict[tuple[str, str], tuple[float, int]] = {}
         self._last_revision = 0
-        self.trail_key = load_trail_key(config, self.signer)
+        self.trail_key = keys.load_trail_key(config, self.signer)
         self.translators = Translators(config.limits.xml)
         self.translation = Translation(self.translators, config.limits.xml)
         # CPU-bound work on what others send (verifying, parsing and translating documents)
@@ -227,13 +184,8 @@ class Hub:
         """SHA-256 over what decides this hub's behaviour and identity: the config file and
         the public parts it names (certificates, the trail key's public key); never a
         private key."""
-        config = self.config
-        files = [config.path, config.tls_cert, config.trust_anchor, config.signing_cert]
-        for partner in sorted(config.partners.values(), key=lambda p: p.party):
-            files += [partner.trust_anchor, *partner.signing_certs]
         digest = hashlib.sha256()
-        for path in files:
-            data = path.read_bytes()
+        for data in keys.public_parts(self.config):
             digest.update(len(data).to_bytes(8, "big") + data)
         digest.update(self.trail_key.verifier().encode())
         return digest.digest()

@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from hub import keys
 from hub.admission import Admission
 from hub.audit import AUDIT_SERVICE, AuditService
 from hub.auth import TokenIssuer, TokenVerifier
-from hub.config import HubConfig, read_ed25519_key
+from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.delivery import OutboxWorker
 from hub.envelope import sha256
@@ -562,29 +562,12 @@ def _add_health_and_reflection(
     return health_servicer
 
 
-def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
-    """The Ed25519 key that signs auditors' tokens; refused if it is the trail key or the
-    message-signing key (one key, one purpose)."""
-    if config.audit_key is None:
-        raise ConfigError(
-            f"{config.path}: [audit] token_key is not set; auditors' tokens need it",
-            reason="config-invalid",
-        )
-    key = read_ed25519_key(config.audit_key, "audit token key")
-    if config.audit_key.resolve() in (config.trail_key.resolve(), config.signing_key.resolve()):
-        raise ConfigError(
-            "the audit token key must differ from the trail and signing keys",
-            reason="config-invalid",
-        )
-    return key
-
-
 def token_issuer(config: HubConfig) -> TokenIssuer:
-    return TokenIssuer(load_audit_key(config), config.issuer, config.audience)
+    return TokenIssuer(keys.load_audit_key(config), config.issuer, config.audience)
 
 
 def token_verifier(config: HubConfig) -> TokenVerifier:
-    return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)
+    return TokenVerifier(keys.load_audit_key(config).public_key(), config.issuer, config.audience)
 
 
 # gRPC sets SO_REUSEPORT on its listening sockets by default, so a second server on a port
@@ -701,10 +684,11 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     health_pb2_grpc.add_HealthServicer_to_server(
         PartnerHealth(partner_health, exchange), partner_server
     )
-    anchors = b"".join(p.trust_anchor.read_bytes() for p in config.partners.values())
+    tls = keys.tls_identity(config)
+    anchors = keys.partner_anchors(config)
     credentials = grpc.ssl_server_credentials(
-        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
-        root_certificates=anchors or None,
+        [tls],
+        root_certificates=b"".join(anchors.values()) or None,
         require_client_auth=True,
     )
     partner_port = _bind(partner_server, config.listen, credentials, "server.listen")
@@ -730,16 +714,14 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
         audit_health = _add_health_and_reflection(audit_server, [AUDIT_SERVICE])
         # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
-        audit_credentials = grpc.ssl_server_credentials(
-            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())]
-        )
+        audit_credentials = grpc.ssl_server_credentials([tls])
         audit_port = _bind(audit_server, config.audit_listen, audit_credentials, "audit.listen")
 
     channels = PartnerChannels(
-        config.tls_cert.read_bytes(),
-        config.tls_key.read_bytes(),
+        tls[1],
+        tls[0],
         {
-            p.party: PartnerEndpoint(p.party, p.endpoint, p.trust_anchor.read_bytes())
+            p.party: PartnerEndpoint(p.party, p.endpoint, anchors[p.party])
             for p in config.partners.values()
         },
     )

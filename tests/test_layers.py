@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,19 @@ def test_the_graph_check_sees_circles_and_layers() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
     assert "hub.store" in graph["hub.node"] and "hub.errors" in graph["hub.envelope"]
+
+
+def test_keys_and_certificates_are_read_from_disk_in_one_module() -> None:
+    """hub/keys.py reads every key and certificate the configuration names (pki.py writes
+    them): nowhere else reads one of those files."""
+    named = re.compile(
+        r"\.(tls_key|tls_cert|signing_key|signing_cert|signing_certs|trust_anchor|trail_key|"
+        r"audit_key)\b[^\n]*\.read_(bytes|text)\(|read_ed25519_key\(|load_pem_private_key\("
+        r"[^)]*read_bytes"
+    )
+    found = {
+        str(path.relative_to(ROOT))
+        for path in [*ROOT.glob("hub/**/*.py"), *ROOT.glob("adapters/**/*.py")]
+        if named.search(path.read_text())
+    }
+    assert found == {"hub/keys.py"}
