@@ -186,6 +186,11 @@ REASONS: dict[str, Reason] = {
         "a receipt not signed by a key trusted for its receiver, or naming another receiver",
         UNAUTHENTICATED,
     ),
+    "illegal-transition": _r(
+        "a change of an outbound message's status its state machine does not allow "
+        "(hub/outbox.py): the transaction is not committed",
+        INTERNAL,
+    ),
     "internal": _r("a fault of the hub's own (logged); on Exchange, the stream ends", INTERNAL),
     # --- the audit service ------------------------------------------------------------------
     "token-missing": _r("no bearer token", UNAUTHENTICATED),

@@ -53,6 +53,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub import merkle, rawsql, trail, treestore
 from hub.envelope import RAW_BODY_TYPE
 from hub.errors import StoreDataError, StoreError
+from hub.outbox import Outbound, move, sources
 from hub.rawsql import Raw, TrailTail, Tx
 
 T = TypeVar("T")
@@ -682,7 +683,12 @@ class _Statements:
             " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
             " message_id = excluded.message_id, updated_at = excluded.updated_at",
         )
-        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
+        # a receipt settles a message that is queued, or dead after it expired in flight; one
+        # that comes after the message was settled or replaced changes nothing (hub/outbox.py)
+        settled_from = ", ".join(f"'{s}'" for s in sources(Outbound.DELIVERED))
+        self.set_outbound_status = (  # the enum's own values, no outside text
+            f"UPDATE outbound_message SET status = ? WHERE id = ? AND status IN ({settled_from})"  # noqa: S608
+        )
         # entries are named by their id and their message, so a settlement that arrives late
         # can only ever touch its own entry
         self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
@@ -1190,7 +1196,10 @@ class Store:
         tx.many(
             sql.set_outbound_status,
             [
-                ("rejected" if s.receipt.outcome == "rejected" else "delivered", s.due.outbound_id)
+                (
+                    Outbound.REJECTED if s.receipt.outcome == "rejected" else Outbound.DELIVERED,
+                    s.due.outbound_id,
+                )
                 for s in results
             ],
         )
@@ -1269,6 +1278,7 @@ class Store:
                     OUTBOUND.c.correlation_id,
                     OUTBOUND.c.body_type,
                     OUTBOUND.c.business_keys,
+                    OUTBOUND.c.status,
                 )
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
                 .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
@@ -1287,10 +1297,12 @@ class Store:
                     ),
                 )
             )
+            for r in expired:
+                move(r[7], Outbound.DEAD)
             conn.execute(
                 update(OUTBOUND)
                 .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
-                .values(status=DEAD)
+                .values(status=Outbound.DEAD)
             )
             self._append_trail(
                 tx,
@@ -1371,13 +1383,17 @@ class Store:
             dead = self._dead_letters(tx, message_ids)
             if not dead:
                 return 0
+            for r in dead:
+                move(r[6], Outbound.QUEUED)
             ids = [r[0] for r in dead]
             conn.execute(
                 update(OUTBOX)
                 .where(OUTBOX.c.outbound_id.in_(ids))
                 .values(state=QUEUED, dead_reason=None, next_attempt_at=now, attempts=0)
             )
-            conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=QUEUED))
+            conn.execute(
+                update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.QUEUED)
+            )
             detail = "an operator put it back in the queue"
             self._append_trail(tx, [_operator_event("requeued", r, now, detail) for r in dead])
             return len(ids)
@@ -1392,9 +1408,13 @@ class Store:
             dead = self._dead_letters(tx, replaced)
             if len(dead) != len(replaced):
                 raise StoreError("a dead letter to replace is no longer dead")
+            for r in dead:
+                move(r[6], Outbound.REPLACED)
             ids = [r[0] for r in dead]
             conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-            conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status="replaced"))
+            conn.execute(
+                update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.REPLACED)
+            )
             self._enqueue(tx, replacements)
             now = utcnow()
             by_old = dict(zip(replaced, replacements, strict=True))
@@ -1423,9 +1443,13 @@ class Store:
             conn = tx.conn
             dead = self._dead_letters(tx, message_ids)
             if dead:
+                for r in dead:
+                    move(r[6], Outbound.DEAD)
                 ids = [r[0] for r in dead]
                 conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-                conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=DEAD))
+                conn.execute(
+                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.DEAD)
+                )
                 now = utcnow()
                 self._append_trail(
                     tx, [_operator_event("dropped", r, now, reason[:300]) for r in dead]
@@ -1435,7 +1459,8 @@ class Store:
         return await self._run(lambda: self.transaction(work))
 
     def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
-        """(id, message id, recipient, correlation id, type, keys) of these dead letters."""
+        """(id, message id, recipient, correlation id, type, keys, status) of these dead
+        letters."""
         return list(
             tx.conn.execute(
                 core_select(
@@ -1445,6 +1470,7 @@ class Store:
                     OUTBOUND.c.correlation_id,
                     OUTBOUND.c.body_type,
                     OUTBOUND.c.business_keys,
+                    OUTBOUND.c.status,
                 )
                 .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
                 .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))

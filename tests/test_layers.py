@@ -18,6 +18,7 @@ PURE = [
     "hub.errors",
     "hub.limits",
     "hub.reasons",
+    "hub.outbox",
     "hub.config",
     "hub.envelope",
     "hub.signing",

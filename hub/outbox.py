@@ -1,0 +1,70 @@
+"""The life of a message this hub signed for a partner (``outbound_message.status``), as a
+state machine: the changes the hub makes, and an error for any other.
+
+    queued -> delivered | rejected          the partner's receipt (accepted or duplicate; a
+                                            final refusal, which leaves a dead letter)
+    queued -> dead                          its lifetime ended undelivered
+    dead -> delivered | rejected            a receipt that arrives after it expired
+    dead | rejected -> queued               an operator put it back in the queue
+    dead | rejected -> replaced             an operator re-signed it as a new message
+    dead | rejected -> dead                 an operator dropped it from the outbox
+
+``delivered`` and ``replaced`` are final: a receipt that arrives after an operator replaced
+the message is kept, but the message stays replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from hub.errors import HubError, Status
+
+
+class Outbound(StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    DEAD = "dead"
+    REPLACED = "replaced"
+
+
+NEXT: Mapping[Outbound, frozenset[Outbound]] = {
+    Outbound.QUEUED: frozenset({Outbound.DELIVERED, Outbound.REJECTED, Outbound.DEAD}),
+    Outbound.DEAD: frozenset(
+        {
+            Outbound.DELIVERED,
+            Outbound.REJECTED,
+            Outbound.QUEUED,
+            Outbound.REPLACED,
+            Outbound.DEAD,
+        }
+    ),
+    Outbound.REJECTED: frozenset({Outbound.QUEUED, Outbound.REPLACED, Outbound.DEAD}),
+    Outbound.DELIVERED: frozenset(),
+    Outbound.REPLACED: frozenset(),
+}
+
+
+class TransitionError(HubError):
+    """A change of an outbound message's status the state machine does not allow: a fault of
+    the hub's own (INTERNAL), and the transaction making it is not committed."""
+
+    status = Status.INTERNAL
+    default_reason = "illegal-transition"
+
+
+def move(old: str, new: Outbound) -> Outbound:
+    """``new``, if a message in status ``old`` may go there; TransitionError if not."""
+    try:
+        allowed = new in NEXT[Outbound(old)]
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise TransitionError(f"an outbound message cannot go from {old!r} to {new.value!r}")
+    return new
+
+
+def sources(new: Outbound) -> tuple[str, ...]:
+    """The statuses a message may be in to go to ``new``."""
+    return tuple(sorted(old.value for old, allowed in NEXT.items() if new in allowed))

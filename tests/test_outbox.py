@@ -1,0 +1,91 @@
+"""The outbound status machine (hub/outbox.py): the changes the hub makes are allowed, any
+other raises, and the store holds to it (a late receipt does not undo an operator's
+replacement)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from hub.errors import Status
+from hub.outbox import NEXT, Outbound, TransitionError, move, sources
+
+MADE = {  # every change the store makes, and why
+    (Outbound.QUEUED, Outbound.DELIVERED),  # accepted or duplicate receipt
+    (Outbound.QUEUED, Outbound.REJECTED),  # final refusal
+    (Outbound.QUEUED, Outbound.DEAD),  # expired undelivered
+    (Outbound.DEAD, Outbound.DELIVERED),  # a receipt after it expired in flight
+    (Outbound.DEAD, Outbound.REJECTED),
+    (Outbound.DEAD, Outbound.QUEUED),  # requeue
+    (Outbound.REJECTED, Outbound.QUEUED),
+    (Outbound.DEAD, Outbound.REPLACED),  # re-signed
+    (Outbound.REJECTED, Outbound.REPLACED),
+    (Outbound.DEAD, Outbound.DEAD),  # dropped
+    (Outbound.REJECTED, Outbound.DEAD),
+}
+
+
+def test_the_changes_the_hub_makes_are_exactly_those_allowed() -> None:
+    allowed = {(old, new) for old, targets in NEXT.items() for new in targets}
+    assert allowed == MADE
+    for old, new in MADE:
+        assert move(old.value, new) is new
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    sorted(set(itertools.product(Outbound, Outbound)) - MADE),
+    ids=lambda s: s.value,
+)
+def test_any_other_change_raises(old: Outbound, new: Outbound) -> None:
+    with pytest.raises(TransitionError) as refused:
+        move(old.value, new)
+    assert refused.value.reason == "illegal-transition"
+    assert refused.value.status == Status.INTERNAL
+    assert old.value in refused.value.message and new.value in refused.value.message
+
+
+def test_a_status_the_machine_does_not_know_cannot_move() -> None:
+    with pytest.raises(TransitionError):
+        move("retrying", Outbound.QUEUED)
+
+
+def test_a_receipt_settles_from_the_same_statuses_either_way() -> None:
+    """The store's one settling statement serves accepted and refused receipts alike."""
+    assert sources(Outbound.DELIVERED) == sources(Outbound.REJECTED) == ("dead", "queued")
+    assert sources(Outbound.REPLACED) == ("dead", "rejected")
+
+
+async def test_a_receipt_after_a_replacement_leaves_the_message_replaced(store_url: str) -> None:
+    """m1 is refused for good (a dead letter), an operator re-signs it as m1b, and then a
+    receipt accepting m1 arrives late (its first attempt had reached the partner after all):
+    m1 stays replaced, m1b stays queued."""
+    from hub.store import NewOutbound, ReceiptRecord, Settlement, Store
+    from tests.test_store import NOW, outbound
+
+    store = Store(store_url)
+    try:
+        await store.create_all()
+        await store.enqueue([outbound("m1")])
+        [m1] = await store.due(NOW + timedelta(seconds=1), 10)
+
+        def receipt(outcome: str) -> ReceiptRecord:
+            return ReceiptRecord(
+                message_id="m1", receiver="NZ", outcome=outcome, signed_receipt=b"r",
+                received_at=NOW,
+            )  # fmt: skip
+
+        await store.record_receipts([Settlement(m1, receipt("rejected"), "rejected by NZ")])
+        again = outbound("m1b")
+        await store.replace(["m1"], [NewOutbound(**{f: getattr(again, f) for f in FIELDS})])
+        await store.record_receipts([Settlement(m1, receipt("accepted"))])  # late
+        statuses = {m.message_id: m.status for m, _ in await store.outbound()}
+        assert statuses == {"m1": Outbound.REPLACED, "m1b": Outbound.QUEUED}
+        assert [d.message_id for d in await store.due(NOW + timedelta(seconds=1), 10)] == ["m1b"]
+    finally:
+        await store.close()
+
+
+FIELDS = ("message_id", "recipient", "body_type", "envelope", "envelope_digest", "created_at")
