@@ -25,16 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import grpc
-
 from hub.config import Limits
 from hub.envelope import verify_receipt
-from hub.errors import HubError
+from hub.errors import DeliveryError, HubError
 from hub.node import Hub
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.ports import PartnerStream, PartnerTransport
 from hub.rawsql import Tx
 from hub.store import DueDelivery, ReceiptRow, Settlement
-from hub.transport import PartnerChannels
 
 log = logging.getLogger("customs_hub.delivery")
 
@@ -91,7 +89,7 @@ class StreamBroken(Exception):
 
 @dataclass
 class _Stream:
-    call: grpc.aio.StreamStreamCall
+    call: PartnerStream
     in_flight: deque[tuple[list[DueDelivery], float]] = field(default_factory=deque)
     broken: str = ""
     sent: asyncio.Event = field(default_factory=asyncio.Event)  # a frame was written
@@ -228,16 +226,11 @@ class PartnerSender:
             try:
                 # a partner that hangs before the stream is up (in the TLS handshake, say)
                 # counts as failed after the same timeout as one that does not answer a frame
-                await asyncio.wait_for(
-                    stream.call.write(pb.EnvelopeBatch(envelopes=[d.envelope for d in frame])),
-                    timeout,
-                )
-            except grpc.aio.AioRpcError as exc:
-                error = f"write failed: {exc.code().name}: {exc.details()}"
+                await asyncio.wait_for(stream.call.write([d.envelope for d in frame]), timeout)
+            except DeliveryError as exc:
+                error = exc.message
             except TimeoutError:
                 error = f"write not taken within {timeout:g} s"
-            except (asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
-                error = f"write failed: {type(exc).__name__}"
             else:
                 error = ""
             if error:
@@ -250,7 +243,7 @@ class PartnerSender:
         return True
 
     def _open(self) -> _Stream:
-        call = self.worker.channels.open_exchange(self.partner)
+        call = self.worker.transport.stream(self.partner)
         stream = _Stream(call)
         stream.reader = asyncio.create_task(
             self._read(stream), name=f"receipts-{self.hub.party}-{self.partner}"
@@ -268,7 +261,7 @@ class PartnerSender:
                 # prefix of in_flight, and stay in it until settled, so the sender never takes
                 # their entries for due again
                 response = await asyncio.wait_for(stream.call.read(), timeout)
-                if response is grpc.aio.EOF:
+                if response is None:
                     raise StreamBroken("partner closed the stream")
                 if stream.answered >= len(stream.in_flight):
                     raise StreamBroken("partner answered a frame that was not sent")
@@ -279,8 +272,8 @@ class PartnerSender:
                 task.add_done_callback(stream.settling.discard)
         except TimeoutError:
             stream.broken = f"no receipts within {timeout:g} s"
-        except grpc.aio.AioRpcError as exc:
-            stream.broken = f"{exc.code().name}: {exc.details()}"
+        except DeliveryError as exc:
+            stream.broken = exc.message
         except StreamBroken as exc:
             stream.broken = str(exc)
         except asyncio.CancelledError:
@@ -296,10 +289,10 @@ class PartnerSender:
         self,
         stream: _Stream,
         entry: tuple[list[DueDelivery], float],
-        response: pb.ReceiptBatch,
+        receipts: list[pb.SignedReceipt],
     ) -> None:
         try:
-            await self._settle(entry[0], list(response.receipts))
+            await self._settle(entry[0], receipts)
             self.failures = 0
         except StreamBroken as exc:
             stream.broken = stream.broken or str(exc)
@@ -444,9 +437,9 @@ class PartnerSender:
 
 
 class OutboxWorker:
-    def __init__(self, hub: Hub, channels: PartnerChannels) -> None:
+    def __init__(self, hub: Hub, transport: PartnerTransport) -> None:
         self.hub = hub
-        self.channels = channels
+        self.transport = transport
         self.limits = hub.config.limits
         self.senders: dict[str, PartnerSender] = {}
         self.settlements = hub.writes.lane("receipts", self._record)

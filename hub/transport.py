@@ -7,6 +7,7 @@ partner's anchor: another administration's CA cannot impersonate it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,6 +76,10 @@ class PartnerChannels:
         receipt: pb.SignedReceipt = await call(envelope, timeout=timeout)
         return receipt
 
+    def stream(self, party: str) -> GrpcStream:
+        """An Exchange stream to ``party`` as delivery uses it (hub/ports.py)."""
+        return GrpcStream(self.open_exchange(party))
+
     def open_exchange(self, party: str) -> grpc.aio.StreamStreamCall:
         """A long-lived Exchange stream (no deadline: the caller times out each frame)."""
         call = self.channel(party).stream_stream(
@@ -105,3 +110,38 @@ class PartnerChannels:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+
+
+class GrpcStream:
+    """A PartnerStream (hub/ports.py) over a gRPC Exchange call: gRPC's failures become
+    DeliveryError, with the status and details the partner gave."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+        self.call = call
+
+    async def write(self, envelopes: Sequence[bytes]) -> None:
+        try:
+            await self.call.write(pb.EnvelopeBatch(envelopes=list(envelopes)))
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(f"write failed: {exc.code().name}: {exc.details()}") from None
+        except (asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+            raise _unavailable(f"write failed: {type(exc).__name__}") from None
+
+    async def read(self) -> list[pb.SignedReceipt] | None:
+        try:
+            response = await self.call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(f"{exc.code().name}: {exc.details()}") from None
+        if response is grpc.aio.EOF:
+            return None
+        return list(response.receipts)
+
+    def done(self) -> bool:
+        return bool(self.call.done())
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+
+def _unavailable(message: str) -> DeliveryError:
+    return DeliveryError(message, reason="partner-unavailable")

@@ -206,7 +206,7 @@ async def test_a_sender_sends_each_entry_once_whether_read_back_or_handed_over(
     try:
         await store.create_all()
         hub = Hub(federation.configs["CN"], store)
-        sender = PartnerSender(OutboxWorker(hub, channels=None), "NZ")  # type: ignore[arg-type]
+        sender = PartnerSender(OutboxWorker(hub, transport=None), "NZ")  # type: ignore[arg-type]
         first = await hub.submit_many([Submission(sample_aeo_status("CN", "A1"), ["NZ"])] * 3)
         assert not sender.synced and len(sender.fresh) == 3  # handed over, not yet trusted
         read = await sender._due(100)  # the store read finds the same three
