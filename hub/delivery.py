@@ -126,6 +126,9 @@ class PartnerSender:
         self.fresh_limit = 4 * self.limits.delivery_window * self.limits.delivery_batch
         self.synced = False
         self.generation = 0
+        # when the earliest entry that failed on its own (a receipt refused, or "not now") is
+        # due again: such entries are not handed over, so the store must be read for them
+        self.retry_at: float | None = None
         self.hub.queued_listeners.append(self._queued)
 
     def _queued(self, entries: Sequence[DueDelivery]) -> None:
@@ -204,10 +207,13 @@ class PartnerSender:
         room = window - (len(stream.in_flight) if stream else 0)
         due = await self._due(room * batch)
         if not due:
-            if self.cursor and (stream is None or not stream.in_flight):
+            retry = self.retry_at is not None and time.monotonic() >= self.retry_at
+            if (self.cursor or retry) and (stream is None or not stream.in_flight):
                 # entries at or before the cursor that failed on their own (or that an
                 # operator queued again) may be due again: look in the store from the start
                 self.cursor = 0
+                if retry:
+                    self.retry_at = None
                 self._forget()
                 return True
             return False
@@ -409,6 +415,8 @@ class PartnerSender:
             await self.hub.store.record_failure(
                 [item.entry_id], error, now + timedelta(seconds=delay)
             )
+            again = time.monotonic() + delay
+            self.retry_at = again if self.retry_at is None else min(self.retry_at, again)
 
     async def stop(self, grace: float) -> None:
         """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in

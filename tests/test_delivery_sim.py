@@ -1,0 +1,177 @@
+"""Delivery against a partner that misbehaves, over the in-memory partner simulator
+(tests/partnersim.py: a real NZ hub with its own store and keys, no socket). Each case checks
+what a sender must keep true: nothing accepted is lost, nothing settled twice, a receipt that
+does not verify settles nothing, and once the partner behaves, everything arrives in order.
+
+The same delivery code runs over real mTLS in tests/test_delivery.py and tests/test_crash.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from hub.delivery import OutboxWorker
+from hub.demo import sample_aeo_status
+from hub.node import Hub, Submission
+from hub.store import Store
+from tests.conftest import Federation
+from tests.partnersim import Misbehaviour, PartnerSim
+
+
+@dataclass
+class Pair:
+    cn: Hub
+    nz: Hub
+    sg: Hub
+    sim: PartnerSim
+    worker: OutboxWorker
+
+    async def submit(self, n: int, prefix: str = "CNAEO") -> list[str]:
+        results = await self.cn.submit_many(
+            [Submission(sample_aeo_status("CN", f"{prefix}{i:04d}"), ["NZ"]) for i in range(n)]
+        )
+        return [q.message_id for r in results for q in r]  # type: ignore[union-attr]
+
+    async def delivered(self) -> list[str]:
+        """CN's messages NZ holds, in the order NZ accepted them."""
+        return [m.message_id for m in await self.nz.store.inbound() if m.sender == "CN"]
+
+    async def statuses(self) -> dict[str, str]:
+        return {m.message_id: m.status for m, _ in await self.cn.store.outbound()}
+
+
+@pytest.fixture
+async def pair(federation: Federation) -> AsyncIterator[Pair]:
+    hubs: dict[str, Hub] = {}
+    for party in ("CN", "NZ", "SG"):
+        config = federation.configs[party]
+        limits = dataclasses.replace(
+            config.limits,
+            retry_initial_seconds=0.05,
+            retry_max_seconds=0.2,
+            poll_seconds=0.05,
+            partner_timeout_seconds=1.0,
+            delivery_batch=4,
+        )
+        store = Store(config.store_url)
+        await store.create_all()
+        hubs[party] = Hub(dataclasses.replace(config, limits=limits), store)
+    sim = PartnerSim(hubs["NZ"], "CN")
+    worker = OutboxWorker(hubs["CN"], sim)
+    worker.start()
+    try:
+        yield Pair(hubs["CN"], hubs["NZ"], hubs["SG"], sim, worker)
+    finally:
+        await worker.stop(grace=0.5)
+        for hub in hubs.values():
+            await hub.close()
+            await hub.store.close()
+
+
+async def until(condition: object, seconds: float = 10.0) -> None:
+    """Wait until ``condition()`` (sync or async) is true."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        value = condition()  # type: ignore[operator]
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_well_behaved_partner_gets_everything_in_order(pair: Pair) -> None:
+    sent = await pair.submit(20)
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+    assert set((await pair.statuses()).values()) == {"delivered"}
+
+
+async def test_receipts_that_never_come_leave_everything_queued_then_it_is_delivered_once(
+    pair: Pair,
+) -> None:
+    pair.sim.behaviour = Misbehaviour(drop_receipts=True)
+    sent = await pair.submit(8)
+    await until(lambda: pair.sim.frames_received >= 2)
+    await asyncio.sleep(1.5)  # past the partner timeout: the stream is given up
+    assert set((await pair.statuses()).values()) == {"queued"}
+    assert await _failures(pair) > 0
+    # NZ accepted them already (it only never answered): the resends are duplicates
+    pair.sim.behaviour = Misbehaviour()
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent  # once each, in order
+
+
+async def test_late_receipts_are_taken_as_they_come(pair: Pair) -> None:
+    pair.sim.behaviour = Misbehaviour(delay=0.3)
+    sent = await pair.submit(12)
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+
+
+async def test_a_frame_answered_twice_settles_nothing_twice(pair: Pair) -> None:
+    """The extra answer is taken for the next frame's: its receipts name other bytes, so
+    that frame's messages are not settled by them but tried again."""
+    pair.sim.behaviour = Misbehaviour(duplicate=True)
+    sent = await pair.submit(12)
+    await until(lambda: _failures(pair))
+    pair.sim.behaviour = Misbehaviour()
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+    receipts = [r for _, r in await pair.cn.store.outbound()]
+    assert len(receipts) == len(sent) and all(r is not None for r in receipts)
+
+
+async def test_garbage_receipts_settle_nothing(pair: Pair) -> None:
+    pair.sim.behaviour = Misbehaviour(garbage=True)
+    sent = await pair.submit(6)
+    await until(lambda: _failures(pair))
+    assert set((await pair.statuses()).values()) == {"queued"}
+    pair.sim.behaviour = Misbehaviour()
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+
+
+async def test_a_partner_restarting_mid_stream_loses_nothing(pair: Pair) -> None:
+    pair.sim.behaviour = Misbehaviour(end_after=2)
+    sent = await pair.submit(24)
+    await until(lambda: len(pair.sim.streams) >= 3)
+    pair.sim.behaviour = Misbehaviour()
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+
+
+async def test_receipts_signed_by_another_administration_settle_nothing(pair: Pair) -> None:
+    """SG's key signs NZ's receipts: CN trusts none of them for NZ."""
+    pair.sim.behaviour = Misbehaviour(wrong_signer=pair.sg)
+    sent = await pair.submit(6)
+    await until(lambda: _failures(pair))
+    assert set((await pair.statuses()).values()) == {"queued"}
+    assert [r for _, r in await pair.cn.store.outbound() if r is not None] == []
+    pair.sim.behaviour = Misbehaviour()
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+
+
+async def test_an_unreachable_partner_backs_off_and_drains_when_back(pair: Pair) -> None:
+    pair.sim.reachable = False
+    sent = await pair.submit(5)
+    await until(lambda: _failures(pair))
+    assert pair.sim.frames_received == 0
+    pair.sim.reachable = True
+    await until(lambda: _all_delivered(pair, sent))
+    assert await pair.delivered() == sent
+
+
+async def _all_delivered(pair: Pair, sent: list[str]) -> bool:
+    statuses = await pair.statuses()
+    return all(statuses.get(m) == "delivered" for m in sent)
+
+
+async def _failures(pair: Pair) -> int:
+    return sum(e.attempts for e in await pair.cn.store.outbox())
