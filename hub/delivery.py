@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 import time
@@ -126,9 +127,9 @@ class PartnerSender:
         self.fresh_limit = 4 * self.limits.delivery_window * self.limits.delivery_batch
         self.synced = False
         self.generation = 0
-        # when the earliest entry that failed on its own (a receipt refused, or "not now") is
-        # due again: such entries are not handed over, so the store must be read for them
-        self.retry_at: float | None = None
+        # when entries that failed on their own (a receipt refused, or "not now") are due
+        # again, earliest first: they are not handed over, so the store is read for them
+        self.retries: list[float] = []  # a heap
         self.hub.queued_listeners.append(self._queued)
 
     def _queued(self, entries: Sequence[DueDelivery]) -> None:
@@ -207,13 +208,14 @@ class PartnerSender:
         room = window - (len(stream.in_flight) if stream else 0)
         due = await self._due(room * batch)
         if not due:
-            retry = self.retry_at is not None and time.monotonic() >= self.retry_at
+            now = time.monotonic()
+            retry = bool(self.retries) and self.retries[0] <= now
             if (self.cursor or retry) and (stream is None or not stream.in_flight):
                 # entries at or before the cursor that failed on their own (or that an
                 # operator queued again) may be due again: look in the store from the start
                 self.cursor = 0
-                if retry:
-                    self.retry_at = None
+                while self.retries and self.retries[0] <= now:
+                    heapq.heappop(self.retries)
                 self._forget()
                 return True
             return False
@@ -415,8 +417,7 @@ class PartnerSender:
             await self.hub.store.record_failure(
                 [item.entry_id], error, now + timedelta(seconds=delay)
             )
-            again = time.monotonic() + delay
-            self.retry_at = again if self.retry_at is None else min(self.retry_at, again)
+            heapq.heappush(self.retries, time.monotonic() + delay)
 
     async def stop(self, grace: float) -> None:
         """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in
