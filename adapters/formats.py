@@ -28,12 +28,32 @@ from adapters.base import (
     Item,
     Translator,
     decode_all,
+    encode_all,
     guarded,
+    is_light,
 )
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
 from hub.errors import ConfigError, HubError, TranslationError
 from hub.limits import XmlLimits
+
+# What plugins written against this module before adapters/base.py existed import from it.
+__all__ = [
+    "DECODE",
+    "ENCODE",
+    "Factory",
+    "Item",
+    "Translator",
+    "Translators",
+    "decode_all",
+    "detect",
+    "discovered",
+    "encode_all",
+    "guarded",
+    "is_light",
+    "registry",
+    "translator_for",
+]
 
 log = logging.getLogger("customs_hub.formats")
 

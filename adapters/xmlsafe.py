@@ -85,9 +85,11 @@ def parse_xml(data: bytes, limits: XmlLimits, *, source: str = "document") -> et
                 line=line,
                 column=column,
             ) from None
-        reason = "limit-exceeded" if "Excessive depth" in message else "not-well-formed"
         raise TranslationError(
-            f"{source} is not well-formed XML: {message}", reason=reason, line=line, column=column
+            f"{source} is not well-formed XML: {message}",
+            reason="limit-exceeded" if "Excessive depth" in message else "not-well-formed",
+            line=line,
+            column=column,
         ) from None
     tree = root.getroottree()
     docinfo = tree.docinfo

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import random
 import time
@@ -128,8 +127,9 @@ class PartnerSender:
         self.synced = False
         self.generation = 0
         # when entries that failed on their own (a receipt refused, or "not now") are due
-        # again, earliest first: they are not handed over, so the store is read for them
-        self.retries: list[float] = []  # a heap
+        # again, by entry id: they are not handed over, so the store is read for them; one
+        # time per entry, so this holds no more than the partner's queue
+        self.retries: dict[int, float] = {}
         self.hub.queued_listeners.append(self._queued)
 
     def _queued(self, entries: Sequence[DueDelivery]) -> None:
@@ -209,13 +209,12 @@ class PartnerSender:
         due = await self._due(room * batch)
         if not due:
             now = time.monotonic()
-            retry = bool(self.retries) and self.retries[0] <= now
+            retry = any(due_at <= now for due_at in self.retries.values())
             if (self.cursor or retry) and (stream is None or not stream.in_flight):
                 # entries at or before the cursor that failed on their own (or that an
                 # operator queued again) may be due again: look in the store from the start
                 self.cursor = 0
-                while self.retries and self.retries[0] <= now:
-                    heapq.heappop(self.retries)
+                self.retries = {e: at for e, at in self.retries.items() if at > now}
                 self._forget()
                 return True
             return False
@@ -417,7 +416,7 @@ class PartnerSender:
             await self.hub.store.record_failure(
                 [item.entry_id], error, now + timedelta(seconds=delay)
             )
-            heapq.heappush(self.retries, time.monotonic() + delay)
+            self.retries[item.entry_id] = time.monotonic() + delay
 
     async def stop(self, grace: float) -> None:
         """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in

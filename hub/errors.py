@@ -3,7 +3,7 @@
 Every failure the hub reports to a caller is one of these: a machine-readable ``reason`` code
 (kebab-case, stable, documented in docs/adr/0002-status-codes.md), its ``status`` (the name of
 the gRPC status code it is answered with, as a plain value: this module imports no grpc, so the
-pure core does not either; hub/service.py maps it), and a human sentence saying what was
+pure core does not either; hub/rpc/status.py maps it), and a human sentence saying what was
 expected and what was found. Messages never echo secrets or payload content.
 """
 

@@ -45,24 +45,33 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     """Read certificates and keys named by the config and check they belong together."""
     trust = TrustStore(local_party=config.party)
     for partner in config.partners.values():
-        anchor = x509.load_pem_x509_certificate(partner.trust_anchor.read_bytes())
-        certs = [x509.load_pem_x509_certificate(p.read_bytes()) for p in partner.signing_certs]
+        anchor = _certificate(partner.trust_anchor, f"trust anchor of {partner.party}")
+        certs = [
+            _certificate(p, f"signing certificate of {partner.party}")
+            for p in partner.signing_certs
+        ]
         trust.partners[partner.party] = PartnerTrust.build(partner.party, anchor, certs, now)
-    own_anchor = x509.load_pem_x509_certificate(config.trust_anchor.read_bytes())
+    own_anchor = _certificate(config.trust_anchor, "trust anchor")
     own = PartnerTrust.build(
         config.party,
         own_anchor,
-        [x509.load_pem_x509_certificate(config.signing_cert.read_bytes())],
+        [_certificate(config.signing_cert, "signing certificate")],
         now,
     )
     trust.local_keys.update(own.signing_keys)
-    signer = Signer.from_pem(config.signing_key.read_bytes())
+    try:
+        signer = Signer.from_pem(_read(config.signing_key, "signing key"))
+    except ValueError:
+        raise ConfigError(
+            f"{config.signing_key}: the signing key is not an unencrypted PEM private key",
+            reason="config-invalid",
+        ) from None
     if signer.key_id not in trust.local_keys:
         raise ConfigError(
             f"{config.signing_key} does not match the signing certificate {config.signing_cert}",
             reason="config-invalid",
         )
-    tls_cert = x509.load_pem_x509_certificate(config.tls_cert.read_bytes())
+    tls_cert = _certificate(config.tls_cert, "TLS certificate")
     if party_of(tls_cert) != config.party:
         raise ConfigError(
             f"{config.tls_cert} does not name party {config.party}", reason="config-invalid"
@@ -123,4 +132,13 @@ def _read(path: Path, what: str) -> bytes:
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot read the {what}: {exc.strerror}", reason="config-invalid"
+        ) from None
+
+
+def _certificate(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(path, what))
+    except ValueError:
+        raise ConfigError(
+            f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
         ) from None

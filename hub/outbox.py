@@ -1,16 +1,15 @@
 """The life of a message this hub signed for a partner (``outbound_message.status``), as a
 state machine: the changes the hub makes, and an error for any other.
 
-    queued -> delivered | rejected          the partner's receipt (accepted or duplicate; a
-                                            final refusal, which leaves a dead letter)
+    any -> delivered | rejected             the partner's receipt (accepted or duplicate; a
+                                            final refusal, which leaves a dead letter); the
+                                            partner has the last word on delivery, so a
+                                            receipt arriving late (after the message expired,
+                                            was dropped or replaced) still settles it
     queued -> dead                          its lifetime ended undelivered
-    dead -> delivered | rejected            a receipt that arrives after it expired
     dead | rejected -> queued               an operator put it back in the queue
     dead | rejected -> replaced             an operator re-signed it as a new message
     dead | rejected -> dead                 an operator dropped it from the outbox
-
-``delivered`` and ``replaced`` are final: a receipt that arrives after an operator replaced
-the message is kept, but the message stays replaced.
 """
 
 from __future__ import annotations
@@ -29,20 +28,14 @@ class Outbound(StrEnum):
     REPLACED = "replaced"
 
 
+_SETTLED = frozenset({Outbound.DELIVERED, Outbound.REJECTED})
+_OPERATED = frozenset({Outbound.QUEUED, Outbound.REPLACED, Outbound.DEAD})
 NEXT: Mapping[Outbound, frozenset[Outbound]] = {
-    Outbound.QUEUED: frozenset({Outbound.DELIVERED, Outbound.REJECTED, Outbound.DEAD}),
-    Outbound.DEAD: frozenset(
-        {
-            Outbound.DELIVERED,
-            Outbound.REJECTED,
-            Outbound.QUEUED,
-            Outbound.REPLACED,
-            Outbound.DEAD,
-        }
-    ),
-    Outbound.REJECTED: frozenset({Outbound.QUEUED, Outbound.REPLACED, Outbound.DEAD}),
-    Outbound.DELIVERED: frozenset(),
-    Outbound.REPLACED: frozenset(),
+    Outbound.QUEUED: _SETTLED | {Outbound.DEAD},
+    Outbound.DEAD: _SETTLED | _OPERATED,
+    Outbound.REJECTED: _SETTLED | _OPERATED,
+    Outbound.DELIVERED: _SETTLED,
+    Outbound.REPLACED: _SETTLED,
 }
 
 

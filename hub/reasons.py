@@ -49,7 +49,7 @@ REASONS: dict[str, Reason] = {
         BAD,
     ),
     "too-many-signatures": _r("more than 4 signatures on one envelope", BAD),
-    "signature-missing": _r("no signature by a key id the sender is known by", UNAUTHENTICATED),
+    "signature-missing": _r("an envelope with no signature at all", UNAUTHENTICATED),
     "signature-invalid": _r(
         "no signature verifies with a key the trust store binds to the sender", UNAUTHENTICATED
     ),
@@ -198,7 +198,7 @@ REASONS: dict[str, Reason] = {
     "token-too-large": _r("a token over 8 KiB", UNAUTHENTICATED),
     "token-algorithm": _r("a token signed with another algorithm than EdDSA", UNAUTHENTICATED),
     "token-signature": _r("a token whose signature does not verify", UNAUTHENTICATED),
-    "token-expired": _r("a token past its exp, or living longer than 31 days", UNAUTHENTICATED),
+    "token-expired": _r("a token past its exp", UNAUTHENTICATED),
     "token-not-yet-valid": _r("a token before its nbf or iat", UNAUTHENTICATED),
     "token-wrong-audience": _r("a token for another hub", UNAUTHENTICATED),
     "token-wrong-issuer": _r("a token from another issuer", UNAUTHENTICATED),
@@ -221,8 +221,12 @@ REASONS: dict[str, Reason] = {
     ),
     "format-plugin-invalid": _r("a format plugin registered under an id not its own", PRECONDITION),
     "listen-failed": _r("a listening address in use or not available", PRECONDITION),
-    "key-invalid": _r("a key file that cannot be read as the key it should be", INTERNAL),
-    "export-invalid": _r("`trail export` into a folder that is not empty or safe", INTERNAL),
+    "key-invalid": _r("`trail verify --key`: a verifier key that does not parse", INTERNAL),
+    "export-invalid": _r(
+        "`trail verify`: an export folder that is incomplete or not readable, or a verifier "
+        "key file that cannot be read",
+        INTERNAL,
+    ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),
     "translate-refused": _r("`customs-hub translate` could not do what it was asked", INTERNAL),
 }

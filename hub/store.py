@@ -53,7 +53,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub import merkle, rawsql, trail, treestore
 from hub.envelope import RAW_BODY_TYPE
 from hub.errors import StoreDataError, StoreError
-from hub.outbox import Outbound, move, sources
+from hub.outbox import Outbound, move
 from hub.rawsql import Raw, TrailTail, Tx
 
 T = TypeVar("T")
@@ -683,12 +683,8 @@ class _Statements:
             " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
             " message_id = excluded.message_id, updated_at = excluded.updated_at",
         )
-        # a receipt settles a message that is queued, or dead after it expired in flight; one
-        # that comes after the message was settled or replaced changes nothing (hub/outbox.py)
-        settled_from = ", ".join(f"'{s}'" for s in sources(Outbound.DELIVERED))
-        self.set_outbound_status = (  # the enum's own values, no outside text
-            f"UPDATE outbound_message SET status = ? WHERE id = ? AND status IN ({settled_from})"  # noqa: S608
-        )
+        # a receipt settles a message whatever its status (hub/outbox.py)
+        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
         # entries are named by their id and their message, so a settlement that arrives late
         # can only ever touch its own entry
         self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
@@ -1283,6 +1279,7 @@ class Store:
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
                 .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
                 .order_by(OUTBOX.c.id)
+                .with_for_update()
             ).all()
             if not expired:
                 return 0
@@ -1475,6 +1472,9 @@ class Store:
                 .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
                 .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
                 .order_by(OUTBOUND.c.id)
+                # held until the commit: a settlement cannot change them between this read
+                # and the update that moves them (PostgreSQL; SQLite has one writer)
+                .with_for_update()
             ).all()
         )
 

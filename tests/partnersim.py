@@ -8,8 +8,7 @@ partner or the network between can: never answer, answer late, answer twice, ans
 garbage, end the stream mid-way (a restart), sign with a key that is not the partner's.
 
 The mTLS end-to-end tests stay on real servers (tests/test_exchange.py and the others); this is
-for what needs no socket: the sender's bookkeeping under every misbehaviour, quickly and
-deterministically.
+for what needs no socket: the sender's bookkeeping under every misbehaviour, in seconds.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """The outbound status machine (hub/outbox.py): the changes the hub makes are allowed, any
-other raises, and the store holds to it (a late receipt does not undo an operator's
-replacement)."""
+other raises, and the store holds to it (a late receipt settles what it names, consistently)."""
 
 from __future__ import annotations
 
@@ -12,12 +11,10 @@ import pytest
 from hub.errors import Status
 from hub.outbox import NEXT, Outbound, TransitionError, move, sources
 
+SETTLED = {Outbound.DELIVERED, Outbound.REJECTED}
 MADE = {  # every change the store makes, and why
-    (Outbound.QUEUED, Outbound.DELIVERED),  # accepted or duplicate receipt
-    (Outbound.QUEUED, Outbound.REJECTED),  # final refusal
+    *((old, new) for old in Outbound for new in SETTLED),  # a receipt, however late
     (Outbound.QUEUED, Outbound.DEAD),  # expired undelivered
-    (Outbound.DEAD, Outbound.DELIVERED),  # a receipt after it expired in flight
-    (Outbound.DEAD, Outbound.REJECTED),
     (Outbound.DEAD, Outbound.QUEUED),  # requeue
     (Outbound.REJECTED, Outbound.QUEUED),
     (Outbound.DEAD, Outbound.REPLACED),  # re-signed
@@ -52,16 +49,15 @@ def test_a_status_the_machine_does_not_know_cannot_move() -> None:
         move("retrying", Outbound.QUEUED)
 
 
-def test_a_receipt_settles_from_the_same_statuses_either_way() -> None:
-    """The store's one settling statement serves accepted and refused receipts alike."""
-    assert sources(Outbound.DELIVERED) == sources(Outbound.REJECTED) == ("dead", "queued")
-    assert sources(Outbound.REPLACED) == ("dead", "rejected")
+def test_only_dead_letters_are_operated_on() -> None:
+    assert sources(Outbound.QUEUED) == sources(Outbound.REPLACED) == ("dead", "rejected")
+    assert sources(Outbound.DEAD) == ("dead", "queued", "rejected")
 
 
-async def test_a_receipt_after_a_replacement_leaves_the_message_replaced(store_url: str) -> None:
+async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url: str) -> None:
     """m1 is refused for good (a dead letter), an operator re-signs it as m1b, and then a
     receipt accepting m1 arrives late (its first attempt had reached the partner after all):
-    m1 stays replaced, m1b stays queued."""
+    m1 is delivered, m1b stays queued, and no dead letter is left."""
     from hub.store import NewOutbound, ReceiptRecord, Settlement, Store
     from tests.test_store import NOW, outbound
 
@@ -78,12 +74,15 @@ async def test_a_receipt_after_a_replacement_leaves_the_message_replaced(store_u
             )  # fmt: skip
 
         await store.record_receipts([Settlement(m1, receipt("rejected"), "rejected by NZ")])
+        assert [m.message_id for m in await store.dead_letters()] == ["m1"]
         again = outbound("m1b")
         await store.replace(["m1"], [NewOutbound(**{f: getattr(again, f) for f in FIELDS})])
         await store.record_receipts([Settlement(m1, receipt("accepted"))])  # late
         statuses = {m.message_id: m.status for m, _ in await store.outbound()}
-        assert statuses == {"m1": Outbound.REPLACED, "m1b": Outbound.QUEUED}
+        assert statuses == {"m1": Outbound.DELIVERED, "m1b": Outbound.QUEUED}
         assert [d.message_id for d in await store.due(NOW + timedelta(seconds=1), 10)] == ["m1b"]
+        assert await store.dead_letters() == []
+        assert await store.requeue(["m1"], NOW) == 0  # delivered: nothing to put back
     finally:
         await store.close()
 
