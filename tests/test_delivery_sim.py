@@ -7,7 +7,6 @@ The same delivery code runs over real mTLS in tests/test_delivery.py and tests/t
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from hub.node import Hub, Submission
 from hub.store import Store
 from tests.conftest import Federation
 from tests.partnersim import Misbehaviour, PartnerSim
+from tests.test_exchange import eventually
 
 
 @dataclass
@@ -73,22 +73,9 @@ async def pair(federation: Federation) -> AsyncIterator[Pair]:
             await hub.store.close()
 
 
-async def until(condition: object, seconds: float = 10.0) -> None:
-    """Wait until ``condition()`` (sync or async) is true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = condition()  # type: ignore[operator]
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_a_well_behaved_partner_gets_everything_in_order(pair: Pair) -> None:
     sent = await pair.submit(20)
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
     assert set((await pair.statuses()).values()) == {"delivered"}
 
@@ -98,19 +85,19 @@ async def test_receipts_that_never_come_leave_everything_queued_then_it_is_deliv
 ) -> None:
     pair.sim.behaviour = Misbehaviour(drop_receipts=True)
     sent = await pair.submit(8)
-    await until(lambda: pair.sim.frames_received >= 2)
-    await until(lambda: _failures(pair))  # past the partner timeout: the stream is given up
+    await eventually(lambda: pair.sim.frames_received >= 2)
+    await eventually(lambda: _failures(pair))  # past the partner timeout: the stream is given up
     assert set((await pair.statuses()).values()) == {"queued"}
     # NZ accepted them already (it only never answered): the resends are duplicates
     pair.sim.behaviour = Misbehaviour()
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent  # once each, in order
 
 
 async def test_late_receipts_are_taken_as_they_come(pair: Pair) -> None:
     pair.sim.behaviour = Misbehaviour(delay=0.3)
     sent = await pair.submit(12)
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
 
 
@@ -119,9 +106,9 @@ async def test_a_frame_answered_twice_settles_nothing_twice(pair: Pair) -> None:
     that frame's messages are not settled by them but tried again."""
     pair.sim.behaviour = Misbehaviour(duplicate=True)
     sent = await pair.submit(12)
-    await until(lambda: _failures(pair))
+    await eventually(lambda: _failures(pair))
     pair.sim.behaviour = Misbehaviour()
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
     receipts = [r for _, r in await pair.cn.store.outbound()]
     assert len(receipts) == len(sent) and all(r is not None for r in receipts)
@@ -130,19 +117,19 @@ async def test_a_frame_answered_twice_settles_nothing_twice(pair: Pair) -> None:
 async def test_garbage_receipts_settle_nothing(pair: Pair) -> None:
     pair.sim.behaviour = Misbehaviour(garbage=True)
     sent = await pair.submit(6)
-    await until(lambda: _failures(pair))
+    await eventually(lambda: _failures(pair))
     assert set((await pair.statuses()).values()) == {"queued"}
     pair.sim.behaviour = Misbehaviour()
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
 
 
 async def test_a_partner_restarting_mid_stream_loses_nothing(pair: Pair) -> None:
     pair.sim.behaviour = Misbehaviour(end_after=2)
     sent = await pair.submit(24)
-    await until(lambda: len(pair.sim.streams) >= 3)
+    await eventually(lambda: len(pair.sim.streams) >= 3)
     pair.sim.behaviour = Misbehaviour()
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
 
 
@@ -150,21 +137,21 @@ async def test_receipts_signed_by_another_administration_settle_nothing(pair: Pa
     """SG's key signs NZ's receipts: CN trusts none of them for NZ."""
     pair.sim.behaviour = Misbehaviour(wrong_signer=pair.sg)
     sent = await pair.submit(6)
-    await until(lambda: _failures(pair))
+    await eventually(lambda: _failures(pair))
     assert set((await pair.statuses()).values()) == {"queued"}
     assert [r for _, r in await pair.cn.store.outbound() if r is not None] == []
     pair.sim.behaviour = Misbehaviour()
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
 
 
 async def test_an_unreachable_partner_backs_off_and_drains_when_back(pair: Pair) -> None:
     pair.sim.reachable = False
     sent = await pair.submit(5)
-    await until(lambda: _failures(pair))
+    await eventually(lambda: _failures(pair))
     assert pair.sim.frames_received == 0
     pair.sim.reachable = True
-    await until(lambda: _all_delivered(pair, sent))
+    await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
 
 

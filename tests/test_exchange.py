@@ -7,6 +7,7 @@ handed to a domestic subscriber, and the rejection recorded with its reason.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,9 +31,13 @@ WAIT = 15.0
 
 
 async def eventually(predicate, timeout: float = WAIT):  # type: ignore[no-untyped-def]
+    """What ``predicate()`` (sync or async) gives once it is true; AssertionError if it is
+    not within ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        value = await predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
