@@ -56,8 +56,3 @@ def move(old: str, new: Outbound) -> Outbound:
     if not allowed:
         raise TransitionError(f"an outbound message cannot go from {old!r} to {new.value!r}")
     return new
-
-
-def sources(new: Outbound) -> tuple[str, ...]:
-    """The statuses a message may be in to go to ``new``."""
-    return tuple(sorted(old.value for old, allowed in NEXT.items() if new in allowed))
