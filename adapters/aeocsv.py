@@ -26,11 +26,11 @@ from datetime import date
 from google.protobuf.message import Message
 
 from adapters import base
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
-from hub.messages import AeoStatus
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
+from hub.core.messages import AeoStatus
+from hub.core.trust import PARTY_ID
 from hub.pb.customs_hub.v1 import aeo_pb2
-from hub.trust import PARTY_ID
 
 # The largest AEO programmes hold some tens of thousands of operators (the EU about 20,000
 # authorisations, C-TPAT about 11,000); 100,000 rows is five times the largest and bounds the

@@ -26,8 +26,8 @@ from typing import Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from hub.errors import HubError, TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import HubError, TranslationError
+from hub.core.limits import XmlLimits
 
 log = logging.getLogger("customs_hub.formats")
 

@@ -34,8 +34,8 @@ from adapters.base import (
 )
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
-from hub.errors import ConfigError, HubError, TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import ConfigError, HubError, TranslationError
+from hub.core.limits import XmlLimits
 
 # What plugins written against this module before adapters/base.py existed import from it.
 __all__ = [
@@ -206,7 +206,7 @@ def pick(
     return translator
 
 
-# --- in a process of its own (hub/translation.py) ------------------------------------------
+# --- in a process of its own (hub/app/translation.py) ------------------------------------------
 
 # One registry per worker process and limits, built on its first document.
 _isolated: dict[XmlLimits | None, Translators] = {}

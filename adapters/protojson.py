@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import service_pb2
 
 DOCUMENT_FIELDS = ("goods_declaration", "aeo_status", "control_result", "response")

@@ -23,8 +23,8 @@ from functools import cache
 
 from lxml import etree
 
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")

@@ -42,10 +42,10 @@ from pathlib import Path
 import grpc
 from echo import echo_rate  # bench/ is on sys.path when run as `python bench/e2e.py`
 
+from hub.cli.demo import sample_aeo_status
+from hub.cli.pki import init_federation
 from hub.config import render_config
-from hub.demo import sample_aeo_status
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.pki import init_federation
 
 ROOT = Path(__file__).resolve().parents[1]
 DECLARATION = (  # the copy of the CDS sample in tests/corpus (tests/SOURCES.md)
@@ -106,7 +106,14 @@ class Hubs:
     def start(self) -> None:
         for party in ("NZ", "CN"):
             self.procs[party] = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve", "--config", str(self.configs[party])],
+                [
+                    sys.executable,
+                    "-m",
+                    "hub.cli.main",
+                    "serve",
+                    "--config",
+                    str(self.configs[party]),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=open(self.root / f"{party}.log", "wb"),  # noqa: SIM115 - lives with the process
             )

@@ -12,7 +12,7 @@ get a core, as two hubs would), and reports:
 - client and server CPU in microseconds per message (``time.process_time``, all threads of the
   process, including gRPC's own). One message is one write and one echo read on each side.
 
-The mTLS set-up mirrors two hubs: a development PKI from ``hub.pki.init_federation`` in a
+The mTLS set-up mirrors two hubs: a development PKI from ``hub.cli.pki.init_federation`` in a
 temporary directory, NZ serving with ``require_client_auth=True`` and trusting only CN's CA, CN
 connecting with the hub's channel options and trusting only NZ's CA.
 
@@ -44,8 +44,8 @@ from pathlib import Path
 
 import grpc
 
-from hub.pki import PartyFiles, init_federation
-from hub.transport import CHANNEL_OPTIONS
+from hub.cli.pki import PartyFiles, init_federation
+from hub.rpc.channels import CHANNEL_OPTIONS
 
 # The server process runs this file by path, so it works however this module was imported.
 SCRIPT = Path(__file__).resolve()

@@ -3,7 +3,7 @@
     python bench/trail.py [--sizes 10000,100000,1000000 | --quick] [--batch 64] [--proofs 1000]
                           [--store sqlite|postgres] [--json bench/trail-latest.json]
 
-Grows one trail (the RFC 6962 Merkle log in SQL, hub/store.py and hub/treestore.py) from
+Grows one trail (the RFC 6962 Merkle log in SQL, hub/store/db.py and hub/trail/tree.py) from
 empty to the largest of ``--sizes`` through ``Store.append_trail``, the hub's own append path:
 one transaction per call, ``--batch`` events each (64 by default, like the hub's group
 commit). The events are what the hub records for AEO status updates: "received", "queued" and
@@ -25,8 +25,8 @@ It measures:
 - database bytes per entry at each size, less what the empty database held (SQLite: pages in
   use; PostgreSQL: pg_database_size), and per table at the largest size.
 
-Every proof is checked with hub.merkle alone: the bench rebuilds each entry from its index,
-hashes it (hub.trail.encode, hub.merkle.leaf_hash) and keeps its own root with
+Every proof is checked with hub.trail.merkle alone: the bench rebuilds each entry from its index,
+hashes it (hub.trail.events.encode, hub.trail.merkle.leaf_hash) and keeps its own root with
 merkle.RootBuilder, so a proof passes only if it leads that leaf to a root computed without the
 store; ``Store.trail_root(size)`` must equal it too. Any failure is counted and the bench exits
 with status 1.
@@ -59,13 +59,14 @@ from pathlib import Path
 
 import asyncpg
 
-from hub import merkle, treestore
-from hub.store import Store
-from hub.trail import Event, encode
+from hub.store.db import Store
+from hub.trail import merkle
+from hub.trail import tree as treestore
+from hub.trail.events import Event, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-CHECKPOINT_SECONDS = 0.25  # hub/delivery.py's
+CHECKPOINT_SECONDS = 0.25  # hub/app/delivery.py's
 PARTNERS = ("NZ", "SG", "JP", "KR", "AU", "GB", "CA", "US")
 BODY_TYPE = "customs_hub.v1.AeoStatus"
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -288,7 +289,7 @@ class Sizes:
 
 
 async def checkpoints(store: Store, run: Run) -> None:
-    """Store.copy_wal beside the writer, as hub/delivery.py runs it."""
+    """Store.copy_wal beside the writer, as hub/app/delivery.py runs it."""
     while True:
         await asyncio.sleep(CHECKPOINT_SECONDS)
         run.wal_restarts += await store.copy_wal()
@@ -424,7 +425,7 @@ def header(machine: str, store: str, batch: int, proofs: int, window: int) -> No
     print(f"trail on {store}, batches of {batch} per transaction; {machine}")
     print(
         f"appends/s: the {window:,} appends before each size, time in append_trail only; "
-        f"proofs: {proofs} random indexes, verified with hub.merkle"
+        f"proofs: {proofs} random indexes, verified with hub.trail.merkle"
     )
     print(
         f"{'':>9} {'appends':>9} {'batch ms':>13}  {'inclusion ms':>20} {'hashes':>5} "

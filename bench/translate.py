@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from adapters.wco.translator import GoodsDeclaration, WcoXml
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 
 # The copy of the CDS samples in tests/corpus (tests/SOURCES.md).
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus" / "hmrc-customs-declarations"

@@ -19,8 +19,8 @@ from lxml import etree
 from adapters.base import encode_all
 from adapters.edifact.translator import Edifact
 from adapters.formats import registry
-from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
-from hub.messages import AeoStatus
+from hub.cli.demo import sample_aeo_status, sample_control_result, sample_declaration
+from hub.core.messages import AeoStatus
 from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2
 
 HERE = Path(__file__).resolve().parent

@@ -14,11 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hub.errors import ConfigError
-from hub.limits import XmlLimits
-from hub.messages import full_body_type
-from hub.routing import BY_COUNTRY
-from hub.trust import PARTY_ID, PARTY_URI_PREFIX
+from hub.core.errors import ConfigError
+from hub.core.limits import XmlLimits
+from hub.core.messages import full_body_type
+from hub.core.routing import BY_COUNTRY
+from hub.core.trust import PARTY_ID, PARTY_URI_PREFIX
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Limits:
     # Concurrent calls on the partner port, all partners together; raised by the hub where
     # the partners' own allowances (below) need more.
     max_concurrent_rpcs: int = 128
-    # What one partner may hold at once (hub/admission.py): Deliver calls, Exchange streams
+    # What one partner may hold at once (hub/core/admission.py): Deliver calls, Exchange streams
     # (a hub uses one), and bytes of frames it sent that are not answered yet, per stream and
     # for all its streams: past those its streams are not read until it takes the answers.
     partner_calls: int = 16

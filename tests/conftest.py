@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from hub.cli.pki import init_federation, init_party
 from hub.config import HubConfig, load_config, render_config
-from hub.pki import init_federation, init_party
-from hub.service import RunningHub, start_hub
+from hub.rpc.service import RunningHub, start_hub
 
 PARTIES = ["CN", "NZ", "SG"]
 PG_ADMIN_DSN = os.environ.get("CUSTOMS_HUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

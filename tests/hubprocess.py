@@ -27,14 +27,14 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hub.cli.demo import sample_aeo_status
 from hub.config import load_config
-from hub.demo import sample_aeo_status
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.store import InboundMessage, OutboundMessage, OutboxEntry, ReceiptRecord, Store
+from hub.store.db import InboundMessage, OutboundMessage, OutboxEntry, ReceiptRecord, Store
 from tests.conftest import free_port
 
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 # How long a hub process may take to answer its health check after being started.
 START_SECONDS = 30.0
 # Short retry waits, so that outages and restarts cost seconds; a short shutdown grace, so

@@ -1,9 +1,9 @@
 """An in-memory partner for delivery protocol tests: a FAKE network, not a fake partner.
 
-``PartnerSim`` implements hub/ports.py's PartnerTransport without a socket. Behind it is a real
+``PartnerSim`` implements hub/app/ports.py's PartnerTransport without a socket. Behind it is a real
 ``Hub`` of the partner's (its own store, trust store and signing key), which verifies each
 frame and signs its receipts exactly as it would behind gRPC (Hub.receive_batch, and a REJECTED
-receipt for a refusal, as hub/service.py answers). Switches make it misbehave on cue, the ways a
+receipt for a refusal, as hub/rpc/service.py answers). Switches make it misbehave on cue, the ways a
 partner or the network between can: never answer, answer late, answer twice, answer with
 garbage, end the stream mid-way (a restart), sign with a key that is not the partner's.
 
@@ -17,9 +17,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hub.envelope import sign_receipt
-from hub.errors import DeliveryError, HubError
-from hub.node import Hub
+from hub.app.hub import Hub
+from hub.core.envelope import sign_receipt
+from hub.core.errors import DeliveryError, HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 
 

@@ -30,10 +30,10 @@ from adapters.aeocsv import (
     AeoCsv,
     aeo_csv,
 )
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
-from hub.messages import AeoStatus, ControlResult, business_keys
-from hub.node import check_submission
+from hub.app.hub import check_submission
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
+from hub.core.messages import AeoStatus, ControlResult, business_keys
 from hub.pb.customs_hub.v1 import aeo_pb2
 
 ROOT = Path(__file__).resolve().parent.parent

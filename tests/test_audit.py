@@ -14,17 +14,18 @@ import grpc
 import jwt
 import pytest
 
-from hub import checkpoint, merkle, trail
-from hub.auth import MESSAGES_READ, TRAIL_READ, TokenIssuer
-from hub.cli import main
-from hub.envelope import sha256, verify_receipt
-from hub.errors import REASON_KEY
-from hub.keys import load_audit_key
+from hub.app.keys import load_audit_key
+from hub.cli.main import main
+from hub.core.auth import MESSAGES_READ, TRAIL_READ, TokenIssuer
+from hub.core.envelope import sha256, verify_receipt
+from hub.core.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as epb
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
-from hub.service import RunningHub, token_issuer, token_verifier
+from hub.rpc.service import RunningHub, token_issuer, token_verifier
+from hub.trail import checkpoint, merkle
+from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.test_delivery import aeo_requests, drained, submit_batch
 from tests.test_exchange import eventually, nz_signing_key

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.auth import (
+from hub.core.auth import (
     MAX_TOKEN_BYTES,
     MAX_TOKEN_TTL,
     MESSAGES_READ,
@@ -31,7 +31,7 @@ from hub.auth import (
     TokenVerifier,
     bearer,
 )
-from hub.errors import Status
+from hub.core.errors import Status
 
 KEY = ed25519.Ed25519PrivateKey.generate()
 OTHER = ed25519.Ed25519PrivateKey.generate()

@@ -8,7 +8,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub.checkpoint import (
+from hub.trail.checkpoint import (
     DASH,
     Checkpoint,
     CheckpointError,

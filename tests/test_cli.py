@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from hub.cli import CliError, read_submission
+from hub.cli.demo import sample_declaration
+from hub.cli.main import CliError, read_submission
 from hub.config import load_config
-from hub.demo import sample_declaration
-from hub.errors import ConfigError
+from hub.core.errors import ConfigError
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from tests.conftest import free_port
 from tests.testdata import CDS_SAMPLES
 
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

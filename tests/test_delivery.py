@@ -14,20 +14,20 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hub import trail
-from hub.delivery import OutboxWorker, PartnerSender
-from hub.demo import sample_aeo_status
-from hub.envelope import verify_receipt
-from hub.node import Hub, Submission
+from hub.app.delivery import OutboxWorker, PartnerSender
+from hub.app.hub import Hub, Submission
+from hub.cli.demo import sample_aeo_status
+from hub.core.envelope import verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.service import RunningHub
-from hub.store import Store
+from hub.rpc.service import RunningHub
+from hub.store.db import Store
+from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.test_exchange import eventually, nz_signing_key
 
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 
 
 def aeo_requests(n: int, issuer: str = "CN", to: str = "NZ") -> list[spb.SubmitRequest]:

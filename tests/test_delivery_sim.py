@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from hub.delivery import OutboxWorker
-from hub.demo import sample_aeo_status
-from hub.node import Hub, Submission
-from hub.store import Store
+from hub.app.delivery import OutboxWorker
+from hub.app.hub import Hub, Submission
+from hub.cli.demo import sample_aeo_status
+from hub.store.db import Store
 from tests.conftest import Federation
 from tests.partnersim import Misbehaviour, PartnerSim
 from tests.test_exchange import eventually

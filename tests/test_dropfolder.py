@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.demo import sample_aeo_status
 from hub.config import load_config
 from hub.connectors.dropfolder import BATCH_FILES
-from hub.demo import sample_aeo_status
-from hub.errors import ConfigError
-from hub.messages import AeoStatus, ControlResult, GoodsDeclaration
-from hub.service import RunningHub
+from hub.core.errors import ConfigError
+from hub.core.messages import AeoStatus, ControlResult, GoodsDeclaration
+from hub.rpc.service import RunningHub
 from tests.conftest import Federation
 from tests.test_exchange import eventually
 from tests.test_wco_hub import DECLARATION

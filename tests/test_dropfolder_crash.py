@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.demo import sample_aeo_status
-from hub.messages import AeoStatus
+from hub.cli.demo import sample_aeo_status
+from hub.core.messages import AeoStatus
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from tests.hubprocess import HubProcess, make_federation, processes, until
 

@@ -18,9 +18,9 @@ from adapters.base import Item, decode_all, encode_all
 from adapters.edifact import Edifact, cusres, edifact
 from adapters.edifact.directory import d96b
 from adapters.edifact.syntax import control_character
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
-from hub.messages import ControlResult, GoodsDeclaration, Response
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
+from hub.core.messages import ControlResult, GoodsDeclaration, Response
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
 from hub.pb.customs_hub.v1 import declaration_pb2 as dpb
 

@@ -1,4 +1,4 @@
-"""The receiving procedure of hub.envelope, step by step, on the pure core."""
+"""The receiving procedure of hub.core.envelope, step by step, on the pure core."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.envelope import (
+from hub.core.envelope import (
     TimePolicy,
     build_envelope,
     make_receipt,
@@ -21,10 +21,10 @@ from hub.envelope import (
     uuid7,
     verify_receipt,
 )
-from hub.errors import EnvelopeError, HubError, SignatureError
-from hub.messages import AeoStatus, GoodsDeclaration
+from hub.core.errors import EnvelopeError, HubError, SignatureError
+from hub.core.messages import AeoStatus, GoodsDeclaration
+from hub.core.signing import Signer
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.signing import Signer
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 POLICY = TimePolicy(clock_skew=timedelta(minutes=5), max_lifetime=timedelta(days=30))

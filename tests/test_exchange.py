@@ -16,15 +16,15 @@ import pytest
 from cryptography import x509
 from google.protobuf.message import Message
 
-from hub.demo import sample_aeo_status, sample_declaration
-from hub.envelope import build_envelope, sha256, verify_receipt
+from hub.cli.demo import sample_aeo_status, sample_declaration
+from hub.core.envelope import build_envelope, sha256, verify_receipt
+from hub.core.signing import Signer
+from hub.core.trust import verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.service import REASON_KEY, RunningHub
-from hub.signing import Signer
-from hub.transport import PartnerChannels, PartnerEndpoint
-from hub.trust import verification_key_of
+from hub.rpc.channels import PartnerChannels, PartnerEndpoint
+from hub.rpc.service import REASON_KEY, RunningHub
 from tests.conftest import Federation
 
 WAIT = 15.0
@@ -176,7 +176,7 @@ def forged_tls(pki: Path, tmp_path: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from hub.pki import issue, write_cert, write_key
+    from hub.cli.pki import issue, write_cert, write_key
 
     sg_ca = x509.load_pem_x509_certificate((pki / "SG" / "ca.pem").read_bytes())
     sg_ca_key = serialization.load_pem_private_key((pki / "SG" / "ca.key").read_bytes(), None)
@@ -357,7 +357,7 @@ async def test_health_on_both_ports_and_reflection_on_the_domestic_port(
 async def test_port_in_use_is_a_clear_error(federation: Federation) -> None:
     import socket
 
-    from hub.errors import ConfigError
+    from hub.core.errors import ConfigError
 
     cn = federation.configs["CN"]
     with socket.socket() as taken:
@@ -372,7 +372,7 @@ async def test_port_in_use_is_a_clear_error(federation: Federation) -> None:
 async def test_a_port_another_grpc_server_holds_is_not_shared(federation: Federation) -> None:
     """gRPC servers set SO_REUSEPORT unless told not to: without the hub's option, CN would
     start on the other server's port and the kernel would split partners' calls between them."""
-    from hub.errors import ConfigError
+    from hub.core.errors import ConfigError
 
     cn = federation.configs["CN"]
     other = grpc.aio.server()  # default options, as another gRPC program would have them

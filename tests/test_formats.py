@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from adapters import formats
-from hub.errors import ConfigError, TranslationError
+from hub.core.errors import ConfigError, TranslationError
 
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 
 # A partner format as a package of its own: protobuf text format, encode only.
 PLUGIN = """

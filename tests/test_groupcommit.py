@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hub.groupcommit import CommitterClosed, GroupCommitter
-from hub.store import NewOutbound, ReceiptRow, Settlement, Store
+from hub.store.db import NewOutbound, ReceiptRow, Settlement, Store
+from hub.store.groupcommit import CommitterClosed, GroupCommitter
 
 
 class Recorder:
@@ -162,6 +162,6 @@ async def test_queueing_and_settling_share_one_real_transaction(store_url: str) 
 
 
 def _decode(leaf: bytes) -> Any:
-    from hub import trail
+    from hub.trail import events as trail
 
     return trail.decode(leaf)

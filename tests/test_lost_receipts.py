@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.demo import sample_aeo_status
-from hub.envelope import verify_receipt
-from hub.errors import HubError
+from hub.cli.demo import sample_aeo_status
+from hub.core.envelope import verify_receipt
+from hub.core.errors import HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.service import RunningHub
+from hub.rpc.service import RunningHub
 from tests.conftest import Federation
 from tests.faultproxy import FaultProxy
 from tests.test_delivery import drained, fast_retries, submit_batch

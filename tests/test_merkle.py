@@ -1,5 +1,6 @@
-"""hub.merkle against the transparency-dev/merkle vectors, a naive recursive model of RFC 6962,
-and property tests: every proof we make verifies, and every single change to one is refused.
+"""hub.trail.merkle against the transparency-dev/merkle vectors, a naive recursive model of
+RFC 6962, and property tests: every proof we make verifies, and every single change to one is
+refused.
 
 The vectors are copied into tests/vectors/merkle (Apache-2.0, see its LICENSE and
 tests/SOURCES.md); CUSTOMS_HUB_MERKLE_VECTORS points elsewhere. A missing corpus fails, never
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.merkle import (
+from hub.trail.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     MAX_TREE_SIZE,
@@ -50,7 +51,7 @@ VECTORS = Path(
 EXPECTED_FILES = {"inclusion": 98, "consistency": 98}
 EXPECTED_HAPPY_PATHS = 10
 
-# Upstream verifies hashes of any length; hub.merkle accepts only 32-byte SHA-256 values. This
+# Upstream verifies hashes of any length; hub.trail.merkle accepts only 32-byte SHA-256 values. This
 # vector expects success for the 16-byte "roots" b"don't care 2", so here it is refused. Its
 # intent (equal sizes, equal roots, empty proof are consistent) is checked with real roots in
 # test_equal_sizes_with_equal_roots_and_no_proof_are_consistent.

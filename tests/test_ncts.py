@@ -25,9 +25,9 @@ from adapters import formats
 from adapters.ncts import NctsP6, mapping, ncts_p6, schemas
 from adapters.wco.translator import WcoXml
 from adapters.xmlsafe import parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
-from hub.messages import ControlResult
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
+from hub.core.messages import ControlResult
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
 from tests.adversarial.test_xml import SECRET, Canary, hostile_documents
 from tests.testdata import DATA as TEST_DATA

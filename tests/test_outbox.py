@@ -1,4 +1,4 @@
-"""The outbound status machine (hub/outbox.py): the changes the hub makes are allowed, any
+"""The outbound status machine (hub/core/outbox.py): the changes the hub makes are allowed, any
 other raises, and the store holds to it (a late receipt settles what it names, consistently)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from hub.errors import Status
-from hub.outbox import NEXT, Outbound, TransitionError, move
+from hub.core.errors import Status
+from hub.core.outbox import NEXT, Outbound, TransitionError, move
 
 SETTLED = {Outbound.DELIVERED, Outbound.REJECTED}
 MADE = {  # every change the store makes, and why
@@ -62,7 +62,7 @@ async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url
     """m1 is refused for good (a dead letter), an operator re-signs it as m1b, and then a
     receipt accepting m1 arrives late (its first attempt had reached the partner after all):
     m1 is delivered, m1b stays queued, and no dead letter is left."""
-    from hub.store import NewOutbound, ReceiptRecord, Settlement, Store
+    from hub.store.db import NewOutbound, ReceiptRecord, Settlement, Store
     from tests.test_store import NOW, outbound
 
     store = Store(store_url)

@@ -15,15 +15,15 @@ import pytest
 from google.protobuf import json_format
 
 from adapters.wco.translator import WcoXml
-from hub import trail
+from hub.cli.demo import sample_aeo_status, sample_control_result
 from hub.config import load_config
-from hub.demo import sample_aeo_status, sample_control_result
-from hub.envelope import sha256, verify_receipt
-from hub.messages import ControlResult, GoodsDeclaration
+from hub.core.envelope import sha256, verify_receipt
+from hub.core.messages import ControlResult, GoodsDeclaration
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.service import REASON_KEY, RECEIPT_KEY, RunningHub
-from hub.store import TrailQuery
+from hub.rpc.service import REASON_KEY, RECEIPT_KEY, RunningHub
+from hub.store.db import TrailQuery
+from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.test_exchange import (
     _assert_nothing_accepted,

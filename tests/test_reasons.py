@@ -1,4 +1,4 @@
-"""One registry of every reason code (hub/reasons.py), held against the code and against
+"""One registry of every reason code (hub/core/reasons.py), held against the code and against
 docs/adr/0002-status-codes.md both ways (issue 15): every reason the code raises is in the
 registry with the status it is raised with, every registered reason is raised somewhere, and
 the ADR's table is the registry's, so a reason cannot be added, changed or dropped without the
@@ -11,14 +11,14 @@ import importlib
 import inspect
 from pathlib import Path
 
-from hub.errors import HubError, Status
-from hub.reasons import REASONS, markdown
+from hub.core.errors import HubError, Status
+from hub.core.reasons import REASONS, markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 ADR = ROOT / "docs" / "adr" / "0002-status-codes.md"
 # Modules that raise an error with a reason received from elsewhere (the audit CLI relays the
 # reason a hub answered it); any other reason the scan cannot read fails the test below.
-RELAYS = {"hub/auditcli.py"}
+RELAYS = {"hub/cli/audit.py"}
 UNREAD: list[str] = []
 # Helpers that carry a reason, as their first argument, to an error class raised later.
 CARRIERS = {"_RowError": "TranslationError"}  # adapters/aeocsv.py: a row's refusal
@@ -108,8 +108,8 @@ def test_every_reason_given_to_an_error_can_be_read_here() -> None:
 
 
 def test_the_adr_holds_the_registry() -> None:
-    """Regenerate with: python -m hub.reasons > the table in docs/adr/0002-status-codes.md."""
+    """Regenerate with: python -m hub.core.reasons > the table in docs/adr/0002-status-codes.md."""
     text = ADR.read_text()
-    begin, end = "<!-- reasons: python -m hub.reasons -->\n", "<!-- /reasons -->"
+    begin, end = "<!-- reasons: python -m hub.core.reasons -->\n", "<!-- /reasons -->"
     table = text[text.index(begin) + len(begin) : text.index(end)]
     assert table == markdown()

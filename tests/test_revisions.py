@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.app.hub import Hub, control_key
+from hub.cli.demo import sample_aeo_status, sample_control_result
 from hub.config import load_config, render_config
-from hub.demo import sample_aeo_status, sample_control_result
-from hub.envelope import build_envelope
-from hub.messages import ControlResult
-from hub.node import Hub, control_key
+from hub.core.envelope import build_envelope
+from hub.core.messages import ControlResult
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store import Store
+from hub.store.db import Store
 from tests.test_exchange import signer_of
 
 AEO_IDS = ["CNAEO1", "CNAEO2", "CNAEO3"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hub.errors import RoutingError
-from hub.messages import AeoStatus, ControlResult, GoodsDeclaration
-from hub.routing import BY_COUNTRY, RoutingTable
+from hub.core.errors import RoutingError
+from hub.core.messages import AeoStatus, ControlResult, GoodsDeclaration
+from hub.core.routing import BY_COUNTRY, RoutingTable
 
 TABLE = RoutingTable(
     local_party="CN",

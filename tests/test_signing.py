@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from hub.errors import TrustError
-from hub.signing import Algorithm, Signer, VerificationKey, key_id_of, pae
+from hub.core.errors import TrustError
+from hub.core.signing import Algorithm, Signer, VerificationKey, key_id_of, pae
 
 
 def test_pae_known_answer() -> None:

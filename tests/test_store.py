@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from hub.store import (
+from hub.store.db import (
     Accepted,
     InboundRow,
     Incoming,
@@ -315,7 +315,7 @@ def test_plain_sql_writes_times_as_sqlalchemy_does(moment: datetime) -> None:
     """The hot paths write SQLite times themselves; SQLAlchemy must read them back the same."""
     from sqlalchemy.dialects.sqlite import DATETIME
 
-    from hub.store import _sqlite_time
+    from hub.store.db import _sqlite_time
 
     utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     assert _sqlite_time(moment) == DATETIME().bind_processor(None)(utc.replace(tzinfo=None))

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub import checkpoint, merkle, trail
 from hub.config import load_config
-from hub.envelope import verify_receipt
-from hub.errors import StoreError
+from hub.core.envelope import verify_receipt
+from hub.core.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store import InboundRow, Incoming, Rejection, Store, node_key
+from hub.store.db import InboundRow, Incoming, Rejection, Store, node_key
+from hub.trail import checkpoint, merkle
+from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.test_delivery import aeo_requests, drained, submit_batch
 from tests.test_exchange import eventually, nz_signing_key

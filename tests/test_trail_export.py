@@ -16,12 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub import checkpoint, merkle, trail, trailcheck
-from hub.cli import main
+from hub.cli.main import main
+from hub.cli.trailfiles import ExportFolderError, export_trail, read_key, verify_folder
 from hub.config import load_config, render_config
-from hub.rawsql import Tx
-from hub.store import Store
-from hub.trailfiles import ExportFolderError, export_trail, read_key, verify_folder
+from hub.store.db import Store
+from hub.store.rawsql import Tx
+from hub.trail import checkpoint, merkle
+from hub.trail import events as trail
+from hub.trail import verify as trailcheck
 
 AT = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 ORIGIN = "customs-hub/CN"

@@ -3,7 +3,7 @@ trip through the canonical protobuf.
 
 The pairs come from ``formats.registry()``: a new format is either in the tables below (which
 kinds it holds, what each pair does with each kind) or fails ``test_the_tables_cover_every
-registered format``. The matrix runs the real command in-process (``hub.cli.main``); a few
+registered format``. The matrix runs the real command in-process (``hub.cli.main.main``); a few
 cases run it as a process, as operators do.
 
 "Equal" is protobuf equality with one normalisation: the XML text the WCO codec keeps as
@@ -28,14 +28,14 @@ from google.protobuf.message import Message
 
 from adapters import base, formats
 from adapters.base import DECODE, ENCODE
-from hub.cli import main
-from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
-from hub.messages import ControlResult, Response
+from hub.cli.demo import sample_aeo_status, sample_control_result, sample_declaration
+from hub.cli.main import main
+from hub.cli.translate import TranslateCliError, holds_many, write_atomically
+from hub.core.messages import ControlResult, Response
 from hub.pb.customs_hub.v1 import control_pb2
-from hub.translatecli import TranslateCliError, holds_many, write_atomically
 from tests.testdata import CDS_SAMPLES, DATA
 
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 
 REGISTRY = formats.registry()
 DECODERS = sorted(f for f, t in REGISTRY.items() if DECODE in t.directions)

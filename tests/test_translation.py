@@ -1,4 +1,4 @@
-"""Translation where it costs the event loop least (hub/translation.py): light documents on
+"""Translation where it costs the event loop least (hub/app/translation.py): light documents on
 the loop, other small ones on the calling thread, large ones in a spawned worker process,
 with the same results and the same refusals (reason, line, path) either way; a worker process
 that dies refuses only its document."""
@@ -15,8 +15,8 @@ import pytest
 from google.protobuf.message import Message
 
 from adapters.formats import Translators
-from hub.errors import TranslationError
-from hub.translation import ISOLATE_BYTES, Translation
+from hub.app.translation import ISOLATE_BYTES, Translation
+from hub.core.errors import TranslationError
 from tests.conftest import Federation
 from tests.testdata import DATA, TESTS
 

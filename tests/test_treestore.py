@@ -1,6 +1,7 @@
-"""hub.treestore against hub.merkle: a store of perfect-subtree hashes, filled by appending leaves
-one at a time and in batches, serves roots and proofs byte-identical to hub.merkle's, from only
-the nodes its ``*_keys`` functions name, and those are O(log n) even for a million leaves.
+"""hub.trail.tree against hub.trail.merkle: a store of perfect-subtree hashes, filled by
+appending leaves one at a time and in batches, serves roots and proofs byte-identical to
+hub.trail.merkle's, from only the nodes its ``*_keys`` functions name, and those are O(log n) even
+for a million leaves.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub import merkle, treestore
-from hub.merkle import MAX_TREE_SIZE, MerkleError, leaf_hash
-from hub.treestore import NodeKey
+from hub.trail import merkle
+from hub.trail import tree as treestore
+from hub.trail.merkle import MAX_TREE_SIZE, MerkleError, leaf_hash
+from hub.trail.tree import NodeKey
 
 Store = dict[NodeKey, bytes]
 
@@ -99,7 +101,7 @@ def proof_from_store(store: Store, old_size: int, new_size: int) -> list[bytes]:
 
 def check_consistency(store: Store, leaves: Sequence[bytes], old_size: int) -> None:
     new_size = len(leaves)
-    if old_size == 0 < new_size:  # refused, as by hub.merkle: such a proof claims nothing
+    if old_size == 0 < new_size:  # refused, as by hub.trail.merkle: such a proof claims nothing
         with pytest.raises(MerkleError):
             treestore.consistency_keys(old_size, new_size)
         with pytest.raises(MerkleError):

@@ -9,9 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub.errors import TrustError
-from hub.pki import issue, make_ca
-from hub.trust import PartnerTrust, TrustStore, party_of
+from hub.cli.pki import issue, make_ca
+from hub.core.errors import TrustError
+from hub.core.trust import PartnerTrust, TrustStore, party_of
 
 NOW = datetime.now(UTC)
 

@@ -7,7 +7,7 @@ import pytest
 
 from adapters.wco.controls import control_result_from
 from adapters.wco.translator import Response, WcoXml
-from hub.messages import ControlResult
+from hub.core.messages import ControlResult
 from hub.pb.customs_hub.v1 import control_pb2 as cpb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc

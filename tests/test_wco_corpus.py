@@ -19,8 +19,8 @@ from lxml import etree
 
 from adapters.wco.translator import GoodsDeclaration, Response, WcoXml, restore_namespaces
 from adapters.xmlsafe import parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 from tests.testdata import CDS_SAMPLES, CORPUS
 
 SOURCES = [

@@ -12,18 +12,18 @@ import grpc
 import pytest
 
 from adapters.wco.translator import GoodsDeclaration
-from hub import trail
-from hub.envelope import sha256
+from hub.core.envelope import sha256
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.service import REASON_KEY
+from hub.rpc.service import REASON_KEY
+from hub.trail import events as trail
 from tests.adversarial.test_xml import Canary, hostile_documents
 from tests.conftest import Federation
 from tests.test_exchange import eventually
 from tests.testdata import CDS_SAMPLES
 
 DECLARATION = CDS_SAMPLES / "TT_IM068a/TT_IM068a.xml"
-CLI = [sys.executable, "-m", "hub.cli"]
+CLI = [sys.executable, "-m", "hub.cli.main"]
 
 
 def canonical(xml: bytes) -> str:

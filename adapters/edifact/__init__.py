@@ -9,7 +9,7 @@ its directory from anywhere but schemas/edifact.
 from __future__ import annotations
 
 from adapters.edifact.translator import Edifact
-from hub.limits import XmlLimits
+from hub.core.limits import XmlLimits
 
 
 def edifact(limits: XmlLimits) -> Edifact:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from adapters.edifact.cusres import join_lines, wco_date
 from adapters.edifact.directory import Group
 from adapters.edifact.syntax import Segment
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import declaration_pb2
 
 GoodsDeclaration = declaration_pb2.GoodsDeclaration

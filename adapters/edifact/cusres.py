@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from adapters.edifact.directory import Group
 from adapters.edifact.syntax import Segment, digits, quoted, segment
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import control_pb2, response_pb2
 
 ControlResult = control_pb2.ControlResult

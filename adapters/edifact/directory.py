@@ -21,8 +21,8 @@ from typing import Any
 
 from adapters.edifact.syntax import Segment, quoted
 from adapters.xmlsafe import parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 
 DIRECTORY = Path(__file__).resolve().parents[2] / "schemas" / "edifact" / "D96B"
 MESSAGES = ("CUSRES", "CUSDEC")

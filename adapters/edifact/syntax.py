@@ -22,7 +22,7 @@ from pydifact import Characters, Serializer, Token, Tokenizer
 from pydifact import Segment as LibrarySegment
 from pydifact.exceptions import EDISyntaxError
 
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 
 SYNTAX = "edifact-syntax"
 LIMIT = "limit-exceeded"

@@ -29,7 +29,7 @@ from adapters.edifact.syntax import (
     segment,
     write_interchange,
 )
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 
 UNSUPPORTED = "unsupported-document"
 # The directory and release this translator checks against (UNH S009 0052/0054/0051).

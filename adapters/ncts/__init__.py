@@ -11,7 +11,7 @@ anything but TranslationError for a document.
 from __future__ import annotations
 
 from adapters.ncts.translator import NctsP6
-from hub.limits import XmlLimits
+from hub.core.limits import XmlLimits
 
 __all__ = ["NctsP6", "ncts_p6"]
 

@@ -24,7 +24,7 @@ import xmlschema
 from lxml import etree
 
 from adapters.xmlsafe import element_path, local_name
-from hub.errors import TranslationError
+from hub.core.errors import TranslationError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "ncts"
 NCTS = "http://ncts.dgtaxud.ec"

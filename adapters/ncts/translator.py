@@ -24,8 +24,8 @@ from lxml import etree
 from adapters.ncts.mapping import control_result
 from adapters.ncts.schemas import NCTS, SCHEMA_FILES, validate
 from adapters.xmlsafe import element_path, local_name, parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 
 MESSAGES = tuple(SCHEMA_FILES)
 SNIFF_BYTES = 4096  # what adapters.formats.detect hands to sniff

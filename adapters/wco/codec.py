@@ -24,8 +24,8 @@ from lxml import etree
 
 from adapters.wco.schema_table import NAMESPACES, PREFIXES, clark, load_table
 from adapters.xmlsafe import XSI, check_schema_location, parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 from hub.pb.customs_hub.v1 import declaration_pb2
 
 Residue = declaration_pb2.Residue

@@ -21,8 +21,8 @@ from lxml import etree
 from adapters.wco.codec import METADATA_PATH, decode_element, encode_element, short_name
 from adapters.wco.schema_table import NAMESPACES, SCHEMAS, clark, load_table, wco_pointer
 from adapters.xmlsafe import element_path, local_name, parse_xml
-from hub.errors import TranslationError
-from hub.limits import XmlLimits
+from hub.core.errors import TranslationError
+from hub.core.limits import XmlLimits
 from hub.pb.customs_hub.v1 import declaration_pb2, response_pb2
 
 GoodsDeclaration = declaration_pb2.GoodsDeclaration

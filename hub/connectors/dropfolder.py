@@ -51,12 +51,12 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from adapters.base import DECODE, ENCODE, Item
+from hub.app.hub import Hub, Submission, derived_messages
 from hub.config import FolderConfig
-from hub.errors import ConfigError, HubError, LimitError, TranslationError
+from hub.core.errors import ConfigError, HubError, LimitError, TranslationError
+from hub.core.messages import body_class
 from hub.files import Directory, NotConfined, Tree
-from hub.messages import body_class
-from hub.node import Hub, Submission, derived_messages
-from hub.store import InboundMessage
+from hub.store.db import InboundMessage
 
 log = logging.getLogger("customs_hub.folders")
 T = TypeVar("T")

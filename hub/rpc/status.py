@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from hub.errors import HubError, Status
+from hub.core.errors import HubError, Status
 
 _CODES = {status: grpc.StatusCode[status.name] for status in Status}
 

@@ -14,16 +14,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hub.demo import sample_aeo_status, sample_control_result, sample_declaration
-from hub.errors import REASON_KEY, Status, StoreDataError
-from hub.groupcommit import GroupCommitter
-from hub.messages import MAX_KEY_LENGTH
+from hub.cli.demo import sample_aeo_status, sample_control_result, sample_declaration
+from hub.core.errors import REASON_KEY, Status, StoreDataError
+from hub.core.messages import MAX_KEY_LENGTH
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rawsql import Tx
-from hub.service import RunningHub
-from hub.store import Store
+from hub.rpc.service import RunningHub
+from hub.store.db import Store
+from hub.store.groupcommit import GroupCommitter
+from hub.store.rawsql import Tx
 from tests.adversarial.conditions import aeo_envelope, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import _assert_nothing_accepted, as_partner, refused, signed_envelope

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import LOG_FORMAT, OneLineFormatter
+from hub.cli.demo import sample_aeo_status
+from hub.cli.main import LOG_FORMAT, OneLineFormatter
 from hub.connectors.dropfolder import DropFolder
-from hub.demo import sample_aeo_status
-from hub.envelope import build_envelope
-from hub.errors import ConfigError
-from hub.service import RunningHub
+from hub.core.envelope import build_envelope
+from hub.core.errors import ConfigError
+from hub.rpc.service import RunningHub
 from tests.conftest import Federation
 from tests.test_dropfolder import add_folder, aeo_json, files
 from tests.test_exchange import as_partner, signer_of

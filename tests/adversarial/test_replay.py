@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hub.demo import sample_aeo_status
-from hub.envelope import verify_receipt
+from hub.cli.demo import sample_aeo_status
+from hub.core.envelope import verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
@@ -115,8 +115,8 @@ async def test_a_second_hub_on_the_same_ports_does_not_start(
     It fails to start; every delivery and every resend reaches NZ alone."""
     from dataclasses import replace
 
-    from hub.errors import ConfigError
-    from hub.service import start_hub
+    from hub.core.errors import ConfigError
+    from hub.rpc.service import start_hub
 
     nz = await federation.start("NZ")
     data, header = signed_envelope(pki)

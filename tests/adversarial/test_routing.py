@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from hub.demo import sample_aeo_status
+from hub.cli.demo import sample_aeo_status
 from tests.adversarial.conditions import refused_with
 from tests.conftest import Federation
 from tests.test_exchange import signed_envelope

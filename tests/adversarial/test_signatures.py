@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from hub import trail
-from hub.envelope import MAX_SIGNATURES, sign_envelope
-from hub.errors import REASON_KEY
+from hub.cli.pki import issue, write_cert, write_key
+from hub.core.envelope import MAX_SIGNATURES, sign_envelope
+from hub.core.errors import REASON_KEY
+from hub.core.signing import Algorithm
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.pki import issue, write_cert, write_key
-from hub.signing import Algorithm
+from hub.trail import events as trail
 from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import (

@@ -12,8 +12,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub.auth import MESSAGES_READ, TRAIL_READ
-from hub.errors import REASON_KEY
+from hub.core.auth import MESSAGES_READ, TRAIL_READ
+from hub.core.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from tests.test_audit import Audited, forged
 

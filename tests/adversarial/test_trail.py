@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.rawsql import Tx
+from hub.store.rawsql import Tx
 from tests.test_trail_export import TAMPERING, TARGET, Trail, exported
 
 

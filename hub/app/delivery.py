@@ -1,0 +1,506 @@
+"""The outbox worker: sends queued envelopes to partners and stores their signed receipts.
+
+Each partner has its own sender task, so a dead or slow partner never holds up the others.
+A sender keeps one ``Exchange`` stream open and writes frames of up to ``delivery_batch``
+envelopes, oldest first, with at most ``delivery_window`` frames awaiting their receipts; a
+reader matches each ReceiptBatch to its frame (the receiver answers frames in order).
+
+A message leaves the outbox only in the transaction that stores a verified receipt for it. A
+failed send (partner down, timeout, a receipt that does not verify or names other bytes) leaves
+it queued: when the stream fails, the partner backs off as a whole (exponential, with jitter)
+and its messages keep their order; a message refused "for now" waits on its own. A final
+rejection makes the message a dead letter with the partner's reason; so does expiry before
+delivery. docs/adr/0005 has the reasoning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hub.app.hub import Hub
+from hub.app.ports import PartnerStream, PartnerTransport
+from hub.config import Limits
+from hub.core.envelope import verify_receipt
+from hub.core.errors import DeliveryError, HubError
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.store.db import DueDelivery, ReceiptRow, Settlement
+from hub.store.rawsql import Tx
+
+log = logging.getLogger("customs_hub.delivery")
+
+OUTCOMES = {
+    pb.RECEIPT_OUTCOME_ACCEPTED: "accepted",
+    pb.RECEIPT_OUTCOME_DUPLICATE: "duplicate",
+    pb.RECEIPT_OUTCOME_REJECTED: "rejected",
+}
+
+
+# A REJECTED receipt is final, except where the reason says "not now": our clock ran ahead of
+# the partner's beyond its skew allowance. Such a message stays queued and is retried.
+RETRYABLE_REJECTIONS = frozenset({"not-yet-valid"})
+# How often SQLite's write-ahead log is copied into the database (Store.copy_wal): at a
+# few MB of log per second under load, each copy stays small.
+WAL_COPY_SECONDS = 0.25
+# Room for the frame's own framing around the envelopes, per envelope.
+FRAME_OVERHEAD = 16
+
+
+def batches(items: list[DueDelivery], count: int, size: int) -> list[list[DueDelivery]]:
+    """Split into frames of at most ``count`` envelopes and ``size`` bytes (a single envelope
+    larger than ``size`` travels alone, and the partner's limit decides)."""
+    out: list[list[DueDelivery]] = []
+    current: list[DueDelivery] = []
+    used = 0
+    for item in items:
+        cost = len(item.envelope) + FRAME_OVERHEAD
+        if current and (len(current) >= count or used + cost > size):
+            out.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += cost
+    if current:
+        out.append(current)
+    return out
+
+
+def backoff(limits: Limits, failures: int) -> float:
+    """Seconds to wait after the ``failures``-th consecutive failure: exponential from
+    ``retry_initial_seconds`` by ``retry_multiplier`` up to ``retry_max_seconds``, less up to
+    ``retry_jitter`` of it at random, so partners coming back are not stampeded."""
+    exponent = max(0, failures - 1)
+    delay = min(
+        limits.retry_max_seconds,
+        limits.retry_initial_seconds * limits.retry_multiplier ** min(exponent, 64),
+    )
+    return delay * (1 - random.uniform(0, limits.retry_jitter))
+
+
+class StreamBroken(Exception):
+    pass
+
+
+@dataclass
+class _Stream:
+    call: PartnerStream
+    in_flight: deque[tuple[list[DueDelivery], float]] = field(default_factory=deque)
+    broken: str = ""
+    sent: asyncio.Event = field(default_factory=asyncio.Event)  # a frame was written
+    reader: asyncio.Task[None] | None = None
+    answered: int = 0  # frames at the head of in_flight whose receipts arrived
+    settling: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class PartnerSender:
+    """Delivery to one partner: its queue, its stream, its backoff."""
+
+    def __init__(self, worker: OutboxWorker, partner: str) -> None:
+        self.worker = worker
+        self.hub = worker.hub
+        self.partner = partner
+        self.limits = worker.limits
+        self.failures = 0  # consecutive stream failures
+        self.backoff_until = 0.0  # monotonic
+        self.cursor = 0  # outbox id of the newest entry written on the current stream
+        self.stream: _Stream | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.delivered = 0
+        # set by whatever may give the sender work: a new message, a settled frame, a broken
+        # stream; cleared by the sender before it looks, so no wake-up is lost
+        self.wake = asyncio.Event()
+        self.hub.outbox_changed.listen(self.wake.set)
+        # New entries for this partner, handed over by the hub as they are committed, so the
+        # hot path does not read back what it has just written. While ``synced``, these are
+        # all the due entries after the cursor; otherwise the store is read, and the sender
+        # is synced again by a read that found everything due and began after the last time
+        # ``fresh`` was cleared (``generation``).
+        self.fresh: deque[DueDelivery] = deque()
+        self.fresh_limit = 4 * self.limits.delivery_window * self.limits.delivery_batch
+        self.synced = False
+        self.generation = 0
+        # when entries that failed on their own (a receipt refused, or "not now") are due
+        # again, by entry id: they are not handed over, so the store is read for them; one
+        # time per entry, so this holds no more than the partner's queue
+        self.retries: dict[int, float] = {}
+        self.hub.queued_listeners.append(self._queued)
+
+    def _queued(self, entries: Sequence[DueDelivery]) -> None:
+        mine = [e for e in entries if e.partner == self.partner]
+        if not mine:
+            return
+        if len(self.fresh) + len(mine) > self.fresh_limit:
+            self._forget()  # a partner this far behind is served from the store
+        else:
+            self.fresh.extend(mine)
+        self.wake.set()
+
+    def _forget(self) -> None:
+        self.fresh.clear()
+        self.synced = False
+        self.generation += 1
+
+    def _take(self, limit: int) -> list[DueDelivery]:
+        fresh = self.fresh
+        while fresh and fresh[0].entry_id <= self.cursor:  # already read from the store
+            fresh.popleft()
+        return [fresh.popleft() for _ in range(min(limit, len(fresh)))]
+
+    async def _due(self, limit: int) -> list[DueDelivery]:
+        if self.synced:
+            return self._take(limit)
+        generation = self.generation
+        due = await self.hub.store.due(
+            self.hub.clock(), limit, partner=self.partner, after=self.cursor
+        )
+        if len(due) < limit and generation == self.generation:
+            self.synced = True
+        return due
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}-{self.partner}")
+
+    async def _run(self) -> None:
+        while not self.stopping:
+            self.wake.clear()
+            try:
+                worked = await self._pass()
+            except HubError as exc:  # store trouble: wait and try again, nothing is lost
+                log.error("delivery to %s: %s", self.partner, exc)
+                self._forget()
+                worked = False
+            except Exception:
+                log.exception(
+                    "delivery to %s failed unexpectedly; retrying after a pause", self.partner
+                )
+                self._forget()
+                worked = False
+            if not worked and not self.stopping:
+                pause = self.backoff_until - time.monotonic()
+                wait = pause if pause > 0 else self.limits.poll_seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), wait)
+
+    async def _pass(self) -> bool:
+        """Write what is due, as far as the window allows. True when it wrote something."""
+        if time.monotonic() < self.backoff_until:
+            return False
+        stream = self.stream
+        if stream is not None and not stream.broken and not stream.in_flight and stream.call.done():
+            # the partner ended a stream that had nothing in flight (a hub ends idle streams
+            # after limits.stream_idle_seconds): a new one is opened, and nothing failed
+            await self._drop(stream)
+            stream = None
+        if stream is not None and stream.broken:
+            await self._fail_stream(stream)
+            return False
+        window = self.limits.delivery_window
+        batch = self.limits.delivery_batch
+        if stream is not None and len(stream.in_flight) >= window:
+            return False
+        room = window - (len(stream.in_flight) if stream else 0)
+        due = await self._due(room * batch)
+        if not due:
+            now = time.monotonic()
+            retry = any(due_at <= now for due_at in self.retries.values())
+            if (self.cursor or retry) and (stream is None or not stream.in_flight):
+                # entries at or before the cursor that failed on their own (or that an
+                # operator queued again) may be due again: look in the store from the start
+                self.cursor = 0
+                self.retries = {e: at for e, at in self.retries.items() if at > now}
+                self._forget()
+                return True
+            return False
+        if stream is None:
+            try:
+                stream = self.stream = self._open()
+            except HubError as exc:
+                self.cursor = 0
+                self._forget()
+                await self._failed_attempt(due, str(exc))
+                return False
+        for frame in batches(due, batch, self.limits.max_batch_bytes):
+            if stream.broken:
+                break
+            timeout = self.limits.partner_timeout_seconds
+            try:
+                # a partner that hangs before the stream is up (in the TLS handshake, say)
+                # counts as failed after the same timeout as one that does not answer a frame
+                await asyncio.wait_for(stream.call.write([d.envelope for d in frame]), timeout)
+            except DeliveryError as exc:
+                error = exc.message
+            except TimeoutError:
+                error = f"write not taken within {timeout:g} s"
+            else:
+                error = ""
+            if error:
+                stream.broken = stream.broken or error
+                await self._failed_attempt(frame, stream.broken)
+                break
+            stream.in_flight.append((frame, time.monotonic()))
+            stream.sent.set()
+            self.cursor = frame[-1].entry_id
+        return True
+
+    def _open(self) -> _Stream:
+        call = self.worker.transport.stream(self.partner)
+        stream = _Stream(call)
+        stream.reader = asyncio.create_task(
+            self._read(stream), name=f"receipts-{self.hub.party}-{self.partner}"
+        )
+        return stream
+
+    async def _read(self, stream: _Stream) -> None:
+        timeout = self.limits.partner_timeout_seconds
+        try:
+            while True:
+                while stream.answered >= len(stream.in_flight):
+                    stream.sent.clear()
+                    await stream.sent.wait()
+                # answers come in frame order; frames already answered (settling) are a
+                # prefix of in_flight, and stay in it until settled, so the sender never takes
+                # their entries for due again
+                response = await asyncio.wait_for(stream.call.read(), timeout)
+                if response is None:
+                    raise StreamBroken("partner closed the stream")
+                if stream.answered >= len(stream.in_flight):
+                    raise StreamBroken("partner answered a frame that was not sent")
+                entry = stream.in_flight[stream.answered]
+                stream.answered += 1
+                task = asyncio.create_task(self._settle_frame(stream, entry, response))
+                stream.settling.add(task)
+                task.add_done_callback(stream.settling.discard)
+        except TimeoutError:
+            stream.broken = f"no receipts within {timeout:g} s"
+        except DeliveryError as exc:
+            stream.broken = exc.message
+        except StreamBroken as exc:
+            stream.broken = str(exc)
+        except asyncio.CancelledError:
+            stream.broken = stream.broken or "stopped"
+            raise
+        except Exception as exc:
+            log.exception("reading receipts from %s failed", self.partner)
+            stream.broken = f"unexpected error: {type(exc).__name__}"
+        finally:
+            self.wake.set()
+
+    async def _settle_frame(
+        self,
+        stream: _Stream,
+        entry: tuple[list[DueDelivery], float],
+        receipts: list[pb.SignedReceipt],
+    ) -> None:
+        try:
+            await self._settle(entry[0], receipts)
+            self.failures = 0
+        except StreamBroken as exc:
+            stream.broken = stream.broken or str(exc)
+        except HubError as exc:
+            log.error("settling receipts from %s failed: %s", self.partner, exc)
+            stream.broken = stream.broken or f"settling failed: {exc}"
+        finally:
+            for i, held in enumerate(stream.in_flight):
+                if held is entry:
+                    del stream.in_flight[i]
+                    stream.answered -= 1
+                    break
+            self.wake.set()
+
+    async def _drop(self, stream: _Stream) -> None:
+        """Stop using a stream: cancel it and its reader."""
+        self.stream = None
+        self.cursor = 0
+        self._forget()
+        stream.call.cancel()
+        if stream.reader is not None and stream.reader is not asyncio.current_task():
+            stream.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream.reader
+
+    async def _fail_stream(self, stream: _Stream) -> None:
+        """Give up a broken stream: what was in flight stays queued, the partner backs off."""
+        await self._drop(stream)
+        if stream.settling:  # receipts already here are stored before the stream is given up
+            await asyncio.gather(*stream.settling, return_exceptions=True)
+        frames = [item for frame, _ in stream.in_flight for item in frame]
+        stream.in_flight.clear()
+        stream.answered = 0
+        self.failures += 1
+        delay = backoff(self.limits, self.failures)
+        self.backoff_until = time.monotonic() + delay
+        log.warning(
+            "delivery to %s failed (%s); %d message(s) stay queued, next try in %.1f s",
+            self.partner,
+            stream.broken,
+            len(frames),
+            delay,
+        )
+        if frames:
+            await self.hub.store.record_failure([d.entry_id for d in frames], stream.broken, None)
+
+    async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
+        self.failures += 1
+        delay = backoff(self.limits, self.failures)
+        self.backoff_until = time.monotonic() + delay
+        log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
+        await self.hub.store.record_failure([d.entry_id for d in items], error, None)
+
+    async def _settle(self, frame: list[DueDelivery], receipts: list[pb.SignedReceipt]) -> None:
+        if len(receipts) != len(frame):
+            raise StreamBroken(
+                f"partner answered {len(receipts)} receipts for {len(frame)} envelopes"
+            )
+        settled: list[Settlement] = []
+        later: list[tuple[DueDelivery, str]] = []
+        keys = self.hub.trust.keys_for(self.partner)
+        verified: set[tuple[str, bytes, bytes]] = set()
+        now = self.hub.clock()
+        for item, signed in zip(frame, receipts, strict=True):
+            try:
+                receipt = verify_receipt(signed, self.partner, keys, verified)
+            except HubError as exc:
+                log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
+                later.append((item, f"receipt refused: {exc.reason}"))
+                continue
+            if (
+                receipt.message_id != item.message_id
+                or receipt.envelope_digest != item.envelope_digest
+            ):
+                log.error(
+                    "receipt from %s names other bytes than %s", self.partner, item.message_id
+                )
+                later.append((item, "receipt names other bytes"))
+                continue
+            outcome = OUTCOMES.get(receipt.outcome, "unknown")
+            if outcome == "unknown":
+                later.append((item, "receipt has no known outcome"))
+                continue
+            if outcome == "rejected" and receipt.reason in RETRYABLE_REJECTIONS:
+                log.warning(
+                    "%s refused %s for now: %s", self.partner, item.message_id, receipt.reason
+                )
+                later.append((item, f"refused for now: {receipt.reason}"))
+                continue
+            dead_reason = None
+            if outcome == "rejected":
+                dead_reason = f"rejected by {self.partner}: {receipt.reason}"
+                log.warning("%s", dead_reason)
+            settled.append(
+                Settlement(
+                    item,
+                    ReceiptRow(
+                        message_id=item.message_id,
+                        receiver=self.partner,
+                        outcome=outcome,
+                        reason=receipt.reason,
+                        envelope_digest=receipt.envelope_digest,
+                        signed_receipt=signed.SerializeToString(),
+                        received_at=now,
+                    ),
+                    dead_reason,
+                )
+            )
+        if settled:
+            await self.worker.settlements.submit(settled)
+            self.delivered += len(settled)
+        for item, error in later:  # each waits on its own; the rest of the queue goes on
+            delay = backoff(self.limits, item.attempts + 1)
+            await self.hub.store.record_failure(
+                [item.entry_id], error, now + timedelta(seconds=delay)
+            )
+            self.retries[item.entry_id] = time.monotonic() + delay
+
+    async def stop(self, grace: float) -> None:
+        """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in
+        flight, then abandon it (it stays queued, and the partner answers a resend with the
+        receipt it gave the first time)."""
+        self.stopping = True
+        if self._queued in self.hub.queued_listeners:
+            self.hub.queued_listeners.remove(self._queued)
+        stream = self.stream
+        deadline = time.monotonic() + grace
+        while stream is not None and stream.in_flight and not stream.broken:
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if stream is not None:
+            stream.call.cancel()
+            if stream.reader is not None:
+                stream.reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream.reader
+            await asyncio.gather(*stream.settling, return_exceptions=True)
+
+
+class OutboxWorker:
+    def __init__(self, hub: Hub, transport: PartnerTransport) -> None:
+        self.hub = hub
+        self.transport = transport
+        self.limits = hub.config.limits
+        self.senders: dict[str, PartnerSender] = {}
+        self.settlements = hub.writes.lane("receipts", self._record)
+        self._task: asyncio.Task[None] | None = None
+        self._wal_copies: asyncio.Task[None] | None = None
+
+    def _record(self, tx: Tx, settlements: list[Settlement]) -> list[None]:
+        self.hub.store.settle_in(tx, settlements)
+        return [None] * len(settlements)
+
+    def start(self) -> None:
+        for partner in self.hub.config.partners:
+            self._sender(partner)
+        self._task = asyncio.create_task(self._housekeeping(), name=f"outbox-{self.hub.party}")
+        if self.hub.store.is_sqlite:
+            self._wal_copies = asyncio.create_task(
+                self._copy_wal(), name=f"wal-copy-{self.hub.party}"
+            )
+
+    async def _copy_wal(self) -> None:
+        """Keep SQLite's write-ahead log short (Store.copy_wal), a few times a second."""
+        while True:
+            await asyncio.sleep(WAL_COPY_SECONDS)
+            try:
+                await self.hub.store.copy_wal()
+            except HubError as exc:
+                log.error("copying the write-ahead log: %s", exc)
+
+    def _sender(self, partner: str) -> PartnerSender:
+        sender = self.senders.get(partner)
+        if sender is None:
+            sender = self.senders[partner] = PartnerSender(self, partner)
+            sender.start()
+        return sender
+
+    async def _housekeeping(self) -> None:
+        """Expire what can no longer be delivered; give every partner with queued messages
+        (also one removed from the config since) a sender."""
+        while True:
+            try:
+                expired = await self.hub.store.expire(self.hub.clock())
+                if expired:
+                    log.warning("%d undelivered message(s) expired into dead letters", expired)
+                for partner in await self.hub.store.queued_partners():
+                    self._sender(partner)
+            except HubError as exc:
+                log.error("outbox housekeeping: %s", exc)
+            await asyncio.sleep(max(self.limits.poll_seconds, 1.0))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for task in (self._task, self._wal_copies):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await asyncio.gather(*(s.stop(grace) for s in self.senders.values()))

@@ -1,0 +1,144 @@
+"""Every key and certificate the hub reads from disk, read here and nowhere else: its own
+TLS identity, its message-signing key and certificate, the trail key, the audit token key,
+and each partner's trust anchor and signing certificates. What is read is checked to belong
+together (one key, one purpose) before the hub uses it; a file that is missing or not what it
+should be is a ConfigError naming it. Nothing here logs a private key or its bytes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from hub.cli.pki import trail_key_name
+from hub.config import HubConfig
+from hub.core.errors import ConfigError
+from hub.core.signing import Signer
+from hub.core.trust import PartnerTrust, TrustStore, party_of
+from hub.trail import checkpoint
+
+
+def read_ed25519_key(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
+    """An unencrypted PEM Ed25519 private key (the trail key, the audit token key), or a
+    ConfigError naming the file and what the key is for."""
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        raise ConfigError(f"{path}: cannot load the {what}", reason="config-invalid") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"{path}: the {what} is not an Ed25519 key", reason="config-invalid")
+    return key
+
+
+def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
+    """The key that signs checkpoints: Ed25519, and not the message-signing key."""
+    key = read_ed25519_key(config.trail_key, "trail key")
+    if key.public_key() == signer.private_key.public_key():
+        raise ConfigError("the trail key and the signing key must differ", reason="config-invalid")
+    return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
+
+
+def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
+    """Read certificates and keys named by the config and check they belong together."""
+    trust = TrustStore(local_party=config.party)
+    for partner in config.partners.values():
+        anchor = _certificate(partner.trust_anchor, f"trust anchor of {partner.party}")
+        certs = [
+            _certificate(p, f"signing certificate of {partner.party}")
+            for p in partner.signing_certs
+        ]
+        trust.partners[partner.party] = PartnerTrust.build(partner.party, anchor, certs, now)
+    own_anchor = _certificate(config.trust_anchor, "trust anchor")
+    own = PartnerTrust.build(
+        config.party,
+        own_anchor,
+        [_certificate(config.signing_cert, "signing certificate")],
+        now,
+    )
+    trust.local_keys.update(own.signing_keys)
+    try:
+        signer = Signer.from_pem(_read(config.signing_key, "signing key"))
+    except ValueError:
+        raise ConfigError(
+            f"{config.signing_key}: the signing key is not an unencrypted PEM private key",
+            reason="config-invalid",
+        ) from None
+    if signer.key_id not in trust.local_keys:
+        raise ConfigError(
+            f"{config.signing_key} does not match the signing certificate {config.signing_cert}",
+            reason="config-invalid",
+        )
+    tls_cert = _certificate(config.tls_cert, "TLS certificate")
+    if party_of(tls_cert) != config.party:
+        raise ConfigError(
+            f"{config.tls_cert} does not name party {config.party}", reason="config-invalid"
+        )
+    if tls_cert.public_key() == signer.private_key.public_key():
+        raise ConfigError("the TLS key and the signing key must differ", reason="config-invalid")
+    return trust, signer
+
+
+def trail_verifier(config: HubConfig) -> checkpoint.NoteKey:
+    """The public half of this hub's trail key: what verifies its checkpoints."""
+    key = read_ed25519_key(config.trail_key, "trail key")
+    return checkpoint.NoteKey(trail_key_name(config.party), key.public_key())
+
+
+def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
+    """The Ed25519 key that signs auditors' tokens; refused if it is the trail key or the
+    message-signing key (one key, one purpose)."""
+    if config.audit_key is None:
+        raise ConfigError(
+            f"{config.path}: [audit] token_key is not set; auditors' tokens need it",
+            reason="config-invalid",
+        )
+    key = read_ed25519_key(config.audit_key, "audit token key")
+    if config.audit_key.resolve() in (config.trail_key.resolve(), config.signing_key.resolve()):
+        raise ConfigError(
+            "the audit token key must differ from the trail and signing keys",
+            reason="config-invalid",
+        )
+    return key
+
+
+def tls_identity(config: HubConfig) -> tuple[bytes, bytes]:
+    """This hub's TLS key and certificate, PEM, as gRPC takes them: (key, certificate)."""
+    return _read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate")
+
+
+def partner_anchors(config: HubConfig) -> dict[str, bytes]:
+    """Each partner's trust anchor (its CA certificate), PEM, by party."""
+    return {
+        p.party: _read(p.trust_anchor, f"trust anchor of {p.party}")
+        for p in config.partners.values()
+    }
+
+
+def public_parts(config: HubConfig) -> list[bytes]:
+    """The configuration file and the public parts it names (certificates, never a private
+    key), in a fixed order: what a digest of the hub's identity covers."""
+    files = [config.path, config.tls_cert, config.trust_anchor, config.signing_cert]
+    for partner in sorted(config.partners.values(), key=lambda p: p.party):
+        files += [partner.trust_anchor, *partner.signing_certs]
+    return [_read(path, "file") for path in files]
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the {what}: {exc.strerror}", reason="config-invalid"
+        ) from None
+
+
+def _certificate(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(path, what))
+    except ValueError:
+        raise ConfigError(
+            f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
+        ) from None

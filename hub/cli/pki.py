@@ -1,0 +1,222 @@
+"""A development federation PKI: one CA per administration, TLS and signing certificates.
+
+For development, tests and demos only. Real deployments bring their own PKI; the hub needs
+from it only what ``hub.core.trust`` checks (a URI SAN naming the party, issued by that party's
+anchor). Keys are written with mode 0600 and are never logged.
+
+Layout written by ``init_federation(out, ["CN", "NZ"])``::
+
+    out/CN/ca.pem            CN's administration CA (trust anchor partners configure)
+    out/CN/ca.key
+    out/CN/tls.pem, tls.key  CN hub's TLS certificate (server and client auth), ECDSA P-256
+    out/CN/signing.pem, signing.key   CN hub's message-signing certificate, Ed25519
+    out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
+    out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hub.core.trust import check_party_id, party_uri
+from hub.trail.checkpoint import NoteKey
+
+# Development certificates live a year: long enough for a demo federation to outlive its
+# sessions, short enough that nobody mistakes them for production material.
+DEV_VALIDITY = timedelta(days=365)
+# Back-date slightly so a peer whose clock runs a little behind still accepts them.
+BACKDATE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class PartyFiles:
+    party: str
+    ca_cert: Path
+    ca_key: Path
+    tls_cert: Path
+    tls_key: Path
+    signing_cert: Path
+    signing_key: Path
+    trail_key: Path  # signs the trail's checkpoints (hub/trail/checkpoint.py); not a certificate
+    trail_verifier: Path  # the verifier key string auditors are given
+    audit_key: Path  # signs and verifies auditors' tokens (hub/core/auth.py)
+
+    @classmethod
+    def at(cls, root: Path, party: str) -> PartyFiles:
+        d = root / party
+        return cls(
+            party,
+            d / "ca.pem",
+            d / "ca.key",
+            d / "tls.pem",
+            d / "tls.key",
+            d / "signing.pem",
+            d / "signing.key",
+            d / "trail.key",
+            d / "trail.vkey",
+            d / "audit.key",
+        )
+
+
+def _name(party: str, role: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(
+                NameOID.ORGANIZATION_NAME, f"Customs administration {party} (development)"
+            ),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{party} {role}"),
+        ]
+    )
+
+
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> None:
+    """A private key as unencrypted PKCS #8 PEM, readable by its owner only."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+
+
+def write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_ca(party: str, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(party, "customs CA")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + DEV_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def issue(
+    party: str,
+    role: str,
+    public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime,
+    *,
+    tls: bool,
+    validity: timedelta = DEV_VALIDITY,
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> x509.Certificate:
+    """A leaf certificate naming ``party`` as a URI SAN, for TLS or for message signing."""
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(party_uri(party))]
+    if tls:
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(party, role))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=not tls,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+    )
+    if tls:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFiles:
+    check_party_id(party)
+    now = now or datetime.now(UTC)
+    files = PartyFiles.at(root, party)
+    files.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+    ca_cert, ca_key = make_ca(party, now)
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    signing_key = ed25519.Ed25519PrivateKey.generate()
+    write_cert(files.ca_cert, ca_cert)
+    write_key(files.ca_key, ca_key)
+    write_cert(
+        files.tls_cert,
+        issue(party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True),
+    )
+    write_key(files.tls_key, tls_key)
+    write_cert(
+        files.signing_cert,
+        issue(
+            party, "hub message signing", signing_key.public_key(), ca_cert, ca_key, now, tls=False
+        ),
+    )
+    write_key(files.signing_key, signing_key)
+    trail_key = ed25519.Ed25519PrivateKey.generate()
+    write_key(files.trail_key, trail_key)
+    name = trail_key_name(party)
+    files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
+    write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
+    return files
+
+
+def trail_key_name(party: str) -> str:
+    """The key name a hub signs its checkpoints under."""
+    return f"customs-hub-{party}"
+
+
+def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:
+    root.mkdir(parents=True, exist_ok=True)
+    return [init_party(root, p) for p in parties]

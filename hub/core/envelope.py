@@ -1,0 +1,447 @@
+"""Build and open signed envelopes (pure core).
+
+``open_envelope`` is the receiving procedure, written as numbered steps that mirror
+docs/adr/0001-envelope-format.md. It takes the exact bytes received and returns what it
+verified, or raises one ``EnvelopeError`` with its reason. It never re-serialises what it
+received and never opens a socket or a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, MutableSet, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.message import DecodeError, Message
+
+from hub.core.errors import (
+    EnvelopeError,
+    RecipientError,
+    SenderMismatchError,
+    SignatureError,
+    TimeWindowError,
+)
+from hub.core.messages import body_class
+from hub.core.signing import (
+    ENVELOPE_DOMAIN,
+    RECEIPT_BATCH_DOMAIN,
+    RECEIPT_DOMAIN,
+    Signer,
+    VerificationKey,
+    pae,
+)
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.trail import merkle
+
+SCHEMA_VERSION = "customs_hub.v1"
+# A body that is a document in a partner format (EDIFACT, NCTS XML, ...), translated on ingress
+RAW_BODY_TYPE = spb.RawDocument.DESCRIPTOR.full_name
+
+# Translates a partner-format document (format id, bytes) into a business message, or raises
+# a HubError saying why not (the receiver's registry and the partner's allowed formats).
+RawReader = Callable[[str, bytes], Message]
+
+
+def uuid7(now_ms: int | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, version, 74 random bits."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64  # 12 bits rand_a
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)  # 62 bits rand_b
+    return str(uuid.UUID(int=value))
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True)
+class TimePolicy:
+    clock_skew: timedelta
+    max_lifetime: timedelta
+
+
+@dataclass(frozen=True)
+class OpenedEnvelope:
+    """An envelope whose signature, addressing and time window were verified."""
+
+    header: pb.Header
+    header_bytes: bytes
+    body: bytes
+    document: Message  # the parsed business message (translated, for a RawDocument body)
+    envelope_digest: bytes
+    key_id: str
+    original_format: str = ""  # a RawDocument body: its format ...
+    document_digest: bytes = b""  # ... and the SHA-256 of its document bytes
+
+
+def build_envelope(
+    signer: Signer,
+    *,
+    sender: str,
+    recipient: str,
+    document: Message,
+    created_at: datetime,
+    ttl: timedelta,
+    message_id: str | None = None,
+    correlation_id: str = "",
+) -> tuple[bytes, pb.Header]:
+    """Serialise, sign and return (envelope bytes, header)."""
+    body = document.SerializeToString(deterministic=True)
+    header = pb.Header(
+        message_id=message_id or uuid7(),
+        correlation_id=correlation_id,
+        sender=sender,
+        recipient=recipient,
+        body_type=document.DESCRIPTOR.full_name,
+        body_digest=sha256(body),
+        schema_version=SCHEMA_VERSION,
+    )
+    header.created_at.FromDatetime(created_at)
+    header.expires_at.FromDatetime(created_at + ttl)
+    return sign_envelope(signer, header.SerializeToString(deterministic=True), body), header
+
+
+def sign_envelope(signer: Signer, header_bytes: bytes, body: bytes) -> bytes:
+    signature = pb.Signature(
+        key_id=signer.key_id,
+        algorithm=int(signer.algorithm),  # type: ignore[arg-type]
+        value=signer.sign(pae(ENVELOPE_DOMAIN, header_bytes, body)),
+    )
+    envelope = pb.Envelope(header=header_bytes, body=body, signatures=[signature])
+    return envelope.SerializeToString(deterministic=True)
+
+
+def open_envelope(
+    data: bytes,
+    *,
+    peer_party: str,
+    local_party: str,
+    peer_keys: Mapping[str, VerificationKey],
+    now: datetime,
+    policy: TimePolicy | None,
+    max_bytes: int,
+    read_raw: RawReader | None = None,
+) -> OpenedEnvelope:
+    """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names).
+
+    With ``read_raw``, a body of type RawDocument (a document in a partner format) is accepted
+    and translated by it; without, such a body is an unsupported body type."""
+    # 1. Bound the work before parsing anything.
+    if len(data) > max_bytes:
+        raise EnvelopeError(
+            f"envelope is {len(data)} bytes; the limit is {max_bytes}", reason="too-large"
+        )
+    digest = sha256(data)
+    # 2. Parse the outer structure only; header and body stay opaque bytes until verified.
+    envelope = pb.Envelope()
+    try:
+        envelope.ParseFromString(data)
+    except DecodeError:
+        raise EnvelopeError(
+            "envelope is not a valid Envelope message", reason="envelope-malformed"
+        ) from None
+    # 3. At least one signature verifies over PAE(domain, header, body) with a key that the
+    #    trust store binds to the peer's party, using the algorithm pinned to that key.
+    key_id = _verify_signatures(envelope, peer_party, peer_keys)
+    # 4. Only now parse the header the peer signed.
+    header = pb.Header()
+    try:
+        header.ParseFromString(envelope.header)
+    except DecodeError:
+        raise EnvelopeError(
+            "signed header is not a valid Header message", reason="header-malformed"
+        ) from None
+    check_header_fields(header)
+    # 5. The sender named in the header is the party the TLS certificate proved.
+    if header.sender != peer_party:
+        raise SenderMismatchError(
+            f"envelope names sender {header.sender!r} but the connection's certificate is "
+            f"{peer_party!r}"
+        )
+    # 6. Addressed to this hub.
+    if header.recipient != local_party:
+        raise RecipientError(
+            f"envelope is addressed to {header.recipient!r}; this hub is {local_party!r}"
+        )
+    # 7. A contract version this hub speaks.
+    if header.schema_version != SCHEMA_VERSION:
+        raise EnvelopeError(
+            f"schema version {header.schema_version!r} is not supported; "
+            f"expected {SCHEMA_VERSION!r}",
+            reason="unsupported-schema-version",
+        )
+    # 8. The body is the one the header describes.
+    if header.body_digest != sha256(envelope.body):
+        raise SignatureError(
+            "body digest in the header does not match the body", reason="body-digest-mismatch"
+        )
+    # 9. Inside the time window, allowing for clock skew between administrations. (A caller
+    #    that passes policy=None checks the window itself, e.g. after a duplicate lookup.)
+    if policy is not None:
+        check_time_window(header, now, policy)
+    # 10. A body type this hub knows, and a body that parses as that type. A document in a
+    #     partner format is translated only now, after its signature and addressing verified.
+    if header.body_type == RAW_BODY_TYPE and read_raw is not None:
+        raw = spb.RawDocument()
+        try:
+            raw.ParseFromString(envelope.body)
+        except DecodeError:
+            raise EnvelopeError(
+                f"body is not a valid {RAW_BODY_TYPE}", reason="body-malformed"
+            ) from None
+        translated = read_raw(raw.format, raw.content)
+        return OpenedEnvelope(
+            header,
+            envelope.header,
+            envelope.body,
+            translated,
+            digest,
+            key_id,
+            original_format=raw.format,
+            document_digest=sha256(raw.content),
+        )
+    cls = body_class(header.body_type)
+    if cls is None:
+        raise EnvelopeError(
+            f"body type {header.body_type!r} is not supported", reason="unsupported-body-type"
+        )
+    document = cls()
+    try:
+        document.ParseFromString(envelope.body)
+    except DecodeError:
+        raise EnvelopeError(
+            f"body is not a valid {header.body_type}", reason="body-malformed"
+        ) from None
+    return OpenedEnvelope(header, envelope.header, envelope.body, document, digest, key_id)
+
+
+UUID_TEXT = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# Correlation ids are the sender's free choice, stored and shown to auditors: printable ASCII,
+# and short enough for an index (128 is what the store's column holds).
+CORRELATION_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
+MAX_BODY_TYPE = 128
+
+
+def check_header_fields(header: pb.Header) -> None:
+    """Header values the hub stores and indexes must be well-formed before anything else."""
+    if not UUID_TEXT.fullmatch(header.message_id):
+        raise EnvelopeError(
+            "message_id must be a UUID in its 36-character text form", reason="header-malformed"
+        )
+    if not CORRELATION_ID.fullmatch(header.correlation_id):
+        raise EnvelopeError(
+            "correlation_id must be at most 128 printable ASCII characters without spaces",
+            reason="header-malformed",
+        )
+    if not header.body_type or len(header.body_type) > MAX_BODY_TYPE:
+        raise EnvelopeError(
+            f"body_type must be 1 to {MAX_BODY_TYPE} characters", reason="header-malformed"
+        )
+
+
+# An envelope is signed by one key; while a sender rotates keys, by two. More is refused before
+# any is verified, so the work an envelope can cause is bounded.
+MAX_SIGNATURES = 4
+MAX_SIGNATURE_BYTES = 1024  # a P-256 ECDSA signature is at most 72 bytes, Ed25519 64
+MAX_KEY_ID = 128
+
+
+def _verify_signatures(
+    envelope: pb.Envelope, party: str, keys: Mapping[str, VerificationKey]
+) -> str:
+    """The key id of a signature that verifies with a key trusted for ``party``. Only
+    signatures naming a known key id with its pinned algorithm are verified, each key once."""
+    signatures = envelope.signatures
+    if not signatures:
+        raise SignatureError("envelope carries no signature", reason="signature-missing")
+    if len(signatures) > MAX_SIGNATURES:
+        raise EnvelopeError(
+            f"envelope carries {len(signatures)} signatures; at most {MAX_SIGNATURES} are read",
+            reason="too-many-signatures",
+        )
+    for signature in signatures:
+        if len(signature.value) > MAX_SIGNATURE_BYTES or len(signature.key_id) > MAX_KEY_ID:
+            raise EnvelopeError(
+                f"a signature value is at most {MAX_SIGNATURE_BYTES} bytes and its key id "
+                f"at most {MAX_KEY_ID} characters",
+                reason="envelope-malformed",
+            )
+    signed = pae(ENVELOPE_DOMAIN, envelope.header, envelope.body)
+    tried: set[str] = set()
+    for signature in signatures:
+        key = keys.get(signature.key_id)
+        if key is None or int(key.algorithm) != signature.algorithm or key.key_id in tried:
+            continue
+        tried.add(key.key_id)
+        if key.verify(signature.value, signed):
+            return key.key_id
+    raise SignatureError(
+        f"no signature verifies with a signing key trusted for {party}", reason="signature-invalid"
+    )
+
+
+def check_time_window(header: pb.Header, now: datetime, policy: TimePolicy) -> None:
+    if not header.HasField("created_at") or not header.HasField("expires_at"):
+        raise TimeWindowError(
+            "header must carry created_at and expires_at", reason="header-malformed"
+        )
+    created = header.created_at.ToDatetime(UTC)
+    expires = header.expires_at.ToDatetime(UTC)
+    if created > now + policy.clock_skew:
+        raise TimeWindowError(
+            f"message is dated {created:%Y-%m-%dT%H:%M:%SZ}, later than now "
+            f"({now:%Y-%m-%dT%H:%M:%SZ}) plus the allowed skew of {policy.clock_skew}",
+            reason="not-yet-valid",
+        )
+    if expires < now - policy.clock_skew:
+        raise TimeWindowError(
+            f"message expired at {expires:%Y-%m-%dT%H:%M:%SZ}; now is {now:%Y-%m-%dT%H:%M:%SZ}",
+            reason="expired",
+        )
+    if expires <= created or expires - created > policy.max_lifetime:
+        raise TimeWindowError(
+            f"message lifetime must be positive and at most {policy.max_lifetime}; "
+            f"found {expires - created}",
+            reason="lifetime-invalid",
+        )
+
+
+# --- receipts -------------------------------------------------------------------------------
+
+
+def _signature(signer: Signer, data: bytes) -> pb.Signature:
+    return pb.Signature(
+        key_id=signer.key_id,
+        algorithm=int(signer.algorithm),  # type: ignore[arg-type]
+        value=signer.sign(data),
+    )
+
+
+def sign_receipt(signer: Signer, receipt: pb.Receipt) -> pb.SignedReceipt:
+    data = receipt.SerializeToString(deterministic=True)
+    return pb.SignedReceipt(receipt=data, signature=_signature(signer, pae(RECEIPT_DOMAIN, data)))
+
+
+def batch_signed_data(size: int, root: bytes) -> bytes:
+    """What a batch receipt signature covers: the batch size (RFC 9162 proofs do not bind it)
+    and the Merkle root."""
+    return pae(RECEIPT_BATCH_DOMAIN, size.to_bytes(8, "big"), root)
+
+
+def sign_receipts(signer: Signer, receipts: Sequence[bytes]) -> list[pb.SignedReceipt]:
+    """Sign serialised receipts with one signature over their Merkle root (RFC 6962), each
+    returned with the inclusion proof that makes it verifiable on its own. One receipt is
+    signed directly."""
+    if len(receipts) == 1:
+        data = receipts[0]
+        return [
+            pb.SignedReceipt(receipt=data, signature=_signature(signer, pae(RECEIPT_DOMAIN, data)))
+        ]
+    leaves = [merkle.leaf_hash(r) for r in receipts]
+    size = len(receipts)
+    signature = _signature(signer, batch_signed_data(size, merkle.root(leaves)))
+    return [
+        pb.SignedReceipt(
+            receipt=data,
+            signature=signature,
+            batch=pb.BatchProof(index=index, size=size, path=path),
+        )
+        for index, (data, path) in enumerate(
+            zip(receipts, merkle.inclusion_proofs(leaves), strict=True)
+        )
+    ]
+
+
+def verify_receipt(
+    signed: pb.SignedReceipt,
+    receiver: str,
+    keys: Mapping[str, VerificationKey],
+    verified: MutableSet[tuple[str, bytes, bytes]] | None = None,
+) -> pb.Receipt:
+    """Verify a receipt signed by ``receiver`` and return it.
+
+    ``verified`` remembers batch signatures already checked (key id, root, signature), so that
+    the receipts of one batch cost one signature check in all; pass a set per batch.
+    """
+    key = keys.get(signed.signature.key_id)
+    if key is None or int(key.algorithm) != signed.signature.algorithm:
+        raise SignatureError(
+            f"receipt is not signed by a key trusted for {receiver}", reason="receipt-untrusted"
+        )
+    if signed.HasField("batch"):
+        proof = signed.batch
+        try:
+            root = merkle.root_from_inclusion_proof(
+                merkle.leaf_hash(signed.receipt), proof.index, proof.size, proof.path
+            )
+        except merkle.MerkleError:
+            raise SignatureError(
+                "receipt's batch proof is malformed", reason="receipt-signature-invalid"
+            ) from None
+        seen = (key.key_id, root + proof.size.to_bytes(8, "big"), signed.signature.value)
+        if verified is None or seen not in verified:
+            if not key.verify(signed.signature.value, batch_signed_data(proof.size, root)):
+                raise SignatureError(
+                    "receipt batch signature does not verify", reason="receipt-signature-invalid"
+                )
+            if verified is not None:
+                verified.add(seen)
+    elif not key.verify(signed.signature.value, pae(RECEIPT_DOMAIN, signed.receipt)):
+        raise SignatureError(
+            "receipt signature does not verify", reason="receipt-signature-invalid"
+        )
+    receipt = pb.Receipt()
+    try:
+        receipt.ParseFromString(signed.receipt)
+    except DecodeError:
+        raise SignatureError(
+            "receipt is not a valid Receipt message", reason="receipt-malformed"
+        ) from None
+    if receipt.receiver != receiver:
+        raise SignatureError(
+            f"receipt names receiver {receipt.receiver!r}; expected {receiver!r}",
+            reason="receipt-untrusted",
+        )
+    return receipt
+
+
+def make_receipt(
+    *,
+    message_id: str,
+    envelope_digest: bytes,
+    outcome: int,
+    receiver: str,
+    sender: str,
+    received_at: datetime,
+    reason: str = "",
+    detail: str = "",
+    trail_index: int = 0,
+    trail_size: int = 0,
+    trail_root: bytes = b"",
+) -> pb.Receipt:
+    receipt = pb.Receipt(
+        trail_index=trail_index,
+        trail_size=trail_size,
+        trail_root=trail_root,
+        message_id=message_id,
+        envelope_digest=envelope_digest,
+        outcome=outcome,  # type: ignore[arg-type]
+        receiver=receiver,
+        sender=sender,
+        reason=reason,
+        detail=detail,
+    )
+    receipt.received_at.FromDatetime(received_at)
+    return receipt

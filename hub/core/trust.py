@@ -1,0 +1,203 @@
+"""Who is who: party identities in certificates, and the keys bound to each party (pure core).
+
+A party (an administration, e.g. "CN") is named in its certificates by a URI subject
+alternative name ``urn:customs-hub:party:<ID>``. Each partner comes with its own trust anchor
+(its administration's CA): a certificate counts for a party only when that party's anchor
+issued it, so one partner's CA can never vouch for another partner. TLS keys and signing keys
+are separate certificates of the same party.
+
+This module parses certificates it is given; it never reads files or opens connections.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from hub.core.errors import TrustError
+from hub.core.signing import VerificationKey, key_id_of
+
+PARTY_URI_PREFIX = "urn:customs-hub:party:"
+# Party ids are short codes (ISO 3166 alpha-2 for national administrations, or a union code
+# such as "EU"); the pattern keeps them safe to use in file names, logs and metrics labels.
+# The one pattern, wherever a party id is read: certificates, config, tokens, AEO lists.
+PARTY_ID = re.compile(r"^[A-Z][A-Z0-9-]{1,15}$")
+
+
+def party_uri(party: str) -> str:
+    check_party_id(party)
+    return PARTY_URI_PREFIX + party
+
+
+def check_party_id(party: str) -> str:
+    if not PARTY_ID.fullmatch(party):
+        raise TrustError(
+            f"party id must be 2-16 upper-case letters, digits or '-', starting with a letter; "
+            f"found {party!r}",
+            reason="party-id-invalid",
+        )
+    return party
+
+
+def party_of(cert: x509.Certificate) -> str:
+    """The one party a certificate names in its URI SANs."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise TrustError(
+            "certificate has no subject alternative name naming a party", reason="no-party-identity"
+        ) from None
+    parties = [
+        uri[len(PARTY_URI_PREFIX) :]
+        for uri in san.get_values_for_type(x509.UniformResourceIdentifier)
+        if uri.startswith(PARTY_URI_PREFIX)
+    ]
+    if len(parties) != 1:
+        raise TrustError(
+            f"certificate must name exactly one party as {PARTY_URI_PREFIX}<ID>; "
+            f"found {len(parties)}",
+            reason="no-party-identity",
+        )
+    return check_party_id(parties[0])
+
+
+def check_issued_by(cert: x509.Certificate, anchor: x509.Certificate, now: datetime) -> None:
+    """The anchor signed this certificate directly, and the certificate is within its validity."""
+    try:
+        cert.verify_directly_issued_by(anchor)
+    except (ValueError, TypeError, InvalidSignature):
+        raise TrustError(
+            f"certificate {cert.subject.rfc4514_string()!r} was not issued by the trust anchor "
+            f"{anchor.subject.rfc4514_string()!r}",
+            reason="untrusted-issuer",
+        ) from None
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise TrustError(
+            f"certificate {cert.subject.rfc4514_string()!r} is valid from "
+            f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; now is {now:%Y-%m-%dT%H:%M:%SZ}",
+            reason="certificate-expired",
+        )
+
+
+def verification_key_of(cert: x509.Certificate, party: str) -> VerificationKey:
+    key = cert.public_key()
+    if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+        raise TrustError(
+            f"signing certificate of {party} holds a {type(key).__name__}; "
+            "expected Ed25519 or ECDSA P-256",
+            reason="unsupported-key",
+        )
+    return VerificationKey.for_party(party, key)
+
+
+def check_tls_client(cert: x509.Certificate, partner: PartnerTrust) -> None:
+    """A TLS client certificate, not one of the party's message-signing certificates.
+
+    TLS and signing keys are kept apart: a signing key that also authenticated connections
+    would make one stolen key worth both.
+    """
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = None
+    if usages is None or ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise TrustError(
+            f"certificate {cert.subject.rfc4514_string()!r} is not for TLS client authentication "
+            "(extended key usage clientAuth missing)",
+            reason="not-a-tls-certificate",
+        )
+    public_key = cert.public_key()
+    signing = isinstance(public_key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey)
+    if signing and key_id_of(public_key) in partner.signing_keys:  # type: ignore[arg-type]
+        raise TrustError(
+            f"{partner.party}'s TLS certificate uses its message-signing key",
+            reason="not-a-tls-certificate",
+        )
+
+
+@dataclass(frozen=True)
+class PartnerTrust:
+    """What this hub trusts about one partner administration."""
+
+    party: str
+    anchor: x509.Certificate
+    signing_keys: Mapping[str, VerificationKey]  # by key id
+
+    @classmethod
+    def build(
+        cls,
+        party: str,
+        anchor: x509.Certificate,
+        signing_certs: Iterable[x509.Certificate],
+        now: datetime,
+    ) -> PartnerTrust:
+        check_party_id(party)
+        keys: dict[str, VerificationKey] = {}
+        for cert in signing_certs:
+            check_issued_by(cert, anchor, now)
+            named = party_of(cert)
+            if named != party:
+                raise TrustError(
+                    f"signing certificate configured for {party} names party {named}",
+                    reason="party-mismatch",
+                )
+            key = verification_key_of(cert, party)
+            keys[key.key_id] = key
+        if not keys:
+            raise TrustError(f"partner {party} has no signing certificate", reason="no-signing-key")
+        return cls(party, anchor, keys)
+
+
+@dataclass
+class TrustStore:
+    """Per-partner anchors and signing keys, plus this hub's own signing keys."""
+
+    local_party: str
+    partners: dict[str, PartnerTrust] = field(default_factory=dict)
+    local_keys: dict[str, VerificationKey] = field(default_factory=dict)
+    # PEM -> (party, not valid after): parsing and checking a certificate on every call would
+    # cost more than the rest of a small request.
+    _peer_cache: dict[bytes, tuple[str, datetime]] = field(default_factory=dict, repr=False)
+
+    def keys_for(self, party: str) -> Mapping[str, VerificationKey]:
+        if party == self.local_party:
+            return self.local_keys
+        partner = self.partners.get(party)
+        return partner.signing_keys if partner else {}
+
+    def peer_party(self, peer_cert_pem: bytes, now: datetime | None = None) -> str:
+        """The party an mTLS client certificate proves, checked against that party's anchor.
+
+        gRPC has already checked the chain against the union of all partner anchors; this
+        binds the certificate to the anchor of the one party it names.
+        """
+        now = now or datetime.now(UTC)
+        cached = self._peer_cache.get(peer_cert_pem)
+        if cached is not None and now <= cached[1]:
+            return cached[0]
+        try:
+            cert = x509.load_pem_x509_certificate(peer_cert_pem)
+        except ValueError:
+            raise TrustError(
+                "peer certificate is not readable PEM", reason="no-peer-certificate"
+            ) from None
+        party = party_of(cert)
+        partner = self.partners.get(party)
+        if partner is None:
+            raise TrustError(
+                f"peer certificate names {party}, which is not a partner", reason="unknown-partner"
+            )
+        check_issued_by(cert, partner.anchor, now)
+        check_tls_client(cert, partner)
+        if len(self._peer_cache) > 1024:  # bounded: a handful of partners, a few rotations each
+            self._peer_cache.clear()
+        self._peer_cache[peer_cert_pem] = (party, cert.not_valid_after_utc)
+        return party

@@ -1,0 +1,147 @@
+"""The client side of PartnerExchange: mTLS channels to partner hubs.
+
+Envelopes go out as the exact bytes stored in the outbox (no re-serialisation), so the digest
+a receipt names can be compared with what was sent. Each partner's channel trusts only that
+partner's anchor: another administration's CA cannot impersonate it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from hub.core.errors import DeliveryError
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+
+SERVICE = "customs_hub.v1.PartnerExchange"
+DELIVER = f"/{SERVICE}/Deliver"
+EXCHANGE = f"/{SERVICE}/Exchange"
+
+
+# gRPC's own reconnect backoff grows to 120 s by default; the outbox has its own retry schedule,
+# so the channel should be ready again within seconds of a partner's return.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.keepalive_time_ms", 30000),
+]
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+@dataclass(frozen=True)
+class PartnerEndpoint:
+    party: str
+    endpoint: str
+    anchor_pem: bytes
+
+
+class PartnerChannels:
+    def __init__(
+        self, tls_cert_pem: bytes, tls_key_pem: bytes, partners: Mapping[str, PartnerEndpoint]
+    ) -> None:
+        self._cert, self._key = tls_cert_pem, tls_key_pem
+        self._partners = dict(partners)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, party: str) -> grpc.aio.Channel:
+        channel = self._channels.get(party)
+        if channel is None:
+            partner = self._partners.get(party)
+            if partner is None:
+                raise DeliveryError(
+                    f"{party} is not a configured partner (any longer); its messages stay queued",
+                    reason="unknown-partner",
+                )
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=partner.anchor_pem,
+                private_key=self._key,
+                certificate_chain=self._cert,
+            )
+            channel = grpc.aio.secure_channel(
+                partner.endpoint, credentials, options=CHANNEL_OPTIONS
+            )
+            self._channels[party] = channel
+        return channel
+
+    async def deliver(self, party: str, envelope: bytes, timeout: float) -> pb.SignedReceipt:
+        call = self.channel(party).unary_unary(
+            DELIVER, request_serializer=_identity, response_deserializer=pb.SignedReceipt.FromString
+        )
+        receipt: pb.SignedReceipt = await call(envelope, timeout=timeout)
+        return receipt
+
+    def stream(self, party: str) -> GrpcStream:
+        """An Exchange stream to ``party`` as delivery uses it (hub/app/ports.py)."""
+        return GrpcStream(self.open_exchange(party))
+
+    def open_exchange(self, party: str) -> grpc.aio.StreamStreamCall:
+        """A long-lived Exchange stream (no deadline: the caller times out each frame)."""
+        call = self.channel(party).stream_stream(
+            EXCHANGE,
+            request_serializer=pb.EnvelopeBatch.SerializeToString,
+            response_deserializer=pb.ReceiptBatch.FromString,
+        )
+        return call()
+
+    async def exchange(
+        self, party: str, envelopes: Sequence[bytes], timeout: float
+    ) -> list[pb.SignedReceipt]:
+        """Send one batch on an Exchange stream and return its receipts, in order."""
+        call = self.channel(party).stream_stream(
+            EXCHANGE,
+            request_serializer=pb.EnvelopeBatch.SerializeToString,
+            response_deserializer=pb.ReceiptBatch.FromString,
+        )
+        stream = call(timeout=timeout)
+        await stream.write(pb.EnvelopeBatch(envelopes=list(envelopes)))
+        await stream.done_writing()
+        receipts: list[pb.SignedReceipt] = []
+        while (batch := await stream.read()) is not grpc.aio.EOF:
+            receipts.extend(batch.receipts)
+        return receipts
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+
+class GrpcStream:
+    """A PartnerStream (hub/app/ports.py) over a gRPC Exchange call: gRPC's failures become
+    DeliveryError, with the status and details the partner gave."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall) -> None:
+        self.call = call
+
+    async def write(self, envelopes: Sequence[bytes]) -> None:
+        try:
+            await self.call.write(pb.EnvelopeBatch(envelopes=list(envelopes)))
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(f"write failed: {exc.code().name}: {exc.details()}") from None
+        except (asyncio.InvalidStateError, grpc.aio.UsageError) as exc:
+            raise _unavailable(f"write failed: {type(exc).__name__}") from None
+
+    async def read(self) -> list[pb.SignedReceipt] | None:
+        try:
+            response = await self.call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(f"{exc.code().name}: {exc.details()}") from None
+        if response is grpc.aio.EOF:
+            return None
+        return list(response.receipts)
+
+    def done(self) -> bool:
+        return bool(self.call.done())
+
+    def cancel(self) -> None:
+        self.call.cancel()
+
+
+def _unavailable(message: str) -> DeliveryError:
+    return DeliveryError(message, reason="partner-unavailable")
