@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from hub.cli.demo import sample_aeo_status  # noqa: E402
 from hub.config import load_config  # noqa: E402
 from hub.pb.customs_hub.v1 import service_pb2 as spb  # noqa: E402
-from hub.rpc.service import start_hub  # noqa: E402
+from hub.runtime import start_hub  # noqa: E402
 
 CLI = [sys.executable, "-m", "hub.cli.main"]
 DECLARATION = (  # the copy of the CDS sample in tests/corpus (tests/SOURCES.md)

@@ -14,7 +14,7 @@ from a sender that reads its answers: the attack should cost no more than that.
 An adversarial audit measured 584 MB before and 1,740 MB under four such streams (issue 14).
 Since then a partner's unanswered frames are bounded by ``limits.stream_buffer_bytes`` per
 stream and ``limits.partner_buffer_bytes`` for all its streams (hub/core/admission.py), and gRPC
-reads at most 4 MiB ahead on a stream (no BDP window growth, hub/rpc/service.py).
+reads at most 4 MiB ahead on a stream (no BDP window growth, hub/rpc/partner.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def bound(streams: int) -> int:
     each costs about five times its size while it is processed (the frame, its envelopes,
     their bodies and documents, the rows and their SQL parameters; measured: a 15 MiB frame
     peaks at 46 MiB of Python objects, protobuf's arenas besides). Each stream also holds the
-    frame it read ahead and what gRPC reads ahead for it (4 MiB, hub/rpc/service.py); the store,
+    frame it read ahead and what gRPC reads ahead for it (4 MiB, hub/rpc/partner.py); the store,
     gRPC and the allocator take some 64 MiB more."""
     budget = getattr(LIMITS, "partner_buffer_bytes", 0)  # (a commit before the budgets: 0)
     frame = LIMITS.max_batch_bytes

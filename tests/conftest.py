@@ -16,7 +16,7 @@ import pytest
 
 from hub.cli.pki import init_federation, init_party
 from hub.config import HubConfig, load_config, render_config
-from hub.rpc.service import RunningHub, start_hub
+from hub.runtime import RunningHub, start_hub
 
 PARTIES = ["CN", "NZ", "SG"]
 PG_ADMIN_DSN = os.environ.get("CUSTOMS_HUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

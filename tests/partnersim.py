@@ -3,7 +3,7 @@
 ``PartnerSim`` implements hub/app/ports.py's PartnerTransport without a socket. Behind it is a real
 ``Hub`` of the partner's (its own store, trust store and signing key), which verifies each
 frame and signs its receipts exactly as it would behind gRPC (Hub.receive_batch, and a REJECTED
-receipt for a refusal, as hub/rpc/service.py answers). Switches make it misbehave on cue, the ways a
+receipt for a refusal, as hub/rpc/partner.py answers). Switches make it misbehave on cue, the ways a
 partner or the network between can: never answer, answer late, answer twice, answer with
 garbage, end the stream mid-way (a restart), sign with a key that is not the partner's.
 

@@ -14,7 +14,7 @@ import grpc
 import jwt
 import pytest
 
-from hub.app.keys import load_audit_key
+from hub.app.keys import load_audit_key, token_issuer, token_verifier
 from hub.cli.main import main
 from hub.core.auth import MESSAGES_READ, TRAIL_READ, TokenIssuer
 from hub.core.envelope import sha256, verify_receipt
@@ -23,7 +23,7 @@ from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as epb
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
-from hub.rpc.service import RunningHub, token_issuer, token_verifier
+from hub.runtime import RunningHub
 from hub.trail import checkpoint, merkle
 from hub.trail import events as trail
 from tests.conftest import Federation

@@ -21,7 +21,7 @@ from hub.core.envelope import verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import RunningHub
+from hub.runtime import RunningHub
 from hub.store.db import Store
 from hub.trail import events as trail
 from tests.conftest import Federation

@@ -18,7 +18,7 @@ from hub.config import load_config
 from hub.connectors.dropfolder import BATCH_FILES
 from hub.core.errors import ConfigError
 from hub.core.messages import AeoStatus, ControlResult, GoodsDeclaration
-from hub.rpc.service import RunningHub
+from hub.runtime import RunningHub
 from tests.conftest import Federation
 from tests.test_exchange import eventually
 from tests.test_wco_hub import DECLARATION

@@ -18,13 +18,14 @@ from google.protobuf.message import Message
 
 from hub.cli.demo import sample_aeo_status, sample_declaration
 from hub.core.envelope import build_envelope, sha256, verify_receipt
+from hub.core.errors import REASON_KEY
 from hub.core.signing import Signer
 from hub.core.trust import verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.channels import PartnerChannels, PartnerEndpoint
-from hub.rpc.service import REASON_KEY, RunningHub
+from hub.runtime import RunningHub
 from tests.conftest import Federation
 
 WAIT = 15.0

@@ -12,10 +12,9 @@ import pytest
 
 from hub.cli.demo import sample_aeo_status, sample_declaration
 from hub.core.envelope import verify_receipt
-from hub.core.errors import StoreError
+from hub.core.errors import REASON_KEY, StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.rpc.service import REASON_KEY
 from hub.store.db import OutboundMessage
 from tests.conftest import Federation
 from tests.test_exchange import (

@@ -23,7 +23,7 @@ from hub.core.envelope import verify_receipt
 from hub.core.errors import HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.rpc.service import RunningHub
+from hub.runtime import RunningHub
 from tests.conftest import Federation
 from tests.faultproxy import FaultProxy
 from tests.test_delivery import drained, fast_retries, submit_batch

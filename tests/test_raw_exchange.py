@@ -18,10 +18,12 @@ from adapters.wco.translator import WcoXml
 from hub.cli.demo import sample_aeo_status, sample_control_result
 from hub.config import load_config
 from hub.core.envelope import sha256, verify_receipt
+from hub.core.errors import REASON_KEY
 from hub.core.messages import ControlResult, GoodsDeclaration
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.rpc.service import REASON_KEY, RECEIPT_KEY, RunningHub
+from hub.rpc.status import RECEIPT_KEY
+from hub.runtime import RunningHub
 from hub.store.db import TrailQuery
 from hub.trail import events as trail
 from tests.conftest import Federation

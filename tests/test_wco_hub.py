@@ -13,9 +13,9 @@ import pytest
 
 from adapters.wco.translator import GoodsDeclaration
 from hub.core.envelope import sha256
+from hub.core.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import REASON_KEY
 from hub.trail import events as trail
 from tests.adversarial.test_xml import Canary, hostile_documents
 from tests.conftest import Federation

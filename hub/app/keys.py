@@ -13,12 +13,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from hub.cli.pki import trail_key_name
 from hub.config import HubConfig
+from hub.core.auth import TokenIssuer, TokenVerifier
 from hub.core.errors import ConfigError
 from hub.core.signing import Signer
 from hub.core.trust import PartnerTrust, TrustStore, party_of
 from hub.trail import checkpoint
+from hub.trail.checkpoint import trail_key_name
 
 
 def read_ed25519_key(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
@@ -142,3 +143,11 @@ def _certificate(path: Path, what: str) -> x509.Certificate:
         raise ConfigError(
             f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
         ) from None
+
+
+def token_issuer(config: HubConfig) -> TokenIssuer:
+    return TokenIssuer(load_audit_key(config), config.issuer, config.audience)
+
+
+def token_verifier(config: HubConfig) -> TokenVerifier:
+    return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)

@@ -29,7 +29,7 @@ from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import RunningHub, start_hub
+from hub.runtime import RunningHub, start_hub
 
 PARTIES = ("CN", "NZ", "SG")
 WAIT_SECONDS = 30.0

@@ -31,7 +31,8 @@ from hub.config import load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import LINE_KEY, start_hub
+from hub.rpc.status import LINE_KEY
+from hub.runtime import start_hub
 from hub.store.db import MessageRow, OutboxRow, Store, utcnow
 
 EXIT_USAGE = 2

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.core.trust import check_party_id, party_uri
-from hub.trail.checkpoint import NoteKey
+from hub.trail.checkpoint import NoteKey, trail_key_name
 
 # Development certificates live a year: long enough for a demo federation to outlive its
 # sessions, short enough that nobody mistakes them for production material.
@@ -210,11 +210,6 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
     write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
     return files
-
-
-def trail_key_name(party: str) -> str:
-    """The key name a hub signs its checkpoints under."""
-    return f"customs-hub-{party}"
 
 
 def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:

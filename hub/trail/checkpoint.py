@@ -164,3 +164,8 @@ def parse_body(body: str) -> Checkpoint:
     checkpoint = Checkpoint(origin, int(size_text), root)
     checkpoint.body()  # range and name checks
     return checkpoint
+
+
+def trail_key_name(party: str) -> str:
+    """The key name a hub signs its checkpoints under."""
+    return f"customs-hub-{party}"

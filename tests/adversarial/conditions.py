@@ -15,7 +15,8 @@ from hub.cli.demo import sample_aeo_status
 from hub.core.envelope import build_envelope, sha256, verify_receipt
 from hub.core.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.rpc.service import RECEIPT_KEY, RunningHub
+from hub.rpc.status import RECEIPT_KEY
+from hub.runtime import RunningHub
 from tests.test_exchange import (
     _assert_nothing_accepted,
     as_partner,

@@ -20,7 +20,7 @@ from hub.core.messages import MAX_KEY_LENGTH
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import RunningHub
+from hub.runtime import RunningHub
 from hub.store.db import Store
 from hub.store.groupcommit import GroupCommitter
 from hub.store.rawsql import Tx

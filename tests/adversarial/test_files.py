@@ -21,7 +21,7 @@ from hub.cli.main import LOG_FORMAT, OneLineFormatter
 from hub.connectors.dropfolder import DropFolder
 from hub.core.envelope import build_envelope
 from hub.core.errors import ConfigError
-from hub.rpc.service import RunningHub
+from hub.runtime import RunningHub
 from tests.conftest import Federation
 from tests.test_dropfolder import add_folder, aeo_json, files
 from tests.test_exchange import as_partner, signer_of

@@ -116,7 +116,7 @@ async def test_a_second_hub_on_the_same_ports_does_not_start(
     from dataclasses import replace
 
     from hub.core.errors import ConfigError
-    from hub.rpc.service import start_hub
+    from hub.runtime import start_hub
 
     nz = await federation.start("NZ")
     data, header = signed_envelope(pki)

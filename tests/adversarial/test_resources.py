@@ -20,7 +20,7 @@ from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.channels import PartnerChannels
-from hub.rpc.service import PARTNER_SERVICE
+from hub.rpc.partner import PARTNER_SERVICE
 from tests.adversarial.conditions import aeo_envelope, still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import _assert_nothing_accepted, as_partner

@@ -13,7 +13,7 @@ import pytest
 from hub.core.envelope import verify_receipt
 from hub.core.errors import REASON_KEY
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.rpc.service import PARTNER_SERVICE
+from hub.rpc.partner import PARTNER_SERVICE
 from tests.adversarial.conditions import still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import (

@@ -27,7 +27,7 @@ from hub.core.limits import XmlLimits
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.rpc.service import RECEIPT_KEY
+from hub.rpc.status import RECEIPT_KEY
 from tests.adversarial.conditions import still_serves_sg
 from tests.conftest import Federation
 from tests.test_exchange import _assert_nothing_accepted, as_partner, nz_signing_key, signer_of

@@ -1,0 +1,197 @@
+"""The Domestic service: domestic systems submit documents and subscribe to what partners sent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf.message import Message
+
+from hub.app.hub import Hub, Slice, Submission, derived_messages
+from hub.core.envelope import sha256
+from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
+from hub.core.messages import body_class
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.rpc.status import abort
+
+DOMESTIC = spb.DESCRIPTOR.services_by_name["Domestic"]
+DOMESTIC_SERVICE = "customs_hub.v1.Domestic"
+
+
+def submit_error(error: HubError) -> spb.SubmitError:
+    out = spb.SubmitError(reason=error.reason, detail=error.message)
+    if isinstance(error, TranslationError):
+        out.line, out.column = error.line or 0, error.column or 0
+        out.path, out.wco_pointer = error.path or "", error.pointer or ""
+    return out
+
+
+class DomesticService(sgrpc.DomesticServicer):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.translators = hub.translators
+
+    async def _document_of(self, request: spb.SubmitRequest) -> tuple[Message, bytes | None]:
+        """The business message a request carries (translated from a raw document) and the
+        raw document's digest; a refusal is recorded before it is raised."""
+        which = request.WhichOneof("document")
+        digest: bytes | None = None
+        try:
+            if which is None:
+                raise SubmissionError("the request carries no document", reason="no-document")
+            if which == "raw":
+                digest = sha256(request.raw.content)
+                # a large document is translated off the loop: it stalls no other call
+                document = await self.hub.translate(request.raw.format, request.raw.content)
+                return document, digest
+            return getattr(request, which), None
+        except HubError as exc:
+            await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
+            raise
+
+    async def Submit(
+        self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> spb.SubmitResponse:
+        try:
+            document, digest = await self._document_of(request)
+        except HubError as exc:
+            await abort(context, exc)
+            raise
+        try:  # Hub.submit records its own rejections
+            queued = await self.hub.submit(
+                document,
+                list(request.recipients),
+                request.correlation_id,
+                digest,
+                derived=derived_messages(document),
+                submission_id=request.submission_id,
+            )
+        except HubError as exc:
+            await abort(context, exc)
+            raise
+        return spb.SubmitResponse(
+            queued=[spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in queued],
+            document_digest=digest or b"",
+        )
+
+    async def SubmitBatch(
+        self, request: spb.SubmitBatchRequest, context: grpc.aio.ServicerContext
+    ) -> spb.SubmitBatchResponse:
+        limit = self.hub.config.limits.max_batch_envelopes
+        if len(request.requests) > limit:
+            await abort(
+                context,
+                LimitError(
+                    f"a batch may carry at most {limit} documents; this one has "
+                    f"{len(request.requests)}"
+                ),
+            )
+        results: list[spb.SubmitResult | None] = [None] * len(request.requests)
+        submissions: list[tuple[int, Submission]] = []
+        turn = Slice()  # documents translated on the loop give it a turn every 2 ms
+        for i, sub in enumerate(request.requests):
+            try:
+                document, digest = await self._document_of(sub)
+            except HubError as exc:
+                results[i] = spb.SubmitResult(error=submit_error(exc))
+                continue
+            finally:
+                await turn.pause()
+            submissions.append(
+                (
+                    i,
+                    Submission(
+                        document,
+                        list(sub.recipients),
+                        sub.correlation_id,
+                        digest,
+                        derived_messages(document),
+                        sub.submission_id,
+                    ),
+                )
+            )
+        try:
+            outcomes = await self.hub.submit_many([s for _, s in submissions])
+        except HubError as exc:  # nothing of this batch was queued
+            await abort(context, exc)
+            raise
+        for (i, submission), outcome in zip(submissions, outcomes, strict=True):
+            if isinstance(outcome, HubError):
+                results[i] = spb.SubmitResult(error=submit_error(outcome))
+                continue
+            results[i] = spb.SubmitResult(
+                queued=spb.SubmitResponse(
+                    queued=[
+                        spb.Queued(message_id=q.message_id, recipient=q.recipient) for q in outcome
+                    ],
+                    document_digest=submission.document_digest or b"",
+                )
+            )
+        return spb.SubmitBatchResponse(results=[r for r in results if r is not None])
+
+    async def Subscribe(
+        self, request: spb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[spb.InboundMessage]:
+        if not request.subscriber:
+            await abort(
+                context, SubmissionError("subscriber name is required", reason="no-subscriber")
+            )
+        if request.format and request.format not in self.translators.formats:
+            await abort(
+                context,
+                SubmissionError(
+                    f"format {request.format!r} is not registered", reason="unsupported-format"
+                ),
+            )
+        store, limits = self.hub.store, self.hub.config.limits
+        try:
+            cursor = request.after_cursor or await store.acknowledged(request.subscriber)
+        except HubError as exc:
+            await abort(context, exc)
+            raise
+        while True:
+            try:
+                rows = await store.inbound_after(cursor, limits.subscribe_batch)
+            except HubError as exc:
+                await abort(context, exc)
+                raise
+            for row in rows:
+                cursor = row.id or cursor
+                document = (
+                    await self.hub.off_loop(self._document, request.format, row.body_type, row.body)
+                    if request.format
+                    else None
+                )
+                yield spb.InboundMessage(
+                    cursor=cursor,
+                    message_id=row.message_id,
+                    correlation_id=row.correlation_id,
+                    sender=row.sender,
+                    body_type=row.body_type,
+                    body=row.body,
+                    envelope_digest=row.envelope_digest,
+                    document=document or b"",
+                    document_format=request.format if document else "",
+                    superseded=row.superseded,
+                )
+            if not rows:
+                await self.hub.inbound_arrived.wait(limits.poll_seconds)
+
+    def _document(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
+        cls = body_class(body_type) if format_id else None
+        return None if cls is None else self.translators.encode(format_id, cls.FromString(body))
+
+    async def Acknowledge(
+        self, request: spb.AcknowledgeRequest, context: grpc.aio.ServicerContext
+    ) -> spb.AcknowledgeResponse:
+        if not request.subscriber:
+            await abort(
+                context, SubmissionError("subscriber name is required", reason="no-subscriber")
+            )
+        try:
+            stored = await self.hub.store.acknowledge(request.subscriber, request.cursor)
+        except HubError as exc:  # the store is unavailable: UNAVAILABLE, and the caller retries
+            await abort(context, exc)
+            raise
+        return spb.AcknowledgeResponse(acknowledged_cursor=stored)

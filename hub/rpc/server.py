@@ -1,0 +1,105 @@
+"""What every gRPC server of the hub shares: requests decoded by the servicer (so a malformed one
+is answered), health and reflection, and ports bound without sharing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from hub.core.errors import ConfigError, RequestError
+from hub.rpc.status import abort
+
+# gRPC sets SO_REUSEPORT on its listening sockets by default, so a second server on a port
+# that is in use would start without an error and take a share of the first one's calls. A hub
+# must own its ports: without the option, a port in use fails the start (listen-failed).
+SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+
+
+def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+    """``servicer``'s methods for ``service``, each decoding its own request: a request that
+    is not the message it should be is answered INVALID_ARGUMENT ``request-malformed``
+    (gRPC's own deserialiser would answer UNKNOWN, which says nothing to the caller)."""
+    handlers = {}
+    for method in service.methods:
+        if method.client_streaming:  # pragma: no cover - none of ours stream requests
+            raise TypeError(f"{method.full_name}: client streaming is not handled here")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        behaviour = getattr(servicer, method.name)
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _decoding_stream(behaviour, request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _decoding_unary(behaviour, request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+async def _decoded(
+    data: bytes, request_class: type[Message], context: grpc.aio.ServicerContext
+) -> Message:
+    try:
+        return request_class.FromString(data)
+    except DecodeError:
+        error = RequestError(f"the request is not a valid {request_class.DESCRIPTOR.full_name}")
+        await abort(context, error)
+        raise  # abort raises; this line is for type checkers
+
+
+def _decoding_unary(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]],
+    request_class: type[Message],
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Message]]:
+    async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Message:
+        return await behaviour(await _decoded(data, request_class, context), context)
+
+    return handle
+
+
+def _decoding_stream(
+    behaviour: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Message]],
+    request_class: type[Message],
+) -> Callable[[bytes, grpc.aio.ServicerContext], AsyncIterator[Message]]:
+    async def handle(data: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+        async for answer in behaviour(await _decoded(data, request_class, context), context):
+            yield answer
+
+    return handle
+
+
+def add_health_and_reflection(
+    server: grpc.aio.Server, services: list[str]
+) -> health.aio.HealthServicer:
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*services, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    return health_servicer
+
+
+def bind(
+    server: grpc.aio.Server,
+    address: str,
+    credentials: grpc.ServerCredentials | None,
+    key: str,
+) -> int:
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(address))
+        return int(server.add_secure_port(address, credentials))
+    except RuntimeError:
+        raise ConfigError(
+            f"{key}: cannot listen on {address}: the address is in use or not available here",
+            reason="listen-failed",
+        ) from None

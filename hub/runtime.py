@@ -1,0 +1,191 @@
+"""The composition root: start one hub (store, procedures, its gRPC servers, outbox worker, drop
+folders and checkpoint loop) and stop it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from hub.app import keys
+from hub.app.delivery import OutboxWorker
+from hub.app.hub import Clock, Hub, system_clock
+from hub.config import HubConfig
+from hub.connectors.dropfolder import DropFolder
+from hub.core.errors import HubError
+from hub.pb.customs_hub.v1 import audit_pb2 as apb
+from hub.rpc.audit import AUDIT_SERVICE, AuditService
+from hub.rpc.channels import PartnerChannels, PartnerEndpoint
+from hub.rpc.domestic import DOMESTIC, DOMESTIC_SERVICE, DomesticService
+from hub.rpc.partner import (
+    PARTNER_KEEPALIVE,
+    PARTNER_SERVICE,
+    PartnerExchangeService,
+    PartnerHealth,
+)
+from hub.rpc.server import SERVER_OPTIONS, add_health_and_reflection, bind, decoding_handler
+from hub.store.db import Store
+
+log = logging.getLogger("customs_hub.runtime")
+
+AUDIT = apb.DESCRIPTOR.services_by_name["Audit"]
+
+
+@dataclass
+class RunningHub:
+    """A hub with its two servers and its outbox worker, as one unit to start and stop."""
+
+    config: HubConfig
+    hub: Hub
+    partner_server: grpc.aio.Server
+    domestic_server: grpc.aio.Server
+    worker: OutboxWorker
+    channels: PartnerChannels
+    partner_port: int
+    domestic_port: int
+    checkpoints: asyncio.Task[None]
+    audit_server: grpc.aio.Server | None = None
+    audit_port: int = 0
+    folders: list[DropFolder] = field(default_factory=list)
+    partner_exchange: PartnerExchangeService | None = None  # its per-partner allowances
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
+        (the config's shutdown_grace_seconds by default), then release everything. Abandoned
+        work is safe: nothing is answered before it is durable, and senders resend."""
+        if grace is None:
+            grace = self.config.limits.shutdown_grace_seconds
+        for folder in self.folders:  # what a folder took is durable or still in its inbox
+            await folder.stop()
+        await asyncio.gather(
+            self.worker.stop(grace),
+            self.partner_server.stop(grace),
+            self.domestic_server.stop(grace),
+            *([self.audit_server.stop(grace)] if self.audit_server else []),
+        )
+        self.checkpoints.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.checkpoints
+        await self.hub.close()
+        try:  # what was committed last is covered by a signed checkpoint
+            await self.hub.checkpoint()
+        except HubError as exc:
+            log.error("final trail checkpoint: %s", exc)
+        await self.channels.close()
+        await self.hub.store.close()
+
+
+async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
+    store = Store(config.store_url)
+    try:
+        return await _start(config, store, clock)
+    except BaseException:
+        await store.close()
+        raise
+
+
+async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
+    await store.create_all()
+    hub = Hub(config, store, clock=clock)
+    await hub.record_config()
+    limits = config.limits
+    # every partner's own allowance fits in the server's limit, with room for health checks
+    allowances = len(config.partners) * (limits.partner_calls + limits.partner_streams + 2)
+    partner_server = grpc.aio.server(
+        options=[
+            *SERVER_OPTIONS,
+            *PARTNER_KEEPALIVE,
+            ("grpc.max_receive_message_length", limits.max_batch_bytes),
+        ],
+        maximum_concurrent_rpcs=max(limits.max_concurrent_rpcs, allowances + 16),
+    )
+    exchange = PartnerExchangeService(hub)
+    partner_server.add_generic_rpc_handlers([exchange.handler()])
+    # health for registered partners only, and no reflection: partners have the contract
+    partner_health = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(
+        PartnerHealth(partner_health, exchange), partner_server
+    )
+    tls = keys.tls_identity(config)
+    anchors = keys.partner_anchors(config)
+    credentials = grpc.ssl_server_credentials(
+        [tls],
+        root_certificates=b"".join(anchors.values()) or None,
+        require_client_auth=True,
+    )
+    partner_port = bind(partner_server, config.listen, credentials, "server.listen")
+
+    domestic_server = grpc.aio.server(
+        options=[
+            *SERVER_OPTIONS,
+            ("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024),
+        ],
+    )
+    domestic_server.add_generic_rpc_handlers([decoding_handler(DOMESTIC, DomesticService(hub))])
+    domestic_health = add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
+    domestic_port = bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")
+    if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
+        log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)
+
+    audit_server, audit_port = None, 0
+    if config.audit_listen:
+        audit_server = grpc.aio.server(
+            options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
+        )
+        audit = AuditService(store, keys.token_verifier(config))
+        audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
+        audit_health = add_health_and_reflection(audit_server, [AUDIT_SERVICE])
+        # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
+        audit_credentials = grpc.ssl_server_credentials([tls])
+        audit_port = bind(audit_server, config.audit_listen, audit_credentials, "audit.listen")
+
+    channels = PartnerChannels(
+        tls[1],
+        tls[0],
+        {
+            p.party: PartnerEndpoint(p.party, p.endpoint, anchors[p.party])
+            for p in config.partners.values()
+        },
+    )
+    worker = OutboxWorker(hub, channels)
+    folders = [DropFolder(folder, hub) for folder in config.folders.values()]
+    for folder in folders:
+        folder.prepare()
+    await partner_server.start()
+    await domestic_server.start()
+    if audit_server is not None:
+        await audit_server.start()
+        await audit_health.set(AUDIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await audit_health.set("", health_pb2.HealthCheckResponse.SERVING)
+    for h, name in ((partner_health, PARTNER_SERVICE), (domestic_health, DOMESTIC_SERVICE)):
+        await h.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await h.set("", health_pb2.HealthCheckResponse.SERVING)
+    worker.start()
+    for folder in folders:
+        folder.start()
+    checkpoints = asyncio.create_task(hub.keep_checkpoints(), name=f"checkpoints-{hub.party}")
+    log.info(
+        "hub %s serving partners on %s, domestic systems on %s",
+        config.party,
+        partner_port,
+        domestic_port,
+    )
+    return RunningHub(
+        config,
+        hub,
+        partner_server,
+        domestic_server,
+        worker,
+        channels,
+        partner_port,
+        domestic_port,
+        checkpoints,
+        audit_server,
+        audit_port,
+        folders,
+        exchange,
+    )
