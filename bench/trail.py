@@ -263,7 +263,7 @@ class Sizes:
         """(bytes in use, bytes of files on disk; 0 on PostgreSQL)."""
         if isinstance(self.where, Path):
             return sqlite_total(self.where)  # a few pragmas and stats: not worth a thread
-        async with self.store.engine.connect() as conn:
+        async with self.store.db.engine.connect() as conn:
             result = await conn.exec_driver_sql("SELECT pg_database_size(current_database())")
             return int(result.scalar_one()), 0
 
@@ -276,7 +276,7 @@ class Sizes:
                     " LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY 1"
                 ).fetchall()
         else:
-            async with self.store.engine.connect() as conn:
+            async with self.store.db.engine.connect() as conn:
                 result = await conn.exec_driver_sql(
                     "SELECT relname, pg_total_relation_size(oid) FROM pg_class"
                     " WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
@@ -292,7 +292,7 @@ async def checkpoints(store: Store, run: Run) -> None:
     """Store.copy_wal beside the writer, as hub/app/delivery.py runs it."""
     while True:
         await asyncio.sleep(CHECKPOINT_SECONDS)
-        run.wal_restarts += await store.copy_wal()
+        run.wal_restarts += await store.db.copy_wal()
 
 
 async def inclusion(
@@ -301,7 +301,7 @@ async def inclusion(
     seconds, proofs, nodes, failures = [], [], [], 0
     for index in (rng.randrange(size) for _ in range(count)):
         start = time.perf_counter()
-        proof = await store.trail_inclusion(index, size)
+        proof = await store.trail.inclusion(index, size)
         seconds.append(time.perf_counter() - start)
         leaf = merkle.leaf_hash(encode(event(index)).data)
         failures += not merkle.verify_inclusion(leaf, index, size, proof, root)
@@ -317,7 +317,7 @@ async def consistency(
     seconds, proofs, failures = [], [], 0
     for _ in range(count):
         start = time.perf_counter()
-        proof = await store.trail_consistency(old_size, new_size)
+        proof = await store.trail.consistency(old_size, new_size)
         seconds.append(time.perf_counter() - start)
         failures += not merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
         proofs.append(proof)
@@ -330,7 +330,7 @@ async def measure(
 ) -> None:
     await store.create_all()
     empty, _ = await sizes.total()
-    housekeeping = asyncio.create_task(checkpoints(store, run)) if store.is_sqlite else None
+    housekeeping = asyncio.create_task(checkpoints(store, run)) if store.db.is_sqlite else None
     builder = merkle.RootBuilder()  # the verifier's own root, from its own leaves
     ends: list[int] = []  # trail size after each append_trail call
     took: list[float] = []  # seconds in that call
@@ -343,7 +343,7 @@ async def measure(
             while size < target:
                 events = [event(size + i) for i in range(min(run.batch, target - size))]
                 start = time.perf_counter()
-                first = await store.append_trail(events)
+                first = await store.trail.append(events)
                 took.append(time.perf_counter() - start)
                 if first != size:
                     raise RuntimeError(f"append_trail returned {first} for an append at {size}")
@@ -357,7 +357,7 @@ async def measure(
                 size,
                 appended(ends, took, size, min(window, size)),
                 await inclusion(store, size, proofs, root, rng),
-                root_matches=await store.trail_root(size) == root,
+                root_matches=await store.trail.root(size) == root,
             )
             if previous is not None:
                 checkpoint.consistency_from = previous[0]

@@ -31,7 +31,8 @@ from hub.cli.demo import sample_aeo_status
 from hub.config import load_config
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from hub.store.db import InboundMessage, OutboundMessage, OutboxEntry, ReceiptRecord, Store
+from hub.store.db import Store
+from hub.store.schema import InboundMessage, OutboundMessage, OutboxEntry, ReceiptRecord
 from tests.conftest import free_port
 
 CLI = [sys.executable, "-m", "hub.cli.main"]
@@ -186,9 +187,9 @@ class HubProcess:
         store = Store(self.config.store_url)
         try:
             return HubContents(
-                outbound=await store.outbound(),
-                outbox=await store.outbox(),
-                inbound=await store.inbound(),
+                outbound=await store.views.outbound(),
+                outbox=await store.views.outbox(),
+                inbound=await store.views.inbound(),
             )
         finally:
             await store.close()

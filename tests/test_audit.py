@@ -295,7 +295,7 @@ async def test_a_sender_proves_what_the_partner_logged_from_its_receipt_alone(
     credentials = grpc.ssl_channel_credentials((pki / "NZ" / "ca.pem").read_bytes())
     token = token_issuer(nz.config).issue("CN-audit", [TRAIL_READ], HOUR, ["CN"])
     auth = [("authorization", f"Bearer {token}")]
-    outbound = [(m, r) for m, r in await audited.cn.hub.store.outbound() if r is not None]
+    outbound = [(m, r) for m, r in await audited.cn.hub.store.views.outbound() if r is not None]
     assert outbound
     async with grpc.aio.secure_channel(f"127.0.0.1:{nz.audit_port}", credentials) as channel:
         stub = agrpc.AuditStub(channel)

@@ -64,7 +64,7 @@ def fast_retries(federation: Federation, party: str, **limits: float) -> None:
 
 
 async def drained(running: RunningHub) -> bool:
-    return not [e for e in await running.hub.store.outbox() if e.state == "queued"]
+    return not [e for e in await running.hub.store.views.outbox() if e.state == "queued"]
 
 
 async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_one(
@@ -77,9 +77,9 @@ async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_on
         sent += await submit_batch(cn, aeo_requests(200))
     await eventually(lambda: drained(cn), timeout=60)
     # NZ holds every message once, in the order CN queued them
-    assert [m.message_id for m in await nz.hub.store.inbound()] == sent
+    assert [m.message_id for m in await nz.hub.store.views.inbound()] == sent
     keys = nz_signing_key(pki)
-    rows = await cn.hub.store.outbound()
+    rows = await cn.hub.store.views.outbound()
     assert [m.message_id for m, _ in rows] == sent
     sizes = set()
     for message, record in rows:
@@ -109,22 +109,22 @@ async def test_a_down_partner_does_not_hold_up_the_others_and_drains_in_order(
     to_nz = await submit_batch(cn, aeo_requests(30, to="NZ"))
 
     async def nz_has_all() -> bool:
-        return len(await nz.hub.store.inbound()) == len(to_nz)
+        return len(await nz.hub.store.views.inbound()) == len(to_nz)
 
     await eventually(nz_has_all)
 
     async def sg_retried() -> bool:
-        entries = [e for e in await cn.hub.store.outbox() if e.partner == "SG"]
+        entries = [e for e in await cn.hub.store.views.outbox() if e.partner == "SG"]
         return len(entries) == len(to_sg) and all(e.attempts >= 1 for e in entries[:1])
 
     await eventually(sg_retried)
     more_to_sg = await submit_batch(cn, aeo_requests(20, to="SG"))
-    rows = await cn.hub.store.outbox_rows(datetime.now(UTC))
+    rows = await cn.hub.store.views.outbox_rows(datetime.now(UTC))
     assert {r.state for r in rows if r.partner == "SG"} <= {"queued", "retrying"}
     sg = await federation.start("SG")
     await eventually(lambda: drained(cn), timeout=30)
     # the queue drained in creation order
-    assert [m.message_id for m in await sg.hub.store.inbound()] == to_sg + more_to_sg
+    assert [m.message_id for m in await sg.hub.store.views.inbound()] == to_sg + more_to_sg
 
 
 @pytest.mark.slow
@@ -137,7 +137,7 @@ async def test_expired_messages_become_dead_letters_that_operators_retry_or_drop
     first = await submit_batch(cn, aeo_requests(2))
 
     async def dead() -> bool:
-        rows = await cn.hub.store.outbox_rows(datetime.now(UTC))
+        rows = await cn.hub.store.views.outbox_rows(datetime.now(UTC))
         return all(r.state == "dead" and r.attempts >= 1 for r in rows)
 
     await eventually(dead)
@@ -161,11 +161,11 @@ async def test_expired_messages_become_dead_letters_that_operators_retry_or_drop
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
     await eventually(lambda: drained(cn))
-    assert [m.message_id for m in await nz.hub.store.inbound()] == [new_id]
-    status = {m.message_id: m.status for m, _ in await cn.hub.store.outbound()}
+    assert [m.message_id for m in await nz.hub.store.views.inbound()] == [new_id]
+    status = {m.message_id: m.status for m, _ in await cn.hub.store.views.outbound()}
     assert status == {first[0]: "dead", first[1]: "replaced", new_id: "delivered"}
     # the operators' actions are in the trail, after the expiry that made the dead letters
-    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail.leaves()]
     about = {m: [(e.kind, e.detail) for e in events if e.message_id == m] for m in (*first, new_id)}
     assert [k for k, _ in about[first[0]]][-2:] == ["dead-lettered", "dropped"]
     assert about[first[0]][-1] == ("dropped", "dropped by an operator")
@@ -193,7 +193,7 @@ async def test_resubmission_with_the_same_submission_id_queues_nothing_twice(
         batch = await stub.SubmitBatch(spb.SubmitBatchRequest(requests=[request] * 3), timeout=10)
     assert again == first
     assert all(r.queued == first for r in batch.results)
-    assert len(await cn.hub.store.outbound()) == 1
+    assert len(await cn.hub.store.views.outbound()) == 1
 
 
 async def test_a_sender_sends_each_entry_once_whether_read_back_or_handed_over(

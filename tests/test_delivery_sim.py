@@ -38,10 +38,10 @@ class Pair:
 
     async def delivered(self) -> list[str]:
         """CN's messages NZ holds, in the order NZ accepted them."""
-        return [m.message_id for m in await self.nz.store.inbound() if m.sender == "CN"]
+        return [m.message_id for m in await self.nz.store.views.inbound() if m.sender == "CN"]
 
     async def statuses(self) -> dict[str, str]:
-        return {m.message_id: m.status for m, _ in await self.cn.store.outbound()}
+        return {m.message_id: m.status for m, _ in await self.cn.store.views.outbound()}
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ async def test_a_frame_answered_twice_settles_nothing_twice(pair: Pair) -> None:
     pair.sim.behaviour = Misbehaviour()
     await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
-    receipts = [r for _, r in await pair.cn.store.outbound()]
+    receipts = [r for _, r in await pair.cn.store.views.outbound()]
     assert len(receipts) == len(sent) and all(r is not None for r in receipts)
 
 
@@ -139,7 +139,7 @@ async def test_receipts_signed_by_another_administration_settle_nothing(pair: Pa
     sent = await pair.submit(6)
     await eventually(lambda: _failures(pair))
     assert set((await pair.statuses()).values()) == {"queued"}
-    assert [r for _, r in await pair.cn.store.outbound() if r is not None] == []
+    assert [r for _, r in await pair.cn.store.views.outbound() if r is not None] == []
     pair.sim.behaviour = Misbehaviour()
     await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
@@ -161,4 +161,4 @@ async def _all_delivered(pair: Pair, sent: list[str]) -> bool:
 
 
 async def _failures(pair: Pair) -> int:
-    return sum(e.attempts for e in await pair.cn.store.outbox())
+    return sum(e.attempts for e in await pair.cn.store.views.outbox())

@@ -146,7 +146,7 @@ async def test_files_in_every_format_are_submitted_and_partners_data_written_out
         len(a["queued"]) == 1 and a["queued"][0]["recipient"] == "NZ" for a in report["accepted"]
     )
     # the rejections are recorded with the folder as their source, once each
-    rejections = await cn.hub.store.rejections()
+    rejections = await cn.hub.store.views.rejections()
     assert {r.source for r in rejections} == {"folder:main"}
     assert len(rejections) == 16 + 3
     # NZ wrote what CN sent into its outbox: declarations as WCO XML, AEO statuses (which
@@ -160,7 +160,7 @@ async def test_files_in_every_format_are_submitted_and_partners_data_written_out
     assert [w for w in written if w.startswith("wco-xml/")] and all(
         w.endswith(".xml") for w in written if w.startswith("wco-xml/")
     )
-    inbound = {m.message_id: m for m in await nz.hub.store.inbound()}
+    inbound = {m.message_id: m for m in await nz.hub.store.views.inbound()}
     assert len(inbound) == 23
     for name in written:
         message_id = Path(name).stem.split("-", 2)[2]
@@ -178,10 +178,10 @@ async def test_files_in_every_format_are_submitted_and_partners_data_written_out
     assert inbound == {}
     assert files(nz_root / ".work") == [] and files(cn_root / ".work") == []
     # the folder acknowledges what it wrote (after writing): handed over, not written again
-    newest = max(m.id or 0 for m in await nz.hub.store.inbound())
+    newest = max(m.id or 0 for m in await nz.hub.store.views.inbound())
 
     async def acknowledged() -> bool:
-        return await nz.hub.store.acknowledged("folder:main") == newest
+        return await nz.hub.store.inbound.acknowledged("folder:main") == newest
 
     await eventually(acknowledged)
 
@@ -204,17 +204,17 @@ async def test_a_file_submitted_again_after_a_crash_is_queued_once(
     with pytest.raises(SystemExit):
         await folder.run_pass()
     assert files(folder.root / "inbox") == ["status.json"]
-    first = {m.message_id for m, _ in await cn.hub.store.outbound()}
+    first = {m.message_id for m, _ in await cn.hub.store.views.outbound()}
     assert len(first) == 2  # AEO statuses go to every partner: NZ and SG
     monkeypatch.undo()
     assert await folder.run_pass() == 1
     assert files(folder.root / "processed") == ["status.json"]
-    assert {m.message_id for m, _ in await cn.hub.store.outbound()} == first
+    assert {m.message_id for m, _ in await cn.hub.store.views.outbound()} == first
     # the same bytes dropped again later are a new file: submitted anew
     drop(folder.root, "status.json", aeo_json("CNAEO0002"))
     assert await folder.run_pass() == 1
     assert files(folder.root / "processed") == ["status.json", "status.json.1"]
-    assert len(await cn.hub.store.outbound()) == 4
+    assert len(await cn.hub.store.views.outbound()) == 4
 
 
 @pytest.mark.slow
@@ -240,7 +240,7 @@ async def _thousands(cn: RunningHub) -> None:
     assert folder.scans == 1
     assert count > BATCH_FILES * 10  # many batches of one listing
     assert len(files(folder.root / "processed")) == count
-    assert len(await cn.hub.store.outbound()) == count * 2  # to NZ and SG
+    assert len(await cn.hub.store.views.outbound()) == count * 2  # to NZ and SG
     assert await folder.run_pass() == 0 and folder.scans == 2
 
 
@@ -361,7 +361,7 @@ async def test_hostile_files_neither_stop_the_folder_nor_lose_anything(
         assert "s.json" in files(root / "processed") and "s.json" not in files(inbox)
         ids = [
             aeo
-            for m, _ in await cn.hub.store.outbound()
+            for m, _ in await cn.hub.store.views.outbound()
             for aeo in json.loads(m.business_keys)["aeo"]
         ]
         assert sorted(ids) == sorted(["CNAEO1001"] * 2 + ["CNAEO1002"] * 2 + ["CNAEO1003"] * 2)

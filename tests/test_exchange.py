@@ -127,14 +127,14 @@ async def test_declaration_from_cn_reaches_nz_with_verified_receipt(
     message_id = queued[0].message_id
 
     async def receipt_stored():  # type: ignore[no-untyped-def]
-        rows = await cn.hub.store.outbound()
+        rows = await cn.hub.store.views.outbound()
         return rows if rows and rows[0][1] is not None else None
 
     [(outbound, record)] = await eventually(receipt_stored)
     assert record is not None
     assert record.outcome == "accepted" and outbound.status == "delivered"
     # NZ stored exactly the declaration CN signed
-    [inbound] = await nz.hub.store.inbound()
+    [inbound] = await nz.hub.store.views.inbound()
     assert inbound.message_id == message_id and inbound.sender == "CN"
     assert sample_declaration().__class__.FromString(inbound.body) == sample_declaration()
     # the receipt verifies with NZ's signing certificate, read from NZ's own PKI files, and
@@ -145,7 +145,7 @@ async def test_declaration_from_cn_reaches_nz_with_verified_receipt(
     assert receipt.message_id == message_id
     assert receipt.envelope_digest == sha256(outbound.envelope) == inbound.envelope_digest
     assert receipt.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
-    assert (await cn.hub.store.outbox()) == []
+    assert (await cn.hub.store.views.outbox()) == []
 
 
 async def handed_over(
@@ -167,7 +167,7 @@ async def handed_over(
 
 
 async def _assert_nothing_accepted(nz: RunningHub) -> None:
-    assert await nz.hub.store.inbound() == []
+    assert await nz.hub.store.views.inbound() == []
     assert await handed_over(nz) == [], "a rejected message reached a domestic subscriber"
 
 
@@ -221,8 +221,8 @@ async def test_exchange_stream_answers_each_envelope(federation: Federation, pki
         await client.close()
     outcomes = [verify_receipt(r, "NZ", nz_signing_key(pki)).outcome for r in receipts]
     assert outcomes == [1, 1, pb.RECEIPT_OUTCOME_REJECTED, 1, 1, 1]
-    assert len(await nz.hub.store.inbound()) == 5
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["wrong-recipient"]
+    assert len(await nz.hub.store.views.inbound()) == 5
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["wrong-recipient"]
 
 
 @pytest.mark.slow
@@ -235,7 +235,7 @@ async def test_subscriber_resumes_after_restart(federation: Federation, pki: Pat
     await submit(cn, spb.SubmitRequest(goods_declaration=first, recipients=["NZ"]))
 
     async def two_arrived():  # type: ignore[no-untyped-def]
-        return len(await nz.hub.store.inbound()) == 2
+        return len(await nz.hub.store.views.inbound()) == 2
 
     await eventually(two_arrived)
     async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
@@ -272,27 +272,27 @@ async def test_outbox_keeps_messages_while_partner_is_down(federation: Federatio
     [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
 
     async def attempted():  # type: ignore[no-untyped-def]
-        rows = await cn.hub.store.outbox()
+        rows = await cn.hub.store.views.outbox()
         return rows and rows[0].attempts >= 1
 
     await eventually(attempted)
-    [entry] = await cn.hub.store.outbox()
+    [entry] = await cn.hub.store.views.outbox()
     assert entry.last_error and "UNAVAILABLE" in entry.last_error
     # NZ comes up; the message is still there and gets delivered
     nz = await federation.start("NZ")
-    await cn.hub.store.record_failure([entry.id or 0], entry.last_error, datetime.now(UTC))
+    await cn.hub.store.outbox.record_failure([entry.id or 0], entry.last_error, datetime.now(UTC))
     cn.hub.outbox_changed.notify()
 
     async def delivered():  # type: ignore[no-untyped-def]
-        return [m for m in await nz.hub.store.inbound() if m.message_id == queued.message_id]
+        return [m for m in await nz.hub.store.views.inbound() if m.message_id == queued.message_id]
 
     await eventually(delivered)
 
     async def settled():  # type: ignore[no-untyped-def]
-        return await cn.hub.store.outbox() == []
+        return await cn.hub.store.views.outbox() == []
 
     await eventually(settled)
-    [(message, receipt)] = await cn.hub.store.outbound()
+    [(message, receipt)] = await cn.hub.store.views.outbound()
     assert message.status == "delivered" and receipt is not None and receipt.outcome == "accepted"
 
 
@@ -312,8 +312,8 @@ async def test_domestic_submission_errors(federation: Federation) -> None:
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Submit(request, timeout=5)
             assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == reason
-    assert await cn.hub.store.outbound() == []
-    assert [r.reason for r in await cn.hub.store.rejections()] == [c[1] for c in cases]
+    assert await cn.hub.store.views.outbound() == []
+    assert [r.reason for r in await cn.hub.store.views.rejections()] == [c[1] for c in cases]
 
 
 def pb_aeo(issuing: str):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from hub.core.envelope import verify_receipt
 from hub.core.errors import REASON_KEY, StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.store.db import OutboundMessage
+from hub.store.schema import OutboundMessage
 from tests.conftest import Federation
 from tests.test_exchange import (
     as_partner,
@@ -32,7 +32,7 @@ async def test_transient_store_failure_at_receiver_is_retried_not_rejected(
 ) -> None:
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
-    real_accept = nz.hub.store.accept_in
+    real_accept = nz.hub.store.inbound.accept_in
     failures = []
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -41,25 +41,25 @@ async def test_transient_store_failure_at_receiver_is_retried_not_rejected(
             raise StoreError("database is locked")
         return real_accept(*args, **kwargs)
 
-    nz.hub.store.accept_in = flaky  # type: ignore[method-assign]
+    nz.hub.store.inbound.accept_in = flaky  # type: ignore[method-assign]
     [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
 
     async def failed_once():  # type: ignore[no-untyped-def]
-        rows = await cn.hub.store.outbox()
+        rows = await cn.hub.store.views.outbox()
         return rows if rows and rows[0].attempts == 1 else None
 
     [entry] = await eventually(failed_once)
     assert "UNAVAILABLE" in (entry.last_error or "")
-    await cn.hub.store.record_failure([entry.id or 0], "retry now", datetime.now(UTC))
+    await cn.hub.store.outbox.record_failure([entry.id or 0], "retry now", datetime.now(UTC))
     cn.hub.outbox_changed.notify()
 
     async def delivered():  # type: ignore[no-untyped-def]
-        rows = await cn.hub.store.outbound()
+        rows = await cn.hub.store.views.outbound()
         return rows if rows[0][1] is not None else None
 
     [(message, receipt)] = await eventually(delivered)
     assert receipt is not None and receipt.outcome == "accepted" and message.status == "delivered"
-    assert [m.message_id for m in await nz.hub.store.inbound()] == [queued.message_id]
+    assert [m.message_id for m in await nz.hub.store.views.inbound()] == [queued.message_id]
 
 
 async def test_retry_after_expiry_of_an_accepted_message_gets_the_original_receipt(
@@ -95,7 +95,7 @@ async def test_queued_message_for_a_removed_partner_does_not_stop_delivery(
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
     # as if AU had been a partner when this was queued, and was removed from hub.toml since
-    await cn.hub.store.enqueue(
+    await cn.hub.store.outbox.enqueue(
         [
             OutboundMessage(
                 message_id="0190f000-0000-7000-8000-000000000001",
@@ -110,12 +110,12 @@ async def test_queued_message_for_a_removed_partner_does_not_stop_delivery(
     [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
 
     async def delivered():  # type: ignore[no-untyped-def]
-        return [m for m in await nz.hub.store.inbound() if m.message_id == queued.message_id]
+        return [m for m in await nz.hub.store.views.inbound() if m.message_id == queued.message_id]
 
     await eventually(delivered)
 
     async def au_attempted():  # type: ignore[no-untyped-def]
-        rows = [e for e in await cn.hub.store.outbox() if e.partner == "AU"]
+        rows = [e for e in await cn.hub.store.views.outbox() if e.partner == "AU"]
         return rows if rows and rows[0].attempts >= 1 else None
 
     [au] = await eventually(au_attempted)
@@ -141,8 +141,8 @@ async def test_malformed_header_values_are_rejected_on_every_store(
     error = await refused(pki, nz, data)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "header-malformed"
-    assert await nz.hub.store.inbound() == []
-    [rejection] = await nz.hub.store.rejections()
+    assert await nz.hub.store.views.inbound() == []
+    [rejection] = await nz.hub.store.views.rejections()
     assert rejection.reason == "header-malformed" and "\x00" not in rejection.message_id
 
 
@@ -168,7 +168,7 @@ async def test_oversized_batches_are_refused(federation: Federation, pki: Path) 
         verify_receipt(receipts[0], "NZ", nz_signing_key(pki)).outcome
         == pb.RECEIPT_OUTCOME_ACCEPTED
     )
-    assert len(await nz.hub.store.inbound()) == 1
+    assert len(await nz.hub.store.views.inbound()) == 1
 
 
 async def test_signing_certificate_cannot_authenticate_a_connection(
@@ -186,4 +186,4 @@ async def test_signing_certificate_cannot_authenticate_a_connection(
         assert dict(error.trailing_metadata() or ())[REASON_KEY] == "not-a-tls-certificate"
     else:
         assert error.code() == grpc.StatusCode.UNAVAILABLE
-    assert await nz.hub.store.inbound() == []
+    assert await nz.hub.store.views.inbound() == []

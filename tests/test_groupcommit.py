@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub.store.db import NewOutbound, ReceiptRow, Settlement, Store
+from hub.store.db import Store
 from hub.store.groupcommit import CommitterClosed, GroupCommitter
+from hub.store.schema import NewOutbound, ReceiptRow, Settlement
 
 
 class Recorder:
@@ -139,11 +140,11 @@ async def test_queueing_and_settling_share_one_real_transaction(store_url: str) 
                 expires_at=now + timedelta(days=1),
             )
 
-        [first] = await store.enqueue([outbound(1)])
-        committer = GroupCommitter(store.write, name="real")
-        queue = committer.lane("queue", lambda tx, ms: store.enqueue_in(tx, ms))
+        [first] = await store.outbox.enqueue([outbound(1)])
+        committer = GroupCommitter(store.db.write, name="real")
+        queue = committer.lane("queue", lambda tx, ms: store.outbox.enqueue_in(tx, ms))
         settle = committer.lane(
-            "settle", lambda tx, ss: (store.settle_in(tx, ss), [None] * len(ss))[1]
+            "settle", lambda tx, ss: (store.outbox.settle_in(tx, ss), [None] * len(ss))[1]
         )
         receipt = ReceiptRow(first.message_id, "NZ", "accepted", b"r", now, "", b"d" * 32)
         blocker = asyncio.create_task(queue.submit([outbound(2)]))
@@ -152,9 +153,9 @@ async def test_queueing_and_settling_share_one_real_transaction(store_url: str) 
             queue.submit([outbound(3)]), settle.submit([Settlement(first, receipt)]), blocker
         )
         assert committer.transactions == 2  # the blocker, then both lanes together
-        statuses = {m.message_id[-1]: m.status for m, _ in await store.outbound()}
+        statuses = {m.message_id[-1]: m.status for m, _ in await store.views.outbound()}
         assert statuses == {"1": "delivered", "2": "queued", "3": "queued"}
-        kinds = [e.kind for e in map(_decode, await store.trail_leaves())]
+        kinds = [e.kind for e in map(_decode, await store.trail.leaves())]
         assert kinds == ["queued", "queued", "queued", "delivered"]
         await committer.close()
     finally:

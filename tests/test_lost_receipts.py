@@ -95,13 +95,13 @@ async def assert_delivered_once(link: Link, sent: list[str], pki: Path) -> None:
     """NZ holds each message once, in CN's order; CN holds for each the exact receipt NZ
     stored, verifiable with NZ's key; nothing is left in CN's outbox."""
     await eventually(lambda: drained(link.cn), timeout=30)
-    inbound = await link.nz.hub.store.inbound()
+    inbound = await link.nz.hub.store.views.inbound()
     ids = [m.message_id for m in inbound]
     assert Counter(ids) == Counter(sent) and max(Counter(ids).values()) == 1
     assert ids == sent  # the queue drained in creation order, resends included
     stored = {m.message_id: m.signed_receipt for m in inbound}
     keys = nz_signing_key(pki)
-    rows = await link.cn.hub.store.outbound()
+    rows = await link.cn.hub.store.views.outbound()
     assert sorted(m.message_id for m, _ in rows) == sorted(sent)
     for message, record in rows:
         assert record is not None, f"no receipt for {message.message_id}"
@@ -110,7 +110,7 @@ async def assert_delivered_once(link: Link, sent: list[str], pki: Path) -> None:
         receipt = verify_receipt(pb.SignedReceipt.FromString(record.signed_receipt), "NZ", keys)
         assert receipt.message_id == message.message_id
         assert receipt.envelope_digest == message.envelope_digest
-    assert await link.cn.hub.store.outbox() == []
+    assert await link.cn.hub.store.views.outbox() == []
 
 
 async def test_receipts_lost_after_nz_committed_are_answered_again_with_the_originals(
@@ -124,11 +124,11 @@ async def test_receipts_lost_after_nz_committed_are_answered_again_with_the_orig
         sent = await submit_batch(link.cn, aeo_statuses(1, 40))
 
         async def nz_committed_all() -> bool:
-            return len(await link.nz.hub.store.inbound()) == 1 + len(sent)
+            return len(await link.nz.hub.store.views.inbound()) == 1 + len(sent)
 
         await eventually(nz_committed_all)
         # NZ has committed every message and signed its receipts; CN has none of them yet
-        assert [e.attempts for e in await link.cn.hub.store.outbox()] == [0] * len(sent)
+        assert [e.attempts for e in await link.cn.hub.store.views.outbox()] == [0] * len(sent)
         # the next byte NZ sends (the receipts, or anything before them) cuts the connection
         link.proxy.cut_after("downstream", 0)
         answers.released.set()
@@ -156,14 +156,14 @@ async def test_a_hanging_partner_times_out_frames_and_gets_everything_once_after
         sent = await submit_batch(link.cn, aeo_statuses(1, 40))
 
         async def timed_out_twice() -> bool:
-            entries = await link.cn.hub.store.outbox()
+            entries = await link.cn.hub.store.views.outbox()
             return len(entries) == len(sent) and all(e.attempts >= 2 for e in entries)
 
         # CN gave up on its frames (no receipts within the timeout) twice, and keeps them
         await eventually(timed_out_twice)
-        entries = await link.cn.hub.store.outbox()
+        entries = await link.cn.hub.store.views.outbox()
         assert all("no receipts within" in (e.last_error or "") for e in entries)
-        assert [m.message_id for m in await link.nz.hub.store.inbound()] == first
+        assert [m.message_id for m in await link.nz.hub.store.views.inbound()] == first
         link.proxy.heal()
         await assert_delivered_once(link, first + sent, pki)
 

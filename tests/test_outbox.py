@@ -62,14 +62,15 @@ async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url
     """m1 is refused for good (a dead letter), an operator re-signs it as m1b, and then a
     receipt accepting m1 arrives late (its first attempt had reached the partner after all):
     m1 is delivered, m1b stays queued, and no dead letter is left."""
-    from hub.store.db import NewOutbound, ReceiptRecord, Settlement, Store
+    from hub.store.db import Store
+    from hub.store.schema import NewOutbound, ReceiptRecord, Settlement
     from tests.test_store import NOW, outbound
 
     store = Store(store_url)
     try:
         await store.create_all()
-        await store.enqueue([outbound("m1")])
-        [m1] = await store.due(NOW + timedelta(seconds=1), 10)
+        await store.outbox.enqueue([outbound("m1")])
+        [m1] = await store.outbox.due(NOW + timedelta(seconds=1), 10)
 
         def receipt(outcome: str) -> ReceiptRecord:
             return ReceiptRecord(
@@ -77,16 +78,18 @@ async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url
                 received_at=NOW,
             )  # fmt: skip
 
-        await store.record_receipts([Settlement(m1, receipt("rejected"), "rejected by NZ")])
-        assert [m.message_id for m in await store.dead_letters()] == ["m1"]
+        await store.outbox.record_receipts([Settlement(m1, receipt("rejected"), "rejected by NZ")])
+        assert [m.message_id for m in await store.outbox.dead_letters()] == ["m1"]
         again = outbound("m1b")
-        await store.replace(["m1"], [NewOutbound(**{f: getattr(again, f) for f in FIELDS})])
-        await store.record_receipts([Settlement(m1, receipt("accepted"))])  # late
-        statuses = {m.message_id: m.status for m, _ in await store.outbound()}
+        await store.outbox.replace(["m1"], [NewOutbound(**{f: getattr(again, f) for f in FIELDS})])
+        await store.outbox.record_receipts([Settlement(m1, receipt("accepted"))])  # late
+        statuses = {m.message_id: m.status for m, _ in await store.views.outbound()}
         assert statuses == {"m1": Outbound.DELIVERED, "m1b": Outbound.QUEUED}
-        assert [d.message_id for d in await store.due(NOW + timedelta(seconds=1), 10)] == ["m1b"]
-        assert await store.dead_letters() == []
-        assert await store.requeue(["m1"], NOW) == 0  # delivered: nothing to put back
+        assert [d.message_id for d in await store.outbox.due(NOW + timedelta(seconds=1), 10)] == [
+            "m1b"
+        ]
+        assert await store.outbox.dead_letters() == []
+        assert await store.outbox.requeue(["m1"], NOW) == 0  # delivered: nothing to put back
     finally:
         await store.close()
 

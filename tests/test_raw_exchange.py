@@ -24,7 +24,7 @@ from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.rpc.status import RECEIPT_KEY
 from hub.runtime import RunningHub
-from hub.store.db import TrailQuery
+from hub.store.schema import TrailQuery
 from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.test_exchange import (
@@ -85,13 +85,13 @@ async def test_a_wco_declaration_sent_raw_is_translated_on_ingress(
     receipt = await deliver(pki, nz, data)
     assert receipt.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
     # what is stored and handed on is the canonical message the document translates into
-    [inbound] = await nz.hub.store.inbound()
+    [inbound] = await nz.hub.store.views.inbound()
     assert inbound.body_type == "customs_hub.v1.GoodsDeclaration"
     expected = WcoXml().decode(content)
     assert GoodsDeclaration.FromString(inbound.body) == expected
     assert await handed_over(nz) == [inbound.message_id]
     # the "received" leaf names the original document's digest and its format
-    [(index, leaf)] = await nz.hub.store.query_trail(
+    [(index, leaf)] = await nz.hub.store.trail.query(
         TrailQuery(message_id=inbound.message_id, kinds=("received",))
     )
     event = trail.decode(leaf)
@@ -101,7 +101,7 @@ async def test_a_wco_declaration_sent_raw_is_translated_on_ingress(
     assert event.detail == "translated from wco-xml"
     assert ("lrn", expected.functional_reference_id) in {(k.name, k.value) for k in event.keys}
     # what the partner signed is kept exactly: auditors read the original body
-    [stored] = await nz.hub.store.stored_messages(inbound.message_id)
+    [stored] = await nz.hub.store.views.stored_messages(inbound.message_id)
     header = pb.Header.FromString(stored.header)
     assert header.body_type == stored.body_type == "customs_hub.v1.RawDocument"
     assert sha256(stored.body) == header.body_digest
@@ -123,7 +123,7 @@ async def test_a_raw_control_result_updates_state_like_a_protobuf_one(
     older.CopyFrom(result)
     older.revision = 2
     await deliver(pki, nz, raw_envelope(pki, "proto-json", proto_json("control_result", older)))
-    first, second = await nz.hub.store.inbound()
+    first, second = await nz.hub.store.views.inbound()
     assert ControlResult.FromString(first.body) == result and not first.superseded
     assert second.superseded  # an older revision is recorded but must not overwrite
 
@@ -187,9 +187,9 @@ async def test_refused_raw_documents(
     assert rejected.outcome == pb.RECEIPT_OUTCOME_REJECTED and rejected.reason == reason
     assert rejected.envelope_digest == sha256(data)
     await _assert_nothing_accepted(nz)
-    [rejection] = await nz.hub.store.rejections()
+    [rejection] = await nz.hub.store.views.rejections()
     assert rejection.reason == reason and rejection.digest == sha256(data)
-    leaves = await nz.hub.store.query_trail(TrailQuery(kinds=("rejected",)))
+    leaves = await nz.hub.store.trail.query(TrailQuery(kinds=("rejected",)))
     assert [trail.decode(leaf).reason for _, leaf in leaves] == [reason]
 
 
@@ -230,7 +230,7 @@ async def test_a_translator_that_crashes_gives_a_signed_rejection(
     assert metadata[REASON_KEY] == "translation-failed"
     assert "a bug" not in (error.details() or "")  # what it says stays ours
     await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["translation-failed"]
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["translation-failed"]
 
 
 async def test_a_resent_document_keeps_its_receipt_after_its_format_is_withdrawn(
@@ -260,10 +260,10 @@ async def test_a_resent_document_keeps_its_receipt_after_its_format_is_withdrawn
     finally:
         await client.close()
     assert again == first
-    assert await nz.hub.store.rejections() == []
+    assert await nz.hub.store.views.rejections() == []
     error = await refused(pki, nz, raw_envelope(pki, "wco-xml", XML))
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "format-not-allowed"
-    assert len(await nz.hub.store.inbound()) == 1
+    assert len(await nz.hub.store.views.inbound()) == 1
 
 
 async def test_partner_documents_are_translated_off_the_loop_and_answered_in_order(
@@ -293,8 +293,8 @@ async def test_partner_documents_are_translated_off_the_loop_and_answered_in_ord
     accepted, rejected = pb.RECEIPT_OUTCOME_ACCEPTED, pb.RECEIPT_OUTCOME_REJECTED
     assert outcomes == [accepted, accepted, rejected, accepted]
     assert [(f, name.startswith("hub-NZ-work")) for f, name in where] == [("wco-xml", True)]
-    kinds = [m.body_type for m in await nz.hub.store.inbound()]
+    kinds = [m.body_type for m in await nz.hub.store.views.inbound()]
     assert sorted(kinds) == sorted(
         ["customs_hub.v1.AeoStatus"] * 2 + ["customs_hub.v1.GoodsDeclaration"]
     )
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["format-not-allowed"]
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["format-not-allowed"]

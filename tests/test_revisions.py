@@ -94,8 +94,8 @@ async def deliver_in_order(
             for frame in results:
                 for r in frame:
                     assert isinstance(r, pb.SignedReceipt), r
-            held = {(s.kind, s.key): s.revision for s in await store.current_state("CN")}
-            superseded = [m.superseded for m in await store.inbound()]
+            held = {(s.kind, s.key): s.revision for s in await store.inbound.current_state("CN")}
+            superseded = [m.superseded for m in await store.views.inbound()]
             await nz.close()
             return latest, held, superseded
         finally:

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from hub.store.db import (
+from hub.store.db import Store
+from hub.store.schema import (
     Accepted,
     InboundRow,
     Incoming,
     OutboundMessage,
     ReceiptRecord,
     Settlement,
-    Store,
 )
 
 NOW = datetime.now(UTC)
@@ -53,20 +53,22 @@ def signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
 
 
 async def accept(store: Store, rows: list[InboundRow], sign: Any) -> list[Accepted]:
-    return await store.accept_inbound([Incoming(r) for r in rows], sign)
+    return await store.inbound.accept([Incoming(r) for r in rows], sign)
 
 
 async def test_outbox_lifecycle(store_url: str) -> None:
     store = Store(store_url)
     try:
         await store.create_all()
-        await store.enqueue([outbound("m1"), outbound("m2", "SG")])
-        due = await store.due(NOW + timedelta(seconds=1), 10)
+        await store.outbox.enqueue([outbound("m1"), outbound("m2", "SG")])
+        due = await store.outbox.due(NOW + timedelta(seconds=1), 10)
         assert {d.message_id for d in due} == {"m1", "m2"}
         m1 = next(d for d in due if d.message_id == "m1")
         m2 = next(d for d in due if d.message_id == "m2")
-        await store.record_failure([m2.entry_id], "UNAVAILABLE: down", NOW + timedelta(minutes=1))
-        await store.record_receipts(
+        await store.outbox.record_failure(
+            [m2.entry_id], "UNAVAILABLE: down", NOW + timedelta(minutes=1)
+        )
+        await store.outbox.record_receipts(
             [
                 Settlement(
                     m1,
@@ -80,11 +82,12 @@ async def test_outbox_lifecycle(store_url: str) -> None:
                 )
             ]
         )
-        assert [d.message_id for d in await store.due(NOW + timedelta(seconds=1), 10)] == []
-        [entry] = await store.outbox()
+        assert [d.message_id for d in await store.outbox.due(NOW + timedelta(seconds=1), 10)] == []
+        [entry] = await store.views.outbox()
         assert entry.attempts == 1 and entry.last_error == "UNAVAILABLE: down"
         rows = {
-            m.message_id: (m.status, r.outcome if r else None) for m, r in await store.outbound()
+            m.message_id: (m.status, r.outcome if r else None)
+            for m, r in await store.views.outbound()
         }
         assert rows == {"m1": ("delivered", "accepted"), "m2": ("queued", None)}
     finally:
@@ -109,7 +112,7 @@ async def test_inbound_dedup_and_receipt_in_same_transaction(store_url: str) -> 
         # the same id from another sender is another message
         [other] = await accept(store, [inbound("m1", sender="SG")], signer)
         assert other.fresh
-        assert len(await store.inbound()) == 3
+        assert len(await store.views.inbound()) == 3
     finally:
         await store.close()
 
@@ -124,7 +127,7 @@ async def test_failed_signing_stores_nothing(store_url: str) -> None:
 
         with pytest.raises(RuntimeError):
             await accept(store, [inbound("m1")], broken)
-        assert await store.inbound() == []
+        assert await store.views.inbound() == []
     finally:
         await store.close()
 
@@ -133,18 +136,18 @@ async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
     store = Store(store_url)
     try:
         await store.create_all()
-        assert await store.acknowledged("risk") == 0
+        assert await store.inbound.acknowledged("risk") == 0
         for i in range(3):
             await accept(store, [inbound(f"m{i}")], signer)
-        ids = [r.id or 0 for r in await store.inbound()]
-        assert await store.acknowledge("risk", ids[1]) == ids[1]
-        assert await store.acknowledge("risk", ids[0]) == ids[1]  # never back
-        assert await store.acknowledged("risk") == ids[1]
-        assert [r.message_id for r in await store.inbound_after(ids[0], 10)] == ["m1", "m2"]
+        ids = [r.id or 0 for r in await store.views.inbound()]
+        assert await store.inbound.acknowledge("risk", ids[1]) == ids[1]
+        assert await store.inbound.acknowledge("risk", ids[0]) == ids[1]  # never back
+        assert await store.inbound.acknowledged("risk") == ids[1]
+        assert [r.message_id for r in await store.inbound.after(ids[0], 10)] == ["m1", "m2"]
         # a mistaken acknowledgement beyond what arrived cannot skip later messages
-        assert await store.acknowledge("risk", 10**9) == ids[2]
+        assert await store.inbound.acknowledge("risk", 10**9) == ids[2]
         await accept(store, [inbound("m3")], signer)
-        later = await store.inbound_after(await store.acknowledged("risk"), 10)
+        later = await store.inbound.after(await store.inbound.acknowledged("risk"), 10)
         assert [r.message_id for r in later] == ["m3"]
     finally:
         await store.close()
@@ -166,7 +169,7 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
             cursor = 0
             while True:
                 finished = writers_done.is_set()
-                rows = await store.inbound_after(cursor, 1000)
+                rows = await store.inbound.after(cursor, 1000)
                 for row in rows:
                     seen.append(row.message_id)
                     cursor = row.id or cursor
@@ -183,12 +186,12 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
         def linger(conn: Any) -> None:
             # hold each transaction open for a moment between the insert that assigns the id
             # and the commit, so that on PostgreSQL later ids could commit first
-            if store.is_sqlite:
+            if store.db.is_sqlite:
                 time.sleep(random.uniform(0, 0.002))
             else:
                 conn.exec_driver_sql(f"SELECT pg_sleep({random.uniform(0, 0.01):.4f})")
 
-        engine = store._sync_engine if store.is_sqlite else store.engine.sync_engine
+        engine = store.db._sync_engine if store.db.is_sqlite else store.db.engine.sync_engine
         assert engine is not None
         event.listen(engine, "commit", linger)
         await asyncio.gather(*(accept(store, [inbound(i)], signer) for i in ids))
@@ -205,17 +208,17 @@ async def test_a_late_second_settlement_touches_no_other_entry(store_url: str) -
     store = Store(store_url)
     try:
         await store.create_all()
-        await store.enqueue([outbound("m1")])
-        [m1] = await store.due(NOW + timedelta(seconds=1), 10)
+        await store.outbox.enqueue([outbound("m1")])
+        [m1] = await store.outbox.due(NOW + timedelta(seconds=1), 10)
         record = ReceiptRecord(
             message_id="m1", receiver="NZ", outcome="accepted", signed_receipt=b"r", received_at=NOW
         )
-        await store.record_receipts([Settlement(m1, record)])
-        await store.enqueue([outbound("m2")])
-        await store.record_receipts([Settlement(m1, record)])  # late, again
-        [m2] = await store.due(NOW + timedelta(seconds=1), 10)
+        await store.outbox.record_receipts([Settlement(m1, record)])
+        await store.outbox.enqueue([outbound("m2")])
+        await store.outbox.record_receipts([Settlement(m1, record)])  # late, again
+        [m2] = await store.outbox.due(NOW + timedelta(seconds=1), 10)
         assert m2.message_id == "m2" and m2.entry_id != m1.entry_id  # ids are not reused
-        assert [e.outbound_id for e in await store.outbox()] == [m2.outbound_id]
+        assert [e.outbound_id for e in await store.views.outbox()] == [m2.outbound_id]
     finally:
         await store.close()
 
@@ -229,14 +232,14 @@ async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_th
     store = Store(f"sqlite+aiosqlite:///{path}")
     try:
         await store.create_all()
-        await store.copy_wal()
+        await store.db.copy_wal()
         empty = path.stat().st_size
         for i in range(100):
-            await store.enqueue([outbound(f"m{i}-{j}") for j in range(40)])
+            await store.outbox.enqueue([outbound(f"m{i}-{j}") for j in range(40)])
         assert path.with_name("hub.db-wal").stat().st_size > 1000 * 4096
         before = path.stat().st_size
         assert before == empty  # past SQLite's automatic checkpoint, and none ran
-        await store.copy_wal()
+        await store.db.copy_wal()
         assert path.stat().st_size > before  # the pages are in the database now
         with sqlite3.connect(path) as db:
             busy, logged, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -258,16 +261,16 @@ async def test_a_cancelled_writer_is_cancelled_and_the_store_goes_on(store_url: 
 
             async def writing(n: int = i) -> None:
                 while True:
-                    await store.enqueue([outbound(f"c{n}-{time.monotonic_ns()}")])
+                    await store.outbox.enqueue([outbound(f"c{n}-{time.monotonic_ns()}")])
 
             task = asyncio.create_task(writing())
             await asyncio.sleep(rng.uniform(0, 0.004))
             task.cancel()
             done, _ = await asyncio.wait([task], timeout=5)
             assert done and task.cancelled(), f"round {i}: the cancellation was lost"
-        [entry] = await store.enqueue([outbound("after")])
+        [entry] = await store.outbox.enqueue([outbound("after")])
         assert entry.message_id == "after"
-        assert len(await store.trail_leaves()) == len(await store.outbound())
+        assert len(await store.trail.leaves()) == len(await store.views.outbound())
     finally:
         await store.close()
 
@@ -276,7 +279,7 @@ async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path:
     """Checkpoints beside a busy writer must still let SQLite restart its write-ahead log;
     one-step PASSIVE checkpoints let it grow for as long as the writer never pauses."""
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
-    store.wal_restart_pages = 40
+    store.db.wal_restart_pages = 40
     wal = tmp_path / "hub.db-wal"
     try:
         await store.create_all()
@@ -286,13 +289,13 @@ async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path:
         async def checkpoints() -> None:
             nonlocal restarts
             while not stop.is_set():
-                restarts += await store.copy_wal()
+                restarts += await store.db.copy_wal()
                 await asyncio.sleep(0.005)
 
         running = asyncio.create_task(checkpoints())
         largest = 0
         for i in range(400):  # about 2,000 pages of log in all
-            await store.enqueue([outbound(f"w{i}-{j}") for j in range(8)])
+            await store.outbox.enqueue([outbound(f"w{i}-{j}") for j in range(8)])
             largest = max(largest, wal.stat().st_size)
         stop.set()
         await running
@@ -315,7 +318,7 @@ def test_plain_sql_writes_times_as_sqlalchemy_does(moment: datetime) -> None:
     """The hot paths write SQLite times themselves; SQLAlchemy must read them back the same."""
     from sqlalchemy.dialects.sqlite import DATETIME
 
-    from hub.store.db import _sqlite_time
+    from hub.store.engine import sqlite_time
 
     utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    assert _sqlite_time(moment) == DATETIME().bind_processor(None)(utc.replace(tzinfo=None))
+    assert sqlite_time(moment) == DATETIME().bind_processor(None)(utc.replace(tzinfo=None))

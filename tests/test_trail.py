@@ -13,7 +13,8 @@ from hub.config import load_config
 from hub.core.envelope import verify_receipt
 from hub.core.errors import StoreError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store.db import InboundRow, Incoming, Rejection, Store, node_key
+from hub.store.db import Store
+from hub.store.schema import InboundRow, Incoming, Rejection, node_key
 from hub.trail import checkpoint, merkle
 from hub.trail import events as trail
 from tests.conftest import Federation
@@ -61,11 +62,11 @@ def test_unknown_kinds_and_foreign_bytes_are_refused() -> None:
 async def recomputed(store: Store) -> tuple[int, bytes]:
     """The trail's size and root as the store serves it, checked against the root recomputed
     from nothing but the stored leaf bytes."""
-    size = await store.trail_size()
-    leaves = await store.trail_leaves()
+    size = await store.trail.size()
+    leaves = await store.trail.leaves()
     assert len(leaves) == size
     root = merkle.root([merkle.leaf_hash(leaf) for leaf in leaves])
-    assert await store.trail_root(size) == root
+    assert await store.trail.root(size) == root
     return size, root
 
 
@@ -81,11 +82,11 @@ async def test_every_stored_event_has_its_leaf_in_the_same_transaction(store_url
 
         await accept(store, [inbound("m1"), inbound("m2")], sign)
         await accept(store, [inbound("m2"), inbound("m3")], sign)  # m2 again: a duplicate
-        await store.enqueue([outbound("o1"), outbound("o2", "SG")])
-        await store.record_rejections(
+        await store.outbox.enqueue([outbound("o1"), outbound("o2", "SG")])
+        await store.inbound.record_rejections(
             [Rejection(at=AT, source="NZ", reason="signature-invalid", digest=b"d" * 32)]
         )
-        kinds = [trail.decode(leaf) for leaf in await store.trail_leaves()]
+        kinds = [trail.decode(leaf) for leaf in await store.trail.leaves()]
         assert [(k.kind, k.message_id or k.reason) for k in kinds] == [
             ("received", "m1"),
             ("received", "m2"),
@@ -98,11 +99,11 @@ async def test_every_stored_event_has_its_leaf_in_the_same_transaction(store_url
         # the index each receipt was signed with is its message's "received" leaf
         assert indexes == [0, 1, 2]
         size, root = await recomputed(store)
-        for index, leaf in enumerate(await store.trail_leaves()):
-            proof = await store.trail_inclusion(index, size)
+        for index, leaf in enumerate(await store.trail.leaves()):
+            proof = await store.trail.inclusion(index, size)
             assert merkle.verify_inclusion(merkle.leaf_hash(leaf), index, size, proof, root)
-        old_root = merkle.root([merkle.leaf_hash(x) for x in (await store.trail_leaves())[:3]])
-        proof = await store.trail_consistency(3, size)
+        old_root = merkle.root([merkle.leaf_hash(x) for x in (await store.trail.leaves())[:3]])
+        proof = await store.trail.consistency(3, size)
         assert merkle.verify_consistency(3, size, old_root, root, proof)
     finally:
         await store.close()
@@ -119,9 +120,9 @@ async def test_a_failed_transaction_leaves_no_leaf(tmp_path: Path) -> None:
             raise RuntimeError("the signer is down")
 
         with pytest.raises(RuntimeError):
-            await store.accept_inbound([Incoming(inbound("m2"))], failing_signer)
-        assert await store.trail_size() == 1
-        assert [m.message_id for m in await store.inbound()] == ["m1"]
+            await store.inbound.accept([Incoming(inbound("m2"))], failing_signer)
+        assert await store.trail.size() == 1
+        assert [m.message_id for m in await store.views.inbound()] == ["m1"]
         await recomputed(store)
     finally:
         await store.close()
@@ -134,16 +135,16 @@ async def test_both_hubs_log_the_exchange_and_receipts_name_the_receivers_leaf(
     nz = await federation.start("NZ")
     sent = await submit_batch(cn, aeo_requests(40))
     await eventually(lambda: drained(cn), timeout=60)
-    nz_leaves = [trail.decode(leaf) for leaf in await nz.hub.store.trail_leaves()]
+    nz_leaves = [trail.decode(leaf) for leaf in await nz.hub.store.trail.leaves()]
     keys = nz_signing_key(pki)
-    for message, record in await cn.hub.store.outbound():
+    for message, record in await cn.hub.store.views.outbound():
         assert record is not None
         receipt = verify_receipt(pb.SignedReceipt.FromString(record.signed_receipt), "NZ", keys)
         logged = nz_leaves[receipt.trail_index]
         assert (logged.kind, logged.message_id) == ("received", message.message_id)
         assert logged.envelope_digest == message.envelope_digest
         assert logged.sender == "CN"
-    cn_leaves = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    cn_leaves = [trail.decode(leaf) for leaf in await cn.hub.store.trail.leaves()]
     for message_id in sent:
         kinds = [leaf.kind for leaf in cn_leaves if leaf.message_id == message_id]
         assert kinds == ["queued", "delivered"]
@@ -155,7 +156,7 @@ async def test_both_hubs_log_the_exchange_and_receipts_name_the_receivers_leaf(
     store = Store(url)
     try:
         size, root = await recomputed(store)
-        last = (await store.checkpoints())[-1]
+        last = (await store.trail.checkpoints())[-1]
         verifier = checkpoint.parse_verifier((pki / "NZ" / "trail.vkey").read_text())
         assert checkpoint.open_note(last.note, verifier) == checkpoint.Checkpoint(
             "customs-hub/NZ", size, root
@@ -170,11 +171,11 @@ async def test_failures_and_expiry_are_logged(store_url: str) -> None:
         await store.create_all()
         message = outbound("o1")
         message.expires_at = datetime.now(UTC) + timedelta(days=1)
-        await store.enqueue([message])
-        [due] = await store.due(datetime.now(UTC) + timedelta(seconds=1), 10)
-        await store.record_failure([due.entry_id], "UNAVAILABLE: connection refused", None)
-        await store.expire(datetime.now(UTC) + timedelta(days=2))
-        logged = [trail.decode(leaf) for leaf in await store.trail_leaves()]
+        await store.outbox.enqueue([message])
+        [due] = await store.outbox.due(datetime.now(UTC) + timedelta(seconds=1), 10)
+        await store.outbox.record_failure([due.entry_id], "UNAVAILABLE: connection refused", None)
+        await store.outbox.expire(datetime.now(UTC) + timedelta(days=2))
+        logged = [trail.decode(leaf) for leaf in await store.trail.leaves()]
         assert [(e.kind, e.message_id) for e in logged] == [
             ("queued", "o1"),
             ("delivery-failed", "o1"),
@@ -205,30 +206,30 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
 
     try:
         await store.create_all()
-        await store.transaction(lambda c: store._append_trail(c, queued(4)))
-        first = await store.sign_checkpoint(sign)
+        await store.db.transaction(lambda c: store.trail.append_in(c, queued(4)))
+        first = await store.trail.sign_checkpoint(sign)
         assert first is not None and first.size == 4
         assert checkpoint.open_note(first.note, verifier) == checkpoint.Checkpoint(
             "customs-hub/CN", 4, (await recomputed(store))[1]
         )
-        assert await store.sign_checkpoint(sign) is None  # nothing new, nothing signed
-        await store.transaction(lambda c: store._append_trail(c, queued(3, 4)))
-        second = await store.sign_checkpoint(sign)
+        assert await store.trail.sign_checkpoint(sign) is None  # nothing new, nothing signed
+        await store.db.transaction(lambda c: store.trail.append_in(c, queued(3, 4)))
+        second = await store.trail.sign_checkpoint(sign)
         assert second is not None and second.size == 7
         # someone rewrites history under the first checkpoint (the subtree of leaves 0-3) ...
-        await store.transaction(
+        await store.db.transaction(
             lambda c: c.conn.exec_driver_sql(
                 "UPDATE trail_node SET hash = ? WHERE key = ?"
-                if store.is_sqlite
+                if store.db.is_sqlite
                 else "UPDATE trail_node SET hash = $1 WHERE key = $2",
                 (b"\x00" * 32, node_key(2, 0)),
             )
         )
-        await store.transaction(lambda c: store._append_trail(c, queued(1, 7)))
+        await store.db.transaction(lambda c: store.trail.append_in(c, queued(1, 7)))
         # ... and the hub refuses to sign a root that does not extend what it signed
         with pytest.raises(StoreError, match="not consistent"):
-            await store.sign_checkpoint(sign)
-        assert [c.size for c in await store.checkpoints()] == [4, 7]
+            await store.trail.sign_checkpoint(sign)
+        assert [c.size for c in await store.trail.checkpoints()] == [4, 7]
     finally:
         await store.close()
 
@@ -238,13 +239,15 @@ async def test_acknowledged_messages_are_logged_as_handed_over_once(store_url: s
     try:
         await store.create_all()
         await accept(store, [inbound(f"m{i}") for i in range(4)], lambda r, head: [b"r"] * len(r))
-        assert await store.acknowledge("customs-risk-engine", 2) == 2
-        assert await store.acknowledge("customs-risk-engine", 1) == 2  # never back
-        assert await store.acknowledge("customs-risk-engine", 99) == 4  # never past the newest
-        assert await store.acknowledge("customs-risk-engine", 4) == 4  # again: nothing new
+        assert await store.inbound.acknowledge("customs-risk-engine", 2) == 2
+        assert await store.inbound.acknowledge("customs-risk-engine", 1) == 2  # never back
+        assert (
+            await store.inbound.acknowledge("customs-risk-engine", 99) == 4
+        )  # never past the newest
+        assert await store.inbound.acknowledge("customs-risk-engine", 4) == 4  # again: nothing new
         handed = [
             (e.message_id, e.recipient, e.sender)
-            for e in map(trail.decode, await store.trail_leaves())
+            for e in map(trail.decode, await store.trail.leaves())
             if e.kind == "handed-over"
         ]
         assert handed == [(f"m{i}", "customs-risk-engine", "CN") for i in range(4)]
@@ -257,7 +260,7 @@ async def test_a_start_with_another_configuration_is_logged(federation: Federati
     async def changes() -> list[bytes]:
         store = Store(federation.configs["NZ"].store_url)
         try:
-            leaves = map(trail.decode, await store.trail_leaves())
+            leaves = map(trail.decode, await store.trail.leaves())
             return [e.config_digest for e in leaves if e.kind == "config-changed"]
         finally:
             await store.close()

@@ -46,7 +46,7 @@ class Trail:
 
     def sql(self, statement: str, *params: object) -> Callable[[Tx], None]:
         """One statement with ``?`` placeholders, in the store's own dialect."""
-        if not self.store.is_sqlite:
+        if not self.store.db.is_sqlite:
             for n in range(1, len(params) + 1):
                 statement = statement.replace("?", f"${n}", 1)
 
@@ -68,8 +68,8 @@ async def signed_trail(store_url: str) -> Trail:
     await store.create_all()
     size = 0
     for end in CHECKPOINT_SIZES:
-        await store.append_trail([event(i) for i in range(size, end)])
-        assert await store.sign_checkpoint(sign) is not None
+        await store.trail.append([event(i) for i in range(size, end)])
+        assert await store.trail.sign_checkpoint(sign) is not None
         size = end
     return Trail(store, checkpoint.parse_verifier(key.verifier()))
 
@@ -110,7 +110,7 @@ def insert(t: Trail, index: int, leaf: trail.Leaf) -> Callable[[Tx], None]:
         "recipient, body_type, leaf, leaf_hash) VALUES (?, ?, ?, ?, '', '', '', '', ?, ?)",
         index,
         leaf.event.kind,
-        "2026-12-02 09:30:00.000000" if t.store.is_sqlite else AT,
+        "2026-12-02 09:30:00.000000" if t.store.db.is_sqlite else AT,
         leaf.event.message_id,
         leaf.data,
         leaf.hash,
@@ -170,7 +170,7 @@ async def test_entries_after_the_latest_checkpoint_are_reported_as_not_covered(
 ) -> None:
     # an entry appended after the latest checkpoint is covered by no signature yet: the
     # report says so rather than vouching for it
-    await signed_trail.store.append_trail([event(50), event(51)])
+    await signed_trail.store.trail.append([event(50), event(51)])
     report = await exported(signed_trail, tmp_path / "export")
     assert report.ok
     assert (report.entries, report.verified_size, report.uncovered) == (52, 50, 2)
@@ -237,8 +237,8 @@ async def test_cli_exports_and_verifies(
     private = checkpoint.NoteKey("customs-hub-CN", signing.public_key(), signing)
     try:
         await store.create_all()
-        await store.append_trail([event(i) for i in range(5)])
-        await store.sign_checkpoint(
+        await store.trail.append([event(i) for i in range(5)])
+        await store.trail.sign_checkpoint(
             lambda size, root: checkpoint.sign(
                 checkpoint.Checkpoint(config.origin, size, root), private
             )

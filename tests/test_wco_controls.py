@@ -106,7 +106,7 @@ async def test_submitted_notification_carries_its_control_result(federation: Fed
     assert len(response_.queued) == 2
 
     async def both():  # type: ignore[no-untyped-def]
-        rows = await nz.hub.store.inbound()
+        rows = await nz.hub.store.views.inbound()
         return rows if len(rows) == 2 else None
 
     rows = await eventually(both)

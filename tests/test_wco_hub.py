@@ -44,11 +44,11 @@ async def test_wco_declaration_travels_as_protobuf_and_returns_as_xml(
             timeout=10,
         )
     assert response.document_digest == sha256(original)
-    [(outbound, _)] = await cn.hub.store.outbound()
+    [(outbound, _)] = await cn.hub.store.views.outbound()
     assert outbound.document_digest == sha256(original)  # recorded with the message
     assert outbound.body_type == "customs_hub.v1.GoodsDeclaration"  # partners receive protobuf
     # the trail tells how it came to be sent: translated, routed, queued, in one transaction
-    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail_leaves()]
+    events = [trail.decode(leaf) for leaf in await cn.hub.store.trail.leaves()]
     story = [e for e in events if e.document_digest == sha256(original)]
     assert [e.kind for e in story] == ["translated", "routed", "queued"]
     assert story[1].detail == "to NZ, as the domestic system asked"
@@ -57,7 +57,7 @@ async def test_wco_declaration_travels_as_protobuf_and_returns_as_xml(
     assert all(("lrn", "U.7849431R66ZB") in [(k.name, k.value) for k in e.keys] for e in story)
 
     async def arrived():  # type: ignore[no-untyped-def]
-        return await nz.hub.store.inbound()
+        return await nz.hub.store.views.inbound()
 
     [inbound] = await eventually(arrived)
     declaration = GoodsDeclaration.FromString(inbound.body)
@@ -97,8 +97,8 @@ async def test_hostile_xml_is_refused_and_nothing_is_queued(
     finally:
         canary.close()
     assert canary.requests == []
-    assert await cn.hub.store.outbound() == [] and await cn.hub.store.outbox() == []
-    rejections = await cn.hub.store.rejections()
+    assert await cn.hub.store.views.outbound() == [] and await cn.hub.store.views.outbox() == []
+    rejections = await cn.hub.store.views.rejections()
     assert [r.reason for r in rejections] == [c[2] for c in cases]
     assert [r.digest for r in rejections] == [sha256(c[1]) for c in cases]
 
@@ -131,7 +131,7 @@ async def test_send_cli_accepts_wco_xml_and_reports_errors_with_line(
     assert code == 2
     assert "invalid.xml:28: " in err and "schema-invalid" in err
     assert "/MetaData/Declaration/FunctionKode" in err
-    assert len(await cn.hub.store.outbound()) == 1
+    assert len(await cn.hub.store.views.outbound()) == 1
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

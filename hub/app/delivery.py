@@ -31,8 +31,8 @@ from hub.config import Limits
 from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
-from hub.store.db import DueDelivery, ReceiptRow, Settlement
 from hub.store.rawsql import Tx
+from hub.store.schema import DueDelivery, ReceiptRow, Settlement
 
 log = logging.getLogger("customs_hub.delivery")
 
@@ -157,7 +157,7 @@ class PartnerSender:
         if self.synced:
             return self._take(limit)
         generation = self.generation
-        due = await self.hub.store.due(
+        due = await self.hub.store.outbox.due(
             self.hub.clock(), limit, partner=self.partner, after=self.cursor
         )
         if len(due) < limit and generation == self.generation:
@@ -344,14 +344,16 @@ class PartnerSender:
             delay,
         )
         if frames:
-            await self.hub.store.record_failure([d.entry_id for d in frames], stream.broken, None)
+            await self.hub.store.outbox.record_failure(
+                [d.entry_id for d in frames], stream.broken, None
+            )
 
     async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
         self.failures += 1
         delay = backoff(self.limits, self.failures)
         self.backoff_until = time.monotonic() + delay
         log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
-        await self.hub.store.record_failure([d.entry_id for d in items], error, None)
+        await self.hub.store.outbox.record_failure([d.entry_id for d in items], error, None)
 
     async def _settle(self, frame: list[DueDelivery], receipts: list[pb.SignedReceipt]) -> None:
         if len(receipts) != len(frame):
@@ -413,7 +415,7 @@ class PartnerSender:
             self.delivered += len(settled)
         for item, error in later:  # each waits on its own; the rest of the queue goes on
             delay = backoff(self.limits, item.attempts + 1)
-            await self.hub.store.record_failure(
+            await self.hub.store.outbox.record_failure(
                 [item.entry_id], error, now + timedelta(seconds=delay)
             )
             self.retries[item.entry_id] = time.monotonic() + delay
@@ -455,14 +457,14 @@ class OutboxWorker:
         self._wal_copies: asyncio.Task[None] | None = None
 
     def _record(self, tx: Tx, settlements: list[Settlement]) -> list[None]:
-        self.hub.store.settle_in(tx, settlements)
+        self.hub.store.outbox.settle_in(tx, settlements)
         return [None] * len(settlements)
 
     def start(self) -> None:
         for partner in self.hub.config.partners:
             self._sender(partner)
         self._task = asyncio.create_task(self._housekeeping(), name=f"outbox-{self.hub.party}")
-        if self.hub.store.is_sqlite:
+        if self.hub.store.db.is_sqlite:
             self._wal_copies = asyncio.create_task(
                 self._copy_wal(), name=f"wal-copy-{self.hub.party}"
             )
@@ -472,7 +474,7 @@ class OutboxWorker:
         while True:
             await asyncio.sleep(WAL_COPY_SECONDS)
             try:
-                await self.hub.store.copy_wal()
+                await self.hub.store.db.copy_wal()
             except HubError as exc:
                 log.error("copying the write-ahead log: %s", exc)
 
@@ -488,10 +490,10 @@ class OutboxWorker:
         (also one removed from the config since) a sender."""
         while True:
             try:
-                expired = await self.hub.store.expire(self.hub.clock())
+                expired = await self.hub.store.outbox.expire(self.hub.clock())
                 if expired:
                     log.warning("%d undelivered message(s) expired into dead letters", expired)
-                for partner in await self.hub.store.queued_partners():
+                for partner in await self.hub.store.outbox.queued_partners():
                     self._sender(partner)
             except HubError as exc:
                 log.error("outbox housekeeping: %s", exc)

@@ -66,7 +66,10 @@ from hub.core.routing import RoutingTable
 from hub.core.signing import VerificationKey
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.store.db import (
+from hub.store.db import Store
+from hub.store.groupcommit import GroupCommitter, Lane
+from hub.store.rawsql import Tx
+from hub.store.schema import (
     Accepted,
     DueDelivery,
     InboundRow,
@@ -75,13 +78,10 @@ from hub.store.db import (
     OutboundMessage,
     Rejection,
     StateRef,
-    Store,
     TrailCheckpoint,
     as_utc,
     signed_alike,
 )
-from hub.store.groupcommit import GroupCommitter, Lane
-from hub.store.rawsql import Tx
 from hub.trail import checkpoint
 from hub.trail import events as trail
 
@@ -136,7 +136,7 @@ class Hub:
         self.outbox_changed = Notifier()
         # every write a message takes goes through one group commit: inbound messages, new
         # outbound ones and partners' receipts share transactions (hub/store/groupcommit.py)
-        self.writes = GroupCommitter(store.write, name=f"writes-{self.party}")
+        self.writes = GroupCommitter(store.db.write, name=f"writes-{self.party}")
         # inbound frames are answered after their commit: small commits keep that wait short
         self.inbound_commits: Lane[Incoming, Accepted] = self.writes.lane(
             "inbound", self._accept, max_items=128
@@ -180,7 +180,7 @@ class Hub:
                 checkpoint.Checkpoint(self.config.origin, size, root), self.trail_key
             )
 
-        return await self.store.sign_checkpoint(sign)
+        return await self.store.trail.sign_checkpoint(sign)
 
     def config_digest(self) -> bytes:
         """SHA-256 over what decides this hub's behaviour and identity: the config file and
@@ -195,7 +195,7 @@ class Hub:
     async def record_config(self) -> bool:
         """Log a "config-changed" event when the hub starts with another configuration or
         other keys than the last time."""
-        return await self.store.record_config(
+        return await self.store.trail.record_config(
             self.config_digest(), self.clock(), f"started with {self.config.path.name}"
         )
 
@@ -203,13 +203,13 @@ class Hub:
         """Sign a checkpoint whenever ``checkpoint_entries`` entries were added since the last
         one, or ``checkpoint_seconds`` passed and the trail grew. Runs until cancelled."""
         config = self.config
-        signed = await self.store.checkpoints()
+        signed = await self.store.trail.checkpoints()
         last_size = signed[-1].size if signed else 0
         last_time = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, config.checkpoint_seconds))
             try:
-                size = await self.store.trail_size()
+                size = await self.store.trail.size()
                 due = size - last_size >= config.checkpoint_entries or (
                     size > last_size and time.monotonic() - last_time >= config.checkpoint_seconds
                 )
@@ -286,7 +286,7 @@ class Hub:
             except TimeWindowError as exc:
                 # A retry of a message accepted before it expired is still a duplicate, not a
                 # rejection: its sender may only have lost our first receipt.
-                earlier = await self.store.find_inbound(peer_party, opened.header.message_id)
+                earlier = await self.store.inbound.find(peer_party, opened.header.message_id)
                 if earlier is not None and signed_alike(
                     (earlier.envelope_digest, earlier.header),
                     (opened.envelope_digest, opened.header_bytes),
@@ -436,7 +436,7 @@ class Hub:
         message_id = claimed_message_id(data)
         if not message_id:
             return None
-        earlier = await self.store.find_inbound(partner, message_id)
+        earlier = await self.store.inbound.find(partner, message_id)
         if earlier is None or earlier.envelope_digest != sha256(data):
             return None
         return pb.SignedReceipt.FromString(earlier.signed_receipt)
@@ -492,7 +492,7 @@ class Hub:
                 for signed in sign_receipts(self.signer, receipts)
             ]
 
-        return self.store.accept_in(tx, incoming, sign)
+        return self.store.inbound.accept_in(tx, incoming, sign)
 
     def _receipt(
         self,
@@ -533,7 +533,7 @@ class Hub:
     ) -> None:
         for _, error in refused:
             log.warning("rejected from %s: %s", source, error)
-        await self.store.record_rejections(
+        await self.store.inbound.record_rejections(
             [
                 Rejection(
                     at=self.clock(),
@@ -575,7 +575,7 @@ class Hub:
         document_digest: bytes | None = None,
     ) -> None:
         log.warning("rejected from %s: %s", source, error)
-        await self.store.record_rejection(
+        await self.store.inbound.record_rejection(
             Rejection(
                 at=self.clock(),
                 source=source,
@@ -620,7 +620,7 @@ class Hub:
         jobs: list[tuple[int, Outgoing]] = []
         waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
         mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
-        earlier = await self.store.submissions(
+        earlier = await self.store.outbox.submissions(
             [s.submission_id for s in submissions if 0 < len(s.submission_id) <= 128]
         )
         for i, sub in enumerate(submissions):
@@ -783,7 +783,7 @@ class Hub:
 
     def _enqueue(self, tx: Tx, jobs: list[Outgoing]) -> list[list[DueDelivery]]:
         """Outbound messages in a group commit; each job's outbox entries, in id order."""
-        entries = self.store.enqueue_in(
+        entries = self.store.outbox.enqueue_in(
             tx,
             [row for job in jobs for row in job.rows],
             [(job.submission_id, job.answer) for job in jobs if job.submission_id],
@@ -812,7 +812,7 @@ class Hub:
         letters: list[OutboundMessage] = []
         wanted: list[str | None] = list(message_ids) or [None]
         for message_id in wanted:
-            letters += await self.store.dead_letters(message_id, partner)
+            letters += await self.store.outbox.dead_letters(message_id, partner)
         now = self.clock()
         margin = self.config.limits.clock_skew
         again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
@@ -834,9 +834,9 @@ class Hub:
                 )
             )
         if again:
-            await self.store.requeue([m.message_id for m in again], now)
+            await self.store.outbox.requeue([m.message_id for m in again], now)
         if stale:
-            await self.store.replace([m.message_id for m in stale], replacements)
+            await self.store.outbox.replace([m.message_id for m in stale], replacements)
         self.outbox_changed.notify()
         return [(m.message_id, m.message_id) for m in again] + [
             (old.message_id, new.message_id) for old, new in zip(stale, replacements, strict=True)

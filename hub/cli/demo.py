@@ -103,7 +103,7 @@ async def _wait_for_receipts(hubs: dict[str, RunningHub], expected: int) -> None
     while time.monotonic() < deadline:
         settled = 0
         for running in hubs.values():
-            settled += sum(1 for _, r in await running.hub.store.outbound() if r is not None)
+            settled += sum(1 for _, r in await running.hub.store.views.outbound() if r is not None)
         if settled >= expected:
             return
         await asyncio.sleep(0.05)
@@ -169,13 +169,13 @@ async def run_demo() -> int:
             print()
             for party, running in hubs.items():
                 print(f"== {party} received")
-                for row in await running.hub.store.inbound():
+                for row in await running.hub.store.views.inbound():
                     print(
                         f"  from {row.sender}: {row.body_type.rsplit('.', 1)[-1]} {row.message_id} "
                         f"({_keys(row.business_keys)})"
                     )
                 print(f"== {party} receipts for what it sent")
-                for message, record in await running.hub.store.outbound():
+                for message, record in await running.hub.store.views.outbound():
                     if record is None:  # waited for above; anything else is a bug
                         raise RuntimeError(f"receipt for {message.message_id} disappeared")
                     signed = pb.SignedReceipt.FromString(record.signed_receipt)

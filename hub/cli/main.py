@@ -33,7 +33,8 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
 from hub.runtime import start_hub
-from hub.store.db import MessageRow, OutboxRow, Store, utcnow
+from hub.store.db import Store
+from hub.store.schema import MessageRow, OutboxRow, utcnow
 
 EXIT_USAGE = 2
 EXIT_BAD = 1  # `trail verify`: the export does not match its signed checkpoints
@@ -367,7 +368,7 @@ async def _outbox(args: argparse.Namespace) -> int:
     try:
         await store.create_all()
         if args.action == "list":
-            _print_outbox(await store.outbox_rows(utcnow()), as_json=args.json)
+            _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
             return 0
         if args.action == "retry":
             hub = Hub(config, store)
@@ -379,9 +380,9 @@ async def _outbox(args: argparse.Namespace) -> int:
             letters = [
                 m.message_id
                 for message_id in (args.message_id or [None])
-                for m in await store.dead_letters(message_id, args.partner)
+                for m in await store.outbox.dead_letters(message_id, args.partner)
             ]
-            dropped = await store.drop(letters, "dropped by an operator")
+            dropped = await store.outbox.drop(letters, "dropped by an operator")
             for message_id in letters[:dropped]:
                 print(f"dropped {message_id}")
             done = letters[:dropped]
@@ -515,7 +516,7 @@ async def _messages(args: argparse.Namespace) -> int:
     store = Store(config.store_url)
     try:
         await store.create_all()
-        rows = await store.message_rows()
+        rows = await store.views.message_rows()
     finally:
         await store.close()
     if args.json:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from hub.core.errors import HubError
 from hub.files import write_atomically
-from hub.store.db import Store, utcnow
+from hub.store.db import Store
+from hub.store.schema import utcnow
 from hub.trail import checkpoint
 from hub.trail import verify as trailcheck
 
@@ -83,12 +84,12 @@ async def export_trail(store: Store, folder: Path, origin: str) -> Exported:
     export; every checkpoint exported covers only entries that are in it."""
     out = _Folder(folder)
     try:
-        signed = await store.checkpoints()  # first: every one covers entries that exist now
+        signed = await store.trail.checkpoints()  # first: every one covers entries that exist now
         for point in signed:
             out.note(f"{CHECKPOINTS}/{point.size:020d}.note", point.note)
-        size = await store.trail_size()
+        size = await store.trail.size()
         for start in range(0, size, EXPORT_CHUNK):
-            out.records(await store.trail_records(start, start + EXPORT_CHUNK))
+            out.records(await store.trail.records(start, start + EXPORT_CHUNK))
         latest = signed[-1].size if signed else 0
         if signed:
             out.note(LATEST, signed[-1].note)

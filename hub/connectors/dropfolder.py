@@ -56,7 +56,7 @@ from hub.config import FolderConfig
 from hub.core.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.core.messages import body_class
 from hub.files import Directory, NotConfined, Tree
-from hub.store.db import InboundMessage
+from hub.store.schema import InboundMessage
 
 log = logging.getLogger("customs_hub.folders")
 T = TypeVar("T")
@@ -541,14 +541,14 @@ class DropFolder:
     async def write_outbox(self) -> int:
         """Write the next messages from partners as files; acknowledge them once they are in
         place. The number written."""
-        cursor = await self.store.acknowledged(self.subscriber)
-        rows = await self.store.inbound_after(cursor, OUTBOX_BATCH)
+        cursor = await self.store.inbound.acknowledged(self.subscriber)
+        rows = await self.store.inbound.after(cursor, OUTBOX_BATCH)
         if not rows:
             return 0
         files = await self.hub.off_loop(lambda: [self._outbox_file(row) for row in rows])
         await finished_in_thread(self._write_all, files)
         self._reported_outbox.clear()
-        await self.store.acknowledge(self.subscriber, rows[-1].id or cursor)
+        await self.store.inbound.acknowledge(self.subscriber, rows[-1].id or cursor)
         return len(rows)
 
     def _outbox_file(self, row: InboundMessage) -> tuple[PurePath, bytes]:

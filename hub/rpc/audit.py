@@ -27,7 +27,8 @@ from hub.core.messages import full_body_type
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.rpc.status import code_of
-from hub.store.db import Store, TrailCheckpoint, TrailQuery
+from hub.store.db import Store
+from hub.store.schema import TrailCheckpoint, TrailQuery
 from hub.trail import events as trail
 
 log = logging.getLogger("customs_hub.audit")
@@ -116,14 +117,14 @@ class AuditReader:
 
     async def query(self, request: apb.QueryRequest, grant: Grant) -> apb.QueryResponse:
         query = trail_query(request, grant)
-        rows = await self.store.query_trail(query)
+        rows = await self.store.trail.query(query)
         response = apb.QueryResponse(entries=[_entry(i, leaf) for i, leaf in rows])
         if len(rows) == query.limit:
             response.next_page_token = f"{'a' if query.oldest_first else 'd'}{rows[-1][0]}"
         return response
 
     async def signed(self, size: int) -> TrailCheckpoint:
-        point = await self.store.checkpoint_at(size or None)
+        point = await self.store.trail.checkpoint_at(size or None)
         if point is None:
             raise AuditNotFoundError(
                 f"no checkpoint was signed at size {size}"
@@ -137,7 +138,7 @@ class AuditReader:
         """The entry and its inclusion proof: in the checkpoint signed at ``tree_size`` (the
         latest if 0), or, where no checkpoint was signed at that size, in the tree of that
         size (a partner's receipt names one, with its root) if a checkpoint covers it."""
-        point = await self.store.checkpoint_at(request.tree_size or None)
+        point = await self.store.trail.checkpoint_at(request.tree_size or None)
         size = request.tree_size
         if point is None and request.tree_size:
             latest = await self.signed(0)
@@ -154,7 +155,7 @@ class AuditReader:
                 f"entry {request.index} is not in the tree of {size} entries; "
                 "ask again after the next checkpoint"
             )
-        leaf = await self.store.trail_entry(request.index)
+        leaf = await self.store.trail.entry(request.index)
         if leaf is None:  # the trail has no gaps: a store that lost rows
             raise AuditNotFoundError(
                 f"entry {request.index} is not in the store", reason="entry-not-found"
@@ -165,7 +166,7 @@ class AuditReader:
                 f"entry {request.index} concerns partners outside this token's restriction",
                 reason="partner-not-allowed",
             )
-        proof = await self.store.trail_inclusion(request.index, size)
+        proof = await self.store.trail.inclusion(request.index, size)
         response = apb.GetEntryResponse(entry=entry, inclusion_proof=proof)
         if point is not None:
             response.checkpoint.CopyFrom(_checkpoint(point))
@@ -177,7 +178,7 @@ class AuditReader:
             raise AuditRequestError(
                 f"old_size must be from 1 to {point.size}; found {request.old_size}"
             )
-        proof = await self.store.trail_consistency(request.old_size, point.size)
+        proof = await self.store.trail.consistency(request.old_size, point.size)
         return apb.ConsistencyProof(
             old_size=request.old_size, new_checkpoint=_checkpoint(point), proof=proof
         )
@@ -185,7 +186,7 @@ class AuditReader:
     async def message(self, request: apb.GetMessageRequest, grant: Grant) -> apb.GetMessageResponse:
         if not request.message_id or len(request.message_id) > 64:
             raise AuditRequestError("message_id must be a message id (at most 64 characters)")
-        found = await self.store.stored_messages(request.message_id)
+        found = await self.store.views.stored_messages(request.message_id)
         visible = [m for m in found if grant.may_see(m.partner)]
         if found and not visible:
             raise ForbiddenError(

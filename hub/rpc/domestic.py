@@ -146,13 +146,13 @@ class DomesticService(sgrpc.DomesticServicer):
             )
         store, limits = self.hub.store, self.hub.config.limits
         try:
-            cursor = request.after_cursor or await store.acknowledged(request.subscriber)
+            cursor = request.after_cursor or await store.inbound.acknowledged(request.subscriber)
         except HubError as exc:
             await abort(context, exc)
             raise
         while True:
             try:
-                rows = await store.inbound_after(cursor, limits.subscribe_batch)
+                rows = await store.inbound.after(cursor, limits.subscribe_batch)
             except HubError as exc:
                 await abort(context, exc)
                 raise
@@ -190,7 +190,7 @@ class DomesticService(sgrpc.DomesticServicer):
                 context, SubmissionError("subscriber name is required", reason="no-subscriber")
             )
         try:
-            stored = await self.hub.store.acknowledge(request.subscriber, request.cursor)
+            stored = await self.hub.store.inbound.acknowledge(request.subscriber, request.cursor)
         except HubError as exc:  # the store is unavailable: UNAVAILABLE, and the caller retries
             await abort(context, exc)
             raise

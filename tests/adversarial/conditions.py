@@ -49,7 +49,7 @@ async def still_serves_sg(pki: Path, nz: RunningHub, *, only_sg: bool = True) ->
     finally:
         await sg.close()
     assert receipt.signature
-    senders = [m.sender for m in await nz.hub.store.inbound()]
+    senders = [m.sender for m in await nz.hub.store.views.inbound()]
     assert senders == ["SG"] if only_sg else "SG" in senders
 
 
@@ -79,5 +79,5 @@ async def refused_with(
         assert rejected.outcome == pb.RECEIPT_OUTCOME_REJECTED and rejected.reason == reason
         assert rejected.envelope_digest == sha256(data)
     await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == [reason]
     await still_serves_sg(pki, nz)

@@ -55,15 +55,15 @@ async def test_a_partners_unkeepable_business_key_is_refused_at_the_edge(
     federation: Federation, pki: Path, case: str, document: object
 ) -> None:
     nz = await federation.start("NZ")
-    trail_before = await nz.hub.store.trail_size()
+    trail_before = await nz.hub.store.trail.size()
     data, _ = signed_envelope(pki, document=document)  # type: ignore[arg-type]
     error = await refused(pki, nz, data)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, case
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "business-key-invalid"
     await _assert_nothing_accepted(nz)
-    [rejection] = await nz.hub.store.rejections()
+    [rejection] = await nz.hub.store.views.rejections()
     assert (rejection.reason, rejection.source) == ("business-key-invalid", "CN")
-    assert await nz.hub.store.trail_size() == trail_before + 1  # the rejection's leaf only
+    assert await nz.hub.store.trail.size() == trail_before + 1  # the rejection's leaf only
     await still_serves_sg(pki, nz)
 
 
@@ -87,7 +87,7 @@ async def test_a_control_result_about_many_containers_is_kept_under_a_digest(
             await cn.deliver("NZ", data, timeout=5)
     finally:
         await cn.close()
-    rows = await nz.hub.store.inbound()
+    rows = await nz.hub.store.views.inbound()
     assert len(rows) == 2 and [r.superseded for r in rows] == [False, True]
 
 
@@ -119,8 +119,8 @@ async def test_a_domestic_submission_is_held_to_the_partners_rules(
             await stub.Submit(request, timeout=5)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert dict(info.value.trailing_metadata() or ())[REASON_KEY] == reason
-        assert await cn.hub.store.outbound() == []
-        assert [r.reason for r in await cn.hub.store.rejections()] == [reason]
+        assert await cn.hub.store.views.outbound() == []
+        assert [r.reason for r in await cn.hub.store.views.rejections()] == [reason]
         # the next submission is taken
         good = spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"])
         answer = await stub.Submit(good, timeout=5)
@@ -134,8 +134,8 @@ async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -
     store = Store(store_url)
     try:
         await store.create_all()
-        committer = GroupCommitter(store.write, name="test")
-        created = store._time(datetime.now(UTC))
+        committer = GroupCommitter(store.db.write, name="test")
+        created = store.db.time(datetime.now(UTC))
 
         def insert(tx: Tx, ids: list[str]) -> list[str]:
             tx.many(
@@ -156,7 +156,7 @@ async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -
         assert results[0] == ["good-1"] and results[2] == ["good-2", "good-3"]
         assert isinstance(results[1], StoreDataError)
         assert results[1].status == Status.INTERNAL
-        kept = await store.submissions(["good-1", "good-2", "good-3", "twice"])
+        kept = await store.outbox.submissions(["good-1", "good-2", "good-3", "twice"])
         assert sorted(kept) == ["good-1", "good-2", "good-3"]
     finally:
         await store.close()
@@ -184,8 +184,8 @@ async def test_a_partner_cannot_fail_another_partners_commit(
             await still_serves_sg_once(pki, nz)
 
     await asyncio.gather(attack(), sg_delivers())
-    assert {m.sender for m in await nz.hub.store.inbound()} == {"SG"}
-    assert len(await nz.hub.store.inbound()) == 5
+    assert {m.sender for m in await nz.hub.store.views.inbound()} == {"SG"}
+    assert len(await nz.hub.store.views.inbound()) == 5
 
 
 async def still_serves_sg_once(pki: Path, nz: RunningHub) -> None:
@@ -257,8 +257,8 @@ async def test_a_declaration_no_partner_can_receive_is_refused_at_submission(
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(refused.value.trailing_metadata() or ())[REASON_KEY] == "too-large"
-    assert await cn.hub.store.outbound() == []
-    assert [r.reason for r in await cn.hub.store.rejections()] == ["too-large"]
+    assert await cn.hub.store.views.outbound() == []
+    assert [r.reason for r in await cn.hub.store.views.rejections()] == ["too-large"]
 
 
 async def test_data_the_store_refuses_fails_only_its_envelope(tmp_path: Path, pki: Path) -> None:
@@ -291,8 +291,8 @@ async def test_data_the_store_refuses_fails_only_its_envelope(tmp_path: Path, pk
             pb.RECEIPT_OUTCOME_ACCEPTED,
         ]
         assert outcomes[1].reason == "store-data-refused"
-        assert len(await nz.hub.store.inbound()) == 2
-        assert [r.reason for r in await nz.hub.store.rejections()] == ["store-data-refused"]
+        assert len(await nz.hub.store.views.inbound()) == 2
+        assert [r.reason for r in await nz.hub.store.views.rejections()] == ["store-data-refused"]
         await still_serves_sg(pki, nz, only_sg=False)
     finally:
         await federation.stop_all()

@@ -42,13 +42,15 @@ class Dropping:
     async def queued_aeo_ids(self) -> list[str]:
         return sorted(
             aeo
-            for message, _ in await self.hub.hub.store.outbound()
+            for message, _ in await self.hub.hub.store.views.outbound()
             for aeo in json.loads(message.business_keys)["aeo"]
         )
 
     async def unsafe_rejections(self) -> list[str]:
         return [
-            r.detail for r in await self.hub.hub.store.rejections() if r.reason == "folder-unsafe"
+            r.detail
+            for r in await self.hub.hub.store.views.rejections()
+            if r.reason == "folder-unsafe"
         ]
 
 
@@ -163,7 +165,7 @@ async def test_an_outbox_folder_made_a_link_is_not_written_through(
     with pytest.raises(OSError):
         await dropping.folder.write_outbox()
     assert snapshot(dropping.outside) == {}
-    assert await store.acknowledged(dropping.folder.subscriber) == 0
+    assert await store.inbound.acknowledged(dropping.folder.subscriber) == 0
     (dropping.root / "outbox" / "proto-json").unlink()
     assert await dropping.folder.write_outbox() == 1
     assert len(files(dropping.root / "outbox")) == 1
@@ -223,4 +225,4 @@ async def test_a_hard_link_to_a_file_elsewhere_is_not_read(dropping: Dropping) -
     assert await dropping.queued_aeo_ids() == []
     report = json.loads((dropping.root / "rejected" / "linked.json.error.json").read_text())
     assert [r["reason"] for r in report["refused"]] == ["file-linked"]
-    assert [r.reason for r in await dropping.hub.hub.store.rejections()] == ["file-linked"]
+    assert [r.reason for r in await dropping.hub.hub.store.views.rejections()] == ["file-linked"]

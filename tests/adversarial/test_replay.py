@@ -79,8 +79,8 @@ async def test_a_copy_gets_the_first_receipt_and_other_content_is_a_conflict(
     assert again.SerializeToString() == original.SerializeToString()
     assert batch[0].SerializeToString() == original.SerializeToString()
     assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert len(await nz.hub.store.inbound()) == 1
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["message-id-conflict"]
+    assert len(await nz.hub.store.views.inbound()) == 1
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["message-id-conflict"]
     assert await handed_over(nz, seconds=1) == [header.message_id]
 
 
@@ -103,8 +103,8 @@ async def test_an_accepted_message_replayed_to_another_hub_is_refused(
     finally:
         await to_sg.close()
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert await sg.hub.store.inbound() == []
-    assert len(await nz.hub.store.inbound()) == 1
+    assert await sg.hub.store.views.inbound() == []
+    assert len(await nz.hub.store.views.inbound()) == 1
 
 
 async def test_a_second_hub_on_the_same_ports_does_not_start(
@@ -133,7 +133,7 @@ async def test_a_second_hub_on_the_same_ports_does_not_start(
     finally:
         await cn.close()
     assert all(r.SerializeToString() == original.SerializeToString() for r in again)
-    assert len(await nz.hub.store.inbound()) == 1
+    assert len(await nz.hub.store.views.inbound()) == 1
     assert not (tmp_path / "twin.db").exists() or await _empty(tmp_path / "twin.db")
     assert await handed_over(nz, seconds=1) == [header.message_id]
     await still_serves_sg(pki, nz, only_sg=False)

@@ -45,7 +45,7 @@ async def test_an_undecodable_exchange_frame_is_refused_and_ends_the_stream(
     finally:
         await cn.close()
     await _assert_nothing_accepted(nz)
-    [rejection] = await nz.hub.store.rejections()
+    [rejection] = await nz.hub.store.views.rejections()
     assert rejection.reason == "batch-malformed" and rejection.source == "CN"
     await still_serves_sg(pki, nz)
 
@@ -65,8 +65,8 @@ async def test_frames_before_an_undecodable_one_are_answered_first(
         assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         await cn.close()
-    assert [m.sender for m in await nz.hub.store.inbound()] == ["CN"]  # the good frame's
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["batch-malformed"]
+    assert [m.sender for m in await nz.hub.store.views.inbound()] == ["CN"]  # the good frame's
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["batch-malformed"]
 
 
 async def test_a_fault_while_reading_a_stream_ends_it_instead_of_hanging_it(
@@ -143,8 +143,8 @@ async def test_a_huge_domestic_document_is_translated_while_partners_are_served(
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         reason = dict(refused.value.trailing_metadata() or ())[REASON_KEY]
         assert reason.startswith("edifact-")
-        assert await nz.hub.store.outbound() == []
-        assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+        assert await nz.hub.store.views.outbound() == []
+        assert [r.reason for r in await nz.hub.store.views.rejections()] == [reason]
     finally:
         await federation.stop_all()
 
@@ -194,7 +194,9 @@ async def test_one_partners_idle_streams_do_not_take_the_others_slots(
         again.cancel()
     finally:
         await cn.close()
-    limit_refusals = [r for r in await nz.hub.store.rejections() if r.reason == "partner-limit"]
+    limit_refusals = [
+        r for r in await nz.hub.store.views.rejections() if r.reason == "partner-limit"
+    ]
     assert len(limit_refusals) == 1  # three refusals, one record (record_refusal)
 
 
@@ -236,7 +238,7 @@ async def test_one_partners_calls_do_not_take_the_others_slots(
         assert len(receipts) == allowed
     finally:
         await cn.close()
-    from_cn = [m for m in await nz.hub.store.inbound() if m.sender == "CN"]
+    from_cn = [m for m in await nz.hub.store.views.inbound() if m.sender == "CN"]
     assert len(from_cn) == allowed  # the refused calls stored nothing
 
 
@@ -320,7 +322,7 @@ async def test_an_idle_stream_is_ended_and_a_sender_opens_another_without_failin
                 timeout=5,
             )
         deadline = asyncio.get_running_loop().time() + 5
-        while len(await nz.hub.store.inbound()) < n + 1:
+        while len(await nz.hub.store.views.inbound()) < n + 1:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.02)
         await asyncio.sleep(1.0)  # longer than NZ lets a stream idle

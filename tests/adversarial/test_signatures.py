@@ -128,7 +128,7 @@ async def test_signature_attacks_are_refused_before_costly_work(
     assert error.code() == status, case
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == reason, case
     await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == [reason]
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == [reason]
     await still_serves_sg(pki, nz)
 
 
@@ -150,7 +150,7 @@ async def test_at_most_the_cap_a_valid_signature_is_found(
     finally:
         await cn.close()
     assert receipt.signature
-    assert len(await nz.hub.store.inbound()) == 1
+    assert len(await nz.hub.store.views.inbound()) == 1
 
 
 @pytest.fixture
@@ -205,9 +205,9 @@ async def test_a_resigned_or_reencoded_copy_gets_the_first_receipt(
             assert reason == "message-id-conflict"
         finally:
             await cn.close()
-        assert len(await nz.hub.store.inbound()) == 1
-        assert [r.reason for r in await nz.hub.store.rejections()] == ["message-id-conflict"]
-        kinds = [trail.decode(leaf).kind for leaf in await nz.hub.store.trail_leaves()]
+        assert len(await nz.hub.store.views.inbound()) == 1
+        assert [r.reason for r in await nz.hub.store.views.rejections()] == ["message-id-conflict"]
+        kinds = [trail.decode(leaf).kind for leaf in await nz.hub.store.trail.leaves()]
         assert kinds.count("duplicate") == 2 and kinds.count("received") == 1
     finally:
         await federation.stop_all()

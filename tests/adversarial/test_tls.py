@@ -42,7 +42,7 @@ async def test_client_certificate_from_unknown_ca_is_refused(
     finally:
         await client.close()
     assert verify_receipt(receipt, "NZ", nz_signing_key(pki)).outcome == pb.RECEIPT_OUTCOME_ACCEPTED
-    assert await nz.hub.store.rejections() == []  # the handshake failed: nothing to record
+    assert await nz.hub.store.views.rejections() == []  # the handshake failed: nothing to record
 
 
 async def test_partner_ca_cannot_vouch_for_another_party(
@@ -56,7 +56,7 @@ async def test_partner_ca_cannot_vouch_for_another_party(
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "untrusted-issuer"
     await _assert_nothing_accepted(nz)
-    assert [r.reason for r in await nz.hub.store.rejections()] == ["untrusted-issuer"]
+    assert [r.reason for r in await nz.hub.store.views.rejections()] == ["untrusted-issuer"]
     await still_serves_sg(pki, nz)
 
 
@@ -81,15 +81,15 @@ async def test_health_on_the_partner_port_is_for_partners_and_knocks_are_not_eac
         return grpc.aio.secure_channel(f"127.0.0.1:{nz.partner_port}", creds)
 
     request = health_pb2.HealthCheckRequest(service=PARTNER_SERVICE)
-    trail_before = await nz.hub.store.trail_size()
+    trail_before = await nz.hub.store.trail.size()
     async with channel(forged) as knocking:
         stub = health_pb2_grpc.HealthStub(knocking)
         for _ in range(50):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.Check(request, timeout=5)
             assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert await nz.hub.store.trail_size() == trail_before + 1
-    [record] = await nz.hub.store.rejections()
+    assert await nz.hub.store.trail.size() == trail_before + 1
+    [record] = await nz.hub.store.views.rejections()
     assert record.reason == "untrusted-issuer" and record.source == "unknown-peer"
     async with channel(pki) as partner:
         answer = await health_pb2_grpc.HealthStub(partner).Check(request, timeout=5)

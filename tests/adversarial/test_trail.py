@@ -24,7 +24,7 @@ async def test_altered_rows_are_caught(
     expected: int | tuple[int, int],
 ) -> None:
     for statement in alter(signed_trail):
-        await signed_trail.store.transaction(statement)
+        await signed_trail.store.db.transaction(statement)
     report = await exported(signed_trail, tmp_path / "export")
     assert not report.ok, name
     summary = report.summary()
@@ -39,9 +39,9 @@ async def test_altered_rows_are_caught(
 
 
 async def test_a_forged_checkpoint_is_caught(signed_trail: Trail, tmp_path: Path) -> None:
-    notes = await signed_trail.store.checkpoints()
+    notes = await signed_trail.store.trail.checkpoints()
     forged = notes[1].note.replace(b"\n20\n", b"\n19\n")
-    await signed_trail.store.transaction(
+    await signed_trail.store.db.transaction(
         signed_trail.sql("UPDATE trail_checkpoint SET note = ? WHERE size = ?", forged, 20)
     )
     report = await exported(signed_trail, tmp_path / "export")

@@ -323,8 +323,8 @@ async def test_hostile_documents_from_domestic_systems_and_partners_are_refused(
         await client.close()
     assert canary.requests == []
     await _assert_nothing_accepted(nz)
-    assert await nz.hub.store.outbound() == []
-    rejections = await nz.hub.store.rejections()
+    assert await nz.hub.store.views.outbound() == []
+    rejections = await nz.hub.store.views.rejections()
     assert len(rejections) == 2 * len(cases)
     assert not any(SECRET in r.detail for r in rejections)
     await still_serves_sg(pki, nz)

@@ -1,0 +1,491 @@
+"""The database under the store: engines, SQLite's writer thread and write lock, transactions
+that end as a ``StoreError`` when the database fails, and copying SQLite's write-ahead log.
+
+SQLite (WAL) is the embedded default; PostgreSQL through asyncpg runs the same code. The
+statements every message takes are plain SQL on the transaction's driver cursor
+(hub/store/rawsql.py), written once in ``Statements`` (docs/adr/0005).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.core.errors import StoreDataError, StoreError
+from hub.store import rawsql
+from hub.store.rawsql import TrailTail, Tx
+from hub.store.schema import as_utc
+
+T = TypeVar("T")
+
+# Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
+INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
+
+# ... and for trail appends: one transaction at a time sequences the trail.
+TRAIL_LOCK = int.from_bytes(b"CHUBTRAL", "big") & 0x7FFFFFFFFFFFFFFF
+
+# How long a write waits for SQLite's write lock held by another process (an operator's
+# command) before it fails with "store-busy": the same as the readers' busy_timeout.
+BUSY_SECONDS = 10.0
+
+# SQLite's log is copied into the database as it grows, and started afresh once it holds this
+# many pages (8 MiB of 4 KiB pages): large enough that pages written again and again (the
+# newest rows, index tails) are copied once per restart, small enough to stay in the cache.
+WAL_RESTART_PAGES = 2000
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (CLI, subscribers) run while the hub writes; synchronous=FULL keeps
+    # every acknowledged commit durable across power loss.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # No checkpoint inside a commit (one every 1000 pages otherwise, which stalls that commit
+    # for the copy and its fsync): the hub copies the log beside its writers (Store.copy_wal)
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.execute("PRAGMA journal_size_limit=67108864")  # what an idle log may keep on disk
+    cursor.close()
+    # Transactions are begun explicitly (below), not by the driver before the first write.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writing transaction takes SQLite's write lock when it begins (BEGIN IMMEDIATE): a
+    # deferred one that reads first and writes later fails at once with SQLITE_BUSY when
+    # another connection committed in between, instead of waiting for its turn.
+    immediate = conn.get_execution_options().get("immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    # The writer connection never sleeps in SQLite's busy handler, which would block the
+    # event loop: Store._begin_writing waits for the lock asynchronously instead.
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
+def _copy_wal_on_thread(conn: Connection) -> None:
+    conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+
+
+def _commit_on_thread(conn: Connection) -> None:
+    conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+    if conn.in_transaction():  # Core statements began SQLAlchemy's side of it: end that too
+        conn.commit()
+
+
+def utc_time(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else as_utc(value).astimezone(UTC)
+
+
+def sqlite_time(value: datetime) -> str:
+    """A datetime as SQLAlchemy's SQLite DateTime stores it (``YYYY-MM-DD HH:MM:SS.ffffff``,
+    UTC), so Core and ORM reads agree."""
+    return utc_time(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+# The hot paths build their rows as tuples in these column orders.
+OUTBOUND_INSERT = (
+    "id",
+    "message_id",
+    "correlation_id",
+    "recipient",
+    "body_type",
+    "envelope",
+    "envelope_digest",
+    "document_digest",
+    "business_keys",
+    "created_at",
+    "expires_at",
+    "submission_id",
+    "status",
+)
+
+OUTBOX_INSERT = (
+    "id",
+    "outbound_id",
+    "partner",
+    "state",
+    "next_attempt_at",
+    "expires_at",
+    "attempts",
+)
+
+INBOUND_INSERT = (
+    "message_id",
+    "sender",
+    "correlation_id",
+    "body_type",
+    "header",
+    "body",
+    "envelope_digest",
+    "business_keys",
+    "received_at",
+    "signed_receipt",
+    "superseded",
+)
+
+RECEIPT_INSERT = (
+    "message_id",
+    "receiver",
+    "outcome",
+    "reason",
+    "envelope_digest",
+    "signed_receipt",
+    "received_at",
+)
+
+TRAIL_INSERT = (
+    "idx",
+    "kind",
+    "at",
+    "message_id",
+    "correlation_id",
+    "sender",
+    "recipient",
+    "body_type",
+    "leaf",
+    "leaf_hash",
+)
+
+
+class Statements:
+    """The statements every message takes, as plain SQL (hub/store/rawsql.py), written once. The
+    text is made of names and placeholders only (the S608 exemptions below); values always
+    travel as parameters."""
+
+    def __init__(self, is_sqlite: bool) -> None:
+        ins = rawsql.insert
+        self.insert_outbound = ins("outbound_message", OUTBOUND_INSERT)
+        self.insert_outbox = ins("outbox", OUTBOX_INSERT)
+        self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
+        self.insert_receipt = ins("receipt", RECEIPT_INSERT, " ON CONFLICT DO NOTHING")
+        self.insert_inbound = ins("inbound_message", INBOUND_INSERT)
+        self.insert_original = ins(
+            "inbound_original", ("sender", "message_id", "format", "document_digest", "body")
+        )
+        self.insert_trail = ins("trail_entry", TRAIL_INSERT)
+        self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
+        self.insert_trail_node = ins("trail_node", ("key", "hash"))
+        self.upsert_state = ins(
+            "current_state",
+            ("party", "kind", "key", "revision", "message_id", "updated_at"),
+            " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
+            " message_id = excluded.message_id, updated_at = excluded.updated_at",
+        )
+        # a receipt settles a message whatever its status (hub/core/outbox.py)
+        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
+        # entries are named by their id and their message, so a settlement that arrives late
+        # can only ever touch its own entry
+        self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
+        self.dead_entry = (
+            "UPDATE outbox SET state = 'dead', dead_reason = ? WHERE id = ? AND outbound_id = ?"
+        )
+        self.trail_size = "SELECT coalesce(max(idx) + 1, 0) FROM trail_entry"
+        if is_sqlite:
+            # ids are taken inside the transaction that holds SQLite's write lock; the outbox's
+            # AUTOINCREMENT counter never goes back, so neither do its ids
+            self.next_outbound_id = "SELECT coalesce(max(id), 0) + 1 FROM outbound_message"
+            self.next_outbox_id = (
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+                " coalesce((SELECT max(id) FROM outbox), 0)) + 1"
+            )
+            self.outbound_ids = self.outbox_ids = ""
+        else:
+            self.next_outbound_id = self.next_outbox_id = ""
+            self.outbound_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbound_message', 'id'))"
+                " FROM generate_series(1, ?)"
+            )
+            self.outbox_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, ?)"
+            )
+        self.inbound_lock = f"SELECT pg_advisory_xact_lock({INBOUND_LOCK})"
+        self.trail_lock = f"SELECT pg_advisory_xact_lock({TRAIL_LOCK})"
+
+    @staticmethod
+    def earlier_inbound(count: int) -> str:
+        columns = "id, sender, message_id, envelope_digest, signed_receipt, body_type, header"
+        marks = rawsql.marks(count)
+        return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
+
+    @staticmethod
+    def held_state(count: int) -> str:
+        keyed = rawsql.any_of("party = ? AND kind = ? AND key = ?", count)
+        return f"SELECT party, kind, key, revision FROM current_state WHERE {keyed}"  # noqa: S608
+
+    @staticmethod
+    def trail_nodes(count: int) -> str:
+        marks = rawsql.marks(count)
+        return f"SELECT key, hash FROM trail_node WHERE key IN ({marks})"  # noqa: S608
+
+    @staticmethod
+    def leaf_hashes(count: int) -> str:
+        marks = rawsql.marks(count)
+        return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
+
+
+def _refuses_data(exc: BaseException) -> bool:
+    """Whether a driver's error is about the data written (PEP 249's IntegrityError and
+    DataError, by whichever driver or wrapper raised it), not about the store's availability."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"IntegrityError", "DataError"})
+
+
+class Database:
+    """One database: its engines, SQLite's own writer connection and thread, and the
+    transactions every part of the store runs in."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_pre_ping=not url.startswith("sqlite")
+        )
+        self.is_sqlite = url.startswith("sqlite")
+        # SQLite has one write lock per database, and a connection that finds it taken sleeps
+        # in SQLite's busy handler (1, 2, 5, 10 ms ...) before it tries again; this hub's own
+        # writers queue here instead, and take it the moment it is free
+        self._write_turn = asyncio.Lock()
+        self._sync_engine: Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
+        self._writer_conn: Connection | None = None
+        # the trail as the last committed transaction left it (its size and frontier), so an
+        # append reads nothing but the size, which tells whether this is still the tail
+        self.tail: TrailTail | None = None
+        self.numbered = not self.is_sqlite  # asyncpg takes $1, $2 ...; sqlite3 takes ?
+        self.errors: tuple[type[BaseException], ...] = (
+            SQLAlchemyError,
+            OSError,
+            sqlite3.Error,
+            self.engine.dialect.loaded_dbapi.Error,
+        )
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            # The writing transactions have a connection of their own with the plain sqlite3
+            # driver. Their statements run in the event loop, where they take microseconds
+            # each; only the COMMIT, which waits for the disk, goes to the writer thread. A
+            # thread running the statements would give up the GIL inside every sqlite3 step
+            # and wait for a busy event loop to hand it back each time (docs/adr/0005).
+            self._sync_engine = create_engine(
+                url.replace("sqlite+aiosqlite:", "sqlite:", 1), pool_size=1, max_overflow=0
+            )
+            event.listen(self._sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self._sync_engine, "connect", _no_busy_wait)
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+
+        self.wal_restart_pages = WAL_RESTART_PAGES
+        self.sql = Statements(self.is_sqlite)
+        self.time: Callable[[datetime], Any] = sqlite_time if self.is_sqlite else utc_time
+
+    async def create_all(self) -> None:
+        await self.run(self._create_all)
+
+    async def _create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+
+    async def close(self) -> None:
+        if self._writer_thread is not None and self._sync_engine is not None:
+            async with self._write_turn:
+                if self._writer_conn is not None:
+                    self._writer_conn.close()
+                    self._writer_conn = None
+            engine = self._sync_engine
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, engine.dispose)
+            self._writer_thread.shutdown(wait=True)
+            self._writer_thread = None
+        await self.engine.dispose()
+
+    async def copy_wal(self) -> bool:
+        """Copy what SQLite's write-ahead log holds into the database and let the log start
+        again from its beginning; True if it did. Nothing on PostgreSQL.
+
+        SQLite restarts the log only when a write begins after a checkpoint copied all of it,
+        which never happens while checkpoints run beside a writer that commits all the time:
+        the log then grows without end, and so does every read's search through it. So this
+        runs in two steps. First a PASSIVE checkpoint on a reading connection copies what the
+        log holds while writers go on. Then, once the log is past ``wal_restart_pages``,
+        writers are held for a second one on the writer's own connection, which has only the
+        pages committed meanwhile left to copy; the next write starts the log afresh. A
+        checkpoint inside the commit instead (SQLite's wal_autocheckpoint) would hold that
+        commit for the whole copy."""
+        if not self.is_sqlite:
+            return False
+
+        async def copy() -> int:
+            async with self.engine.connect() as conn:
+                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                row: Any = result.one()  # (busy, pages in the log, pages copied)
+            return int(row[1])
+
+        if await self.run(copy) < self.wal_restart_pages:
+            return False
+        async with self._write_turn:
+            conn = self._writer_conn
+            if conn is None:
+                return False
+            try:
+                await self._on_writer_thread(_copy_wal_on_thread, conn)
+            except self.errors as exc:
+                self._discard_writer()
+                raise StoreError(f"copying the WAL failed: {type(exc).__name__}") from exc
+        return True
+
+    async def transaction(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in one writing transaction, committed when it returns, and return what
+        it returned. ``fn`` is synchronous: plain SQL on ``Tx``'s cursor, or SQLAlchemy Core
+        on ``Tx.conn``. On PostgreSQL it runs through the async driver (``run_sync``); on
+        SQLite in the event loop, with the commit on the writer thread."""
+        if self._writer_thread is None:
+            holder: list[Tx] = []
+
+            def run(conn: Connection) -> T:
+                tx = Tx(conn, self.numbered)
+                holder.append(tx)
+                return fn(tx)
+
+            async with self.engine.connect() as session, session.begin():
+                result = await session.run_sync(run)
+            self._keep_tail(holder[0])
+            return result
+        async with self._write_turn:
+            conn = await self._begin_writing()
+            try:
+                tx = Tx(conn, self.numbered)
+                result = fn(tx)
+            except BaseException:
+                self._abandon(conn)
+                raise
+            await self._commit(conn)
+            self._keep_tail(tx)
+            return result
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """``transaction``, with every database failure as a StoreError (for group commits)."""
+        return await self.run(lambda: self.transaction(fn))
+
+    async def _begin_writing(self) -> Connection:
+        """The writer connection in a new transaction that holds SQLite's write lock. Another
+        process holding it (an operator's command) is waited for here, without blocking the
+        event loop, for at most ``BUSY_SECONDS``."""
+        assert self._sync_engine is not None  # noqa: S101 - only called for SQLite
+        deadline = time.monotonic() + BUSY_SECONDS
+        pause = 0.001
+        while True:
+            if self._writer_conn is None:
+                self._writer_conn = self._sync_engine.connect()
+            conn = self._writer_conn
+            try:
+                conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                return conn
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    self._discard_writer()
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(
+                        f"the database stayed locked by another process for {BUSY_SECONDS:g} s",
+                        reason="store-busy",
+                    ) from exc
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def _commit(self, conn: Connection) -> None:
+        """COMMIT on the writer thread (SQLite waits for the disk there, without the GIL)."""
+        try:
+            await self._on_writer_thread(_commit_on_thread, conn)
+        except asyncio.CancelledError:
+            self.tail = None  # committed, or not: the next append reads the tail again
+            raise
+
+    async def _on_writer_thread(self, fn: Callable[[Connection], None], conn: Connection) -> None:
+        """``fn(conn)`` on the writer thread. A caller cancelled meanwhile still waits for it
+        to end, because the connection is not free before; then the cancellation goes on. A
+        failure rolls back what the connection holds."""
+        assert self._writer_thread is not None  # noqa: S101 - only called for SQLite
+        future = asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, conn)
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                cancelled = True
+            except BaseException:  # noqa: BLE001 - it is the future's, and raised below
+                break
+        if future.exception() is not None:
+            self._abandon(conn)
+        if cancelled:
+            raise asyncio.CancelledError
+        future.result()
+
+    def _abandon(self, conn: Connection) -> None:
+        """Roll back whatever the writer connection holds; a connection that cannot is given
+        up, and the next transaction opens a new one."""
+        try:
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+            if conn.in_transaction():
+                conn.rollback()
+        except self.errors:
+            self._discard_writer()
+
+    def _discard_writer(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(*self.errors):
+                conn.invalidate()
+                conn.close()
+
+    def _keep_tail(self, tx: Tx) -> None:
+        if tx.tail is not None and tx.tail.frontier is not None:
+            self.tail = tx.tail
+
+    @asynccontextmanager
+    async def session(self, *, writing: bool = False) -> AsyncIterator[AsyncSession]:
+        """An ORM session; ``writing`` ones take SQLite's write lock when they begin."""
+        if not writing:
+            async with AsyncSession(self.engine, expire_on_commit=False) as session:
+                yield session
+            return
+        async with self._writer(), self.engine.connect() as conn:
+            conn = await conn.execution_options(immediate=True)
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                yield session
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        if not self.is_sqlite:  # PostgreSQL locks rows, not the database
+            yield
+            return
+        async with self._write_turn:
+            yield
+
+    async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except StoreError:
+            raise
+        except self.errors as exc:
+            if _refuses_data(exc):
+                raise StoreDataError(f"the store refused the data: {type(exc).__name__}") from exc
+            raise StoreError(f"store operation failed: {type(exc).__name__}") from exc
+
+    def insert_ignoring_conflicts(self, table: Table) -> Any:
+        dialect = sqlite if self.is_sqlite else postgresql
+        return dialect.insert(table).on_conflict_do_nothing()

@@ -1,0 +1,561 @@
+"""Messages this hub signed for partners: queued with their outbox entries, claimed when due,
+settled by receipts or failures, expired, and an operator's requeue, re-sign and drop of dead
+letters. Every change of status goes through hub/core/outbox.py's state machine and is logged
+in the trail in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy import select as core_select
+from sqlmodel import col, select
+
+from hub.core.errors import StoreError
+from hub.core.outbox import Outbound, move
+from hub.store import rawsql
+from hub.store.engine import Database
+from hub.store.rawsql import Tx
+from hub.store.schema import (
+    DEAD,
+    OUTBOUND,
+    OUTBOX,
+    QUEUED,
+    SUBMISSION,
+    DueDelivery,
+    NewOutbound,
+    OutboundMessage,
+    OutboxEntry,
+    Settlement,
+    as_utc,
+    business_keys_of,
+    utcnow,
+)
+from hub.store.trail import TrailStore
+from hub.trail import events as trail
+
+
+def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
+    return trail.Event(
+        "queued",
+        message.created_at,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        recipient=message.recipient,
+        body_type=message.body_type,
+        envelope_digest=message.envelope_digest,
+        document_digest=message.document_digest or b"",
+        keys=business_keys_of(message.business_keys),
+    )
+
+
+def _operator_event(kind: str, row: Any, at: datetime, detail: str) -> trail.Event:
+    """A dead letter an operator requeued, re-signed or dropped (row: ``_dead_letters``)."""
+    return trail.Event(
+        kind,
+        at,
+        message_id=row[1],
+        recipient=row[2],
+        correlation_id=row[3],
+        body_type=row[4],
+        keys=business_keys_of(row[5]),
+        detail=detail,
+    )
+
+
+def _settled_event(settlement: Settlement) -> trail.Event:
+    receipt = settlement.receipt
+    dead = settlement.dead_reason is not None
+    return trail.Event(
+        "dead-lettered" if dead else "delivered",
+        receipt.received_at,
+        message_id=receipt.message_id,
+        correlation_id=settlement.due.correlation_id,
+        recipient=receipt.receiver,
+        body_type=settlement.due.body_type,
+        envelope_digest=receipt.envelope_digest,
+        keys=business_keys_of(settlement.due.business_keys),
+        outcome=receipt.outcome,
+        reason=receipt.reason,
+        detail=(settlement.dead_reason or "")[:300],
+    )
+
+
+class OutboxStore:
+    """The outbound tables (``outbound_message``, ``outbox``, ``receipt``, ``submission``)."""
+
+    def __init__(self, db: Database, trail: TrailStore) -> None:
+        self.db, self.trail = db, trail
+
+    async def enqueue(
+        self,
+        messages: Sequence[NewOutbound | OutboundMessage],
+        submissions: Sequence[tuple[str, bytes]] = (),
+    ) -> list[DueDelivery]:
+        """Store outbound messages, their outbox entries and the answers to idempotent
+        submissions in one transaction; returns the new entries, due now, in id order."""
+        return await self.db.run(
+            lambda: self.db.transaction(lambda tx: self.enqueue_in(tx, messages, submissions))
+        )
+
+    def enqueue_in(
+        self,
+        tx: Tx,
+        messages: Sequence[NewOutbound | OutboundMessage],
+        submissions: Sequence[tuple[str, bytes]] = (),
+        events: Sequence[trail.Event] = (),
+    ) -> list[DueDelivery]:
+        """``enqueue``'s work, in a transaction of the caller's (a group commit's); ``events``
+        (how the messages came to be: translated, routed) are logged before they are queued."""
+        entries = self._enqueue(tx, messages)
+        self.trail.append_in(tx, [*events, *(_queued_event(m) for m in messages)])
+        if submissions:
+            now = self.db.time(utcnow())
+            tx.many(
+                self.db.sql.insert_submission,
+                [(sid, response, now) for sid, response in submissions],
+            )
+        return entries
+
+    def _ids(self, tx: Tx, table: str, count: int) -> list[int]:
+        """``count`` new ids for ``table``, in increasing order, taken in this transaction."""
+        sql = self.db.sql
+        if self.db.is_sqlite:  # the write lock is held: nobody else takes ids meanwhile
+            statement = sql.next_outbound_id if table == OUTBOUND.name else sql.next_outbox_id
+            first = int(tx.value(statement))
+            return list(range(first, first + count))
+        statement = sql.outbound_ids if table == OUTBOUND.name else sql.outbox_ids
+        return sorted(int(r[0]) for r in tx.rows(statement, (count,)))
+
+    def _enqueue(
+        self, tx: Tx, messages: Sequence[NewOutbound | OutboundMessage]
+    ) -> list[DueDelivery]:
+        if not messages:
+            return []
+        time = self.db.time
+        outbound_ids = self._ids(tx, OUTBOUND.name, len(messages))
+        entry_ids = self._ids(tx, OUTBOX.name, len(messages))
+        tx.many(
+            self.db.sql.insert_outbound,
+            [
+                (
+                    oid,
+                    m.message_id,
+                    m.correlation_id,
+                    m.recipient,
+                    m.body_type,
+                    m.envelope,
+                    m.envelope_digest,
+                    m.document_digest,
+                    m.business_keys,
+                    time(m.created_at),
+                    time(m.expires_at) if m.expires_at else None,
+                    m.submission_id,
+                    m.status,
+                )
+                for oid, m in zip(outbound_ids, messages, strict=True)
+            ],
+        )
+        tx.many(
+            self.db.sql.insert_outbox,
+            [
+                (
+                    eid,
+                    oid,
+                    m.recipient,
+                    QUEUED,
+                    time(m.created_at),
+                    time(m.expires_at) if m.expires_at else None,
+                    0,
+                )
+                for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
+            ],
+        )
+        for oid, m in zip(outbound_ids, messages, strict=True):
+            m.id = oid
+        return [
+            DueDelivery(
+                eid,
+                oid,
+                m.message_id,
+                m.recipient,
+                m.envelope,
+                m.envelope_digest,
+                0,
+                m.expires_at,
+                m.correlation_id,
+                m.body_type,
+                m.business_keys,
+            )
+            for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
+        ]
+
+    async def submissions(self, submission_ids: Sequence[str]) -> dict[str, bytes]:
+        """The answers earlier submissions with these idempotency keys got, by key (one
+        query per 500 keys)."""
+        if not submission_ids:
+            return {}
+
+        async def work() -> dict[str, bytes]:
+            found: dict[str, bytes] = {}
+            async with self.db.engine.connect() as conn:
+                for part in rawsql.chunks(list(dict.fromkeys(submission_ids)), 500):
+                    result = await conn.execute(
+                        core_select(SUBMISSION.c.submission_id, SUBMISSION.c.response).where(
+                            SUBMISSION.c.submission_id.in_(part)
+                        )
+                    )
+                    found.update((key, bytes(answer)) for key, answer in result)
+            return found
+
+        return await self.db.run(work)
+
+    async def due(
+        self, now: datetime, limit: int, partner: str | None = None, after: int = 0
+    ) -> list[DueDelivery]:
+        """Queued entries due at ``now``, oldest first (creation order), for one partner or
+        all; ``after`` skips entries up to that id (the ones already in flight)."""
+
+        async def work() -> list[DueDelivery]:
+            query = (
+                core_select(
+                    OUTBOX.c.id,
+                    OUTBOX.c.outbound_id,
+                    OUTBOUND.c.message_id,
+                    OUTBOX.c.partner,
+                    OUTBOUND.c.envelope,
+                    OUTBOUND.c.envelope_digest,
+                    OUTBOX.c.attempts,
+                    OUTBOX.c.expires_at,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
+                )
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .where(
+                    OUTBOX.c.state == QUEUED,
+                    OUTBOX.c.next_attempt_at <= now,
+                    OUTBOX.c.id > after,
+                )
+                .order_by(OUTBOX.c.id)
+                .limit(limit)
+            )
+            if partner is not None:
+                query = query.where(OUTBOX.c.partner == partner)
+            async with self.db.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            return [
+                DueDelivery(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    bytes(r[4]),
+                    bytes(r[5]),
+                    r[6],
+                    as_utc(r[7]) if r[7] else None,
+                    r[8],
+                    r[9],
+                    r[10],
+                )
+                for r in rows
+            ]
+
+        return await self.db.run(work)
+
+    async def queued_partners(self) -> list[str]:
+        async def work() -> list[str]:
+            async with self.db.engine.connect() as conn:
+                result = await conn.execute(
+                    core_select(OUTBOX.c.partner).where(OUTBOX.c.state == QUEUED).distinct()
+                )
+                return [r[0] for r in result.all()]
+
+        return await self.db.run(work)
+
+    async def record_receipts(self, results: Sequence[Settlement]) -> None:
+        """Store partner receipts and settle their outbox entries, in one transaction: a
+        delivered message leaves the outbox, a finally rejected one becomes a dead letter."""
+
+        await self.db.run(lambda: self.db.transaction(lambda tx: self.settle_in(tx, results)))
+
+    def settle_in(self, tx: Tx, results: Sequence[Settlement]) -> None:
+        """``record_receipts``'s work, in a transaction of the caller's (a group commit's)."""
+        if not results:
+            return
+        sql, time = self.db.sql, self.db.time
+        self.trail.append_in(tx, [_settled_event(r) for r in results])
+        tx.many(
+            sql.insert_receipt,
+            [
+                (
+                    r.message_id,
+                    r.receiver,
+                    r.outcome,
+                    r.reason,
+                    r.envelope_digest,
+                    r.signed_receipt,
+                    time(r.received_at),
+                )
+                for r in (s.receipt for s in results)
+            ],
+        )
+        tx.many(
+            sql.set_outbound_status,
+            [
+                (
+                    Outbound.REJECTED if s.receipt.outcome == "rejected" else Outbound.DELIVERED,
+                    s.due.outbound_id,
+                )
+                for s in results
+            ],
+        )
+        tx.many(
+            sql.delete_entry,
+            [(s.due.entry_id, s.due.outbound_id) for s in results if s.dead_reason is None],
+        )
+        tx.many(
+            sql.dead_entry,
+            [
+                (s.dead_reason[:1000], s.due.entry_id, s.due.outbound_id)
+                for s in results
+                if s.dead_reason is not None
+            ],
+        )
+
+    async def record_failure(
+        self,
+        entry_ids: Sequence[int],
+        error: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Count a failed attempt; ``next_attempt_at`` None leaves the entry's time alone (the
+        partner as a whole is backing off, and entries keep their order)."""
+
+        values: dict[str, Any] = {
+            "attempts": OUTBOX.c.attempts + 1,
+            "last_error": error[:1000],
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        statement = update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
+        failed = (
+            core_select(
+                OUTBOUND.c.message_id,
+                OUTBOX.c.partner,
+                OUTBOUND.c.correlation_id,
+                OUTBOUND.c.body_type,
+            )
+            .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+            .where(OUTBOX.c.id.in_(list(entry_ids)))
+            .order_by(OUTBOX.c.id)
+        )
+
+        def work(tx: Tx) -> None:
+            conn = tx.conn
+            now = utcnow()
+            events = [
+                trail.Event(
+                    "delivery-failed",
+                    now,
+                    message_id=r[0],
+                    recipient=r[1],
+                    correlation_id=r[2],
+                    body_type=r[3],
+                    detail=error[:300],
+                )
+                for r in conn.execute(failed)
+            ]
+            conn.execute(statement)
+            self.trail.append_in(tx, events)
+
+        await self.db.run(lambda: self.db.transaction(work))
+
+    async def expire(self, now: datetime) -> int:
+        """Turn queued messages whose envelope has expired into dead letters; returns how many."""
+
+        def work(tx: Tx) -> int:
+            conn = tx.conn
+            expired = conn.execute(
+                core_select(
+                    OUTBOX.c.id,
+                    OUTBOX.c.outbound_id,
+                    OUTBOUND.c.message_id,
+                    OUTBOX.c.partner,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
+                    OUTBOUND.c.status,
+                )
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
+                .order_by(OUTBOX.c.id)
+                .with_for_update()
+            ).all()
+            if not expired:
+                return 0
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_([r[0] for r in expired]))
+                .values(
+                    state=DEAD,
+                    dead_reason=func.coalesce(
+                        "expired undelivered; last error: " + OUTBOX.c.last_error,
+                        "expired undelivered",
+                    ),
+                )
+            )
+            for r in expired:
+                move(r[7], Outbound.DEAD)
+            conn.execute(
+                update(OUTBOUND)
+                .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
+                .values(status=Outbound.DEAD)
+            )
+            self.trail.append_in(
+                tx,
+                [
+                    trail.Event(
+                        "dead-lettered",
+                        now,
+                        message_id=r[2],
+                        recipient=r[3],
+                        correlation_id=r[4],
+                        body_type=r[5],
+                        keys=business_keys_of(r[6]),
+                        reason="expired",
+                    )
+                    for r in expired
+                ],
+            )
+            return len(expired)
+
+        return await self.db.run(lambda: self.db.transaction(work))
+
+    async def dead_letters(
+        self, message_id: str | None = None, partner: str | None = None
+    ) -> list[OutboundMessage]:
+        async def work() -> list[OutboundMessage]:
+            async with self.db.session() as s:
+                query = (
+                    select(OutboundMessage)
+                    .join(OutboxEntry, col(OutboxEntry.outbound_id) == OutboundMessage.id)
+                    .where(OutboxEntry.state == DEAD)
+                    .order_by(col(OutboxEntry.id))
+                )
+                if message_id is not None:
+                    query = query.where(OutboundMessage.message_id == message_id)
+                if partner is not None:
+                    query = query.where(OutboxEntry.partner == partner)
+                return list((await s.exec(query)).all())
+
+        return await self.db.run(work)
+
+    async def requeue(self, message_ids: Sequence[str], now: datetime) -> int:
+        """Put dead letters back in the queue as they are (their envelopes still valid)."""
+
+        def work(tx: Tx) -> int:
+            conn = tx.conn
+            dead = self._dead_letters(tx, message_ids)
+            if not dead:
+                return 0
+            for r in dead:
+                move(r[6], Outbound.QUEUED)
+            ids = [r[0] for r in dead]
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.outbound_id.in_(ids))
+                .values(state=QUEUED, dead_reason=None, next_attempt_at=now, attempts=0)
+            )
+            conn.execute(
+                update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.QUEUED)
+            )
+            detail = "an operator put it back in the queue"
+            self.trail.append_in(tx, [_operator_event("requeued", r, now, detail) for r in dead])
+            return len(ids)
+
+        return await self.db.run(lambda: self.db.transaction(work))
+
+    async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
+        """Settle dead letters as "replaced" and queue the new messages that replace them."""
+
+        def work(tx: Tx) -> None:
+            conn = tx.conn
+            dead = self._dead_letters(tx, replaced)
+            if len(dead) != len(replaced):
+                raise StoreError("a dead letter to replace is no longer dead")
+            for r in dead:
+                move(r[6], Outbound.REPLACED)
+            ids = [r[0] for r in dead]
+            conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+            conn.execute(
+                update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.REPLACED)
+            )
+            self._enqueue(tx, replacements)
+            now = utcnow()
+            by_old = dict(zip(replaced, replacements, strict=True))
+            self.trail.append_in(
+                tx,
+                [
+                    _operator_event(
+                        "requeued",
+                        r,
+                        now,
+                        f"an operator re-signed it as {by_old[r[1]].message_id}"
+                        if r[1] in by_old
+                        else "an operator re-signed it",
+                    )
+                    for r in dead
+                ]
+                + [_queued_event(m) for m in replacements],
+            )
+
+        await self.db.run(lambda: self.db.transaction(work))
+
+    async def drop(self, message_ids: Sequence[str], reason: str) -> int:
+        """Remove dead letters from the outbox for good (the message stays, as "dead")."""
+
+        def work(tx: Tx) -> int:
+            conn = tx.conn
+            dead = self._dead_letters(tx, message_ids)
+            if dead:
+                for r in dead:
+                    move(r[6], Outbound.DEAD)
+                ids = [r[0] for r in dead]
+                conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+                conn.execute(
+                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.DEAD)
+                )
+                now = utcnow()
+                self.trail.append_in(
+                    tx, [_operator_event("dropped", r, now, reason[:300]) for r in dead]
+                )
+            return len(dead)
+
+        return await self.db.run(lambda: self.db.transaction(work))
+
+    def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
+        """(id, message id, recipient, correlation id, type, keys, status) of these dead
+        letters."""
+        return list(
+            tx.conn.execute(
+                core_select(
+                    OUTBOUND.c.id,
+                    OUTBOUND.c.message_id,
+                    OUTBOUND.c.recipient,
+                    OUTBOUND.c.correlation_id,
+                    OUTBOUND.c.body_type,
+                    OUTBOUND.c.business_keys,
+                    OUTBOUND.c.status,
+                )
+                .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
+                .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
+                .order_by(OUTBOUND.c.id)
+                # held until the commit: a settlement cannot change them between this read
+                # and the update that moves them (PostgreSQL; SQLite has one writer)
+                .with_for_update()
+            ).all()
+        )

@@ -1,0 +1,510 @@
+"""The store's tables, one SQLModel class each, and the plain values the store takes and gives.
+
+The hot paths write and read the tables with plain SQL (hub/store/rawsql.py); their column
+lists are derived from these classes (``columns``), so a column is declared once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+# the states of an outbox entry (outbox.state)
+QUEUED, DEAD = "queued", "dead"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the store writes is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = False) -> Any:
+    column = Column(DateTime(timezone=True), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
+
+
+def _blob(nullable: bool = False) -> Any:
+    return Field(
+        default=None if nullable else b"", sa_column=Column(LargeBinary, nullable=nullable)
+    )
+
+
+# Trail indexes, sizes and node keys go past 2^31: 64 bits on PostgreSQL; on SQLite, the
+# column must be spelled INTEGER to be the table's rowid (one b-tree, appended to in order).
+TRAIL_INDEX = BigInteger().with_variant(Integer, "sqlite")
+
+
+class OutboundMessage(SQLModel, table=True):
+    """A message this hub signed for a partner. Never deleted; its status changes.
+
+    Indexed only by what looks messages up (id, message id): every index is one more page
+    written per message, and recipient, status and submission id are only ever read back
+    with the row."""
+
+    __tablename__ = "outbound_message"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=36, unique=True)
+    correlation_id: str = Field(default="", max_length=128)
+    recipient: str = Field(max_length=16)
+    body_type: str = Field(max_length=128)
+    envelope: bytes = _blob()
+    envelope_digest: bytes = _blob()
+    document_digest: bytes | None = _blob(nullable=True)  # original domestic document, if any
+    business_keys: str = Field(default="{}")  # JSON object: name -> list of values
+    created_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    submission_id: str | None = Field(default=None, max_length=128)
+    # queued -> delivered | rejected (by the partner) | dead (expired, dropped) | replaced
+    # (an operator retried it as a new message)
+    status: str = Field(default=QUEUED, max_length=16)
+
+
+class OutboxEntry(SQLModel, table=True):
+    """Work for the delivery worker: one row per outbound message not yet settled.
+
+    ``state`` is "queued" (waiting, or retrying after ``attempts`` failures) or "dead": a dead
+    letter that stays until an operator retries or drops it, with ``dead_reason``.
+    """
+
+    __tablename__ = "outbox"
+    # ids are never reused (AUTOINCREMENT): a sender's cursor and a late settlement must not
+    # meet a newer entry under an old id
+    __table_args__ = (
+        Index("ix_outbox_partner_state_id", "partner", "state", "id"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    outbound_id: int = Field(foreign_key="outbound_message.id", unique=True)
+    partner: str = Field(max_length=16)
+    state: str = Field(default=QUEUED, max_length=8)
+    next_attempt_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+    last_error: str | None = None
+    dead_reason: str | None = None
+
+
+class ReceiptRecord(SQLModel, table=True):
+    """A signed receipt a partner returned for one of our outbound messages."""
+
+    __tablename__ = "receipt"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=36, unique=True, foreign_key="outbound_message.message_id")
+    receiver: str = Field(max_length=16)
+    outcome: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=64)
+    envelope_digest: bytes = _blob()
+    signed_receipt: bytes = _blob()  # serialised SignedReceipt, exactly as received
+    received_at: datetime = _ts()
+
+
+class InboundMessage(SQLModel, table=True):
+    """A message a partner delivered and this hub accepted. ``id`` is the subscriber cursor."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        UniqueConstraint("sender", "message_id", name="uq_inbound_sender_message"),
+        {"sqlite_autoincrement": True},  # cursors handed to subscribers are never reused
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=36, index=True)
+    sender: str = Field(max_length=16)
+    correlation_id: str = Field(default="", max_length=128)
+    body_type: str = Field(max_length=128)
+    header: bytes = _blob()
+    body: bytes = _blob()
+    envelope_digest: bytes = _blob()
+    business_keys: str = Field(default="{}")
+    received_at: datetime = _ts()
+    signed_receipt: bytes = _blob()  # what we answered, to answer duplicates with the same
+    # a newer revision of the same state was already held when this arrived
+    superseded: bool = False
+
+
+class InboundOriginal(SQLModel, table=True):
+    """The document a partner sent in a partner format (a RawDocument body), kept exactly as
+    signed, beside its inbound message, whose body is the protobuf translated on ingress."""
+
+    __tablename__ = "inbound_original"
+    sender: str = Field(max_length=16, primary_key=True)
+    message_id: str = Field(max_length=36, primary_key=True)
+    format: str = Field(max_length=64)
+    document_digest: bytes = _blob()  # SHA-256 of the document's bytes (RawDocument.content)
+    body: bytes = _blob()  # the exact signed body: the serialised RawDocument
+
+
+class CurrentState(SQLModel, table=True):
+    """The newest revision of each piece of state that changes over time: an AEO status per
+    issuing administration and AEO id, a control result per declaration or containers."""
+
+    __tablename__ = "current_state"
+    party: str = Field(primary_key=True, max_length=16)  # who issues this state
+    kind: str = Field(primary_key=True, max_length=32)  # "aeo", "control"
+    key: str = Field(primary_key=True, max_length=512)
+    revision: int = Field(sa_column=Column(BigInteger, nullable=False))
+    message_id: str = Field(max_length=36)
+    updated_at: datetime = _ts()
+
+
+class Submission(SQLModel, table=True):
+    """A domestic submission's idempotency key and the answer it got."""
+
+    __tablename__ = "submission"
+    submission_id: str = Field(primary_key=True, max_length=128)
+    response: bytes = _blob()
+    created_at: datetime = _ts()
+
+
+class Rejection(SQLModel, table=True):
+    """Something this hub refused: from a partner or from a domestic system."""
+
+    __tablename__ = "rejection"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    source: str = Field(max_length=64)  # partner party id, or "domestic"
+    message_id: str = Field(default="", max_length=64)
+    reason: str = Field(max_length=64)
+    detail: str = Field(default="", max_length=1024)
+    # SHA-256 of what was refused: the envelope from a partner, the document from a domestic system
+    digest: bytes | None = _blob(nullable=True)
+
+
+class SubscriberCursor(SQLModel, table=True):
+    """The last inbound cursor a domestic subscriber acknowledged."""
+
+    __tablename__ = "subscriber_cursor"
+    subscriber: str = Field(primary_key=True, max_length=128)
+    acknowledged: int = 0
+    updated_at: datetime = _ts()
+
+
+class TrailEntry(SQLModel, table=True):
+    """One leaf of the trail (docs/trail.md): ``leaf`` is the TrailEvent as appended; the
+    other columns repeat some of its fields so auditors' queries can use indexes."""
+
+    __tablename__ = "trail_entry"
+    __table_args__ = (
+        # most events have no correlation id: index only those that do
+        Index(
+            "ix_trail_entry_correlation",
+            "correlation_id",
+            sqlite_where=text("correlation_id != ''"),
+            postgresql_where=text("correlation_id != ''"),
+        ),
+    )
+    idx: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
+    kind: str = Field(max_length=32)
+    at: datetime = _ts()
+    message_id: str = Field(default="", max_length=64, index=True)
+    correlation_id: str = Field(default="", max_length=128)
+    sender: str = Field(default="", max_length=128)
+    recipient: str = Field(default="", max_length=128)
+    body_type: str = Field(default="", max_length=128)
+    leaf: bytes = _blob()
+    leaf_hash: bytes = _blob()  # the tree's level-0 node (hub/trail/tree.py), kept in this row
+
+
+class TrailKey(SQLModel, table=True):
+    """A business key named by a trail entry (LRN, MRN, container id, AEO id ...)."""
+
+    __tablename__ = "trail_key"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one b-tree, not two
+    name: str = Field(primary_key=True, max_length=16)
+    value: str = Field(primary_key=True, max_length=512)
+    idx: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
+
+
+class TrailNode(SQLModel, table=True):
+    """The hash of a perfect subtree of the trail, level 1 and up (level 0, the leaf hashes,
+    are in trail_entry). Written once, when the subtree is complete; proofs are read from
+    these (hub/trail/tree.py).
+
+    ``key`` is ``node_key(level, index)``: where the subtree ends, then its level. The nodes an
+    append completes all end at or near the new size, so each commit's nodes are appended
+    together at the end of one rowid b-tree, which SQLite grows by adding a page. Keyed by
+    (level, index) they were one page per level, rewritten at every commit."""
+
+    __tablename__ = "trail_node"
+    key: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
+    hash: bytes = _blob()
+
+
+# A trail node's key: the end of its leaf range (up to 2^57 leaves), then its level (< 64).
+NODE_LEVEL_BITS = 6
+MAX_STORED_TRAIL = 1 << (63 - NODE_LEVEL_BITS)
+
+
+def node_key(level: int, index: int) -> int:
+    return (((index + 1) << level) << NODE_LEVEL_BITS) | level
+
+
+def node_of(key: int) -> tuple[int, int]:
+    level = key & ((1 << NODE_LEVEL_BITS) - 1)
+    return level, ((key >> NODE_LEVEL_BITS) >> level) - 1
+
+
+class TrailCheckpoint(SQLModel, table=True):
+    """A checkpoint the hub signed: the trail's size and root, and the signed note."""
+
+    __tablename__ = "trail_checkpoint"
+    size: int = Field(
+        primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
+    root: bytes = _blob()
+    note: bytes = _blob()
+    signed_at: datetime = _ts()
+
+
+def table_named(name: str) -> Table:
+    return SQLModel.metadata.tables[name]
+
+
+OUTBOUND = table_named("outbound_message")
+OUTBOX = table_named("outbox")
+RECEIPT = table_named("receipt")
+INBOUND = table_named("inbound_message")
+ORIGINAL = table_named("inbound_original")
+STATE = table_named("current_state")
+SUBMISSION = table_named("submission")
+TRAIL = table_named("trail_entry")
+TRAIL_KEY = table_named("trail_key")
+TRAIL_NODE = table_named("trail_node")
+CHECKPOINT = table_named("trail_checkpoint")
+
+
+def _columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if c.name != "id")
+
+
+OUTBOUND_COLUMNS = _columns(OUTBOUND)
+INBOUND_COLUMNS = _columns(INBOUND)
+RECEIPT_COLUMNS = _columns(RECEIPT)
+REJECTION = table_named("rejection")
+REJECTION_COLUMNS = _columns(REJECTION)
+
+
+def values_of(obj: object, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: getattr(obj, c) for c in columns}
+
+
+@dataclass(slots=True)
+class NewOutbound:
+    """An outbound message to queue (the columns of ``OutboundMessage``)."""
+
+    message_id: str
+    recipient: str
+    body_type: str
+    envelope: bytes
+    envelope_digest: bytes
+    created_at: datetime
+    expires_at: datetime | None = None
+    correlation_id: str = ""
+    document_digest: bytes | None = None
+    business_keys: str = "{}"
+    submission_id: str | None = None
+    status: str = QUEUED
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class InboundRow:
+    """An inbound message to accept (the columns of ``InboundMessage``)."""
+
+    message_id: str
+    sender: str
+    body_type: str
+    envelope_digest: bytes
+    received_at: datetime
+    correlation_id: str = ""
+    header: bytes = b""
+    body: bytes = b""
+    business_keys: str = "{}"
+    signed_receipt: bytes = b""
+    superseded: bool = False
+    id: int | None = None
+    trail_index: int = 0  # its "received" leaf, set when it is accepted (not a column)
+    # A document in a partner format (a RawDocument body): ``body`` is its translation and
+    # these keep what was signed (stored in inbound_original)
+    original_format: str = ""
+    original_body: bytes = b""
+    document_digest: bytes = b""
+
+    def signed_the_same(self, other: InboundRow) -> bool:
+        """Whether ``other`` carries what this row's sender signed (``signed_alike``)."""
+        return signed_alike(
+            (self.envelope_digest, self.header), (other.envelope_digest, other.header)
+        )
+
+
+def signed_alike(a: tuple[bytes, bytes], b: tuple[bytes, bytes]) -> bool:
+    """Whether two verified envelopes, each as (envelope digest, signed header bytes), carry
+    what one sender signed once: the same envelope, or the same signed header under other
+    signature bytes (a partner that signs again when it resends, or an ECDSA signature
+    re-encoded as (r, n - s)). The header names the body's digest, and both bodies were
+    checked against it, so the same header is the same body."""
+    return a[0] == b[0] or (bool(a[1]) and a[1] == b[1])
+
+
+@dataclass(slots=True)
+class ReceiptRow:
+    """A partner's receipt to store (the columns of ``ReceiptRecord``)."""
+
+    message_id: str
+    receiver: str
+    outcome: str
+    signed_receipt: bytes
+    received_at: datetime
+    reason: str = ""
+    envelope_digest: bytes = b""
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    entry_id: int
+    outbound_id: int
+    message_id: str
+    partner: str
+    envelope: bytes
+    envelope_digest: bytes
+    attempts: int
+    expires_at: datetime | None = None
+    # repeated in the trail's delivered / dead-lettered entry, so auditors find it by them
+    correlation_id: str = ""
+    body_type: str = ""
+    business_keys: str = "{}"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a partner's receipt means for one outbound message."""
+
+    due: DueDelivery
+    receipt: ReceiptRow | ReceiptRecord
+    # a final rejection becomes a dead letter with this reason; None settles the message
+    dead_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StateRef:
+    """Which piece of state a message carries, and its revision."""
+
+    party: str
+    kind: str
+    key: str
+    revision: int
+
+
+@dataclass
+class Incoming:
+    """An inbound message to accept, with the state it updates (if any)."""
+
+    row: InboundRow
+    state: StateRef | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The outcome of accepting one inbound message: ``fresh`` is False when the same sender's
+    message id was accepted before; ``row`` is then the earlier one."""
+
+    fresh: bool
+    row: InboundRow
+
+
+@dataclass(frozen=True)
+class TrailQuery:
+    """An auditor's filters on the trail: every one given must match. ``visible`` restricts
+    to entries whose sender or recipient is one of those parties (a token's restriction)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    party: str = ""
+    body_type: str = ""
+    message_id: str = ""
+    correlation_id: str = ""
+    key: tuple[str, str] | None = None
+    kinds: tuple[str, ...] = ()
+    visible: frozenset[str] | None = None
+    oldest_first: bool = False
+    after: int | None = None  # the last index of the previous page
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message's exact signed bytes, for auditors allowed to read them."""
+
+    message_id: str
+    direction: str
+    partner: str
+    body_type: str
+    envelope_digest: bytes
+    envelope: bytes = b""  # outbound
+    header: bytes = b""  # inbound
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    """One line of ``customs-hub messages``."""
+
+    direction: str
+    message_id: str
+    body_type: str
+    partner: str
+    status: str
+    receipt: str
+    business_keys: dict[str, list[str]]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One line of ``customs-hub outbox``."""
+
+    message_id: str
+    partner: str
+    body_type: str
+    state: str  # queued, retrying, dead
+    attempts: int
+    reason: str
+    created_at: datetime
+    next_attempt_at: datetime
+
+
+MAX_INDEXED_KEY = 512  # TrailKey.value
+
+
+def business_keys_of(text: str) -> dict[str, list[str]]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): [str(v) for v in vs] for k, vs in value.items() if isinstance(vs, list)}
