@@ -12,8 +12,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hub.app import keys
+from hub.app.context import Clock, system_clock
 from hub.app.delivery import OutboxWorker
-from hub.app.hub import Clock, Hub, system_clock
+from hub.app.hub import Hub
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.core.errors import HubError
@@ -72,7 +73,7 @@ class RunningHub:
             await self.checkpoints
         await self.hub.close()
         try:  # what was committed last is covered by a signed checkpoint
-            await self.hub.checkpoint()
+            await self.hub.audit.checkpoint()
         except HubError as exc:
             log.error("final trail checkpoint: %s", exc)
         await self.channels.close()
@@ -91,7 +92,7 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
 async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     await store.create_all()
     hub = Hub(config, store, clock=clock)
-    await hub.record_config()
+    await hub.audit.record_config()
     limits = config.limits
     # every partner's own allowance fits in the server's limit, with room for health checks
     allowances = len(config.partners) * (limits.partner_calls + limits.partner_streams + 2)
@@ -167,7 +168,7 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
     worker.start()
     for folder in folders:
         folder.start()
-    checkpoints = asyncio.create_task(hub.keep_checkpoints(), name=f"checkpoints-{hub.party}")
+    checkpoints = asyncio.create_task(hub.audit.keep_checkpoints(), name=f"checkpoints-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
         config.party,

@@ -66,7 +66,7 @@ class SimStream:
         how = self.sim.behaviour
         partner = self.sim.partner
         try:
-            results = await partner.receive_batch(
+            results = await partner.ingress.receive_batch(
                 envelopes, self.sim.sender, after=after, then=placed
             )
         except HubError:  # transient trouble at the partner: it ends the stream
@@ -118,7 +118,7 @@ def _signed_by(
     """The receipt the partner gave (or, for a refusal, a REJECTED one), signed by ``signer``'s
     key instead of the partner's."""
     if isinstance(result, HubError):
-        return signer.rejection_receipt(data, sender, result)
+        return signer.ingress.rejection_receipt(data, sender, result)
     return sign_receipt(signer.signer, pb.Receipt.FromString(result.receipt))
 
 

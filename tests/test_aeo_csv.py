@@ -30,7 +30,7 @@ from adapters.aeocsv import (
     AeoCsv,
     aeo_csv,
 )
-from hub.app.hub import check_submission
+from hub.app.submission import check_submission
 from hub.core.errors import TranslationError
 from hub.core.limits import XmlLimits
 from hub.core.messages import AeoStatus, ControlResult, business_keys

@@ -55,7 +55,7 @@ async def audited(federation: Federation, pki: Path) -> AsyncIterator[Audited]:
     await federation.start("NZ")
     sent = await submit_batch(cn, aeo_requests(12))
     await eventually(lambda: drained(cn), timeout=60)
-    assert await cn.hub.checkpoint() is not None
+    assert await cn.hub.audit.checkpoint() is not None
     credentials = grpc.ssl_channel_credentials((pki / "CN" / "ca.pem").read_bytes())
     channel = grpc.aio.secure_channel(f"127.0.0.1:{cn.audit_port}", credentials)
     verifier = checkpoint.parse_verifier((pki / "CN" / "trail.vkey").read_text())
@@ -127,7 +127,7 @@ async def test_an_entry_comes_with_a_proof_the_auditor_checks_alone(audited: Aud
     # 3. a later checkpoint extends that one
     await submit_batch(audited.cn, aeo_requests(3))
     await eventually(lambda: drained(audited.cn), timeout=60)
-    newer = await audited.cn.hub.checkpoint()
+    newer = await audited.cn.hub.audit.checkpoint()
     assert newer is not None
     proof = await stub.GetConsistencyProof(
         apb.GetConsistencyProofRequest(old_size=signed.size), metadata=auth
@@ -290,7 +290,7 @@ async def test_a_sender_proves_what_the_partner_logged_from_its_receipt_alone(
     nz = federation.running["NZ"]
     await submit_batch(audited.cn, aeo_requests(2))  # grow NZ's trail past the receipts
     await eventually(lambda: drained(audited.cn), timeout=60)
-    assert await nz.hub.checkpoint() is not None
+    assert await nz.hub.audit.checkpoint() is not None
     nz_key = checkpoint.parse_verifier((pki / "NZ" / "trail.vkey").read_text())
     credentials = grpc.ssl_channel_credentials((pki / "NZ" / "ca.pem").read_bytes())
     token = token_issuer(nz.config).issue("CN-audit", [TRAIL_READ], HOUR, ["CN"])

@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 from hub.app.delivery import OutboxWorker, PartnerSender
-from hub.app.hub import Hub, Submission
+from hub.app.hub import Hub
+from hub.app.submission import Submission
 from hub.cli.demo import sample_aeo_status
 from hub.core.envelope import verify_receipt
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -95,7 +96,7 @@ async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_on
         sizes.add(signed.batch.size)
     assert max(sizes) > 1  # receipts were signed in batches
     # and the commits were grouped on both sides
-    assert nz.hub.inbound_commits.transactions < len(sent) / 4
+    assert nz.hub.ingress.commits.transactions < len(sent) / 4
     assert cn.worker.settlements.transactions < len(sent) / 4
 
 
@@ -207,19 +208,24 @@ async def test_a_sender_sends_each_entry_once_whether_read_back_or_handed_over(
         await store.create_all()
         hub = Hub(federation.configs["CN"], store)
         sender = PartnerSender(OutboxWorker(hub, transport=None), "NZ")  # type: ignore[arg-type]
-        first = await hub.submit_many([Submission(sample_aeo_status("CN", "A1"), ["NZ"])] * 3)
+        first = await hub.submission.submit_many(
+            [Submission(sample_aeo_status("CN", "A1"), ["NZ"])] * 3
+        )
         assert not sender.synced and len(sender.fresh) == 3  # handed over, not yet trusted
         read = await sender._due(100)  # the store read finds the same three
-        assert [d.message_id for d in read] == [q.message_id for r in first for q in r]  # type: ignore[union-attr]
+        queued = [q.message_id for r in first for q in r]  # type: ignore[union-attr]
+        assert [d.message_id for d in read] == queued
         assert sender.synced
         sender.cursor = read[-1].entry_id  # written to the stream
         assert await sender._due(100) == []  # the copies in memory are not taken again
-        more = await hub.submit_many([Submission(sample_aeo_status("CN", "A2"), ["NZ"])] * 2)
+        more = await hub.submission.submit_many(
+            [Submission(sample_aeo_status("CN", "A2"), ["NZ"])] * 2
+        )
         taken = await sender._due(100)
         assert [d.message_id for d in taken] == [q.message_id for r in more for q in r]  # type: ignore[union-attr]
         # a partner too far behind: memory is dropped and the store is read again
         sender.fresh_limit = 3
-        await hub.submit_many([Submission(sample_aeo_status("CN", "A3"), ["NZ"])] * 4)
+        await hub.submission.submit_many([Submission(sample_aeo_status("CN", "A3"), ["NZ"])] * 4)
         assert not sender.synced and not sender.fresh
         sender.cursor = taken[-1].entry_id
         assert len(await sender._due(100)) == 4

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from hub.app.delivery import OutboxWorker
-from hub.app.hub import Hub, Submission
+from hub.app.hub import Hub
+from hub.app.submission import Submission
 from hub.cli.demo import sample_aeo_status
 from hub.store.db import Store
 from tests.conftest import Federation
@@ -31,7 +32,7 @@ class Pair:
     worker: OutboxWorker
 
     async def submit(self, n: int, prefix: str = "CNAEO") -> list[str]:
-        results = await self.cn.submit_many(
+        results = await self.cn.submission.submit_many(
             [Submission(sample_aeo_status("CN", f"{prefix}{i:04d}"), ["NZ"]) for i in range(n)]
         )
         return [q.message_id for r in results for q in r]  # type: ignore[union-attr]

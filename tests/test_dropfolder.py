@@ -345,7 +345,7 @@ async def test_hostile_files_neither_stop_the_folder_nor_lose_anything(
 
         # swapped while submitted: what was read is queued; the new file waits for a pass
         (inbox / "s.json").write_bytes(aeo_json("CNAEO1002"))
-        submit_many = cn.hub.submit_many
+        submit_many = cn.hub.submission.submit_many
 
         async def swapping(submissions):  # type: ignore[no-untyped-def]
             staged = root / "s.json.writing"
@@ -353,7 +353,7 @@ async def test_hostile_files_neither_stop_the_folder_nor_lose_anything(
             os.replace(staged, inbox / "s.json")
             return await submit_many(submissions)
 
-        monkeypatch.setattr(cn.hub, "submit_many", swapping)
+        monkeypatch.setattr(cn.hub.submission, "submit_many", swapping)
         assert await folder.run_pass() == 1
         monkeypatch.undo()
         assert "s.json" in files(inbox)

@@ -76,7 +76,7 @@ class NzAnswers:
         self.count: Counter[str] = Counter()
         self.released = asyncio.Event()
         self.released.set()
-        receive_batch = nz.hub.receive_batch
+        receive_batch = nz.hub.ingress.receive_batch
 
         async def answering(
             envelopes: Sequence[bytes], peer: str, **order: asyncio.Event | None
@@ -88,7 +88,7 @@ class NzAnswers:
             await self.released.wait()
             return results
 
-        nz.hub.receive_batch = answering  # type: ignore[method-assign]
+        nz.hub.ingress.receive_batch = answering  # type: ignore[method-assign]
 
 
 async def assert_delivered_once(link: Link, sent: list[str], pki: Path) -> None:

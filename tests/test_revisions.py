@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.app.hub import Hub, control_key
+from hub.app.hub import Hub
 from hub.cli.demo import sample_aeo_status, sample_control_result
 from hub.config import load_config, render_config
 from hub.core.envelope import build_envelope
 from hub.core.messages import ControlResult
+from hub.core.revisions import StateKey, StateRef, control_key, newer_wins
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.db import Store
 from tests.test_exchange import signer_of
@@ -90,7 +91,7 @@ async def deliver_in_order(
             bounds = sorted({0, len(arriving), *(c % (len(arriving) + 1) for c in cuts)})
             frames = [arriving[a:b] for a, b in itertools.pairwise(bounds)]
             # frames arrive concurrently, as from several streams, and are group-committed
-            results = await asyncio.gather(*(nz.receive_batch(f, "CN") for f in frames))
+            results = await asyncio.gather(*(nz.ingress.receive_batch(f, "CN") for f in frames))
             for frame in results:
                 for r in frame:
                     assert isinstance(r, pb.SignedReceipt), r
@@ -130,3 +131,19 @@ def test_an_older_revision_arriving_late_is_recorded_as_superseded(pki: Path, ki
     )
     assert held == latest and next(iter(held.values())) == 2
     assert superseded == [False, True]
+
+
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(1, 6)), max_size=12))
+def test_newer_wins_keeps_the_highest_revision_of_each_state_in_any_order(
+    arrivals: list[tuple[str, int]],
+) -> None:
+    """The rule alone (hub/core/revisions.py): a revision wins exactly when it is higher than
+    every one before it for the same state, so the held revision ends as the maximum, and an
+    equal or lower one arriving late never wins."""
+    held: dict[StateKey, int] = {}
+    best: dict[str, int] = {}
+    for key, revision in arrivals:
+        won = newer_wins(held, StateRef("CN", "aeo", key, revision))
+        assert won == (revision > best.get(key, 0))
+        best[key] = max(best.get(key, 0), revision)
+    assert held == {("CN", "aeo", key): revision for key, revision in best.items()}

@@ -372,7 +372,7 @@ async def _outbox(args: argparse.Namespace) -> int:
             return 0
         if args.action == "retry":
             hub = Hub(config, store)
-            retried = await hub.retry_dead_letters(args.message_id, args.partner)
+            retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
             for old, new in retried:
                 print(f"requeued {old}" if old == new else f"re-signed {old} as {new}")
             done = [old for old, _ in retried]

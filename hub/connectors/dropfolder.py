@@ -51,7 +51,8 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from adapters.base import DECODE, ENCODE, Item
-from hub.app.hub import Hub, Submission, derived_messages
+from hub.app.hub import Hub
+from hub.app.submission import Submission, derived_messages
 from hub.config import FolderConfig
 from hub.core.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.core.messages import body_class
@@ -290,7 +291,7 @@ class DropFolder:
             reason="folder-unsafe",
         )
         log.error("%s: %s %s; not followed", self.source, shown(level), what)
-        await self.hub.record_rejection(self.source, None, error)
+        await self.hub.audit.record_rejection(self.source, None, error)
         reported[level] = what
 
     async def run_pass(self) -> int:
@@ -400,7 +401,7 @@ class DropFolder:
                     )
                 )
             await self._record(outcome)
-        results = await self.hub.submit_many(submissions) if submissions else []
+        results = await self.hub.submission.submit_many(submissions) if submissions else []
         for (outcome, line), result in zip(pending, results, strict=True):
             if isinstance(result, HubError):  # recorded by the hub
                 outcome.refused.append((line, result))
@@ -440,7 +441,7 @@ class DropFolder:
     async def _record(self, outcome: Outcome) -> None:
         """Record the refusals found reading a file (the hub records its own)."""
         for _, error in outcome.refused:
-            await self.hub.record_rejection(
+            await self.hub.audit.record_rejection(
                 self.source, None, error, document_digest=outcome.digest or None
             )
 

@@ -445,3 +445,15 @@ def make_receipt(
     )
     receipt.received_at.FromDatetime(received_at)
     return receipt
+
+
+def claimed_message_id(data: bytes | None) -> str:
+    """The message id an envelope claims, read without trusting it (for rejection records)."""
+    if not data:
+        return ""
+    try:
+        claimed = pb.Header.FromString(pb.Envelope.FromString(data).header).message_id
+    except DecodeError:
+        return ""
+    # Unverified input goes into the rejection record only in a shape the store can hold.
+    return claimed if UUID_TEXT.fullmatch(claimed) else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from hub.core.errors import BusinessKeyError
 from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2, declaration_pb2, response_pb2
 
 GoodsDeclaration = declaration_pb2.GoodsDeclaration
@@ -121,3 +122,11 @@ def declaration_countries(document: GoodsDeclaration) -> list[str]:
     shipment = document.goods_shipment
     countries = [shipment.destination.country_code.strip(), shipment.export_country.id.strip()]
     return [c for c in countries if c]
+
+
+def keys_of(document: Message) -> BusinessKeys:
+    """``business_keys``, refused with ``business-key-invalid`` where one cannot be kept."""
+    try:
+        return business_keys(document)
+    except InvalidBusinessKey as exc:
+        raise BusinessKeyError(str(exc)) from None

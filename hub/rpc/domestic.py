@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.message import Message
 
-from hub.app.hub import Hub, Slice, Submission, derived_messages
+from hub.app.context import Slice
+from hub.app.hub import Hub
+from hub.app.submission import Submission, derived_messages
 from hub.core.envelope import sha256
 from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
 from hub.core.messages import body_class
@@ -47,7 +49,7 @@ class DomesticService(sgrpc.DomesticServicer):
                 return document, digest
             return getattr(request, which), None
         except HubError as exc:
-            await self.hub.record_rejection("domestic", None, exc, document_digest=digest)
+            await self.hub.audit.record_rejection("domestic", None, exc, document_digest=digest)
             raise
 
     async def Submit(
@@ -59,7 +61,7 @@ class DomesticService(sgrpc.DomesticServicer):
             await abort(context, exc)
             raise
         try:  # Hub.submit records its own rejections
-            queued = await self.hub.submit(
+            queued = await self.hub.submission.submit(
                 document,
                 list(request.recipients),
                 request.correlation_id,
@@ -112,7 +114,7 @@ class DomesticService(sgrpc.DomesticServicer):
                 )
             )
         try:
-            outcomes = await self.hub.submit_many([s for _, s in submissions])
+            outcomes = await self.hub.submission.submit_many([s for _, s in submissions])
         except HubError as exc:  # nothing of this batch was queued
             await abort(context, exc)
             raise

@@ -87,14 +87,14 @@ class PartnerExchangeService:
         except TrustError as exc:
             # a peer nobody registered: recorded, but at most once a minute for each reason,
             # so refused connections cannot grow the trail at will
-            await self.hub.record_refusal("unknown-peer", exc)
+            await self.hub.audit.record_refusal("unknown-peer", exc)
             await abort(context, exc)
             raise  # abort raises; this line is for type checkers
 
     async def _over_limit(
         self, peer: str, exc: LimitError, context: grpc.aio.ServicerContext
     ) -> None:
-        await self.hub.record_refusal(peer, exc)
+        await self.hub.audit.record_refusal(peer, exc)
         await abort(context, exc)
 
     async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.SignedReceipt:
@@ -105,11 +105,13 @@ class PartnerExchangeService:
             await self._over_limit(peer, exc, context)
             raise
         try:
-            return await self.hub.receive(request, peer)
+            return await self.hub.ingress.receive(request, peer)
         except HubError as exc:
             # transient trouble on our side is not the message's fault: no REJECTED receipt,
             # just UNAVAILABLE, and the sender tries again
-            receipt = None if exc.transient else self.hub.rejection_receipt(request, peer, exc)
+            receipt = (
+                None if exc.transient else self.hub.ingress.rejection_receipt(request, peer, exc)
+            )
             await abort(context, exc, receipt.SerializeToString() if receipt else None)
             raise
         finally:
@@ -155,7 +157,7 @@ class PartnerExchangeService:
                             "an Exchange frame must be an EnvelopeBatch; this one does not decode",
                             reason="batch-malformed",
                         )
-                        await self.hub.record_rejection(
+                        await self.hub.audit.record_rejection(
                             peer, None, error, document_digest=sha256(frame)
                         )
                         await queue.put(error)
@@ -165,12 +167,12 @@ class PartnerExchangeService:
                             f"a batch may carry at most {limits.max_batch_envelopes} envelopes; "
                             f"this one has {len(envelopes)}"
                         )
-                        await self.hub.record_rejection(peer, None, error)
+                        await self.hub.audit.record_rejection(peer, None, error)
                         await queue.put(error)
                         return
                     placed = asyncio.Event()
                     task = asyncio.create_task(
-                        self.hub.receive_batch(envelopes, peer, after=previous, then=placed)
+                        self.hub.ingress.receive_batch(envelopes, peer, after=previous, then=placed)
                     )
                     previous = placed
                     await queue.put((envelopes, len(frame), task))
@@ -224,7 +226,7 @@ class PartnerExchangeService:
                     receipts=[
                         r
                         if isinstance(r, pb.SignedReceipt)
-                        else self.hub.rejection_receipt(data, peer, r)
+                        else self.hub.ingress.rejection_receipt(data, peer, r)
                         for data, r in zip(envelopes, results, strict=True)
                     ]
                 )

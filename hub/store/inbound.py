@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
+from hub.core.revisions import StateKey, newer_wins
 from hub.store import rawsql
 from hub.store.engine import Database
 from hub.store.rawsql import Tx
@@ -192,21 +193,19 @@ class InboundStore:
         if not refs:
             return
         wanted = list({(r.party, r.kind, r.key) for r in (i.state for i in refs) if r is not None})
-        held: dict[tuple[str, str, str], int] = {}
+        held: dict[StateKey, int] = {}
         for part in rawsql.chunks(wanted):
             params = [value for key in part for value in key]
-            for r in tx.rows(self.db.sql.held_state(len(part)), params):
-                held[(r[0], r[1], r[2])] = int(r[3])
-        changed: dict[tuple[str, str, str], tuple[int, str]] = {}
+            for party, kind, key, revision in tx.rows(self.db.sql.held_state(len(part)), params):
+                held[(party, kind, key)] = int(revision)
+        changed: dict[StateKey, tuple[int, str]] = {}
         for item in refs:
             ref = item.state
             assert ref is not None  # noqa: S101 - filtered above
-            k = (ref.party, ref.kind, ref.key)
-            if ref.revision <= held.get(k, 0):
+            if newer_wins(held, ref):
+                changed[ref.state] = (ref.revision, item.row.message_id)
+            else:
                 item.row.superseded = True
-                continue
-            held[k] = ref.revision
-            changed[k] = (ref.revision, item.row.message_id)
         now = self.db.time(utcnow())
         tx.many(
             self.db.sql.upsert_state,

@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from hub.core.revisions import StateRef
+
 # the states of an outbox entry (outbox.state)
 QUEUED, DEAD = "queued", "dead"
 
@@ -407,16 +409,6 @@ class Settlement:
     receipt: ReceiptRow | ReceiptRecord
     # a final rejection becomes a dead letter with this reason; None settles the message
     dead_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class StateRef:
-    """Which piece of state a message carries, and its revision."""
-
-    party: str
-    kind: str
-    key: str
-    revision: int
 
 
 @dataclass

@@ -269,7 +269,7 @@ async def test_data_the_store_refuses_fails_only_its_envelope(tmp_path: Path, pk
     federation = Federation(tmp_path, pki)
     nz = await federation.start("NZ")
     try:
-        lane = nz.hub.inbound_commits
+        lane = nz.hub.ingress.commits
         apply = lane.apply
 
         def poisoned(tx: Tx, items: list) -> list:  # type: ignore[type-arg]

@@ -79,7 +79,7 @@ async def test_a_fault_while_reading_a_stream_ends_it_instead_of_hanging_it(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(nz.hub, "record_rejection", broken)
+    monkeypatch.setattr(nz.hub.audit, "record_rejection", broken)
     cn = as_partner(pki, "CN", nz)
     try:
         call = raw_exchange(cn, timeout=10)
@@ -208,14 +208,14 @@ async def test_one_partners_calls_do_not_take_the_others_slots(
     nz = await federation.start("NZ")
     allowed = nz.config.limits.partner_calls
     held = asyncio.Event()
-    receive = nz.hub.receive
+    receive = nz.hub.ingress.receive
 
     async def slow_for_cn(data: bytes, peer: str) -> pb.SignedReceipt:
         if peer == "CN":
             await held.wait()
         return await receive(data, peer)
 
-    monkeypatch.setattr(nz.hub, "receive", slow_for_cn)
+    monkeypatch.setattr(nz.hub.ingress, "receive", slow_for_cn)
     cn = as_partner(pki, "CN", nz)
     try:
         calls = [
@@ -254,7 +254,7 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
     nz = await federation.start("NZ")
     admission = nz.partner_exchange.admission
     reading = asyncio.Event()
-    receive_batch = nz.hub.receive_batch
+    receive_batch = nz.hub.ingress.receive_batch
 
     async def slow_for_cn(
         envelopes: list[bytes], peer: str, **kwargs: Any
@@ -263,7 +263,7 @@ async def test_frames_whose_answers_are_not_read_are_bounded(
             await reading.wait()
         return await receive_batch(envelopes, peer, **kwargs)
 
-    monkeypatch.setattr(nz.hub, "receive_batch", slow_for_cn)
+    monkeypatch.setattr(nz.hub.ingress, "receive_batch", slow_for_cn)
     frame = pb.EnvelopeBatch(
         envelopes=[aeo_envelope(pki, "CN", f"CNAEO{i}") for i in range(40)]
     ).SerializeToString()

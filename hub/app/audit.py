@@ -1,0 +1,145 @@
+"""The hub's own records in its trail: signed checkpoints (on a schedule and at shutdown), the
+configuration it started with, and every refusal, knocks counted rather than logged one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+
+from hub.app import keys
+from hub.app.context import HubContext
+from hub.core.envelope import (
+    claimed_message_id,
+    sha256,
+)
+from hub.core.errors import (
+    HubError,
+)
+from hub.store.schema import (
+    Rejection,
+    TrailCheckpoint,
+)
+from hub.trail import checkpoint
+
+log = logging.getLogger("customs_hub.audit")
+
+REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
+
+
+class Audit:
+    def __init__(self, hub: HubContext) -> None:
+        self.hub = hub
+        self.trail_key = keys.load_trail_key(hub.config, hub.signer)
+        # (source, reason) -> when a refusal was last recorded, and how many since were not
+        self._refusals: dict[tuple[str, str], tuple[float, int]] = {}
+
+    async def checkpoint(self) -> TrailCheckpoint | None:
+        """Sign a checkpoint of the trail now, if it grew (hub/trail/checkpoint.py)."""
+
+        def sign(size: int, root: bytes) -> bytes:
+            return checkpoint.sign(
+                checkpoint.Checkpoint(self.hub.config.origin, size, root), self.trail_key
+            )
+
+        return await self.hub.store.trail.sign_checkpoint(sign)
+
+    def config_digest(self) -> bytes:
+        """SHA-256 over what decides this hub's behaviour and identity: the config file and
+        the public parts it names (certificates, the trail key's public key); never a
+        private key."""
+        digest = hashlib.sha256()
+        for data in keys.public_parts(self.hub.config):
+            digest.update(len(data).to_bytes(8, "big") + data)
+        digest.update(self.trail_key.verifier().encode())
+        return digest.digest()
+
+    async def record_config(self) -> bool:
+        """Log a "config-changed" event when the hub starts with another configuration or
+        other keys than the last time."""
+        return await self.hub.store.trail.record_config(
+            self.config_digest(), self.hub.clock(), f"started with {self.hub.config.path.name}"
+        )
+
+    async def keep_checkpoints(self) -> None:
+        """Sign a checkpoint whenever ``checkpoint_entries`` entries were added since the last
+        one, or ``checkpoint_seconds`` passed and the trail grew. Runs until cancelled."""
+        config = self.hub.config
+        signed = await self.hub.store.trail.checkpoints()
+        last_size = signed[-1].size if signed else 0
+        last_time = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, config.checkpoint_seconds))
+            try:
+                size = await self.hub.store.trail.size()
+                due = size - last_size >= config.checkpoint_entries or (
+                    size > last_size and time.monotonic() - last_time >= config.checkpoint_seconds
+                )
+                if not due:
+                    continue
+                made = await self.checkpoint()
+                if made is not None:
+                    last_size, last_time = made.size, time.monotonic()
+            except HubError as exc:  # an inconsistent trail is logged loudly, never signed
+                log.error("trail checkpoint: %s", exc)
+
+    async def record_rejections(
+        self, source: str, refused: Sequence[tuple[bytes, HubError]]
+    ) -> None:
+        for _, error in refused:
+            log.warning("rejected from %s: %s", source, error)
+        await self.hub.store.inbound.record_rejections(
+            [
+                Rejection(
+                    at=self.hub.clock(),
+                    source=source,
+                    message_id=claimed_message_id(data),
+                    reason=error.reason,
+                    detail=error.message[:1024],
+                    digest=sha256(data),
+                )
+                for data, error in refused
+            ]
+        )
+
+    async def record_refusal(self, source: str, error: HubError) -> None:
+        """A refusal that costs the refused nothing to cause (a connection from a peer nobody
+        registered, a call over a partner's allowance): recorded at most once every
+        ``REFUSAL_WINDOW`` seconds per source and reason, the next record counting those left
+        out, so nobody can grow the trail by knocking."""
+        now = time.monotonic()
+        key = (source, error.reason)
+        since, left_out = self._refusals.get(key, (-REFUSAL_WINDOW, 0))
+        if now - since < REFUSAL_WINDOW:
+            self._refusals[key] = (since, left_out + 1)
+            return
+        if left_out:
+            error = type(error)(
+                f"{error.message} (and {left_out} more like it, not recorded one by one, in "
+                f"the {REFUSAL_WINDOW:g} s before)",
+                reason=error.reason,
+            )
+        self._refusals[key] = (now, 0)
+        await self.record_rejection(source, None, error)
+
+    async def record_rejection(
+        self,
+        source: str,
+        data: bytes | None,
+        error: HubError,
+        document_digest: bytes | None = None,
+    ) -> None:
+        log.warning("rejected from %s: %s", source, error)
+        await self.hub.store.inbound.record_rejection(
+            Rejection(
+                at=self.hub.clock(),
+                source=source,
+                message_id=claimed_message_id(data) if data else "",
+                reason=error.reason,
+                detail=error.message[:1024],
+                digest=sha256(data) if data is not None else document_digest,
+            )
+        )

@@ -1,0 +1,103 @@
+"""What every procedure of a hub shares: its configuration, store, clock, keys, routing, the
+group commit its writes go through, and the places work runs (the event loop, a few worker
+threads, the translation process). ``Hub`` (hub/app/hub.py) is this with the procedures on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from adapters.formats import Translators
+from hub.app import keys
+from hub.app.notify import Notifier
+from hub.app.translation import Translation
+from hub.config import HubConfig
+from hub.core.envelope import TimePolicy
+from hub.core.routing import RoutingTable
+from hub.store.db import Store
+from hub.store.groupcommit import GroupCommitter
+from hub.store.schema import DueDelivery
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+# The hub's worker threads (``off_loop``): CPU-bound work holds the GIL, so more of them would
+# not verify faster, but a thread waiting for the translation process holds nothing, and a
+# few such waits must leave threads for every other partner's envelopes.
+WORKERS = 4
+# A run of work done on the event loop itself (small envelopes, light documents) gives the
+# loop a turn this often (``Slice``), so other calls wait at most about this long.
+SLICE_SECONDS = 0.002
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class HubContext:
+    def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.party = config.party
+        self.store = store
+        self.clock = clock
+        self.trust, self.signer = keys.load_trust(config, clock())
+        self.routing = RoutingTable(
+            local_party=config.party,
+            partner_countries={p.party: p.countries for p in config.partners.values()},
+            rules=config.routes,
+            local_countries=config.countries,
+        )
+        self.policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
+        self.inbound_arrived = Notifier()
+        self.outbox_changed = Notifier()
+        # every write a message takes goes through one group commit: inbound messages, new
+        # outbound ones and partners' receipts share transactions (hub/store/groupcommit.py)
+        self.writes = GroupCommitter(store.db.write, name=f"writes-{self.party}")
+        # called with the outbox entries of every committed group of new messages, in id
+        # order, so senders can take them without reading them back (hub/app/delivery.py)
+        self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
+        self.translators = Translators(config.limits.xml)
+        self.translation = Translation(self.translators, config.limits.xml)
+        # CPU-bound work on what others send (verifying, parsing and translating documents)
+        # runs here, not on the event loop, so one large document does not stall every other
+        # partner's call
+        self.workers = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"hub-{self.party}-work")
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the hub's worker threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+
+    async def translate(self, format_id: str, content: bytes) -> Message:
+        """A document's business message: translated on the loop when its format says it is
+        light, otherwise on a worker thread (and a large one in the translation process)."""
+        if self.translation.light(format_id, content):
+            return self.translation.decode(format_id, content)
+        return await self.off_loop(self.translation.decode, format_id, content)
+
+    async def close(self) -> None:
+        """Commit what is in flight; afterwards nothing more is accepted."""
+        await self.writes.close()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.translation.close()
+
+
+class Slice:
+    """Inline work on the event loop, a unit at a time: ``await pause()`` after each unit gives
+    the loop a turn once ``SLICE_SECONDS`` have gone by since the last."""
+
+    __slots__ = ("began",)
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+
+    async def pause(self) -> None:
+        if time.perf_counter() - self.began >= SLICE_SECONDS:
+            await asyncio.sleep(0)
+            self.began = time.perf_counter()

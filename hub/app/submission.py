@@ -1,0 +1,386 @@
+"""What domestic systems submit: each document checked, routed (hub/core/routing.py), signed in
+an envelope per recipient and queued in the outbox with its trail events in one group commit,
+before the submitter hears "queued"; and dead letters queued again or re-signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+
+from adapters.wco.controls import control_result_from
+from hub.app.audit import Audit
+from hub.app.context import HubContext
+from hub.core.envelope import (
+    CORRELATION_ID,
+    build_envelope,
+    sha256,
+)
+from hub.core.errors import (
+    HubError,
+    SubmissionError,
+)
+from hub.core.messages import (
+    AeoStatus,
+    ControlResult,
+    GoodsDeclaration,
+    Response,
+    body_class,
+    keys_of,
+)
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.store.groupcommit import Lane
+from hub.store.rawsql import Tx
+from hub.store.schema import (
+    DueDelivery,
+    NewOutbound,
+    OutboundMessage,
+    as_utc,
+)
+from hub.trail import events as trail
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    message_id: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    document: Message
+    recipients: Sequence[str] = ()
+    correlation_id: str = ""
+    document_digest: bytes | None = None
+    derived: Sequence[Message] = ()
+    submission_id: str = ""
+    source: str = "domestic"  # who submitted it, for a rejection's record: "folder:<name>"
+
+
+def derived_messages(document: Message) -> list[Message]:
+    """Messages a document implies besides itself: the control results its notifications
+    report (a partner may recognise a control without reading RES-DMS)."""
+    if not isinstance(document, Response):
+        return []
+    found = (control_result_from(r) for r in (document, *document.further_responses))
+    return [result for result in found if result is not None]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    rows: list[NewOutbound]
+    submission_id: str
+    answer: bytes  # the serialised SubmitResponse, stored for an idempotent resubmission
+    events: list[trail.Event] = field(default_factory=list)  # translated, routed
+
+
+def queued_from(answer: bytes) -> list[QueuedMessage]:
+    response = spb.SubmitResponse.FromString(answer)
+    return [QueuedMessage(q.message_id, q.recipient) for q in response.queued]
+
+
+def check_submission(document: Message, local_party: str) -> None:
+    """The minimum a business message needs before it may be signed and sent."""
+    if isinstance(document, GoodsDeclaration):
+        if not (document.functional_reference_id.strip() or document.id.strip()):
+            raise SubmissionError(
+                "a goods declaration needs a functional reference (LRN, D026) or an id (MRN, D014)",
+                reason="missing-business-key",
+            )
+    elif isinstance(document, AeoStatus):
+        if not document.aeo_id.strip():
+            raise SubmissionError("an AEO status needs aeo_id", reason="missing-business-key")
+        if document.issuing_administration not in ("", local_party):
+            raise SubmissionError(
+                f"this hub shares AEO decisions of {local_party}; the status names issuing "
+                f"administration {document.issuing_administration!r}",
+                reason="not-issuer",
+            )
+        document.issuing_administration = local_party
+    elif isinstance(document, ControlResult):
+        concerns = (
+            document.declaration_id or document.functional_reference_id or document.container_ids
+        )
+        if not (document.control_id.strip() and concerns):
+            raise SubmissionError(
+                "a control result needs control_id and the declaration (MRN or LRN) or "
+                "containers it concerns",
+                reason="missing-business-key",
+            )
+
+
+class Submissions:
+    def __init__(self, hub: HubContext, audit: Audit) -> None:
+        self.hub, self.audit = hub, audit
+        self.commits: Lane[Outgoing, list[DueDelivery]] = hub.writes.lane(
+            "outbound", self.enqueue_in, committed=self.queued
+        )
+        self._submitting: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        self._last_revision = 0
+
+    async def submit(
+        self,
+        document: Message,
+        recipients: Sequence[str] = (),
+        correlation_id: str = "",
+        document_digest: bytes | None = None,
+        derived: Sequence[Message] = (),
+        submission_id: str = "",
+    ) -> list[QueuedMessage]:
+        """Route, sign and queue a domestic document, and any messages derived from it (e.g.
+        the control result a notification reports), all in one transaction: either all of
+        them are queued or, with the reason recorded, none."""
+        [result] = await self.submit_many(
+            [
+                Submission(
+                    document, recipients, correlation_id, document_digest, derived, submission_id
+                )
+            ]
+        )
+        if isinstance(result, HubError):
+            raise result
+        return result
+
+    async def submit_many(
+        self, submissions: Sequence[Submission]
+    ) -> list[list[QueuedMessage] | HubError]:
+        """Queue many submissions in one group commit; each gets its queued messages or the
+        error that refused it (recorded). A store failure raises: nothing was queued."""
+        results: list[list[QueuedMessage] | HubError | None] = [None] * len(submissions)
+        jobs: list[tuple[int, Outgoing]] = []
+        waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
+        mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
+        earlier = await self.hub.store.outbox.submissions(
+            [s.submission_id for s in submissions if 0 < len(s.submission_id) <= 128]
+        )
+        for i, sub in enumerate(submissions):
+            if sub.submission_id:
+                if len(sub.submission_id) > 128:
+                    results[i] = SubmissionError(
+                        "submission_id is longer than 128 characters", reason="submission-invalid"
+                    )
+                    continue
+                running = self._submitting.get(sub.submission_id)
+                if running is not None:  # the same submission is being queued right now
+                    waiting.append((i, running))
+                    continue
+                answer = earlier.get(sub.submission_id)
+                if answer is not None:
+                    results[i] = queued_from(answer)
+                    continue
+            try:
+                outgoing = self._prepare(sub)
+            except HubError as exc:
+                await self.audit.record_rejection(sub.source, None, exc, sub.document_digest)
+                results[i] = exc
+                continue
+            jobs.append((i, outgoing))
+            if sub.submission_id:
+                future = asyncio.get_running_loop().create_future()
+                self._submitting[sub.submission_id] = mine[sub.submission_id] = future
+        try:
+            await self.commits.submit([job for _, job in jobs])
+        except BaseException as exc:
+            for future in mine.values():
+                future.set_exception(exc if isinstance(exc, Exception) else HubError("cancelled"))
+                future.exception()  # retrieved: waiters see it, nobody is warned
+            raise
+        finally:
+            for sid in mine:
+                self._submitting.pop(sid, None)
+        for i, job in jobs:
+            queued = [QueuedMessage(r.message_id, r.recipient) for r in job.rows]
+            results[i] = queued
+            if job.submission_id:
+                mine[job.submission_id].set_result(queued)
+        for i, future in waiting:
+            try:
+                results[i] = await asyncio.shield(future)
+            except HubError as exc:
+                results[i] = exc
+        if jobs:
+            self.hub.outbox_changed.notify()
+        return [r if r is not None else HubError("not processed") for r in results]
+
+    def _prepare(self, sub: Submission) -> Outgoing:
+        """Check, route and sign one submission: its outbound rows, not yet stored."""
+        if not CORRELATION_ID.fullmatch(sub.correlation_id):
+            # what a partner would refuse is refused here, before it is signed and queued
+            raise SubmissionError(
+                "correlation_id must be at most 128 printable ASCII characters without spaces",
+                reason="submission-invalid",
+            )
+        documents = [sub.document, *sub.derived]
+        plan = []
+        for doc in documents:
+            check_submission(doc, self.hub.party)
+            if isinstance(doc, AeoStatus | ControlResult) and doc.revision == 0:
+                doc.revision = self._next_revision()
+            plan.append((doc, self.hub.routing.recipients(doc, sub.recipients)))
+        rows: list[NewOutbound] = []
+        events: list[trail.Event] = []
+        now = self.hub.clock()
+        keyed = [(doc, targets, keys_of(doc)) for doc, targets in plan]
+        if sub.document_digest:
+            events.append(
+                trail.Event(
+                    "translated",
+                    now,
+                    correlation_id=sub.correlation_id,
+                    sender="domestic",
+                    body_type=sub.document.DESCRIPTOR.full_name,
+                    document_digest=sub.document_digest,
+                    keys=keyed[0][2],  # the first document is the submitted one
+                    detail="a domestic document translated into the canonical form"
+                    + (f", with {len(sub.derived)} derived message(s)" if sub.derived else ""),
+                )
+            )
+        for doc, targets, doc_keys in keyed:
+            keys = json.dumps(doc_keys, sort_keys=True)
+            how = "as the domestic system asked" if sub.recipients else "by the routing rules"
+            events.append(
+                trail.Event(
+                    "routed",
+                    now,
+                    correlation_id=sub.correlation_id,
+                    sender="domestic",
+                    body_type=doc.DESCRIPTOR.full_name,
+                    document_digest=sub.document_digest or b"",
+                    keys=doc_keys,
+                    detail=f"to {', '.join(targets)}, {how}"[:300],
+                )
+            )
+            rows += [
+                self._sealed(
+                    doc,
+                    recipient,
+                    sub.correlation_id,
+                    keys,
+                    sub.document_digest,
+                    sub.submission_id or None,
+                )
+                for recipient in targets
+            ]
+        answer = b""
+        if sub.submission_id:
+            answer = spb.SubmitResponse(
+                queued=[spb.Queued(message_id=r.message_id, recipient=r.recipient) for r in rows],
+                document_digest=sub.document_digest or b"",
+            ).SerializeToString()
+        return Outgoing(rows, sub.submission_id, answer, events)
+
+    def _sealed(
+        self,
+        document: Message,
+        recipient: str,
+        correlation_id: str,
+        keys: str,
+        document_digest: bytes | None,
+        submission_id: str | None = None,
+    ) -> NewOutbound:
+        """``document`` signed in a new envelope for ``recipient``, as an outbound row."""
+        now = self.hub.clock()
+        ttl = self.hub.config.limits.message_ttl
+        data, header = build_envelope(
+            self.hub.signer,
+            sender=self.hub.party,
+            recipient=recipient,
+            document=document,
+            created_at=now,
+            ttl=ttl,
+            correlation_id=correlation_id,
+        )
+        if len(data) > self.hub.config.limits.max_envelope_bytes:
+            # a partner refuses it (they accept what we do): refused now, not dead-lettered
+            raise SubmissionError(
+                f"the signed message would be {len(data)} bytes; partners accept envelopes "
+                f"of at most {self.hub.config.limits.max_envelope_bytes} bytes",
+                reason="too-large",
+            )
+        return NewOutbound(
+            message_id=header.message_id,
+            correlation_id=correlation_id,
+            recipient=recipient,
+            body_type=header.body_type,
+            envelope=data,
+            envelope_digest=sha256(data),
+            business_keys=keys,
+            document_digest=document_digest,
+            created_at=now,
+            expires_at=now + ttl,
+            submission_id=submission_id,
+        )
+
+    def enqueue_in(self, tx: Tx, jobs: list[Outgoing]) -> list[list[DueDelivery]]:
+        """Outbound messages in a group commit; each job's outbox entries, in id order."""
+        entries = self.hub.store.outbox.enqueue_in(
+            tx,
+            [row for job in jobs for row in job.rows],
+            [(job.submission_id, job.answer) for job in jobs if job.submission_id],
+            [event for job in jobs for event in job.events],
+        )
+        out: list[list[DueDelivery]] = []
+        start = 0
+        for job in jobs:
+            out.append(entries[start : start + len(job.rows)])
+            start += len(job.rows)
+        return out
+
+    def queued(self, _jobs: list[Outgoing], entries: list[list[DueDelivery]]) -> None:
+        """Hand the committed entries to the senders (in id order: jobs commit in order)."""
+        flat = [entry for job in entries for entry in job]
+        for listener in self.hub.queued_listeners:
+            listener(flat)
+
+    async def retry_dead_letters(
+        self, message_ids: Sequence[str] = (), partner: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Queue dead letters again (by message id, or all of a partner's). One whose envelope
+        is still valid goes again as it is; an expired one is signed afresh as a new message
+        (new id and validity, same body and correlation id) that replaces it. Returns
+        (dead letter id, id now queued) pairs."""
+        letters: list[OutboundMessage] = []
+        wanted: list[str | None] = list(message_ids) or [None]
+        for message_id in wanted:
+            letters += await self.hub.store.outbox.dead_letters(message_id, partner)
+        now = self.hub.clock()
+        margin = self.hub.config.limits.clock_skew
+        again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
+        stale = [m for m in letters if m not in again]
+        replacements: list[NewOutbound] = []
+        for old in stale:
+            body_type = old.body_type
+            cls = body_class(body_type)
+            if cls is None:
+                raise SubmissionError(f"{old.message_id}: unknown body type {body_type}")
+            document = cls.FromString(pb.Envelope.FromString(old.envelope).body)
+            replacements.append(
+                self._sealed(
+                    document,
+                    old.recipient,
+                    old.correlation_id,
+                    old.business_keys,
+                    old.document_digest,
+                )
+            )
+        if again:
+            await self.hub.store.outbox.requeue([m.message_id for m in again], now)
+        if stale:
+            await self.hub.store.outbox.replace([m.message_id for m in stale], replacements)
+        self.hub.outbox_changed.notify()
+        return [(m.message_id, m.message_id) for m in again] + [
+            (old.message_id, new.message_id) for old, new in zip(stale, replacements, strict=True)
+        ]
+
+    def _next_revision(self) -> int:
+        """A revision for state the domestic system did not number: microseconds since the
+        epoch, strictly increasing within this process (a hybrid logical clock), so a later
+        change always carries a higher revision than an earlier one."""
+        now = int(self.hub.clock().timestamp() * 1_000_000)
+        self._last_revision = max(now, self._last_revision + 1)
+        return self._last_revision
