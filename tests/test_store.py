@@ -322,3 +322,22 @@ def test_plain_sql_writes_times_as_sqlalchemy_does(moment: datetime) -> None:
 
     utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     assert sqlite_time(moment) == DATETIME().bind_processor(None)(utc.replace(tzinfo=None))
+
+
+def test_a_row_type_names_every_column_its_table_is_written_with() -> None:
+    """Hot-path INSERTs take their columns from the table's class and their values by name
+    from the row type (hub/store/schema.py ``Writer``): a row type without a field for a new
+    column fails when the module loads."""
+    from dataclasses import dataclass
+
+    from hub.store.schema import INBOUND, INBOUND_WRITER, OUTBOUND, OUTBOUND_WRITER, Writer
+
+    assert OUTBOUND_WRITER.columns == tuple(c.name for c in OUTBOUND.columns)
+    assert INBOUND_WRITER.columns == tuple(c.name for c in INBOUND.columns if c.name != "id")
+
+    @dataclass
+    class Partial:
+        message_id: str
+
+    with pytest.raises(TypeError, match="Partial lacks"):
+        Writer(OUTBOUND, Partial)

@@ -29,7 +29,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.core.errors import StoreDataError, StoreError
 from hub.store import rawsql
 from hub.store.rawsql import TrailTail, Tx
-from hub.store.schema import as_utc
+from hub.store.schema import (
+    INBOUND_WRITER,
+    OUTBOUND_WRITER,
+    RECEIPT_WRITER,
+    InboundRow,
+    as_utc,
+)
 
 T = TypeVar("T")
 
@@ -101,21 +107,6 @@ def sqlite_time(value: datetime) -> str:
 
 
 # The hot paths build their rows as tuples in these column orders.
-OUTBOUND_INSERT = (
-    "id",
-    "message_id",
-    "correlation_id",
-    "recipient",
-    "body_type",
-    "envelope",
-    "envelope_digest",
-    "document_digest",
-    "business_keys",
-    "created_at",
-    "expires_at",
-    "submission_id",
-    "status",
-)
 
 OUTBOX_INSERT = (
     "id",
@@ -127,29 +118,6 @@ OUTBOX_INSERT = (
     "attempts",
 )
 
-INBOUND_INSERT = (
-    "message_id",
-    "sender",
-    "correlation_id",
-    "body_type",
-    "header",
-    "body",
-    "envelope_digest",
-    "business_keys",
-    "received_at",
-    "signed_receipt",
-    "superseded",
-)
-
-RECEIPT_INSERT = (
-    "message_id",
-    "receiver",
-    "outcome",
-    "reason",
-    "envelope_digest",
-    "signed_receipt",
-    "received_at",
-)
 
 TRAIL_INSERT = (
     "idx",
@@ -172,11 +140,11 @@ class Statements:
 
     def __init__(self, is_sqlite: bool) -> None:
         ins = rawsql.insert
-        self.insert_outbound = ins("outbound_message", OUTBOUND_INSERT)
+        self.insert_outbound = ins("outbound_message", OUTBOUND_WRITER.columns)
         self.insert_outbox = ins("outbox", OUTBOX_INSERT)
         self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
-        self.insert_receipt = ins("receipt", RECEIPT_INSERT, " ON CONFLICT DO NOTHING")
-        self.insert_inbound = ins("inbound_message", INBOUND_INSERT)
+        self.insert_receipt = ins("receipt", RECEIPT_WRITER.columns, " ON CONFLICT DO NOTHING")
+        self.insert_inbound = ins("inbound_message", INBOUND_WRITER.columns)
         self.insert_original = ins(
             "inbound_original", ("sender", "message_id", "format", "document_digest", "body")
         )
@@ -221,7 +189,7 @@ class Statements:
 
     @staticmethod
     def earlier_inbound(count: int) -> str:
-        columns = "id, sender, message_id, envelope_digest, signed_receipt, body_type, header"
+        columns = ", ".join(InboundRow.STORED)
         marks = rawsql.marks(count)
         return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
 
@@ -332,8 +300,8 @@ class Database:
         async def copy() -> int:
             async with self.engine.connect() as conn:
                 result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                row: Any = result.one()  # (busy, pages in the log, pages copied)
-            return int(row[1])
+                _busy, pages, _copied = tuple(result.one())
+            return int(pages)
 
         if await self.run(copy) < self.wal_restart_pages:
             return False

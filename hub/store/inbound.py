@@ -17,6 +17,7 @@ from hub.store.engine import Database
 from hub.store.rawsql import Tx
 from hub.store.schema import (
     INBOUND,
+    INBOUND_WRITER,
     REJECTION,
     REJECTION_COLUMNS,
     Accepted,
@@ -129,25 +130,7 @@ class InboundStore:
             for row, receipt in zip(rows, sign(rows, head), strict=True):
                 row.signed_receipt = receipt
             time = self.db.time
-            tx.many(
-                self.db.sql.insert_inbound,
-                [
-                    (
-                        r.message_id,
-                        r.sender,
-                        r.correlation_id,
-                        r.body_type,
-                        r.header,
-                        r.body,
-                        r.envelope_digest,
-                        r.business_keys,
-                        time(r.received_at),
-                        r.signed_receipt,
-                        r.superseded,
-                    )
-                    for r in rows
-                ],
-            )
+            tx.many(self.db.sql.insert_inbound, [INBOUND_WRITER.values(r, time) for r in rows])
             originals = [r for r in rows if r.original_format]
             if originals:
                 tx.many(
@@ -175,17 +158,9 @@ class InboundStore:
         found: dict[tuple[str, str], InboundRow] = {}
         now = utcnow()
         for part in rawsql.chunks(ids, 500):
-            for r in tx.rows(self.db.sql.earlier_inbound(len(part)), part):
-                found[(r[1], r[2])] = InboundRow(
-                    id=r[0],
-                    sender=r[1],
-                    message_id=r[2],
-                    envelope_digest=bytes(r[3]),
-                    signed_receipt=bytes(r[4]),
-                    body_type=r[5],
-                    header=bytes(r[6]),
-                    received_at=now,
-                )
+            for values in tx.rows(self.db.sql.earlier_inbound(len(part)), part):
+                row = InboundRow.stored(values, now)
+                found[(row.sender, row.message_id)] = row
         return found
 
     def _apply_revisions(self, tx: Tx, fresh: Sequence[Incoming]) -> None:
@@ -312,10 +287,10 @@ class InboundStore:
                     trail.Event(
                         "handed-over",
                         now,
-                        message_id=r[0],
-                        sender=r[1],
+                        message_id=r.message_id,
+                        sender=r.sender,
                         recipient=subscriber[:128],
-                        body_type=r[2],
+                        body_type=r.body_type,
                     )
                     for r in handed
                 ],

@@ -22,15 +22,16 @@ from hub.store.rawsql import Tx
 from hub.store.schema import (
     DEAD,
     OUTBOUND,
+    OUTBOUND_WRITER,
     OUTBOX,
     QUEUED,
+    RECEIPT_WRITER,
     SUBMISSION,
     DueDelivery,
     NewOutbound,
     OutboundMessage,
     OutboxEntry,
     Settlement,
-    as_utc,
     business_keys_of,
     utcnow,
 )
@@ -57,11 +58,11 @@ def _operator_event(kind: str, row: Any, at: datetime, detail: str) -> trail.Eve
     return trail.Event(
         kind,
         at,
-        message_id=row[1],
-        recipient=row[2],
-        correlation_id=row[3],
-        body_type=row[4],
-        keys=business_keys_of(row[5]),
+        message_id=row.message_id,
+        recipient=row.recipient,
+        correlation_id=row.correlation_id,
+        body_type=row.body_type,
+        keys=business_keys_of(row.business_keys),
         detail=detail,
     )
 
@@ -128,7 +129,7 @@ class OutboxStore:
             first = int(tx.value(statement))
             return list(range(first, first + count))
         statement = sql.outbound_ids if table == OUTBOUND.name else sql.outbox_ids
-        return sorted(int(r[0]) for r in tx.rows(statement, (count,)))
+        return sorted(int(oid) for (oid,) in tx.rows(statement, (count,)))
 
     def _enqueue(
         self, tx: Tx, messages: Sequence[NewOutbound | OutboundMessage]
@@ -138,27 +139,9 @@ class OutboxStore:
         time = self.db.time
         outbound_ids = self._ids(tx, OUTBOUND.name, len(messages))
         entry_ids = self._ids(tx, OUTBOX.name, len(messages))
-        tx.many(
-            self.db.sql.insert_outbound,
-            [
-                (
-                    oid,
-                    m.message_id,
-                    m.correlation_id,
-                    m.recipient,
-                    m.body_type,
-                    m.envelope,
-                    m.envelope_digest,
-                    m.document_digest,
-                    m.business_keys,
-                    time(m.created_at),
-                    time(m.expires_at) if m.expires_at else None,
-                    m.submission_id,
-                    m.status,
-                )
-                for oid, m in zip(outbound_ids, messages, strict=True)
-            ],
-        )
+        for oid, m in zip(outbound_ids, messages, strict=True):
+            m.id = oid
+        tx.many(self.db.sql.insert_outbound, [OUTBOUND_WRITER.values(m, time) for m in messages])
         tx.many(
             self.db.sql.insert_outbox,
             [
@@ -174,8 +157,6 @@ class OutboxStore:
                 for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
             ],
         )
-        for oid, m in zip(outbound_ids, messages, strict=True):
-            m.id = oid
         return [
             DueDelivery(
                 eid,
@@ -221,19 +202,7 @@ class OutboxStore:
 
         async def work() -> list[DueDelivery]:
             query = (
-                core_select(
-                    OUTBOX.c.id,
-                    OUTBOX.c.outbound_id,
-                    OUTBOUND.c.message_id,
-                    OUTBOX.c.partner,
-                    OUTBOUND.c.envelope,
-                    OUTBOUND.c.envelope_digest,
-                    OUTBOX.c.attempts,
-                    OUTBOX.c.expires_at,
-                    OUTBOUND.c.correlation_id,
-                    OUTBOUND.c.body_type,
-                    OUTBOUND.c.business_keys,
-                )
+                core_select(*DueDelivery.COLUMNS)
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
                 .where(
                     OUTBOX.c.state == QUEUED,
@@ -247,22 +216,7 @@ class OutboxStore:
                 query = query.where(OUTBOX.c.partner == partner)
             async with self.db.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
-            return [
-                DueDelivery(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    bytes(r[4]),
-                    bytes(r[5]),
-                    r[6],
-                    as_utc(r[7]) if r[7] else None,
-                    r[8],
-                    r[9],
-                    r[10],
-                )
-                for r in rows
-            ]
+            return [DueDelivery.of(r) for r in rows]
 
         return await self.db.run(work)
 
@@ -272,7 +226,7 @@ class OutboxStore:
                 result = await conn.execute(
                     core_select(OUTBOX.c.partner).where(OUTBOX.c.state == QUEUED).distinct()
                 )
-                return [r[0] for r in result.all()]
+                return list(result.scalars().all())
 
         return await self.db.run(work)
 
@@ -290,18 +244,7 @@ class OutboxStore:
         self.trail.append_in(tx, [_settled_event(r) for r in results])
         tx.many(
             sql.insert_receipt,
-            [
-                (
-                    r.message_id,
-                    r.receiver,
-                    r.outcome,
-                    r.reason,
-                    r.envelope_digest,
-                    r.signed_receipt,
-                    time(r.received_at),
-                )
-                for r in (s.receipt for s in results)
-            ],
+            [RECEIPT_WRITER.values(s.receipt, time) for s in results],
         )
         tx.many(
             sql.set_outbound_status,
@@ -361,10 +304,10 @@ class OutboxStore:
                 trail.Event(
                     "delivery-failed",
                     now,
-                    message_id=r[0],
-                    recipient=r[1],
-                    correlation_id=r[2],
-                    body_type=r[3],
+                    message_id=r.message_id,
+                    recipient=r.partner,
+                    correlation_id=r.correlation_id,
+                    body_type=r.body_type,
                     detail=error[:300],
                 )
                 for r in conn.execute(failed)
@@ -399,7 +342,7 @@ class OutboxStore:
                 return 0
             conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id.in_([r[0] for r in expired]))
+                .where(OUTBOX.c.id.in_([r.id for r in expired]))
                 .values(
                     state=DEAD,
                     dead_reason=func.coalesce(
@@ -409,10 +352,10 @@ class OutboxStore:
                 )
             )
             for r in expired:
-                move(r[7], Outbound.DEAD)
+                move(r.status, Outbound.DEAD)
             conn.execute(
                 update(OUTBOUND)
-                .where(OUTBOUND.c.id.in_([r[1] for r in expired]))
+                .where(OUTBOUND.c.id.in_([r.outbound_id for r in expired]))
                 .values(status=Outbound.DEAD)
             )
             self.trail.append_in(
@@ -421,11 +364,11 @@ class OutboxStore:
                     trail.Event(
                         "dead-lettered",
                         now,
-                        message_id=r[2],
-                        recipient=r[3],
-                        correlation_id=r[4],
-                        body_type=r[5],
-                        keys=business_keys_of(r[6]),
+                        message_id=r.message_id,
+                        recipient=r.partner,
+                        correlation_id=r.correlation_id,
+                        body_type=r.body_type,
+                        keys=business_keys_of(r.business_keys),
                         reason="expired",
                     )
                     for r in expired
@@ -463,8 +406,8 @@ class OutboxStore:
             if not dead:
                 return 0
             for r in dead:
-                move(r[6], Outbound.QUEUED)
-            ids = [r[0] for r in dead]
+                move(r.status, Outbound.QUEUED)
+            ids = [r.id for r in dead]
             conn.execute(
                 update(OUTBOX)
                 .where(OUTBOX.c.outbound_id.in_(ids))
@@ -488,8 +431,8 @@ class OutboxStore:
             if len(dead) != len(replaced):
                 raise StoreError("a dead letter to replace is no longer dead")
             for r in dead:
-                move(r[6], Outbound.REPLACED)
-            ids = [r[0] for r in dead]
+                move(r.status, Outbound.REPLACED)
+            ids = [r.id for r in dead]
             conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
             conn.execute(
                 update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.REPLACED)
@@ -504,8 +447,8 @@ class OutboxStore:
                         "requeued",
                         r,
                         now,
-                        f"an operator re-signed it as {by_old[r[1]].message_id}"
-                        if r[1] in by_old
+                        f"an operator re-signed it as {by_old[r.message_id].message_id}"
+                        if r.message_id in by_old
                         else "an operator re-signed it",
                     )
                     for r in dead
@@ -523,8 +466,8 @@ class OutboxStore:
             dead = self._dead_letters(tx, message_ids)
             if dead:
                 for r in dead:
-                    move(r[6], Outbound.DEAD)
-                ids = [r[0] for r in dead]
+                    move(r.status, Outbound.DEAD)
+                ids = [r.id for r in dead]
                 conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
                 conn.execute(
                     update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.DEAD)
@@ -538,8 +481,8 @@ class OutboxStore:
         return await self.db.run(lambda: self.db.transaction(work))
 
     def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
-        """(id, message id, recipient, correlation id, type, keys, status) of these dead
-        letters."""
+        """These dead letters' outbound rows: id, message_id, recipient, correlation_id,
+        body_type, business_keys and status, by name."""
         return list(
             tx.conn.execute(
                 core_select(

@@ -7,9 +7,11 @@ lists are derived from these classes (``columns``), so a column is declared once
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -303,15 +305,38 @@ def _columns(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.columns if c.name != "id")
 
 
-OUTBOUND_COLUMNS = _columns(OUTBOUND)
-INBOUND_COLUMNS = _columns(INBOUND)
-RECEIPT_COLUMNS = _columns(RECEIPT)
 REJECTION = table_named("rejection")
 REJECTION_COLUMNS = _columns(REJECTION)
 
 
 def values_of(obj: object, columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: getattr(obj, c) for c in columns}
+
+
+class Writer:
+    """How a hot path writes a table with plain SQL: the columns of its INSERT, in the table's
+    own order, and each row's values read by name from its row type, so a column is named once,
+    in the table's class. A row type that lacks a column fails at import, not at the first
+    message."""
+
+    def __init__(self, table: Table, row_type: type, *, without: tuple[str, ...] = ()) -> None:
+        columns = [c for c in table.columns if c.name not in without]
+        self.columns = tuple(c.name for c in columns)
+        missing = set(self.columns) - {f.name for f in fields(row_type)}
+        if missing:
+            raise TypeError(
+                f"{row_type.__name__} has no field for {sorted(missing)} ({table.name})"
+            )
+        self._read = operator.attrgetter(*self.columns)
+        self._times = tuple(i for i, c in enumerate(columns) if isinstance(c.type, DateTime))
+
+    def values(self, row: object, time: Callable[[datetime], Any]) -> list[Any]:
+        """``row``'s values in column order, its times as the driver takes them (``time``)."""
+        values = list(self._read(row))
+        for i in self._times:
+            if values[i] is not None:
+                values[i] = time(values[i])
+        return values
 
 
 @dataclass(slots=True)
@@ -356,6 +381,33 @@ class InboundRow:
     original_body: bytes = b""
     document_digest: bytes = b""
 
+    # what ``stored`` reads of a message accepted before, in this order
+    STORED: ClassVar[tuple[str, ...]] = (
+        "id",
+        "sender",
+        "message_id",
+        "envelope_digest",
+        "signed_receipt",
+        "body_type",
+        "header",
+    )
+
+    @classmethod
+    def stored(cls, values: Sequence[Any], received_at: datetime) -> InboundRow:
+        """A message accepted before, from its columns read in ``STORED`` order: what a
+        resend is compared with."""
+        read = dict(zip(cls.STORED, values, strict=True))
+        return cls(
+            id=read["id"],
+            sender=read["sender"],
+            message_id=read["message_id"],
+            envelope_digest=bytes(read["envelope_digest"]),
+            signed_receipt=bytes(read["signed_receipt"]),
+            body_type=read["body_type"],
+            header=bytes(read["header"]),
+            received_at=received_at,
+        )
+
     def signed_the_same(self, other: InboundRow) -> bool:
         """Whether ``other`` carries what this row's sender signed (``signed_alike``)."""
         return signed_alike(
@@ -399,6 +451,38 @@ class DueDelivery:
     correlation_id: str = ""
     body_type: str = ""
     business_keys: str = "{}"
+
+    # what ``of`` reads, by name: the entry (outbox) and its message (outbound_message)
+    COLUMNS: ClassVar[tuple[Any, ...]] = (
+        OUTBOX.c.id.label("entry_id"),
+        OUTBOX.c.outbound_id,
+        OUTBOUND.c.message_id,
+        OUTBOX.c.partner,
+        OUTBOUND.c.envelope,
+        OUTBOUND.c.envelope_digest,
+        OUTBOX.c.attempts,
+        OUTBOX.c.expires_at,
+        OUTBOUND.c.correlation_id,
+        OUTBOUND.c.body_type,
+        OUTBOUND.c.business_keys,
+    )
+
+    @classmethod
+    def of(cls, row: Any) -> DueDelivery:
+        """A row selected with ``COLUMNS``."""
+        return cls(
+            entry_id=row.entry_id,
+            outbound_id=row.outbound_id,
+            message_id=row.message_id,
+            partner=row.partner,
+            envelope=bytes(row.envelope),
+            envelope_digest=bytes(row.envelope_digest),
+            attempts=row.attempts,
+            expires_at=as_utc(row.expires_at) if row.expires_at else None,
+            correlation_id=row.correlation_id,
+            body_type=row.body_type,
+            business_keys=row.business_keys,
+        )
 
 
 @dataclass(frozen=True)
@@ -500,3 +584,9 @@ def business_keys_of(text: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
         return {}
     return {str(k): [str(v) for v in vs] for k, vs in value.items() if isinstance(vs, list)}
+
+
+# the tables the hot paths write row by row, each from its row type
+OUTBOUND_WRITER = Writer(OUTBOUND, NewOutbound)
+INBOUND_WRITER = Writer(INBOUND, InboundRow, without=("id",))
+RECEIPT_WRITER = Writer(RECEIPT, ReceiptRow, without=("id",))

@@ -225,7 +225,7 @@ class TrailStore:
             if end is not None:
                 query = query.where(TRAIL.c.idx < end)
             async with self.db.engine.connect() as conn:
-                return [bytes(r[0]) for r in await conn.execute(query)]
+                return [bytes(leaf) for leaf in (await conn.execute(query)).scalars()]
 
         return await self.db.run(work)
 

@@ -58,12 +58,18 @@ class Views:
                 rows = (await conn.execute(query)).all()
             out = []
             for r in rows:
-                state = r[3]
-                if state == QUEUED and r[4] > 0:
-                    state = "retrying"
-                reason = (r[6] if r[3] == DEAD else r[5]) or ""
+                state = "retrying" if r.state == QUEUED and r.attempts > 0 else r.state
                 out.append(
-                    OutboxRow(r[0], r[1], r[2], state, r[4], reason, as_utc(r[7]), as_utc(r[8]))
+                    OutboxRow(
+                        r.message_id,
+                        r.partner,
+                        r.body_type,
+                        state,
+                        r.attempts,
+                        (r.dead_reason if r.state == DEAD else r.last_error) or "",
+                        as_utc(r.created_at),
+                        as_utc(r.next_attempt_at),
+                    )
                 )
             return out
 
