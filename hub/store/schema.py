@@ -324,9 +324,7 @@ class Writer:
         self.columns = tuple(c.name for c in columns)
         missing = set(self.columns) - {f.name for f in fields(row_type)}
         if missing:
-            raise TypeError(
-                f"{row_type.__name__} has no field for {sorted(missing)} ({table.name})"
-            )
+            raise TypeError(f"{row_type.__name__} lacks {sorted(missing)} of {table.name}")
         self._read = operator.attrgetter(*self.columns)
         self._times = tuple(i for i, c in enumerate(columns) if isinstance(c.type, DateTime))
 
