@@ -19,6 +19,7 @@ from hub.core.envelope import (
 from hub.core.errors import (
     HubError,
 )
+from hub.core.limits import REJECTION_CHARS
 from hub.store.schema import (
     Rejection,
     TrailCheckpoint,
@@ -98,7 +99,7 @@ class Audit:
                     source=source,
                     message_id=claimed_message_id(data),
                     reason=error.reason,
-                    detail=error.message[:1024],
+                    detail=error.message[:REJECTION_CHARS],
                     digest=sha256(data),
                 )
                 for data, error in refused
@@ -139,7 +140,7 @@ class Audit:
                 source=source,
                 message_id=claimed_message_id(data) if data else "",
                 reason=error.reason,
-                detail=error.message[:1024],
+                detail=error.message[:REJECTION_CHARS],
                 digest=sha256(data) if data is not None else document_digest,
             )
         )

@@ -62,6 +62,9 @@ log = logging.getLogger("customs_hub.ingress")
 # 5 ms), one with a partner-format document inside never is, and a run of such work gives the
 # loop a turn every SLICE_SECONDS.
 INLINE_ENVELOPE_BYTES = 16 * 1024
+# Inbound frames are answered after their commit: commits of at most this many messages keep
+# that wait short (a 64-envelope frame and part of the next).
+INBOUND_COMMIT_ITEMS = 128
 
 Checked = tuple[OpenedEnvelope, StateRef | None, BusinessKeys] | HubError
 
@@ -76,9 +79,8 @@ class _Heavy(Exception):
 class Ingress:
     def __init__(self, hub: HubContext, audit: Audit) -> None:
         self.hub, self.audit = hub, audit
-        # inbound frames are answered after their commit: small commits keep that wait short
         self.commits: Lane[Incoming, Accepted] = hub.writes.lane(
-            "inbound", self.accept_in, max_items=128
+            "inbound", self.accept_in, max_items=INBOUND_COMMIT_ITEMS
         )
 
     async def receive(self, data: bytes, peer_party: str) -> pb.SignedReceipt:

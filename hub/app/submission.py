@@ -24,6 +24,7 @@ from hub.core.errors import (
     HubError,
     SubmissionError,
 )
+from hub.core.limits import DETAIL_CHARS, ID_CHARS
 from hub.core.messages import (
     AeoStatus,
     ControlResult,
@@ -156,13 +157,14 @@ class Submissions:
         waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
         mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
         earlier = await self.hub.store.outbox.submissions(
-            [s.submission_id for s in submissions if 0 < len(s.submission_id) <= 128]
+            [s.submission_id for s in submissions if 0 < len(s.submission_id) <= ID_CHARS]
         )
         for i, sub in enumerate(submissions):
             if sub.submission_id:
-                if len(sub.submission_id) > 128:
+                if len(sub.submission_id) > ID_CHARS:
                     results[i] = SubmissionError(
-                        "submission_id is longer than 128 characters", reason="submission-invalid"
+                        f"submission_id is longer than {ID_CHARS} characters",
+                        reason="submission-invalid",
                     )
                     continue
                 running = self._submitting.get(sub.submission_id)
@@ -212,7 +214,8 @@ class Submissions:
         if not CORRELATION_ID.fullmatch(sub.correlation_id):
             # what a partner would refuse is refused here, before it is signed and queued
             raise SubmissionError(
-                "correlation_id must be at most 128 printable ASCII characters without spaces",
+                f"correlation_id must be at most {ID_CHARS} printable ASCII characters "
+                "without spaces",
                 reason="submission-invalid",
             )
         documents = [sub.document, *sub.derived]
@@ -252,7 +255,7 @@ class Submissions:
                     body_type=doc.DESCRIPTOR.full_name,
                     document_digest=sub.document_digest or b"",
                     keys=doc_keys,
-                    detail=f"to {', '.join(targets)}, {how}"[:300],
+                    detail=f"to {', '.join(targets)}, {how}"[:DETAIL_CHARS],
                 )
             )
             rows += [

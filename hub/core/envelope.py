@@ -26,6 +26,7 @@ from hub.core.errors import (
     SignatureError,
     TimeWindowError,
 )
+from hub.core.limits import ID_CHARS
 from hub.core.messages import body_class
 from hub.core.signing import (
     ENVELOPE_DOMAIN,
@@ -229,9 +230,9 @@ UUID_TEXT = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 # Correlation ids are the sender's free choice, stored and shown to auditors: printable ASCII,
-# and short enough for an index (128 is what the store's column holds).
-CORRELATION_ID = re.compile(r"^[\x21-\x7e]{0,128}$")
-MAX_BODY_TYPE = 128
+# and short enough for an index (ID_CHARS: what the store's column holds).
+CORRELATION_ID = re.compile(rf"^[\x21-\x7e]{{0,{ID_CHARS}}}$")
+MAX_BODY_TYPE = ID_CHARS
 
 
 def check_header_fields(header: pb.Header) -> None:
@@ -242,7 +243,7 @@ def check_header_fields(header: pb.Header) -> None:
         )
     if not CORRELATION_ID.fullmatch(header.correlation_id):
         raise EnvelopeError(
-            "correlation_id must be at most 128 printable ASCII characters without spaces",
+            f"correlation_id must be at most {ID_CHARS} printable ASCII characters without spaces",
             reason="header-malformed",
         )
     if not header.body_type or len(header.body_type) > MAX_BODY_TYPE:
@@ -255,7 +256,7 @@ def check_header_fields(header: pb.Header) -> None:
 # any is verified, so the work an envelope can cause is bounded.
 MAX_SIGNATURES = 4
 MAX_SIGNATURE_BYTES = 1024  # a P-256 ECDSA signature is at most 72 bytes, Ed25519 64
-MAX_KEY_ID = 128
+MAX_KEY_ID = ID_CHARS
 
 
 def _verify_signatures(

@@ -5,6 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Identifiers the hub stores and indexes: correlation, submission and subscriber ids, body
+# types, key ids. 128 holds a UUID, a URN or a WCO reference with room to spare, and keeps
+# every index entry small.
+ID_CHARS = 128
+# Free text kept with a record is cut to these lengths: a sentence and an identifier or two,
+# and a bound on what another party's error text can add to the trail and the tables.
+DETAIL_CHARS = 300  # a trail event's detail (docs/trail.md)
+ERROR_CHARS = 1000  # an outbox entry's last error or dead-letter reason
+REJECTION_CHARS = 1024  # a rejection's detail, as the refused party was told it
+
 
 @dataclass(frozen=True)
 class XmlLimits:

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
+from hub.core.limits import DETAIL_CHARS, ID_CHARS
 from hub.core.revisions import StateKey, newer_wins
 from hub.store import rawsql
 from hub.store.engine import Database
@@ -62,7 +63,7 @@ def _rejected_event(rejection: Rejection) -> trail.Event:
         message_id=rejection.message_id,
         sender=rejection.source,
         reason=rejection.reason,
-        detail=rejection.detail[:300],
+        detail=rejection.detail[:DETAIL_CHARS],
         envelope_digest=b"" if domestic else digest,
         document_digest=digest if domestic else b"",
     )
@@ -289,7 +290,7 @@ class InboundStore:
                         now,
                         message_id=r.message_id,
                         sender=r.sender,
-                        recipient=subscriber[:128],
+                        recipient=subscriber[:ID_CHARS],
                         body_type=r.body_type,
                     )
                     for r in handed

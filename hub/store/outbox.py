@@ -15,6 +15,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from hub.core.errors import StoreError
+from hub.core.limits import DETAIL_CHARS, ERROR_CHARS
 from hub.core.outbox import Outbound, move
 from hub.store import rawsql
 from hub.store.engine import Database
@@ -81,7 +82,7 @@ def _settled_event(settlement: Settlement) -> trail.Event:
         keys=business_keys_of(settlement.due.business_keys),
         outcome=receipt.outcome,
         reason=receipt.reason,
-        detail=(settlement.dead_reason or "")[:300],
+        detail=(settlement.dead_reason or "")[:DETAIL_CHARS],
     )
 
 
@@ -263,7 +264,7 @@ class OutboxStore:
         tx.many(
             sql.dead_entry,
             [
-                (s.dead_reason[:1000], s.due.entry_id, s.due.outbound_id)
+                (s.dead_reason[:ERROR_CHARS], s.due.entry_id, s.due.outbound_id)
                 for s in results
                 if s.dead_reason is not None
             ],
@@ -280,7 +281,7 @@ class OutboxStore:
 
         values: dict[str, Any] = {
             "attempts": OUTBOX.c.attempts + 1,
-            "last_error": error[:1000],
+            "last_error": error[:ERROR_CHARS],
         }
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
@@ -308,7 +309,7 @@ class OutboxStore:
                     recipient=r.partner,
                     correlation_id=r.correlation_id,
                     body_type=r.body_type,
-                    detail=error[:300],
+                    detail=error[:DETAIL_CHARS],
                 )
                 for r in conn.execute(failed)
             ]
@@ -474,7 +475,7 @@ class OutboxStore:
                 )
                 now = utcnow()
                 self.trail.append_in(
-                    tx, [_operator_event("dropped", r, now, reason[:300]) for r in dead]
+                    tx, [_operator_event("dropped", r, now, reason[:DETAIL_CHARS]) for r in dead]
                 )
             return len(dead)
 

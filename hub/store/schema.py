@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from hub.core.limits import ID_CHARS
 from hub.core.revisions import StateRef
 
 # the states of an outbox entry (outbox.state)
@@ -67,16 +68,16 @@ class OutboundMessage(SQLModel, table=True):
     __tablename__ = "outbound_message"
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=36, unique=True)
-    correlation_id: str = Field(default="", max_length=128)
+    correlation_id: str = Field(default="", max_length=ID_CHARS)
     recipient: str = Field(max_length=16)
-    body_type: str = Field(max_length=128)
+    body_type: str = Field(max_length=ID_CHARS)
     envelope: bytes = _blob()
     envelope_digest: bytes = _blob()
     document_digest: bytes | None = _blob(nullable=True)  # original domestic document, if any
     business_keys: str = Field(default="{}")  # JSON object: name -> list of values
     created_at: datetime = _ts()
     expires_at: datetime | None = _ts(nullable=True)
-    submission_id: str | None = Field(default=None, max_length=128)
+    submission_id: str | None = Field(default=None, max_length=ID_CHARS)
     # queued -> delivered | rejected (by the partner) | dead (expired, dropped) | replaced
     # (an operator retried it as a new message)
     status: str = Field(default=QUEUED, max_length=16)
@@ -132,8 +133,8 @@ class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(max_length=36, index=True)
     sender: str = Field(max_length=16)
-    correlation_id: str = Field(default="", max_length=128)
-    body_type: str = Field(max_length=128)
+    correlation_id: str = Field(default="", max_length=ID_CHARS)
+    body_type: str = Field(max_length=ID_CHARS)
     header: bytes = _blob()
     body: bytes = _blob()
     envelope_digest: bytes = _blob()
@@ -173,7 +174,7 @@ class Submission(SQLModel, table=True):
     """A domestic submission's idempotency key and the answer it got."""
 
     __tablename__ = "submission"
-    submission_id: str = Field(primary_key=True, max_length=128)
+    submission_id: str = Field(primary_key=True, max_length=ID_CHARS)
     response: bytes = _blob()
     created_at: datetime = _ts()
 
@@ -196,7 +197,7 @@ class SubscriberCursor(SQLModel, table=True):
     """The last inbound cursor a domestic subscriber acknowledged."""
 
     __tablename__ = "subscriber_cursor"
-    subscriber: str = Field(primary_key=True, max_length=128)
+    subscriber: str = Field(primary_key=True, max_length=ID_CHARS)
     acknowledged: int = 0
     updated_at: datetime = _ts()
 
@@ -221,10 +222,10 @@ class TrailEntry(SQLModel, table=True):
     kind: str = Field(max_length=32)
     at: datetime = _ts()
     message_id: str = Field(default="", max_length=64, index=True)
-    correlation_id: str = Field(default="", max_length=128)
-    sender: str = Field(default="", max_length=128)
-    recipient: str = Field(default="", max_length=128)
-    body_type: str = Field(default="", max_length=128)
+    correlation_id: str = Field(default="", max_length=ID_CHARS)
+    sender: str = Field(default="", max_length=ID_CHARS)
+    recipient: str = Field(default="", max_length=ID_CHARS)
+    body_type: str = Field(default="", max_length=ID_CHARS)
     leaf: bytes = _blob()
     leaf_hash: bytes = _blob()  # the tree's level-0 node (hub/trail/tree.py), kept in this row
 

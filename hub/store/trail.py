@@ -13,6 +13,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from hub.core.errors import StoreError
+from hub.core.limits import DETAIL_CHARS
 from hub.store import rawsql
 from hub.store.engine import Database, utc_time
 from hub.store.rawsql import Raw, TrailTail, Tx
@@ -196,7 +197,9 @@ class TrailStore:
             ).scalar()
             if last is not None and trail.decode(bytes(last)).config_digest == digest:
                 return False
-            event = trail.Event("config-changed", at, config_digest=digest, detail=detail[:300])
+            event = trail.Event(
+                "config-changed", at, config_digest=digest, detail=detail[:DETAIL_CHARS]
+            )
             self.append_in(tx, [event])
             return True
 
@@ -273,7 +276,7 @@ class TrailStore:
             statement = statement.where(
                 c.idx.in_(
                     core_select(TRAIL_KEY.c.idx).where(
-                        TRAIL_KEY.c.name == name, TRAIL_KEY.c.value == value[:512]
+                        TRAIL_KEY.c.name == name, TRAIL_KEY.c.value == value[:MAX_INDEXED_KEY]
                     )
                 )
             )
