@@ -3,7 +3,7 @@
     python bench/trail.py [--sizes 10000,100000,1000000 | --quick] [--batch 64] [--proofs 1000]
                           [--store sqlite|postgres] [--json bench/trail-latest.json]
 
-Grows one trail (the RFC 6962 Merkle log in SQL, hub/store/db.py and hub/trail/tree.py) from
+Grows one trail (the RFC 6962 Merkle log in SQL, hub/store/trail.py and hub/trail/tree.py) from
 empty to the largest of ``--sizes`` through ``Store.append_trail``, the hub's own append path:
 one transaction per call, ``--batch`` events each (64 by default, like the hub's group
 commit). The events are what the hub records for AEO status updates: "received", "queued" and

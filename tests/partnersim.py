@@ -2,7 +2,7 @@
 
 ``PartnerSim`` implements hub/app/ports.py's PartnerTransport without a socket. Behind it is a real
 ``Hub`` of the partner's (its own store, trust store and signing key), which verifies each
-frame and signs its receipts exactly as it would behind gRPC (Hub.receive_batch, and a REJECTED
+frame and signs its receipts exactly as it would behind gRPC (Ingress.receive_batch, and a REJECTED
 receipt for a refusal, as hub/rpc/partner.py answers). Switches make it misbehave on cue, the ways a
 partner or the network between can: never answer, answer late, answer twice, answer with
 garbage, end the stream mid-way (a restart), sign with a key that is not the partner's.
@@ -36,8 +36,9 @@ class Misbehaviour:
 class SimStream:
     """One Exchange stream to the simulated partner (a PartnerStream)."""
 
-    def __init__(self, sim: PartnerSim) -> None:
+    def __init__(self, sim: PartnerSim, partner: Hub) -> None:
         self.sim = sim
+        self.partner = partner
         self.answers: asyncio.Queue[list[pb.SignedReceipt] | None] = asyncio.Queue()
         self.frames = 0
         self.ended = False
@@ -64,7 +65,7 @@ class SimStream:
         self, envelopes: list[bytes], after: asyncio.Event | None, placed: asyncio.Event
     ) -> None:
         how = self.sim.behaviour
-        partner = self.sim.partner
+        partner = self.partner
         try:
             results = await partner.ingress.receive_batch(
                 envelopes, self.sim.sender, after=after, then=placed
@@ -123,21 +124,25 @@ def _signed_by(
 
 
 class PartnerSim:
-    """A PartnerTransport whose only partner is ``partner`` (a real Hub, no servers), receiving
-    as ``sender``."""
+    """A PartnerTransport to ``partners`` (real Hubs, no servers), each receiving as
+    ``sender``. ``reachable`` False cuts them all off, ``down`` the parties it names."""
 
-    def __init__(self, partner: Hub, sender: str) -> None:
-        self.partner = partner
+    def __init__(self, partners: Hub | Sequence[Hub], sender: str) -> None:
+        hubs = [partners] if isinstance(partners, Hub) else list(partners)
+        self.partners = {hub.party: hub for hub in hubs}
+        self.partner = hubs[0]
         self.sender = sender
         self.behaviour = Misbehaviour()
         self.streams: list[SimStream] = []
         self.frames_received = 0
         self.reachable = True
+        self.down: set[str] = set()
 
     def stream(self, party: str) -> SimStream:
-        if party != self.partner.party or not self.reachable:
+        partner = self.partners.get(party)
+        if partner is None or not self.reachable or party in self.down:
             raise DeliveryError(f"{party} cannot be reached", reason="partner-unavailable")
-        stream = SimStream(self)
+        stream = SimStream(self, partner)
         self.streams.append(stream)
         return stream
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
@@ -31,15 +32,16 @@ class Pair:
     sim: PartnerSim
     worker: OutboxWorker
 
-    async def submit(self, n: int, prefix: str = "CNAEO") -> list[str]:
+    async def submit(self, n: int, prefix: str = "CNAEO", to: str = "NZ") -> list[str]:
         results = await self.cn.submission.submit_many(
-            [Submission(sample_aeo_status("CN", f"{prefix}{i:04d}"), ["NZ"]) for i in range(n)]
+            [Submission(sample_aeo_status("CN", f"{prefix}{i:04d}"), [to]) for i in range(n)]
         )
         return [q.message_id for r in results for q in r]  # type: ignore[union-attr]
 
-    async def delivered(self) -> list[str]:
-        """CN's messages NZ holds, in the order NZ accepted them."""
-        return [m.message_id for m in await self.nz.store.views.inbound() if m.sender == "CN"]
+    async def delivered(self, to: str = "NZ") -> list[str]:
+        """CN's messages a partner holds, in the order it accepted them."""
+        partner = self.sg if to == "SG" else self.nz
+        return [m.message_id for m in await partner.store.views.inbound() if m.sender == "CN"]
 
     async def statuses(self) -> dict[str, str]:
         return {m.message_id: m.status for m, _ in await self.cn.store.views.outbound()}
@@ -62,7 +64,7 @@ async def pair(federation: Federation) -> AsyncIterator[Pair]:
         store = Store(config.store_url)
         await store.create_all()
         hubs[party] = Hub(dataclasses.replace(config, limits=limits), store)
-    sim = PartnerSim(hubs["NZ"], "CN")
+    sim = PartnerSim([hubs["NZ"], hubs["SG"]], "CN")
     worker = OutboxWorker(hubs["CN"], sim)
     worker.start()
     try:
@@ -154,6 +156,32 @@ async def test_an_unreachable_partner_backs_off_and_drains_when_back(pair: Pair)
     pair.sim.reachable = True
     await eventually(lambda: _all_delivered(pair, sent))
     assert await pair.delivered() == sent
+
+
+async def test_a_down_partner_does_not_hold_up_the_others_and_drains_in_order(
+    pair: Pair,
+) -> None:
+    pair.sim.down.add("SG")
+    to_sg = await pair.submit(30, "SGAEO", to="SG")
+    to_nz = await pair.submit(30)
+
+    async def nz_has_all() -> bool:
+        return await pair.delivered() == to_nz
+
+    await eventually(nz_has_all)
+
+    async def sg_retried() -> bool:
+        entries = [e for e in await pair.cn.store.views.outbox() if e.partner == "SG"]
+        return len(entries) == len(to_sg) and entries[0].attempts >= 1
+
+    await eventually(sg_retried)
+    more_to_sg = await pair.submit(20, "SGMORE", to="SG")
+    rows = await pair.cn.store.views.outbox_rows(datetime.now(UTC))
+    assert {r.state for r in rows if r.partner == "SG"} <= {"queued", "retrying"}
+    assert await pair.delivered("SG") == []
+    pair.sim.down.clear()
+    await eventually(lambda: _all_delivered(pair, to_sg + more_to_sg))
+    assert await pair.delivered("SG") == to_sg + more_to_sg  # in creation order
 
 
 async def _all_delivered(pair: Pair, sent: list[str]) -> bool:

@@ -73,7 +73,7 @@ DUPLICATE = pb.RECEIPT_OUTCOME_DUPLICATE
 
 class _Heavy(Exception):
     """An envelope's partner document is too costly to translate on the loop: open it on a
-    worker thread instead (Hub._open_batch)."""
+    worker thread instead (Ingress._open_batch)."""
 
 
 class Ingress:

@@ -8,11 +8,11 @@ from 7 ms to seconds either way). So:
 
 - a domestic document its format translates in a few milliseconds at worst (``light``: e.g.
   WCO XML of at most 32 KiB and 400 tags) is translated on the event loop itself
-  (``Hub.translate``): handing it to a thread makes the loop and the thread take turns at the
+  (``HubContext.translate``): handing it to a thread makes the loop and the thread take turns at the
   GIL, which cost bench/e2e.py a quarter of its declarations per second. Partners' documents
   are never translated on the loop: they are not ours to trust with it;
 - any other document of at most ``ISOLATE_BYTES`` is translated on the calling thread (one of
-  the hub's worker threads, ``Hub.off_loop``): 32 KiB of EDIFACT takes some 20 ms, and a trip
+  the hub's worker threads, ``HubContext.off_loop``): 32 KiB of EDIFACT takes some 20 ms, and a trip
   to another process would cost more than it saves;
 - a larger one is translated in a separate worker process (spawned, not forked: the hub runs
   gRPC's threads), one document at a time, so it costs the hub's own process nothing but the
@@ -60,8 +60,8 @@ TRANSLATE_SECONDS = 60.0
 
 class Translation:
     """The hub's translations of documents into business messages. Its methods block: call
-    them from a worker thread (``Hub.off_loop``), never on the event loop, except ``decode``
-    for a document ``light`` says is cheap (``Hub.translate``)."""
+    them from a worker thread (``HubContext.off_loop``), never on the event loop, except ``decode``
+    for a document ``light`` says is cheap (``HubContext.translate``)."""
 
     def __init__(self, translators: Translators, limits: XmlLimits | None) -> None:
         self.translators = translators

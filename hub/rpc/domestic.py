@@ -60,7 +60,7 @@ class DomesticService(sgrpc.DomesticServicer):
         except HubError as exc:
             await abort(context, exc)
             raise
-        try:  # Hub.submit records its own rejections
+        try:  # Submissions.submit records its own rejections
             queued = await self.hub.submission.submit(
                 document,
                 list(request.recipients),
