@@ -40,14 +40,25 @@ from hub.store.trail import TrailStore
 from hub.trail import events as trail
 
 
-def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
+def _outbound_event(kind: str, at: datetime, row: Any, **more: Any) -> trail.Event:
+    """An event about an outbound message, from a row with its message_id, recipient,
+    correlation_id and body_type columns."""
     return trail.Event(
+        kind,
+        at,
+        message_id=row.message_id,
+        recipient=row.recipient,
+        correlation_id=row.correlation_id,
+        body_type=row.body_type,
+        **more,
+    )
+
+
+def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
+    return _outbound_event(
         "queued",
         message.created_at,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        recipient=message.recipient,
-        body_type=message.body_type,
+        message,
         envelope_digest=message.envelope_digest,
         document_digest=message.document_digest or b"",
         keys=business_keys_of(message.business_keys),
@@ -56,16 +67,7 @@ def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
 
 def _operator_event(kind: str, row: Any, at: datetime, detail: str) -> trail.Event:
     """A dead letter an operator requeued, re-signed or dropped (row: ``_dead_letters``)."""
-    return trail.Event(
-        kind,
-        at,
-        message_id=row.message_id,
-        recipient=row.recipient,
-        correlation_id=row.correlation_id,
-        body_type=row.body_type,
-        keys=business_keys_of(row.business_keys),
-        detail=detail,
-    )
+    return _outbound_event(kind, at, row, keys=business_keys_of(row.business_keys), detail=detail)
 
 
 def _settled_event(settlement: Settlement) -> trail.Event:
@@ -289,7 +291,7 @@ class OutboxStore:
         failed = (
             core_select(
                 OUTBOUND.c.message_id,
-                OUTBOX.c.partner,
+                OUTBOX.c.partner.label("recipient"),
                 OUTBOUND.c.correlation_id,
                 OUTBOUND.c.body_type,
             )
@@ -302,15 +304,7 @@ class OutboxStore:
             conn = tx.conn
             now = utcnow()
             events = [
-                trail.Event(
-                    "delivery-failed",
-                    now,
-                    message_id=r.message_id,
-                    recipient=r.partner,
-                    correlation_id=r.correlation_id,
-                    body_type=r.body_type,
-                    detail=error[:DETAIL_CHARS],
-                )
+                _outbound_event("delivery-failed", now, r, detail=error[:DETAIL_CHARS])
                 for r in conn.execute(failed)
             ]
             conn.execute(statement)
@@ -328,7 +322,7 @@ class OutboxStore:
                     OUTBOX.c.id,
                     OUTBOX.c.outbound_id,
                     OUTBOUND.c.message_id,
-                    OUTBOX.c.partner,
+                    OUTBOX.c.partner.label("recipient"),
                     OUTBOUND.c.correlation_id,
                     OUTBOUND.c.body_type,
                     OUTBOUND.c.business_keys,
@@ -362,13 +356,10 @@ class OutboxStore:
             self.trail.append_in(
                 tx,
                 [
-                    trail.Event(
+                    _outbound_event(
                         "dead-lettered",
                         now,
-                        message_id=r.message_id,
-                        recipient=r.partner,
-                        correlation_id=r.correlation_id,
-                        body_type=r.body_type,
+                        r,
                         keys=business_keys_of(r.business_keys),
                         reason="expired",
                     )
