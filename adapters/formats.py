@@ -37,12 +37,14 @@ from adapters.wco.translator import WcoXml
 from hub.core.errors import ConfigError, HubError, TranslationError
 from hub.core.limits import XmlLimits
 
-# What plugins written against this module before adapters/base.py existed import from it.
+# What plugins import from here: what a translator is (adapters/base.py) and the error it raises
+# (hub/core/errors.py, hub/errors.py before issue 15), so a plugin needs no path inside hub/.
 __all__ = [
     "DECODE",
     "ENCODE",
     "Factory",
     "Item",
+    "TranslationError",
     "Translator",
     "Translators",
     "decode_all",

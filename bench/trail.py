@@ -4,23 +4,23 @@
                           [--store sqlite|postgres] [--json bench/trail-latest.json]
 
 Grows one trail (the RFC 6962 Merkle log in SQL, hub/store/trail.py and hub/trail/tree.py) from
-empty to the largest of ``--sizes`` through ``Store.append_trail``, the hub's own append path:
+empty to the largest of ``--sizes`` through ``store.trail.append``, the hub's own append path:
 one transaction per call, ``--batch`` events each (64 by default, like the hub's group
 commit). The events are what the hub records for AEO status updates: "received", "queued" and
 "delivered" in turn, UUIDv7 message ids, a partner as sender or recipient, a 32-byte envelope
-digest and an AEO id as business key. On SQLite a task calls ``Store.copy_wal`` every
+digest and an AEO id as business key. On SQLite a task calls ``Database.copy_wal`` every
 0.25 s, as the hub's delivery loop does (the store turns SQLite's own checkpoints off).
 
 It measures:
 
-- appends per second, from the time spent in ``append_trail`` only (the events of a batch are
+- appends per second, from the time spent in ``store.trail.append`` only (the events of a batch are
   made before its call), over the ``--window`` appends (10,000) just before each size, and
   over every such window of the run: flat figures mean appending does not slow as it grows;
   with the p50 and p99 of one call (one commit);
 - when the trail reaches each size, inclusion-proof latency for ``--proofs`` random indexes,
-  from the call to ``Store.trail_inclusion(index, size)`` to the returned proof, with the
+  from the call to ``store.trail.inclusion(index, size)`` to the returned proof, with the
   proof length and the number of stored nodes it read (``treestore.inclusion_keys``);
-- consistency-proof latency between consecutive sizes (``Store.trail_consistency``), called
+- consistency-proof latency between consecutive sizes (``store.trail.consistency``), called
   ``--proofs / 10`` times;
 - database bytes per entry at each size, less what the empty database held (SQLite: pages in
   use; PostgreSQL: pg_database_size), and per table at the largest size.
@@ -28,7 +28,7 @@ It measures:
 Every proof is checked with hub.trail.merkle alone: the bench rebuilds each entry from its index,
 hashes it (hub.trail.events.encode, hub.trail.merkle.leaf_hash) and keeps its own root with
 merkle.RootBuilder, so a proof passes only if it leads that leaf to a root computed without the
-store; ``Store.trail_root(size)`` must equal it too. Any failure is counted and the bench exits
+store; ``store.trail.root(size)`` must equal it too. Any failure is counted and the bench exits
 with status 1.
 
 The default store is a SQLite file in a temporary folder; ``--store postgres`` runs on a fresh
@@ -66,7 +66,7 @@ from hub.trail.events import Event, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-CHECKPOINT_SECONDS = 0.25  # hub/app/delivery.py's
+WAL_COPY_SECONDS = 0.25  # hub/app/delivery.py's
 PARTNERS = ("NZ", "SG", "JP", "KR", "AU", "GB", "CA", "US")
 BODY_TYPE = "customs_hub.v1.AeoStatus"
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -288,10 +288,10 @@ class Sizes:
 # --- the run --------------------------------------------------------------------------------
 
 
-async def checkpoints(store: Store, run: Run) -> None:
-    """Store.copy_wal beside the writer, as hub/app/delivery.py runs it."""
+async def copy_wal(store: Store, run: Run) -> None:
+    """Database.copy_wal beside the writer, as hub/app/delivery.py runs it."""
     while True:
-        await asyncio.sleep(CHECKPOINT_SECONDS)
+        await asyncio.sleep(WAL_COPY_SECONDS)
         run.wal_restarts += await store.db.copy_wal()
 
 
@@ -330,9 +330,9 @@ async def measure(
 ) -> None:
     await store.create_all()
     empty, _ = await sizes.total()
-    housekeeping = asyncio.create_task(checkpoints(store, run)) if store.db.is_sqlite else None
+    housekeeping = asyncio.create_task(copy_wal(store, run)) if store.db.is_sqlite else None
     builder = merkle.RootBuilder()  # the verifier's own root, from its own leaves
-    ends: list[int] = []  # trail size after each append_trail call
+    ends: list[int] = []  # trail size after each store.trail.append call
     took: list[float] = []  # seconds in that call
     previous: tuple[int, bytes] | None = None
     rng = random.Random(6962)
@@ -346,7 +346,7 @@ async def measure(
                 first = await store.trail.append(events)
                 took.append(time.perf_counter() - start)
                 if first != size:
-                    raise RuntimeError(f"append_trail returned {first} for an append at {size}")
+                    raise RuntimeError(f"append returned {first} for an append at {size}")
                 size += len(events)
                 ends.append(size)
                 for e in events:
@@ -424,7 +424,7 @@ def report_checkpoint(c: Checkpoint) -> None:
 def header(machine: str, store: str, batch: int, proofs: int, window: int) -> None:
     print(f"trail on {store}, batches of {batch} per transaction; {machine}")
     print(
-        f"appends/s: the {window:,} appends before each size, time in append_trail only; "
+        f"appends/s: the {window:,} appends before each size, time in store.trail.append only; "
         f"proofs: {proofs} random indexes, verified with hub.trail.merkle"
     )
     print(
@@ -446,7 +446,7 @@ def footer(run: Run) -> None:
         f"max {max(rates):,.0f}, last {rates[-1]:,.0f}"
     )
     print(
-        f"{total:,} appends: {total / run.append_seconds:,.0f}/s in append_trail, "
+        f"{total:,} appends: {total / run.append_seconds:,.0f}/s in store.trail.append, "
         f"{run.grow_seconds:.0f} s in all with making and hashing the events"
         + (f"; {run.wal_restarts} WAL restarts" if run.store.startswith("SQLite") else "")
     )
@@ -466,7 +466,7 @@ def main() -> None:
         help="trail sizes to measure proofs at, comma-separated (the largest is grown to)",
     )
     parser.add_argument("--quick", action="store_true", help="sizes 1000,10000,100000")
-    parser.add_argument("--batch", type=int, default=64, help="events per append_trail call")
+    parser.add_argument("--batch", type=int, default=64, help="events per store.trail.append call")
     parser.add_argument("--proofs", type=int, default=1000, help="inclusion proofs per size")
     parser.add_argument("--window", type=int, default=10_000, help="appends per rate window")
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")

@@ -31,7 +31,7 @@ from hub.rpc.partner import (
 from hub.rpc.server import SERVER_OPTIONS, add_health_and_reflection, bind, decoding_handler
 from hub.store.db import Store
 
-log = logging.getLogger("customs_hub.runtime")
+log = logging.getLogger("customs_hub.service")
 
 AUDIT = apb.DESCRIPTOR.services_by_name["Audit"]
 

@@ -1,6 +1,6 @@
 """Reliable delivery between real hubs over mTLS: streaming with batch receipts, group commits,
-dead letters and the operator's outbox commands. A partner that is down or misbehaves is
-simulated in memory (tests/test_delivery_sim.py)."""
+a partner that starts late, dead letters and the operator's outbox commands. A partner that
+misbehaves is simulated in memory (tests/test_delivery_sim.py)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,36 @@ async def test_streamed_delivery_keeps_order_and_batch_receipts_verify_one_by_on
     # and the commits were grouped on both sides
     assert nz.hub.ingress.commits.transactions < len(sent) / 4
     assert cn.worker.settlements.transactions < len(sent) / 4
+
+
+async def test_a_partner_that_starts_late_is_reached_over_mtls_and_drains_in_order(
+    federation: Federation,
+) -> None:
+    """The real network's side of tests/test_delivery_sim.py's down partner: connections to a
+    port nobody listens on fail, back off, and succeed once the partner's server starts."""
+    fast_retries(federation, "CN")
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # SG stays down for now
+    to_sg = await submit_batch(cn, aeo_requests(30, to="SG"))
+    to_nz = await submit_batch(cn, aeo_requests(30, to="NZ"))
+
+    async def nz_has_all() -> bool:
+        return len(await nz.hub.store.views.inbound()) == len(to_nz)
+
+    await eventually(nz_has_all)
+
+    async def sg_retried() -> bool:
+        entries = [e for e in await cn.hub.store.views.outbox() if e.partner == "SG"]
+        return len(entries) == len(to_sg) and all(e.attempts >= 1 for e in entries[:1])
+
+    await eventually(sg_retried)
+    more_to_sg = await submit_batch(cn, aeo_requests(20, to="SG"))
+    rows = await cn.hub.store.views.outbox_rows(datetime.now(UTC))
+    assert {r.state for r in rows if r.partner == "SG"} <= {"queued", "retrying"}
+    sg = await federation.start("SG")
+    await eventually(lambda: drained(cn), timeout=30)
+    # the queue drained in creation order
+    assert [m.message_id for m in await sg.hub.store.views.inbound()] == to_sg + more_to_sg
 
 
 @pytest.mark.slow

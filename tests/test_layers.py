@@ -213,3 +213,18 @@ def test_ruff_bans_the_shells_libraries_in_the_pure_core(folder: str) -> None:
 
     assert banned(f"{folder}/probe.py") == 3
     assert banned("hub/rpc/probe.py") == 0
+
+
+@pytest.mark.parametrize("folder", ["hub/app", "hub/store"])
+def test_ruff_bans_grpc_in_the_procedures_and_the_store(folder: str) -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    done = subprocess.run(
+        [str(ruff), "check", "--select", "TID251", "--stdin-filename", f"{folder}/probe.py", "-"],
+        input="import grpc\n\nprint(grpc)",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.count("TID251") == 1

@@ -227,7 +227,7 @@ async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_th
     tmp_path: Path,
 ) -> None:
     """A checkpoint inside a commit stalls it; the hub's connections leave the log alone, and
-    Store.copy_wal copies it into the database while writers go on."""
+    Database.copy_wal copies it into the database while writers go on."""
     path = tmp_path / "hub.db"
     store = Store(f"sqlite+aiosqlite:///{path}")
     try:

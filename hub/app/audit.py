@@ -26,7 +26,7 @@ from hub.store.schema import (
 )
 from hub.trail import checkpoint
 
-log = logging.getLogger("customs_hub.audit")
+log = logging.getLogger("customs_hub")
 
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 

@@ -46,7 +46,7 @@ OUTCOMES = {
 # A REJECTED receipt is final, except where the reason says "not now": our clock ran ahead of
 # the partner's beyond its skew allowance. Such a message stays queued and is retried.
 RETRYABLE_REJECTIONS = frozenset({"not-yet-valid"})
-# How often SQLite's write-ahead log is copied into the database (Store.copy_wal): at a
+# How often SQLite's write-ahead log is copied into the database (Database.copy_wal): at a
 # few MB of log per second under load, each copy stays small.
 WAL_COPY_SECONDS = 0.25
 # Room for the frame's own framing around the envelopes, per envelope.
@@ -470,7 +470,7 @@ class OutboxWorker:
             )
 
     async def _copy_wal(self) -> None:
-        """Keep SQLite's write-ahead log short (Store.copy_wal), a few times a second."""
+        """Keep SQLite's write-ahead log short (Database.copy_wal), a few times a second."""
         while True:
             await asyncio.sleep(WAL_COPY_SECONDS)
             try:

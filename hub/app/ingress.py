@@ -26,6 +26,7 @@ from hub.core.envelope import (
     sha256,
     sign_receipt,
     sign_receipts,
+    signed_alike,
 )
 from hub.core.errors import (
     DuplicateConflictError,
@@ -49,10 +50,9 @@ from hub.store.schema import (
     Accepted,
     InboundRow,
     Incoming,
-    signed_alike,
 )
 
-log = logging.getLogger("customs_hub.ingress")
+log = logging.getLogger("customs_hub")
 
 # Work known to take well under a millisecond is done on the event loop itself: handing it to a
 # worker thread makes the loop and the thread take turns at the GIL, which costs more than the

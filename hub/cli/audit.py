@@ -30,7 +30,7 @@ from hub.core.errors import REASON_KEY, HubError
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
-from hub.rpc.audit import AuditReader
+from hub.rpc.audit import MAX_PAGE, AuditReader
 from hub.store.db import Store
 from hub.trail import checkpoint, merkle
 
@@ -272,7 +272,7 @@ async def _all(
 ) -> list[apb.TrailEntryView]:
     entries: list[apb.TrailEntryView] = []
     while len(entries) < limit:
-        request.page_size = min(1000, limit - len(entries))
+        request.page_size = min(MAX_PAGE, limit - len(entries))
         page = await source.query(request)
         entries.extend(page.entries)
         if not page.next_page_token:

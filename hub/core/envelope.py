@@ -458,3 +458,12 @@ def claimed_message_id(data: bytes | None) -> str:
         return ""
     # Unverified input goes into the rejection record only in a shape the store can hold.
     return claimed if UUID_TEXT.fullmatch(claimed) else ""
+
+
+def signed_alike(a: tuple[bytes, bytes], b: tuple[bytes, bytes]) -> bool:
+    """Whether two verified envelopes, each as (envelope digest, signed header bytes), carry
+    what one sender signed once: the same envelope, or the same signed header under other
+    signature bytes (a partner that signs again when it resends, or an ECDSA signature
+    re-encoded as (r, n - s)). The header names the body's digest, and both bodies were
+    checked against it, so the same header is the same body."""
+    return a[0] == b[0] or (bool(a[1]) and a[1] == b[1])

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 # types, key ids. 128 holds a UUID, a URN or a WCO reference with room to spare, and keeps
 # every index entry small.
 ID_CHARS = 128
+# Message ids are UUIDs in their 36-character text form; the store's columns hold 64.
+MESSAGE_ID_CHARS = 64
 # Free text kept with a record is cut to these lengths: a sentence and an identifier or two,
 # and a bound on what another party's error text can add to the trail and the tables.
 DETAIL_CHARS = 300  # a trail event's detail (docs/trail.md)

@@ -22,11 +22,12 @@ import grpc
 
 from hub.core.auth import MESSAGES_READ, TRAIL_READ, AuthError, ForbiddenError, Grant, TokenVerifier
 from hub.core.auth import bearer as bearer_token
-from hub.core.errors import REASON_KEY, HubError, Status
+from hub.core.errors import HubError, Status
+from hub.core.limits import MESSAGE_ID_CHARS
 from hub.core.messages import full_body_type
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
-from hub.rpc.status import code_of
+from hub.rpc.status import abort
 from hub.store.db import Store
 from hub.store.schema import TrailCheckpoint, TrailQuery
 from hub.trail import events as trail
@@ -184,8 +185,10 @@ class AuditReader:
         )
 
     async def message(self, request: apb.GetMessageRequest, grant: Grant) -> apb.GetMessageResponse:
-        if not request.message_id or len(request.message_id) > 64:
-            raise AuditRequestError("message_id must be a message id (at most 64 characters)")
+        if not request.message_id or len(request.message_id) > MESSAGE_ID_CHARS:
+            raise AuditRequestError(
+                f"message_id must be a message id (at most {MESSAGE_ID_CHARS} characters)"
+            )
         found = await self.store.views.stored_messages(request.message_id)
         visible = [m for m in found if grant.may_see(m.partner)]
         if found and not visible:
@@ -232,12 +235,12 @@ class AuditService(agrpc.AuditServicer):
             grant.require(scope)
         except AuthError as exc:
             log.warning("audit call refused from %s: %s", context.peer(), exc.reason)
-            await _abort(context, exc)
+            await abort(context, exc)
             raise  # not reached: abort raises
         try:
             return await answer(grant)
         except HubError as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
             raise
 
     async def Query(
@@ -267,9 +270,3 @@ class AuditService(agrpc.AuditServicer):
         self, request: apb.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> apb.GetMessageResponse:
         return await self._answer(context, MESSAGES_READ, lambda g: self.reader.message(request, g))
-
-
-async def _abort(context: grpc.aio.ServicerContext, error: HubError) -> None:
-    await context.abort(
-        code_of(error), error.message, trailing_metadata=((REASON_KEY, error.reason),)
-    )

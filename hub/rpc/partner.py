@@ -23,7 +23,7 @@ from hub.core.errors import EnvelopeError, HubError, LimitError, TrustError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.rpc.status import abort
 
-log = logging.getLogger("customs_hub.partner")
+log = logging.getLogger("customs_hub.service")
 
 PARTNER_SERVICE = "customs_hub.v1.PartnerExchange"
 

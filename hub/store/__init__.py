@@ -1,2 +1,2 @@
-"""The hub's database: engines and transactions, one row type per table, and the statements
+"""The database: engines and transactions, the tables and their row types, and the statements
 each procedure takes."""

@@ -64,7 +64,7 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     # No checkpoint inside a commit (one every 1000 pages otherwise, which stalls that commit
-    # for the copy and its fsync): the hub copies the log beside its writers (Store.copy_wal)
+    # for the copy and its fsync): the hub copies the log beside its writers (Database.copy_wal)
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA journal_size_limit=67108864")  # what an idle log may keep on disk
     cursor.close()
@@ -82,7 +82,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
     # The writer connection never sleeps in SQLite's busy handler, which would block the
-    # event loop: Store._begin_writing waits for the lock asynchronously instead.
+    # event loop: Database._begin_writing waits for the lock asynchronously instead.
     dbapi_connection.execute("PRAGMA busy_timeout=0")
 
 

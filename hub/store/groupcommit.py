@@ -32,7 +32,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 T = TypeVar("T")
 
-# Runs its argument in one writing transaction (Store.transaction) and returns what it returned.
+# Runs its argument in one writing transaction (Database.transaction) and returns what it returned.
 Transact = Callable[[Callable[[Any], Any]], Awaitable[Any]]
 
 log = logging.getLogger("customs_hub.groupcommit")

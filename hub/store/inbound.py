@@ -100,7 +100,7 @@ class InboundStore:
         incoming: Sequence[Incoming],
         sign: Callable[[list[InboundRow], tuple[int, bytes]], list[bytes]],
     ) -> list[Accepted]:
-        """``accept_inbound``'s work, in a transaction of the caller's (a group commit's)."""
+        """``accept``'s work, in a transaction of the caller's (a group commit's)."""
         self._serialise_inbound(tx)
         earlier = self._earlier_inbound(tx, incoming)
         outcomes: list[Accepted | None] = []
@@ -158,7 +158,7 @@ class InboundStore:
         ids = list({item.row.message_id for item in incoming})
         found: dict[tuple[str, str], InboundRow] = {}
         now = utcnow()
-        for part in rawsql.chunks(ids, 500):
+        for part in rawsql.chunks(ids, rawsql.IDS_PER_QUERY):
             for values in tx.rows(self.db.sql.earlier_inbound(len(part)), part):
                 row = InboundRow.stored(values, now)
                 found[(row.sender, row.message_id)] = row

@@ -1,7 +1,9 @@
 """Messages this hub signed for partners: queued with their outbox entries, claimed when due,
 settled by receipts or failures, expired, and an operator's requeue, re-sign and drop of dead
-letters. Every change of status goes through hub/core/outbox.py's state machine and is logged
-in the trail in the same transaction.
+letters. Every change of status is one hub/core/outbox.py's state machine allows, and is logged
+in the trail in the same transaction. The operators' changes and expiry read the status and
+call ``move``; a receipt settles its message from any status (the machine allows that, and
+tests/test_outbox.py holds it to it), so the settling statement writes without reading.
 """
 
 from __future__ import annotations
@@ -186,7 +188,9 @@ class OutboxStore:
         async def work() -> dict[str, bytes]:
             found: dict[str, bytes] = {}
             async with self.db.engine.connect() as conn:
-                for part in rawsql.chunks(list(dict.fromkeys(submission_ids)), 500):
+                for part in rawsql.chunks(
+                    list(dict.fromkeys(submission_ids)), rawsql.IDS_PER_QUERY
+                ):
                     result = await conn.execute(
                         core_select(SUBMISSION.c.submission_id, SUBMISSION.c.response).where(
                             SUBMISSION.c.submission_id.in_(part)

@@ -29,6 +29,9 @@ from sqlalchemy.engine import Connection
 # expression depth limit is 1000; 100 terms of three comparisons stay far inside it, and one
 # index search per term is what the query costs either way.
 KEYS_PER_QUERY = 100
+# Single-column lookups (``IN (...)``) take more values per statement: SQLite allows 32,766
+# parameters, and 500 keeps each statement's text and plan small.
+IDS_PER_QUERY = 500
 
 
 @dataclass

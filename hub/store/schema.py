@@ -26,11 +26,16 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from hub.core.limits import ID_CHARS
+from hub.core.envelope import signed_alike
+from hub.core.limits import ID_CHARS, MESSAGE_ID_CHARS, REJECTION_CHARS
 from hub.core.revisions import StateRef
 
 # the states of an outbox entry (outbox.state)
 QUEUED, DEAD = "queued", "dead"
+
+# business keys in the trail index are kept to this many characters (trail_key.value); longer
+# ones are cut, and a search finds them by their first MAX_INDEXED_KEY characters
+MAX_INDEXED_KEY = 512
 
 
 def utcnow() -> datetime:
@@ -164,7 +169,7 @@ class CurrentState(SQLModel, table=True):
     __tablename__ = "current_state"
     party: str = Field(primary_key=True, max_length=16)  # who issues this state
     kind: str = Field(primary_key=True, max_length=32)  # "aeo", "control"
-    key: str = Field(primary_key=True, max_length=512)
+    key: str = Field(primary_key=True, max_length=MAX_INDEXED_KEY)
     revision: int = Field(sa_column=Column(BigInteger, nullable=False))
     message_id: str = Field(max_length=36)
     updated_at: datetime = _ts()
@@ -186,9 +191,9 @@ class Rejection(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _ts()
     source: str = Field(max_length=64)  # partner party id, or "domestic"
-    message_id: str = Field(default="", max_length=64)
+    message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS)
     reason: str = Field(max_length=64)
-    detail: str = Field(default="", max_length=1024)
+    detail: str = Field(default="", max_length=REJECTION_CHARS)
     # SHA-256 of what was refused: the envelope from a partner, the document from a domestic system
     digest: bytes | None = _blob(nullable=True)
 
@@ -221,7 +226,7 @@ class TrailEntry(SQLModel, table=True):
     )
     kind: str = Field(max_length=32)
     at: datetime = _ts()
-    message_id: str = Field(default="", max_length=64, index=True)
+    message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS, index=True)
     correlation_id: str = Field(default="", max_length=ID_CHARS)
     sender: str = Field(default="", max_length=ID_CHARS)
     recipient: str = Field(default="", max_length=ID_CHARS)
@@ -236,7 +241,7 @@ class TrailKey(SQLModel, table=True):
     __tablename__ = "trail_key"
     __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: one b-tree, not two
     name: str = Field(primary_key=True, max_length=16)
-    value: str = Field(primary_key=True, max_length=512)
+    value: str = Field(primary_key=True, max_length=MAX_INDEXED_KEY)
     idx: int = Field(
         primary_key=True, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
     )
@@ -414,15 +419,6 @@ class InboundRow:
         )
 
 
-def signed_alike(a: tuple[bytes, bytes], b: tuple[bytes, bytes]) -> bool:
-    """Whether two verified envelopes, each as (envelope digest, signed header bytes), carry
-    what one sender signed once: the same envelope, or the same signed header under other
-    signature bytes (a partner that signs again when it resends, or an ECDSA signature
-    re-encoded as (r, n - s)). The header names the body's digest, and both bodies were
-    checked against it, so the same header is the same body."""
-    return a[0] == b[0] or (bool(a[1]) and a[1] == b[1])
-
-
 @dataclass(slots=True)
 class ReceiptRow:
     """A partner's receipt to store (the columns of ``ReceiptRecord``)."""
@@ -570,9 +566,6 @@ class OutboxRow:
     reason: str
     created_at: datetime
     next_attempt_at: datetime
-
-
-MAX_INDEXED_KEY = 512  # TrailKey.value
 
 
 def business_keys_of(text: str) -> dict[str, list[str]]:

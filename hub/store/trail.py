@@ -63,7 +63,7 @@ class TrailStore:
         size = self.size_in(tx)
         if not events:
             return size
-        assert tx.tail is not None  # noqa: S101 - set by _trail_size
+        assert tx.tail is not None  # noqa: S101 - set by size_in
         if size + len(events) > MAX_STORED_TRAIL:
             raise StoreError(f"the trail cannot grow past {MAX_STORED_TRAIL} entries")
         leaves = [trail.encode(e) for e in events]
@@ -156,7 +156,7 @@ class TrailStore:
                 .order_by(CHECKPOINT.c.size.desc())
                 .limit(1)
             ).first()
-            old_size, old_root = (last[0], bytes(last[1])) if last else (0, b"")
+            old_size, old_root = (last.size, bytes(last.root)) if last else (0, b"")
             if size == old_size:
                 return None
             keys = treestore.root_keys(size)
