@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from hub.app.hub import Hub
+from hub.app.context import HubContext
 from hub.app.ports import PartnerStream, PartnerTransport
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
@@ -447,7 +447,7 @@ class PartnerSender:
 
 
 class OutboxWorker:
-    def __init__(self, hub: Hub, transport: PartnerTransport) -> None:
+    def __init__(self, hub: HubContext, transport: PartnerTransport) -> None:
         self.hub = hub
         self.transport = transport
         self.limits = hub.config.limits

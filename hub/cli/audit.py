@@ -21,6 +21,7 @@ import grpc
 from google.protobuf import json_format
 
 from hub.app import keys
+from hub.app.auditors import MAX_PAGE, AuditReader
 from hub.app.keys import token_issuer
 from hub.cli import tables
 from hub.cli.trailfiles import read_key
@@ -30,7 +31,6 @@ from hub.core.errors import REASON_KEY, HubError
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
-from hub.rpc.audit import MAX_PAGE, AuditReader
 from hub.store.db import Store
 from hub.trail import checkpoint, merkle
 

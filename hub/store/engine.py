@@ -3,7 +3,8 @@ that end as a ``StoreError`` when the database fails, and copying SQLite's write
 
 SQLite (WAL) is the embedded default; PostgreSQL through asyncpg runs the same code. The
 statements every message takes are plain SQL on the transaction's driver cursor
-(hub/store/rawsql.py), written once in ``Statements`` (docs/adr/0005).
+(hub/store/rawsql.py), each written once, in the part of the store that runs it (``OutboxSql``,
+``InboundSql``, ``TrailSql``; docs/adr/0005).
 """
 
 from __future__ import annotations
@@ -27,23 +28,11 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.core.errors import StoreDataError, StoreError
-from hub.store import rawsql
-from hub.store.rawsql import TrailTail, Tx
-from hub.store.schema import (
-    INBOUND_WRITER,
-    OUTBOUND_WRITER,
-    RECEIPT_WRITER,
-    InboundRow,
-    as_utc,
-)
+from hub.store.rawsql import Tx
+from hub.store.schema import as_utc
 
 T = TypeVar("T")
 
-# Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
-INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
-
-# ... and for trail appends: one transaction at a time sequences the trail.
-TRAIL_LOCK = int.from_bytes(b"CHUBTRAL", "big") & 0x7FFFFFFFFFFFFFFF
 
 # How long a write waits for SQLite's write lock held by another process (an operator's
 # command) before it fails with "store-busy": the same as the readers' busy_timeout.
@@ -106,109 +95,6 @@ def sqlite_time(value: datetime) -> str:
     return utc_time(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-# The hot paths build their rows as tuples in these column orders.
-
-OUTBOX_INSERT = (
-    "id",
-    "outbound_id",
-    "partner",
-    "state",
-    "next_attempt_at",
-    "expires_at",
-    "attempts",
-)
-
-
-TRAIL_INSERT = (
-    "idx",
-    "kind",
-    "at",
-    "message_id",
-    "correlation_id",
-    "sender",
-    "recipient",
-    "body_type",
-    "leaf",
-    "leaf_hash",
-)
-
-
-class Statements:
-    """The statements every message takes, as plain SQL (hub/store/rawsql.py), written once. The
-    text is made of names and placeholders only (the S608 exemptions below); values always
-    travel as parameters."""
-
-    def __init__(self, is_sqlite: bool) -> None:
-        ins = rawsql.insert
-        self.insert_outbound = ins("outbound_message", OUTBOUND_WRITER.columns)
-        self.insert_outbox = ins("outbox", OUTBOX_INSERT)
-        self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
-        self.insert_receipt = ins("receipt", RECEIPT_WRITER.columns, " ON CONFLICT DO NOTHING")
-        self.insert_inbound = ins("inbound_message", INBOUND_WRITER.columns)
-        self.insert_original = ins(
-            "inbound_original", ("sender", "message_id", "format", "document_digest", "body")
-        )
-        self.insert_trail = ins("trail_entry", TRAIL_INSERT)
-        self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
-        self.insert_trail_node = ins("trail_node", ("key", "hash"))
-        self.upsert_state = ins(
-            "current_state",
-            ("party", "kind", "key", "revision", "message_id", "updated_at"),
-            " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
-            " message_id = excluded.message_id, updated_at = excluded.updated_at",
-        )
-        # a receipt settles a message whatever its status (hub/core/outbox.py)
-        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
-        # entries are named by their id and their message, so a settlement that arrives late
-        # can only ever touch its own entry
-        self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
-        self.dead_entry = (
-            "UPDATE outbox SET state = 'dead', dead_reason = ? WHERE id = ? AND outbound_id = ?"
-        )
-        self.trail_size = "SELECT coalesce(max(idx) + 1, 0) FROM trail_entry"
-        if is_sqlite:
-            # ids are taken inside the transaction that holds SQLite's write lock; the outbox's
-            # AUTOINCREMENT counter never goes back, so neither do its ids
-            self.next_outbound_id = "SELECT coalesce(max(id), 0) + 1 FROM outbound_message"
-            self.next_outbox_id = (
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
-                " coalesce((SELECT max(id) FROM outbox), 0)) + 1"
-            )
-            self.outbound_ids = self.outbox_ids = ""
-        else:
-            self.next_outbound_id = self.next_outbox_id = ""
-            self.outbound_ids = (
-                "SELECT nextval(pg_get_serial_sequence('outbound_message', 'id'))"
-                " FROM generate_series(1, ?)"
-            )
-            self.outbox_ids = (
-                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, ?)"
-            )
-        self.inbound_lock = f"SELECT pg_advisory_xact_lock({INBOUND_LOCK})"
-        self.trail_lock = f"SELECT pg_advisory_xact_lock({TRAIL_LOCK})"
-
-    @staticmethod
-    def earlier_inbound(count: int) -> str:
-        columns = ", ".join(InboundRow.STORED)
-        marks = rawsql.marks(count)
-        return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
-
-    @staticmethod
-    def held_state(count: int) -> str:
-        keyed = rawsql.any_of("party = ? AND kind = ? AND key = ?", count)
-        return f"SELECT party, kind, key, revision FROM current_state WHERE {keyed}"  # noqa: S608
-
-    @staticmethod
-    def trail_nodes(count: int) -> str:
-        marks = rawsql.marks(count)
-        return f"SELECT key, hash FROM trail_node WHERE key IN ({marks})"  # noqa: S608
-
-    @staticmethod
-    def leaf_hashes(count: int) -> str:
-        marks = rawsql.marks(count)
-        return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
-
-
 def _refuses_data(exc: BaseException) -> bool:
     """Whether a driver's error is about the data written (PEP 249's IntegrityError and
     DataError, by whichever driver or wrapper raised it), not about the store's availability."""
@@ -233,9 +119,10 @@ class Database:
         self._sync_engine: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         self._writer_conn: Connection | None = None
-        # the trail as the last committed transaction left it (its size and frontier), so an
-        # append reads nothing but the size, which tells whether this is still the tail
-        self.tail: TrailTail | None = None
+        # called with each committed transaction, and when a commit's outcome is unknown
+        # (its caller was cancelled while the disk had it): the trail keeps its tail by them
+        self.committed: list[Callable[[Tx], None]] = []
+        self.uncertain: list[Callable[[], None]] = []
         self.numbered = not self.is_sqlite  # asyncpg takes $1, $2 ...; sqlite3 takes ?
         self.errors: tuple[type[BaseException], ...] = (
             SQLAlchemyError,
@@ -259,7 +146,6 @@ class Database:
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
 
         self.wal_restart_pages = WAL_RESTART_PAGES
-        self.sql = Statements(self.is_sqlite)
         self.time: Callable[[datetime], Any] = sqlite_time if self.is_sqlite else utc_time
 
     async def create_all(self) -> None:
@@ -331,7 +217,7 @@ class Database:
 
             async with self.engine.connect() as session, session.begin():
                 result = await session.run_sync(run)
-            self._keep_tail(holder[0])
+            self._after_commit(holder[0])
             return result
         async with self._write_turn:
             conn = await self._begin_writing()
@@ -342,7 +228,7 @@ class Database:
                 self._abandon(conn)
                 raise
             await self._commit(conn)
-            self._keep_tail(tx)
+            self._after_commit(tx)
             return result
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
@@ -380,7 +266,8 @@ class Database:
         try:
             await self._on_writer_thread(_commit_on_thread, conn)
         except asyncio.CancelledError:
-            self.tail = None  # committed, or not: the next append reads the tail again
+            for forget in self.uncertain:  # committed, or not
+                forget()
             raise
 
     async def _on_writer_thread(self, fn: Callable[[Connection], None], conn: Connection) -> None:
@@ -420,9 +307,9 @@ class Database:
                 conn.invalidate()
                 conn.close()
 
-    def _keep_tail(self, tx: Tx) -> None:
-        if tx.tail is not None and tx.tail.frontier is not None:
-            self.tail = tx.tail
+    def _after_commit(self, tx: Tx) -> None:
+        for keep in self.committed:
+            keep(tx)
 
     @asynccontextmanager
     async def session(self, *, writing: bool = False) -> AsyncIterator[AsyncSession]:

@@ -69,12 +69,47 @@ def _rejected_event(rejection: Rejection) -> trail.Event:
     )
 
 
+# Advisory lock key for inbound inserts (PostgreSQL): "CHUBINBD" as a 64-bit integer.
+INBOUND_LOCK = int.from_bytes(b"CHUBINBD", "big") & 0x7FFFFFFFFFFFFFFF
+
+
+class InboundSql:
+    """The inbound tables' statements on the hot path, as plain SQL (hub/store/rawsql.py):
+    names and placeholders only; values always travel as parameters."""
+
+    def __init__(self) -> None:
+        ins = rawsql.insert
+        self.insert_inbound = ins("inbound_message", INBOUND_WRITER.columns)
+        self.insert_original = ins(
+            "inbound_original", ("sender", "message_id", "format", "document_digest", "body")
+        )
+        self.upsert_state = ins(
+            "current_state",
+            ("party", "kind", "key", "revision", "message_id", "updated_at"),
+            " ON CONFLICT (party, kind, key) DO UPDATE SET revision = excluded.revision,"
+            " message_id = excluded.message_id, updated_at = excluded.updated_at",
+        )
+        self.inbound_lock = f"SELECT pg_advisory_xact_lock({INBOUND_LOCK})"
+
+    @staticmethod
+    def earlier_inbound(count: int) -> str:
+        columns = ", ".join(InboundRow.STORED)
+        marks = rawsql.marks(count)
+        return f"SELECT {columns} FROM inbound_message WHERE message_id IN ({marks})"  # noqa: S608
+
+    @staticmethod
+    def held_state(count: int) -> str:
+        keyed = rawsql.any_of("party = ? AND kind = ? AND key = ?", count)
+        return f"SELECT party, kind, key, revision FROM current_state WHERE {keyed}"  # noqa: S608
+
+
 class InboundStore:
     """The inbound tables (``inbound_message``, ``inbound_original``, ``current_state``,
     ``subscriber_cursor``, ``rejection``)."""
 
     def __init__(self, db: Database, trail: TrailStore) -> None:
         self.db, self.trail = db, trail
+        self.sql = InboundSql()
 
     async def accept(
         self,
@@ -131,11 +166,11 @@ class InboundStore:
             for row, receipt in zip(rows, sign(rows, head), strict=True):
                 row.signed_receipt = receipt
             time = self.db.time
-            tx.many(self.db.sql.insert_inbound, [INBOUND_WRITER.values(r, time) for r in rows])
+            tx.many(self.sql.insert_inbound, [INBOUND_WRITER.values(r, time) for r in rows])
             originals = [r for r in rows if r.original_format]
             if originals:
                 tx.many(
-                    self.db.sql.insert_original,
+                    self.sql.insert_original,
                     [
                         (
                             r.sender,
@@ -159,7 +194,7 @@ class InboundStore:
         found: dict[tuple[str, str], InboundRow] = {}
         now = utcnow()
         for part in rawsql.chunks(ids, rawsql.IDS_PER_QUERY):
-            for values in tx.rows(self.db.sql.earlier_inbound(len(part)), part):
+            for values in tx.rows(self.sql.earlier_inbound(len(part)), part):
                 row = InboundRow.stored(values, now)
                 found[(row.sender, row.message_id)] = row
         return found
@@ -172,7 +207,7 @@ class InboundStore:
         held: dict[StateKey, int] = {}
         for part in rawsql.chunks(wanted):
             params = [value for key in part for value in key]
-            for party, kind, key, revision in tx.rows(self.db.sql.held_state(len(part)), params):
+            for party, kind, key, revision in tx.rows(self.sql.held_state(len(part)), params):
                 held[(party, kind, key)] = int(revision)
         changed: dict[StateKey, tuple[int, str]] = {}
         for item in refs:
@@ -184,7 +219,7 @@ class InboundStore:
                 item.row.superseded = True
         now = self.db.time(utcnow())
         tx.many(
-            self.db.sql.upsert_state,
+            self.sql.upsert_state,
             [
                 (party, kind, key, revision, message_id, now)
                 for (party, kind, key), (revision, message_id) in changed.items()
@@ -201,7 +236,7 @@ class InboundStore:
         serialises writers by itself (BEGIN IMMEDIATE).
         """
         if not self.db.is_sqlite:
-            tx.rows(self.db.sql.inbound_lock)
+            tx.rows(self.sql.inbound_lock)
 
     async def current_state(self, party: str | None = None) -> list[CurrentState]:
         async def work() -> list[CurrentState]:

@@ -90,11 +90,62 @@ def _settled_event(settlement: Settlement) -> trail.Event:
     )
 
 
+# An outbox entry's columns, in the order ``_enqueue`` builds its rows.
+OUTBOX_INSERT = (
+    "id",
+    "outbound_id",
+    "partner",
+    "state",
+    "next_attempt_at",
+    "expires_at",
+    "attempts",
+)
+
+
+class OutboxSql:
+    """The outbound tables' statements on the hot paths, as plain SQL (hub/store/rawsql.py):
+    names and placeholders only; values always travel as parameters."""
+
+    def __init__(self, is_sqlite: bool) -> None:
+        ins = rawsql.insert
+        self.insert_outbound = ins("outbound_message", OUTBOUND_WRITER.columns)
+        self.insert_outbox = ins("outbox", OUTBOX_INSERT)
+        self.insert_submission = ins("submission", ("submission_id", "response", "created_at"))
+        self.insert_receipt = ins("receipt", RECEIPT_WRITER.columns, " ON CONFLICT DO NOTHING")
+        # a receipt settles a message whatever its status (hub/core/outbox.py)
+        self.set_outbound_status = "UPDATE outbound_message SET status = ? WHERE id = ?"
+        # entries are named by their id and their message, so a settlement that arrives late
+        # can only ever touch its own entry
+        self.delete_entry = "DELETE FROM outbox WHERE id = ? AND outbound_id = ?"
+        self.dead_entry = (
+            "UPDATE outbox SET state = 'dead', dead_reason = ? WHERE id = ? AND outbound_id = ?"
+        )
+        if is_sqlite:
+            # ids are taken inside the transaction that holds SQLite's write lock; the outbox's
+            # AUTOINCREMENT counter never goes back, so neither do its ids
+            self.next_outbound_id = "SELECT coalesce(max(id), 0) + 1 FROM outbound_message"
+            self.next_outbox_id = (
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+                " coalesce((SELECT max(id) FROM outbox), 0)) + 1"
+            )
+            self.outbound_ids = self.outbox_ids = ""
+        else:
+            self.next_outbound_id = self.next_outbox_id = ""
+            self.outbound_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbound_message', 'id'))"
+                " FROM generate_series(1, ?)"
+            )
+            self.outbox_ids = (
+                "SELECT nextval(pg_get_serial_sequence('outbox', 'id')) FROM generate_series(1, ?)"
+            )
+
+
 class OutboxStore:
     """The outbound tables (``outbound_message``, ``outbox``, ``receipt``, ``submission``)."""
 
     def __init__(self, db: Database, trail: TrailStore) -> None:
         self.db, self.trail = db, trail
+        self.sql = OutboxSql(db.is_sqlite)
 
     async def enqueue(
         self,
@@ -121,14 +172,14 @@ class OutboxStore:
         if submissions:
             now = self.db.time(utcnow())
             tx.many(
-                self.db.sql.insert_submission,
+                self.sql.insert_submission,
                 [(sid, response, now) for sid, response in submissions],
             )
         return entries
 
     def _ids(self, tx: Tx, table: str, count: int) -> list[int]:
         """``count`` new ids for ``table``, in increasing order, taken in this transaction."""
-        sql = self.db.sql
+        sql = self.sql
         if self.db.is_sqlite:  # the write lock is held: nobody else takes ids meanwhile
             statement = sql.next_outbound_id if table == OUTBOUND.name else sql.next_outbox_id
             first = int(tx.value(statement))
@@ -146,9 +197,9 @@ class OutboxStore:
         entry_ids = self._ids(tx, OUTBOX.name, len(messages))
         for oid, m in zip(outbound_ids, messages, strict=True):
             m.id = oid
-        tx.many(self.db.sql.insert_outbound, [OUTBOUND_WRITER.values(m, time) for m in messages])
+        tx.many(self.sql.insert_outbound, [OUTBOUND_WRITER.values(m, time) for m in messages])
         tx.many(
-            self.db.sql.insert_outbox,
+            self.sql.insert_outbox,
             [
                 (
                     eid,
@@ -247,7 +298,7 @@ class OutboxStore:
         """``record_receipts``'s work, in a transaction of the caller's (a group commit's)."""
         if not results:
             return
-        sql, time = self.db.sql, self.db.time
+        sql, time = self.sql, self.db.time
         self.trail.append_in(tx, [_settled_event(r) for r in results])
         tx.many(
             sql.insert_receipt,

@@ -34,6 +34,45 @@ from hub.trail import events as trail
 from hub.trail import merkle
 from hub.trail import tree as treestore
 
+# Advisory lock key for trail appends (PostgreSQL): one transaction at a time sequences the trail.
+TRAIL_LOCK = int.from_bytes(b"CHUBTRAL", "big") & 0x7FFFFFFFFFFFFFFF
+# A trail entry's columns, in the order ``append_in`` builds its rows.
+TRAIL_INSERT = (
+    "idx",
+    "kind",
+    "at",
+    "message_id",
+    "correlation_id",
+    "sender",
+    "recipient",
+    "body_type",
+    "leaf",
+    "leaf_hash",
+)
+
+
+class TrailSql:
+    """The trail tables' statements on the hot path, as plain SQL (hub/store/rawsql.py): names
+    and placeholders only; values always travel as parameters."""
+
+    def __init__(self) -> None:
+        ins = rawsql.insert
+        self.insert_trail = ins("trail_entry", TRAIL_INSERT)
+        self.insert_trail_key = ins("trail_key", ("name", "value", "idx"))
+        self.insert_trail_node = ins("trail_node", ("key", "hash"))
+        self.trail_size = "SELECT coalesce(max(idx) + 1, 0) FROM trail_entry"
+        self.trail_lock = f"SELECT pg_advisory_xact_lock({TRAIL_LOCK})"
+
+    @staticmethod
+    def trail_nodes(count: int) -> str:
+        marks = rawsql.marks(count)
+        return f"SELECT key, hash FROM trail_node WHERE key IN ({marks})"  # noqa: S608
+
+    @staticmethod
+    def leaf_hashes(count: int) -> str:
+        marks = rawsql.marks(count)
+        return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
+
 
 class TrailStore:
     """The trail tables (``trail_entry``, ``trail_key``, ``trail_node``,
@@ -41,6 +80,20 @@ class TrailStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.sql = TrailSql()
+        # the trail as the last committed transaction left it (its size and frontier), so an
+        # append reads nothing but the size, which tells whether this is still the tail
+        self.tail: TrailTail | None = None
+        db.committed.append(self._keep_tail)
+        db.uncertain.append(self._forget_tail)
+
+    def _keep_tail(self, tx: Tx) -> None:
+        if tx.tail is not None and tx.tail.frontier is not None:
+            self.tail = tx.tail
+
+    def _forget_tail(self) -> None:
+        """The last commit may or may not have happened: the next append reads the tail."""
+        self.tail = None
 
     def size_in(self, tx: Tx) -> int:
         """The trail's size, for a transaction about to append: on PostgreSQL it first takes
@@ -49,9 +102,9 @@ class TrailStore:
         this transaction's own appends."""
         if tx.tail is None:
             if not self.db.is_sqlite:
-                tx.rows(self.db.sql.trail_lock)
-            size = int(tx.value(self.db.sql.trail_size))
-            known = self.db.tail
+                tx.rows(self.sql.trail_lock)
+            size = int(tx.value(self.sql.trail_size))
+            known = self.tail
             # what the last commit left is still the tail if nobody appended since (another
             # replica on PostgreSQL); the size tells, because the trail only grows
             tx.tail = TrailTail(size, known.frontier if known and known.size == size else None)
@@ -71,7 +124,7 @@ class TrailStore:
         if frontier is None:
             frontier = self.read_nodes(tx, treestore.frontier_keys(size))
         nodes = treestore.append_many(size, [leaf.hash for leaf in leaves], frontier)
-        sql, time = self.db.sql, self.db.time
+        sql, time = self.sql, self.db.time
         tx.many(
             sql.insert_trail,
             [
@@ -134,11 +187,11 @@ class TrailStore:
         leaves = [index for level, index in keys if level == 0]
         inner = [key for key in keys if key[0] > 0]
         for part in rawsql.chunks(leaves):
-            for index, value in raw.rows(self.db.sql.leaf_hashes(len(part)), part):
+            for index, value in raw.rows(self.sql.leaf_hashes(len(part)), part):
                 found[(0, index)] = bytes(value)
         for part in rawsql.chunks(inner):
             params = [node_key(level, index) for level, index in part]
-            for key, value in raw.rows(self.db.sql.trail_nodes(len(part)), params):
+            for key, value in raw.rows(self.sql.trail_nodes(len(part)), params):
                 found[node_of(key)] = bytes(value)
         return found
 
@@ -216,7 +269,7 @@ class TrailStore:
     async def size(self) -> int:
         async def work() -> int:
             async with self.db.engine.connect() as conn:
-                return int((await conn.exec_driver_sql(self.db.sql.trail_size)).scalar_one())
+                return int((await conn.exec_driver_sql(self.sql.trail_size)).scalar_one())
 
         return await self.db.run(work)
 
