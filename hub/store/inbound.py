@@ -323,12 +323,12 @@ class InboundStore:
                     trail.Event(
                         "handed-over",
                         now,
-                        message_id=r.message_id,
-                        sender=r.sender,
+                        message_id=message_id,
+                        sender=sender,
                         recipient=subscriber[:ID_CHARS],
-                        body_type=r.body_type,
+                        body_type=body_type,
                     )
-                    for r in handed
+                    for message_id, sender, body_type in handed
                 ],
             )
             return bounded
