@@ -473,17 +473,10 @@ class OutboxStore:
         """Settle dead letters as "replaced" and queue the new messages that replace them."""
 
         def work(tx: Tx) -> None:
-            conn = tx.conn
             dead = self._dead_letters(tx, replaced)
             if len(dead) != len(replaced):
                 raise StoreError("a dead letter to replace is no longer dead")
-            for r in dead:
-                move(r.status, Outbound.REPLACED)
-            ids = [r.id for r in dead]
-            conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-            conn.execute(
-                update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.REPLACED)
-            )
+            self._out_of_the_outbox(tx, dead, Outbound.REPLACED)
             self._enqueue(tx, replacements)
             now = utcnow()
             by_old = dict(zip(replaced, replacements, strict=True))
@@ -509,16 +502,9 @@ class OutboxStore:
         """Remove dead letters from the outbox for good (the message stays, as "dead")."""
 
         def work(tx: Tx) -> int:
-            conn = tx.conn
             dead = self._dead_letters(tx, message_ids)
             if dead:
-                for r in dead:
-                    move(r.status, Outbound.DEAD)
-                ids = [r.id for r in dead]
-                conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
-                conn.execute(
-                    update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=Outbound.DEAD)
-                )
+                self._out_of_the_outbox(tx, dead, Outbound.DEAD)
                 now = utcnow()
                 self.trail.append_in(
                     tx, [_operator_event("dropped", r, now, reason[:DETAIL_CHARS]) for r in dead]
@@ -526,6 +512,15 @@ class OutboxStore:
             return len(dead)
 
         return await self.db.run(lambda: self.db.transaction(work))
+
+    def _out_of_the_outbox(self, tx: Tx, dead: Sequence[Any], status: Outbound) -> None:
+        """Take these dead letters (rows of ``_dead_letters``) out of the outbox for good, their
+        messages moved to ``status`` as the state machine allows."""
+        for r in dead:
+            move(r.status, status)
+        ids = [r.id for r in dead]
+        tx.conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
+        tx.conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=status))
 
     def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
         """These dead letters' outbound rows: id, message_id, recipient, correlation_id,
