@@ -184,6 +184,24 @@ async def test_a_down_partner_does_not_hold_up_the_others_and_drains_in_order(
     assert await pair.delivered("SG") == to_sg + more_to_sg  # in creation order
 
 
+async def test_what_another_process_queued_is_sent_by_a_running_hub(pair: Pair) -> None:
+    """Issue 16: entries written by another process on the same store (an operator's `outbox
+    retry` from the command line) reach the partner without any traffic to wake the sender."""
+    first = await pair.submit(2)
+    await eventually(lambda: _all_delivered(pair, first))
+    other = Hub(pair.cn.config, Store(pair.cn.config.store_url))  # as the CLI opens it
+    try:
+        results = await other.submission.submit_many(
+            [Submission(sample_aeo_status("CN", f"OTHER{i}"), ["NZ"]) for i in range(3)]
+        )
+    finally:
+        await other.close()
+        await other.store.close()
+    queued = [q.message_id for r in results for q in r]  # type: ignore[union-attr]
+    await eventually(lambda: _all_delivered(pair, queued))
+    assert await pair.delivered() == first + queued
+
+
 async def _all_delivered(pair: Pair, sent: list[str]) -> bool:
     statuses = await pair.statuses()
     return all(statuses.get(m) == "delivered" for m in sent)

@@ -126,6 +126,9 @@ class PartnerSender:
         self.fresh_limit = 4 * self.limits.delivery_window * self.limits.delivery_batch
         self.synced = False
         self.generation = 0
+        # when the store was last read (monotonic): an idle sender reads it again every
+        # poll_seconds, for entries queued by another process (an operator's `outbox retry`)
+        self.read_at = 0.0
         # when entries that failed on their own (a receipt refused, or "not now") are due
         # again, by entry id: they are not handed over, so the store is read for them; one
         # time per entry, so this holds no more than the partner's queue
@@ -157,6 +160,7 @@ class PartnerSender:
         if self.synced:
             return self._take(limit)
         generation = self.generation
+        self.read_at = time.monotonic()
         due = await self.hub.store.outbox.due(
             self.hub.clock(), limit, partner=self.partner, after=self.cursor
         )
@@ -215,6 +219,13 @@ class PartnerSender:
                 # operator queued again) may be due again: look in the store from the start
                 self.cursor = 0
                 self.retries = {e: at for e, at in self.retries.items() if at > now}
+                self._forget()
+                return True
+            idle = stream is None or not stream.in_flight
+            if idle and now - self.read_at >= self.limits.poll_seconds:
+                # nothing handed over, nothing in flight: what another process queued (an
+                # operator's `outbox retry` or `outbox requeue` from the command line) is
+                # only in the store, and this hub was not told
                 self._forget()
                 return True
             return False
