@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
+import hub
 from hub.cli.demo import sample_declaration
 from hub.cli.main import CliError, read_submission
 from hub.config import load_config
@@ -201,3 +202,32 @@ def test_pki_init_writes_private_keys_owner_only(tmp_path: Path) -> None:
     for party in ("CN", "NZ"):
         for key in ("ca.key", "tls.key", "signing.key"):
             assert os.stat(tmp_path / party / key).st_mode & 0o077 == 0
+
+
+def test_version_is_printed() -> None:
+    done = run("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"customs-hub {hub.__version__}"
+
+
+def test_verbose_is_taken_after_the_command_too() -> None:
+    """Issue 16: `-v` only worked before the subcommand."""
+    for args in (["-v", "formats"], ["formats", "-v"], ["formats", "-vv"]):
+        done = run(*args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "wco-xml" in done.stdout
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly() -> None:
+    """Issue 16: `customs-hub outbox | head -1` ended in a BrokenPipeError traceback. The pipe
+    here is closed before the command writes, so every write meets a closed pipe."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*CLI, "formats"], stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == b""
+    assert done.returncode == 141  # as a shell reports a command its pipe closed

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import grpc
 
 from adapters.formats import detect, discovered, registry
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
+from hub import __version__
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
 from hub.cli import tables
@@ -60,13 +62,16 @@ def _partner(text: str) -> tuple[str, str]:
     return name, endpoint
 
 
+VERBOSE = "more log output (-vv for debug)"
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customs-hub", description="Customs-to-customs interoperability hub"
     )
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
-    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE)
+    parser.add_argument("--version", action="version", version=f"customs-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="development PKI").add_subparsers(
@@ -188,19 +193,40 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record).translate(_CONTROLS)
 
 
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after a command as before it: every subcommand takes it too (absent unless
+    given, so the count before the command stands otherwise)."""
+    for action in parser._actions:  # argparse names its subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE
+                )
+                _verbose_everywhere(command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    _verbose_everywhere(parser)
+    args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, so that a reader that went away is seen here
+        return code
     except (CliError, HubError) as exc:
         print(f"customs-hub: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader closed the pipe (`customs-hub outbox | head -1`): stop quietly, as a
+        # command killed by SIGPIPE would, and let nothing else try to write to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
 
 
 def _dispatch(args: argparse.Namespace) -> int:
