@@ -222,7 +222,7 @@ def _row(entry: apb.TrailEntryView) -> tuple[str, ...]:
     note = " ".join(x for x in (e.reason, e.outcome, keys, e.detail) if x)
     return (
         str(entry.index),
-        e.at.ToDatetime(UTC).isoformat(timespec="seconds"),
+        tables.rfc3339(e.at.ToDatetime(UTC), "seconds"),
         e.kind,
         e.message_id,
         e.body_type.rsplit(".", 1)[-1],

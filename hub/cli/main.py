@@ -431,8 +431,8 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
                         "state": row.state,
                         "attempts": row.attempts,
                         "reason": row.reason,
-                        "created_at": row.created_at.isoformat(),
-                        "next_attempt_at": row.next_attempt_at.isoformat(),
+                        "created_at": tables.rfc3339(row.created_at),
+                        "next_attempt_at": tables.rfc3339(row.next_attempt_at),
                     },
                     sort_keys=True,
                 )
@@ -557,7 +557,7 @@ async def _messages(args: argparse.Namespace) -> int:
                         "status": row.status,
                         "receipt": row.receipt,
                         "business_keys": row.business_keys,
-                        "at": row.at.isoformat(),
+                        "at": tables.rfc3339(row.at),
                     },
                     sort_keys=True,
                 )

@@ -1,9 +1,18 @@
 """Plain-text tables for the command line: columns padded to their widest cell, the last
-column left unpadded (it holds free text such as business keys or a description)."""
+column left unpadded (it holds free text such as business keys or a description); and the one
+way the command line writes a time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+
+def rfc3339(value: datetime, timespec: str = "auto") -> str:
+    """``value`` in UTC as RFC 3339 with a ``Z`` (a time without a zone is taken as UTC, as
+    the store writes every time in UTC)."""
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    return utc.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def render(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

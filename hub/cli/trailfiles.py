@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.cli.tables import rfc3339
 from hub.core.errors import HubError
 from hub.files import write_atomically
 from hub.store.db import Store
@@ -101,7 +102,7 @@ async def export_trail(store: Store, folder: Path, origin: str) -> Exported:
                 "entries_sha256": out.digest.hexdigest(),
                 "checkpoints": [p.size for p in signed],
                 "latest_checkpoint": latest,
-                "exported_at": utcnow().isoformat(),
+                "exported_at": rfc3339(utcnow()),
             }
         )
     except BaseException:
