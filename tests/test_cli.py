@@ -235,15 +235,15 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly() -> None:
 
 def test_the_command_line_writes_every_time_as_rfc3339_with_z() -> None:
     """Issue 16: `messages` wrote +00:00 and the trail Z. One function writes times now
-    (hub/cli/tables.py), and no other command line module formats one itself."""
+    (hub/core/times.py), and no command line module or connector formats one itself."""
     from datetime import UTC, datetime, timedelta, timezone
 
-    from hub.cli.tables import rfc3339
+    from hub.core.times import rfc3339
 
     at = datetime(2026, 12, 7, 13, 5, 9, 120000, tzinfo=UTC)
     assert rfc3339(at) == "2026-12-07T13:05:09.120000Z"
     assert rfc3339(at.astimezone(timezone(timedelta(hours=8))), "seconds") == "2026-12-07T13:05:09Z"
     assert rfc3339(at.replace(tzinfo=None)) == "2026-12-07T13:05:09.120000Z"  # SQLite's naive
-    root = Path(__file__).resolve().parent.parent / "hub" / "cli"
-    formatting = [p.name for p in root.glob("*.py") if ".isoformat(" in p.read_text()]
-    assert formatting == ["tables.py"]
+    hub_dir = Path(__file__).resolve().parent.parent / "hub"
+    written = [*hub_dir.glob("cli/*.py"), *hub_dir.glob("connectors/*.py")]
+    assert [p.name for p in written if ".isoformat(" in p.read_text()] == []

@@ -1,18 +1,14 @@
 """Plain-text tables for the command line: columns padded to their widest cell, the last
-column left unpadded (it holds free text such as business keys or a description); and the one
-way the command line writes a time."""
+column left unpadded (it holds free text such as business keys or a description); times are
+written by hub/core/times.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
+from hub.core.times import rfc3339
 
-def rfc3339(value: datetime, timespec: str = "auto") -> str:
-    """``value`` in UTC as RFC 3339 with a ``Z`` (a time without a zone is taken as UTC, as
-    the store writes every time in UTC)."""
-    utc = value.astimezone(UTC) if value.tzinfo else value
-    return utc.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
+__all__ = ["render", "rfc3339"]
 
 
 def render(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.cli.tables import rfc3339
 from hub.core.errors import HubError
+from hub.core.times import rfc3339
 from hub.files import write_atomically
 from hub.store.db import Store
 from hub.store.schema import utcnow

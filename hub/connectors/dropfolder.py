@@ -56,6 +56,7 @@ from hub.app.submission import Submission, derived_messages
 from hub.config import FolderConfig
 from hub.core.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.core.messages import body_class
+from hub.core.times import rfc3339
 from hub.files import Directory, NotConfined, Tree
 from hub.store.schema import InboundMessage
 
@@ -507,7 +508,7 @@ class DropFolder:
             "file": f"{INBOX}/{outcome.file.relative}",
             "format": outcome.format_id,
             "sha256": outcome.digest.hex(),
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": rfc3339(datetime.now(UTC), "seconds"),
             "refused": refused,
             "accepted": [
                 {
