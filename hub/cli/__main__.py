@@ -1,9 +1,5 @@
 """``python -m hub.cli``: the same as the ``customs-hub`` command."""
 
-import contextlib
-import sys
-
 from hub.cli.main import main
 
-with contextlib.suppress(BrokenPipeError):
-    sys.exit(main())
+raise SystemExit(main())  # main ends quietly when a reader closes the pipe

@@ -28,6 +28,7 @@ from hub.cli.trailfiles import read_key
 from hub.config import load_config
 from hub.core.auth import SCOPES, Grant
 from hub.core.errors import REASON_KEY, HubError
+from hub.core.times import rfc3339
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
@@ -222,7 +223,7 @@ def _row(entry: apb.TrailEntryView) -> tuple[str, ...]:
     note = " ".join(x for x in (e.reason, e.outcome, keys, e.detail) if x)
     return (
         str(entry.index),
-        tables.rfc3339(e.at.ToDatetime(UTC), "seconds"),
+        rfc3339(e.at.ToDatetime(UTC), "seconds"),
         e.kind,
         e.message_id,
         e.body_type.rsplit(".", 1)[-1],

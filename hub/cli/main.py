@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import logging
@@ -31,6 +30,7 @@ from hub.cli.pki import init_federation
 from hub.cli.trailfiles import export_trail, read_key, verify_folder
 from hub.config import load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
+from hub.core.times import rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
@@ -431,8 +431,8 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
                         "state": row.state,
                         "attempts": row.attempts,
                         "reason": row.reason,
-                        "created_at": tables.rfc3339(row.created_at),
-                        "next_attempt_at": tables.rfc3339(row.next_attempt_at),
+                        "created_at": rfc3339(row.created_at),
+                        "next_attempt_at": rfc3339(row.next_attempt_at),
                     },
                     sort_keys=True,
                 )
@@ -557,7 +557,7 @@ async def _messages(args: argparse.Namespace) -> int:
                         "status": row.status,
                         "receipt": row.receipt,
                         "business_keys": row.business_keys,
-                        "at": tables.rfc3339(row.at),
+                        "at": rfc3339(row.at),
                     },
                     sort_keys=True,
                 )
@@ -587,5 +587,4 @@ def format_table(rows: Sequence[MessageRow]) -> str:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(main())
+    sys.exit(main())  # main ends quietly when a reader closes the pipe

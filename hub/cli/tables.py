@@ -1,14 +1,9 @@
 """Plain-text tables for the command line: columns padded to their widest cell, the last
-column left unpadded (it holds free text such as business keys or a description); times are
-written by hub/core/times.py."""
+column left unpadded (it holds free text such as business keys or a description)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-
-from hub.core.times import rfc3339
-
-__all__ = ["render", "rfc3339"]
 
 
 def render(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
