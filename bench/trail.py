@@ -328,7 +328,7 @@ async def consistency(
 async def measure(
     store: Store, sizes: Sizes, run: Run, targets: list[int], proofs: int, window: int
 ) -> None:
-    await store.create_all()
+    await store.prepare(create=True)
     empty, _ = await sizes.total()
     housekeeping = asyncio.create_task(copy_wal(store, run)) if store.db.is_sqlite else None
     builder = merkle.RootBuilder()  # the verifier's own root, from its own leaves

@@ -30,6 +30,7 @@ from hub.rpc.partner import (
 )
 from hub.rpc.server import SERVER_OPTIONS, add_health_and_reflection, bind, decoding_handler
 from hub.store.db import Store
+from hub.store.lock import InstanceLock
 
 log = logging.getLogger("customs_hub.service")
 
@@ -53,6 +54,7 @@ class RunningHub:
     audit_port: int = 0
     folders: list[DropFolder] = field(default_factory=list)
     partner_exchange: PartnerExchangeService | None = None  # its per-partner allowances
+    lock: InstanceLock | None = None  # held from start to stop
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -77,20 +79,26 @@ class RunningHub:
         except HubError as exc:
             log.error("final trail checkpoint: %s", exc)
         await self.channels.close()
+        if self.lock is not None:
+            await self.lock.release()
         await self.hub.store.close()
 
 
 async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
     store = Store(config.store_url)
+    lock = InstanceLock(store.db, config.party)
     try:
-        return await _start(config, store, clock)
+        await lock.acquire()  # one process serves a store: a second start stops here
+        return await _start(config, store, lock, clock)
     except BaseException:
+        await lock.release()
         await store.close()
         raise
 
 
-async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
-    await store.create_all()
+async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clock) -> RunningHub:
+    # a new database gets the schema; one at another revision is refused (`db upgrade`)
+    await store.prepare(create=True, upgrade_hint=f"customs-hub db upgrade --config {config.path}")
     hub = Hub(config, store, clock=clock)
     await hub.audit.record_config()
     limits = config.limits
@@ -189,4 +197,5 @@ async def _start(config: HubConfig, store: Store, clock: Clock) -> RunningHub:
         audit_port,
         folders,
         exchange,
+        lock,
     )

@@ -208,7 +208,7 @@ async def test_a_sender_sends_each_entry_once_whether_read_back_or_handed_over(
     again whenever memory may have missed something."""
     store = Store(federation.configs["CN"].store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         hub = Hub(federation.configs["CN"], store)
         sender = PartnerSender(OutboxWorker(hub, transport=None), "NZ")  # type: ignore[arg-type]
         first = await hub.submission.submit_many(

@@ -62,7 +62,7 @@ async def pair(federation: Federation) -> AsyncIterator[Pair]:
             delivery_batch=4,
         )
         store = Store(config.store_url)
-        await store.create_all()
+        await store.prepare(create=True)
         hubs[party] = Hub(dataclasses.replace(config, limits=limits), store)
     sim = PartnerSim([hubs["NZ"], hubs["SG"]], "CN")
     worker = OutboxWorker(hubs["CN"], sim)

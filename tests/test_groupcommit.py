@@ -126,7 +126,7 @@ async def test_close_commits_what_was_submitted_then_refuses_more() -> None:
 async def test_queueing_and_settling_share_one_real_transaction(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         now = datetime.now(UTC)
 
         def outbound(n: int) -> NewOutbound:

@@ -68,7 +68,7 @@ async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url
 
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.outbox.enqueue([outbound("m1")])
         [m1] = await store.outbox.due(NOW + timedelta(seconds=1), 10)
 

@@ -68,7 +68,7 @@ async def deliver_in_order(
         config = load_config(hubdir / "hub.toml")
         store = Store(config.store_url)
         try:
-            await store.create_all()
+            await store.prepare(create=True)
             nz = Hub(config, store)
             cn = signer_of(pki, "CN")
             now = datetime.now(UTC)

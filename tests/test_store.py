@@ -59,7 +59,7 @@ async def accept(store: Store, rows: list[InboundRow], sign: Any) -> list[Accept
 async def test_outbox_lifecycle(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.outbox.enqueue([outbound("m1"), outbound("m2", "SG")])
         due = await store.outbox.due(NOW + timedelta(seconds=1), 10)
         assert {d.message_id for d in due} == {"m1", "m2"}
@@ -97,7 +97,7 @@ async def test_outbox_lifecycle(store_url: str) -> None:
 async def test_inbound_dedup_and_receipt_in_same_transaction(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         [first] = await accept(store, [inbound("m1")], signer)
         assert first.fresh and first.row.signed_receipt == b"receipt-m1"
         # the same sender and id again, also twice in one call: the first receipt, no new row
@@ -120,7 +120,7 @@ async def test_inbound_dedup_and_receipt_in_same_transaction(store_url: str) -> 
 async def test_failed_signing_stores_nothing(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
 
         def broken(_: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
             raise RuntimeError("HSM unavailable")
@@ -135,7 +135,7 @@ async def test_failed_signing_stores_nothing(store_url: str) -> None:
 async def test_acknowledgement_only_moves_forward(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         assert await store.inbound.acknowledged("risk") == 0
         for i in range(3):
             await accept(store, [inbound(f"m{i}")], signer)
@@ -161,7 +161,7 @@ async def test_subscriber_cursor_never_skips_concurrent_inserts(store_url: str) 
     """
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         seen: list[str] = []
         writers_done = asyncio.Event()
 
@@ -207,7 +207,7 @@ async def test_a_late_second_settlement_touches_no_other_entry(store_url: str) -
     second settlement must not remove a newer message's entry."""
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.outbox.enqueue([outbound("m1")])
         [m1] = await store.outbox.due(NOW + timedelta(seconds=1), 10)
         record = ReceiptRecord(
@@ -231,7 +231,7 @@ async def test_sqlite_commits_never_checkpoint_and_the_hub_checkpoints_beside_th
     path = tmp_path / "hub.db"
     store = Store(f"sqlite+aiosqlite:///{path}")
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.db.copy_wal()
         empty = path.stat().st_size
         for i in range(100):
@@ -256,7 +256,7 @@ async def test_a_cancelled_writer_is_cancelled_and_the_store_goes_on(store_url: 
     store = Store(store_url)
     rng = random.Random(7)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         for i in range(60):
 
             async def writing(n: int = i) -> None:
@@ -282,7 +282,7 @@ async def test_sqlite_log_starts_again_while_a_writer_keeps_committing(tmp_path:
     store.db.wal_restart_pages = 40
     wal = tmp_path / "hub.db-wal"
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         stop = asyncio.Event()
         restarts = 0
 

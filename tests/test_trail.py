@@ -73,7 +73,7 @@ async def recomputed(store: Store) -> tuple[int, bytes]:
 async def test_every_stored_event_has_its_leaf_in_the_same_transaction(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         indexes: list[int] = []
 
         def sign(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
@@ -113,7 +113,7 @@ async def test_a_failed_transaction_leaves_no_leaf(tmp_path: Path) -> None:
     """A leaf is never written without what it describes, nor the other way round."""
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await accept(store, [inbound("m1")], lambda rows, head: [b"r"] * len(rows))
 
         def failing_signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
@@ -168,7 +168,7 @@ async def test_both_hubs_log_the_exchange_and_receipts_name_the_receivers_leaf(
 async def test_failures_and_expiry_are_logged(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         message = outbound("o1")
         message.expires_at = datetime.now(UTC) + timedelta(days=1)
         await store.outbox.enqueue([message])
@@ -205,7 +205,7 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
         return checkpoint.sign(checkpoint.Checkpoint("customs-hub/CN", size, root), key)
 
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.db.transaction(lambda c: store.trail.append_in(c, queued(4)))
         first = await store.trail.sign_checkpoint(sign)
         assert first is not None and first.size == 4
@@ -237,7 +237,7 @@ async def test_checkpoints_are_signed_only_when_consistent_with_the_last(store_u
 async def test_acknowledged_messages_are_logged_as_handed_over_once(store_url: str) -> None:
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await accept(store, [inbound(f"m{i}") for i in range(4)], lambda r, head: [b"r"] * len(r))
         assert await store.inbound.acknowledge("customs-risk-engine", 2) == 2
         assert await store.inbound.acknowledge("customs-risk-engine", 1) == 2  # never back

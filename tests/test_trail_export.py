@@ -65,7 +65,7 @@ async def signed_trail(store_url: str) -> Trail:
     def sign(size: int, root: bytes) -> bytes:
         return checkpoint.sign(checkpoint.Checkpoint(ORIGIN, size, root), key)
 
-    await store.create_all()
+    await store.prepare(create=True)
     size = 0
     for end in CHECKPOINT_SIZES:
         await store.trail.append([event(i) for i in range(size, end)])
@@ -236,7 +236,7 @@ async def test_cli_exports_and_verifies(
     signing = ed25519.Ed25519PrivateKey.generate()
     private = checkpoint.NoteKey("customs-hub-CN", signing.public_key(), signing)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         await store.trail.append([event(i) for i in range(5)])
         await store.trail.sign_checkpoint(
             lambda size, root: checkpoint.sign(

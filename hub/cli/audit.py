@@ -186,9 +186,10 @@ def _read_file(path: Path, what: str) -> bytes:
 
 async def open_source(args: argparse.Namespace) -> TrailSource:
     if args.config:
-        store = Store(load_config(args.config).store_url)
-        await store.create_all()
-        return LocalTrail(store)
+        hint = f"customs-hub db upgrade --config {args.config}"
+        return LocalTrail(
+            await Store.existing(load_config(args.config).store_url, upgrade_hint=hint)
+        )
     if not args.ca:
         raise AuditCliError("--hub needs --ca, the CA that issued the hub's TLS certificate")
     token = (

@@ -24,6 +24,7 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
+from hub.cli import db as dbcli
 from hub.cli import tables
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
 
     translatecli.add_parser(sub)
+    dbcli.add_parsers(sub)
 
     trail_cmd = sub.add_parser(
         "trail", help="the tamper-evident trail: query it, prove entries, export and verify"
@@ -251,6 +253,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _translate(args)
     if args.command == "trail":
         return _trail(args)
+    if args.command == "db":
+        return dbcli.run(args)
     if args.command == "formats":
         return _formats(args)
     if args.command == "token":
@@ -308,6 +312,11 @@ async def _serve(config_path: Path) -> int:
     await running.stop()
     print(f"{config.party}: stopped", flush=True)
     return 0
+
+
+def upgrade_hint(config: Path) -> str:
+    """The command that brings the store of the hub configured by ``config`` up to date."""
+    return f"customs-hub db upgrade --config {config}"
 
 
 def _read(path: Path) -> bytes:
@@ -390,9 +399,8 @@ async def _outbox(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.action != "list" and not (args.message_id or args.partner):
         raise CliError(f"outbox {args.action}: name --message-id ID or --partner PARTY")
-    store = Store(config.store_url)
+    store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        await store.create_all()
         if args.action == "list":
             _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
             return 0
@@ -495,9 +503,8 @@ def _trail(args: argparse.Namespace) -> int:
 
 async def _trail_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = Store(config.store_url)
+    store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        await store.create_all()
         done = await export_trail(store, args.out, config.origin)
     finally:
         await store.close()
@@ -539,9 +546,8 @@ def _keys(row: MessageRow) -> str:
 
 async def _messages(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = Store(config.store_url)
+    store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        await store.create_all()
         rows = await store.views.message_rows()
     finally:
         await store.close()

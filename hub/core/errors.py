@@ -122,6 +122,21 @@ class ConfigError(HubError):
     default_reason = "config-invalid"
 
 
+class SchemaError(HubError):
+    """The database's schema is not the one this code needs (behind, ahead, or unknown), or
+    another hub holds it: an operator's step is needed, so trying again does not help."""
+
+    status = Status.FAILED_PRECONDITION
+    default_reason = "schema-mismatch"
+
+
+class InstanceLocked(HubError):
+    """Another process holds this hub's store: one instance serves a configuration."""
+
+    status = Status.FAILED_PRECONDITION
+    default_reason = "hub-running"
+
+
 class RoutingError(HubError):
     """No partner can be chosen for a submitted message."""
 

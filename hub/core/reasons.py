@@ -172,6 +172,16 @@ REASONS: dict[str, Reason] = {
         "the others in the same group commit are written",
         INTERNAL,
     ),
+    "schema-mismatch": _r(
+        "the database's schema revision is not this release's (behind: `customs-hub db "
+        "upgrade`; ahead: a newer release wrote it), or its tables are not a known revision",
+        PRECONDITION,
+    ),
+    "hub-running": _r(
+        "another process holds this hub's store (a hub serving it, or an operator's `db "
+        "upgrade` or `restore`): one instance at a time",
+        PRECONDITION,
+    ),
     "trail-inconsistent": _r(
         "the stored trail is not consistent with the last signed checkpoint: none is signed",
         UNAVAILABLE,

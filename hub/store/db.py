@@ -9,7 +9,8 @@ The store knows nothing of gRPC or signatures; callers hand it values.
 
 from __future__ import annotations
 
-from hub.store.engine import Database
+from hub.core.errors import StoreError
+from hub.store.engine import UPGRADE, Database, sqlite_path
 from hub.store.inbound import InboundStore
 from hub.store.outbox import OutboxStore
 from hub.store.trail import TrailStore
@@ -24,8 +25,29 @@ class Store:
         self.inbound = InboundStore(self.db, self.trail)
         self.views = Views(self.db)
 
-    async def create_all(self) -> None:
-        await self.db.create_all()
+    async def prepare(self, *, create: bool = False, upgrade_hint: str = UPGRADE) -> None:
+        """Refuse a database not at this code's schema revision; ``create``: give an empty one
+        the schema (hub/store/migrate.py)."""
+        await self.db.prepare(create=create, upgrade_hint=upgrade_hint)
+
+    @classmethod
+    async def existing(cls, url: str, *, upgrade_hint: str = UPGRADE) -> Store:
+        """A store on a database that is there and at this code's schema revision, for the
+        commands that read or change its data, never its schema: a SQLite file that does not
+        exist is not made, and a database behind or ahead is refused (``SchemaError``)."""
+        path = sqlite_path(url)
+        if path is not None and not path.exists():
+            raise StoreError(
+                f"no hub database at {path}: start the hub, or run `{upgrade_hint}`",
+                reason="store-unavailable",
+            )
+        store = cls(url)
+        try:
+            await store.prepare(upgrade_hint=upgrade_hint)
+        except BaseException:
+            await store.close()
+            raise
+        return store
 
     async def close(self) -> None:
         await self.db.close()

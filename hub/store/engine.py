@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event
@@ -24,10 +25,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.core.errors import StoreDataError, StoreError
+from hub.core.errors import SchemaError, StoreDataError, StoreError
+from hub.store import migrate
 from hub.store.rawsql import Tx
 from hub.store.schema import as_utc
 
@@ -83,6 +84,39 @@ def _commit_on_thread(conn: Connection) -> None:
     conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
     if conn.in_transaction():  # Core statements began SQLAlchemy's side of it: end that too
         conn.commit()
+
+
+UPGRADE = "customs-hub db upgrade --config HUB.toml"
+
+
+def schema_problem(state: migrate.SchemaState, upgrade_hint: str) -> str:
+    """One line: what revision the database is at, which this code needs, and what to do."""
+    found, needed = migrate.describe(state.found), migrate.describe(state.head)
+    if state.status == "empty":
+        return f"the database has no hub tables yet: run `{upgrade_hint}`, or start the hub"
+    if state.status == "ahead":
+        return (
+            f"the database is at schema revision {found}, newer than this customs-hub knows "
+            f"(it needs {needed}): run the release that upgraded it, or restore a backup"
+        )
+    if state.status == "unversioned":
+        return (
+            "the database has the hub's tables but no schema revision (made before "
+            f"migrations); this customs-hub needs {needed}: stop the hub and run "
+            f"`{upgrade_hint}`"
+        )
+    return (
+        f"the database is at schema revision {found}; this customs-hub needs {needed}: "
+        f"stop the hub and run `{upgrade_hint}`"
+    )
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite+aiosqlite:///`` URL; None for any other database."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix) :].split("?", 1)[0])
 
 
 def utc_time(value: datetime) -> datetime:
@@ -148,12 +182,46 @@ class Database:
         self.wal_restart_pages = WAL_RESTART_PAGES
         self.time: Callable[[datetime], Any] = sqlite_time if self.is_sqlite else utc_time
 
-    async def create_all(self) -> None:
-        await self.run(self._create_all)
+    async def schema_state(self) -> migrate.SchemaState:
+        """The database's schema revision and the code's (hub/store/migrate.py); reads only."""
 
-    async def _create_all(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
+        async def read() -> migrate.SchemaState:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(migrate.read_state)
+
+        return await self.run(read)
+
+    async def prepare(self, *, create: bool = False, upgrade_hint: str = UPGRADE) -> None:
+        """Make sure the database is at this code's schema revision. An empty database gets
+        the schema when ``create`` (a hub's first start); any other difference is refused with
+        a ``SchemaError`` saying what was found, what is needed and what to run."""
+        state = await self.schema_state()
+        if state.status == "current":
+            return
+        if state.status == "empty" and create:
+            await self.upgrade()
+            return
+        raise SchemaError(schema_problem(state, upgrade_hint))
+
+    async def upgrade(self) -> tuple[migrate.SchemaState, migrate.SchemaState]:
+        """Bring the database to this code's revision, in one transaction: an unversioned one
+        (the last release before migrations) is first recognised as the baseline. Returns the
+        state before and after. A database ahead of the code is refused."""
+
+        async def run() -> tuple[migrate.SchemaState, migrate.SchemaState]:
+            async with self._writer(), self.engine.connect() as conn:
+                conn = await conn.execution_options(immediate=True)
+                async with conn.begin():
+                    before = await conn.run_sync(migrate.read_state)
+                    if before.status == "ahead":
+                        raise SchemaError(schema_problem(before, ""))
+                    if before.status == "unversioned":
+                        await conn.run_sync(migrate.adopt)
+                    await conn.run_sync(migrate.upgrade)
+                    after = await conn.run_sync(migrate.read_state)
+            return before, after
+
+        return await self.run(run)
 
     async def close(self) -> None:
         if self._writer_thread is not None and self._sync_engine is not None:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from hub.core.envelope import signed_alike
-from hub.core.limits import ID_CHARS, MESSAGE_ID_CHARS, REJECTION_CHARS
+from hub.core.limits import ERROR_CHARS, ID_CHARS, MESSAGE_ID_CHARS, REJECTION_CHARS
 from hub.core.revisions import StateRef
 
 # the states of an outbox entry (outbox.state)
@@ -111,6 +111,19 @@ class OutboxEntry(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     dead_reason: str | None = None
+
+
+class PartnerBackoff(SQLModel, table=True):
+    """A partner the outbox is backing off from as a whole (its stream failed), kept so that
+    a restarted hub goes on waiting where the last one stopped, and so operators see when the
+    next attempt is. No row: the last attempt succeeded (or none failed)."""
+
+    __tablename__ = "partner_backoff"
+    partner: str = Field(primary_key=True, max_length=16)
+    failures: int = 0  # consecutive
+    retry_at: datetime = _ts()  # not before then
+    failed_at: datetime = _ts()
+    last_error: str = Field(default="", max_length=ERROR_CHARS)
 
 
 class ReceiptRecord(SQLModel, table=True):
@@ -296,6 +309,7 @@ def table_named(name: str) -> Table:
 
 OUTBOUND = table_named("outbound_message")
 OUTBOX = table_named("outbox")
+PARTNER_BACKOFF = table_named("partner_backoff")
 RECEIPT = table_named("receipt")
 INBOUND = table_named("inbound_message")
 ORIGINAL = table_named("inbound_original")

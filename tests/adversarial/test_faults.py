@@ -133,7 +133,7 @@ async def test_one_callers_refused_data_fails_only_that_caller(store_url: str) -
     gets StoreDataError (INTERNAL, not retried), not UNAVAILABLE."""
     store = Store(store_url)
     try:
-        await store.create_all()
+        await store.prepare(create=True)
         committer = GroupCommitter(store.db.write, name="test")
         created = store.db.time(datetime.now(UTC))
 

@@ -1,0 +1,128 @@
+"""One hub process per store: an exclusive lock held for as long as the hub serves.
+
+On SQLite, ``flock`` on a file beside the database (``hub.db.lock``), which holds who took it;
+the kernel lets go when the process ends, however it ends. On PostgreSQL, a session advisory
+lock named after the hub's party, on a connection kept for the purpose; the server lets go
+when that connection ends. A second ``serve`` (or an operator's ``db upgrade`` under a running
+hub) is refused with ``InstanceLocked``, naming the holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.core.errors import InstanceLocked, StoreError
+from hub.core.times import rfc3339
+from hub.store.engine import Database, sqlite_path
+from hub.store.schema import utcnow
+
+# pg_locks shows a bigint advisory key as two 32-bit halves: classid (high), objid (low)
+_HOLDER = text(
+    "SELECT a.pid, a.client_addr, a.application_name, a.backend_start "
+    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+    "AND l.objsubid = 1"
+)
+
+
+def advisory_key(party: str) -> int:
+    """The advisory lock's 64-bit key for one hub: the same for every process of it."""
+    digest = hashlib.sha256(f"customs-hub:{party}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class InstanceLock:
+    """The lock of one hub's store; ``acquire`` once, ``release`` at the end."""
+
+    def __init__(self, db: Database, party: str) -> None:
+        self.db = db
+        self.party = party
+        self._fd: int | None = None
+        self._conn: AsyncConnection | None = None
+
+    async def acquire(self, purpose: str = "serve") -> None:
+        path = sqlite_path(self.db.url)
+        if path is not None:
+            self._lock_file(Path(f"{path}.lock"), purpose)
+        elif not self.db.is_sqlite:
+            await self._lock_postgres(purpose)
+
+    def _lock_file(self, path: Path, purpose: str) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the hub's lock file: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise InstanceLocked(
+                f"another customs-hub holds {path} ({holder}): one process at a time serves "
+                "this store; stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, self._who(purpose).encode(), 0)
+        self._fd = fd
+
+    def _who(self, purpose: str) -> str:
+        return (
+            f"{purpose} of {self.party}, pid {os.getpid()} on {socket.gethostname()}, "
+            f"since {rfc3339(utcnow())}"
+        )
+
+    async def _lock_postgres(self, purpose: str) -> None:
+        key = advisory_key(self.party)
+
+        async def take() -> bool:
+            conn = await self.db.engine.connect()
+            try:
+                got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                await conn.commit()
+            except BaseException:
+                await conn.close()
+                raise
+            if got:
+                self._conn = conn
+                return True
+            await conn.close()
+            return False
+
+        if await self.db.run(take):
+            return
+        holder = await self.db.run(lambda: self._postgres_holder(key))
+        raise InstanceLocked(
+            f"another customs-hub holds the lock of hub {self.party} on this PostgreSQL "
+            f"database ({holder}): one process at a time serves it; stop it first"
+        )
+
+    async def _postgres_holder(self, key: int) -> str:
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        hi, lo = unsigned >> 32, unsigned & 0xFFFFFFFF
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(_HOLDER, {"hi": hi, "lo": lo})).first()
+        if row is None:
+            return "its holder has just let go; try again"
+        pid, addr, app, since = row
+        where = f" from {addr}" if addr else ""
+        name = f" ({app})" if app else ""
+        return f"server process {pid}{name}{where}, connected since {rfc3339(since)}"
+
+    async def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # the lock goes with the descriptor; the file stays for the next
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(*self.db.errors):
+                await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            with contextlib.suppress(*self.db.errors):
+                await conn.close()

@@ -1,0 +1,1 @@
+"""One file a schema revision, each naming the one before it (``down_revision``)."""
