@@ -9,6 +9,7 @@ The store knows nothing of gRPC or signatures; callers hand it values.
 
 from __future__ import annotations
 
+from hub.config import StoreSettings
 from hub.store.engine import Database
 from hub.store.inbound import InboundStore
 from hub.store.outbox import OutboxStore
@@ -17,7 +18,7 @@ from hub.store.views import Views
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | StoreSettings) -> None:
         self.db = Database(url)
         self.trail = TrailStore(self.db)
         self.outbox = OutboxStore(self.db, self.trail)
