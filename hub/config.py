@@ -605,7 +605,8 @@ def _masked(parts: urllib.parse.SplitResult) -> str:
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    scheme = parts.scheme.split("+", 1)[0]  # as the operator writes it: postgresql://
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path, "", ""))
 
 
 def store_settings(url: str) -> StoreSettings:
