@@ -154,7 +154,7 @@ class HubConfig:
     signing_cert: Path
     signing_key: Path
     trail_key: Path  # Ed25519 key that signs the trail's checkpoints
-    store_url: str
+    store_url: str = field(repr=False)  # may hold a password: shown in no repr
     partners: Mapping[str, PartnerConfig]
     routes: Mapping[str, Sequence[str] | str]
     countries: tuple[str, ...] = ()
@@ -575,7 +575,7 @@ class StoreSettings:
     engine from it). ``url`` is the SQLAlchemy URL without the options, password included
     when the operator wrote one; ``shown`` is what may be printed."""
 
-    url: str
+    url: str = field(repr=False)  # may hold the password: shown in no repr
     host: str = ""
     port: int = 0
     database: str = ""  # for SQLite, the file's path
