@@ -2,17 +2,30 @@
 
 Every limit lives in ``Limits`` with its default and the reason for the number. Relative paths
 in the file are relative to the file's folder. Errors name the file and the key.
+
+The file is checked in three steps: its shape by pydantic models (every table and key known,
+each value of its type; an unknown key is refused with the closest known name), then the rules
+between values (party ids, routes to configured partners, limits' ranges, the store URL and
+its options), then every file it names exists and is readable. All problems found are
+reported together, one per line. What the files hold (keys matching certificates) is checked
+by hub/app/keys.py, the one module that reads them. This module opens no database and no
+socket, and never shows a password in an error.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from hub.core.errors import ConfigError
 from hub.core.limits import XmlLimits
@@ -141,7 +154,7 @@ class HubConfig:
     signing_cert: Path
     signing_key: Path
     trail_key: Path  # Ed25519 key that signs the trail's checkpoints
-    store_url: str
+    store_url: str = field(repr=False)  # may hold a password: shown in no repr
     partners: Mapping[str, PartnerConfig]
     routes: Mapping[str, Sequence[str] | str]
     countries: tuple[str, ...] = ()
@@ -169,217 +182,543 @@ class HubConfig:
     def origin(self) -> str:
         return self.trail_origin or f"customs-hub/{self.party}"
 
-
-class _Reader:
-    """Reads typed values out of a TOML table and names file and key in every error."""
-
-    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
-        self.path, self.data, self.prefix = path, data, prefix
-
-    def _fail(self, key: str, expected: str, found: object) -> ConfigError:
-        return ConfigError(
-            f"{self.path}: {self.prefix}{key} must be {expected}; found {found!r}",
-            reason="config-invalid",
-        )
-
-    def table(self, key: str, required: bool = True) -> _Reader:
-        value = self.data.get(key, None if required else {})
-        if not isinstance(value, dict):
-            raise self._fail(key, "a table", value)
-        return _Reader(self.path, value, f"{self.prefix}{key}.")
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self._fail(key, "a non-empty string", value)
-        return value
-
-    def file_path(self, key: str) -> Path:
-        p = Path(self.text(key))
-        return p if p.is_absolute() else (self.path.parent / p).resolve()
-
-    def str_list(self, key: str, default: Sequence[str] | None = None) -> tuple[str, ...]:
-        value = self.data.get(key, default)
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "a list of strings", value)
-        return tuple(value)
+    @property
+    def store(self) -> StoreSettings:
+        """What the store connects with: ``store_url`` read into its parts and options."""
+        return store_settings(self.store_url)
 
 
-def _party(reader: _Reader, key: str, value: str) -> str:
-    if not PARTY_ID.fullmatch(value):
-        raise reader._fail(key, "a party id such as 'CN'", value)
-    return value
+# --- The file's shape -----------------------------------------------------------------------
+# Each TOML table is a model that forbids keys it does not know; strict, so that "300" is not
+# taken for 300 nor true for 1. The models only say what the file may hold: load_config builds
+# the dataclasses above from them, and the rest of the hub sees only those.
+
+Text = Annotated[str, StringConstraints(min_length=1)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Server(_Table):
+    listen: Text
+    domestic_listen: Text
+
+
+class _Tls(_Table):
+    cert: Text
+    key: Text
+    trust_anchor: Text
+
+
+class _Signing(_Table):
+    cert: Text
+    key: Text
+
+
+class _Trail(_Table):
+    key: Text
+    origin: str = ""
+    checkpoint_entries: int = Field(1000, gt=0)
+    checkpoint_seconds: float = Field(10.0, gt=0)
+
+
+class _Store(_Table):
+    url: Text
+
+
+class _Audit(_Table):
+    listen: Text | None = None
+    token_key: Text | None = None
+    issuer: Text | None = None
+    audience: Text | None = None
+
+
+class _Partner(_Table):
+    endpoint: Text
+    identity: Text | None = None
+    trust_anchor: Text
+    signing_certs: list[Text]
+    countries: list[Text] | None = None
+    raw_formats: list[Text] = []
+
+
+class _Folder(_Table):
+    path: Text
+    inbox_formats: dict[str, Text] = {}
+    outbox_format: str = ""
+    recipients: list[Text] = []
+    settle_seconds: float = Field(2.0, ge=0)
+
+
+# [limits]: one optional number per field of Limits, with Limits' own type (an int limit is
+# a whole number; a float one takes either)
+_Limits: type[_Table] = create_model(  # type: ignore[call-overload]
+    "_Limits",
+    __base__=_Table,
+    **{f.name: (int | None if f.type == "int" else float | None, None) for f in fields(Limits)},
+)
+
+
+class _HubFile(_Table):
+    party: Text
+    countries: list[Text] | None = None
+    server: _Server
+    tls: _Tls
+    signing: _Signing
+    trail: _Trail
+    store: _Store
+    audit: _Audit = _Audit()
+    limits: _Limits = _Limits()  # type: ignore[valid-type]
+    partners: dict[str, _Partner] = {}
+    folders: dict[str, _Folder] = {}
+    routes: dict[str, Any] = {}
+
+
+# What a value that pydantic refused was expected to be, by its error type.
+_EXPECTED = {
+    "string_type": "a string",
+    "string_too_short": "a non-empty string",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _known_keys(loc: Sequence[str | int]) -> list[str]:
+    """The keys the table at ``loc`` may hold (empty where any key is allowed)."""
+    kind: Any = _HubFile
+    for part in loc:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            info = kind.model_fields.get(str(part))
+            if info is None:
+                return []
+            kind = info.annotation
+        elif get_origin(kind) is dict:
+            kind = get_args(kind)[1]
+        else:
+            return []
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return list(kind.model_fields)
+    return []
+
+
+def _suggestion(word: str, known: Sequence[str], table: bool = False) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    if close:
+        return f"did you mean [{close[0]}]?" if table else f"did you mean {close[0]}?"
+    return "known: " + ", ".join(sorted(known))
+
+
+def _schema_problem(error: Any) -> str:
+    loc = tuple(error["loc"])
+    key, found = _dotted(loc), error.get("input")
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        name = str(loc[-1])
+        if len(loc) == 1 and isinstance(found, dict):
+            return f"[{name}] is not a known table; {_suggestion(name, known, table=True)}"
+        return f"{key}: unknown key; {_suggestion(name, known)}"
+    if error["type"] == "missing":
+        return f"{key} is missing"
+    expected = _EXPECTED.get(error["type"])
+    if expected is None:
+        expected = str(error["msg"]).removeprefix("Input should be ")
+    return f"{key} must be {expected}; found {found!r}"
+
+
+class _Problems:
+    """What is wrong with one file: each problem a line naming the file and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.lines = path, list[str]()
+
+    def add(self, text: str) -> None:
+        self.lines.append(f"{self.path}: {text}")
+
+    def fail(self, key: str, expected: str, found: object) -> None:
+        self.add(f"{key} must be {expected}; found {found!r}")
+
+    def file(self, key: str, path: Path) -> None:
+        """``path`` (named by ``key``) must be a readable file."""
+        if not path.exists():
+            self.add(f"{key}: {path} does not exist")
+        elif not path.is_file():
+            self.add(f"{key}: {path} is not a file")
+        elif not os.access(path, os.R_OK):
+            self.add(f"{key}: {path} is not readable")
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigError("\n".join(self.lines), reason="config-invalid")
 
 
 def load_config(path: Path | str) -> HubConfig:
+    """Read and check ``path``; a ConfigError lists every problem found, one per line."""
     path = Path(path).resolve()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file", reason="config-missing") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}", reason="config-missing") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", reason="config-invalid") from None
-    root = _Reader(path, raw)
-    party = _party(root, "party", root.text("party"))
-    server, tls, signing, store, trail = (
-        root.table(k) for k in ("server", "tls", "signing", "store", "trail")
-    )
+    problems = _Problems(path)
+    # 1. the shape: known tables and keys, each value of its type
+    try:
+        shape = _HubFile.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.add(_schema_problem(error))
+        problems.raise_any()
+        raise  # unreachable: a ValidationError has at least one error
+    # 2. the rules between values
+    config = _build(path, shape, problems)
+    problems.raise_any()
+    # 3. the files it names
+    _check_files(config, problems)
+    problems.raise_any()
+    return config
+
+
+def _resolve(base: Path, text: str) -> Path:
+    p = Path(text)
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
+    base = path.parent
+    if not PARTY_ID.fullmatch(shape.party):
+        problems.fail("party", "a party id such as 'CN'", shape.party)
     partners: dict[str, PartnerConfig] = {}
-    for name in root.table("partners", required=False).data:
-        p = root.table("partners").table(name)
-        _party(root, f"partners.{name}", name)
-        identity = p.text("identity", PARTY_URI_PREFIX + name)
-        if identity != PARTY_URI_PREFIX + name:
-            raise p._fail("identity", f"{PARTY_URI_PREFIX}{name}", identity)
+    for name, p in shape.partners.items():
+        if not PARTY_ID.fullmatch(name):
+            problems.fail(f"partners.{name}", "a party id such as 'CN'", name)
+        if p.identity is not None and p.identity != PARTY_URI_PREFIX + name:
+            problems.fail(f"partners.{name}.identity", f"{PARTY_URI_PREFIX}{name}", p.identity)
         partners[name] = PartnerConfig(
             party=name,
-            endpoint=p.text("endpoint"),
-            trust_anchor=p.file_path("trust_anchor"),
-            signing_certs=tuple(
-                q if q.is_absolute() else (path.parent / q).resolve()
-                for q in map(Path, p.str_list("signing_certs"))
-            ),
-            countries=p.str_list("countries", [name]),
-            raw_formats=p.str_list("raw_formats", []),
+            endpoint=p.endpoint,
+            trust_anchor=_resolve(base, p.trust_anchor),
+            signing_certs=tuple(_resolve(base, c) for c in p.signing_certs),
+            countries=tuple(p.countries if p.countries is not None else [name]),
+            raw_formats=tuple(p.raw_formats),
         )
-    if party in partners:
-        raise ConfigError(f"{path}: partners.{party} is this hub itself", reason="config-invalid")
+    if shape.party in partners:
+        problems.add(f"partners.{shape.party} is this hub itself")
+    routes = _routes(shape.routes, partners, problems)
+    audit = shape.audit
+    if audit.listen and audit.token_key is None:
+        problems.fail("audit.token_key", "the Ed25519 key that signs auditors' tokens", None)
+    limits: BaseModel = shape.limits
+    limit_values = {k: v for k, v in limits.model_dump().items() if v is not None}
+    for key, value in limit_values.items():
+        if key == "retry_jitter" and not 0 <= value <= 1:
+            problems.fail(f"limits.{key}", "a fraction from 0 to 1", value)
+        elif key == "retry_multiplier" and value < 1:
+            problems.fail(f"limits.{key}", "a number of at least 1", value)
+        elif key != "retry_jitter" and value <= 0:
+            problems.fail(f"limits.{key}", "a positive number", value)
+    if shape.trail.origin and not shape.trail.origin.isprintable():
+        problems.fail("trail.origin", "one printable line", shape.trail.origin)
+    try:
+        url = store_url(shape.store.url, base)
+    except ConfigError as exc:
+        problems.add(exc.message)
+        url = ""
+    return HubConfig(
+        path=path,
+        party=shape.party,
+        listen=shape.server.listen,
+        domestic_listen=shape.server.domestic_listen,
+        tls_cert=_resolve(base, shape.tls.cert),
+        tls_key=_resolve(base, shape.tls.key),
+        trust_anchor=_resolve(base, shape.tls.trust_anchor),
+        signing_cert=_resolve(base, shape.signing.cert),
+        signing_key=_resolve(base, shape.signing.key),
+        trail_key=_resolve(base, shape.trail.key),
+        trail_origin=shape.trail.origin,
+        checkpoint_entries=shape.trail.checkpoint_entries,
+        checkpoint_seconds=shape.trail.checkpoint_seconds,
+        audit_listen=audit.listen or "",
+        audit_key=_resolve(base, audit.token_key) if audit.token_key else None,
+        token_issuer=audit.issuer or "",
+        token_audience=audit.audience or "",
+        store_url=url,
+        partners=partners,
+        routes=routes,
+        countries=tuple(shape.countries if shape.countries is not None else [shape.party]),
+        limits=Limits(**limit_values) if not problems.lines else Limits(),
+        folders=_folders(base, shape.folders, partners, problems),
+    )
+
+
+def _routes(
+    table: Mapping[str, Any], partners: Mapping[str, PartnerConfig], problems: _Problems
+) -> dict[str, Sequence[str] | str]:
     routes: dict[str, Sequence[str] | str] = {}
-    route_table = root.table("routes", required=False)
-    for key, value in route_table.data.items():
+    for key, value in table.items():
         body_type = full_body_type(key)
         if body_type is None:
-            raise route_table._fail(key, "a known message type", key)
+            problems.fail(f"routes.{key}", "a known message type", key)
+            continue
         if value == BY_COUNTRY:
             routes[body_type] = BY_COUNTRY
             continue
-        targets = route_table.str_list(key)
-        for t in targets:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.fail(f"routes.{key}", f'a list of partners or "{BY_COUNTRY}"', value)
+            continue
+        for t in value:
             if t not in partners:
-                raise route_table._fail(key, "a list of configured partners", t)
-        routes[body_type] = targets
-    audit = root.table("audit", required=False)
-    audit_listen = audit.text("listen") if "listen" in audit.data else ""
-    audit_key = audit.file_path("token_key") if "token_key" in audit.data else None
-    if audit_listen and audit_key is None:
-        raise audit._fail("token_key", "the Ed25519 key that signs auditors' tokens", None)
-    limits_table = root.table("limits", required=False)
-    known = {f.name: f for f in fields(Limits)}
-    limit_values: dict[str, Any] = {}
-    for key, value in limits_table.data.items():
-        if key not in known:
-            raise limits_table._fail(key, f"one of {', '.join(sorted(known))}", key)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise limits_table._fail(key, "a number", value)
-        if key == "retry_jitter" and not 0 <= value <= 1:
-            raise limits_table._fail(key, "a fraction from 0 to 1", value)
-        if key == "retry_multiplier" and value < 1:
-            raise limits_table._fail(key, "a number of at least 1", value)
-        if key != "retry_jitter" and value <= 0:
-            raise limits_table._fail(key, "a positive number", value)
-        limit_values[key] = int(value) if known[key].type == "int" else float(value)
-    return HubConfig(
-        path=path,
-        party=party,
-        listen=server.text("listen"),
-        domestic_listen=server.text("domestic_listen"),
-        tls_cert=tls.file_path("cert"),
-        tls_key=tls.file_path("key"),
-        trust_anchor=tls.file_path("trust_anchor"),
-        signing_cert=signing.file_path("cert"),
-        signing_key=signing.file_path("key"),
-        trail_key=trail.file_path("key"),
-        trail_origin=trail_origin(trail),
-        checkpoint_entries=trail_number(trail, "checkpoint_entries", 1000, int),
-        checkpoint_seconds=trail_number(trail, "checkpoint_seconds", 10.0, float),
-        audit_listen=audit_listen,
-        audit_key=audit_key,
-        token_issuer=audit.text("issuer") if "issuer" in audit.data else "",
-        token_audience=audit.text("audience") if "audience" in audit.data else "",
-        store_url=store_url(store.text("url"), path.parent),
-        partners=partners,
-        routes=routes,
-        countries=root.str_list("countries", [party]),
-        limits=Limits(**limit_values),
-        folders=read_folders(root, partners),
-    )
+                problems.fail(f"routes.{key}", "a list of configured partners", t)
+        routes[body_type] = tuple(value)
+    return routes
 
 
-def read_folders(root: _Reader, partners: Mapping[str, PartnerConfig]) -> dict[str, FolderConfig]:
+def _folders(
+    base: Path,
+    table: Mapping[str, _Folder],
+    partners: Mapping[str, PartnerConfig],
+    problems: _Problems,
+) -> dict[str, FolderConfig]:
     folders: dict[str, FolderConfig] = {}
-    table = root.table("folders", required=False)
     paths: dict[Path, str] = {}
-    for name in table.data:
+    for name, f in table.items():
+        key = f"folders.{name}"
         if not FOLDER_NAME.fullmatch(name):
-            raise table._fail(name, "a folder name of lower-case letters, digits and '-'", name)
-        f = table.table(name)
-        known = {"path", "inbox_formats", "outbox_format", "recipients", "settle_seconds"}
-        for key in f.data:
-            if key not in known:
-                raise f._fail(key, f"one of {', '.join(sorted(known))}", key)
-        formats = f.table("inbox_formats", required=False)
-        inbox: dict[str, str] = {}
-        for sub in formats.data:
+            problems.fail(key, "a folder name of lower-case letters, digits and '-'", name)
+        for sub in f.inbox_formats:
             if not INBOX_SUBFOLDER.fullmatch(sub):
-                raise formats._fail(sub, "a plain subfolder name of inbox/", sub)
-            inbox[sub] = formats.text(sub)
-        recipients = f.str_list("recipients", [])
-        for r in recipients:
+                problems.fail(f"{key}.inbox_formats.{sub}", "a plain subfolder name of inbox/", sub)
+        for r in f.recipients:
             if r not in partners:
-                raise f._fail("recipients", "a list of configured partners", r)
-        settle = f.data.get("settle_seconds", 2.0)
-        if not isinstance(settle, int | float) or isinstance(settle, bool) or settle < 0:
-            raise f._fail("settle_seconds", "a number of seconds, 0 or more", settle)
-        path = f.file_path("path")
+                problems.fail(f"{key}.recipients", "a list of configured partners", r)
+        # The folder itself need not exist: the hub makes it at start (DropFolder.prepare).
+        path = _resolve(base, f.path)
         if path in paths:
-            raise f._fail("path", f"a path no other folder uses (folders.{paths[path]} does)", path)
+            problems.fail(
+                f"{key}.path", f"a path no other folder uses (folders.{paths[path]} does)", path
+            )
         paths[path] = name
-        outbox = f.data.get("outbox_format", "")
-        if not isinstance(outbox, str):
-            raise f._fail("outbox_format", 'a format id, or "" for no outbox', outbox)
         folders[name] = FolderConfig(
             name=name,
             path=path,
-            inbox_formats=inbox,
-            outbox_format=outbox,
-            recipients=recipients,
-            settle_seconds=float(settle),
+            inbox_formats=dict(f.inbox_formats),
+            outbox_format=f.outbox_format,
+            recipients=tuple(f.recipients),
+            settle_seconds=float(f.settle_seconds),
         )
     return folders
 
 
-def trail_origin(trail: _Reader) -> str:
-    origin = trail.data.get("origin", "")
-    if not isinstance(origin, str) or (origin and not origin.isprintable()):
-        raise trail._fail("origin", "one printable line", origin)
-    return origin
+def _check_files(config: HubConfig, problems: _Problems) -> None:
+    """Every key, certificate and option file the config names exists and is readable; the
+    SQLite database's folder exists (the database itself is made at the first start)."""
+    named: list[tuple[str, Path]] = [
+        ("tls.cert", config.tls_cert),
+        ("tls.key", config.tls_key),
+        ("tls.trust_anchor", config.trust_anchor),
+        ("signing.cert", config.signing_cert),
+        ("signing.key", config.signing_key),
+        ("trail.key", config.trail_key),
+    ]
+    if config.audit_key is not None:
+        named.append(("audit.token_key", config.audit_key))
+    for p in config.partners.values():
+        named.append((f"partners.{p.party}.trust_anchor", p.trust_anchor))
+        named += [
+            (f"partners.{p.party}.signing_certs[{i}]", c) for i, c in enumerate(p.signing_certs)
+        ]
+    store = config.store
+    for option in ("sslrootcert", "sslcert", "sslkey", "passfile"):
+        value = getattr(store, option)
+        if value and value != "system":
+            named.append((f"store.url: {option}", Path(value)))
+    for key, path in named:
+        problems.file(key, path)
+    if store.is_sqlite and not Path(store.database).parent.is_dir():
+        problems.add(f"store.url: folder {Path(store.database).parent} does not exist")
 
 
-def trail_number(trail: _Reader, key: str, default: float, kind: type) -> Any:
-    value = trail.data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise trail._fail(key, "a positive number", value)
-    return kind(value)
+# --- The store URL ----------------------------------------------------------------------------
+
+# libpq's sslmode values (PostgreSQL's "SSL Support" chapter), weakest first.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Options a postgresql:// URL may carry, as libpq names them, and the pool's two
+STORE_OPTIONS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "passfile",
+    "connect_timeout",
+    "pool_size",
+    "max_overflow",
+)
+PATH_OPTIONS = ("sslrootcert", "sslcert", "sslkey", "passfile")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What the store connects with, read from a store URL (hub/store/engine.py makes the
+    engine from it). ``url`` is the SQLAlchemy URL without the options, password included
+    when the operator wrote one; ``shown`` is what may be printed."""
+
+    url: str = field(repr=False)  # may hold the password: shown in no repr
+    host: str = ""
+    port: int = 0
+    database: str = ""  # for SQLite, the file's path
+    sslmode: str = ""  # "": the driver's default, which is libpq's ("prefer")
+    sslrootcert: str = ""  # a file, or "system": the system's trusted CAs
+    sslcert: str = ""
+    sslkey: str = ""
+    passfile: str = ""  # libpq's password file (host:port:database:user:password lines)
+    connect_timeout: float | None = None
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    shown: str = ""
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def where(self) -> str:
+        """The database as an error names it: never with a password."""
+        if self.is_sqlite:
+            return f"SQLite database {self.database}"
+        return f'PostgreSQL at {self.host}:{self.port} database "{self.database}"'
+
+
+def _masked(parts: urllib.parse.SplitResult) -> str:
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    scheme = parts.scheme.split("+", 1)[0]  # as the operator writes it: postgresql://
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path, "", ""))
+
+
+def store_settings(url: str) -> StoreSettings:
+    """Parse a SQLAlchemy store URL (``sqlite+aiosqlite:///path`` or
+    ``postgresql+asyncpg://user[:password]@host[:port]/db?option=value&...``). A ConfigError
+    names the option that is wrong, never the password."""
+    if url.startswith("sqlite+aiosqlite:///"):
+        db, _, query = url[len("sqlite+aiosqlite:///") :].partition("?")
+        if query:
+            raise ConfigError(
+                f"store.url: a SQLite URL takes no options; found ?{query}", reason="config-invalid"
+            )
+        return StoreSettings(url=url, database=db, shown=f"sqlite:///{db}")
+    if not url.startswith("postgresql+asyncpg://"):
+        scheme = url.split(":", 1)[0]
+        raise ConfigError(
+            f"store.url must start with sqlite:/// or postgresql://; found {scheme}:...",
+            reason="config-invalid",
+        )
+    parts = urllib.parse.urlsplit(url)
+    shown = _masked(parts)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigError(
+            f"store.url: the port of {shown} is not a number", reason="config-invalid"
+        ) from None
+    options: dict[str, str] = {}
+    for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if name not in STORE_OPTIONS:
+            raise ConfigError(
+                f"store.url: unknown option {name!r}; {_suggestion(name, STORE_OPTIONS)}",
+                reason="config-invalid",
+            )
+        if name in options:
+            raise ConfigError(f"store.url: option {name} given twice", reason="config-invalid")
+        options[name] = value
+    settings = StoreSettings(
+        url=urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+        host=parts.hostname or "localhost",
+        port=port,
+        database=parts.path.lstrip("/") or (parts.username or ""),
+        sslmode=options.get("sslmode", ""),
+        sslrootcert=options.get("sslrootcert", ""),
+        sslcert=options.get("sslcert", ""),
+        sslkey=options.get("sslkey", ""),
+        passfile=options.get("passfile", ""),
+        connect_timeout=_number(options, "connect_timeout", float, 0),
+        pool_size=_number(options, "pool_size", int, 1),
+        max_overflow=_number(options, "max_overflow", int, 0),
+        shown=shown,
+    )
+    _check_tls_options(settings)
+    return settings
+
+
+def _number(options: Mapping[str, str], name: str, kind: type[Any], least: int) -> Any:
+    if name not in options:
+        return None
+    try:
+        value = kind(options[name])
+    except ValueError:
+        value = None
+    if value is None or value < least or (kind is float and value == 0):
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ConfigError(
+            f"store.url: {name} must be {what} of at least {least}; found {options[name]!r}",
+            reason="config-invalid",
+        )
+    return value
+
+
+def _check_tls_options(s: StoreSettings) -> None:
+    def refuse(text: str) -> None:
+        raise ConfigError(f"store.url: {text}", reason="config-invalid")
+
+    if s.sslmode and s.sslmode not in SSL_MODES:
+        refuse(f"sslmode must be one of {', '.join(SSL_MODES)}; found {s.sslmode!r}")
+    checked = s.sslmode in ("require", "verify-ca", "verify-full")
+    for name in ("sslrootcert", "sslcert", "sslkey"):
+        if getattr(s, name) and not checked:
+            refuse(f"{name} needs sslmode=require, verify-ca or verify-full")
+    if s.sslmode in ("verify-ca", "verify-full") and not s.sslrootcert:
+        refuse(f"sslmode={s.sslmode} needs sslrootcert (a CA file, or 'system')")
+    if bool(s.sslcert) != bool(s.sslkey):
+        refuse("sslcert and sslkey go together: give both or neither")
 
 
 def store_url(url: str, base: Path) -> str:
-    """Turn the operator's URL into an async SQLAlchemy URL.
+    """Turn the operator's URL into an async SQLAlchemy URL, with its options (checked, file
+    options made absolute).
 
     ``sqlite:///hub.db`` (relative to the config file), ``sqlite:////abs/hub.db``,
-    ``postgresql://user@host:port/db``.
+    ``postgresql://user@host:port/db?sslmode=verify-full&sslrootcert=ca.pem``.
     """
     if url.startswith("sqlite:///"):
-        db = Path(url[len("sqlite:///") :])
+        rest, sep, query = url[len("sqlite:///") :].partition("?")
+        db = Path(rest)
         db = db if db.is_absolute() else (base / db).resolve()
-        return f"sqlite+aiosqlite:///{db}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-        return url
-    raise ConfigError(
-        f"store.url must start with sqlite:/// or postgresql://; found {url.split(':', 1)[0]}:...",
-        reason="config-invalid",
-    )
+        result = f"sqlite+aiosqlite:///{db}{sep}{query}"
+    elif url.startswith(("postgresql://", "postgres://")):
+        rest, sep, query = url.split("://", 1)[1].partition("?")
+        pairs = [
+            (k, str(_resolve(base, v)) if k in PATH_OPTIONS and v != "system" else v)
+            for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+        ]
+        encoded = urllib.parse.urlencode(pairs, safe="/")
+        result = f"postgresql+asyncpg://{rest}" + (f"?{encoded}" if encoded else "")
+    else:
+        result = url
+    store_settings(result)  # refuses what is not a store URL or has a wrong option
+    return result
 
 
 def render_config(

@@ -85,6 +85,9 @@ class RunningHub:
 
 
 async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
+    # what the files hold, before anything is opened: a TLS key that does not match its
+    # certificate would otherwise fail the bind with a misleading "address in use"
+    keys.require_usable(config, clock())
     store = Store(config.store_url)
     lock = InstanceLock(store.db, config.party)
     try:

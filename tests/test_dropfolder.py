@@ -284,7 +284,7 @@ def test_folder_configuration_errors_name_the_key(tmp_path: Path) -> None:
     cases = {
         "[folders.Main]\npath = 'x'": "folders.Main must be a folder name",
         "[folders.main]\npath = 'x'\nrecipients = ['AU']": "folders.main.recipients must be",
-        "[folders.main]\npath = 'x'\nsettle = 1": "folders.main.settle must be one of",
+        "[folders.main]\npath = 'x'\nsettle = 1": "main.settle: unknown key; did you mean settle_",
         "[folders.main]\npath = 'x'\ninbox_formats = { '../up' = 'wco-xml' }": "a plain subfolder",
         "[folders.a]\npath = 'x'\n[folders.b]\npath = 'x'": "a path no other folder uses",
     }

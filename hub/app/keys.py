@@ -6,12 +6,13 @@ should be is a ConfigError naming it. Nothing here logs a private key or its byt
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes as PrivateKey
 
 from hub.config import HubConfig
 from hub.core.auth import TokenIssuer, TokenVerifier
@@ -143,6 +144,73 @@ def _certificate(path: Path, what: str) -> x509.Certificate:
         raise ConfigError(
             f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
         ) from None
+
+
+def check(config: HubConfig, now: datetime | None = None) -> list[str]:
+    """Every problem with what the config's key and certificate files hold, one line each,
+    naming the file and the key in the config; empty when the hub can start with them.
+
+    1. At least one partner (a partner port with no client CA cannot require client
+       certificates).
+    2. The TLS key and certificate are one pair; so are the signing key and certificate.
+    3. The trail key and the audit token key are Ed25519 private keys.
+    4. Then, if all that holds, what a start reads: the trust anchors and certificates of the
+       hub and its partners, and each key used for one purpose only.
+    """
+    problems: list[str] = []
+
+    def problem(text: str) -> None:
+        problems.append(f"{config.path}: {text}")
+
+    if not config.partners:
+        problem("no [partners.X] table: a hub needs at least one partner")
+    for key_name, key_path, cert_name, cert_path in (
+        ("tls.key", config.tls_key, "tls.cert", config.tls_cert),
+        ("signing.key", config.signing_key, "signing.cert", config.signing_cert),
+    ):
+        try:
+            private = _private_key(key_path, key_name)
+            public = _certificate(cert_path, cert_name).public_key()
+        except ConfigError as exc:
+            problem(exc.message)
+            continue
+        if private.public_key() != public:
+            problem(f"{key_name} does not match {cert_name} ({key_path}, {cert_path})")
+    ed25519_keys = [("trail.key", config.trail_key)]
+    if config.audit_key is not None:
+        ed25519_keys.append(("audit.token_key", config.audit_key))
+    for name, path in ed25519_keys:
+        try:
+            read_ed25519_key(path, name)
+        except ConfigError as exc:
+            problem(exc.message)
+    if problems:
+        return problems
+    try:
+        _, signer = load_trust(config, now or datetime.now(UTC))
+        load_trail_key(config, signer)
+        if config.audit_key is not None:
+            load_audit_key(config)
+    except ConfigError as exc:
+        problem(exc.message)
+    return problems
+
+
+def require_usable(config: HubConfig, now: datetime | None = None) -> None:
+    """``check``, with its problems as one ConfigError (before a hub starts)."""
+    problems = check(config, now)
+    if problems:
+        raise ConfigError("\n".join(problems), reason="config-invalid")
+
+
+def _private_key(path: Path, what: str) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(path, what), password=None)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"{path}: the {what} is not an unencrypted PEM private key", reason="config-invalid"
+        ) from None
+    return key
 
 
 def token_issuer(config: HubConfig) -> TokenIssuer:

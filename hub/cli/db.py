@@ -15,7 +15,7 @@ from hub.config import load_config
 from hub.core.errors import StoreError
 from hub.store import migrate
 from hub.store.db import Store
-from hub.store.engine import schema_problem, sqlite_path
+from hub.store.engine import schema_problem
 from hub.store.lock import InstanceLock
 
 
@@ -62,11 +62,11 @@ async def _upgrade(args: argparse.Namespace) -> int:
 
 async def _current(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    path = sqlite_path(config.store_url)
-    if path is not None and not path.exists():  # looking must not make the file
-        raise StoreError(f"no hub database at {path}: start the hub, or run `db upgrade`")
     store = Store(config.store_url)
     try:
+        path = store.db.sqlite_file
+        if path is not None and not path.exists():  # looking must not make the file
+            raise StoreError(f"no hub database at {path}: start the hub, or run `db upgrade`")
         state = await store.db.schema_state()
     finally:
         await store.close()

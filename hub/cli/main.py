@@ -24,8 +24,8 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
+from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
-from hub.cli import tables
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
 from hub.cli.trailfiles import export_trail, read_key, verify_folder
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
+    configcheck.add_parser(sub)
 
     trail_cmd = sub.add_parser(
         "trail", help="the tamper-evident trail: query it, prove entries, export and verify"
@@ -257,6 +258,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return dbcli.run(args)
     if args.command == "formats":
         return _formats(args)
+    if args.command == "config":
+        return configcheck.run(args)
     if args.command == "token":
         return auditcli.issue_token(args)
     if args.command == "demo":

@@ -9,8 +9,9 @@ The store knows nothing of gRPC or signatures; callers hand it values.
 
 from __future__ import annotations
 
+from hub.config import StoreSettings
 from hub.core.errors import StoreError
-from hub.store.engine import UPGRADE, Database, sqlite_path
+from hub.store.engine import UPGRADE, Database
 from hub.store.inbound import InboundStore
 from hub.store.outbox import OutboxStore
 from hub.store.trail import TrailStore
@@ -18,7 +19,7 @@ from hub.store.views import Views
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | StoreSettings) -> None:
         self.db = Database(url)
         self.trail = TrailStore(self.db)
         self.outbox = OutboxStore(self.db, self.trail)
@@ -31,18 +32,18 @@ class Store:
         await self.db.prepare(create=create, upgrade_hint=upgrade_hint)
 
     @classmethod
-    async def existing(cls, url: str, *, upgrade_hint: str = UPGRADE) -> Store:
+    async def existing(cls, url: str | StoreSettings, *, upgrade_hint: str = UPGRADE) -> Store:
         """A store on a database that is there and at this code's schema revision, for the
         commands that read or change its data, never its schema: a SQLite file that does not
         exist is not made, and a database behind or ahead is refused (``SchemaError``)."""
-        path = sqlite_path(url)
-        if path is not None and not path.exists():
-            raise StoreError(
-                f"no hub database at {path}: start the hub, or run `{upgrade_hint}`",
-                reason="store-unavailable",
-            )
         store = cls(url)
+        path = store.db.sqlite_file
         try:
+            if path is not None and not path.exists():
+                raise StoreError(
+                    f"no hub database at {path}: start the hub, or run `{upgrade_hint}`",
+                    reason="store-unavailable",
+                )
             await store.prepare(upgrade_hint=upgrade_hint)
         except BaseException:
             await store.close()

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
+import ssl
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.core.errors import SchemaError, StoreDataError, StoreError
+from hub.config import StoreSettings, store_settings
+from hub.core.errors import ConfigError, SchemaError, StoreDataError, StoreError
 from hub.store import migrate
 from hub.store.rawsql import Tx
 from hub.store.schema import as_utc
@@ -111,14 +115,6 @@ def schema_problem(state: migrate.SchemaState, upgrade_hint: str) -> str:
     )
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite+aiosqlite:///`` URL; None for any other database."""
-    prefix = "sqlite+aiosqlite:///"
-    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
-        return None
-    return Path(url[len(prefix) :].split("?", 1)[0])
-
-
 def utc_time(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else as_utc(value).astimezone(UTC)
 
@@ -136,16 +132,97 @@ def _refuses_data(exc: BaseException) -> bool:
     return bool(names & {"IntegrityError", "DataError"})
 
 
+def _unavailable(exc: BaseException) -> str | None:
+    """Why the database could not be reached, if that is what ``exc`` (or what it wraps)
+    says: refused, unknown host, no such database, authentication, TLS; None otherwise."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        names = {cls.__name__ for cls in type(error).__mro__}
+        if isinstance(error, ConnectionRefusedError) or "ConnectionRefusedError" in names:
+            return "connection refused"
+        if isinstance(error, socket.gaierror):
+            return "host not found"
+        if isinstance(error, TimeoutError):
+            return "connection timed out"
+        if "InvalidCatalogNameError" in names:
+            return "no such database"
+        if names & {"InvalidPasswordError", "InvalidAuthorizationSpecificationError"}:
+            return f"authentication failed ({type(error).__name__})"
+        if isinstance(error, ssl.SSLError | ConnectionError) or names & {
+            "PostgresConnectionError",
+            "ClientCannotConnectError",
+            "CannotConnectNowError",
+            "TooManyConnectionsError",
+        }:
+            return f"cannot connect: {error}"
+        if isinstance(error, OSError) and error.errno is not None:
+            return f"cannot connect: {error.strerror}"
+        todo += [getattr(error, "orig", None), error.__cause__, error.__context__]
+    return None
+
+
+def engine_options(settings: StoreSettings) -> dict[str, Any]:
+    """create_async_engine's keyword arguments besides the URL: for PostgreSQL, the driver's
+    connect arguments (TLS, password file, timeout) and the pool's size. The libpq options
+    are given to asyncpg as it takes them, never in the URL, where it does not."""
+    if settings.is_sqlite:
+        return {}
+    connect: dict[str, Any] = {}
+    if settings.sslmode:
+        connect["ssl"] = _tls(settings)
+    if settings.passfile:
+        connect["passfile"] = settings.passfile
+    if settings.connect_timeout is not None:
+        connect["timeout"] = settings.connect_timeout
+    options: dict[str, Any] = {"pool_pre_ping": True, "connect_args": connect}
+    if settings.pool_size is not None:
+        options["pool_size"] = settings.pool_size
+    if settings.max_overflow is not None:
+        options["max_overflow"] = settings.max_overflow
+    return options
+
+
+def _tls(settings: StoreSettings) -> ssl.SSLContext | str:
+    """libpq's sslmode as asyncpg takes it: the modes that may fall back to plaintext as their
+    names (asyncpg tries as libpq does); the others as a context that checks what libpq
+    checks: "require" nothing (the chain if a root certificate is given), "verify-ca" the
+    chain, "verify-full" the chain and the host name."""
+    if settings.sslmode in ("disable", "allow", "prefer"):
+        return settings.sslmode
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if settings.sslrootcert == "system":
+            context.load_default_certs()
+        elif settings.sslrootcert:
+            context.load_verify_locations(cafile=settings.sslrootcert)
+        if settings.sslcert:
+            context.load_cert_chain(settings.sslcert, settings.sslkey)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"store.url: sslrootcert, sslcert or sslkey cannot be loaded: {exc}",
+            reason="config-invalid",
+        ) from None
+    context.check_hostname = settings.sslmode == "verify-full"
+    if settings.sslmode == "require" and not settings.sslrootcert:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Database:
     """One database: its engines, SQLite's own writer connection and thread, and the
     transactions every part of the store runs in."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            url, pool_pre_ping=not url.startswith("sqlite")
-        )
-        self.is_sqlite = url.startswith("sqlite")
+    def __init__(self, url: str | StoreSettings) -> None:
+        self.settings = url if isinstance(url, StoreSettings) else store_settings(url)
+        self.url = url = self.settings.url
+        self.engine: AsyncEngine = create_async_engine(url, **engine_options(self.settings))
+        self.is_sqlite = self.settings.is_sqlite
         # SQLite has one write lock per database, and a connection that finds it taken sleeps
         # in SQLite's busy handler (1, 2, 5, 10 ms ...) before it tries again; this hub's own
         # writers queue here instead, and take it the moment it is free
@@ -181,6 +258,12 @@ class Database:
 
         self.wal_restart_pages = WAL_RESTART_PAGES
         self.time: Callable[[datetime], Any] = sqlite_time if self.is_sqlite else utc_time
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file; None on PostgreSQL or for an in-memory database."""
+        name = self.settings.database
+        return Path(name) if self.is_sqlite and name not in ("", ":memory:") else None
 
     async def schema_state(self) -> migrate.SchemaState:
         """The database's schema revision and the code's (hub/store/migrate.py); reads only."""
@@ -407,6 +490,12 @@ class Database:
         except self.errors as exc:
             if _refuses_data(exc):
                 raise StoreDataError(f"the store refused the data: {type(exc).__name__}") from exc
+            why = _unavailable(exc)
+            if why is not None:  # named by host, port and database; never the password
+                password = urllib.parse.urlsplit(self.url).password
+                if password:
+                    why = why.replace(password, "***")
+                raise StoreError(f"{self.settings.where}: {why}") from exc
             raise StoreError(f"store operation failed: {type(exc).__name__}") from exc
 
     def insert_ignoring_conflicts(self, table: Table) -> Any:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.core.errors import InstanceLocked, StoreError
 from hub.core.times import rfc3339
-from hub.store.engine import Database, sqlite_path
+from hub.store.engine import Database
 from hub.store.schema import utcnow
 
 # pg_locks shows a bigint advisory key as two 32-bit halves: classid (high), objid (low)
@@ -49,7 +49,7 @@ class InstanceLock:
         self._conn: AsyncConnection | None = None
 
     async def acquire(self, purpose: str = "serve") -> None:
-        path = sqlite_path(self.db.url)
+        path = self.db.sqlite_file
         if path is not None:
             self._lock_file(Path(f"{path}.lock"), purpose)
         elif not self.db.is_sqlite:
