@@ -27,5 +27,9 @@ class Store:
     async def create_all(self) -> None:
         await self.db.create_all()
 
+    async def probe(self) -> None:
+        """A StoreError unless the database answers now (``Database.probe``)."""
+        await self.db.probe()
+
     async def close(self) -> None:
         await self.db.close()
