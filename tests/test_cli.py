@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
 import hub
-from hub.cli.demo import sample_declaration
-from hub.cli.main import CliError, read_submission
+from hub.cli.demo import sample_aeo_status, sample_declaration
+from hub.cli.main import CliError, main, read_submission
 from hub.config import load_config
 from hub.core.errors import ConfigError
+from hub.core.times import rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from tests.conftest import free_port
+from tests.conftest import Federation, free_port
+from tests.test_delivery import submit_batch
+from tests.test_exchange import eventually
 from tests.testdata import CDS_SAMPLES
 
 CLI = [sys.executable, "-m", "hub.cli.main"]
@@ -247,3 +253,72 @@ def test_the_command_line_writes_every_time_as_rfc3339_with_z() -> None:
     hub_dir = Path(__file__).resolve().parent.parent / "hub"
     written = [*hub_dir.glob("cli/*.py"), *hub_dir.glob("connectors/*.py")]
     assert [p.name for p in written if ".isoformat(" in p.read_text()] == []
+
+
+async def test_messages_filters_and_limit_are_applied_by_the_store(
+    federation: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `messages` loaded every row. Its filters and limit are SQL now (on SQLite and
+    PostgreSQL alike); the most recent rows are shown, and a note says when more matched."""
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # SG stays down: CN's message to it stays queued
+    await submit_batch(
+        cn,
+        [
+            spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"]),
+            spb.SubmitRequest(aeo_status=sample_aeo_status("CN", "CNAEO1"), recipients=["NZ"]),
+            spb.SubmitRequest(aeo_status=sample_aeo_status("CN", "CNAEO2"), recipients=["SG"]),
+        ],
+    )
+    await submit_batch(
+        nz, [spb.SubmitRequest(aeo_status=sample_aeo_status("NZ", "NZAEO1"), recipients=["CN"])]
+    )
+
+    async def settled() -> bool:
+        receipts = [r for _, r in await cn.hub.store.views.outbound() if r is not None]
+        return len(receipts) == 2 and len(await cn.hub.store.views.inbound()) == 1
+
+    await eventually(settled)
+    config = str(cn.config.path)
+
+    async def listed(*args: str) -> tuple[list[dict[str, Any]], str]:
+        code = await asyncio.to_thread(main, ["messages", "--config", config, "--json", *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return [json.loads(line) for line in out.splitlines()], err
+
+    async def kinds(*args: str) -> list[tuple[str, str, str]]:
+        rows, _ = await listed(*args)
+        return sorted((r["direction"], r["partner"], r["type"].rsplit(".")[-1]) for r in rows)
+
+    everything = [
+        ("in", "NZ", "AeoStatus"),
+        ("out", "NZ", "AeoStatus"),
+        ("out", "NZ", "GoodsDeclaration"),
+        ("out", "SG", "AeoStatus"),
+    ]
+    assert await kinds() == everything
+    assert await kinds("--partner", "NZ") == everything[:3]
+    assert await kinds("--type", "GoodsDeclaration") == [everything[2]]
+    assert await kinds("--type", "customs_hub.v1.AeoStatus", "--direction", "out") == [
+        everything[1],
+        everything[3],
+    ]
+    assert await kinds("--direction", "in") == [everything[0]]
+    assert await kinds("--status", "queued") == [everything[3]]
+    assert await kinds("--status", "accepted") == [everything[0]]
+    assert await kinds("--status", "delivered", "--partner", "SG") == []
+    assert await kinds("--since", "1h") == everything
+    assert await kinds("--since", "2020-01-01T00:00:00Z") == everything
+    assert await kinds("--since", rfc3339(datetime.now(UTC) + timedelta(minutes=5))) == []
+    rows, note = await listed()
+    newest = max(rows, key=lambda r: r["at"])
+    limited, note = await listed("--limit", "1")
+    assert limited == [newest] and "the 1 most recent" in note
+    limited, note = await listed("--limit", "4")
+    assert len(limited) == 4 and note == ""
+    refused = await asyncio.to_thread(main, ["messages", "--config", config, "--since", "2x"])
+    assert refused == 2 and "--since" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["messages", "--config", config, "--type", "Invoice"])
+    assert "GoodsDeclaration" in capsys.readouterr().err  # the names it takes

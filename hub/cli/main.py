@@ -24,19 +24,23 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
+from hub.cli import status as statuscli
 from hub.cli import tables
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
 from hub.cli.trailfiles import export_trail, read_key, verify_folder
 from hub.config import load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
-from hub.core.times import rfc3339
+from hub.core.messages import SHORT_NAMES, full_body_type
+from hub.core.outbox import Outbound
+from hub.core.times import parse_since, rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
 from hub.runtime import start_hub
 from hub.store.db import Store
 from hub.store.schema import MessageRow, OutboxRow, utcnow
+from hub.store.views import MessageQuery
 
 EXIT_USAGE = 2
 EXIT_BAD = 1  # `trail verify`: the export does not match its signed checkpoints
@@ -61,6 +65,28 @@ def _partner(text: str) -> tuple[str, str]:
         )
     return name, endpoint
 
+
+def _body_type(text: str) -> str:
+    name = full_body_type(text)
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(sorted(SHORT_NAMES))}; found {text!r}"
+        )
+    return name
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1; found {text!r}")
+    return value
+
+
+# what ``messages --status`` takes: an outbound message's status, or a received one's
+MESSAGE_STATUSES = [*(s.value for s in Outbound), "accepted", "superseded"]
 
 VERBOSE = "more log output (-vv for debug)"
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
@@ -123,9 +149,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--from", dest="from_format", help="the file's format (default: detected)")
 
-    messages = sub.add_parser("messages", help="list what this hub stored")
-    messages.add_argument("--config", type=Path, required=True)
+    messages = sub.add_parser(
+        "messages",
+        help="list what this hub sent and received, the most recent last",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    messages.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
+    messages.add_argument("--partner", help="only messages to or from this partner")
+    messages.add_argument(
+        "--type",
+        dest="body_type",
+        type=_body_type,
+        help="only this kind of message: " + ", ".join(sorted(SHORT_NAMES)),
+    )
+    messages.add_argument(
+        "--since",
+        help="only messages from this time on: RFC 3339 (2026-12-07T13:05:09Z) or a duration "
+        "back from now (30m, 2h, 7d)",
+    )
+    messages.add_argument(
+        "--status",
+        choices=MESSAGE_STATUSES,
+        help="only messages in this status (sent: queued, delivered, rejected, dead, replaced; "
+        "received: accepted, superseded)",
+    )
+    messages.add_argument(
+        "--direction", choices=["in", "out"], help="only received (in) or sent (out) messages"
+    )
+    messages.add_argument(
+        "--limit",
+        type=_positive,
+        default=MessageQuery.limit,
+        help="show at most this many, the most recent",
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="each partner's deliveries and queue, the trail's checkpoint, the store, and "
+        "certificates expiring within 30 days (reads the store only)",
+    )
+    status.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
+    status.add_argument("--json", action="store_true", help="one JSON object")
 
     outbox = sub.add_parser(
         "outbox",
@@ -247,6 +312,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_messages(args))
     if args.command == "outbox":
         return asyncio.run(_outbox(args))
+    if args.command == "status":
+        return _status(args)
     if args.command == "translate":
         return _translate(args)
     if args.command == "trail":
@@ -419,6 +486,16 @@ async def _outbox(args: argparse.Namespace) -> int:
         await store.close()
 
 
+def _status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        found = statuscli.read_status(config)
+    except statuscli.StoreUnreachable as exc:
+        raise CliError(str(exc)) from None
+    print(statuscli.as_json(found) if args.json else statuscli.as_text(found))
+    return 0
+
+
 def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
@@ -539,12 +616,25 @@ def _keys(row: MessageRow) -> str:
 
 async def _messages(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    try:
+        since = parse_since(args.since, utcnow()) if args.since else None
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    query = MessageQuery(
+        partner=args.partner or "",
+        body_type=args.body_type or "",
+        since=since,
+        status=args.status or "",
+        direction=args.direction or "",
+        limit=args.limit,
+    )
     store = Store(config.store_url)
     try:
         await store.create_all()
-        rows = await store.views.message_rows()
+        page = await store.views.message_rows(query)
     finally:
         await store.close()
+    rows = page.rows[::-1]  # the most recent last, as a log reads
     if args.json:
         for row in rows:
             print(
@@ -562,8 +652,14 @@ async def _messages(args: argparse.Namespace) -> int:
                     sort_keys=True,
                 )
             )
-        return 0
-    print(format_table(rows))
+    else:
+        print(format_table(rows))
+    if page.more:  # on stderr, so that --json stays one object per line
+        print(
+            f"customs-hub: more messages match; these are the {args.limit} most recent "
+            "(raise --limit or narrow with --since, --partner, --type, --status, --direction)",
+            file=sys.stderr,
+        )
     return 0
 
 

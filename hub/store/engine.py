@@ -103,6 +103,11 @@ def _refuses_data(exc: BaseException) -> bool:
     return bool(names & {"IntegrityError", "DataError"})
 
 
+def masked_url(url: str) -> str:
+    """A store URL fit to print: its password, if any, as ``***``."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 class Database:
     """One database: its engines, SQLite's own writer connection and thread, and the
     transactions every part of the store runs in."""
