@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from google.protobuf import json_format
 
 import hub
 from hub.cli.demo import sample_aeo_status, sample_declaration
-from hub.cli.main import CliError, main, read_submission
+from hub.cli.main import CliError, build_parser, main, read_submission
 from hub.config import load_config
 from hub.core.errors import ConfigError
 from hub.core.times import rfc3339
@@ -144,7 +146,7 @@ def test_serve_send_messages_as_processes(tmp_path: Path, pki: Path) -> None:
             "--domestic-listen",
             f"127.0.0.1:{ports[party][1]}",
             "--audit-listen",
-            f"127.0.0.1:{free_port()}",  # the default port would be both hubs'
+            f"127.0.0.1:{free_port()}",  # each hub its own auditors' port
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
         )
@@ -322,3 +324,82 @@ async def test_messages_filters_and_limit_are_applied_by_the_store(
     with pytest.raises(SystemExit):
         main(["messages", "--config", config, "--type", "Invoice"])
     assert "GoodsDeclaration" in capsys.readouterr().err  # the names it takes
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ("customs-hub",)
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from _parsers(command, (*path, name))
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    """Issue 16: many options had no help. Every argument of every command, options and
+    positionals, says what it is (only -h is argparse's own)."""
+    parser = build_parser()
+    missing = [
+        (" ".join(path), action.option_strings or action.dest)
+        for path, command in _parsers(parser)
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction)
+        and not (action.help or "").strip()
+    ]
+    assert missing == []
+    assert len(list(_parsers(parser))) > 15  # the walk reached the subcommands
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["init", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: 127.0.0.1:7443)" in shown and "(default: sqlite:///hub.db)" in shown
+    with pytest.raises(SystemExit):
+        main(["messages", "--help"])
+    assert "(default: 100)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("action", ["retry", "drop"])
+def test_outbox_actions_have_their_own_help(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `outbox retry --help` printed the generic usage of `outbox`."""
+    with pytest.raises(SystemExit) as done:
+        main(["outbox", action, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: customs-hub outbox {action} ")
+    assert "--message-id" in out and "--partner" in out and "{list,retry,drop}" not in out
+
+
+def test_outbox_alone_lists_and_its_actions_work_as_before(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", "--party", "CN", "--pki", str(pki), "--out", str(tmp_path)]) == 0
+    config = str(tmp_path / "hub.toml")
+    capsys.readouterr()
+    for listing in (["outbox", "--config", config], ["outbox", "list", "--config", config]):
+        assert main(listing) == 0
+        assert capsys.readouterr().out == "0 queued, 0 retrying, 0 dead\n"
+    assert main(["outbox", "--config", config, "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["outbox", "retry", "--config", config]) == 2
+    assert "name --message-id ID or --partner PARTY" in capsys.readouterr().err
+    for action in ("retry", "drop"):
+        assert main(["outbox", action, "--config", config, "--partner", "NZ"]) == 2
+        assert "no matching dead letters" in capsys.readouterr().err
+    assert main(["outbox"]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_init_adds_an_audit_port_only_when_asked(tmp_path: Path, pki: Path) -> None:
+    """Issue 16: init added an auditors' port though its help said it was off by default."""
+    common = ["init", "--party", "CN", "--pki", str(pki), "--partner", "NZ=127.0.0.1:7501"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    plain = load_config(tmp_path / "plain" / "hub.toml")
+    assert plain.audit_listen == "" and "[audit]" not in plain.path.read_text()
+    port = f"127.0.0.1:{free_port()}"
+    assert main([*common, "--out", str(tmp_path / "audited"), "--audit-listen", port]) == 0
+    assert load_config(tmp_path / "audited" / "hub.toml").audit_listen == port

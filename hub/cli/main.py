@@ -88,6 +88,7 @@ def _positive(text: str) -> int:
 # what ``messages --status`` takes: an outbound message's status, or a received one's
 MESSAGE_STATUSES = [*(s.value for s in Outbound), "accepted", "superseded"]
 
+CONFIG_HELP = "the hub's configuration file, hub.toml"
 VERBOSE = "more log output (-vv for debug)"
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
 
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
 
     init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
-    init.add_argument("--party", required=True)
+    init.add_argument("--party", required=True, help="this hub's party id, e.g. CN")
     init.add_argument("--pki", type=Path, required=True, help="folder made by `pki init`")
     init.add_argument(
         "--out", type=Path, required=True, help="hub folder (config and SQLite database)"
@@ -122,28 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--domestic-listen", default="127.0.0.1:7444", help="domestic port")
     init.add_argument(
         "--audit-listen",
-        default="127.0.0.1:7445",
-        help="auditors' port (TLS, bearer tokens); empty: no Audit service",
+        default="",
+        metavar="HOST:PORT",
+        help="auditors' port (TLS, bearer tokens), e.g. 127.0.0.1:7445; not given: no Audit "
+        "service and no [audit] table",
     )
     init.add_argument(
-        "--partner", type=_partner, action="append", default=[], metavar="PARTY=HOST:PORT"
+        "--partner",
+        type=_partner,
+        action="append",
+        default=[],
+        metavar="PARTY=HOST:PORT",
+        help="a partner and its partner port (repeatable)",
     )
     init.add_argument(
         "--store", default="sqlite:///hub.db", help="store URL (sqlite:///FILE or postgresql://...)"
     )
 
     serve = sub.add_parser("serve", help="run the hub until SIGTERM or Ctrl-C")
-    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
 
     send = sub.add_parser("send", help="submit a document to the running hub's domestic port")
-    send.add_argument("--config", type=Path, required=True)
+    send.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     send.add_argument(
         "--to",
         action="append",
         default=[],
         help="partner party id (repeatable); default: routing rules",
     )
-    send.add_argument("--correlation-id", default="")
+    send.add_argument(
+        "--correlation-id", default="", help="ties this message to others of one case"
+    )
     send.add_argument(
         "file", type=Path, help='WCO DM XML, or protobuf JSON such as {"goodsDeclaration": {...}}'
     )
@@ -152,14 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     messages = sub.add_parser(
         "messages",
         help="list what this hub sent and received, the most recent last",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    messages.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
+    messages.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
     messages.add_argument("--partner", help="only messages to or from this partner")
     messages.add_argument(
         "--type",
         dest="body_type",
+        metavar="TYPE",
         type=_body_type,
         help="only this kind of message: " + ", ".join(sorted(SHORT_NAMES)),
     )
@@ -189,24 +199,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="each partner's deliveries and queue, the trail's checkpoint, the store, and "
         "certificates expiring within 30 days (reads the store only)",
     )
-    status.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
+    status.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     status.add_argument("--json", action="store_true", help="one JSON object")
 
     outbox = sub.add_parser(
         "outbox",
         help="list queued, retrying and dead-lettered messages; retry or drop dead letters",
+        description="`outbox --config FILE` alone lists, as `outbox list` does.",
     )
-    outbox.add_argument(
-        "action",
-        nargs="?",
-        choices=["list", "retry", "drop"],
-        default="list",
-        help="list (default), or retry / drop dead letters",
-    )
-    outbox.add_argument("--config", type=Path, required=True)
-    outbox.add_argument("--message-id", action="append", default=[], help="repeatable")
-    outbox.add_argument("--partner", help="all of this partner's dead letters")
+    outbox.add_argument("--config", type=Path, help=CONFIG_HELP + " (to list)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    actions = outbox.add_subparsers(dest="outbox_action", metavar="{list,retry,drop}")
+    listing = actions.add_parser(
+        "list", help="queued, retrying and dead-lettered messages, with reasons (the default)"
+    )
+    listing.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    for name, text in (
+        (
+            "retry",
+            "send dead letters again: as they are while their envelope is valid, else signed "
+            "afresh under a new message id",
+        ),
+        ("drop", "give up dead letters for good (they stay in the store as dead)"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+        action.add_argument(
+            "--message-id", action="append", default=[], help="this dead letter (repeatable)"
+        )
+        action.add_argument("--partner", help="all of this partner's dead letters")
 
     translatecli.add_parser(sub)
 
@@ -216,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = trail_cmd.add_parser(
         "export", help="write every entry and signed checkpoint into a folder for auditors"
     )
-    export.add_argument("--config", type=Path, required=True)
+    export.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     export.add_argument("-o", "--out", type=Path, required=True, help="folder to write into")
     verify = trail_cmd.add_parser(
         "verify",
@@ -258,12 +280,31 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record).translate(_CONTROLS)
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Each option's help with its default, where it has one worth saying (not for flags,
+    options without a default or with one the help already names)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text
+            or action.required
+            or not action.option_strings
+            or default in (None, False, [], "", argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
     """``-v`` after a command as before it: every subcommand takes it too (absent unless
     given, so the count before the command stands otherwise)."""
     for action in parser._actions:  # argparse names its subcommands only here
         if isinstance(action, argparse._SubParsersAction):
             for command in action.choices.values():
+                command.formatter_class = HelpWithDefaults
                 command.add_argument(
                     "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE
                 )
@@ -272,6 +313,7 @@ def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    parser.formatter_class = HelpWithDefaults
     _verbose_everywhere(parser)
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
@@ -454,16 +496,19 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 async def _outbox(args: argparse.Namespace) -> int:
+    action = args.outbox_action or "list"
+    if args.config is None:
+        raise CliError("outbox: --config FILE is required")
     config = load_config(args.config)
-    if args.action != "list" and not (args.message_id or args.partner):
-        raise CliError(f"outbox {args.action}: name --message-id ID or --partner PARTY")
+    if action != "list" and not (args.message_id or args.partner):
+        raise CliError(f"outbox {action}: name --message-id ID or --partner PARTY")
     store = Store(config.store_url)
     try:
         await store.create_all()
-        if args.action == "list":
+        if action == "list":
             _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
             return 0
-        if args.action == "retry":
+        if action == "retry":
             hub = Hub(config, store)
             retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
             for old, new in retried:
