@@ -9,11 +9,12 @@ import logging
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from hub.app import keys
 from hub.app.context import Clock, system_clock
 from hub.app.delivery import OutboxWorker
+from hub.app.health import StoreWatch
 from hub.app.hub import Hub
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
@@ -28,7 +29,13 @@ from hub.rpc.partner import (
     PartnerExchangeService,
     PartnerHealth,
 )
-from hub.rpc.server import SERVER_OPTIONS, add_health_and_reflection, bind, decoding_handler
+from hub.rpc.server import (
+    SERVER_OPTIONS,
+    HubHealth,
+    add_health_and_reflection,
+    bind,
+    decoding_handler,
+)
 from hub.store.db import Store
 from hub.store.lock import InstanceLock
 
@@ -55,6 +62,9 @@ class RunningHub:
     folders: list[DropFolder] = field(default_factory=list)
     partner_exchange: PartnerExchangeService | None = None  # its per-partner allowances
     lock: InstanceLock | None = None  # held from start to stop
+    # every port's health service, and the task that holds them to the store's state
+    health: list[HubHealth] = field(default_factory=list)
+    store_watch: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -62,6 +72,14 @@ class RunningHub:
         work is safe: nothing is answered before it is durable, and senders resend."""
         if grace is None:
             grace = self.config.limits.shutdown_grace_seconds
+        # first of all, health checks and watches say NOT_SERVING, so that load balancers and
+        # partners stop sending while calls in flight finish
+        if self.store_watch is not None:
+            self.store_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.store_watch
+        for servicer in self.health:
+            await servicer.enter_graceful_shutdown()
         for folder in self.folders:  # what a folder took is durable or still in its inbox
             await folder.stop()
         await asyncio.gather(
@@ -118,7 +136,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     exchange = PartnerExchangeService(hub)
     partner_server.add_generic_rpc_handlers([exchange.handler()])
     # health for registered partners only, and no reflection: partners have the contract
-    partner_health = health.aio.HealthServicer()
+    partner_health = HubHealth([PARTNER_SERVICE])
     health_pb2_grpc.add_HealthServicer_to_server(
         PartnerHealth(partner_health, exchange), partner_server
     )
@@ -169,13 +187,20 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         folder.prepare()
     await partner_server.start()
     await domestic_server.start()
+    health = [partner_health, domestic_health]
     if audit_server is not None:
         await audit_server.start()
-        await audit_health.set(AUDIT_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        await audit_health.set("", health_pb2.HealthCheckResponse.SERVING)
-    for h, name in ((partner_health, PARTNER_SERVICE), (domestic_health, DOMESTIC_SERVICE)):
-        await h.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await h.set("", health_pb2.HealthCheckResponse.SERVING)
+        health.append(audit_health)
+
+    async def store_changed(serving: bool) -> None:
+        for servicer in health:
+            await servicer.set_serving(serving)
+
+    await store_changed(True)
+    # NOT_SERVING on every port while the store does not answer, SERVING again once it does
+    store_watch = asyncio.create_task(
+        StoreWatch(store.probe, store_changed).run(), name=f"store-watch-{config.party}"
+    )
     worker.start()
     for folder in folders:
         folder.start()
@@ -201,4 +226,6 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         folders,
         exchange,
         lock,
+        health,
+        store_watch,
     )

@@ -231,7 +231,7 @@ def make_federation(
             "--domestic-listen",
             f"127.0.0.1:{ports[party][1]}",
             "--audit-listen",
-            f"127.0.0.1:{free_port()}",  # the default port would be both hubs'
+            f"127.0.0.1:{free_port()}",  # each hub its own auditors' port
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
             *(["--store", stores[party]] if stores else []),

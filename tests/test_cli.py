@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
 import hub
-from hub.cli.demo import sample_declaration
-from hub.cli.main import CliError, read_submission
+from hub.cli.demo import sample_aeo_status, sample_declaration
+from hub.cli.main import CliError, build_parser, main, read_submission
 from hub.config import load_config
 from hub.core.errors import ConfigError
+from hub.core.times import rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from tests.conftest import free_port
+from tests.conftest import Federation, free_port
+from tests.test_delivery import submit_batch
+from tests.test_exchange import eventually
 from tests.testdata import CDS_SAMPLES
 
 CLI = [sys.executable, "-m", "hub.cli.main"]
@@ -138,7 +146,7 @@ def test_serve_send_messages_as_processes(tmp_path: Path, pki: Path) -> None:
             "--domestic-listen",
             f"127.0.0.1:{ports[party][1]}",
             "--audit-listen",
-            f"127.0.0.1:{free_port()}",  # the default port would be both hubs'
+            f"127.0.0.1:{free_port()}",  # each hub its own auditors' port
             "--partner",
             f"{other}=127.0.0.1:{ports[other][0]}",
         )
@@ -247,3 +255,152 @@ def test_the_command_line_writes_every_time_as_rfc3339_with_z() -> None:
     hub_dir = Path(__file__).resolve().parent.parent / "hub"
     written = [*hub_dir.glob("cli/*.py"), *hub_dir.glob("connectors/*.py")]
     assert [p.name for p in written if ".isoformat(" in p.read_text()] == []
+
+
+async def test_messages_filters_and_limit_are_applied_by_the_store(
+    federation: Federation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `messages` loaded every row. Its filters and limit are SQL now (on SQLite and
+    PostgreSQL alike); the most recent rows are shown, and a note says when more matched."""
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # SG stays down: CN's message to it stays queued
+    await submit_batch(
+        cn,
+        [
+            spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"]),
+            spb.SubmitRequest(aeo_status=sample_aeo_status("CN", "CNAEO1"), recipients=["NZ"]),
+            spb.SubmitRequest(aeo_status=sample_aeo_status("CN", "CNAEO2"), recipients=["SG"]),
+        ],
+    )
+    await submit_batch(
+        nz, [spb.SubmitRequest(aeo_status=sample_aeo_status("NZ", "NZAEO1"), recipients=["CN"])]
+    )
+
+    async def settled() -> bool:
+        receipts = [r for _, r in await cn.hub.store.views.outbound() if r is not None]
+        return len(receipts) == 2 and len(await cn.hub.store.views.inbound()) == 1
+
+    await eventually(settled)
+    config = str(cn.config.path)
+
+    async def listed(*args: str) -> tuple[list[dict[str, Any]], str]:
+        code = await asyncio.to_thread(main, ["messages", "--config", config, "--json", *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return [json.loads(line) for line in out.splitlines()], err
+
+    async def kinds(*args: str) -> list[tuple[str, str, str]]:
+        rows, _ = await listed(*args)
+        return sorted((r["direction"], r["partner"], r["type"].rsplit(".")[-1]) for r in rows)
+
+    everything = [
+        ("in", "NZ", "AeoStatus"),
+        ("out", "NZ", "AeoStatus"),
+        ("out", "NZ", "GoodsDeclaration"),
+        ("out", "SG", "AeoStatus"),
+    ]
+    assert await kinds() == everything
+    assert await kinds("--partner", "NZ") == everything[:3]
+    assert await kinds("--type", "GoodsDeclaration") == [everything[2]]
+    assert await kinds("--type", "customs_hub.v1.AeoStatus", "--direction", "out") == [
+        everything[1],
+        everything[3],
+    ]
+    assert await kinds("--direction", "in") == [everything[0]]
+    assert await kinds("--status", "queued") == [everything[3]]
+    assert await kinds("--status", "accepted") == [everything[0]]
+    assert await kinds("--status", "delivered", "--partner", "SG") == []
+    assert await kinds("--since", "1h") == everything
+    assert await kinds("--since", "2020-01-01T00:00:00Z") == everything
+    assert await kinds("--since", rfc3339(datetime.now(UTC) + timedelta(minutes=5))) == []
+    rows, note = await listed()
+    newest = max(rows, key=lambda r: r["at"])
+    limited, note = await listed("--limit", "1")
+    assert limited == [newest] and "the 1 most recent" in note
+    limited, note = await listed("--limit", "4")
+    assert len(limited) == 4 and note == ""
+    refused = await asyncio.to_thread(main, ["messages", "--config", config, "--since", "2x"])
+    assert refused == 2 and "--since" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["messages", "--config", config, "--type", "Invoice"])
+    assert "GoodsDeclaration" in capsys.readouterr().err  # the names it takes
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ("customs-hub",)
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from _parsers(command, (*path, name))
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    """Issue 16: many options had no help. Every argument of every command, options and
+    positionals, says what it is (only -h is argparse's own)."""
+    parser = build_parser()
+    missing = [
+        (" ".join(path), action.option_strings or action.dest)
+        for path, command in _parsers(parser)
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction)
+        and not (action.help or "").strip()
+    ]
+    assert missing == []
+    assert len(list(_parsers(parser))) > 15  # the walk reached the subcommands
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["init", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: 127.0.0.1:7443)" in shown and "(default: sqlite:///hub.db)" in shown
+    with pytest.raises(SystemExit):
+        main(["messages", "--help"])
+    assert "(default: 100)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("action", ["retry", "drop"])
+def test_outbox_actions_have_their_own_help(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `outbox retry --help` printed the generic usage of `outbox`."""
+    with pytest.raises(SystemExit) as done:
+        main(["outbox", action, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: customs-hub outbox {action} ")
+    assert "--message-id" in out and "--partner" in out and "{list,retry,drop}" not in out
+
+
+def test_outbox_alone_lists_and_its_actions_work_as_before(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", "--party", "CN", "--pki", str(pki), "--out", str(tmp_path)]) == 0
+    config = str(tmp_path / "hub.toml")
+    assert main(["db", "upgrade", "--config", config]) == 0
+    capsys.readouterr()
+    for listing in (["outbox", "--config", config], ["outbox", "list", "--config", config]):
+        assert main(listing) == 0
+        assert capsys.readouterr().out == "0 queued, 0 retrying, 0 dead\n"
+    assert main(["outbox", "--config", config, "--json"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["outbox", "retry", "--config", config]) == 2
+    assert "name --message-id ID or --partner PARTY" in capsys.readouterr().err
+    for action in ("retry", "drop"):
+        assert main(["outbox", action, "--config", config, "--partner", "NZ"]) == 2
+        assert "no matching dead letters" in capsys.readouterr().err
+    assert main(["outbox"]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_init_adds_an_audit_port_only_when_asked(tmp_path: Path, pki: Path) -> None:
+    """Issue 16: init added an auditors' port though its help said it was off by default."""
+    common = ["init", "--party", "CN", "--pki", str(pki), "--partner", "NZ=127.0.0.1:7501"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    plain = load_config(tmp_path / "plain" / "hub.toml")
+    assert plain.audit_listen == "" and "[audit]" not in plain.path.read_text()
+    port = f"127.0.0.1:{free_port()}"
+    assert main([*common, "--out", str(tmp_path / "audited"), "--audit-listen", port]) == 0
+    assert load_config(tmp_path / "audited" / "hub.toml").audit_listen == port

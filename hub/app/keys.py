@@ -219,3 +219,26 @@ def token_issuer(config: HubConfig) -> TokenIssuer:
 
 def token_verifier(config: HubConfig) -> TokenVerifier:
     return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)
+
+
+def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:
+    """Every certificate the config names, as (config key, subject, not after): this hub's
+    TLS certificate, trust anchor and signing certificate, and each partner's trust anchor and
+    signing certificates. What ``customs-hub status`` checks for expiry."""
+    named: list[tuple[str, Path, str]] = [
+        ("tls.cert", config.tls_cert, "TLS certificate"),
+        ("tls.trust_anchor", config.trust_anchor, "trust anchor"),
+        ("signing.cert", config.signing_cert, "signing certificate"),
+    ]
+    for partner in sorted(config.partners.values(), key=lambda p: p.party):
+        key = f"partners.{partner.party}"
+        named.append((f"{key}.trust_anchor", partner.trust_anchor, f"trust anchor of {key}"))
+        named += [
+            (f"{key}.signing_certs[{i}]", path, f"signing certificate of {key}")
+            for i, path in enumerate(partner.signing_certs)
+        ]
+    found = []
+    for key, path, what in named:
+        cert = _certificate(path, what)
+        found.append((key, cert.subject.rfc4514_string(), cert.not_valid_after_utc))
+    return found

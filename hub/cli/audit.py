@@ -77,7 +77,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         dest="token_command", required=True
     )
     issue = token.add_parser("issue", help="mint a token for the Audit service; printed alone")
-    issue.add_argument("--config", type=Path, required=True)
+    issue.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
     issue.add_argument("--subject", required=True, help="who the token is for")
     issue.add_argument(
         "--scope", action="append", required=True, choices=sorted(SCOPES), help="repeatable"
@@ -105,7 +105,7 @@ def add_trail_parsers(trail_cmd: argparse._SubParsersAction[argparse.ArgumentPar
         )
         p.add_argument("--json", action="store_true", help="one JSON object per line")
         if name == "prove":
-            p.add_argument("--message-id", required=True)
+            p.add_argument("--message-id", required=True, help="the message whose entries to prove")
             p.add_argument(
                 "--key", help="the hub's verifier key (trail.vkey); with --config, its own"
             )
@@ -114,11 +114,11 @@ def add_trail_parsers(trail_cmd: argparse._SubParsersAction[argparse.ArgumentPar
         p.add_argument("--until", type=_when, help="ISO 8601, exclusive")
         p.add_argument("--party", help="sender or recipient")
         p.add_argument("--type", dest="body_type", help="e.g. AeoStatus")
-        p.add_argument("--message-id")
-        p.add_argument("--correlation-id")
+        p.add_argument("--message-id", help="entries about this message")
+        p.add_argument("--correlation-id", help="entries with this correlation id")
         p.add_argument("--key", type=_key, help="business key NAME=VALUE, e.g. mrn=24GB...")
         p.add_argument("--kind", action="append", default=[], help="event kind (repeatable)")
-        p.add_argument("--oldest-first", action="store_true")
+        p.add_argument("--oldest-first", action="store_true", help="oldest entries first")
         p.add_argument("--limit", type=int, default=100, help="at most this many entries")
 
 

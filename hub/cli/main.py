@@ -26,18 +26,22 @@ from hub.app.hub import Hub
 from hub.cli import audit as auditcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
+from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
 from hub.cli.trailfiles import export_trail, read_key, verify_folder
 from hub.config import load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
-from hub.core.times import rfc3339
+from hub.core.messages import SHORT_NAMES, full_body_type
+from hub.core.outbox import Outbound
+from hub.core.times import parse_since, rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
 from hub.runtime import start_hub
 from hub.store.db import Store
 from hub.store.schema import MessageRow, OutboxRow, utcnow
+from hub.store.views import MessageQuery
 
 EXIT_USAGE = 2
 EXIT_BAD = 1  # `trail verify`: the export does not match its signed checkpoints
@@ -63,6 +67,29 @@ def _partner(text: str) -> tuple[str, str]:
     return name, endpoint
 
 
+def _body_type(text: str) -> str:
+    name = full_body_type(text)
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(sorted(SHORT_NAMES))}; found {text!r}"
+        )
+    return name
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1; found {text!r}")
+    return value
+
+
+# what ``messages --status`` takes: an outbound message's status, or a received one's
+MESSAGE_STATUSES = [*(s.value for s in Outbound), "accepted", "superseded"]
+
+CONFIG_HELP = "the hub's configuration file, hub.toml"
 VERBOSE = "more log output (-vv for debug)"
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
 
@@ -88,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
 
     init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
-    init.add_argument("--party", required=True)
+    init.add_argument("--party", required=True, help="this hub's party id, e.g. CN")
     init.add_argument("--pki", type=Path, required=True, help="folder made by `pki init`")
     init.add_argument(
         "--out", type=Path, required=True, help="hub folder (config and SQLite database)"
@@ -97,52 +124,112 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--domestic-listen", default="127.0.0.1:7444", help="domestic port")
     init.add_argument(
         "--audit-listen",
-        default="127.0.0.1:7445",
-        help="auditors' port (TLS, bearer tokens); empty: no Audit service",
+        default="",
+        metavar="HOST:PORT",
+        help="auditors' port (TLS, bearer tokens), e.g. 127.0.0.1:7445; not given: no Audit "
+        "service and no [audit] table",
     )
     init.add_argument(
-        "--partner", type=_partner, action="append", default=[], metavar="PARTY=HOST:PORT"
+        "--partner",
+        type=_partner,
+        action="append",
+        default=[],
+        metavar="PARTY=HOST:PORT",
+        help="a partner and its partner port (repeatable)",
     )
     init.add_argument(
         "--store", default="sqlite:///hub.db", help="store URL (sqlite:///FILE or postgresql://...)"
     )
 
     serve = sub.add_parser("serve", help="run the hub until SIGTERM or Ctrl-C")
-    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
 
     send = sub.add_parser("send", help="submit a document to the running hub's domestic port")
-    send.add_argument("--config", type=Path, required=True)
+    send.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     send.add_argument(
         "--to",
         action="append",
         default=[],
         help="partner party id (repeatable); default: routing rules",
     )
-    send.add_argument("--correlation-id", default="")
+    send.add_argument(
+        "--correlation-id", default="", help="ties this message to others of one case"
+    )
     send.add_argument(
         "file", type=Path, help='WCO DM XML, or protobuf JSON such as {"goodsDeclaration": {...}}'
     )
     send.add_argument("--from", dest="from_format", help="the file's format (default: detected)")
 
-    messages = sub.add_parser("messages", help="list what this hub stored")
-    messages.add_argument("--config", type=Path, required=True)
+    messages = sub.add_parser(
+        "messages",
+        help="list what this hub sent and received, the most recent last",
+    )
+    messages.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     messages.add_argument("--json", action="store_true", help="one JSON object per line")
+    messages.add_argument("--partner", help="only messages to or from this partner")
+    messages.add_argument(
+        "--type",
+        dest="body_type",
+        metavar="TYPE",
+        type=_body_type,
+        help="only this kind of message: " + ", ".join(sorted(SHORT_NAMES)),
+    )
+    messages.add_argument(
+        "--since",
+        help="only messages from this time on: RFC 3339 (2026-12-07T13:05:09Z) or a duration "
+        "back from now (30m, 2h, 7d)",
+    )
+    messages.add_argument(
+        "--status",
+        choices=MESSAGE_STATUSES,
+        help="only messages in this status (sent: queued, delivered, rejected, dead, replaced; "
+        "received: accepted, superseded)",
+    )
+    messages.add_argument(
+        "--direction", choices=["in", "out"], help="only received (in) or sent (out) messages"
+    )
+    messages.add_argument(
+        "--limit",
+        type=_positive,
+        default=MessageQuery.limit,
+        help="show at most this many, the most recent",
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="each partner's deliveries and queue, the trail's checkpoint, the store, and "
+        "certificates expiring within 30 days (reads the store only)",
+    )
+    status.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    status.add_argument("--json", action="store_true", help="one JSON object")
 
     outbox = sub.add_parser(
         "outbox",
         help="list queued, retrying and dead-lettered messages; retry or drop dead letters",
+        description="`outbox --config FILE` alone lists, as `outbox list` does.",
     )
-    outbox.add_argument(
-        "action",
-        nargs="?",
-        choices=["list", "retry", "drop"],
-        default="list",
-        help="list (default), or retry / drop dead letters",
-    )
-    outbox.add_argument("--config", type=Path, required=True)
-    outbox.add_argument("--message-id", action="append", default=[], help="repeatable")
-    outbox.add_argument("--partner", help="all of this partner's dead letters")
+    outbox.add_argument("--config", type=Path, help=CONFIG_HELP + " (to list)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    actions = outbox.add_subparsers(dest="outbox_action", metavar="{list,retry,drop}")
+    listing = actions.add_parser(
+        "list", help="queued, retrying and dead-lettered messages, with reasons (the default)"
+    )
+    listing.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    for name, text in (
+        (
+            "retry",
+            "send dead letters again: as they are while their envelope is valid, else signed "
+            "afresh under a new message id",
+        ),
+        ("drop", "give up dead letters for good (they stay in the store as dead)"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+        action.add_argument(
+            "--message-id", action="append", default=[], help="this dead letter (repeatable)"
+        )
+        action.add_argument("--partner", help="all of this partner's dead letters")
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
@@ -154,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = trail_cmd.add_parser(
         "export", help="write every entry and signed checkpoint into a folder for auditors"
     )
-    export.add_argument("--config", type=Path, required=True)
+    export.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     export.add_argument("-o", "--out", type=Path, required=True, help="folder to write into")
     verify = trail_cmd.add_parser(
         "verify",
@@ -196,12 +283,31 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record).translate(_CONTROLS)
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Each option's help with its default, where it has one worth saying (not for flags,
+    options without a default or with one the help already names)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text
+            or action.required
+            or not action.option_strings
+            or default in (None, False, [], "", argparse.SUPPRESS)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
     """``-v`` after a command as before it: every subcommand takes it too (absent unless
     given, so the count before the command stands otherwise)."""
     for action in parser._actions:  # argparse names its subcommands only here
         if isinstance(action, argparse._SubParsersAction):
             for command in action.choices.values():
+                command.formatter_class = HelpWithDefaults
                 command.add_argument(
                     "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE
                 )
@@ -210,6 +316,7 @@ def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    parser.formatter_class = HelpWithDefaults
     _verbose_everywhere(parser)
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
@@ -250,6 +357,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_messages(args))
     if args.command == "outbox":
         return asyncio.run(_outbox(args))
+    if args.command == "status":
+        return _status(args)
     if args.command == "translate":
         return _translate(args)
     if args.command == "trail":
@@ -399,15 +508,18 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 async def _outbox(args: argparse.Namespace) -> int:
+    action = args.outbox_action or "list"
+    if args.config is None:
+        raise CliError("outbox: --config FILE is required")
     config = load_config(args.config)
-    if args.action != "list" and not (args.message_id or args.partner):
-        raise CliError(f"outbox {args.action}: name --message-id ID or --partner PARTY")
+    if action != "list" and not (args.message_id or args.partner):
+        raise CliError(f"outbox {action}: name --message-id ID or --partner PARTY")
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        if args.action == "list":
+        if action == "list":
             _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
             return 0
-        if args.action == "retry":
+        if action == "retry":
             hub = Hub(config, store)
             retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
             for old, new in retried:
@@ -428,6 +540,16 @@ async def _outbox(args: argparse.Namespace) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        found = statuscli.read_status(config)
+    except statuscli.StoreUnreachable as exc:
+        raise CliError(str(exc)) from None
+    print(statuscli.as_json(found) if args.json else statuscli.as_text(found))
+    return 0
 
 
 def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
@@ -549,11 +671,24 @@ def _keys(row: MessageRow) -> str:
 
 async def _messages(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    try:
+        since = parse_since(args.since, utcnow()) if args.since else None
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    query = MessageQuery(
+        partner=args.partner or "",
+        body_type=args.body_type or "",
+        since=since,
+        status=args.status or "",
+        direction=args.direction or "",
+        limit=args.limit,
+    )
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        rows = await store.views.message_rows()
+        page = await store.views.message_rows(query)
     finally:
         await store.close()
+    rows = page.rows[::-1]  # the most recent last, as a log reads
     if args.json:
         for row in rows:
             print(
@@ -571,8 +706,14 @@ async def _messages(args: argparse.Namespace) -> int:
                     sort_keys=True,
                 )
             )
-        return 0
-    print(format_table(rows))
+    else:
+        print(format_table(rows))
+    if page.more:  # on stderr, so that --json stays one object per line
+        print(
+            f"customs-hub: more messages match; these are the {args.limit} most recent "
+            "(raise --limit or narrow with --since, --partner, --type, --status, --direction)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -78,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    translate.add_argument("file", type=Path, metavar="FILE")
+    translate.add_argument("file", type=Path, metavar="FILE", help="the document file to translate")
     translate.add_argument(
         "--from", dest="from_format", metavar="FMT", help="FILE's format (default: detected)"
     )

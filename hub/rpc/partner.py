@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf.message import DecodeError
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 
 from hub.app.hub import Hub
 from hub.core.admission import Admission
 from hub.core.envelope import sha256
 from hub.core.errors import EnvelopeError, HubError, LimitError, TrustError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.rpc.server import HubHealth
 from hub.rpc.status import abort
 
 log = logging.getLogger("customs_hub.service")
@@ -246,7 +247,7 @@ class PartnerHealth:
     """The health service on the partner port, answering registered partners only (a peer
     that is not one is refused like on PartnerExchange)."""
 
-    def __init__(self, inner: health.aio.HealthServicer, exchange: PartnerExchangeService) -> None:
+    def __init__(self, inner: HubHealth, exchange: PartnerExchangeService) -> None:
         self.inner, self.exchange = inner, exchange
 
     async def Check(
@@ -271,6 +272,8 @@ class PartnerHealth:
         finally:
             admission.exit_call(peer)
 
-    async def List(self, request: object, context: grpc.aio.ServicerContext) -> None:
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthListResponse:
         await self.exchange._peer(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "List is not offered")
+        return await self.inner.List(request, context)

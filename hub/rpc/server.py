@@ -10,7 +10,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-from grpc_health.v1 import health, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from hub.core.errors import ConfigError, RequestError
@@ -78,10 +78,38 @@ def _decoding_stream(
     return handle
 
 
-def add_health_and_reflection(
-    server: grpc.aio.Server, services: list[str]
-) -> health.aio.HealthServicer:
-    health_servicer = health.aio.HealthServicer()
+class HubHealth(health.aio.HealthServicer):  # type: ignore[misc]
+    """gRPC's health service for one port's services and the server as a whole (""), all
+    serving or all not, with ``List`` (grpcio-health-checking 1.85's servicer lacks it: the
+    base class answered UNIMPLEMENTED and logged a NotImplementedError traceback)."""
+
+    def __init__(self, services: list[str]) -> None:
+        super().__init__()
+        self.services = ["", *services]
+
+    async def set_serving(self, serving: bool) -> None:
+        """Every service of the port SERVING or NOT_SERVING; ignored once shutting down
+        (``enter_graceful_shutdown`` holds them NOT_SERVING)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self.services:
+            await self.set(name, status)
+
+    async def List(
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        statuses = {}
+        for name in self.services:
+            check = health_pb2.HealthCheckRequest(service=name)
+            statuses[name] = await self.Check(check, context)
+        return health_pb2.HealthListResponse(statuses=statuses)
+
+
+def add_health_and_reflection(server: grpc.aio.Server, services: list[str]) -> HubHealth:
+    health_servicer = HubHealth(services)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*services, health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)

@@ -50,5 +50,9 @@ class Store:
             raise
         return store
 
+    async def probe(self) -> None:
+        """A StoreError unless the database answers now (``Database.probe``)."""
+        await self.db.probe()
+
     async def close(self) -> None:
         await self.db.close()

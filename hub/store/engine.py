@@ -22,10 +22,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -214,6 +215,11 @@ def _tls(settings: StoreSettings) -> ssl.SSLContext | str:
     return context
 
 
+def masked_url(url: str) -> str:
+    """A store URL fit to print: its password, if any, as ``***``."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 class Database:
     """One database: its engines, SQLite's own writer connection and thread, and the
     transactions every part of the store runs in."""
@@ -305,6 +311,34 @@ class Database:
             return before, after
 
         return await self.run(run)
+
+    async def probe(self) -> None:
+        """Whether the database answers now: a StoreError if it does not. Cheap enough to run
+        every few seconds. PostgreSQL: ``SELECT 1`` on a pooled connection (checked before use,
+        so a server that went away fails here). SQLite: a new read-only connection reads the
+        file's first page, because the pooled connections keep the file they opened even once
+        it is gone, replaced or unreadable, and so would never notice."""
+        if not self.is_sqlite:
+
+            async def select_one() -> None:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+
+            await self.run(select_one)
+            return
+        path = make_url(self.url).database or ""
+
+        def read_first_page() -> None:
+            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_SECONDS)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            finally:
+                conn.close()
+
+        async def probe_file() -> None:
+            await asyncio.to_thread(read_first_page)
+
+        await self.run(probe_file)
 
     async def close(self) -> None:
         if self._writer_thread is not None and self._sync_engine is not None:

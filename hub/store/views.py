@@ -1,11 +1,12 @@
-"""Read-only listings for operators and auditors: messages, outbox entries, refusals."""
+"""Read-only listings for operators and auditors: messages, outbox entries, refusals, each
+partner's delivery state."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func
+from sqlalchemy import case, column, func, literal, union_all
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
@@ -18,6 +19,7 @@ from hub.store.schema import (
     OUTBOUND,
     OUTBOX,
     QUEUED,
+    RECEIPT,
     InboundMessage,
     MessageRow,
     OutboundMessage,
@@ -27,6 +29,7 @@ from hub.store.schema import (
     Rejection,
     StoredMessage,
     as_utc,
+    business_keys_of,
 )
 
 
@@ -162,33 +165,156 @@ class Views:
 
         return await self.db.run(work)
 
-    async def message_rows(self) -> list[MessageRow]:
-        rows: list[MessageRow] = []
-        for m, r in await self.outbound():
-            rows.append(
+    async def message_rows(self, query: MessageQuery | None = None) -> MessagePage:
+        """The messages sent and received that match ``query``, newest first, at most
+        ``query.limit`` of them: filtered, ordered and cut in SQL, so a listing reads only
+        the rows it shows (one more, to say whether there are more)."""
+        query = query or MessageQuery()
+        receipts = core_select(RECEIPT.c.outcome).where(
+            RECEIPT.c.message_id == OUTBOUND.c.message_id
+        )
+        sent = core_select(
+            literal("out").label("direction"),
+            OUTBOUND.c.message_id,
+            OUTBOUND.c.body_type,
+            OUTBOUND.c.recipient.label("partner"),
+            OUTBOUND.c.status,
+            func.coalesce(receipts.scalar_subquery(), "-").label("receipt"),
+            OUTBOUND.c.business_keys,
+            OUTBOUND.c.created_at.label("at"),
+        )
+        inbound_status = case((INBOUND.c.superseded, "superseded"), else_="accepted")
+        received = core_select(
+            literal("in").label("direction"),
+            INBOUND.c.message_id,
+            INBOUND.c.body_type,
+            INBOUND.c.sender.label("partner"),
+            inbound_status.label("status"),
+            literal("sent").label("receipt"),
+            INBOUND.c.business_keys,
+            INBOUND.c.received_at.label("at"),
+        )
+        if query.partner:
+            sent = sent.where(OUTBOUND.c.recipient == query.partner)
+            received = received.where(INBOUND.c.sender == query.partner)
+        if query.body_type:
+            sent = sent.where(OUTBOUND.c.body_type == query.body_type)
+            received = received.where(INBOUND.c.body_type == query.body_type)
+        if query.since is not None:
+            sent = sent.where(OUTBOUND.c.created_at >= query.since)
+            received = received.where(INBOUND.c.received_at >= query.since)
+        if query.status:
+            sent = sent.where(OUTBOUND.c.status == query.status)
+            received = received.where(inbound_status == query.status)
+        parts = [
+            part
+            for direction, part in (("out", sent), ("in", received))
+            if query.direction in ("", direction)
+        ]
+        listing = parts[0] if len(parts) == 1 else union_all(*parts)
+        statement = (
+            core_select(listing.subquery())
+            .order_by(column("at").desc(), column("message_id"))
+            .limit(query.limit + 1)
+        )
+
+        async def work() -> MessagePage:
+            async with self.db.engine.connect() as conn:
+                rows = (await conn.execute(statement)).all()
+            found = [
                 MessageRow(
-                    "out",
-                    m.message_id,
-                    m.body_type,
-                    m.recipient,
-                    m.status,
-                    r.outcome if r else "-",
-                    json.loads(m.business_keys),
-                    as_utc(m.created_at),
+                    r.direction,
+                    r.message_id,
+                    r.body_type,
+                    r.partner,
+                    r.status,
+                    r.receipt or "-",
+                    business_keys_of(r.business_keys),
+                    as_utc(r.at if isinstance(r.at, datetime) else datetime.fromisoformat(r.at)),
                 )
+                for r in rows[: query.limit]
+            ]
+            return MessagePage(found, more=len(rows) > query.limit)
+
+        return await self.db.run(work)
+
+    async def partner_status(self) -> dict[str, PartnerStatus]:
+        """Each partner's delivery state, from what the store holds: its latest receipt that
+        took a message (accepted, or a duplicate of one taken before), its outbox entries
+        waiting (and of those, retrying after a failure) and its dead letters. Partners with
+        nothing sent are absent."""
+        delivered = core_select(
+            RECEIPT.c.receiver.label("partner"), func.max(RECEIPT.c.received_at).label("at")
+        ).where(RECEIPT.c.outcome.in_(("accepted", "duplicate")))
+        delivered = delivered.group_by(RECEIPT.c.receiver)
+        waiting = OUTBOX.c.state == QUEUED
+        outbox = (
+            core_select(
+                OUTBOX.c.partner,
+                func.sum(case((waiting, 1), else_=0)).label("queued"),
+                func.sum(case((waiting & (OUTBOX.c.attempts > 0), 1), else_=0)).label("retrying"),
+                func.sum(case((OUTBOX.c.state == DEAD, 1), else_=0)).label("dead"),
+                func.min(case((waiting, OUTBOUND.c.created_at))).label("oldest"),
             )
-        for i in await self.inbound():
-            rows.append(
-                MessageRow(
-                    "in",
-                    i.message_id,
-                    i.body_type,
-                    i.sender,
-                    "superseded" if i.superseded else "accepted",
-                    "sent",
-                    json.loads(i.business_keys),
-                    as_utc(i.received_at),
+            .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+            .group_by(OUTBOX.c.partner)
+        )
+
+        async def work() -> dict[str, PartnerStatus]:
+            async with self.db.engine.connect() as conn:
+                last = {r.partner: r.at for r in await conn.execute(delivered)}
+                entries = {r.partner: r for r in await conn.execute(outbox)}
+            found = {}
+            for partner in sorted(set(last) | set(entries)):
+                entry = entries.get(partner)
+                found[partner] = PartnerStatus(
+                    partner,
+                    _time(last.get(partner)),
+                    int(entry.queued) if entry else 0,
+                    int(entry.retrying) if entry else 0,
+                    int(entry.dead) if entry else 0,
+                    _time(entry.oldest) if entry else None,
                 )
-            )
-        rows.sort(key=lambda row: row.at)
-        return rows
+            return found
+
+        return await self.db.run(work)
+
+
+def _time(value: datetime | str | None) -> datetime | None:
+    """A time read back from an aggregate, which SQLite hands back as its stored text."""
+    if value is None:
+        return None
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """What ``customs-hub messages`` lists: every filter given must match (``body_type`` a
+    full name, ``direction`` "in" or "out", ``status`` as the listing shows it)."""
+
+    partner: str = ""
+    body_type: str = ""
+    since: datetime | None = None
+    status: str = ""
+    direction: str = ""
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """The newest matching messages, and whether more matched than the limit let through."""
+
+    rows: list[MessageRow]
+    more: bool
+
+
+@dataclass(frozen=True)
+class PartnerStatus:
+    """One partner's line of ``customs-hub status``."""
+
+    partner: str
+    last_success: datetime | None  # the latest receipt that took a message
+    queued: int  # outbox entries waiting, retrying ones included
+    retrying: int  # waiting after at least one failed attempt
+    dead: int  # dead letters
+    oldest_queued: datetime | None  # when the oldest waiting message was created

@@ -1,0 +1,203 @@
+"""``customs-hub status``: what an operator checks first, read from the store and the
+certificates the config names. It only reads: it never creates, migrates or writes a table,
+and a store that does not answer is one line and exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from hub.app import keys
+from hub.cli import tables
+from hub.config import HubConfig
+from hub.core.errors import StoreError
+from hub.core.times import rfc3339
+from hub.store import migrate
+from hub.store.db import Store
+from hub.store.engine import masked_url, schema_problem
+from hub.store.schema import TrailCheckpoint, as_utc, utcnow
+from hub.store.views import PartnerStatus
+
+# Certificates that end within this long are flagged: a month leaves time to have a new one
+# issued by the CA and, for partners' certificates, exchanged with the partner.
+EXPIRY_WARNING = timedelta(days=30)
+
+
+class StoreUnreachable(Exception):
+    """The store did not answer; the message is the one line to print."""
+
+
+@dataclass(frozen=True)
+class Status:
+    party: str
+    at: datetime
+    store_url: str  # password masked
+    store_kind: str  # sqlite, postgresql
+    schema: str  # the store's schema revision, as ``0002 (partner backoff)``
+    partners: list[PartnerStatus]
+    trail_size: int
+    checkpoint: TrailCheckpoint | None
+    certificates: list[tuple[str, str, datetime]]  # config key, subject, not after
+
+
+def read_status(config: HubConfig, now: datetime | None = None) -> Status:
+    """The hub's status now; StoreUnreachable if its store does not answer."""
+    url = make_url(config.store_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        # opening it would create an empty database file
+        raise StoreUnreachable(f"the store {masked_url(config.store_url)} does not exist")
+    return asyncio.run(_read(config, now or utcnow()))
+
+
+async def _read(config: HubConfig, now: datetime) -> Status:
+    shown = masked_url(config.store_url)
+    kind = make_url(config.store_url).get_backend_name()
+    store = Store(config.store_url)
+    try:
+        schema = await store.db.schema_state()
+        if schema.status != "current":  # this release's queries may not fit its tables
+            hint = f"customs-hub db upgrade --config {config.path}"
+            raise StoreUnreachable(f"the store {shown}: {schema_problem(schema, hint)}")
+        partners = await store.views.partner_status()
+        size = await store.trail.size()
+        checkpoint = await store.trail.checkpoint_at()
+    except StoreError as exc:
+        raise StoreUnreachable(f"the store {shown} does not answer: {exc}") from None
+    finally:
+        await store.close()
+    for party in config.partners:  # configured partners with nothing sent yet
+        partners.setdefault(party, PartnerStatus(party, None, 0, 0, 0, None))
+    return Status(
+        config.party,
+        now,
+        shown,
+        kind,
+        migrate.describe(schema.found),
+        [partners[p] for p in sorted(partners)],
+        size,
+        checkpoint,
+        keys.certificates(config),
+    )
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else round((now - as_utc(then)).total_seconds(), 3)
+
+
+def _state(now: datetime, not_after: datetime) -> str:
+    if not_after <= now:
+        return "expired"
+    return "expiring" if not_after - now <= EXPIRY_WARNING else "ok"
+
+
+def as_json(status: Status) -> str:
+    now = status.at
+    checkpoint = status.checkpoint
+    document: dict[str, Any] = {
+        "party": status.party,
+        "at": rfc3339(now),
+        "schema": status.schema,
+        "store": {"url": status.store_url, "kind": status.store_kind},
+        "partners": [
+            {
+                "partner": p.partner,
+                "last_success": rfc3339(p.last_success) if p.last_success else None,
+                "queued": p.queued,
+                "oldest_queued_age_seconds": _age(now, p.oldest_queued),
+                "retrying": p.retrying,
+                "dead": p.dead,
+            }
+            for p in status.partners
+        ],
+        "trail": {
+            "size": status.trail_size,
+            "checkpoint": None
+            if checkpoint is None
+            else {
+                "size": checkpoint.size,
+                "signed_at": rfc3339(checkpoint.signed_at),
+                "age_seconds": _age(now, checkpoint.signed_at),
+            },
+        },
+        "certificates": [
+            {
+                "key": key,
+                "subject": subject,
+                "not_after": rfc3339(not_after),
+                "state": _state(now, not_after),
+            }
+            for key, subject, not_after in status.certificates
+        ],
+    }
+    return json.dumps(document, sort_keys=True)
+
+
+def _duration(seconds: float | None) -> str:
+    """An age as people read it: 45s, 12m5s, 3h20m, 2d4h."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole >= 86400:
+        return f"{whole // 86400}d{whole % 86400 // 3600}h"
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60}m"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60}s"
+    return f"{whole}s"
+
+
+def as_text(status: Status) -> str:
+    now = status.at
+    lines = [
+        f"hub {status.party} at {rfc3339(now, 'seconds')}",
+        f"store: {status.store_url} ({status.store_kind}), schema revision {status.schema}",
+        "",
+        tables.render(
+            ("PARTNER", "LAST SUCCESS", "QUEUED", "OLDEST QUEUED", "RETRYING", "DEAD"),
+            (
+                (
+                    p.partner,
+                    rfc3339(p.last_success, "seconds") if p.last_success else "never",
+                    str(p.queued),
+                    _duration(_age(now, p.oldest_queued)),
+                    str(p.retrying),
+                    str(p.dead),
+                )
+                for p in status.partners
+            ),
+        ),
+        "",
+    ]
+    checkpoint = status.checkpoint
+    if checkpoint is None:
+        lines.append(f"trail: {status.trail_size} entries, no checkpoint signed yet")
+    else:
+        lines.append(
+            f"trail: {status.trail_size} entries; latest checkpoint at {checkpoint.size} "
+            f"entries, signed {rfc3339(checkpoint.signed_at, 'seconds')} "
+            f"({_duration(_age(now, checkpoint.signed_at))} ago)"
+        )
+    flagged = [c for c in status.certificates if _state(now, c[2]) != "ok"]
+    lines.append("")
+    if not flagged:
+        lines.append(
+            f"certificates: all {len(status.certificates)} valid for more than "
+            f"{EXPIRY_WARNING.days} days"
+        )
+    else:
+        lines.append(
+            tables.render(
+                ("CERTIFICATE", "STATE", "NOT AFTER", "SUBJECT"),
+                (
+                    (key, _state(now, not_after).upper(), rfc3339(not_after, "seconds"), subject)
+                    for key, subject, not_after in flagged
+                ),
+            )
+        )
+    return "\n".join(lines)
