@@ -26,7 +26,7 @@ from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store.backup import MANIFEST, sqlite_path
 from hub.store.db import Store
-from tests.conftest import Federation
+from tests.conftest import Federation, _new_pg_database
 from tests.test_exchange import as_partner, eventually, submit
 
 
@@ -281,3 +281,69 @@ async def test_a_restore_into_a_new_sqlite_file(
         assert size == expected["size"]
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def fake_tool(folder: Path, name: str, version: str, record: Path | None = None) -> None:
+    """A stand-in for pg_dump or pg_restore: answers --version with ``version``; otherwise
+    writes its arguments and PG* environment to ``record`` and fails."""
+    folder.mkdir(exist_ok=True)
+    script = folder / name
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {version}"; exit 0; fi\n'
+        f'echo "$@" > "{record}"; env | grep ^PG >> "{record}"\n'
+        'echo "pg_dump: error: stand-in" >&2; exit 1\n'
+    )
+    script.chmod(0o755)
+
+
+async def test_a_missing_or_older_postgresql_tool_is_named(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = await _new_pg_database(request, driver="")
+    federation = Federation(tmp_path / "hubs", pki, dict.fromkeys(("CN", "NZ", "SG"), url))
+    toml = str(federation.configs["NZ"].path)
+    out = tmp_path / "nz.backup"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert await cli("backup", "--config", toml, "--out", str(out), "--pg-bin", str(empty)) == 2
+    assert f"pg_dump not found in {empty}" in capsys.readouterr().err
+    old = tmp_path / "old"
+    fake_tool(old, "pg_dump", "9.6.24")
+    assert await cli("backup", "--config", toml, "--out", str(out), "--pg-bin", str(old)) == 2
+    err = capsys.readouterr().err
+    assert "PostgreSQL 9, the server" in err and "backup-failed" in err
+    assert not out.exists() and not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+async def test_the_postgresql_password_travels_in_the_environment_only(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The test server trusts every connection, so a password in the URL is carried, not
+    checked: the stand-in pg_dump shows where it went."""
+    url = await _new_pg_database(request, driver="")
+    secret = "s3cret-PW"
+    with_password = url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    assert secret in with_password
+    federation = Federation(
+        tmp_path / "hubs", pki, dict.fromkeys(("CN", "NZ", "SG"), with_password)
+    )
+    toml = str(federation.configs["NZ"].path)
+    store = Store(federation.configs["NZ"].store_url)
+    try:
+        await store.create_all()
+    finally:
+        await store.close()
+    record = tmp_path / "record"
+    tools = tmp_path / "bin"
+    fake_tool(tools, "pg_dump", "99.0", record)
+    out = tmp_path / "nz.backup"
+    assert await cli("backup", "--config", toml, "--out", str(out), "--pg-bin", str(tools)) == 2
+    err = capsys.readouterr().err
+    assert "pg_dump on postgres@127.0.0.1" in err and "stand-in" in err
+    assert secret not in err
+    arguments, *environment = record.read_text().splitlines()
+    assert "--format=custom" in arguments and "--snapshot=" in arguments
+    assert secret not in arguments
+    assert f"PGPASSWORD={secret}" in environment
+    assert f"PGDATABASE={url.rsplit('/', 1)[1]}" in environment

@@ -61,6 +61,8 @@ PG_QUERY_ENV = {
 PRIVATE = 0o600
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _TRAIL_SIZE = "SELECT coalesce(max(idx) + 1, 0) FROM trail_entry"
+_SQLITE_HAS_TRAIL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trail_entry'"
+_PG_HAS_TRAIL = "SELECT to_regclass('trail_entry')"
 _LATEST_CHECKPOINT = "SELECT size, root, note FROM trail_checkpoint ORDER BY size DESC LIMIT 1"
 
 
@@ -299,6 +301,8 @@ def _checked_copy(conn: sqlite3.Connection, where: str) -> TrailState:
             f"{where}: SQLite's integrity check failed: {'; '.join(problems[:3])}",
             reason="backup-invalid",
         )
+    if conn.execute(_SQLITE_HAS_TRAIL).fetchone() is None:
+        raise BackupError(f"{where}: holds no hub's store (no trail)", reason="backup-invalid")
     size = conn.execute(_TRAIL_SIZE).fetchone()[0]
     return _state(size, conn.execute(_LATEST_CHECKPOINT).fetchone())
 
@@ -478,7 +482,9 @@ async def _server_major(conn: AsyncConnection) -> int:
     return int(number) // 10000
 
 
-async def _trail_state(conn: AsyncConnection) -> TrailState:
+async def _trail_state(conn: AsyncConnection, where: str) -> TrailState:
+    if (await conn.exec_driver_sql(_PG_HAS_TRAIL)).scalar_one() is None:
+        raise BackupError(f"{where}: holds no hub's store (no trail)", reason="backup-invalid")
     size = (await conn.exec_driver_sql(_TRAIL_SIZE)).scalar_one()
     return _state(size, (await conn.exec_driver_sql(_LATEST_CHECKPOINT)).first())
 
@@ -493,7 +499,7 @@ async def dump_postgres(url: str, copy: Path, bin_dir: Path | None) -> tuple[Tra
         async with target.connect(isolation_level="REPEATABLE READ") as conn:
             tool, version = find_tool("pg_dump", await _server_major(conn), bin_dir)
             snapshot = (await conn.exec_driver_sql("SELECT pg_export_snapshot()")).scalar_one()
-            state = await _trail_state(conn)
+            state = await _trail_state(conn, target.name)
             descriptor = new_private_file(copy)
             try:
                 args = ["--format=custom", f"--snapshot={snapshot}", "--no-password"]
@@ -527,13 +533,13 @@ async def restore_postgres(
         args += ["--exit-on-error", "--no-password", f"--dbname={_conninfo(target)}", str(dump)]
         await _run_tool(tool, args, target, None)
         async with target.connect() as conn:
-            return await _trail_state(conn)
+            return await _trail_state(conn, target.name)
     except (OSError, SQLAlchemyError) as exc:
         raise BackupError(f"{target.name}: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 async def _holds_trail(conn: AsyncConnection) -> bool:
-    exists = (await conn.exec_driver_sql("SELECT to_regclass('trail_entry')")).scalar_one()
+    exists = (await conn.exec_driver_sql(_PG_HAS_TRAIL)).scalar_one()
     if exists is None:
         return False
     return (await conn.exec_driver_sql("SELECT 1 FROM trail_entry LIMIT 1")).first() is not None
