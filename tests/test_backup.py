@@ -24,7 +24,8 @@ from hub.cli.main import main
 from hub.cli.trailfiles import export_trail, verify_folder
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
-from hub.store.backup import MANIFEST, sqlite_path
+from hub.store.backup import sqlite_path
+from hub.store.backupfile import MANIFEST
 from hub.store.db import Store
 from tests.conftest import Federation, _new_pg_database
 from tests.test_exchange import as_partner, eventually, submit

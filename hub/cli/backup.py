@@ -22,7 +22,9 @@ from hub.app import keys
 from hub.config import HubConfig, load_config
 from hub.core.times import rfc3339
 from hub.store import backup as copies
-from hub.store.backup import FORMAT, PG_DATA, SQLITE_DATA, BackupError, TrailState
+from hub.store import backupfile
+from hub.store.backup import TrailState
+from hub.store.backupfile import FORMAT, PG_DATA, SQLITE_DATA, BackupError
 from hub.store.schema import utcnow
 from hub.trail import checkpoint
 
@@ -71,7 +73,7 @@ def make_backup(config_path: Path, out: Path, force: bool, pg_bin: Path | None) 
     out = out.absolute()
     kind = _kind(config)
     name = SQLITE_DATA if kind == "sqlite" else PG_DATA
-    with copies.scratch(out.parent, out.name + ".data") as copy:
+    with backupfile.scratch(out.parent, out.name + ".data") as copy:
         if kind == "sqlite":
             state = copies.copy_sqlite(copies.sqlite_path(config.store_url), copy)
             tool = "sqlite3 online backup"
@@ -86,9 +88,13 @@ def make_backup(config_path: Path, out: Path, force: bool, pg_bin: Path | None) 
             "hub_version": __version__,
             "tool": tool,
             "trail": state.as_json(),
-            "data": {"name": name, "bytes": copy.stat().st_size, "sha256": copies.sha256_of(copy)},
+            "data": {
+                "name": name,
+                "bytes": copy.stat().st_size,
+                "sha256": backupfile.sha256_of(copy),
+            },
         }
-        copies.write_archive(out, manifest, copy, replace=force)
+        backupfile.write_archive(out, manifest, copy, replace=force)
     print(
         f"{config.party}: backed up the {kind} store to {out}: trail of {state.size} entries, "
         f"latest checkpoint at {state.checkpoint_size}; sha256 {manifest['data']['sha256']}"
@@ -173,9 +179,9 @@ def restore(config_path: Path, path: Path, force: bool, pg_bin: Path | None) -> 
     database = copies.sqlite_path(config.store_url) if sqlite else None
     with tempfile.TemporaryDirectory(prefix="customs-hub-restore-") as work:
         folder = database.parent if database else Path(work)
-        with copies.scratch(folder, "restore") as copy:
+        with backupfile.scratch(folder, "restore") as copy:
             # 2. The archive is whole: a manifest and its data, whose size and SHA-256 match.
-            manifest = copies.read_archive(path, copy)
+            manifest = backupfile.read_archive(path, copy)
             # 3. and 4. It is this hub's backup, and its checkpoint this hub's signature.
             expected = _check_manifest(config, manifest, path)
             if database is not None:
