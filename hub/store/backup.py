@@ -66,18 +66,18 @@ class TrailState:
 
     @classmethod
     def of_json(cls, value: object) -> TrailState:
+        unreadable = BackupError("the manifest's trail is not readable", reason="backup-invalid")
+        if not isinstance(value, dict):
+            raise unreadable
         try:
-            assert isinstance(value, dict)  # noqa: S101 - caught below, as any malformed field
             return cls(
                 int(value["size"]),
                 int(value["checkpoint_size"]),
                 bytes.fromhex(value["checkpoint_root"]),
                 str(value["checkpoint_note"]).encode("utf-8"),
             )
-        except (AssertionError, KeyError, TypeError, ValueError):
-            raise BackupError(
-                "the manifest's trail is not readable", reason="backup-invalid"
-            ) from None
+        except (KeyError, TypeError, ValueError):
+            raise unreadable from None
 
 
 def _state(size: Any, latest: Any) -> TrailState:
@@ -165,6 +165,16 @@ def restore_sqlite(copy: Path, database: Path, *, replace: bool) -> TrailState:
         )
     if not exists:
         os.close(new_private_file(database))
+    try:
+        return _restore_into(copy, database)
+    except BaseException:
+        if not exists:  # what this made, and nothing else
+            for made in ("", "-journal", "-wal", "-shm"):
+                Path(f"{database}{made}").unlink(missing_ok=True)
+        raise
+
+
+def _restore_into(copy: Path, database: Path) -> TrailState:
     try:
         source = _connect(copy)
         try:

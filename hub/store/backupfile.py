@@ -136,7 +136,7 @@ def read_archive(path: Path, data_to: Path) -> dict[str, Any]:
     the data it names, and the data's size and SHA-256 are the manifest's."""
     invalid = f"{path}: not a customs-hub backup"
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # the operator's file
     except OSError as exc:
         raise BackupError(f"{path}: cannot open: {exc.strerror}", reason="backup-invalid") from None
     with os.fdopen(descriptor, "rb") as f:
