@@ -24,6 +24,7 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
+from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import status as statuscli
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="the report as one JSON object")
     auditcli.add_trail_parsers(trail_cmd)
     auditcli.add_parsers(sub)
+    backupcli.add_parsers(sub)
 
     formats = sub.add_parser("formats", help="list the registered document formats")
     formats.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -371,6 +373,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return configcheck.run(args)
     if args.command == "token":
         return auditcli.issue_token(args)
+    if args.command in ("backup", "restore"):
+        return backupcli.run(args)
     if args.command == "demo":
         from hub.cli.demo import run_demo
 

@@ -239,6 +239,21 @@ REASONS: dict[str, Reason] = {
     ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),
     "translate-refused": _r("`customs-hub translate` could not do what it was asked", INTERNAL),
+    "backup-failed": _r(
+        "`customs-hub backup` or `restore`: SQLite, pg_dump or pg_restore failed, or the "
+        "PostgreSQL tool is missing or older than the server",
+        INTERNAL,
+    ),
+    "backup-refused": _r(
+        "`customs-hub backup` or `restore`: a backup of another hub or kind of store, a target "
+        "that exists (without --force) or is a link, or a hub running on the store",
+        INTERNAL,
+    ),
+    "backup-invalid": _r(
+        "`customs-hub restore`: a file that is not a whole customs-hub backup, or whose data "
+        "does not match its manifest's SHA-256 or trail",
+        INTERNAL,
+    ),
 }
 
 
