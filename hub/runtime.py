@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from hub.app import keys
-from hub.app.context import Clock, system_clock
+from hub.app.context import Clock, Settings, system_clock
 from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
 from hub.app.hub import Hub
+from hub.app.reload import Change
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.core.errors import HubError
@@ -32,6 +35,7 @@ from hub.rpc.partner import (
 from hub.rpc.server import (
     SERVER_OPTIONS,
     HubHealth,
+    ServerTls,
     add_health_and_reflection,
     bind,
     decoding_handler,
@@ -65,6 +69,13 @@ class RunningHub:
     # every port's health service, and the task that holds them to the store's state
     health: list[HubHealth] = field(default_factory=list)
     store_watch: asyncio.Task[None] | None = None
+
+    async def reload(self, path: Path | None = None) -> Change:
+        """Read the configuration again and put it in place (hub/app/reload.py); a
+        ConfigError, recorded in the trail, leaves the one in use."""
+        change = await self.hub.reloader.reload(path)
+        self.config = self.hub.config
+        return change
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking new calls, finish or abandon what is in flight within ``grace`` seconds
@@ -100,6 +111,39 @@ class RunningHub:
         if self.lock is not None:
             await self.lock.release()
         await self.hub.store.close()
+
+
+def _endpoints(config: HubConfig, anchors: dict[str, bytes]) -> dict[str, PartnerEndpoint]:
+    return {
+        p.party: PartnerEndpoint(p.party, p.endpoint, anchors[p.party])
+        for p in config.partners.values()
+    }
+
+
+def _on_reload(
+    partner_tls: ServerTls,
+    audit_tls: ServerTls | None,
+    channels: PartnerChannels,
+    worker: OutboxWorker,
+    grace: float,
+) -> Callable[[Settings, Settings], None]:
+    """What a reload changes outside the procedures: the ports' TLS (new connections), the
+    channels to partners (those changed are made anew), and a sender for each new partner."""
+    closing: set[asyncio.Task[None]] = set()
+
+    def reloaded(_old: Settings, new: Settings) -> None:
+        key, cert = keys.tls_identity(new.config)
+        anchors = keys.partner_anchors(new.config)
+        partner_tls.update(key, cert, b"".join(anchors.values()) or None)
+        if audit_tls is not None:
+            audit_tls.update(key, cert, None)
+        for stale in channels.update(cert, key, _endpoints(new.config, anchors)):
+            task = asyncio.create_task(stale.close(grace))  # calls on it end within grace
+            closing.add(task)
+            task.add_done_callback(closing.discard)
+        worker.partners_changed()
+
+    return reloaded
 
 
 async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
@@ -142,12 +186,9 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     )
     tls = keys.tls_identity(config)
     anchors = keys.partner_anchors(config)
-    credentials = grpc.ssl_server_credentials(
-        [tls],
-        root_certificates=b"".join(anchors.values()) or None,
-        require_client_auth=True,
-    )
-    partner_port = bind(partner_server, config.listen, credentials, "server.listen")
+    # TLS that a reload can change: partners' CAs, this hub's certificate
+    partner_tls = ServerTls(*tls, b"".join(anchors.values()) or None, client_auth=True)
+    partner_port = bind(partner_server, config.listen, partner_tls.credentials(), "server.listen")
 
     domestic_server = grpc.aio.server(
         options=[
@@ -161,7 +202,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
         log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)
 
-    audit_server, audit_port = None, 0
+    audit_server, audit_port, audit_tls = None, 0, None
     if config.audit_listen:
         audit_server = grpc.aio.server(
             options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
@@ -170,18 +211,16 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
         audit_health = add_health_and_reflection(audit_server, [AUDIT_SERVICE])
         # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
-        audit_credentials = grpc.ssl_server_credentials([tls])
-        audit_port = bind(audit_server, config.audit_listen, audit_credentials, "audit.listen")
+        audit_tls = ServerTls(*tls, None, client_auth=False)
+        audit_port = bind(
+            audit_server, config.audit_listen, audit_tls.credentials(), "audit.listen"
+        )
 
-    channels = PartnerChannels(
-        tls[1],
-        tls[0],
-        {
-            p.party: PartnerEndpoint(p.party, p.endpoint, anchors[p.party])
-            for p in config.partners.values()
-        },
-    )
+    channels = PartnerChannels(tls[1], tls[0], _endpoints(config, anchors))
     worker = OutboxWorker(hub, channels)
+    hub.reloader.listeners.append(
+        _on_reload(partner_tls, audit_tls, channels, worker, limits.shutdown_grace_seconds)
+    )
     folders = [DropFolder(folder, hub) for folder in config.folders.values()]
     for folder in folders:
         folder.prepare()

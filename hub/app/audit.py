@@ -5,7 +5,6 @@ configuration it started with, and every refusal, knocks counted rather than log
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -49,20 +48,13 @@ class Audit:
         return await self.hub.store.trail.sign_checkpoint(sign)
 
     def config_digest(self) -> bytes:
-        """SHA-256 over what decides this hub's behaviour and identity: the config file and
-        the public parts it names (certificates, the trail key's public key); never a
-        private key."""
-        digest = hashlib.sha256()
-        for data in keys.public_parts(self.hub.config):
-            digest.update(len(data).to_bytes(8, "big") + data)
-        digest.update(self.trail_key.verifier().encode())
-        return digest.digest()
+        return keys.config_digest(self.hub.config)
 
-    async def record_config(self) -> bool:
-        """Log a "config-changed" event when the hub starts with another configuration or
-        other keys than the last time."""
+    async def record_config(self, how: str = "started with") -> bool:
+        """Log a "config-changed" event when the hub starts (or reloads) with another
+        configuration or other keys than the last one logged."""
         return await self.hub.store.trail.record_config(
-            self.config_digest(), self.hub.clock(), f"started with {self.hub.config.path.name}"
+            self.config_digest(), self.hub.clock(), f"{how} {self.hub.config.path.name}"
         )
 
     async def keep_checkpoints(self) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ from hub.app.translation import Translation
 from hub.config import HubConfig
 from hub.core.envelope import TimePolicy
 from hub.core.routing import RoutingTable
+from hub.core.signing import Signer
+from hub.core.trust import TrustStore
 from hub.store.db import Store
 from hub.store.groupcommit import GroupCommitter
 from hub.store.schema import DueDelivery
@@ -41,20 +44,40 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class HubContext:
-    def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
-        self.config = config
-        self.party = config.party
-        self.store = store
-        self.clock = clock
-        self.trust, self.signer = keys.load_trust(config, clock())
-        self.routing = RoutingTable(
+@dataclass(frozen=True)
+class Settings:
+    """What a configuration decides, read and checked: the config itself, the trust in
+    partners' keys, this hub's signer, the routing rules and the time policy. A hub holds one
+    at a time and a reload replaces it whole (``HubContext.settings``), so every call sees
+    either the old settings or the new, never a mixture."""
+
+    config: HubConfig
+    trust: TrustStore
+    signer: Signer
+    routing: RoutingTable
+    policy: TimePolicy
+
+    @classmethod
+    def read(cls, config: HubConfig, now: datetime) -> Settings:
+        """The settings of ``config``: its keys and certificates read and checked (a
+        ConfigError names what is wrong)."""
+        trust, signer = keys.load_trust(config, now)
+        routing = RoutingTable(
             local_party=config.party,
             partner_countries={p.party: p.countries for p in config.partners.values()},
             rules=config.routes,
             local_countries=config.countries,
         )
-        self.policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
+        policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
+        return cls(config, trust, signer, routing, policy)
+
+
+class HubContext:
+    def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
+        self.settings = Settings.read(config, clock())
+        self.party = config.party
+        self.store = store
+        self.clock = clock
         self.inbound_arrived = Notifier()
         self.outbox_changed = Notifier()
         # every write a message takes goes through one group commit: inbound messages, new
@@ -69,6 +92,27 @@ class HubContext:
         # runs here, not on the event loop, so one large document does not stall every other
         # partner's call
         self.workers = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"hub-{self.party}-work")
+
+    # what the current settings hold; read afresh at each use, so a reload takes effect at once
+    @property
+    def config(self) -> HubConfig:
+        return self.settings.config
+
+    @property
+    def trust(self) -> TrustStore:
+        return self.settings.trust
+
+    @property
+    def signer(self) -> Signer:
+        return self.settings.signer
+
+    @property
+    def routing(self) -> RoutingTable:
+        return self.settings.routing
+
+    @property
+    def policy(self) -> TimePolicy:
+        return self.settings.policy
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the hub's worker threads."""

@@ -489,6 +489,15 @@ class OutboxWorker:
             except HubError as exc:
                 log.error("copying the write-ahead log: %s", exc)
 
+    def partners_changed(self) -> None:
+        """After a reload: every partner now configured has a sender (one removed keeps its
+        sender while it has queued messages; its channel is gone, so they wait, queued, for an
+        operator's `outbox drop` or `outbox reroute`, or their expiry)."""
+        if self._task is None:
+            return
+        for partner in self.hub.config.partners:
+            self._sender(partner)
+
     def _sender(self, partner: str) -> PartnerSender:
         sender = self.senders.get(partner)
         if sender is None:

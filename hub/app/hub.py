@@ -13,6 +13,7 @@ from __future__ import annotations
 from hub.app.audit import Audit
 from hub.app.context import Clock, HubContext, system_clock
 from hub.app.ingress import Ingress
+from hub.app.reload import Reloader
 from hub.app.submission import Submissions
 from hub.config import HubConfig
 from hub.store.db import Store
@@ -24,3 +25,4 @@ class Hub(HubContext):
         self.audit = Audit(self)
         self.ingress = Ingress(self, self.audit)
         self.submission = Submissions(self, self.audit)
+        self.reloader = Reloader(self, self.audit)

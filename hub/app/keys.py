@@ -6,6 +6,7 @@ should be is a ConfigError naming it. Nothing here logs a private key or its byt
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -117,6 +118,20 @@ def partner_anchors(config: HubConfig) -> dict[str, bytes]:
         p.party: _read(p.trust_anchor, f"trust anchor of {p.party}")
         for p in config.partners.values()
     }
+
+
+def config_digest(config: HubConfig) -> bytes:
+    """SHA-256 over what decides this hub's behaviour and identity: the config file and the
+    public parts it names (certificates, the trail key's public key); never a private key.
+    The trail's "config-changed" leaves carry it."""
+    digest = hashlib.sha256()
+    for data in public_parts(config):
+        digest.update(len(data).to_bytes(8, "big") + data)
+    trail_public = read_ed25519_key(config.trail_key, "trail key").public_key()
+    digest.update(
+        checkpoint.NoteKey(trail_key_name(config.party), trail_public).verifier().encode()
+    )
+    return digest.digest()
 
 
 def public_parts(config: HubConfig) -> list[bytes]:

@@ -27,6 +27,7 @@ from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
+from hub.cli import reload as reloadcli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
@@ -39,13 +40,16 @@ from hub.core.times import parse_since, rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
-from hub.runtime import start_hub
+from hub.runtime import RunningHub, start_hub
 from hub.store.db import Store
 from hub.store.schema import MessageRow, OutboxRow, utcnow
 from hub.store.views import MessageQuery
 
 EXIT_USAGE = 2
 EXIT_BAD = 1  # `trail verify`: the export does not match its signed checkpoints
+
+
+log = logging.getLogger("customs_hub.service")
 
 
 class CliError(Exception):
@@ -234,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
+    reloadcli.add_parser(sub)
     configcheck.add_parser(sub)
 
     trail_cmd = sub.add_parser(
@@ -367,6 +372,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _trail(args)
     if args.command == "db":
         return dbcli.run(args)
+    if args.command == "reload":
+        return reloadcli.run(args)
     if args.command == "formats":
         return _formats(args)
     if args.command == "config":
@@ -424,10 +431,49 @@ async def _serve(config_path: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads = _Reloads(running)
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     await stop.wait()
+    loop.remove_signal_handler(signal.SIGHUP)
+    await reloads.finish()
     await running.stop()
     print(f"{config.party}: stopped", flush=True)
     return 0
+
+
+class _Reloads:
+    """SIGHUP: read the configuration again, one reload at a time; a signal that comes during
+    one makes one more afterwards. A refused reload is logged (and in the trail) and the hub
+    goes on with the configuration it has."""
+
+    def __init__(self, running: RunningHub) -> None:
+        self.running = running
+        self.again = False
+        self.task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.again = True
+            return
+        self.task = asyncio.create_task(self._run(), name="reload")
+
+    async def _run(self) -> None:
+        while True:
+            self.again = False
+            try:
+                change = await self.running.reload()
+            except HubError:
+                pass  # logged and recorded by the reload itself
+            except Exception:
+                log.exception("reload failed; the configuration in use stays")
+            else:
+                print(f"{self.running.config.party}: reloaded: {change.summary()}", flush=True)
+            if not self.again:
+                return
+
+    async def finish(self) -> None:
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 def upgrade_hint(config: Path) -> str:

@@ -237,6 +237,11 @@ REASONS: dict[str, Reason] = {
         "key file that cannot be read",
         INTERNAL,
     ),
+    "reload-failed": _r(
+        "`customs-hub reload`: no hub serves that configuration here, or the hub refused the "
+        "new one (the reason given; it goes on with the one it has), or did not answer",
+        PRECONDITION,
+    ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),
     "translate-refused": _r("`customs-hub translate` could not do what it was asked", INTERNAL),
     "backup-failed": _r(

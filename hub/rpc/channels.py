@@ -49,6 +49,22 @@ class PartnerChannels:
         self._partners = dict(partners)
         self._channels: dict[str, grpc.aio.Channel] = {}
 
+    def update(
+        self, tls_cert_pem: bytes, tls_key_pem: bytes, partners: Mapping[str, PartnerEndpoint]
+    ) -> list[grpc.aio.Channel]:
+        """Take a reloaded configuration: the channels of partners removed or changed (or all,
+        when this hub's own TLS identity changed) are given up, and made anew at their next
+        use. Returns those channels, for the caller to close once their calls are done."""
+        own_changed = (tls_cert_pem, tls_key_pem) != (self._cert, self._key)
+        stale = [
+            party
+            for party in self._channels
+            if own_changed or self._partners.get(party) != partners.get(party)
+        ]
+        self._cert, self._key = tls_cert_pem, tls_key_pem
+        self._partners = dict(partners)
+        return [self._channels.pop(party) for party in stale]
+
     def channel(self, party: str) -> grpc.aio.Channel:
         channel = self._channels.get(party)
         if channel is None:

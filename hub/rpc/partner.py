@@ -171,6 +171,14 @@ class PartnerExchangeService:
                         await self.hub.audit.record_rejection(peer, None, error)
                         await queue.put(error)
                         return
+                    if peer not in self.hub.trust.partners:  # removed by a reload since
+                        removed = TrustError(
+                            f"{peer} is no longer a partner of this hub",
+                            reason="unknown-partner",
+                        )
+                        await self.hub.audit.record_refusal(peer, removed)
+                        await queue.put(removed)
+                        return
                     placed = asyncio.Event()
                     task = asyncio.create_task(
                         self.hub.ingress.receive_batch(envelopes, peer, after=previous, then=placed)

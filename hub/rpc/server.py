@@ -116,6 +116,37 @@ def add_health_and_reflection(server: grpc.aio.Server, services: list[str]) -> H
     return health_servicer
 
 
+class ServerTls:
+    """A port's TLS identity (and, on the partner port, the CAs its clients may come from)
+    that a reload can replace: gRPC asks ``_fetch`` at each new connection's handshake, and
+    gets the new configuration once after ``update``, None (unchanged) otherwise. Connections
+    already open keep theirs."""
+
+    def __init__(self, key: bytes, cert: bytes, roots: bytes | None, client_auth: bool) -> None:
+        self._initial = self._configuration(key, cert, roots)
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self._client_auth = client_auth
+
+    @staticmethod
+    def _configuration(
+        key: bytes, cert: bytes, roots: bytes | None
+    ) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=roots)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial, self._fetch, require_client_authentication=self._client_auth
+        )
+
+    def update(self, key: bytes, cert: bytes, roots: bytes | None) -> None:
+        self._pending = self._configuration(key, cert, roots)
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        # called on gRPC's threads: one attribute swap, which the GIL keeps whole
+        pending, self._pending = self._pending, None
+        return pending
+
+
 def bind(
     server: grpc.aio.Server,
     address: str,

@@ -13,7 +13,9 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
@@ -33,10 +35,37 @@ _HOLDER = text(
 )
 
 
+# what a holder writes of itself (the lock file's text; the lock connection's application_name
+# on PostgreSQL), and how ``holder`` reads back the process that holds it
+_WHO = re.compile(r"(?P<purpose>[a-z ]+) of (?P<party>\S+), pid (?P<pid>\d+) on (?P<host>[^,\s]+)")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a hub's lock: what for, its process id and host."""
+
+    purpose: str
+    pid: int
+    host: str
+
+
+def _holder(text: str) -> Holder | None:
+    found = _WHO.search(text)
+    if found is None:
+        return None
+    return Holder(found["purpose"], int(found["pid"]), found["host"])
+
+
 def advisory_key(party: str) -> int:
     """The advisory lock's 64-bit key for one hub: the same for every process of it."""
     digest = hashlib.sha256(f"customs-hub:{party}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _halves(key: int) -> dict[str, int]:
+    """An advisory key as pg_locks shows it: its high and low 32 bits, unsigned."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF}
 
 
 class InstanceLock:
@@ -70,22 +99,61 @@ class InstanceLock:
                 "this store; stop it first"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, self._who(purpose).encode(), 0)
+        os.pwrite(fd, f"{self._who(purpose)}, since {rfc3339(utcnow())}\n".encode(), 0)
         self._fd = fd
 
     def _who(self, purpose: str) -> str:
-        return (
-            f"{purpose} of {self.party}, pid {os.getpid()} on {socket.gethostname()}, "
-            f"since {rfc3339(utcnow())}"
-        )
+        return f"{purpose} of {self.party}, pid {os.getpid()} on {socket.gethostname()}"
+
+    async def holder(self) -> Holder | None:
+        """The process holding this hub's lock now, if one does (and says who it is)."""
+        path = self.db.sqlite_file
+        if path is not None:
+            return self._file_holder(Path(f"{path}.lock"))
+        if self.db.is_sqlite:
+            return None
+        key = advisory_key(self.party) & 0xFFFFFFFFFFFFFFFF
+
+        async def read() -> str | None:
+            async with self.db.engine.connect() as conn:
+                row = (
+                    await conn.execute(_HOLDER, {"hi": key >> 32, "lo": key & 0xFFFFFFFF})
+                ).first()
+            return None if row is None else str(row[2] or "")
+
+        text = await self.db.run(read)
+        return None if text is None else _holder(text)
+
+    @staticmethod
+    def _file_holder(path: Path) -> Holder | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the hub's lock file: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: by whom, the file says
+                return _holder(os.pread(fd, 512, 0).decode("utf-8", "replace"))
+            return None
+        finally:
+            os.close(fd)
 
     async def _lock_postgres(self, purpose: str) -> None:
         key = advisory_key(self.party)
+
+        who = self._who(purpose)[:63]  # application_name's length in PostgreSQL
 
         async def take() -> bool:
             conn = await self.db.engine.connect()
             try:
                 got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                if got:  # who holds it, as pg_stat_activity shows the connection
+                    await conn.execute(
+                        text("SELECT set_config('application_name', :who, false)"), {"who": who}
+                    )
                 await conn.commit()
             except BaseException:
                 await conn.close()
@@ -105,10 +173,8 @@ class InstanceLock:
         )
 
     async def _postgres_holder(self, key: int) -> str:
-        unsigned = key & 0xFFFFFFFFFFFFFFFF
-        hi, lo = unsigned >> 32, unsigned & 0xFFFFFFFF
         async with self.db.engine.connect() as conn:
-            row = (await conn.execute(_HOLDER, {"hi": hi, "lo": lo})).first()
+            row = (await conn.execute(_HOLDER, _halves(key))).first()
         if row is None:
             return "its holder has just let go; try again"
         pid, addr, app, since = row

@@ -74,6 +74,15 @@ class TrailSql:
         return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
 
 
+# the latest "config-changed" leaf: what the hub last started or reloaded with
+_LAST_CONFIG = (
+    core_select(TRAIL.c.idx, TRAIL.c.leaf)
+    .where(TRAIL.c.kind == "config-changed")
+    .order_by(TRAIL.c.idx.desc())
+    .limit(1)
+)
+
+
 class TrailStore:
     """The trail tables (``trail_entry``, ``trail_key``, ``trail_node``,
     ``trail_checkpoint``)."""
@@ -242,13 +251,8 @@ class TrailStore:
         def work(tx: Tx) -> bool:
             conn = tx.conn
             self.size_in(tx)  # takes the trail lock on PostgreSQL
-            last = conn.execute(
-                core_select(TRAIL.c.leaf)
-                .where(TRAIL.c.kind == "config-changed")
-                .order_by(TRAIL.c.idx.desc())
-                .limit(1)
-            ).scalar()
-            if last is not None and trail.decode(bytes(last)).config_digest == digest:
+            last = conn.execute(_LAST_CONFIG).first()
+            if last is not None and trail.decode(bytes(last[1])).config_digest == digest:
                 return False
             event = trail.Event(
                 "config-changed", at, config_digest=digest, detail=detail[:DETAIL_CHARS]
@@ -257,6 +261,16 @@ class TrailStore:
             return True
 
         return await self.db.run(lambda: self.db.transaction(work))
+
+    async def last_config(self) -> tuple[int, bytes] | None:
+        """The index and config digest of the latest "config-changed" leaf, if any."""
+
+        async def work() -> tuple[int, bytes] | None:
+            async with self.db.engine.connect() as conn:
+                row = (await conn.execute(_LAST_CONFIG)).first()
+            return None if row is None else (int(row[0]), trail.decode(bytes(row[1])).config_digest)
+
+        return await self.db.run(work)
 
     async def checkpoints(self) -> list[TrailCheckpoint]:
         async def work() -> list[TrailCheckpoint]:

@@ -127,10 +127,16 @@ class Views:
 
         return await self.db.run(work)
 
-    async def rejections(self) -> list[Rejection]:
+    async def rejections(self, source: str | None = None, after: int = 0) -> list[Rejection]:
+        """What was refused, oldest first: from ``source`` only if given, and after the
+        rejection with id ``after``."""
+
         async def work() -> list[Rejection]:
+            query = select(Rejection).where(col(Rejection.id) > after)
+            if source is not None:
+                query = query.where(col(Rejection.source) == source)
             async with self.db.session() as s:
-                return list((await s.exec(select(Rejection).order_by(col(Rejection.id)))).all())
+                return list((await s.exec(query.order_by(col(Rejection.id)))).all())
 
         return await self.db.run(work)
 

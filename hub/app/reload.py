@@ -1,0 +1,163 @@
+"""Reloading a running hub's configuration (SIGHUP, ``customs-hub reload``).
+
+A new configuration is read and checked whole (its keys and certificates too) before anything
+changes; then the hub's settings are replaced in one step (``HubContext.settings``), so a call
+sees the old settings or the new, never a mixture. Partners added are reachable, partners
+removed are refused on their next call, new routes and certificates are used. What only a
+restart can change (ports, store, trail key, limits, drop folders) is refused with the keys
+named, and the old configuration stays. Either way the trail records it: a "config-changed"
+leaf for a reload, a rejection (source ``reload``) for a refusal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.app import keys
+from hub.app.audit import Audit
+from hub.app.context import HubContext, Settings
+from hub.app.keys import load_trail_key
+from hub.config import HubConfig, load_config
+from hub.core.errors import ConfigError, HubError
+
+log = logging.getLogger("customs_hub.service")
+
+# What a running hub took at start and keeps until it stops: a change to any of these takes a
+# restart, so a reload that changes one is refused.
+RESTART_ONLY = (
+    "party",
+    "listen",
+    "domestic_listen",
+    "audit_listen",
+    "audit_key",
+    "token_issuer",
+    "token_audience",
+    "trail_key",
+    "trail_origin",
+    "store_url",
+    "limits",
+    "folders",
+    "checkpoint_entries",
+    "checkpoint_seconds",
+)
+REJECTION_SOURCE = "reload"  # the source of a refused reload's record in the trail
+# certificate and key files' bytes, by what each is
+Files = dict[tuple[str, ...], bytes]
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a reload changed, for the log and the operator."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()  # partners whose endpoint, trust or signing certs changed
+    routes: bool = False
+    own_keys: bool = False  # this hub's TLS or signing certificate or key
+    recorded: bool = False  # a config-changed leaf was appended (False: nothing had changed)
+
+    def summary(self) -> str:
+        parts = [
+            f"partners added: {', '.join(self.added)}" if self.added else "",
+            f"removed: {', '.join(self.removed)}" if self.removed else "",
+            f"changed: {', '.join(self.changed)}" if self.changed else "",
+            "routes changed" if self.routes else "",
+            "own certificates or keys changed" if self.own_keys else "",
+        ]
+        return "; ".join(p for p in parts if p) or "nothing changed"
+
+
+def restart_only_changes(old: HubConfig, new: HubConfig) -> list[str]:
+    return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
+
+
+def _named_files(config: HubConfig) -> Files:
+    """The bytes of each certificate and key file a reload may change, by what it is."""
+    out: Files = {}
+    for name in ("tls_cert", "tls_key", "trust_anchor", "signing_cert", "signing_key"):
+        out[("own", name)] = _read(getattr(config, name))
+    for party, partner in config.partners.items():
+        out[(party, "anchor")] = _read(partner.trust_anchor)
+        for n, path in enumerate(partner.signing_certs):
+            out[(party, "signing", str(n))] = _read(path)
+    return out
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+class Reloader:
+    """Swaps a hub's settings for a new configuration's; ``listeners`` (the servers' TLS
+    credentials, the partner channels, the outbox worker) are told of each swap."""
+
+    def __init__(self, hub: HubContext, audit: Audit) -> None:
+        self.hub, self.audit = hub, audit
+        self.listeners: list[Callable[[Settings, Settings], None]] = []
+        self._files = _named_files(hub.config)
+
+    async def reload(self, path: Path | None = None) -> Change:
+        """Read the configuration again (from ``path``, or the file the hub started with) and
+        put it in place; a ConfigError (the old configuration stays) if it cannot be."""
+        hub = self.hub
+        old = hub.settings
+        try:
+            config = await hub.off_loop(load_config, path or old.config.path)
+            too_late = restart_only_changes(old.config, config)
+            if too_late:
+                raise ConfigError(
+                    f"{config.path}: {', '.join(too_late)} changed, which only a restart "
+                    "applies; nothing was reloaded",
+                    reason="config-invalid",
+                )
+            problems = await hub.off_loop(keys.check, config, hub.clock())
+            if problems:
+                raise ConfigError("; ".join(problems), reason="config-invalid")
+            settings = await hub.off_loop(Settings.read, config, hub.clock())
+            load_trail_key(config, settings.signer)  # the trail key is still not the signer
+            files = await hub.off_loop(_named_files, config)
+        except HubError as exc:
+            log.error("reload refused, the configuration in use stays: %s", exc)
+            await self.audit.record_rejection(REJECTION_SOURCE, None, exc)
+            raise
+        change = self._change(old.config, config, files)
+        hub.settings = settings  # one assignment: every call from here on sees the new
+        self._files = files
+        for listener in self.listeners:
+            listener(old, settings)
+        recorded = await self.audit.record_config("reloaded")
+        change = dataclasses.replace(change, recorded=recorded)
+        log.info("configuration reloaded from %s: %s", config.path, change.summary())
+        return change
+
+    def _change(
+        self, old: HubConfig, new: HubConfig, files: dict[tuple[str, ...], bytes]
+    ) -> Change:
+        before, after = set(old.partners), set(new.partners)
+        changed = [
+            p
+            for p in sorted(before & after)
+            if old.partners[p] != new.partners[p]
+            or {k: v for k, v in self._files.items() if k[0] == p}
+            != {k: v for k, v in files.items() if k[0] == p}
+        ]
+        own = {k: v for k, v in self._files.items() if k[0] == "own"} != {
+            k: v for k, v in files.items() if k[0] == "own"
+        } or any(
+            getattr(old, n) != getattr(new, n)
+            for n in ("tls_cert", "tls_key", "trust_anchor", "signing_cert", "signing_key")
+        )
+        return Change(
+            added=tuple(sorted(after - before)),
+            removed=tuple(sorted(before - after)),
+            changed=tuple(changed),
+            routes=old.routes != new.routes or old.countries != new.countries,
+            own_keys=own,
+        )

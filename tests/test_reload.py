@@ -1,0 +1,208 @@
+"""Reloading a running hub's configuration (hub/app/reload.py): partners added are reachable
+both ways, partners removed are refused on their next call and get nothing more, new routes are
+used; a configuration that is not valid, or that changes what only a restart applies, is refused
+with the reason and the one in use stays. SIGHUP and `customs-hub reload` do it for a running
+`serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub.cli.demo import sample_aeo_status
+from hub.config import load_config, render_config
+from hub.core.errors import ConfigError
+from hub.pb.customs_hub.v1 import service_pb2 as spb
+from hub.runtime import RunningHub
+from hub.store.db import Store
+from hub.trail import events as trail
+from tests.conftest import Federation
+from tests.hubprocess import CLI, HubProcess
+from tests.test_exchange import as_partner, eventually, signed_envelope, submit
+
+
+def write_config(fed: Federation, party: str, partners: list[str], **changes: str) -> Path:
+    """``party``'s hub.toml with only ``partners`` (same ports, store and keys)."""
+    config = fed.configs[party]
+    path = config.path
+    text = render_config(
+        party=party,
+        listen=config.listen,
+        domestic_listen=config.domestic_listen,
+        pki=fed.pki,
+        partners={p: f"127.0.0.1:{fed.ports[p][0]}" for p in partners},
+        store=config.store_url.replace("+aiosqlite", "").replace("+asyncpg", ""),
+        audit_listen=config.audit_listen,
+    )
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+async def aeo_to(hub: RunningHub, partner: str, aeo_id: str) -> str:
+    [queued] = await submit(
+        hub,
+        spb.SubmitRequest(
+            aeo_status=sample_aeo_status(hub.config.party, aeo_id), recipients=[partner]
+        ),
+    )
+    return queued.message_id
+
+
+async def not_a_partner(hub: RunningHub, partner: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await aeo_to(hub, partner, "AEO0")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def received(hub: RunningHub, message_id: str) -> bool:
+    return any(m.message_id == message_id for m in await hub.hub.store.views.inbound())
+
+
+async def config_leaves(hub: RunningHub) -> list[trail.Event]:
+    leaves = await hub.hub.store.trail.leaves()
+    events = [trail.decode(leaf) for leaf in leaves]
+    return [e for e in events if e.kind == "config-changed"]
+
+
+async def test_a_reload_adds_and_removes_partners(federation: Federation) -> None:
+    federation.configs["CN"] = load_config(write_config(federation, "CN", ["NZ"]))
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    sg = await federation.start("SG")
+
+    # SG is not CN's partner yet: its message to CN waits in SG's outbox
+    early = await aeo_to(sg, "CN", "SGAEO1")
+    await asyncio.sleep(1.0)
+    assert not await received(cn, early)
+    await not_a_partner(cn, "SG")  # and CN cannot address SG
+
+    write_config(federation, "CN", ["NZ", "SG"])
+    change = await cn.reload()
+    assert change.added == ("SG",) and change.removed == () and change.recorded
+    assert "SG" in cn.hub.config.partners
+    # SG's queued message gets through (CN's port trusts SG's CA for new connections), and
+    # CN reaches SG (a channel, a sender and a route it did not have)
+    sg.hub.outbox_changed.notify()
+    await eventually(lambda: received(cn, early), timeout=30)
+    to_sg = await aeo_to(cn, "SG", "CNAEO1")
+    await eventually(lambda: received(sg, to_sg), timeout=30)
+    [*_, leaf] = await config_leaves(cn)
+    assert leaf.detail == "reloaded hub.toml"
+
+    # NZ removed: its next call is refused, and CN's messages for it stay queued
+    before = await aeo_to(nz, "CN", "NZAEO1")
+    await eventually(lambda: received(cn, before))
+    write_config(federation, "CN", ["SG"])
+    change = await cn.reload()
+    assert change.removed == ("NZ",)
+    client = as_partner(federation.pki, "NZ", cn)
+    data, _ = signed_envelope(federation.pki, "NZ", sender="NZ", recipient="CN")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.deliver("CN", data, timeout=5)
+    finally:
+        await client.close()
+    # a new connection: CN's port no longer trusts NZ's CA
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    # NZ's stream, open from before: its next frame is refused as from no partner
+    after = await aeo_to(nz, "CN", "NZAEO2")
+
+    async def refused_on_the_open_stream() -> bool:
+        errors = [e.last_error or "" for e in await nz.hub.store.views.outbox()]
+        return any("no longer a partner of this hub" in e for e in errors)
+
+    await eventually(refused_on_the_open_stream)
+    assert not await received(cn, after)
+    await not_a_partner(cn, "NZ")  # CN no longer addresses NZ
+    # SG, unchanged, is served as before
+    again = await aeo_to(sg, "CN", "SGAEO2")
+    await eventually(lambda: received(cn, again), timeout=30)
+
+
+async def test_a_configuration_that_is_not_valid_is_refused_and_the_old_one_stays(
+    federation: Federation,
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    leaves = len(await config_leaves(cn))
+    path = federation.configs["CN"].path
+    good = path.read_text()
+    for text, why in (
+        (good.replace("[limits]", "[limitz]"), "did you mean [limits]"),
+        (good.replace("tls.pem", "missing.pem", 1), "does not exist"),
+        (good.replace(federation.configs["CN"].listen, "127.0.0.1:1"), "listen changed"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as refused:
+            await cn.reload()
+        assert why in str(refused.value)
+        [*_, rejection] = await cn.hub.store.views.rejections("reload")
+        assert rejection.reason == "config-invalid" and why in rejection.detail
+    path.write_text(good)
+    assert len(await config_leaves(cn)) == leaves  # nothing reloaded
+    # the hub goes on with what it had
+    message = await aeo_to(cn, "NZ", "CNAEO9")
+    await eventually(lambda: received(nz, message))
+
+
+async def test_sighup_and_the_reload_command_reload_a_serve_process(
+    federation: Federation,
+) -> None:
+    config = write_config(federation, "CN", ["NZ"])
+    process = HubProcess("CN", config)
+    try:
+        process.start()
+        await process.ready()
+        sg = await federation.start("SG")
+        early = await aeo_to(sg, "CN", "SGAEO1")
+
+        # a configuration that is not valid is refused before the hub hears of it
+        good = config.read_text()
+        config.write_text(good.replace("[limits]", "[limitz]"))
+        done = await asyncio.to_thread(run_cli, "reload", "--config", str(config))
+        assert done.returncode == 2 and "did you mean [limits]" in done.stderr
+        # one the hub refuses (only a restart applies it) comes back with its reason
+        config.write_text(good.replace("checkpoint_seconds = 10", "checkpoint_seconds = 5"))
+        done = await asyncio.to_thread(run_cli, "reload", "--config", str(config))
+        assert done.returncode == 2, done.stdout
+        assert "reload-failed" in done.stderr and "checkpoint_seconds changed" in done.stderr
+
+        write_config(federation, "CN", ["NZ", "SG"])
+        done = await asyncio.to_thread(run_cli, "reload", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        assert f"pid {process.proc.pid}" in done.stdout and "reloaded" in done.stdout  # type: ignore[union-attr]
+        sg.hub.outbox_changed.notify()
+        cn_store = federation.configs["CN"]
+
+        async def arrived() -> bool:
+            store = Store(cn_store.store_url)
+            try:
+                return any(m.message_id == early for m in await store.views.inbound())
+            finally:
+                await store.close()
+
+        await eventually(arrived, timeout=30)
+        done = await asyncio.to_thread(run_cli, "reload", "--config", str(config))
+        assert done.returncode == 0 and "already running this configuration" in done.stdout
+
+        # a bare SIGHUP reloads too, and no longer kills the hub
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(1.0)
+        assert process.proc.poll() is None
+        await process.ready()
+        await process.stop_gracefully()
+        assert "reloaded: nothing changed" in process.log.read_text()
+    finally:
+        process.stop_quietly()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
