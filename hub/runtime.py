@@ -236,9 +236,14 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
             await servicer.set_serving(serving)
 
     await store_changed(True)
+
     # NOT_SERVING on every port while the store does not answer, SERVING again once it does
+    async def probe() -> None:  # the store answers, and this hub still holds its lock
+        await store.probe()
+        await lock.keep()
+
     store_watch = asyncio.create_task(
-        StoreWatch(store.probe, store_changed).run(), name=f"store-watch-{config.party}"
+        StoreWatch(probe, store_changed).run(), name=f"store-watch-{config.party}"
     )
     worker.start()
     for folder in folders:

@@ -9,13 +9,18 @@ import os
 import subprocess
 from pathlib import Path
 
+import asyncpg
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.cli.main import main
-from hub.core.errors import InstanceLocked
+from hub.core.errors import InstanceLocked, StoreError
 from hub.runtime import start_hub
+from hub.store.lock import advisory_key
 from tests.conftest import Federation, free_port
 from tests.hubprocess import CLI, HubProcess
+from tests.test_exchange import eventually
 
 
 async def test_a_second_hub_on_the_same_store_is_refused(
@@ -72,3 +77,47 @@ async def test_the_lock_goes_with_a_killed_process(tmp_path: Path, federation: F
         await running.stop(grace=0.5)
     finally:
         process.stop_quietly()
+
+
+async def _terminate_lock_connection(url: str, party: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return len(
+            await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE $1 AND datname = current_database()",
+                f"serve of {party},%",
+            )
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("federation", ["postgres"], indirect=True)
+async def test_a_lock_the_postgresql_server_dropped_is_taken_again_or_reported_lost(
+    federation: Federation,
+) -> None:
+    cn = await federation.start("CN")
+    assert cn.lock is not None
+    url = federation.configs["CN"].store_url.replace("+asyncpg", "")
+    # the server drops the lock's connection (a restart, a cut): the hub takes it again
+    assert await _terminate_lock_connection(url, "CN") == 1
+    await cn.lock.keep()
+    assert await _terminate_lock_connection(url, "CN") == 1  # held again, on a new connection
+    # dropped, and another process takes it first: the hub says so, and is not serving
+    rival = await asyncpg.connect(url)
+    try:
+        assert await rival.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key("CN"))
+        with pytest.raises(StoreError, match="this hub lost its lock"):
+            await cn.lock.keep()
+
+        async def not_serving() -> bool:
+            async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+                answer = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=2
+                )
+            return bool(answer.status == health_pb2.HealthCheckResponse.NOT_SERVING)
+
+        await eventually(not_serving, timeout=15)
+    finally:
+        await rival.close()

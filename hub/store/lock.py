@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -56,6 +57,9 @@ def _holder(text: str) -> Holder | None:
     return Holder(found["purpose"], int(found["pid"]), found["host"])
 
 
+log = logging.getLogger("customs_hub.service")
+
+
 def advisory_key(party: str) -> int:
     """The advisory lock's 64-bit key for one hub: the same for every process of it."""
     digest = hashlib.sha256(f"customs-hub:{party}".encode()).digest()
@@ -76,6 +80,7 @@ class InstanceLock:
         self.party = party
         self._fd: int | None = None
         self._conn: AsyncConnection | None = None
+        self._purpose: str | None = None  # set while held
 
     async def acquire(self, purpose: str = "serve") -> None:
         path = self.db.sqlite_file
@@ -83,6 +88,7 @@ class InstanceLock:
             self._lock_file(Path(f"{path}.lock"), purpose)
         elif not self.db.is_sqlite:
             await self._lock_postgres(purpose)
+        self._purpose = purpose
 
     def _lock_file(self, path: Path, purpose: str) -> None:
         try:
@@ -182,7 +188,34 @@ class InstanceLock:
         name = f" ({app})" if app else ""
         return f"server process {pid}{name}{where}, connected since {rfc3339(since)}"
 
+    async def keep(self) -> None:
+        """On PostgreSQL, make sure the lock is still held: a connection the server dropped
+        (a restart, a network cut) took the lock with it, so it is taken again on a new one.
+        A StoreError if it cannot be, above all when another process took it meanwhile (the
+        hub then reports itself not serving). Nothing to do on SQLite: a flock stays."""
+        if self._purpose is None or self.db.is_sqlite:
+            return
+        conn = self._conn
+        if conn is not None:
+            try:
+                await conn.exec_driver_sql("SELECT 1")
+                await conn.rollback()
+                return
+            except self.db.errors:
+                self._conn = None
+                with contextlib.suppress(*self.db.errors):
+                    await conn.invalidate()
+            log.warning(
+                "the connection holding hub %s's lock was lost; taking it again", self.party
+            )
+        try:
+            await self._lock_postgres(self._purpose)
+        except InstanceLocked as exc:
+            log.critical("hub %s lost its lock to another process: %s", self.party, exc)
+            raise StoreError(f"this hub lost its lock: {exc}") from None
+
     async def release(self) -> None:
+        self._purpose = None
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # the lock goes with the descriptor; the file stays for the next
