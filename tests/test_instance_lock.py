@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.cli.main import main
+from hub.config import load_config
 from hub.core.errors import InstanceLocked, StoreError
 from hub.runtime import start_hub
 from hub.store.lock import advisory_key
@@ -121,3 +122,15 @@ async def test_a_lock_the_postgresql_server_dropped_is_taken_again_or_reported_l
         await eventually(not_serving, timeout=15)
     finally:
         await rival.close()
+
+
+@pytest.mark.parametrize("federation", ["postgres"], indirect=True)
+async def test_the_lock_takes_no_place_in_the_pool(federation: Federation) -> None:
+    """With a pool of one connection, the lock's own connection leaves it to the hub's work."""
+    path = federation.configs["CN"].path
+    url = federation.configs["CN"].store_url.replace("+asyncpg", "")
+    path.write_text(path.read_text().replace(url, f"{url}?pool_size=1&max_overflow=0"))
+    federation.configs["CN"] = load_config(path)
+    cn = await federation.start("CN")
+    await asyncio.wait_for(cn.hub.store.views.outbox(), 10)
+    assert await cn.hub.store.trail.size() > 0

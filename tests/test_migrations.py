@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.command import downgrade
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -182,7 +184,6 @@ def test_tables_of_no_known_revision_are_refused_naming_the_columns(
     err = capsys.readouterr().err
     assert "missing trail_node.hash" in err and "not known: trail_node.digest" in err
     with sqlite3.connect(db) as conn:  # nothing was changed
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "alembic_version" not in tables and "partner_backoff" not in tables
 
@@ -207,6 +208,21 @@ async def test_a_database_a_newer_release_wrote_is_refused(
     assert await cli(["db", "upgrade", "--config", str(config.path)]) == 2
     assert "newer than this customs-hub knows" in capsys.readouterr().err
     assert await _revision(config.store_url) == "9999"
+    # values no release writes: an empty one, or two at once
+    for statement in (
+        "UPDATE alembic_version SET version_num = ''",
+        "INSERT INTO alembic_version VALUES ('0001')",
+    ):
+        store = Store(config.store_url)
+        try:
+            async with store.db.engine.begin() as conn:
+                await conn.execute(text(statement))
+        finally:
+            await store.close()
+        with pytest.raises(SchemaError, match="which no release of customs-hub writes"):
+            await federation.start("CN")
+        assert await cli(["db", "upgrade", "--config", str(config.path)]) == 2
+        assert "which no release of customs-hub writes" in capsys.readouterr().err
 
 
 def test_reading_commands_never_make_a_database(
@@ -221,3 +237,92 @@ def test_reading_commands_never_make_a_database(
     assert main(["db", "upgrade", "--config", toml]) == 0
     assert "upgraded from none to" in capsys.readouterr().out
     assert main(["messages", "--config", toml]) == 0
+
+
+SCRATCH_REVISION = '''"""scratch: a revision that copies a table others refer to"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbound_message", recreate="always") as batch:
+        batch.add_column(sa.Column("scratch", sa.String(8), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbound_message", recreate="always") as batch:
+        batch.drop_column("scratch")
+'''
+
+
+def test_a_revision_that_copies_a_referenced_table_runs_on_sqlite(
+    tmp_path: Path, pki: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alembic's batch mode copies, drops and renames a table: with foreign keys enforced
+    inside the migration's transaction, a table others refer to could never be changed."""
+    db = tmp_path / "hub.db"
+    shutil.copy(RELEASES / "nz-653d5e1.db", db)
+    toml = str(_config_for(tmp_path, pki, db))
+    assert main(["db", "upgrade", "--config", toml]) == 0
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "0099_scratch.py").write_text(SCRATCH_REVISION.format(head=migrate.head()))
+    original = migrate._config
+
+    def with_scratch(connection: Connection | None = None) -> Config:
+        config = original(connection)
+        config.set_main_option("path_separator", "os")
+        config.set_main_option(
+            "version_locations",
+            os.pathsep.join([str(migrate.MIGRATIONS / "versions"), str(versions)]),
+        )
+        return config
+
+    monkeypatch.setattr(migrate, "_config", with_scratch)
+    migrate.scripts.cache_clear()
+    try:
+        assert migrate.head() == "0099"
+        capsys.readouterr()
+        assert main(["db", "upgrade", "--config", toml]) == 0, capsys.readouterr().err
+        assert "to 0099 (scratch" in capsys.readouterr().out
+    finally:
+        migrate.scripts.cache_clear()
+    with sqlite3.connect(db) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(outbound_message)")]
+        assert "scratch" in columns
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("SELECT count(*) FROM receipt").fetchone() == (3,)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099",)
+
+
+async def test_a_database_made_as_the_baseline_without_a_revision_is_adopted(
+    store_url: str,
+) -> None:
+    """On both databases: the baseline's tables, made without Alembic's version table (as the
+    last release's create_all made them), are recognised by their columns and indexes."""
+    store = Store(store_url)
+    try:
+        async with store.db.engine.begin() as conn:
+            await conn.run_sync(lambda c: migrate.upgrade(c, migrate.BASELINE))
+            await conn.execute(text("DROP TABLE alembic_version"))
+        before, after = await store.db.upgrade()
+        assert (before.status, after.status) == ("unversioned", "current")
+    finally:
+        await store.close()
+
+
+def test_a_missing_index_is_not_the_baseline(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "hub.db"
+    shutil.copy(RELEASES / "nz-653d5e1.db", db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX ix_trail_entry_message_id")
+    assert main(["db", "upgrade", "--config", str(_config_for(tmp_path, pki, db))]) == 2
+    assert "missing index on trail_entry(message_id)" in capsys.readouterr().err

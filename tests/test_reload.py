@@ -198,8 +198,15 @@ async def test_sighup_and_the_reload_command_reload_a_serve_process(
         await asyncio.sleep(1.0)
         assert process.proc.poll() is None
         await process.ready()
-        await process.stop_gracefully()
         assert "reloaded: nothing changed" in process.log.read_text()
+        # SIGHUP during a shutdown (SG's stream keeps it waiting for its grace) is ignored,
+        # not the default action that would end the process there and then
+        process.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert process.proc.poll() is None, "the shutdown was too quick to test this"
+        process.proc.send_signal(signal.SIGHUP)
+        assert await asyncio.to_thread(process.proc.wait, 30) == 0
+        assert "reload ignored: the hub is stopping" in process.log.read_text()
     finally:
         process.stop_quietly()
 

@@ -434,7 +434,8 @@ async def _serve(config_path: Path) -> int:
     reloads = _Reloads(running)
     loop.add_signal_handler(signal.SIGHUP, reloads.request)
     await stop.wait()
-    loop.remove_signal_handler(signal.SIGHUP)
+    # from here a SIGHUP is ignored (its default action would end the process mid-shutdown)
+    reloads.stopping = True
     await reloads.finish()
     await running.stop()
     print(f"{config.party}: stopped", flush=True)
@@ -449,9 +450,13 @@ class _Reloads:
     def __init__(self, running: RunningHub) -> None:
         self.running = running
         self.again = False
+        self.stopping = False
         self.task: asyncio.Task[None] | None = None
 
     def request(self) -> None:
+        if self.stopping:
+            log.warning("reload ignored: the hub is stopping")
+            return
         if self.task is not None and not self.task.done():
             self.again = True
             return

@@ -28,7 +28,8 @@ from sqlalchemy import Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.config import StoreSettings, store_settings
@@ -104,6 +105,11 @@ def schema_problem(state: migrate.SchemaState, upgrade_hint: str) -> str:
             f"the database is at schema revision {found}, newer than this customs-hub knows "
             f"(it needs {needed}): run the release that upgraded it, or restore a backup"
         )
+    if state.status == "unknown":
+        return (
+            f"the database's schema revision table holds {state.found!r}, which no release of "
+            f"customs-hub writes (it needs {needed}): restore a backup"
+        )
     if state.status == "unversioned":
         return (
             "the database has the hub's tables but no schema revision (made before "
@@ -118,6 +124,23 @@ def schema_problem(state: migrate.SchemaState, upgrade_hint: str) -> str:
 
 def utc_time(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else as_utc(value).astimezone(UTC)
+
+
+def _foreign_keys(conn: Connection, on: bool) -> None:
+    """SQLite's foreign_keys pragma, on the driver's connection outside any transaction."""
+    conn.connection.dbapi_connection.cursor().execute(  # type: ignore[union-attr]
+        f"PRAGMA foreign_keys={'ON' if on else 'OFF'}"
+    )
+
+
+def _references_hold(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise SchemaError(
+            f"the migration left {len(broken)} broken reference(s), e.g. {table} row {rowid} "
+            f"to {parent}: nothing was changed"
+        )
 
 
 def sqlite_time(value: datetime) -> str:
@@ -228,6 +251,7 @@ class Database:
         self.settings = url if isinstance(url, StoreSettings) else store_settings(url)
         self.url = url = self.settings.url
         self.engine: AsyncEngine = create_async_engine(url, **engine_options(self.settings))
+        self._alone: AsyncEngine | None = None  # connect_alone's
         self.is_sqlite = self.settings.is_sqlite
         # SQLite has one write lock per database, and a connection that finds it taken sleeps
         # in SQLite's busy handler (1, 2, 5, 10 ms ...) before it tries again; this hub's own
@@ -299,15 +323,28 @@ class Database:
 
         async def run() -> tuple[migrate.SchemaState, migrate.SchemaState]:
             async with self._writer(), self.engine.connect() as conn:
-                conn = await conn.execution_options(immediate=True)
-                async with conn.begin():
-                    before = await conn.run_sync(migrate.read_state)
-                    if before.status == "ahead":
-                        raise SchemaError(schema_problem(before, ""))
-                    if before.status == "unversioned":
-                        await conn.run_sync(migrate.adopt)
-                    await conn.run_sync(migrate.upgrade)
-                    after = await conn.run_sync(migrate.read_state)
+                if self.is_sqlite:
+                    # SQLite changes a table by copying it, dropping it and renaming the copy
+                    # (Alembic's batch mode), which references from other tables forbid while
+                    # foreign keys are enforced; enforcement can only be switched off outside
+                    # a transaction, and the references are checked before the commit instead
+                    # (SQLite's own procedure for changing a table)
+                    await conn.run_sync(_foreign_keys, False)
+                try:
+                    conn = await conn.execution_options(immediate=True)
+                    async with conn.begin():
+                        before = await conn.run_sync(migrate.read_state)
+                        if before.status in ("ahead", "unknown"):
+                            raise SchemaError(schema_problem(before, ""))
+                        if before.status == "unversioned":
+                            await conn.run_sync(migrate.adopt)
+                        await conn.run_sync(migrate.upgrade)
+                        if self.is_sqlite:
+                            await conn.run_sync(_references_hold)
+                        after = await conn.run_sync(migrate.read_state)
+                finally:
+                    if self.is_sqlite:
+                        await conn.invalidate()  # not back to the pool without its pragmas
             return before, after
 
         return await self.run(run)
@@ -350,7 +387,19 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._writer_thread, engine.dispose)
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
+        if self._alone is not None:
+            await self._alone.dispose()
         await self.engine.dispose()
+
+    async def connect_alone(self) -> AsyncConnection:
+        """A connection of its own, outside the pool the hub's work shares (which it would
+        otherwise hold a place of for as long as it is open): the one-instance lock's."""
+        if self._alone is None:
+            options = engine_options(self.settings)
+            for pooled in ("pool_size", "max_overflow", "pool_pre_ping"):
+                options.pop(pooled, None)
+            self._alone = create_async_engine(self.url, poolclass=NullPool, **options)
+        return await self._alone.connect()
 
     async def copy_wal(self) -> bool:
         """Copy what SQLite's write-ahead log holds into the database and let the log start

@@ -153,7 +153,7 @@ class InstanceLock:
         who = self._who(purpose)[:63]  # application_name's length in PostgreSQL
 
         async def take() -> bool:
-            conn = await self.db.engine.connect()
+            conn = await self.db.connect_alone()
             try:
                 got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
                 if got:  # who holds it, as pg_stat_activity shows the connection

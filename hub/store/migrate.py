@@ -9,6 +9,7 @@ hub starting on an empty database) calls them: reading commands look, never chan
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,7 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import MetaData, create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -28,6 +29,9 @@ from hub.store import schema as _schema  # noqa: F401 - registers the tables
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
 BASELINE = "0001"  # what the releases before migrations made with create_all
+REVISION = re.compile(r"[0-9]{4}")  # how this project numbers its revisions
+# Alembic's table, read as it is: Alembic itself fails on a value it never wrote
+READ_VERSIONS = text("SELECT version_num FROM alembic_version")
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -53,6 +57,8 @@ def describe(revision: str | None) -> str:
     """``0002 (outbox last attempt)``: a revision with the first line of its description."""
     if revision is None:
         return "none"
+    if not REVISION.fullmatch(revision):
+        return repr(revision)
     try:
         script = scripts().get_revision(revision)
     except CommandError:
@@ -84,11 +90,14 @@ class SchemaState:
     def status(self) -> str:
         """``current``; ``empty`` (no tables: a new database); ``behind`` (an older revision,
         upgrade it); ``ahead`` (a revision this code does not know: a newer release wrote it);
-        ``unversioned`` (tables without a revision: the last release before migrations)."""
+        ``unversioned`` (tables without a revision: the last release before migrations);
+        ``unknown`` (a value no release writes: several revisions, or an empty one)."""
         if self.found == self.head:
             return "current"
         if self.found is None:
             return "unversioned" if self.tables else "empty"
+        if "," in self.found or not REVISION.fullmatch(self.found):
+            return "unknown"
         try:
             known = scripts().get_revision(self.found) is not None
         except CommandError:
@@ -99,16 +108,15 @@ class SchemaState:
 def _hub_tables() -> frozenset[str]:
     """The tables of this code's schema and of the baseline (a database with any is no
     longer empty)."""
-    return frozenset(SQLModel.metadata.tables) | {t for _, t, _ in _baseline_columns()}
+    return frozenset(SQLModel.metadata.tables) | _baseline_tables()
 
 
 def read_state(conn: Connection) -> SchemaState:
-    context = MigrationContext.configure(conn)
-    heads = context.get_current_heads()
     present = set(inspect(conn).get_table_names())
-    found = heads[0] if heads else None
-    if len(heads) > 1:
-        found = ",".join(sorted(heads))
+    found = None
+    if VERSION_TABLE in present:
+        rows = conn.execute(READ_VERSIONS).scalars().all()
+        found = ",".join(sorted(str(r) for r in rows)) if rows else None
     return SchemaState(found, head(), frozenset(present & _hub_tables()))
 
 
@@ -122,40 +130,49 @@ def stamp(conn: Connection, revision: str) -> None:
     MigrationContext.configure(conn).stamp(scripts(), revision)
 
 
+def _shape(conn: Connection, tables: frozenset[str] | None = None) -> frozenset[str]:
+    """What a database's tables are made of, as comparable lines: each column, each index
+    (``unique`` or not) and each unique constraint by the columns it covers, whatever the
+    dialect names them. ``tables``: only these (default: all but Alembic's)."""
+    inspector = inspect(conn)
+    shape: set[str] = set()
+    for table in inspector.get_table_names():
+        if table == VERSION_TABLE or (tables is not None and table not in tables):
+            continue
+        shape.update(f"{table}.{column['name']}" for column in inspector.get_columns(table))
+        for index in inspector.get_indexes(table):
+            kind = "unique" if index.get("unique") else "index"
+            shape.add(f"{kind} on {table}({', '.join(map(str, index['column_names']))})")
+        for unique in inspector.get_unique_constraints(table):
+            shape.add(f"unique on {table}({', '.join(unique['column_names'])})")
+    return frozenset(shape)
+
+
 @cache
-def _baseline_columns() -> frozenset[tuple[str, str, str]]:
-    """(kind, table, column) of every table the baseline revision makes, read back from a
-    scratch in-memory SQLite database it was run on."""
+def _baseline_shape() -> frozenset[str]:
+    """The baseline revision's tables (``_shape``), read back from a scratch in-memory SQLite
+    database it was run on."""
     engine = create_engine("sqlite://")
     with engine.begin() as conn:
         upgrade(conn, BASELINE)
-        metadata = MetaData()
-        metadata.reflect(conn)
+        shape = _shape(conn)
     engine.dispose()
-    return frozenset(
-        ("column", table.name, column.name)
-        for table in metadata.tables.values()
-        if table.name != VERSION_TABLE
-        for column in table.columns
-    )
+    return shape
+
+
+def _baseline_tables() -> frozenset[str]:
+    return frozenset(line.split(".", 1)[0] for line in _baseline_shape() if "(" not in line)
 
 
 def adopt(conn: Connection) -> None:
     """Record an unversioned database (made by create_all of the last release before
-    migrations) as the baseline revision, once its tables and columns are found to be exactly
-    the baseline's; otherwise refuse, naming what differs."""
-    metadata = MetaData()
-    metadata.reflect(conn)
-    found = frozenset(
-        ("column", table.name, column.name)
-        for table in metadata.tables.values()
-        if table.name in _hub_tables()
-        for column in table.columns
-    )
-    expected = _baseline_columns()
+    migrations) as the baseline revision, once its tables are found to be exactly the
+    baseline's (columns, indexes, unique constraints); otherwise refuse, naming what
+    differs."""
+    found = _shape(conn, _hub_tables())
+    expected = _baseline_shape()
     if found != expected:
-        missing = sorted(f"{t}.{c}" for _, t, c in expected - found)
-        extra = sorted(f"{t}.{c}" for _, t, c in found - expected)
+        missing, extra = sorted(expected - found), sorted(found - expected)
         parts = [f"missing {', '.join(missing[:6])}" if missing else ""]
         parts.append(f"not known: {', '.join(extra[:6])}" if extra else "")
         raise SchemaError(
