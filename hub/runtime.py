@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,7 +113,7 @@ class RunningHub:
         await self.hub.store.close()
 
 
-def _endpoints(config: HubConfig, anchors: dict[str, bytes]) -> dict[str, PartnerEndpoint]:
+def _endpoints(config: HubConfig, anchors: Mapping[str, bytes]) -> dict[str, PartnerEndpoint]:
     return {
         p.party: PartnerEndpoint(p.party, p.endpoint, anchors[p.party])
         for p in config.partners.values()
@@ -132,12 +132,11 @@ def _on_reload(
     closing: set[asyncio.Task[None]] = set()
 
     def reloaded(_old: Settings, new: Settings) -> None:
-        key, cert = keys.tls_identity(new.config)
-        anchors = keys.partner_anchors(new.config)
-        partner_tls.update(key, cert, b"".join(anchors.values()) or None)
+        key, cert = new.tls  # read with the rest of the settings: nothing is read here
+        partner_tls.update(key, cert, b"".join(new.anchors.values()) or None)
         if audit_tls is not None:
             audit_tls.update(key, cert, None)
-        for stale in channels.update(cert, key, _endpoints(new.config, anchors)):
+        for stale in channels.update(cert, key, _endpoints(new.config, new.anchors)):
             task = asyncio.create_task(stale.close(grace))  # calls on it end within grace
             closing.add(task)
             task.add_done_callback(closing.discard)
@@ -184,8 +183,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     health_pb2_grpc.add_HealthServicer_to_server(
         PartnerHealth(partner_health, exchange), partner_server
     )
-    tls = keys.tls_identity(config)
-    anchors = keys.partner_anchors(config)
+    tls, anchors = hub.settings.tls, hub.settings.anchors
     # TLS that a reload can change: partners' CAs, this hub's certificate
     partner_tls = ServerTls(*tls, b"".join(anchors.values()) or None, client_auth=True)
     partner_port = bind(partner_server, config.listen, partner_tls.credentials(), "server.listen")

@@ -7,6 +7,8 @@ with the reason and the one in use stays. SIGHUP and `customs-hub reload` do it 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -20,6 +22,7 @@ from hub.core.errors import ConfigError
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.runtime import RunningHub
 from hub.store.db import Store
+from hub.store.lock import short_host
 from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.hubprocess import CLI, HubProcess
@@ -213,3 +216,60 @@ async def test_sighup_and_the_reload_command_reload_a_serve_process(
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_a_reload_that_cannot_be_put_in_place_leaves_everything_as_it_was(
+    federation: Federation,
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    old = cn.hub.settings
+    calls: list[tuple[str, ...]] = []
+
+    def fails_once(before: object, after: object) -> None:
+        calls.append(tuple(sorted(after.config.partners)))  # type: ignore[attr-defined]
+        if len(calls) == 1:
+            raise RuntimeError("a fault of the hub's own")
+
+    cn.hub.reloader.listeners.append(fails_once)
+    write_config(federation, "CN", ["NZ"])
+    with pytest.raises(ConfigError, match="putting it in place failed"):
+        await cn.reload()
+    assert cn.hub.settings is old
+    assert calls == [("NZ",), ("NZ", "SG")]  # told the new, then the old again
+    [*_, rejection] = await cn.hub.store.views.rejections("reload")
+    assert "putting it in place failed" in rejection.detail
+    message = await aeo_to(cn, "NZ", "CNAEO7")
+    await eventually(lambda: received(nz, message))
+
+
+@pytest.mark.parametrize("federation", ["sqlite"], indirect=True)
+def test_reload_signals_only_the_serve_process_of_that_config(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """Whoever can write the lock file could name any process in it: the process is checked
+    to be `customs-hub serve` of this config before it is signalled."""
+    config = federation.configs["CN"]
+    asyncio.run(_make_store(config.store_url))
+    bystander = subprocess.Popen(["sleep", "60"])
+    lock = Path(f"{config.store_url.split('///', 1)[1]}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"serve of CN, pid {bystander.pid} on {short_host()}, since now\n".encode())
+        done = run_cli("reload", "--config", str(config.path))
+        assert done.returncode == 2
+        assert f"process {bystander.pid}, which the lock names, is not" in done.stderr
+        assert bystander.poll() is None  # not signalled
+    finally:
+        os.close(fd)
+        bystander.kill()
+        bystander.wait()
+
+
+async def _make_store(url: str) -> None:
+    store = Store(url)
+    try:
+        await store.prepare(create=True)
+    finally:
+        await store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,11 +56,15 @@ class Settings:
     signer: Signer
     routing: RoutingTable
     policy: TimePolicy
+    tls: tuple[bytes, bytes]  # this hub's TLS key and certificate, PEM (keys.tls_identity)
+    anchors: Mapping[str, bytes]  # each partner's CA certificate, PEM, by party
 
     @classmethod
     def read(cls, config: HubConfig, now: datetime) -> Settings:
         """The settings of ``config``: its keys and certificates read and checked (a
         ConfigError names what is wrong)."""
+        tls = keys.tls_identity(config)
+        anchors = keys.partner_anchors(config)
         trust, signer = keys.load_trust(config, now)
         routing = RoutingTable(
             local_party=config.party,
@@ -69,7 +73,7 @@ class Settings:
             local_countries=config.countries,
         )
         policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
-        return cls(config, trust, signer, routing, policy)
+        return cls(config, trust, signer, routing, policy, tls, anchors)
 
 
 class HubContext:

@@ -108,8 +108,45 @@ def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
 
 
 def tls_identity(config: HubConfig) -> tuple[bytes, bytes]:
-    """This hub's TLS key and certificate, PEM, as gRPC takes them: (key, certificate)."""
-    return _read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate")
+    """This hub's TLS key and certificate, PEM, as gRPC takes them: (key, certificate), each
+    read once and checked to be one pair (a renewal that rewrites the two files one after the
+    other is not caught between them)."""
+    key, cert = _read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate")
+    try:
+        private = serialization.load_pem_private_key(key, password=None)
+        public = x509.load_pem_x509_certificate(cert).public_key()
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"{config.tls_key}, {config.tls_cert}: not a PEM private key and certificate",
+            reason="config-invalid",
+        ) from None
+    if private.public_key() != public:
+        raise ConfigError(
+            f"tls.key does not match tls.cert ({config.tls_key}, {config.tls_cert})",
+            reason="config-invalid",
+        )
+    return key, cert
+
+
+def file_digests(config: HubConfig) -> dict[tuple[str, ...], bytes]:
+    """SHA-256 of each certificate and key file a reload may change, by what it is: this
+    hub's ("own", name) and each partner's (party, "anchor" or "signing", n). What a reload
+    compares to say what changed; the files' bytes are not kept."""
+
+    def digest(path: Path) -> bytes:
+        try:
+            return hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            return b""  # gone: a change, which the reload's checks then refuse
+
+    out: dict[tuple[str, ...], bytes] = {}
+    for name in ("tls_cert", "tls_key", "trust_anchor", "signing_cert", "signing_key"):
+        out[("own", name)] = digest(getattr(config, name))
+    for party, partner in config.partners.items():
+        out[(party, "anchor")] = digest(partner.trust_anchor)
+        for n, path in enumerate(partner.signing_certs):
+            out[(party, "signing", str(n))] = digest(path)
+    return out
 
 
 def partner_anchors(config: HubConfig) -> dict[str, bytes]:

@@ -45,8 +45,6 @@ RESTART_ONLY = (
     "checkpoint_seconds",
 )
 REJECTION_SOURCE = "reload"  # the source of a refused reload's record in the trail
-# certificate and key files' bytes, by what each is
-Files = dict[tuple[str, ...], bytes]
 
 
 @dataclass(frozen=True)
@@ -75,25 +73,6 @@ def restart_only_changes(old: HubConfig, new: HubConfig) -> list[str]:
     return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 
 
-def _named_files(config: HubConfig) -> Files:
-    """The bytes of each certificate and key file a reload may change, by what it is."""
-    out: Files = {}
-    for name in ("tls_cert", "tls_key", "trust_anchor", "signing_cert", "signing_key"):
-        out[("own", name)] = _read(getattr(config, name))
-    for party, partner in config.partners.items():
-        out[(party, "anchor")] = _read(partner.trust_anchor)
-        for n, path in enumerate(partner.signing_certs):
-            out[(party, "signing", str(n))] = _read(path)
-    return out
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
-
-
 class Reloader:
     """Swaps a hub's settings for a new configuration's; ``listeners`` (the servers' TLS
     credentials, the partner channels, the outbox worker) are told of each swap."""
@@ -101,7 +80,7 @@ class Reloader:
     def __init__(self, hub: HubContext, audit: Audit) -> None:
         self.hub, self.audit = hub, audit
         self.listeners: list[Callable[[Settings, Settings], None]] = []
-        self._files = _named_files(hub.config)
+        self._files = keys.file_digests(hub.config)
 
     async def reload(self, path: Path | None = None) -> Change:
         """Read the configuration again (from ``path``, or the file the hub started with) and
@@ -120,25 +99,58 @@ class Reloader:
             problems = await hub.off_loop(keys.check, config, hub.clock())
             if problems:
                 raise ConfigError("; ".join(problems), reason="config-invalid")
+            # every file read here, once: the new settings and everything the listeners put
+            # in place (ports' TLS, channels) come from these same bytes
             settings = await hub.off_loop(Settings.read, config, hub.clock())
             load_trail_key(config, settings.signer)  # the trail key is still not the signer
-            files = await hub.off_loop(_named_files, config)
+            files = await hub.off_loop(keys.file_digests, config)
         except HubError as exc:
-            log.error("reload refused, the configuration in use stays: %s", exc)
-            await self.audit.record_rejection(REJECTION_SOURCE, None, exc)
+            await self._refused(exc)
             raise
         change = self._change(old.config, config, files)
         hub.settings = settings  # one assignment: every call from here on sees the new
+        try:
+            for listener in self.listeners:
+                listener(old, settings)
+        except Exception as exc:  # a fault of ours: back to the old settings, everywhere
+            log.exception("putting the reloaded configuration in place failed")
+            hub.settings = old
+            for listener in self.listeners:
+                listener(settings, old)
+            error = ConfigError(
+                f"{config.path}: putting it in place failed ({type(exc).__name__}); the "
+                "configuration in use stays",
+                reason="config-invalid",
+            )
+            await self._refused(error)
+            raise error from None
         self._files = files
-        for listener in self.listeners:
-            listener(old, settings)
-        recorded = await self.audit.record_config("reloaded")
+        try:
+            recorded = await self.audit.record_config("reloaded")
+        except HubError as exc:
+            log.error(
+                "configuration reloaded from %s (%s), but its trail entry could not be written: %s",
+                config.path,
+                change.summary(),
+                exc,
+            )
+            raise
         change = dataclasses.replace(change, recorded=recorded)
         log.info("configuration reloaded from %s: %s", config.path, change.summary())
         return change
 
+    async def _refused(self, error: HubError) -> None:
+        log.error("reload refused, the configuration in use stays: %s", error)
+        try:
+            await self.audit.record_rejection(REJECTION_SOURCE, None, error)
+        except HubError as exc:
+            log.error("the refused reload could not be recorded in the trail: %s", exc)
+
     def _change(
-        self, old: HubConfig, new: HubConfig, files: dict[tuple[str, ...], bytes]
+        self,
+        old: HubConfig,
+        new: HubConfig,
+        files: dict[tuple[str, ...], bytes],  # digests
     ) -> Change:
         before, after = set(old.partners), set(new.partners)
         changed = [

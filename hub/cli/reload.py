@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from hub.app.reload import REJECTION_SOURCE
 from hub.config import load_config
 from hub.core.errors import ConfigError, HubError, Status
 from hub.store.db import Store
-from hub.store.lock import InstanceLock
+from hub.store.lock import InstanceLock, short_host
 
 WAIT_SECONDS = 20.0  # for the hub's answer; a reload reads a few files and swaps
 
@@ -49,6 +48,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def serves(pid: int, config: Path) -> bool:
+    """Whether process ``pid`` is a ``customs-hub serve`` whose ``--config`` is the file
+    ``config`` names (read from /proc: its command line, and its working folder for a relative
+    path)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        argv = (proc / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        cwd = Path(os.readlink(proc / "cwd"))
+    except OSError:
+        return False
+    if "serve" not in argv or "--config" not in argv[:-1]:
+        return False
+    given = Path(argv[argv.index("--config") + 1])
+    try:
+        return os.path.samefile(given if given.is_absolute() else cwd / given, config)
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     problems = keys.check(config)
@@ -65,9 +83,16 @@ async def _reload(path: Path, wait: float) -> int:
         holder = await InstanceLock(store.db, config.party).holder()
         if holder is None or holder.purpose != "serve":
             raise ReloadError(f"no hub serves {config.party} on this store: nothing to reload")
-        if holder.host != socket.gethostname():
+        if holder.host != short_host():
             raise ReloadError(
                 f"hub {config.party} runs on {holder.host} (pid {holder.pid}); reload it there"
+            )
+        # what the lock says is only a claim: signal the process only if it is what it
+        # claims, a `customs-hub serve` of this very file
+        if not serves(holder.pid, path):
+            raise ReloadError(
+                f"process {holder.pid}, which the lock names, is not `customs-hub serve "
+                f"--config {path}`: no signal sent"
             )
         last = await store.trail.last_config()
         if last is not None and last[1] == digest:
@@ -75,7 +100,10 @@ async def _reload(path: Path, wait: float) -> int:
             return 0
         seen = await store.views.rejections(REJECTION_SOURCE)
         after = seen[-1].id or 0 if seen else 0
-        os.kill(holder.pid, signal.SIGHUP)
+        try:
+            os.kill(holder.pid, signal.SIGHUP)
+        except OSError as exc:  # gone meanwhile, or another user's
+            raise ReloadError(f"cannot signal process {holder.pid}: {exc.strerror}") from None
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)

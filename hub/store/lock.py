@@ -50,6 +50,12 @@ class Holder:
     host: str
 
 
+def short_host() -> str:
+    """This host's name without its domain: what a holder writes of itself (PostgreSQL keeps
+    63 characters of application_name, which a full name can outgrow)."""
+    return socket.gethostname().split(".", 1)[0][:32]
+
+
 def _holder(text: str) -> Holder | None:
     found = _WHO.search(text)
     if found is None:
@@ -109,7 +115,7 @@ class InstanceLock:
         self._fd = fd
 
     def _who(self, purpose: str) -> str:
-        return f"{purpose} of {self.party}, pid {os.getpid()} on {socket.gethostname()}"
+        return f"{purpose} of {self.party}, pid {os.getpid()} on {short_host()}"
 
     async def holder(self) -> Holder | None:
         """The process holding this hub's lock now, if one does (and says who it is)."""
