@@ -41,7 +41,7 @@ from hub.rpc.server import (
     decoding_handler,
 )
 from hub.store.db import Store
-from hub.store.lock import InstanceLock
+from hub.store.lock import InstanceLock, LockLost
 
 log = logging.getLogger("customs_hub.service")
 
@@ -69,6 +69,9 @@ class RunningHub:
     # every port's health service, and the task that holds them to the store's state
     health: list[HubHealth] = field(default_factory=list)
     store_watch: asyncio.Task[None] | None = None
+    # set when another process took the hub's lock while it ran (hub/store/lock.py): whoever
+    # runs the hub stops it
+    lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def reload(self, path: Path | None = None) -> Change:
         """Read the configuration again and put it in place (hub/app/reload.py); a
@@ -236,9 +239,15 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     await store_changed(True)
 
     # NOT_SERVING on every port while the store does not answer, SERVING again once it does
+    lost = asyncio.Event()  # set if another process took this hub's lock: it must stop
+
     async def probe() -> None:  # the store answers, and this hub still holds its lock
         await store.probe()
-        await lock.keep()
+        try:
+            await lock.keep()
+        except LockLost:
+            lost.set()
+            raise
 
     store_watch = asyncio.create_task(
         StoreWatch(probe, store_changed).run(), name=f"store-watch-{config.party}"
@@ -270,4 +279,5 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         lock,
         health,
         store_watch,
+        lost,
     )

@@ -18,7 +18,7 @@ from hub.cli.main import main
 from hub.config import load_config
 from hub.core.errors import InstanceLocked, StoreError
 from hub.runtime import start_hub
-from hub.store.lock import advisory_key
+from hub.store.lock import ADVISORY_KEY
 from tests.conftest import Federation, free_port
 from tests.hubprocess import CLI, HubProcess
 from tests.test_exchange import eventually
@@ -40,7 +40,8 @@ async def test_a_second_hub_on_the_same_store_is_refused(
     if cn.hub.store.db.is_sqlite:
         assert f"serve of CN, pid {os.getpid()}" in holder and "hub.db.lock" in holder
     else:
-        assert "the lock of hub CN on this PostgreSQL database (server process" in holder
+        assert "the lock of this PostgreSQL database (server process" in holder
+        assert "(serve of CN, pid" in holder
     # the first hub goes on serving, and the schema cannot be changed under it
     assert await cn.hub.store.views.outbox() == []
     assert await asyncio.to_thread(main, ["db", "upgrade", "--config", str(config.path)]) == 2
@@ -108,7 +109,7 @@ async def test_a_lock_the_postgresql_server_dropped_is_taken_again_or_reported_l
     # dropped, and another process takes it first: the hub says so, and is not serving
     rival = await asyncpg.connect(url)
     try:
-        assert await rival.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key("CN"))
+        assert await rival.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_KEY)
         with pytest.raises(StoreError, match="this hub lost its lock"):
             await cn.lock.keep()
 
@@ -120,8 +121,28 @@ async def test_a_lock_the_postgresql_server_dropped_is_taken_again_or_reported_l
             return bool(answer.status == health_pb2.HealthCheckResponse.NOT_SERVING)
 
         await eventually(not_serving, timeout=15)
+        assert cn.lock_lost.is_set()  # and whoever runs the hub is told to stop it
     finally:
         await rival.close()
+
+
+@pytest.mark.parametrize("federation", ["postgres"], indirect=True)
+async def test_a_serve_process_whose_lock_another_takes_stops(federation: Federation) -> None:
+    config = federation.configs["CN"]
+    url = config.store_url.replace("+asyncpg", "")
+    process = HubProcess("CN", config.path)
+    rival = await asyncpg.connect(url)
+    try:
+        process.start()
+        await process.ready()
+        assert await _terminate_lock_connection(url, "CN") == 1
+        assert await rival.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_KEY)
+        assert process.proc is not None
+        assert await asyncio.to_thread(process.proc.wait, 30) == 2
+        assert "another process took its store's lock while it ran" in process.log.read_text()
+    finally:
+        await rival.close()
+        process.stop_quietly()
 
 
 @pytest.mark.parametrize("federation", ["postgres"], indirect=True)

@@ -92,7 +92,6 @@ async def test_a_reload_adds_and_removes_partners(federation: Federation) -> Non
     assert "SG" in cn.hub.config.partners
     # SG's queued message gets through (CN's port trusts SG's CA for new connections), and
     # CN reaches SG (a channel, a sender and a route it did not have)
-    sg.hub.outbox_changed.notify()
     await eventually(lambda: received(cn, early), timeout=30)
     to_sg = await aeo_to(cn, "SG", "CNAEO1")
     await eventually(lambda: received(sg, to_sg), timeout=30)
@@ -181,7 +180,6 @@ async def test_sighup_and_the_reload_command_reload_a_serve_process(
         done = await asyncio.to_thread(run_cli, "reload", "--config", str(config))
         assert done.returncode == 0, done.stderr
         assert f"pid {process.proc.pid}" in done.stdout and "reloaded" in done.stdout  # type: ignore[union-attr]
-        sg.hub.outbox_changed.notify()
         cn_store = federation.configs["CN"]
 
         async def arrived() -> bool:

@@ -433,11 +433,21 @@ async def _serve(config_path: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     reloads = _Reloads(running)
     loop.add_signal_handler(signal.SIGHUP, reloads.request)
-    await stop.wait()
+    ends = [asyncio.create_task(stop.wait()), asyncio.create_task(running.lock_lost.wait())]
+    await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+    for end in ends:
+        end.cancel()
     # from here a SIGHUP is ignored (its default action would end the process mid-shutdown)
     reloads.stopping = True
     await reloads.finish()
     await running.stop()
+    if running.lock_lost.is_set():
+        print(
+            f"customs-hub: error: hub-running: {config.party} stopped: another process took "
+            "its store's lock while it ran",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(f"{config.party}: stopped", flush=True)
     return 0
 

@@ -2,9 +2,10 @@
 
 On SQLite, ``flock`` on a file beside the database (``hub.db.lock``), which holds who took it;
 the kernel lets go when the process ends, however it ends. On PostgreSQL, a session advisory
-lock named after the hub's party, on a connection kept for the purpose; the server lets go
-when that connection ends. A second ``serve`` (or an operator's ``db upgrade`` under a running
-hub) is refused with ``InstanceLocked``, naming the holder.
+lock on the database, on a connection of its own; the server lets go when that connection
+ends, and the hub's health probe takes it again (or stops the hub, if another took it). A
+second ``serve`` (or ``db upgrade`` or ``restore`` under a running hub) is refused with
+``InstanceLocked``, naming the holder.
 """
 
 from __future__ import annotations
@@ -66,10 +67,15 @@ def _holder(text: str) -> Holder | None:
 log = logging.getLogger("customs_hub.service")
 
 
-def advisory_key(party: str) -> int:
-    """The advisory lock's 64-bit key for one hub: the same for every process of it."""
-    digest = hashlib.sha256(f"customs-hub:{party}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+# The advisory lock's 64-bit key. PostgreSQL's advisory locks belong to one database, and a
+# database holds one hub's tables (they name no party), so one key serves every hub: what it
+# locks is the database, whichever party's hub takes it.
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"customs-hub:store").digest()[:8], "big", signed=True)
+
+
+class LockLost(StoreError):
+    """Another process took this hub's lock while it ran (PostgreSQL only: after the
+    connection that held it was lost): the hub must stop."""
 
 
 def _halves(key: int) -> dict[str, int]:
@@ -91,7 +97,8 @@ class InstanceLock:
     async def acquire(self, purpose: str = "serve") -> None:
         path = self.db.sqlite_file
         if path is not None:
-            self._lock_file(Path(f"{path}.lock"), purpose)
+            # beside the file itself, however it is reached (a link, another path to it)
+            self._lock_file(Path(f"{path.resolve()}.lock"), purpose)
         elif not self.db.is_sqlite:
             await self._lock_postgres(purpose)
         self._purpose = purpose
@@ -121,16 +128,13 @@ class InstanceLock:
         """The process holding this hub's lock now, if one does (and says who it is)."""
         path = self.db.sqlite_file
         if path is not None:
-            return self._file_holder(Path(f"{path}.lock"))
+            return self._file_holder(Path(f"{path.resolve()}.lock"))
         if self.db.is_sqlite:
             return None
-        key = advisory_key(self.party) & 0xFFFFFFFFFFFFFFFF
 
         async def read() -> str | None:
             async with self.db.engine.connect() as conn:
-                row = (
-                    await conn.execute(_HOLDER, {"hi": key >> 32, "lo": key & 0xFFFFFFFF})
-                ).first()
+                row = (await conn.execute(_HOLDER, _halves(ADVISORY_KEY))).first()
             return None if row is None else str(row[2] or "")
 
         text = await self.db.run(read)
@@ -154,7 +158,7 @@ class InstanceLock:
             os.close(fd)
 
     async def _lock_postgres(self, purpose: str) -> None:
-        key = advisory_key(self.party)
+        key = ADVISORY_KEY
 
         who = self._who(purpose)[:63]  # application_name's length in PostgreSQL
 
@@ -180,8 +184,8 @@ class InstanceLock:
             return
         holder = await self.db.run(lambda: self._postgres_holder(key))
         raise InstanceLocked(
-            f"another customs-hub holds the lock of hub {self.party} on this PostgreSQL "
-            f"database ({holder}): one process at a time serves it; stop it first"
+            f"another customs-hub holds the lock of this PostgreSQL database ({holder}): one "
+            "process at a time serves it; stop it first"
         )
 
     async def _postgres_holder(self, key: int) -> str:
@@ -218,7 +222,7 @@ class InstanceLock:
             await self._lock_postgres(self._purpose)
         except InstanceLocked as exc:
             log.critical("hub %s lost its lock to another process: %s", self.party, exc)
-            raise StoreError(f"this hub lost its lock: {exc}") from None
+            raise LockLost(f"this hub lost its lock: {exc}") from None
 
     async def release(self) -> None:
         self._purpose = None
