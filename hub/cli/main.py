@@ -11,10 +11,12 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -521,7 +523,8 @@ async def _outbox(args: argparse.Namespace) -> int:
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
         if action == "list":
-            _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
+            now = utcnow()
+            _print_outbox(await store.views.outbox_rows(now), now, as_json=args.json)
             return 0
         if action == "retry":
             hub = Hub(config, store)
@@ -556,7 +559,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
+def _print_outbox(rows: list[OutboxRow], now: datetime, *, as_json: bool) -> None:
     if as_json:
         for row in rows:
             print(
@@ -570,6 +573,7 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
                         "reason": row.reason,
                         "created_at": rfc3339(row.created_at),
                         "next_attempt_at": rfc3339(row.next_attempt_at),
+                        "last_error": row.last_error,
                     },
                     sort_keys=True,
                 )
@@ -581,9 +585,11 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     for row in rows:
         kind = row.body_type.rsplit(".", 1)[-1]
+        wait = (row.next_attempt_at - now).total_seconds()
+        when = f"next try in {math.ceil(wait)}s " if row.state != "dead" and wait > 0 else ""
         print(
             f"{row.state:<8} {row.partner:<4} {row.message_id}  {kind:<16} "
-            f"attempts={row.attempts} {row.reason}"
+            f"attempts={row.attempts} {when}{row.reason}".rstrip()
         )
 
 

@@ -27,6 +27,7 @@ from hub.store.schema import (
     OUTBOUND,
     OUTBOUND_WRITER,
     OUTBOX,
+    PARTNER_BACKOFF,
     QUEUED,
     RECEIPT_WRITER,
     SUBMISSION,
@@ -34,7 +35,9 @@ from hub.store.schema import (
     NewOutbound,
     OutboundMessage,
     OutboxEntry,
+    PartnerBackoff,
     Settlement,
+    as_utc,
     business_keys_of,
     utcnow,
 )
@@ -332,9 +335,11 @@ class OutboxStore:
         entry_ids: Sequence[int],
         error: str,
         next_attempt_at: datetime | None,
+        backoff: PartnerBackoff | None = None,
     ) -> None:
         """Count a failed attempt; ``next_attempt_at`` None leaves the entry's time alone (the
-        partner as a whole is backing off, and entries keep their order)."""
+        partner as a whole is backing off, and entries keep their order). ``backoff``, the
+        partner's wait as a whole, is stored in the same transaction (replacing the last)."""
 
         values: dict[str, Any] = {
             "attempts": OUTBOX.c.attempts + 1,
@@ -357,6 +362,10 @@ class OutboxStore:
 
         def work(tx: Tx) -> None:
             conn = tx.conn
+            if backoff is not None:
+                self._set_backoff(tx, backoff)
+            if not entry_ids:
+                return
             now = utcnow()
             events = [
                 _outbound_event("delivery-failed", now, r, detail=error[:DETAIL_CHARS])
@@ -364,6 +373,50 @@ class OutboxStore:
             ]
             conn.execute(statement)
             self.trail.append_in(tx, events)
+
+        await self.db.run(lambda: self.db.transaction(work))
+
+    def _set_backoff(self, tx: Tx, backoff: PartnerBackoff) -> None:
+        """The partner's one backoff row, replaced (delete and insert: the same on SQLite and
+        PostgreSQL, and one writer holds the partner's row at a time)."""
+        tx.conn.execute(delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == backoff.partner))
+        tx.conn.execute(
+            PARTNER_BACKOFF.insert().values(
+                partner=backoff.partner,
+                failures=backoff.failures,
+                retry_at=backoff.retry_at,
+                failed_at=backoff.failed_at,
+                last_error=backoff.last_error[:ERROR_CHARS],
+            )
+        )
+
+    async def backoff(self, partner: str) -> PartnerBackoff | None:
+        """The partner's stored backoff: None if its last attempt succeeded (or none failed)."""
+
+        async def work() -> PartnerBackoff | None:
+            async with self.db.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        core_select(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == partner)
+                    )
+                ).first()
+            if row is None:
+                return None
+            return PartnerBackoff(
+                partner=row.partner,
+                failures=row.failures,
+                retry_at=as_utc(row.retry_at),
+                failed_at=as_utc(row.failed_at),
+                last_error=row.last_error,
+            )
+
+        return await self.db.run(work)
+
+    async def clear_backoff(self, partner: str) -> None:
+        """The partner was reached again: no more waiting for it (its row deleted)."""
+
+        def work(tx: Tx) -> None:
+            tx.conn.execute(delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == partner))
 
         await self.db.run(lambda: self.db.transaction(work))
 
