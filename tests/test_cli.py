@@ -361,7 +361,7 @@ def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(default: 100)" in " ".join(capsys.readouterr().out.split())
 
 
-@pytest.mark.parametrize("action", ["retry", "drop"])
+@pytest.mark.parametrize("action", ["retry", "drop", "reroute"])
 def test_outbox_actions_have_their_own_help(
     action: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -371,7 +371,7 @@ def test_outbox_actions_have_their_own_help(
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: customs-hub outbox {action} ")
-    assert "--message-id" in out and "--partner" in out and "{list,retry,drop}" not in out
+    assert "--message-id" in out and "--partner" in out and "{list,retry,drop" not in out
 
 
 def test_outbox_alone_lists_and_its_actions_work_as_before(
@@ -391,6 +391,8 @@ def test_outbox_alone_lists_and_its_actions_work_as_before(
     for action in ("retry", "drop"):
         assert main(["outbox", action, "--config", config, "--partner", "NZ"]) == 2
         assert "no matching dead letters" in capsys.readouterr().err
+    assert main(["outbox", "reroute", "--config", config, "--partner", "NZ", "--to", "SG"]) == 2
+    assert "--to SG is not a partner in" in capsys.readouterr().err
     assert main(["outbox"]) == 2
     assert "--config" in capsys.readouterr().err
 

@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 
 from hub.core.errors import Status
-from hub.core.outbox import NEXT, Outbound, TransitionError, move
+from hub.core.outbox import NEXT, Outbound, TransitionError, move, operable
 
 SETTLED = {Outbound.DELIVERED, Outbound.REJECTED}
 MADE = {  # every change the store makes, and why
     *((old, new) for old in Outbound for new in SETTLED),  # a receipt, however late
-    (Outbound.QUEUED, Outbound.DEAD),  # expired undelivered
+    (Outbound.QUEUED, Outbound.DEAD),  # expired undelivered, or dropped (partner removed)
+    (Outbound.QUEUED, Outbound.REPLACED),  # re-routed (partner removed)
     (Outbound.DEAD, Outbound.QUEUED),  # requeue
     (Outbound.REJECTED, Outbound.QUEUED),
     (Outbound.DEAD, Outbound.REPLACED),  # re-signed
@@ -53,9 +54,14 @@ def sources(new: Outbound) -> list[str]:
     return sorted(old.value for old, allowed in NEXT.items() if new in allowed)
 
 
-def test_only_dead_letters_are_operated_on() -> None:
-    assert sources(Outbound.QUEUED) == sources(Outbound.REPLACED) == ["dead", "rejected"]
+def test_only_dead_letters_are_operated_on_and_queued_ones_of_removed_partners() -> None:
+    assert sources(Outbound.QUEUED) == ["dead", "rejected"]
+    assert sources(Outbound.REPLACED) == ["dead", "queued", "rejected"]
     assert sources(Outbound.DEAD) == ["dead", "queued", "rejected"]
+    assert operable("dead", partner_configured=True)
+    assert operable("rejected", partner_configured=True)
+    assert not operable("queued", partner_configured=True)
+    assert operable("queued", partner_configured=False)
 
 
 async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url: str) -> None:

@@ -32,7 +32,7 @@ from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.rawsql import Tx
-from hub.store.schema import DueDelivery, ReceiptRow, Settlement
+from hub.store.schema import DueDelivery, PartnerBackoff, ReceiptRow, Settlement
 
 log = logging.getLogger("customs_hub.delivery")
 
@@ -171,7 +171,33 @@ class PartnerSender:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"outbox-{self.hub.party}-{self.partner}")
 
+    async def _resume(self) -> None:
+        """Go on waiting where the last run stopped: a partner that failed as a whole before
+        a restart is not tried before its stored ``retry_at``, and its failures count on."""
+        try:
+            stored = await self.hub.store.outbox.backoff(self.partner)
+        except HubError as exc:
+            log.error("reading the backoff of %s: %s", self.partner, exc)
+            return
+        if stored is None:
+            return
+        self.failures = max(self.failures, stored.failures)
+        wait = (stored.retry_at - self.hub.clock()).total_seconds()
+        if wait > 0:
+            # the stored wall-clock time as this process's monotonic one; a wait longer than
+            # the schedule allows (a clock set back) is cut to the schedule's longest
+            wait = min(wait, self.limits.retry_max_seconds)
+            self.backoff_until = max(self.backoff_until, time.monotonic() + wait)
+            log.info(
+                "delivery to %s failed %d time(s) before (%s); next try in %.1f s",
+                self.partner,
+                self.failures,
+                stored.last_error,
+                wait,
+            )
+
     async def _run(self) -> None:
+        await self._resume()
         while not self.stopping:
             self.wake.clear()
             try:
@@ -311,7 +337,12 @@ class PartnerSender:
     ) -> None:
         try:
             await self._settle(entry[0], receipts)
-            self.failures = 0
+            if self.failures:  # back after failures: the stored backoff goes (once)
+                self.failures = 0
+                try:
+                    await self.hub.store.outbox.clear_backoff(self.partner)
+                except HubError as exc:  # the next failure replaces it; nothing is lost
+                    log.error("clearing the backoff of %s: %s", self.partner, exc)
         except StreamBroken as exc:
             stream.broken = stream.broken or str(exc)
         except HubError as exc:
@@ -344,9 +375,7 @@ class PartnerSender:
         frames = [item for frame, _ in stream.in_flight for item in frame]
         stream.in_flight.clear()
         stream.answered = 0
-        self.failures += 1
-        delay = backoff(self.limits, self.failures)
-        self.backoff_until = time.monotonic() + delay
+        delay, waiting = self._back_off(stream.broken)
         log.warning(
             "delivery to %s failed (%s); %d message(s) stay queued, next try in %.1f s",
             self.partner,
@@ -354,17 +383,32 @@ class PartnerSender:
             len(frames),
             delay,
         )
-        if frames:
-            await self.hub.store.outbox.record_failure(
-                [d.entry_id for d in frames], stream.broken, None
-            )
+        await self.hub.store.outbox.record_failure(
+            [d.entry_id for d in frames], stream.broken, None, waiting
+        )
 
     async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
+        delay, waiting = self._back_off(error)
+        log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
+        await self.hub.store.outbox.record_failure(
+            [d.entry_id for d in items], error, None, waiting
+        )
+
+    def _back_off(self, error: str) -> tuple[float, PartnerBackoff]:
+        """One more failure of the partner as a whole: the wait, kept here (monotonic, the
+        check on every pass) and as the row to store (wall clock, for operators and for the
+        next start)."""
         self.failures += 1
         delay = backoff(self.limits, self.failures)
         self.backoff_until = time.monotonic() + delay
-        log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
-        await self.hub.store.outbox.record_failure([d.entry_id for d in items], error, None)
+        now = self.hub.clock()
+        return delay, PartnerBackoff(
+            partner=self.partner,
+            failures=self.failures,
+            retry_at=now + timedelta(seconds=delay),
+            failed_at=now,
+            last_error=error,
+        )
 
     async def _settle(self, frame: list[DueDelivery], receipts: list[pb.SignedReceipt]) -> None:
         if len(receipts) != len(frame):

@@ -1,6 +1,7 @@
 """What domestic systems submit: each document checked, routed (hub/core/routing.py), signed in
 an envelope per recipient and queued in the outbox with its trail events in one group commit,
-before the submitter hears "queued"; and dead letters queued again or re-signed.
+before the submitter hears "queued"; and dead letters queued again or re-signed, and a
+partner's messages re-routed to another.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store.groupcommit import Lane
 from hub.store.rawsql import Tx
 from hub.store.schema import (
+    DEAD,
+    QUEUED,
     DueDelivery,
     NewOutbound,
     OutboundMessage,
@@ -357,14 +360,9 @@ class Submissions:
         stale = [m for m in letters if m not in again]
         replacements: list[NewOutbound] = []
         for old in stale:
-            body_type = old.body_type
-            cls = body_class(body_type)
-            if cls is None:
-                raise SubmissionError(f"{old.message_id}: unknown body type {body_type}")
-            document = cls.FromString(pb.Envelope.FromString(old.envelope).body)
             replacements.append(
                 self._sealed(
-                    document,
+                    self._document(old),
                     old.recipient,
                     old.correlation_id,
                     old.business_keys,
@@ -379,6 +377,49 @@ class Submissions:
         return [(m.message_id, m.message_id) for m in again] + [
             (old.message_id, new.message_id) for old, new in zip(stale, replacements, strict=True)
         ]
+
+    async def reroute(
+        self, partner: str, to: str, message_ids: Sequence[str] = (), *, queued: bool = False
+    ) -> list[tuple[str, str]]:
+        """Sign ``partner``'s dead letters (with ``queued``, its queued messages too), or those
+        of ``message_ids``, afresh for the configured partner ``to``: new message ids and
+        validity, the same bodies, business keys and correlation ids. The old ones are marked
+        replaced and the new ones queued in one transaction. Returns (old id, new id) pairs."""
+        if to == partner:
+            raise SubmissionError(
+                f"re-routing {partner}'s messages to {to}: name another partner",
+                reason="submission-invalid",
+            )
+        states = (QUEUED, DEAD) if queued else (DEAD,)
+        old: list[OutboundMessage] = []
+        wanted: list[str | None] = list(message_ids) or [None]
+        for message_id in wanted:
+            old += await self.hub.store.outbox.in_outbox(message_id, partner, states)
+        replacements: list[NewOutbound] = []
+        for message in old:
+            document = self._document(message)
+            self.hub.routing.recipients(document, [to])  # a configured partner, or refused
+            replacements.append(
+                self._sealed(
+                    document,
+                    to,
+                    message.correlation_id,
+                    message.business_keys,
+                    message.document_digest,
+                )
+            )
+        if old:
+            await self.hub.store.outbox.replace([m.message_id for m in old], replacements, states)
+            self.hub.outbox_changed.notify()
+        return [(m.message_id, r.message_id) for m, r in zip(old, replacements, strict=True)]
+
+    @staticmethod
+    def _document(message: OutboundMessage) -> Message:
+        """The business document a stored outbound message carries."""
+        cls = body_class(message.body_type)
+        if cls is None:
+            raise SubmissionError(f"{message.message_id}: unknown body type {message.body_type}")
+        return cls.FromString(pb.Envelope.FromString(message.envelope).body)
 
     def _next_revision(self) -> int:
         """A revision for state the domestic system did not number: microseconds since the

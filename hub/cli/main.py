@@ -11,10 +11,12 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -32,17 +34,17 @@ from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
 from hub.cli.trailfiles import export_trail, read_key, verify_folder
-from hub.config import load_config, render_config
+from hub.config import HubConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
 from hub.core.messages import SHORT_NAMES, full_body_type
-from hub.core.outbox import Outbound
+from hub.core.outbox import Outbound, operable
 from hub.core.times import parse_since, rfc3339
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
 from hub.runtime import RunningHub, start_hub
 from hub.store.db import Store
-from hub.store.schema import MessageRow, OutboxRow, utcnow
+from hub.store.schema import DEAD, QUEUED, MessageRow, OutboxRow, utcnow
 from hub.store.views import MessageQuery
 
 EXIT_USAGE = 2
@@ -210,31 +212,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     outbox = sub.add_parser(
         "outbox",
-        help="list queued, retrying and dead-lettered messages; retry or drop dead letters",
+        help="list queued, retrying and dead-lettered messages; retry or drop dead letters; "
+        "drop or re-route the messages of a partner removed from the config",
         description="`outbox --config FILE` alone lists, as `outbox list` does.",
     )
     outbox.add_argument("--config", type=Path, help=CONFIG_HELP + " (to list)")
     outbox.add_argument("--json", action="store_true", help="one JSON object per line")
-    actions = outbox.add_subparsers(dest="outbox_action", metavar="{list,retry,drop}")
+    actions = outbox.add_subparsers(dest="outbox_action", metavar="{list,retry,drop,reroute}")
     listing = actions.add_parser(
         "list", help="queued, retrying and dead-lettered messages, with reasons (the default)"
     )
     listing.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    for name, text in (
+    for name, text, message_help, partner_help in (
         (
             "retry",
             "send dead letters again: as they are while their envelope is valid, else signed "
             "afresh under a new message id",
+            "this dead letter (repeatable)",
+            "all of this partner's dead letters",
         ),
-        ("drop", "give up dead letters for good (they stay in the store as dead)"),
+        (
+            "drop",
+            "give up dead letters for good, and the queued messages of a partner no longer in "
+            "the config (they stay in the store as dead); a configured partner's queued "
+            "messages are being delivered and are not dropped",
+            "this dead letter, or queued message of a removed partner (repeatable)",
+            "all of this partner's dead letters, and its queued messages if it is no longer "
+            "in the config",
+        ),
     ):
         action = actions.add_parser(name, help=text, description=text)
         action.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
-        action.add_argument(
-            "--message-id", action="append", default=[], help="this dead letter (repeatable)"
-        )
-        action.add_argument("--partner", help="all of this partner's dead letters")
+        action.add_argument("--message-id", action="append", default=[], help=message_help)
+        action.add_argument("--partner", help=partner_help)
+    text = (
+        "sign a partner's messages afresh for another partner (new message ids, the same "
+        "bodies, business keys and correlation ids) and mark the old ones replaced: its dead "
+        "letters, and its queued messages if it is no longer in the config"
+    )
+    reroute = actions.add_parser("reroute", help=text, description=text)
+    reroute.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    reroute.add_argument(
+        "--partner", required=True, metavar="OLD", help="the partner the messages are for now"
+    )
+    reroute.add_argument(
+        "--to", required=True, metavar="NEW", help="a configured partner to send them to instead"
+    )
+    reroute.add_argument(
+        "--message-id",
+        action="append",
+        default=[],
+        help="only this message of OLD's (repeatable; default: all of them)",
+    )
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
@@ -582,29 +612,87 @@ async def _outbox(args: argparse.Namespace) -> int:
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
         if action == "list":
-            _print_outbox(await store.views.outbox_rows(utcnow()), as_json=args.json)
+            now = utcnow()
+            _print_outbox(await store.views.outbox_rows(now), now, as_json=args.json)
             return 0
         if action == "retry":
             hub = Hub(config, store)
             retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
             for old, new in retried:
                 print(f"requeued {old}" if old == new else f"re-signed {old} as {new}")
-            done = [old for old, _ in retried]
-        else:
-            letters = [
-                m.message_id
-                for message_id in (args.message_id or [None])
-                for m in await store.outbox.dead_letters(message_id, args.partner)
-            ]
-            dropped = await store.outbox.drop(letters, "dropped by an operator")
-            for message_id in letters[:dropped]:
-                print(f"dropped {message_id}")
-            done = letters[:dropped]
-        if not done:
-            raise CliError("no matching dead letters (only dead letters can be retried or dropped)")
-        return 0
+            if not retried:
+                raise CliError("no matching dead letters (only dead letters can be retried)")
+            return 0
+        return await _drop_or_reroute(args, config, store)
     finally:
         await store.close()
+
+
+async def _drop_or_reroute(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    """`outbox drop` and `outbox reroute`: dead letters, and the queued messages of partners
+    no longer in the config (hub/core/outbox.py ``operable``)."""
+    if args.outbox_action == "reroute":
+        partners = ", ".join(sorted(config.partners)) or "none"
+        if args.to == args.partner:
+            raise CliError(f"outbox reroute: --to {args.to} is the partner they are for already")
+        if args.to not in config.partners:
+            raise CliError(
+                f"outbox reroute: --to {args.to} is not a partner in {args.config} "
+                f"(partners: {partners})"
+            )
+    found = [
+        m
+        for message_id in (args.message_id or [None])
+        for m in await store.outbox.in_outbox(message_id, args.partner)
+    ]
+    kept = [m for m in found if not operable(m.status, m.recipient in config.partners)]
+    chosen = [m for m in found if m not in kept]
+    if args.outbox_action == "reroute":
+        done = []
+        if chosen:  # named one by one: none of those left alone, none queued since
+            hub = Hub(config, store)
+            try:
+                done = await hub.submission.reroute(
+                    args.partner,
+                    args.to,
+                    [m.message_id for m in chosen],
+                    queued=args.partner not in config.partners,
+                )
+            finally:
+                await hub.close()
+        for old, new in done:
+            print(f"re-routed {old} to {args.to} as {new}")
+    else:
+        removed = [m for m in chosen if m.recipient not in config.partners]
+        dropped = await store.outbox.drop(
+            [m.message_id for m in chosen if m not in removed], "dropped by an operator"
+        )
+        dropped += await store.outbox.drop(
+            [m.message_id for m in removed],
+            f"dropped by an operator: {', '.join(sorted({m.recipient for m in removed}))} "
+            "is no longer a partner",
+            (QUEUED, DEAD),
+        )
+        done = [(message_id, message_id) for message_id in dropped]
+        for message_id in dropped:
+            print(f"dropped {message_id}")
+    if kept:
+        who = ", ".join(sorted({m.recipient for m in kept}))
+        why = (
+            f"{len(kept)} queued message(s) for {who} left alone: {who} is a partner in "
+            f"{args.config}, and its queued messages are being delivered; only its dead "
+            f"letters can be {'dropped' if args.outbox_action == 'drop' else 're-routed'} "
+            "(remove the partner from the config first)"
+        )
+        if not done:
+            raise CliError(why)
+        print(f"customs-hub: {why}", file=sys.stderr)
+    if not done:
+        raise CliError(
+            f"no matching dead letters, nor queued messages of a partner no longer in the "
+            f"config, to {args.outbox_action.replace('reroute', 're-route')}"
+        )
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -617,7 +705,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
+def _print_outbox(rows: list[OutboxRow], now: datetime, *, as_json: bool) -> None:
     if as_json:
         for row in rows:
             print(
@@ -631,6 +719,7 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
                         "reason": row.reason,
                         "created_at": rfc3339(row.created_at),
                         "next_attempt_at": rfc3339(row.next_attempt_at),
+                        "last_error": row.last_error,
                     },
                     sort_keys=True,
                 )
@@ -642,9 +731,11 @@ def _print_outbox(rows: list[OutboxRow], *, as_json: bool) -> None:
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     for row in rows:
         kind = row.body_type.rsplit(".", 1)[-1]
+        wait = (row.next_attempt_at - now).total_seconds()
+        when = f"next try in {math.ceil(wait)}s " if row.state != "dead" and wait > 0 else ""
         print(
             f"{row.state:<8} {row.partner:<4} {row.message_id}  {kind:<16} "
-            f"attempts={row.attempts} {row.reason}"
+            f"attempts={row.attempts} {when}{row.reason}".rstrip()
         )
 
 

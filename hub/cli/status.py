@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,6 +113,8 @@ def as_json(status: Status) -> str:
                 "oldest_queued_age_seconds": _age(now, p.oldest_queued),
                 "retrying": p.retrying,
                 "dead": p.dead,
+                "retry_at": rfc3339(p.retry_at) if p.retry_at else None,
+                "failures": p.failures,
             }
             for p in status.partners
         ],
@@ -152,6 +155,14 @@ def _duration(seconds: float | None) -> str:
     return f"{whole}s"
 
 
+def _next_try(now: datetime, retry_at: datetime | None) -> str:
+    """When a partner backing off is tried next: "in 42s", "due" once that time has come."""
+    if retry_at is None:
+        return "-"
+    wait = (as_utc(retry_at) - now).total_seconds()
+    return f"in {_duration(math.ceil(wait))}" if wait > 0 else "due"
+
+
 def as_text(status: Status) -> str:
     now = status.at
     lines = [
@@ -159,7 +170,7 @@ def as_text(status: Status) -> str:
         f"store: {status.store_url} ({status.store_kind}), schema revision {status.schema}",
         "",
         tables.render(
-            ("PARTNER", "LAST SUCCESS", "QUEUED", "OLDEST QUEUED", "RETRYING", "DEAD"),
+            ("PARTNER", "LAST SUCCESS", "QUEUED", "OLDEST QUEUED", "RETRYING", "DEAD", "NEXT TRY"),
             (
                 (
                     p.partner,
@@ -168,6 +179,7 @@ def as_text(status: Status) -> str:
                     _duration(_age(now, p.oldest_queued)),
                     str(p.retrying),
                     str(p.dead),
+                    _next_try(now, p.retry_at),
                 )
                 for p in status.partners
             ),

@@ -6,10 +6,16 @@ state machine: the changes the hub makes, and an error for any other.
                                             partner has the last word on delivery, so a
                                             receipt arriving late (after the message expired,
                                             was dropped or replaced) still settles it
-    queued -> dead                          its lifetime ended undelivered
+    queued -> dead                          its lifetime ended undelivered, or an operator
+                                            dropped it (its partner left the config)
     dead | rejected -> queued               an operator put it back in the queue
     dead | rejected -> replaced             an operator re-signed it as a new message
+    queued -> replaced                      an operator re-routed it to another partner (its
+                                            partner left the config)
     dead | rejected -> dead                 an operator dropped it from the outbox
+
+Operators drop or re-route dead letters; queued messages only of a partner no longer in the
+config (``operable``): a configured partner's are still being delivered.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ class Outbound(StrEnum):
 _SETTLED = frozenset({Outbound.DELIVERED, Outbound.REJECTED})
 _OPERATED = frozenset({Outbound.QUEUED, Outbound.REPLACED, Outbound.DEAD})
 NEXT: Mapping[Outbound, frozenset[Outbound]] = {
-    Outbound.QUEUED: _SETTLED | {Outbound.DEAD},
+    Outbound.QUEUED: _SETTLED | {Outbound.DEAD, Outbound.REPLACED},
     Outbound.DEAD: _SETTLED | _OPERATED,
     Outbound.REJECTED: _SETTLED | _OPERATED,
     Outbound.DELIVERED: _SETTLED,
@@ -56,3 +62,10 @@ def move(old: str, new: Outbound) -> Outbound:
     if not allowed:
         raise TransitionError(f"an outbound message cannot go from {old!r} to {new.value!r}")
     return new
+
+
+def operable(status: str, partner_configured: bool) -> bool:
+    """Whether an operator may drop or re-route a message in ``status`` that is still in the
+    outbox: a dead letter always, a queued message only when its partner is no longer in the
+    config (otherwise the hub is delivering it, and a drop would race the delivery)."""
+    return status != Outbound.QUEUED or not partner_configured

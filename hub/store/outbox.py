@@ -1,9 +1,11 @@
 """Messages this hub signed for partners: queued with their outbox entries, claimed when due,
 settled by receipts or failures, expired, and an operator's requeue, re-sign and drop of dead
-letters. Every change of status is one hub/core/outbox.py's state machine allows, and is logged
-in the trail in the same transaction. The operators' changes and expiry read the status and
-call ``move``; a receipt settles its message from any status (the machine allows that, and
-tests/test_outbox.py holds it to it), so the settling statement writes without reading.
+letters (and drop or re-route of the queued messages of a partner removed from the config);
+a partner's backoff as a whole. Every change of status is one hub/core/outbox.py's state
+machine allows, and is logged in the trail in the same transaction. The operators' changes
+and expiry read the status and call ``move``; a receipt settles its message from any status
+(the machine allows that, and tests/test_outbox.py holds it to it), so the settling statement
+writes without reading.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hub.store.schema import (
     OUTBOUND,
     OUTBOUND_WRITER,
     OUTBOX,
+    PARTNER_BACKOFF,
     QUEUED,
     RECEIPT_WRITER,
     SUBMISSION,
@@ -34,7 +37,9 @@ from hub.store.schema import (
     NewOutbound,
     OutboundMessage,
     OutboxEntry,
+    PartnerBackoff,
     Settlement,
+    as_utc,
     business_keys_of,
     utcnow,
 )
@@ -332,9 +337,11 @@ class OutboxStore:
         entry_ids: Sequence[int],
         error: str,
         next_attempt_at: datetime | None,
+        backoff: PartnerBackoff | None = None,
     ) -> None:
         """Count a failed attempt; ``next_attempt_at`` None leaves the entry's time alone (the
-        partner as a whole is backing off, and entries keep their order)."""
+        partner as a whole is backing off, and entries keep their order). ``backoff``, the
+        partner's wait as a whole, is stored in the same transaction (replacing the last)."""
 
         values: dict[str, Any] = {
             "attempts": OUTBOX.c.attempts + 1,
@@ -357,6 +364,10 @@ class OutboxStore:
 
         def work(tx: Tx) -> None:
             conn = tx.conn
+            if backoff is not None:
+                self._set_backoff(tx, backoff)
+            if not entry_ids:
+                return
             now = utcnow()
             events = [
                 _outbound_event("delivery-failed", now, r, detail=error[:DETAIL_CHARS])
@@ -364,6 +375,57 @@ class OutboxStore:
             ]
             conn.execute(statement)
             self.trail.append_in(tx, events)
+
+        await self.db.run(lambda: self.db.transaction(work))
+
+    def _set_backoff(self, tx: Tx, backoff: PartnerBackoff) -> None:
+        """The partner's one backoff row, replaced (delete and insert: the same on SQLite and
+        PostgreSQL, and one writer holds the partner's row at a time). None is kept for a
+        partner with nothing queued: an attempt that failed after an operator dropped or
+        re-routed what it was sending leaves nothing to wait for."""
+        tx.conn.execute(delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == backoff.partner))
+        queued = core_select(OUTBOX.c.id).where(
+            OUTBOX.c.partner == backoff.partner, OUTBOX.c.state == QUEUED
+        )
+        if tx.conn.execute(queued.limit(1)).first() is None:
+            return
+        tx.conn.execute(
+            PARTNER_BACKOFF.insert().values(
+                partner=backoff.partner,
+                failures=backoff.failures,
+                retry_at=backoff.retry_at,
+                failed_at=backoff.failed_at,
+                last_error=backoff.last_error[:ERROR_CHARS],
+            )
+        )
+
+    async def backoff(self, partner: str) -> PartnerBackoff | None:
+        """The partner's stored backoff: None if its last attempt succeeded (or none failed)."""
+
+        async def work() -> PartnerBackoff | None:
+            async with self.db.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        core_select(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == partner)
+                    )
+                ).first()
+            if row is None:
+                return None
+            return PartnerBackoff(
+                partner=row.partner,
+                failures=row.failures,
+                retry_at=as_utc(row.retry_at),
+                failed_at=as_utc(row.failed_at),
+                last_error=row.last_error,
+            )
+
+        return await self.db.run(work)
+
+    async def clear_backoff(self, partner: str) -> None:
+        """The partner was reached again: no more waiting for it (its row deleted)."""
+
+        def work(tx: Tx) -> None:
+            tx.conn.execute(delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == partner))
 
         await self.db.run(lambda: self.db.transaction(work))
 
@@ -428,12 +490,23 @@ class OutboxStore:
     async def dead_letters(
         self, message_id: str | None = None, partner: str | None = None
     ) -> list[OutboundMessage]:
+        return await self.in_outbox(message_id, partner, (DEAD,))
+
+    async def in_outbox(
+        self,
+        message_id: str | None = None,
+        partner: str | None = None,
+        states: Sequence[str] = (QUEUED, DEAD),
+    ) -> list[OutboundMessage]:
+        """Messages whose outbox entry is in one of ``states`` (queued, dead), oldest first;
+        a queued one has status "queued", a dead letter "dead" or "rejected"."""
+
         async def work() -> list[OutboundMessage]:
             async with self.db.session() as s:
                 query = (
                     select(OutboundMessage)
                     .join(OutboxEntry, col(OutboxEntry.outbound_id) == OutboundMessage.id)
-                    .where(OutboxEntry.state == DEAD)
+                    .where(col(OutboxEntry.state).in_(list(states)))
                     .order_by(col(OutboxEntry.id))
                 )
                 if message_id is not None:
@@ -469,62 +542,87 @@ class OutboxStore:
 
         return await self.db.run(lambda: self.db.transaction(work))
 
-    async def replace(self, replaced: Sequence[str], replacements: Sequence[NewOutbound]) -> None:
-        """Settle dead letters as "replaced" and queue the new messages that replace them."""
+    async def replace(
+        self,
+        replaced: Sequence[str],
+        replacements: Sequence[NewOutbound],
+        states: Sequence[str] = (DEAD,),
+    ) -> None:
+        """Settle messages still in the outbox (dead letters; with ``states``, queued ones
+        too) as "replaced" and queue the new messages that replace them, in one transaction:
+        if any of them has left the outbox meanwhile (delivered, dropped), nothing changes."""
 
         def work(tx: Tx) -> None:
-            dead = self._dead_letters(tx, replaced)
-            if len(dead) != len(replaced):
-                raise StoreError("a dead letter to replace is no longer dead")
-            self._out_of_the_outbox(tx, dead, Outbound.REPLACED)
+            old = self._in_outbox(tx, replaced, states)
+            if len(old) != len(replaced):
+                raise StoreError("a message to replace is no longer in the outbox")
+            self._out_of_the_outbox(tx, old, Outbound.REPLACED)
             self._enqueue(tx, replacements)
+            self._forget_backoff(tx, {r.recipient for r in old})
             now = utcnow()
             by_old = dict(zip(replaced, replacements, strict=True))
+
+            def detail(r: Any) -> str:
+                new = by_old[r.message_id]
+                if new.recipient != r.recipient:
+                    return f"an operator re-routed it to {new.recipient} as {new.message_id}"
+                return f"an operator re-signed it as {new.message_id}"
+
             self.trail.append_in(
                 tx,
-                [
-                    _operator_event(
-                        "requeued",
-                        r,
-                        now,
-                        f"an operator re-signed it as {by_old[r.message_id].message_id}"
-                        if r.message_id in by_old
-                        else "an operator re-signed it",
-                    )
-                    for r in dead
-                ]
+                [_operator_event("requeued", r, now, detail(r)) for r in old]
                 + [_queued_event(m) for m in replacements],
             )
 
         await self.db.run(lambda: self.db.transaction(work))
 
-    async def drop(self, message_ids: Sequence[str], reason: str) -> int:
-        """Remove dead letters from the outbox for good (the message stays, as "dead")."""
+    async def drop(
+        self, message_ids: Sequence[str], reason: str, states: Sequence[str] = (DEAD,)
+    ) -> list[str]:
+        """Remove dead letters (with ``states``, queued messages too) from the outbox for good
+        (the message stays, as "dead"); returns the ids of those removed."""
 
-        def work(tx: Tx) -> int:
-            dead = self._dead_letters(tx, message_ids)
-            if dead:
-                self._out_of_the_outbox(tx, dead, Outbound.DEAD)
+        def work(tx: Tx) -> list[str]:
+            found = self._in_outbox(tx, message_ids, states)
+            if found:
+                self._out_of_the_outbox(tx, found, Outbound.DEAD)
+                self._forget_backoff(tx, {r.recipient for r in found})
                 now = utcnow()
                 self.trail.append_in(
-                    tx, [_operator_event("dropped", r, now, reason[:DETAIL_CHARS]) for r in dead]
+                    tx, [_operator_event("dropped", r, now, reason[:DETAIL_CHARS]) for r in found]
                 )
-            return len(dead)
+            return [r.message_id for r in found]
 
         return await self.db.run(lambda: self.db.transaction(work))
 
-    def _out_of_the_outbox(self, tx: Tx, dead: Sequence[Any], status: Outbound) -> None:
-        """Take these dead letters (rows of ``_dead_letters``) out of the outbox for good, their
-        messages moved to ``status`` as the state machine allows."""
-        for r in dead:
+    def _forget_backoff(self, tx: Tx, partners: set[str]) -> None:
+        """A partner left with nothing queued is waited for no more (its backoff row goes)."""
+        waiting = (
+            core_select(OUTBOX.c.id)
+            .where(OUTBOX.c.partner == PARTNER_BACKOFF.c.partner, OUTBOX.c.state == QUEUED)
+            .correlate(PARTNER_BACKOFF)
+        )
+        tx.conn.execute(
+            delete(PARTNER_BACKOFF).where(
+                PARTNER_BACKOFF.c.partner.in_(sorted(partners)), ~waiting.exists()
+            )
+        )
+
+    def _out_of_the_outbox(self, tx: Tx, found: Sequence[Any], status: Outbound) -> None:
+        """Take these messages (rows of ``_in_outbox``) out of the outbox for good, moved to
+        ``status`` as the state machine allows."""
+        for r in found:
             move(r.status, status)
-        ids = [r.id for r in dead]
+        ids = [r.id for r in found]
         tx.conn.execute(delete(OUTBOX).where(OUTBOX.c.outbound_id.in_(ids)))
         tx.conn.execute(update(OUTBOUND).where(OUTBOUND.c.id.in_(ids)).values(status=status))
 
     def _dead_letters(self, tx: Tx, message_ids: Sequence[str]) -> list[Any]:
-        """These dead letters' outbound rows: id, message_id, recipient, correlation_id,
-        body_type, business_keys and status, by name."""
+        return self._in_outbox(tx, message_ids, (DEAD,))
+
+    def _in_outbox(self, tx: Tx, message_ids: Sequence[str], states: Sequence[str]) -> list[Any]:
+        """The outbound rows of these messages whose entry is in one of ``states``: id,
+        message_id, recipient, correlation_id, body_type, business_keys and status, by name."""
         return list(
             tx.conn.execute(
                 core_select(
@@ -537,7 +635,10 @@ class OutboxStore:
                     OUTBOUND.c.status,
                 )
                 .join(OUTBOX, OUTBOX.c.outbound_id == OUTBOUND.c.id)
-                .where(OUTBOX.c.state == DEAD, OUTBOUND.c.message_id.in_(list(message_ids)))
+                .where(
+                    OUTBOX.c.state.in_(list(states)),
+                    OUTBOUND.c.message_id.in_(list(message_ids)),
+                )
                 .order_by(OUTBOUND.c.id)
                 # held until the commit: a settlement cannot change them between this read
                 # and the update that moves them (PostgreSQL; SQLite has one writer)

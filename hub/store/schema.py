@@ -580,9 +580,11 @@ class OutboxRow:
     body_type: str
     state: str  # queued, retrying, dead
     attempts: int
-    reason: str
+    reason: str  # a dead letter's reason, else the last error
     created_at: datetime
+    # not before then: the later of the entry's own time and its partner's backoff
     next_attempt_at: datetime
+    last_error: str = ""
 
 
 def business_keys_of(text: str) -> dict[str, list[str]]:

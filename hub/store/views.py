@@ -18,6 +18,7 @@ from hub.store.schema import (
     ORIGINAL,
     OUTBOUND,
     OUTBOX,
+    PARTNER_BACKOFF,
     QUEUED,
     RECEIPT,
     InboundMessage,
@@ -59,9 +60,20 @@ class Views:
             )
             async with self.db.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
+                waits = {
+                    r.partner: as_utc(r.retry_at)
+                    for r in await conn.execute(
+                        core_select(PARTNER_BACKOFF.c.partner, PARTNER_BACKOFF.c.retry_at)
+                    )
+                }
             out = []
             for r in rows:
                 state = "retrying" if r.state == QUEUED and r.attempts > 0 else r.state
+                next_attempt = as_utc(r.next_attempt_at)
+                partner_wait = waits.get(r.partner)
+                if r.state == QUEUED and partner_wait is not None:
+                    # the partner backs off as a whole: nothing of its goes before then
+                    next_attempt = max(next_attempt, partner_wait)
                 out.append(
                     OutboxRow(
                         r.message_id,
@@ -71,7 +83,8 @@ class Views:
                         r.attempts,
                         (r.dead_reason if r.state == DEAD else r.last_error) or "",
                         as_utc(r.created_at),
-                        as_utc(r.next_attempt_at),
+                        next_attempt,
+                        r.last_error or "",
                     )
                 )
             return out
@@ -247,8 +260,8 @@ class Views:
     async def partner_status(self) -> dict[str, PartnerStatus]:
         """Each partner's delivery state, from what the store holds: its latest receipt that
         took a message (accepted, or a duplicate of one taken before), its outbox entries
-        waiting (and of those, retrying after a failure) and its dead letters. Partners with
-        nothing sent are absent."""
+        waiting (and of those, retrying after a failure), its dead letters and its backoff
+        (hub/app/delivery.py). Partners with nothing sent are absent."""
         delivered = core_select(
             RECEIPT.c.receiver.label("partner"), func.max(RECEIPT.c.received_at).label("at")
         ).where(RECEIPT.c.outcome.in_(("accepted", "duplicate")))
@@ -270,9 +283,11 @@ class Views:
             async with self.db.engine.connect() as conn:
                 last = {r.partner: r.at for r in await conn.execute(delivered)}
                 entries = {r.partner: r for r in await conn.execute(outbox)}
+                waits = {r.partner: r for r in await conn.execute(core_select(PARTNER_BACKOFF))}
             found = {}
-            for partner in sorted(set(last) | set(entries)):
+            for partner in sorted(set(last) | set(entries) | set(waits)):
                 entry = entries.get(partner)
+                wait = waits.get(partner)
                 found[partner] = PartnerStatus(
                     partner,
                     _time(last.get(partner)),
@@ -280,6 +295,8 @@ class Views:
                     int(entry.retrying) if entry else 0,
                     int(entry.dead) if entry else 0,
                     _time(entry.oldest) if entry else None,
+                    _time(wait.retry_at) if wait else None,
+                    int(wait.failures) if wait else 0,
                 )
             return found
 
@@ -324,3 +341,5 @@ class PartnerStatus:
     retrying: int  # waiting after at least one failed attempt
     dead: int  # dead letters
     oldest_queued: datetime | None  # when the oldest waiting message was created
+    retry_at: datetime | None = None  # backing off after failures: not tried before then
+    failures: int = 0  # consecutive failures of the partner as a whole

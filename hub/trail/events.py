@@ -31,8 +31,8 @@ KINDS = frozenset(
         "delivery-failed",  # an attempt to deliver failed; the message stays queued
         "delivered",  # the partner's verified receipt stored; the message left the outbox
         "dead-lettered",  # expired undelivered, or finally rejected by the partner
-        "requeued",  # an operator put a dead letter back in the queue, or re-signed it
-        "dropped",  # an operator removed a dead letter from the outbox for good
+        "requeued",  # an operator put a dead letter back in the queue, re-signed or re-routed it
+        "dropped",  # an operator removed a message from the outbox for good
         "handed-over",  # a domestic subscriber acknowledged a partner's message
         "config-changed",  # the hub started with another configuration or keys
     }
