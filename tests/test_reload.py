@@ -25,6 +25,7 @@ from hub.store.db import Store
 from hub.store.lock import short_host
 from hub.trail import events as trail
 from tests.conftest import Federation
+from tests.faultproxy import FaultProxy
 from tests.hubprocess import CLI, HubProcess
 from tests.test_exchange import as_partner, eventually, signed_envelope, submit
 
@@ -271,3 +272,35 @@ async def _make_store(url: str) -> None:
         await store.prepare(create=True)
     finally:
         await store.close()
+
+
+async def test_receipts_of_what_was_sent_before_a_partner_was_removed_still_settle(
+    federation: Federation,
+) -> None:
+    """The receipts are checked with the keys trusted when the stream opened: a reload that
+    removes the partner meanwhile does not refuse the signed proof of what it took."""
+    nz = await federation.start("NZ")
+    async with FaultProxy("127.0.0.1", nz.partner_port) as proxy:
+        path = write_config(federation, "CN", ["NZ", "SG"])
+        path.write_text(
+            path.read_text().replace(f"127.0.0.1:{federation.ports['NZ'][0]}", proxy.address)
+        )
+        federation.configs["CN"] = load_config(path)
+        cn = await federation.start("CN")
+        proxy.delay(1.5)  # each way: the receipt is on its way for a while
+        message = await aeo_to(cn, "NZ", "CNAEO5")
+        await eventually(lambda: received(nz, message), timeout=30)
+        write_config(federation, "CN", ["SG"])
+        change = await cn.reload()
+        assert change.removed == ("NZ",)
+
+        async def settled() -> bool:
+            rows = await cn.hub.store.views.outbound()
+            return any(m.message_id == message and r is not None for m, r in rows)
+
+        await eventually(settled, timeout=30)
+        [(outbound, receipt)] = [
+            (m, r) for m, r in await cn.hub.store.views.outbound() if m.message_id == message
+        ]
+        assert receipt is not None and receipt.outcome == "accepted"
+        assert outbound.status == "delivered"

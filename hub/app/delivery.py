@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -30,6 +30,7 @@ from hub.app.ports import PartnerStream, PartnerTransport
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError
+from hub.core.signing import VerificationKey
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.rawsql import Tx
 from hub.store.schema import DueDelivery, PartnerBackoff, ReceiptRow, Settlement
@@ -96,6 +97,10 @@ class _Stream:
     reader: asyncio.Task[None] | None = None
     answered: int = 0  # frames at the head of in_flight whose receipts arrived
     settling: set[asyncio.Task[None]] = field(default_factory=set)
+    # the partner's receipt keys as trusted when the stream opened: a reload that removes the
+    # partner (or rotates its keys) meanwhile does not turn the receipts of what was already
+    # sent into refusals
+    keys: Mapping[str, VerificationKey] = field(default_factory=dict)
 
 
 class PartnerSender:
@@ -288,7 +293,7 @@ class PartnerSender:
 
     def _open(self) -> _Stream:
         call = self.worker.transport.stream(self.partner)
-        stream = _Stream(call)
+        stream = _Stream(call, keys=self.hub.trust.keys_for(self.partner))
         stream.reader = asyncio.create_task(
             self._read(stream), name=f"receipts-{self.hub.party}-{self.partner}"
         )
@@ -336,7 +341,7 @@ class PartnerSender:
         receipts: list[pb.SignedReceipt],
     ) -> None:
         try:
-            await self._settle(entry[0], receipts)
+            await self._settle(entry[0], receipts, stream.keys)
             if self.failures:  # back after failures: the stored backoff goes (once)
                 self.failures = 0
                 try:
@@ -410,14 +415,18 @@ class PartnerSender:
             last_error=error,
         )
 
-    async def _settle(self, frame: list[DueDelivery], receipts: list[pb.SignedReceipt]) -> None:
+    async def _settle(
+        self,
+        frame: list[DueDelivery],
+        receipts: list[pb.SignedReceipt],
+        keys: Mapping[str, VerificationKey],
+    ) -> None:
         if len(receipts) != len(frame):
             raise StreamBroken(
                 f"partner answered {len(receipts)} receipts for {len(frame)} envelopes"
             )
         settled: list[Settlement] = []
         later: list[tuple[DueDelivery, str]] = []
-        keys = self.hub.trust.keys_for(self.partner)
         verified: set[tuple[str, bytes, bytes]] = set()
         now = self.hub.clock()
         for item, signed in zip(frame, receipts, strict=True):
