@@ -33,7 +33,9 @@ _HOLDER = text(
     "SELECT a.pid, a.client_addr, a.application_name, a.backend_start "
     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
-    "AND l.objsubid = 1"
+    "AND l.objsubid = 1 "
+    # advisory locks are the database's own: the same key in another database is another lock
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
 

@@ -145,6 +145,12 @@ class OutboxSql:
             )
 
 
+# LOCK_ORDER: on PostgreSQL, a transaction that changes queued entries of a partner and appends
+# to the trail takes the trail lock before any row: a failure being recorded by the hub (its
+# backoff row, then the entries) and an operator's drop or re-route from the command line (the
+# entries, then the backoff row) would otherwise each hold what the other waits for.
+
+
 class OutboxStore:
     """The outbound tables (``outbound_message``, ``outbox``, ``receipt``, ``submission``)."""
 
@@ -363,6 +369,7 @@ class OutboxStore:
         )
 
         def work(tx: Tx) -> None:
+            self.trail.size_in(tx)  # the trail lock first: LOCK_ORDER
             conn = tx.conn
             if backoff is not None:
                 self._set_backoff(tx, backoff)
@@ -434,6 +441,10 @@ class OutboxStore:
 
         def work(tx: Tx) -> int:
             conn = tx.conn
+            due = OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now
+            if conn.execute(core_select(OUTBOX.c.id).where(*due).limit(1)).first() is None:
+                return 0  # the usual case, every second: no lock taken
+            self.trail.size_in(tx)  # the trail lock first: LOCK_ORDER
             expired = conn.execute(
                 core_select(
                     OUTBOX.c.id,
@@ -446,7 +457,7 @@ class OutboxStore:
                     OUTBOUND.c.status,
                 )
                 .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
-                .where(OUTBOX.c.state == QUEUED, OUTBOX.c.expires_at <= now)
+                .where(*due)
                 .order_by(OUTBOX.c.id)
                 .with_for_update()
             ).all()
@@ -521,6 +532,7 @@ class OutboxStore:
         """Put dead letters back in the queue as they are (their envelopes still valid)."""
 
         def work(tx: Tx) -> int:
+            self.trail.size_in(tx)  # the trail lock first: LOCK_ORDER
             conn = tx.conn
             dead = self._dead_letters(tx, message_ids)
             if not dead:
@@ -553,6 +565,7 @@ class OutboxStore:
         if any of them has left the outbox meanwhile (delivered, dropped), nothing changes."""
 
         def work(tx: Tx) -> None:
+            self.trail.size_in(tx)  # the trail lock first: LOCK_ORDER
             old = self._in_outbox(tx, replaced, states)
             if len(old) != len(replaced):
                 raise StoreError("a message to replace is no longer in the outbox")
@@ -583,6 +596,7 @@ class OutboxStore:
         (the message stays, as "dead"); returns the ids of those removed."""
 
         def work(tx: Tx) -> list[str]:
+            self.trail.size_in(tx)  # the trail lock first: LOCK_ORDER
             found = self._in_outbox(tx, message_ids, states)
             if found:
                 self._out_of_the_outbox(tx, found, Outbound.DEAD)
