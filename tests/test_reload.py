@@ -27,6 +27,7 @@ from hub.trail import events as trail
 from tests.conftest import Federation
 from tests.faultproxy import FaultProxy
 from tests.hubprocess import CLI, HubProcess
+from tests.test_delivery import fast_retries
 from tests.test_exchange import as_partner, eventually, signed_envelope, submit
 
 
@@ -79,6 +80,7 @@ async def test_a_reload_adds_and_removes_partners(federation: Federation) -> Non
     federation.configs["CN"] = load_config(write_config(federation, "CN", ["NZ"]))
     cn = await federation.start("CN")
     nz = await federation.start("NZ")
+    fast_retries(federation, "SG")  # its backoff stays short while CN refuses it
     sg = await federation.start("SG")
 
     # SG is not CN's partner yet: its message to CN waits in SG's outbox
@@ -163,6 +165,7 @@ async def test_sighup_and_the_reload_command_reload_a_serve_process(
     try:
         process.start()
         await process.ready()
+        fast_retries(federation, "SG")  # its backoff stays short while CN refuses it
         sg = await federation.start("SG")
         early = await aeo_to(sg, "CN", "SGAEO1")
 
