@@ -431,7 +431,14 @@ class PartnerSender:
         now = self.hub.clock()
         for item, signed in zip(frame, receipts, strict=True):
             try:
-                receipt = verify_receipt(signed, self.partner, keys, verified)
+                receipt = verify_receipt(
+                    signed,
+                    self.partner,
+                    keys,
+                    verified,
+                    now=now,
+                    clock_skew=self.limits.clock_skew,
+                )
             except HubError as exc:
                 log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
                 later.append((item, f"receipt refused: {exc.reason}"))

@@ -278,6 +278,7 @@ class Ingress:
                 policy=None,
                 max_bytes=self.hub.config.limits.max_envelope_bytes,
                 read_raw=read_raw,
+                clock_skew=self.hub.policy.clock_skew,
             )
             return opened, state_of(opened.document, peer_party), keys_of(opened.document)
         except HubError as exc:

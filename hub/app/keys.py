@@ -19,7 +19,7 @@ from hub.config import HubConfig
 from hub.core.auth import TokenIssuer, TokenVerifier
 from hub.core.errors import ConfigError
 from hub.core.signing import Signer
-from hub.core.trust import PartnerTrust, TrustStore, party_of
+from hub.core.trust import PartnerTrust, TrustStore, party_of, signing_profile_fault
 from hub.trail import checkpoint
 from hub.trail.checkpoint import trail_key_name
 
@@ -50,7 +50,7 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     for partner in config.partners.values():
         anchor = _certificate(partner.trust_anchor, f"trust anchor of {partner.party}")
         certs = [
-            _certificate(p, f"signing certificate of {partner.party}")
+            _signing_certificate(p, f"signing certificate of {partner.party}")
             for p in partner.signing_certs
         ]
         trust.partners[partner.party] = PartnerTrust.build(partner.party, anchor, certs, now)
@@ -58,7 +58,7 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     own = PartnerTrust.build(
         config.party,
         own_anchor,
-        [_certificate(config.signing_cert, "signing certificate")],
+        [_signing_certificate(config.signing_cert, "signing certificate")],
         now,
     )
     trust.local_keys.update(own.signing_keys)
@@ -196,6 +196,18 @@ def _certificate(path: Path, what: str) -> x509.Certificate:
         raise ConfigError(
             f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
         ) from None
+
+
+def _signing_certificate(path: Path, what: str) -> x509.Certificate:
+    """A certificate that fits the signing-certificate profile (docs/adr/0008): a TLS
+    certificate, or one without digitalSignature, is refused here naming its file."""
+    cert = _certificate(path, what)
+    fault = signing_profile_fault(cert)
+    if fault:
+        raise ConfigError(
+            f"{path}: the {what} may not sign messages: {fault}", reason="config-invalid"
+        )
+    return cert
 
 
 def check(config: HubConfig, now: datetime | None = None) -> list[str]:

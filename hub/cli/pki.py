@@ -10,6 +10,8 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
     out/CN/ca.key
     out/CN/tls.pem, tls.key  CN hub's TLS certificate (server and client auth), ECDSA P-256
     out/CN/signing.pem, signing.key   CN hub's message-signing certificate, Ed25519
+                                      (keyUsage digitalSignature and nonRepudiation,
+                                      extendedKeyUsage id-kp-documentSigning)
     out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
     out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
 """
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hub.core.trust import check_party_id, party_uri
+from hub.core.trust import DOCUMENT_SIGNING, check_party_id, party_uri
 from hub.trail.checkpoint import NoteKey, trail_key_name
 
 # Development certificates live a year: long enough for a demo federation to outlive its
@@ -172,13 +174,12 @@ def issue(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
     )
-    if tls:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
+    # TLS: server and client authentication; signing: id-kp-documentSigning (RFC 9336), the
+    # signing-certificate profile's (docs/adr/0008), so neither can stand in for the other.
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    builder = builder.add_extension(
+        x509.ExtendedKeyUsage(usages if tls else [DOCUMENT_SIGNING]), critical=False
+    )
     return builder.sign(ca_key, hashes.SHA256())
 
 

@@ -132,11 +132,16 @@ def open_envelope(
     policy: TimePolicy | None,
     max_bytes: int,
     read_raw: RawReader | None = None,
+    clock_skew: timedelta | None = None,
 ) -> OpenedEnvelope:
     """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names).
 
     With ``read_raw``, a body of type RawDocument (a document in a partner format) is accepted
-    and translated by it; without, such a body is an unsupported body type."""
+    and translated by it; without, such a body is an unsupported body type. The signing key's
+    certificate is checked with ``clock_skew`` (by default the policy's; a caller that checks
+    the window itself, with policy=None, passes it)."""
+    if clock_skew is None:
+        clock_skew = policy.clock_skew if policy is not None else timedelta(0)
     # 1. Bound the work before parsing anything.
     if len(data) > max_bytes:
         raise EnvelopeError(
@@ -153,7 +158,8 @@ def open_envelope(
         ) from None
     # 3. At least one signature verifies over PAE(domain, header, body) with a key that the
     #    trust store binds to the peer's party, using the algorithm pinned to that key.
-    key_id = _verify_signatures(envelope, peer_party, peer_keys)
+    key = _verify_signatures(envelope, peer_party, peer_keys)
+    key_id = key.key_id
     # 4. Only now parse the header the peer signed.
     header = pb.Header()
     try:
@@ -163,6 +169,11 @@ def open_envelope(
             "signed header is not a valid Header message", reason="header-malformed"
         ) from None
     check_header_fields(header)
+    #    The key that verified was fit to sign: its certificate fits the signing profile, was
+    #    valid at created_at (the signing time) and is valid now, within the clock skew.
+    if not header.HasField("created_at"):
+        raise TimeWindowError("header must carry created_at", reason="header-malformed")
+    key.check_use(header.created_at.ToDatetime(UTC), now, clock_skew, "the envelope")
     # 5. The sender named in the header is the party the TLS certificate proved.
     if header.sender != peer_party:
         raise SenderMismatchError(
@@ -261,8 +272,8 @@ MAX_KEY_ID = ID_CHARS
 
 def _verify_signatures(
     envelope: pb.Envelope, party: str, keys: Mapping[str, VerificationKey]
-) -> str:
-    """The key id of a signature that verifies with a key trusted for ``party``. Only
+) -> VerificationKey:
+    """The key of a signature that verifies with a key trusted for ``party``. Only
     signatures naming a known key id with its pinned algorithm are verified, each key once."""
     signatures = envelope.signatures
     if not signatures:
@@ -287,7 +298,7 @@ def _verify_signatures(
             continue
         tried.add(key.key_id)
         if key.verify(signature.value, signed):
-            return key.key_id
+            return key
     raise SignatureError(
         f"no signature verifies with a signing key trusted for {party}", reason="signature-invalid"
     )
@@ -370,11 +381,17 @@ def verify_receipt(
     receiver: str,
     keys: Mapping[str, VerificationKey],
     verified: MutableSet[tuple[str, bytes, bytes]] | None = None,
+    *,
+    now: datetime | None = None,
+    clock_skew: timedelta = timedelta(0),
 ) -> pb.Receipt:
     """Verify a receipt signed by ``receiver`` and return it.
 
     ``verified`` remembers batch signatures already checked (key id, root, signature), so that
-    the receipts of one batch cost one signature check in all; pass a set per batch.
+    the receipts of one batch cost one signature check in all; pass a set per batch. The
+    signing key's certificate must fit the signing profile and have been valid at the
+    receipt's received_at (its signing time); with ``now`` (a sender taking the receipt as it
+    arrives), also now, within ``clock_skew``. Without, a later look at an old receipt.
     """
     key = keys.get(signed.signature.key_id)
     if key is None or int(key.algorithm) != signed.signature.algorithm:
@@ -415,6 +432,9 @@ def verify_receipt(
             f"receipt names receiver {receipt.receiver!r}; expected {receiver!r}",
             reason="receipt-untrusted",
         )
+    if not receipt.HasField("received_at"):
+        raise SignatureError("receipt carries no received_at", reason="receipt-malformed")
+    key.check_use(receipt.received_at.ToDatetime(UTC), now, clock_skew, "the receipt")
     return receipt
 
 

@@ -109,7 +109,27 @@ REASONS: dict[str, Reason] = {
         PRECONDITION,
         UNAVAILABLE,
     ),
-    "certificate-expired": _r("a certificate outside its validity", DENIED),
+    "certificate-expired": _r(
+        "a certificate past its notAfter when the hub loads it or a peer calls "
+        "(PERMISSION_DENIED); an envelope or receipt whose signing certificate had expired at "
+        "its signing time (created_at, received_at) or, beyond the clock skew, at this hub's "
+        "clock (UNAUTHENTICATED)",
+        DENIED,
+        UNAUTHENTICATED,
+    ),
+    "certificate-not-yet-valid": _r(
+        "certificate-expired's twin, before the certificate's notBefore",
+        DENIED,
+        UNAUTHENTICATED,
+    ),
+    "not-a-signing-certificate": _r(
+        "a signing certificate outside the signing profile (docs/adr/0008: keyUsage without "
+        "digitalSignature or nonRepudiation, or an extendedKeyUsage without "
+        "id-kp-documentSigning, such as a TLS certificate), at load (PERMISSION_DENIED; from "
+        "the config files, config-invalid naming the file) or at use (UNAUTHENTICATED)",
+        DENIED,
+        UNAUTHENTICATED,
+    ),
     "not-a-tls-certificate": _r(
         "a certificate not for TLS client authentication, or a TLS certificate on the "
         "message-signing key",

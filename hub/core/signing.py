@@ -13,12 +13,13 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from hub.core.errors import TrustError
+from hub.core.errors import SignatureError, TrustError
 
 # Domain tags keep a signature made for one purpose from being accepted for another.
 ENVELOPE_DOMAIN = b"customs-hub/envelope/v1"
@@ -78,12 +79,59 @@ def algorithm_for(key: PublicKey | PrivateKey) -> Algorithm:
 
 @dataclass(frozen=True)
 class VerificationKey:
-    """A public key bound to one party and pinned to one algorithm."""
+    """A public key bound to one party and pinned to one algorithm.
+
+    A key read from a certificate (hub/core/trust.py ``verification_key_of``) carries the
+    certificate's validity and whether it fits the signing-certificate profile
+    (docs/adr/0008-signing-certificate-profile.md); ``check_use`` holds every use to them. A
+    key made without a certificate (a Signer's own half, a test's) has no dates to check.
+    """
 
     party: str
     public_key: PublicKey
     algorithm: Algorithm
     key_id: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    profile_fault: str = ""  # why the certificate may not sign messages; "" when it may
+
+    def check_use(
+        self, signed_at: datetime, now: datetime | None, skew: timedelta, what: str
+    ) -> None:
+        """This key may vouch for ``what``, signed at ``signed_at`` (as the signer states it)
+        and checked at ``now`` (this hub's clock; None for a later look at an old signature).
+
+        1. The certificate fits the signing profile, else ``not-a-signing-certificate``.
+        2. ``signed_at`` lies within the certificate's validity, exactly: the signer states
+           the time on its own clock, by which its certificate must have been valid.
+        3. ``now`` lies within the validity widened by ``skew`` each way (limits.clock_skew):
+           two administrations' clocks differ, and a certificate that ran out more than the
+           skew ago vouches for nothing new, whatever time the signer claims.
+        Each date refusal is ``certificate-expired`` or ``certificate-not-yet-valid``.
+        """
+        if self.profile_fault:
+            raise SignatureError(
+                f"{what} is signed by {self.party}'s key {self.key_id[:16]}, whose certificate "
+                f"may not sign messages: {self.profile_fault}",
+                reason="not-a-signing-certificate",
+            )
+        start, end = self.not_before, self.not_after
+        for moment, slack, whose in ((signed_at, timedelta(0), "signed"), (now, skew, "checked")):
+            if moment is None:
+                continue
+            allowed = f" (allowing a clock skew of {slack})" if slack else ""
+            if start is not None and moment < start - slack:
+                raise SignatureError(
+                    f"{what} by {self.party}: {whose} at {moment:%Y-%m-%dT%H:%M:%SZ}, before its "
+                    f"signing certificate's notBefore {start:%Y-%m-%dT%H:%M:%SZ}{allowed}",
+                    reason="certificate-not-yet-valid",
+                )
+            if end is not None and moment > end + slack:
+                raise SignatureError(
+                    f"{what} by {self.party}: {whose} at {moment:%Y-%m-%dT%H:%M:%SZ}, after its "
+                    f"signing certificate's notAfter {end:%Y-%m-%dT%H:%M:%SZ}{allowed}",
+                    reason="certificate-expired",
+                )
 
     @classmethod
     def for_party(cls, party: str, public_key: PublicKey) -> VerificationKey:

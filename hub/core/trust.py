@@ -11,6 +11,7 @@ This module parses certificates it is given; it never reads files or opens conne
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -83,11 +84,69 @@ def check_issued_by(cert: x509.Certificate, anchor: x509.Certificate, now: datet
             f"certificate {cert.subject.rfc4514_string()!r} is valid from "
             f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
             f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; now is {now:%Y-%m-%dT%H:%M:%SZ}",
-            reason="certificate-expired",
+            reason="certificate-expired"
+            if now > cert.not_valid_after_utc
+            else "certificate-not-yet-valid",
+        )
+
+
+# id-kp-documentSigning (RFC 9336): the extended key usage of a certificate that signs
+# documents, which is what an envelope is. The signing-certificate profile
+# (docs/adr/0008-signing-certificate-profile.md) asks for it, or for no extended key usage.
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+TLS_USAGES = frozenset({ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH})
+_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+}
+
+
+def signing_profile_fault(cert: x509.Certificate) -> str:
+    """Why a certificate may not sign messages, or "" when it may (docs/adr/0008):
+
+    1. keyUsage is present and asserts digitalSignature or nonRepudiation (contentCommitment);
+    2. extendedKeyUsage is absent, or lists id-kp-documentSigning (RFC 9336); one without it
+       (above all a TLS certificate: serverAuth, clientAuth) is for something else.
+    """
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "it has no keyUsage extension (digitalSignature or nonRepudiation required)"
+    if not (usage.digital_signature or usage.content_commitment):
+        return "its keyUsage asserts neither digitalSignature nor nonRepudiation"
+    try:
+        extended = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return ""
+    if DOCUMENT_SIGNING in extended:
+        return ""
+    found = ", ".join(sorted(_USAGE_NAMES.get(oid, oid.dotted_string) for oid in extended))
+    if extended & TLS_USAGES:
+        return (
+            f"it is a TLS certificate (extendedKeyUsage {found}, without "
+            f"id-kp-documentSigning {DOCUMENT_SIGNING.dotted_string})"
+        )
+    return (
+        f"its extendedKeyUsage ({found}) lacks id-kp-documentSigning "
+        f"{DOCUMENT_SIGNING.dotted_string}"
+    )
+
+
+def check_signing_profile(cert: x509.Certificate, party: str) -> None:
+    fault = signing_profile_fault(cert)
+    if fault:
+        raise TrustError(
+            f"signing certificate {cert.subject.rfc4514_string()!r} of {party} may not sign "
+            f"messages: {fault}",
+            reason="not-a-signing-certificate",
         )
 
 
 def verification_key_of(cert: x509.Certificate, party: str) -> VerificationKey:
+    """The certificate's key for ``party``, with the certificate's validity and its fit to the
+    signing profile, which every use checks (``VerificationKey.check_use``)."""
     key = cert.public_key()
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
         raise TrustError(
@@ -95,7 +154,13 @@ def verification_key_of(cert: x509.Certificate, party: str) -> VerificationKey:
             "expected Ed25519 or ECDSA P-256",
             reason="unsupported-key",
         )
-    return VerificationKey.for_party(party, key)
+    plain = VerificationKey.for_party(party, key)
+    return dataclasses.replace(
+        plain,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        profile_fault=signing_profile_fault(cert),
+    )
 
 
 def check_tls_client(cert: x509.Certificate, partner: PartnerTrust) -> None:
@@ -143,6 +208,7 @@ class PartnerTrust:
         keys: dict[str, VerificationKey] = {}
         for cert in signing_certs:
             check_issued_by(cert, anchor, now)
+            check_signing_profile(cert, party)
             named = party_of(cert)
             if named != party:
                 raise TrustError(

@@ -6,14 +6,19 @@ never a second acceptance."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from hub.cli.demo import sample_aeo_status
+from hub.cli.pki import issue, write_cert
+from hub.config import load_config
 from hub.core.envelope import verify_receipt
+from hub.core.signing import Signer
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from tests.adversarial.conditions import refused_with, still_serves_sg
 from tests.conftest import Federation
@@ -49,10 +54,33 @@ async def test_envelopes_outside_their_window_are_refused(
     how: dict[str, object],
     status: grpc.StatusCode,
     reason: str,
+    tmp_path: Path,
 ) -> None:
+    if case == "expired":  # dated before the test PKI's certificates: NZ trusts an older one
+        backdated(federation, pki, tmp_path)
     nz = await federation.start("NZ")
     data, _ = signed_envelope(pki, **how)  # type: ignore[arg-type]
     await refused_with(pki, nz, data, status, reason)
+
+
+def backdated(federation: Federation, pki: Path, tmp_path: Path) -> None:
+    """NZ configured with CN's signing certificate issued again for the same key 30 days
+    back, so an envelope dated 8 days ago was signed within its validity and is refused for
+    its window, not for its certificate (docs/adr/0008)."""
+    folder = pki / "CN"
+    ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    public = Signer.from_pem((folder / "signing.key").read_bytes()).private_key.public_key()
+    cert = issue(
+        "CN", "hub message signing", public, ca_cert, ca_key,
+        datetime.now(UTC) - timedelta(days=30), tls=False, validity=timedelta(days=60),
+    )  # type: ignore[arg-type]  # fmt: skip
+    write_cert(tmp_path / "cn-signing.pem", cert)
+    path = federation.configs["NZ"].path
+    text = path.read_text()
+    assert str(folder / "signing.pem") in text
+    path.write_text(text.replace(str(folder / "signing.pem"), str(tmp_path / "cn-signing.pem")))
+    federation.configs["NZ"] = load_config(path)
 
 
 async def test_a_copy_gets_the_first_receipt_and_other_content_is_a_conflict(
