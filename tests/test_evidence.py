@@ -5,19 +5,40 @@ one its trail leaf names and that its sender signed it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from hub.cli.demo import sample_aeo_status, sample_declaration
 from hub.cli.main import main
-from hub.core.envelope import sha256
+from hub.core.envelope import build_envelope, sha256
+from hub.core.signing import Signer
+from hub.core.trust import party_uri
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.runtime import RunningHub
 from hub.store.db import Store
 from hub.trail import events as trail
+from hub.trail.messages import (
+    INBOUND,
+    MessageRecord,
+    PartyCertificates,
+    encode_message,
+    read_messages,
+    verify_messages,
+)
+from hub.trail.verify import ExportError
 from tests.conftest import Federation
 from tests.test_exchange import eventually, submit
 
@@ -165,3 +186,161 @@ async def test_exported_messages_verify_and_an_edited_body_is_named(
     code, out = await export_and_verify(federation, "NZ", tmp_path / "NZ-deleted", capsys)
     assert code == 1
     assert f"BAD message {second.message_id} from CN (index {later})" in out
+
+
+# --- the checks themselves, offline (hub/trail/messages.py) ----------------------------------
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def _ca(party: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{party} customs CA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - 400 * DAY)
+        .not_valid_after(NOW + 400 * DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def _signing(
+    party: str, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], start: datetime,
+    end: datetime,
+) -> tuple[x509.Certificate, Signer]:  # fmt: skip
+    private = ed25519.Ed25519PrivateKey.generate()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{party} signing")]))
+        .issuer_name(ca[0].subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(party_uri(party))]),
+            critical=False,
+        )
+        .sign(ca[1], hashes.SHA256())
+    )
+    return cert, Signer.from_private_key(private)
+
+
+@dataclass
+class Case:
+    """One message to check: how it is made, stored and recorded, and what the check says."""
+
+    signed_from: timedelta = -DAY  # the signing certificate's validity, around NOW
+    signed_until: timedelta = DAY
+    other_anchor: bool = False  # the certificate is issued by another party's anchor
+    stored_header: bytes | None = None  # what the row holds, if not the signed header
+    leaf: bool = True  # a "received" leaf records it
+    covered: bool = True  # a checkpoint covers that leaf
+    expect: str = ""  # a problem's text; "" for OK
+
+
+CASES = {
+    "valid": Case(),
+    "certificate expired before the message": Case(signed_from=-30 * DAY, signed_until=-DAY),
+    "certificate not yet valid": Case(signed_from=DAY, signed_until=30 * DAY),
+    "certificate of another anchor": Case(other_anchor=True, expect="no signing certificate"),
+    "stored header edited": Case(stored_header=b"\x0a\x00", expect="the stored header is not"),
+    "no leaf": Case(leaf=False, expect="no received leaf of the trail names it"),
+    "leaf after the latest checkpoint": Case(covered=False),
+}
+CASES["certificate expired before the message"].expect = "valid at 2026-12-07T12:00:00Z"
+CASES["certificate not yet valid"].expect = "valid at 2026-12-07T12:00:00Z"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_message_is_checked_against_its_leaf_and_its_certificate(name: str) -> None:
+    case = CASES[name]
+    anchors = {"CN": _ca("CN"), "SG": _ca("SG")}
+    issuer = anchors["SG" if case.other_anchor else "CN"]
+    cert, signer = _signing("CN", issuer, NOW + case.signed_from, NOW + case.signed_until)
+    envelope, header = build_envelope(
+        signer,
+        sender="CN",
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=NOW,
+        ttl=DAY,
+    )
+    opened = pb.Envelope.FromString(envelope)
+    record = MessageRecord(
+        INBOUND,
+        "CN",
+        header.message_id,
+        envelope,
+        case.stored_header if case.stored_header is not None else opened.header,
+        opened.body,
+    )
+    leaves = {(INBOUND, "CN", header.message_id): [(3, sha256(envelope))]} if case.leaf else {}
+    certificates = {"CN": PartyCertificates(anchors["CN"][0], [cert])}
+    report = verify_messages([record], leaves, 4 if case.covered else 3, certificates)
+    if not case.expect:
+        assert report.ok, report.summary()
+        assert (report.checked, report.uncovered) == ((1, 0) if case.covered else (0, 1))
+        return
+    assert not report.ok
+    [problem] = report.problems
+    assert case.expect in problem.problem
+    assert problem.message_id == header.message_id
+    assert problem.index == (3 if case.leaf else None)
+    assert report.summary().splitlines()[-1].startswith("BAD: 1 messages failed")
+
+
+def test_messages_stored_before_envelopes_were_kept_are_counted_not_failed() -> None:
+    """Rows from before store revision 0003 have no envelope: nothing signed to check. After
+    the first message kept, a missing envelope is a fault."""
+    ca = _ca("CN")
+    cert, signer = _signing("CN", ca, NOW - DAY, NOW + DAY)
+    made = [
+        build_envelope(
+            signer,
+            sender="CN",
+            recipient="NZ",
+            document=sample_declaration(),
+            created_at=NOW,
+            ttl=DAY,
+        )
+        for _ in range(4)
+    ]
+    leaves = {
+        (INBOUND, "CN", header.message_id): [(i, sha256(envelope))]
+        for i, (envelope, header) in enumerate(made)
+    }
+
+    def stored(i: int, kept: bool) -> MessageRecord:
+        envelope, header = made[i]
+        opened = pb.Envelope.FromString(envelope)
+        return MessageRecord(
+            INBOUND, "CN", header.message_id, envelope if kept else b"", opened.header,
+            opened.body,
+        )  # fmt: skip
+
+    certificates = {"CN": PartyCertificates(ca[0], [cert])}
+    rows = [stored(0, False), stored(1, False), stored(2, True), stored(3, True)]
+    report = verify_messages(rows, leaves, 4, certificates)
+    assert report.ok and (report.checked, report.not_kept) == (2, 2)
+    assert "2 received before envelopes were kept" in report.summary()
+    rows[3] = stored(3, False)
+    report = verify_messages(rows, leaves, 4, certificates)
+    assert not report.ok
+    assert [(p.index, p.message_id) for p in report.problems] == [(3, made[3][1].message_id)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=512))
+def test_any_bytes_as_messages_parse_or_raise_export_error(data: bytes) -> None:
+    good = encode_message(MessageRecord(INBOUND, "CN", "m", b"envelope", b"h", b"b"))
+    for blob in (data, good + data, good[: len(data) % len(good)]):
+        with contextlib.suppress(ExportError):  # anything else fails the test
+            list(read_messages(io.BytesIO(blob)))
