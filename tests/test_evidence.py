@@ -344,3 +344,32 @@ def test_any_bytes_as_messages_parse_or_raise_export_error(data: bytes) -> None:
     for blob in (data, good + data, good[: len(data) % len(good)]):
         with contextlib.suppress(ExportError):  # anything else fails the test
             list(read_messages(io.BytesIO(blob)))
+
+
+async def test_an_auditor_proves_a_message_and_checks_its_bytes_and_signature(
+    federation: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`trail prove --certs`: the entries proven, then the stored message (GetMessage, which
+    now gives inbound envelopes too) checked against them."""
+    _, nz = await exchanged(federation)
+    [row] = await nz.hub.store.views.inbound()
+    [stored] = await nz.hub.store.views.stored_messages(row.message_id)
+    assert stored.envelope == row.envelope  # what auditors reading messages get
+    await federation.stop_all()
+    toml = str(federation.configs["NZ"].path)
+    export = tmp_path / "export"
+    assert await cli(["trail", "export", "--config", toml, "-o", str(export)]) == 0
+    prove = ["trail", "prove", "--config", toml, "--message-id", row.message_id]
+    capsys.readouterr()
+    assert await cli([*prove, "--certs", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 1 messages match their leaves" in out
+    await sql(
+        federation.configs["NZ"].store_url,
+        "UPDATE inbound_message SET body = :b WHERE id = :i",
+        b=row.body + b"\x00",
+        i=row.id,
+    )
+    assert await cli([*prove, "--certs", str(export / "certificates")]) == 1
+    assert "the stored body is not the body the sender signed" in capsys.readouterr().out
+    assert await cli(prove) == 0  # the trail alone cannot tell

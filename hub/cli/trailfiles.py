@@ -224,9 +224,12 @@ def _certificate(path: Path) -> x509.Certificate:
 
 
 def read_certificates(folder: Path) -> dict[str, evidence.PartyCertificates]:
-    """The certificates an export carries (``certificates/<party>/``), by party."""
+    """The certificates an export carries (``certificates/<party>/``), by party; ``folder`` is
+    the export or its ``certificates`` folder."""
+    if (folder / CERTIFICATES).is_dir():
+        folder = folder / CERTIFICATES
     found = {}
-    for where in sorted((folder / CERTIFICATES).glob("*/")):
+    for where in sorted(folder.glob("*/")):
         if not (where / ANCHOR).is_file():
             raise ExportFolderError(f"{where / ANCHOR}: missing")
         signing = sorted(where.glob("signing-*.pem"), key=lambda p: p.stem)

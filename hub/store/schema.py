@@ -556,7 +556,7 @@ class StoredMessage:
     partner: str
     body_type: str
     envelope_digest: bytes
-    envelope: bytes = b""  # outbound
+    envelope: bytes = b""  # as sent, or as received (none for inbound ones before 0003)
     header: bytes = b""  # inbound
     body: bytes = b""
 

@@ -123,6 +123,7 @@ class Views:
                         INBOUND.c.envelope_digest,
                         INBOUND.c.header,
                         func.coalesce(ORIGINAL.c.body, INBOUND.c.body),
+                        INBOUND.c.envelope,
                     )
                     .select_from(
                         INBOUND.outerjoin(
@@ -135,9 +136,16 @@ class Views:
                 )
                 found += [
                     StoredMessage(
-                        message_id, "inbound", p, t, bytes(d), header=bytes(h), body=bytes(b)
+                        message_id,
+                        "inbound",
+                        p,
+                        t,
+                        bytes(d),
+                        envelope=bytes(e or b""),  # none for messages stored before 0003
+                        header=bytes(h),
+                        body=bytes(b),
                     )
-                    for p, t, d, h, b in inbound
+                    for p, t, d, h, b, e in inbound
                 ]
                 return found
 
