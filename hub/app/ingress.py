@@ -167,6 +167,7 @@ class Ingress:
                 envelope_digest=opened.envelope_digest,
                 business_keys=json.dumps(named, sort_keys=True),
                 received_at=now,
+                envelope=data,  # the bytes its digest and the trail leaf were taken of
             )
             if opened.original_format:  # hand on the translation; keep what was signed
                 row.body_type = opened.document.DESCRIPTOR.full_name

@@ -149,6 +149,24 @@ def file_digests(config: HubConfig) -> dict[tuple[str, ...], bytes]:
     return out
 
 
+def trusted_certificates(config: HubConfig) -> dict[str, tuple[bytes, list[bytes]]]:
+    """Every party's trust anchor and signing certificates the config names, PEM, by party:
+    this hub's own and each partner's. What a trail export carries so that auditors can check
+    the stored messages' signatures offline (hub/trail/messages.py)."""
+    found = {
+        config.party: (
+            _read(config.trust_anchor, "trust anchor"),
+            [_read(config.signing_cert, "signing certificate")],
+        )
+    }
+    for partner in config.partners.values():
+        found[partner.party] = (
+            _read(partner.trust_anchor, f"trust anchor of {partner.party}"),
+            [_read(p, f"signing certificate of {partner.party}") for p in partner.signing_certs],
+        )
+    return found
+
+
 def partner_anchors(config: HubConfig) -> dict[str, bytes]:
     """Each partner's trust anchor (its CA certificate), PEM, by party."""
     return {

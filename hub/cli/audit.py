@@ -1,5 +1,7 @@
 """Auditors' commands: ``token issue``, ``trail query`` and ``trail prove``, against the hub's
-own store (``--config``) or a remote hub's Audit service (``--hub`` with a token).
+own store (``--config``) or a remote hub's Audit service (``--hub`` with a token). With
+``--certs``, ``trail prove`` also checks the message's stored bytes against its proven leaf and
+its sender's signature (hub/trail/messages.py), as ``trail verify --messages`` does offline.
 
 Tokens are read from ``--token-file`` or the CUSTOMS_HUB_TOKEN environment variable, never
 from the command line, where other users of the machine could read them; ``token issue``
@@ -24,7 +26,7 @@ from hub.app import keys
 from hub.app.auditors import MAX_PAGE, AuditReader
 from hub.app.keys import token_issuer
 from hub.cli import tables
-from hub.cli.trailfiles import read_key
+from hub.cli.trailfiles import read_certificates, read_key
 from hub.config import load_config
 from hub.core.auth import SCOPES, Grant
 from hub.core.errors import REASON_KEY, HubError
@@ -34,6 +36,8 @@ from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
 from hub.store.db import Store
 from hub.trail import checkpoint, merkle
+from hub.trail import messages as evidence
+from hub.trail.verify import Record
 
 TOKEN_ENV = "CUSTOMS_HUB_TOKEN"  # noqa: S105 - the variable's name, not a secret
 _TTL = re.compile(r"([1-9][0-9]{0,5})([smhd])")
@@ -109,6 +113,13 @@ def add_trail_parsers(trail_cmd: argparse._SubParsersAction[argparse.ArgumentPar
             p.add_argument(
                 "--key", help="the hub's verifier key (trail.vkey); with --config, its own"
             )
+            p.add_argument(
+                "--certs",
+                type=Path,
+                help="trust anchors and signing certificates (a trail export, or its "
+                "certificates folder): also fetch the message (scope messages:read) and check "
+                "its bytes against its leaf and its sender's signature",
+            )
             continue
         p.add_argument("--since", type=_when, help="ISO 8601, inclusive")
         p.add_argument("--until", type=_when, help="ISO 8601, exclusive")
@@ -125,6 +136,7 @@ def add_trail_parsers(trail_cmd: argparse._SubParsersAction[argparse.ArgumentPar
 class TrailSource(Protocol):
     async def query(self, request: apb.QueryRequest) -> apb.QueryResponse: ...
     async def entry(self, request: apb.GetEntryRequest) -> apb.GetEntryResponse: ...
+    async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse: ...
     async def close(self) -> None: ...
 
 
@@ -139,6 +151,9 @@ class LocalTrail:
 
     async def entry(self, request: apb.GetEntryRequest) -> apb.GetEntryResponse:
         return await self.reader.entry(request, OPERATOR)
+
+    async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse:
+        return await self.reader.message(request, OPERATOR)
 
     async def close(self) -> None:
         await self.store.close()
@@ -171,6 +186,11 @@ class RemoteTrail:
     async def entry(self, request: apb.GetEntryRequest) -> apb.GetEntryResponse:
         answer = await self._call("GetEntry", request)
         assert isinstance(answer, apb.GetEntryResponse)  # noqa: S101
+        return answer
+
+    async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse:
+        answer = await self._call("GetMessage", request)
+        assert isinstance(answer, apb.GetMessageResponse)  # noqa: S101
         return answer
 
     async def close(self) -> None:
@@ -305,6 +325,11 @@ async def prove(args: argparse.Namespace) -> int:
             raise AuditCliError(f"no trail entries name message {args.message_id}")
         for entry in entries:
             results.append(await _prove_one(source, entry, key))
+        checked = None
+        if args.certs:
+            certificates = read_certificates(args.certs)
+            stored = await source.message(apb.GetMessageRequest(message_id=args.message_id))
+            checked = _check_messages(entries, results, stored, certificates)
     finally:
         await source.close()
     for result in results:
@@ -312,7 +337,40 @@ async def prove(args: argparse.Namespace) -> int:
             print(json.dumps(result, sort_keys=True))
         else:
             print(result["line"])
-    return 0 if all(r["status"] != "bad" for r in results) else 1
+    if checked is not None:
+        if args.json:
+            problems = [p.line() for p in checked.problems]
+            print(json.dumps({"messages": checked.ok, "problems": problems}, sort_keys=True))
+        else:
+            print(checked.summary())
+    ok = all(r["status"] != "bad" for r in results) and (checked is None or checked.ok)
+    return 0 if ok else 1
+
+
+def _check_messages(
+    entries: Sequence[apb.TrailEntryView],
+    results: Sequence[dict[str, object]],
+    stored: apb.GetMessageResponse,
+    certificates: dict[str, evidence.PartyCertificates],
+) -> evidence.MessagesReport:
+    """The stored messages checked against the entries just proven: their leaves' digests and
+    their senders' signatures. An entry not yet in a checkpoint covers nothing yet."""
+    proven = [e for e, r in zip(entries, results, strict=True) if r["status"] == "ok"]
+    pending = [e.index for e, r in zip(entries, results, strict=True) if r["status"] != "ok"]
+    leaves = evidence.message_leaves(Record(e.index, e.leaf, b"") for e in proven)
+    covered = min(pending, default=max((e.index for e in entries), default=-1) + 1)
+    records = [
+        evidence.MessageRecord(
+            evidence.INBOUND if m.direction == "inbound" else evidence.OUTBOUND,
+            m.partner,
+            m.message_id,
+            m.envelope,
+            m.header,
+            m.body,
+        )
+        for m in stored.messages
+    ]
+    return evidence.verify_messages(records, leaves, covered, certificates)
 
 
 async def _prove_one(

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import grpc
 from adapters.formats import detect, discovered, registry
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
+from hub.app import keys
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
@@ -33,7 +35,7 @@ from hub.cli import reload as reloadcli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
-from hub.cli.trailfiles import export_trail, read_key, verify_folder
+from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
 from hub.config import HubConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
 from hub.core.messages import SHORT_NAMES, full_body_type
@@ -288,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--key",
         required=True,
         help="the hub's verifier key: a file such as trail.vkey, or the key string",
+    )
+    verify.add_argument(
+        "--messages",
+        action="store_true",
+        help="also check every exported message: its bytes hash to its leaf's digest and its "
+        "sender's signature verifies with the certificate valid when it was made",
     )
     verify.add_argument("--json", action="store_true", help="the report as one JSON object")
     auditcli.add_trail_parsers(trail_cmd)
@@ -786,22 +794,37 @@ async def _trail_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        done = await export_trail(store, args.out, config.origin)
+        done = await export_trail(store, args.out, config.origin, keys.trusted_certificates(config))
     finally:
         await store.close()
     print(
         f"exported {done.entries} entries and {done.checkpoints} checkpoints "
-        f"(latest at {done.latest_checkpoint}) to {done.folder}"
+        f"(latest at {done.latest_checkpoint}) and {done.messages} messages to {done.folder}"
     )
     return 0
 
 
 def _trail_verify(args: argparse.Namespace) -> int:
     report = verify_folder(args.folder, read_key(args.key))
+    # messages only against a trail that verified: its leaves are what they are checked with
+    messages = verify_messages(args.folder, report) if args.messages and report.ok else None
+    ok = report.ok and (messages is None or messages.ok)
     if args.json:
+        found = {}
+        if messages is not None:
+            found["messages"] = {
+                "ok": messages.ok,
+                "checked": messages.checked,
+                "uncovered": messages.uncovered,
+                "not_kept": messages.not_kept,
+                "problem_count": messages.problem_count,
+                "problems": [asdict(p) for p in messages.problems],
+                "anchors": messages.anchors,
+            }
         print(
             json.dumps(
-                {
+                found
+                | {
                     "ok": report.ok,
                     "entries": report.entries,
                     "origin": report.origin,
@@ -818,7 +841,9 @@ def _trail_verify(args: argparse.Namespace) -> int:
         )
     else:
         print(report.summary())
-    return 0 if report.ok else EXIT_BAD
+        if messages is not None:
+            print(messages.summary())
+    return 0 if ok else EXIT_BAD
 
 
 def _keys(row: MessageRow) -> str:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography import x509
 
 from hub.core.errors import HubError
 from hub.core.times import rfc3339
@@ -18,15 +21,24 @@ from hub.files import write_atomically
 from hub.store.db import Store
 from hub.store.schema import utcnow
 from hub.trail import checkpoint
+from hub.trail import messages as evidence
 from hub.trail import verify as trailcheck
 
 ENTRIES = "entries.bin"
 LATEST = "checkpoint.note"
 MANIFEST = "MANIFEST.json"
 CHECKPOINTS = "checkpoints"
+MESSAGES = "messages.bin"
+CERTIFICATES = "certificates"
+ANCHOR = "trust-anchor.pem"
 # Entries read from the store per query: a few MB of leaves, and a full export of a million
 # entries in a hundred queries.
 EXPORT_CHUNK = 10_000
+# Messages read per query: envelopes are a few KB, at most max_envelope_bytes (4 MiB).
+MESSAGE_CHUNK = 500
+
+# a party's trust anchor and signing certificates, PEM (hub/app/keys.py trusted_certificates)
+Certificates = Mapping[str, tuple[bytes, Sequence[bytes]]]
 
 
 class ExportFolderError(HubError):
@@ -39,6 +51,7 @@ class Exported:
     entries: int
     checkpoints: int
     latest_checkpoint: int
+    messages: int = 0
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -56,6 +69,10 @@ class _Folder:
         self._entries = self._tmp.open("wb")
         self.digest = hashlib.sha256()
         self.count = 0
+        self._messages_tmp = folder / (MESSAGES + ".tmp")
+        self._messages = self._messages_tmp.open("wb")
+        self.messages_digest = hashlib.sha256()
+        self.message_count = 0
 
     def note(self, name: str, note: bytes) -> None:
         _write(self.folder / name, note)
@@ -67,27 +84,58 @@ class _Folder:
             self._entries.write(record)
         self.count += len(rows)
 
+    def messages(self, rows: list[evidence.MessageRecord]) -> None:
+        for row in rows:
+            record = evidence.encode_message(row)
+            self.messages_digest.update(record)
+            self._messages.write(record)
+        self.message_count += len(rows)
+
+    def certificates(self, certificates: Certificates) -> None:
+        for party, (anchor, signing) in sorted(certificates.items()):
+            where = self.folder / CERTIFICATES / party
+            where.mkdir(parents=True, exist_ok=True)
+            _write(where / ANCHOR, anchor)
+            for n, cert in enumerate(signing):
+                _write(where / f"signing-{n}.pem", cert)
+
     def finish(self, manifest: dict[str, object]) -> None:
-        self._entries.flush()
-        os.fsync(self._entries.fileno())
-        self._entries.close()
-        self._tmp.replace(self.folder / ENTRIES)
+        for stream, tmp, name in (
+            (self._entries, self._tmp, ENTRIES),
+            (self._messages, self._messages_tmp, MESSAGES),
+        ):
+            stream.flush()
+            os.fsync(stream.fileno())
+            stream.close()
+            tmp.replace(self.folder / name)
         _write(self.folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
     def abandon(self) -> None:
-        self._entries.close()
-        self._tmp.unlink(missing_ok=True)
+        for stream, tmp in ((self._entries, self._tmp), (self._messages, self._messages_tmp)):
+            stream.close()
+            tmp.unlink(missing_ok=True)
 
 
-async def export_trail(store: Store, folder: Path, origin: str) -> Exported:
-    """Write every entry and every signed checkpoint of ``store``'s trail into ``folder``.
-    The trail only grows, so entries appended while this runs are either in or after the
-    export; every checkpoint exported covers only entries that are in it."""
+async def export_trail(
+    store: Store, folder: Path, origin: str, certificates: Certificates | None = None
+) -> Exported:
+    """Write every entry and every signed checkpoint of ``store``'s trail into ``folder``,
+    every stored message with its envelope, and the ``certificates`` the hub trusts (its own
+    and its partners' trust anchors and signing certificates). The trail only grows, so
+    entries appended while this runs are either in or after the export; every checkpoint
+    exported covers only entries that are in it, and every message exported has its leaf in
+    it (a message commits with its leaf, and messages are read before the trail's size)."""
     out = _Folder(folder)
     try:
         signed = await store.trail.checkpoints()  # first: every one covers entries that exist now
         for point in signed:
             out.note(f"{CHECKPOINTS}/{point.size:020d}.note", point.note)
+        for direction in (evidence.INBOUND, evidence.OUTBOUND):
+            after = 0
+            while rows := await store.views.evidence(direction, after, MESSAGE_CHUNK):
+                out.messages([row for _, row in rows])
+                after = rows[-1][0]
+        out.certificates(certificates or {})
         size = await store.trail.size()
         for start in range(0, size, EXPORT_CHUNK):
             out.records(await store.trail.records(start, start + EXPORT_CHUNK))
@@ -102,13 +150,16 @@ async def export_trail(store: Store, folder: Path, origin: str) -> Exported:
                 "entries_sha256": out.digest.hexdigest(),
                 "checkpoints": [p.size for p in signed],
                 "latest_checkpoint": latest,
+                "messages": out.message_count,
+                "messages_sha256": out.messages_digest.hexdigest(),
+                "certificates": sorted(certificates or {}),
                 "exported_at": rfc3339(utcnow()),
             }
         )
     except BaseException:
         out.abandon()
         raise
-    return Exported(folder, out.count, len(signed), latest)
+    return Exported(folder, out.count, len(signed), latest, out.message_count)
 
 
 def read_key(text_or_path: str) -> checkpoint.NoteKey:
@@ -130,8 +181,7 @@ def _read_note(path: Path) -> bytes:
         return f.read(checkpoint.MAX_NOTE_BYTES + 1)  # a larger note is refused as such
 
 
-def verify_folder(folder: Path, key: checkpoint.NoteKey) -> trailcheck.Report:
-    """Verify an export folder with nothing but its files and ``key``."""
+def _manifest(folder: Path) -> dict[str, object]:
     manifest_path = folder / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -143,6 +193,13 @@ def verify_folder(folder: Path, key: checkpoint.NoteKey) -> trailcheck.Report:
         raise ExportFolderError(f"{manifest_path}: not readable JSON: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != trailcheck.FORMAT:
         raise ExportFolderError(f"{manifest_path}: format is not {trailcheck.FORMAT}")
+    return manifest
+
+
+def verify_folder(folder: Path, key: checkpoint.NoteKey) -> trailcheck.Report:
+    """Verify an export folder with nothing but its files and ``key``."""
+    manifest_path = folder / MANIFEST
+    manifest = _manifest(folder)
     declared = manifest.get("entries")
     if not isinstance(declared, int) or isinstance(declared, bool) or declared < 0:
         raise ExportFolderError(f"{manifest_path}: entries must be a count; found {declared!r}")
@@ -157,3 +214,73 @@ def verify_folder(folder: Path, key: checkpoint.NoteKey) -> trailcheck.Report:
             return trailcheck.verify(trailcheck.read_records(f), notes, key, declared)
     except FileNotFoundError:
         raise ExportFolderError(f"{folder / ENTRIES}: missing") from None
+
+
+def _certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ExportFolderError(f"{path}: not a PEM certificate: {exc}") from None
+
+
+def read_certificates(folder: Path) -> dict[str, evidence.PartyCertificates]:
+    """The certificates an export carries (``certificates/<party>/``), by party; ``folder`` is
+    the export or its ``certificates`` folder."""
+    if (folder / CERTIFICATES).is_dir():
+        folder = folder / CERTIFICATES
+    found = {}
+    for where in sorted(folder.glob("*/")):
+        if not (where / ANCHOR).is_file():
+            raise ExportFolderError(f"{where / ANCHOR}: missing")
+        signing = sorted(where.glob("signing-*.pem"), key=lambda p: p.stem)
+        found[where.name] = evidence.PartyCertificates(
+            _certificate(where / ANCHOR), [_certificate(p) for p in signing]
+        )
+    return found
+
+
+def verify_messages(folder: Path, trail_report: trailcheck.Report) -> evidence.MessagesReport:
+    """Check every message an export holds against the leaves ``trail_report`` verified
+    (hub/trail/messages.py), with the certificates the export carries."""
+    manifest = _manifest(folder)
+    if not (folder / MESSAGES).is_file():
+        raise ExportFolderError(
+            f"{folder / MESSAGES}: missing; exported by a customs-hub that did not export "
+            "messages (export again)"
+        )
+    certificates = read_certificates(folder)
+    with (folder / ENTRIES).open("rb") as f:
+        try:
+            leaves = evidence.message_leaves(trailcheck.read_records(f))
+        except trailcheck.ExportError as exc:
+            raise ExportFolderError(str(exc)) from None
+    report = evidence.MessagesReport()
+    with (folder / MESSAGES).open("rb") as f:
+        counted = _Counted(evidence.read_messages(f))
+        try:
+            report = evidence.verify_messages(
+                counted, leaves, trail_report.verified_size, certificates
+            )
+        except trailcheck.ExportError as exc:
+            report.add(evidence.Problem(None, "", "", "", str(exc)))
+            return report
+    declared = manifest.get("messages")
+    if declared != counted.count:
+        report.add(
+            evidence.Problem(
+                None, "", "", "", f"the manifest says {declared} messages; found {counted.count}"
+            )
+        )
+    return report
+
+
+class _Counted:
+    """An iterator that counts what it hands on."""
+
+    def __init__(self, items: Iterator[evidence.MessageRecord]) -> None:
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator[evidence.MessageRecord]:
+        for item in self.items:
+            self.count += 1
+            yield item

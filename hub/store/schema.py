@@ -161,6 +161,9 @@ class InboundMessage(SQLModel, table=True):
     signed_receipt: bytes = _blob()  # what we answered, to answer duplicates with the same
     # a newer revision of the same state was already held when this arrived
     superseded: bool = False
+    # the envelope exactly as received, signatures included: what the sender signed, kept as
+    # evidence (``trail verify --messages``). NULL for messages stored before revision 0003.
+    envelope: bytes | None = _blob(nullable=True)
 
 
 class InboundOriginal(SQLModel, table=True):
@@ -391,6 +394,7 @@ class InboundRow:
     business_keys: str = "{}"
     signed_receipt: bytes = b""
     superseded: bool = False
+    envelope: bytes = b""  # the bytes received, as they came off the wire: never re-serialised
     id: int | None = None
     trail_index: int = 0  # its "received" leaf, set when it is accepted (not a column)
     # A document in a partner format (a RawDocument body): ``body`` is its translation and
@@ -552,7 +556,7 @@ class StoredMessage:
     partner: str
     body_type: str
     envelope_digest: bytes
-    envelope: bytes = b""  # outbound
+    envelope: bytes = b""  # as sent, or as received (none for inbound ones before 0003)
     header: bytes = b""  # inbound
     body: bytes = b""
 

@@ -32,6 +32,9 @@ from hub.store.schema import (
     as_utc,
     business_keys_of,
 )
+from hub.trail.messages import INBOUND as IN
+from hub.trail.messages import OUTBOUND as OUT
+from hub.trail.messages import MessageRecord
 
 
 class Views:
@@ -120,6 +123,7 @@ class Views:
                         INBOUND.c.envelope_digest,
                         INBOUND.c.header,
                         func.coalesce(ORIGINAL.c.body, INBOUND.c.body),
+                        INBOUND.c.envelope,
                     )
                     .select_from(
                         INBOUND.outerjoin(
@@ -132,11 +136,72 @@ class Views:
                 )
                 found += [
                     StoredMessage(
-                        message_id, "inbound", p, t, bytes(d), header=bytes(h), body=bytes(b)
+                        message_id,
+                        "inbound",
+                        p,
+                        t,
+                        bytes(d),
+                        envelope=bytes(e or b""),  # none for messages stored before 0003
+                        header=bytes(h),
+                        body=bytes(b),
                     )
-                    for p, t, d, h, b in inbound
+                    for p, t, d, h, b, e in inbound
                 ]
                 return found
+
+        return await self.db.run(work)
+
+    async def evidence(
+        self, direction: str, after: int, limit: int
+    ) -> list[tuple[int, MessageRecord]]:
+        """Up to ``limit`` stored messages of one direction (``IN`` or ``OUT``) with row id
+        after ``after``, by id, each with its envelope as received or sent and, inbound, its
+        header and signed body as stored (a partner document's original, not its translation):
+        what a trail export holds for ``trail verify --messages``."""
+
+        async def work() -> list[tuple[int, MessageRecord]]:
+            if direction == OUT:
+                sent = (
+                    core_select(
+                        OUTBOUND.c.id,
+                        OUTBOUND.c.recipient,
+                        OUTBOUND.c.message_id,
+                        OUTBOUND.c.envelope,
+                    )
+                    .where(OUTBOUND.c.id > after)
+                    .order_by(OUTBOUND.c.id)
+                    .limit(limit)
+                )
+                async with self.db.engine.connect() as conn:
+                    return [
+                        (int(i), MessageRecord(OUT, r, m, bytes(e)))
+                        for i, r, m, e in await conn.execute(sent)
+                    ]
+            received = (
+                core_select(
+                    INBOUND.c.id,
+                    INBOUND.c.sender,
+                    INBOUND.c.message_id,
+                    INBOUND.c.envelope,
+                    INBOUND.c.header,
+                    func.coalesce(ORIGINAL.c.body, INBOUND.c.body),
+                )
+                .select_from(
+                    INBOUND.outerjoin(
+                        ORIGINAL,
+                        (ORIGINAL.c.sender == INBOUND.c.sender)
+                        & (ORIGINAL.c.message_id == INBOUND.c.message_id),
+                    )
+                )
+                .where(INBOUND.c.id > after)
+                .order_by(INBOUND.c.id)
+                .limit(limit)
+            )
+            async with self.db.engine.connect() as conn:
+                return [
+                    (int(i), MessageRecord(IN, p, m, bytes(e or b""), bytes(h), bytes(b)))
+                    for i, p, m, e, h, b in await conn.execute(received)
+                ]
 
         return await self.db.run(work)
 
