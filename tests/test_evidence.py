@@ -228,9 +228,23 @@ def _signing(
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(party_uri(party))]),
             critical=False,
         )
+        .add_extension(SIGNING_USAGE, critical=True)  # the signing profile (ADR 0008)
         .sign(ca[1], hashes.SHA256())
     )
     return cert, Signer.from_private_key(private)
+
+
+SIGNING_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 @dataclass

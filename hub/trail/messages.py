@@ -26,14 +26,14 @@ import hashlib
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.message import DecodeError
 
-from hub.core.errors import HubError
+from hub.core.errors import HubError, SignatureError
 from hub.core.signing import ENVELOPE_DOMAIN, VerificationKey, pae
 from hub.core.trust import check_issued_by, party_of, verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -325,11 +325,7 @@ def _check_envelope(message: MessageRecord, signers: _Signers) -> str:
     keys = signers.keys(header.sender)
     if not keys:
         return f"the export holds no signing certificate of {header.sender}"
-    valid = {
-        key.key_id: key
-        for cert, key in keys
-        if cert.not_valid_before_utc <= created <= cert.not_valid_after_utc
-    }
+    valid = {key.key_id: key for _, key in keys if _usable(key, created)}
     signed = pae(ENVELOPE_DOMAIN, envelope.header, envelope.body)
     for signature in envelope.signatures:
         key = valid.get(signature.key_id)
@@ -340,6 +336,16 @@ def _check_envelope(message: MessageRecord, signers: _Signers) -> str:
         f"no signature verifies with a signing certificate of {header.sender} valid at "
         f"{_time(created)}"
     )
+
+
+def _usable(key: VerificationKey, created: datetime) -> bool:
+    """Whether ``key`` could sign a message created at ``created``: its certificate fits the
+    signing profile (ADR 0008) and was valid then (a later look: no receiver's clock)."""
+    try:
+        key.check_use(created, None, timedelta(0), "the message")
+    except SignatureError:
+        return False
+    return True
 
 
 def _time(value: datetime) -> str:
