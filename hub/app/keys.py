@@ -210,7 +210,8 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
     2. The TLS key and certificate are one pair; so are the signing key and certificate.
     3. The trail key and the audit token key are Ed25519 private keys.
     4. Then, if all that holds, what a start reads: the trust anchors and certificates of the
-       hub and its partners, and each key used for one purpose only.
+       hub and its partners, each key used for one purpose only, and the revocation lists
+       (each signed by its anchor) and token deny-list.
     """
     problems: list[str] = []
 
@@ -246,6 +247,7 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
         load_trail_key(config, signer)
         if config.audit_key is not None:
             load_audit_key(config)
+        read_revocation(config)  # every CRL signed by its anchor; the deny-list readable
     except ConfigError as exc:
         problem(exc.message)
     return problems
