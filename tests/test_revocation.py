@@ -27,6 +27,7 @@ from hub.cli.main import main
 from hub.cli.pki import init_federation
 from hub.config import load_config
 from hub.core.auth import TRAIL_READ
+from hub.core.envelope import verify_receipt
 from hub.core.errors import REASON_KEY, ConfigError
 from hub.core.revocation import parse_crl
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
@@ -151,8 +152,6 @@ async def test_an_envelope_signed_with_a_revoked_signing_certificate_is_refused(
         [receipt] = await client.exchange("NZ", [signed_envelope(own_pki, "CN")[0]], timeout=5)
     finally:
         await client.close()
-    from hub.core.envelope import verify_receipt
-
     answered = verify_receipt(receipt, "NZ", nz_signing_key(own_pki))
     assert answered.outcome == pb.RECEIPT_OUTCOME_REJECTED
     assert answered.reason == "certificate-revoked"
@@ -317,3 +316,28 @@ async def test_receipts_signed_with_a_revoked_certificate_settle_nothing(
         [(message_id, "queued")],
         [(message_id, "retrying")],
     )
+
+
+async def test_an_open_exchange_stream_takes_no_frame_after_its_certificate_is_revoked(
+    fed: Federation, own_pki: Path
+) -> None:
+    nz = await fed.start("NZ")
+    client = as_partner(own_pki, "CN", nz)
+    try:
+        call = client.open_exchange("NZ")
+        await call.write(pb.EnvelopeBatch(envelopes=[signed_envelope(own_pki, "CN")[0]]))
+        first = await call.read()
+        [receipt] = first.receipts
+        accepted = verify_receipt(receipt, "NZ", nz_signing_key(own_pki))
+        assert accepted.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
+        serial = serial_of(own_pki / "CN" / "tls.pem")
+        revoke(own_pki, "CN", [serial])
+        await eventually(lambda: revoked_in(nz, "CN", serial))
+        await call.write(pb.EnvelopeBatch(envelopes=[signed_envelope(own_pki, "CN")[0]]))
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await call.read()
+        assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert reason_of(ended.value) == "certificate-revoked"
+    finally:
+        await client.close()
+    assert len(await nz.hub.store.views.inbound()) == 1  # the frame before, only
