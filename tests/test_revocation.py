@@ -28,8 +28,8 @@ from hub.cli.pki import init_federation
 from hub.config import load_config
 from hub.core.auth import TRAIL_READ
 from hub.core.envelope import verify_receipt
-from hub.core.errors import REASON_KEY, ConfigError
-from hub.core.revocation import parse_crl
+from hub.core.errors import REASON_KEY, ConfigError, TrustError
+from hub.core.revocation import AnchorRevocation, parse_crl, parse_token_ids
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -341,3 +341,64 @@ async def test_an_open_exchange_stream_takes_no_frame_after_its_certificate_is_r
     finally:
         await client.close()
     assert len(await nz.hub.store.views.inbound()) == 1  # the frame before, only
+
+
+# --- the pure core, data-driven ------------------------------------------------------------
+
+
+def test_parse_crl_takes_pem_and_der_and_refuses_what_is_not_its_anchors(own_pki: Path) -> None:
+    cn_ca, cn_key = ca_of(own_pki, "CN")
+    crl = issue_crl(cn_ca, cn_key, [7, 9], datetime.now(UTC))
+    for encoding in (serialization.Encoding.PEM, serialization.Encoding.DER):
+        parsed = parse_crl(crl.public_bytes(encoding), cn_ca, "crl")
+        assert parsed.serials == {7, 9}
+    sg_ca, _ = ca_of(own_pki, "SG")
+    refused = {
+        "not a CRL": (b"-----BEGIN X509 CRL-----\nnope\n", cn_ca),
+        "another anchor": (crl.public_bytes(serialization.Encoding.PEM), sg_ca),
+        "too large": (b"\0" * (2 * 1024 * 1024), cn_ca),
+    }
+    for what, (data, anchor) in refused.items():
+        with pytest.raises(ConfigError) as caught:
+            parse_crl(data, anchor, "the-file.pem")
+        assert caught.value.message.startswith("the-file.pem: "), what
+
+
+def test_revoked_wins_over_stale_and_open_only_forgives_staleness(own_pki: Path) -> None:
+    cn_ca, cn_key = ca_of(own_pki, "CN")
+    then = datetime.now(UTC) - timedelta(days=10)
+    stale = parse_crl(
+        issue_crl(cn_ca, cn_key, [5], then, validity=timedelta(days=1)).public_bytes(
+            serialization.Encoding.PEM
+        ),
+        cn_ca,
+        "crl",
+    )
+    now = datetime.now(UTC)
+    cases = [  # policy, serial, reason refused with ("" = usable)
+        ("closed", 5, "certificate-revoked"),
+        ("closed", 6, "crl-stale"),
+        ("open", 5, "certificate-revoked"),
+        ("open", 6, ""),
+    ]
+    for policy, serial, reason in cases:
+        anchor = AnchorRevocation("CN", (stale,), policy)
+        try:
+            anchor.check(serial, "certificate", now)
+            found = ""
+        except TrustError as exc:
+            found = exc.reason
+        assert found == reason, (policy, serial)
+
+
+def test_the_token_deny_list_is_one_id_a_line() -> None:
+    text = "# revoked\n\n  abc  \ndef\n#ghi\n"
+    assert parse_token_ids(text, "f") == {"abc", "def"}
+
+
+def test_an_unknown_stale_policy_is_refused(fed: Federation) -> None:
+    path = fed.configs["NZ"].path
+    path.write_text(path.read_text().replace("[tls]\n", '[tls]\ncrl_stale = "maybe"\n', 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "tls.crl_stale" in caught.value.message
