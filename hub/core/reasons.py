@@ -119,7 +119,7 @@ REASONS: dict[str, Reason] = {
     "certificate-revoked": _r(
         "a partner's TLS client certificate, or the signing certificate of an envelope or a "
         "receipt, on a revocation list of its party's trust anchor (recorded at most once a "
-        "minute per partner for connections); see docs/adr/0008-revocation.md",
+        "minute per partner for connections); see docs/adr/0009-revocation.md",
         DENIED,
     ),
     "crl-stale": _r(
