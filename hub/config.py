@@ -23,13 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from hub.core.errors import ConfigError
 from hub.core.limits import XmlLimits
 from hub.core.messages import full_body_type
+from hub.core.revocation import STALE_CLOSED
 from hub.core.routing import BY_COUNTRY
 from hub.core.trust import PARTY_ID, PARTY_URI_PREFIX
 
@@ -90,6 +91,10 @@ class Limits:
     xml_max_bytes: int = 8 * 1024 * 1024
     xml_max_depth: int = 32
     xml_max_elements: int = 200_000
+    # How often the revocation lists and the auditors' token deny-list are looked at (their
+    # files' mtime and size; re-read only when one changed): a revocation takes effect within
+    # this long, at the cost of a few stat calls.
+    revocation_check_seconds: float = 5.0
 
     @property
     def xml(self) -> XmlLimits:
@@ -119,6 +124,10 @@ class PartnerConfig:
     # translated on ingress); "*" is any registered format. Empty: protobuf bodies only, so
     # a partner's parser surface is opened by an operator's decision, not by default.
     raw_formats: tuple[str, ...] = ()
+    # CRLs of this partner's trust anchor (hub/core/revocation.py), and what a stale one means:
+    # "closed" refuses the partner's certificates, "open" accepts them with a log line.
+    crls: tuple[Path, ...] = ()
+    crl_stale: str = STALE_CLOSED
 
 
 FOLDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -169,6 +178,11 @@ class HubConfig:
     audit_key: Path | None = None
     token_issuer: str = ""
     token_audience: str = ""
+    # Revocation: CRLs of this administration's own CA, what a stale one means, and the
+    # auditors' token deny-list (one jti per line)
+    crls: tuple[Path, ...] = ()
+    crl_stale: str = STALE_CLOSED
+    revoked_tokens: Path | None = None
 
     @property
     def issuer(self) -> str:
@@ -205,10 +219,15 @@ class _Server(_Table):
     domestic_listen: Text
 
 
+StalePolicy = Literal["closed", "open"]
+
+
 class _Tls(_Table):
     cert: Text
     key: Text
     trust_anchor: Text
+    crls: list[Text] = []
+    crl_stale: StalePolicy = "closed"
 
 
 class _Signing(_Table):
@@ -232,6 +251,7 @@ class _Audit(_Table):
     token_key: Text | None = None
     issuer: Text | None = None
     audience: Text | None = None
+    revoked_tokens: Text | None = None
 
 
 class _Partner(_Table):
@@ -241,6 +261,8 @@ class _Partner(_Table):
     signing_certs: list[Text]
     countries: list[Text] | None = None
     raw_formats: list[Text] = []
+    crls: list[Text] = []
+    crl_stale: StalePolicy = "closed"
 
 
 class _Folder(_Table):
@@ -414,6 +436,8 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
             signing_certs=tuple(_resolve(base, c) for c in p.signing_certs),
             countries=tuple(p.countries if p.countries is not None else [name]),
             raw_formats=tuple(p.raw_formats),
+            crls=tuple(_resolve(base, c) for c in p.crls),
+            crl_stale=p.crl_stale,
         )
     if shape.party in partners:
         problems.add(f"partners.{shape.party} is this hub itself")
@@ -455,6 +479,9 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         audit_key=_resolve(base, audit.token_key) if audit.token_key else None,
         token_issuer=audit.issuer or "",
         token_audience=audit.audience or "",
+        crls=tuple(_resolve(base, c) for c in shape.tls.crls),
+        crl_stale=shape.tls.crl_stale,
+        revoked_tokens=_resolve(base, audit.revoked_tokens) if audit.revoked_tokens else None,
         store_url=url,
         partners=partners,
         routes=routes,
@@ -535,11 +562,15 @@ def _check_files(config: HubConfig, problems: _Problems) -> None:
     ]
     if config.audit_key is not None:
         named.append(("audit.token_key", config.audit_key))
+    if config.revoked_tokens is not None:
+        named.append(("audit.revoked_tokens", config.revoked_tokens))
+    named += [(f"tls.crls[{i}]", c) for i, c in enumerate(config.crls)]
     for p in config.partners.values():
         named.append((f"partners.{p.party}.trust_anchor", p.trust_anchor))
         named += [
             (f"partners.{p.party}.signing_certs[{i}]", c) for i, c in enumerate(p.signing_certs)
         ]
+        named += [(f"partners.{p.party}.crls[{i}]", c) for i, c in enumerate(p.crls)]
     store = config.store
     for option in ("sslrootcert", "sslcert", "sslkey", "passfile"):
         value = getattr(store, option)
@@ -751,6 +782,7 @@ def render_config(
         f"cert = {q(own / 'tls.pem')}",
         f"key = {q(own / 'tls.key')}",
         f"trust_anchor = {q(own / 'ca.pem')}",
+        f"crls = [{q(own / 'crl.pem')}]   # our CA's revocation list: customs-hub trust revoke",
         "",
         "[signing]",
         f"cert = {q(own / 'signing.pem')}",
@@ -787,6 +819,7 @@ def render_config(
             f"identity = {q(PARTY_URI_PREFIX + name)}",
             f"trust_anchor = {q(pki / name / 'ca.pem')}",
             f"signing_certs = [{q(pki / name / 'signing.pem')}]",
+            f"crls = [{q(pki / name / 'crl.pem')}]",
             f"countries = [{q(name)}]",
             "",
         ]

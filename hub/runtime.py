@@ -105,6 +105,7 @@ class RunningHub:
         self.checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.checkpoints
+        await self.hub.revocation_watch.stop()
         await self.hub.close()
         try:  # what was committed last is covered by a signed checkpoint
             await self.hub.audit.checkpoint()
@@ -208,7 +209,9 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         audit_server = grpc.aio.server(
             options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
         )
-        audit = AuditService(store, keys.token_verifier(config))
+        audit = AuditService(
+            store, keys.token_verifier(config, revoked=lambda: hub.revocation.tokens)
+        )
         audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
         audit_health = add_health_and_reflection(audit_server, [AUDIT_SERVICE])
         # TLS with the hub's certificate; auditors authenticate with tokens, not certificates
@@ -256,6 +259,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     for folder in folders:
         folder.start()
     checkpoints = asyncio.create_task(hub.audit.keep_checkpoints(), name=f"checkpoints-{hub.party}")
+    hub.revocation_watch.start()
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
         config.party,

@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from hub.app.notify import Notifier
 from hub.app.translation import Translation
 from hub.config import HubConfig
 from hub.core.envelope import TimePolicy
+from hub.core.revocation import Revocation
 from hub.core.routing import RoutingTable
 from hub.core.signing import Signer
 from hub.core.trust import TrustStore
@@ -58,6 +59,9 @@ class Settings:
     policy: TimePolicy
     tls: tuple[bytes, bytes]  # this hub's TLS key and certificate, PEM (keys.tls_identity)
     anchors: Mapping[str, bytes]  # each partner's CA certificate, PEM, by party
+    # what is revoked (CRLs, auditors' tokens); hub/app/revocation.py swaps in a new one when
+    # its files change, a reload reads it anew
+    revocation: Revocation = field(default_factory=Revocation)
 
     @classmethod
     def read(cls, config: HubConfig, now: datetime) -> Settings:
@@ -73,7 +77,8 @@ class Settings:
             local_countries=config.countries,
         )
         policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
-        return cls(config, trust, signer, routing, policy, tls, anchors)
+        revocation = keys.read_revocation(config)
+        return cls(config, trust, signer, routing, policy, tls, anchors, revocation)
 
 
 class HubContext:
@@ -117,6 +122,10 @@ class HubContext:
     @property
     def policy(self) -> TimePolicy:
         return self.settings.policy
+
+    @property
+    def revocation(self) -> Revocation:
+        return self.settings.revocation
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the hub's worker threads."""

@@ -30,6 +30,7 @@ from hub.app.ports import PartnerStream, PartnerTransport
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError
+from hub.core.revocation import withheld_refusal
 from hub.core.signing import VerificationKey
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.rawsql import Tx
@@ -46,7 +47,9 @@ OUTCOMES = {
 
 # A REJECTED receipt is final, except where the reason says "not now": our clock ran ahead of
 # the partner's beyond its skew allowance. Such a message stays queued and is retried.
-RETRYABLE_REJECTIONS = frozenset({"not-yet-valid"})
+# crl-stale: the partner's list of our CA's revoked certificates is out of date, which a
+# current one mends; the message waits for it.
+RETRYABLE_REJECTIONS = frozenset({"not-yet-valid", "crl-stale"})
 # How often SQLite's write-ahead log is copied into the database (Database.copy_wal): at a
 # few MB of log per second under load, each copy stays small.
 WAL_COPY_SECONDS = 0.25
@@ -429,16 +432,21 @@ class PartnerSender:
         later: list[tuple[DueDelivery, str]] = []
         verified: set[tuple[str, bytes, bytes]] = set()
         now = self.hub.clock()
+        # the keys of certificates revoked since (or whose CA's list is stale) verify nothing
+        usable, withheld = self.hub.revocation.usable_keys(self.partner, keys, now)
         for item, signed in zip(frame, receipts, strict=True):
             try:
-                receipt = verify_receipt(
-                    signed,
-                    self.partner,
-                    keys,
-                    verified,
-                    now=now,
-                    clock_skew=self.limits.clock_skew,
-                )
+                try:
+                    receipt = verify_receipt(
+                        signed,
+                        self.partner,
+                        usable,
+                        verified,
+                        now=now,
+                        clock_skew=self.limits.clock_skew,
+                    )
+                except HubError as exc:
+                    raise withheld_refusal([signed.signature.key_id], withheld) or exc from None
             except HubError as exc:
                 log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
                 later.append((item, f"receipt refused: {exc.reason}"))

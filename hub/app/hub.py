@@ -14,6 +14,7 @@ from hub.app.audit import Audit
 from hub.app.context import Clock, HubContext, system_clock
 from hub.app.ingress import Ingress
 from hub.app.reload import Reloader
+from hub.app.revocation import RevocationWatch
 from hub.app.submission import Submissions
 from hub.config import HubConfig
 from hub.store.db import Store
@@ -26,3 +27,4 @@ class Hub(HubContext):
         self.ingress = Ingress(self, self.audit)
         self.submission = Submissions(self, self.audit)
         self.reloader = Reloader(self, self.audit)
+        self.revocation_watch = RevocationWatch(self)

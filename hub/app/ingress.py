@@ -35,6 +35,7 @@ from hub.core.errors import (
     SubmissionError,
     TimeWindowError,
     TranslationError,
+    TrustError,
 )
 from hub.core.messages import (
     BusinessKeys,
@@ -42,6 +43,7 @@ from hub.core.messages import (
     keys_of,
 )
 from hub.core.revisions import StateRef, state_of
+from hub.core.revocation import signature_key_ids, withheld_refusal
 from hub.core.signing import VerificationKey
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.groupcommit import Lane
@@ -74,6 +76,16 @@ DUPLICATE = pb.RECEIPT_OUTCOME_DUPLICATE
 class _Heavy(Exception):
     """An envelope's partner document is too costly to translate on the loop: open it on a
     worker thread instead (Ingress._open_batch)."""
+
+
+class _Withheld(dict[str, VerificationKey]):
+    """A partner's usable keys, knowing which were withheld by revocation and why."""
+
+    def __init__(
+        self, keys: Mapping[str, VerificationKey], withheld: Mapping[str, TrustError]
+    ) -> None:
+        super().__init__(keys)
+        self.withheld = withheld
 
 
 class Ingress:
@@ -222,6 +234,11 @@ class Ingress:
         a partner's document is never translated on the loop). The time window is checked by
         the caller, after a duplicate lookup."""
         keys = self.hub.trust.keys_for(peer_party)  # one set for the batch, wherever it is opened
+        # the keys of revoked signing certificates (or all, if their CA's list is stale and
+        # fails closed) verify nothing
+        keys, withheld = self.hub.revocation.usable_keys(peer_party, keys, now)
+        if withheld:
+            keys = _Withheld(keys, withheld)
         checked: list[Checked | None] = []
         heavy: list[int] = []
         turn = Slice()
@@ -283,6 +300,8 @@ class Ingress:
             )
             return opened, state_of(opened.document, peer_party), keys_of(opened.document)
         except HubError as exc:
+            if isinstance(keys, _Withheld) and exc.reason == "signature-invalid":
+                return withheld_refusal(signature_key_ids(data), keys.withheld) or exc
             return exc
 
     async def _accepted_before(

@@ -7,18 +7,21 @@ should be is a ConfigError naming it. Nothing here logs a private key or its byt
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes as PrivateKey
 
 from hub.config import HubConfig
 from hub.core.auth import TokenIssuer, TokenVerifier
-from hub.core.errors import ConfigError
-from hub.core.signing import Signer
+from hub.core.errors import ConfigError, TrustError
+from hub.core.revocation import AnchorRevocation, Revocation, parse_crl, parse_token_ids
+from hub.core.signing import Signer, key_id_of
 from hub.core.trust import PartnerTrust, TrustStore, party_of, signing_profile_fault
 from hub.trail import checkpoint
 from hub.trail.checkpoint import trail_key_name
@@ -237,7 +240,8 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
     2. The TLS key and certificate are one pair; so are the signing key and certificate.
     3. The trail key and the audit token key are Ed25519 private keys.
     4. Then, if all that holds, what a start reads: the trust anchors and certificates of the
-       hub and its partners, and each key used for one purpose only.
+       hub and its partners, each key used for one purpose only, and the revocation lists
+       (each signed by its anchor) and token deny-list.
     """
     problems: list[str] = []
 
@@ -273,6 +277,7 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
         load_trail_key(config, signer)
         if config.audit_key is not None:
             load_audit_key(config)
+        read_revocation(config)  # every CRL signed by its anchor; the deny-list readable
     except ConfigError as exc:
         problem(exc.message)
     return problems
@@ -299,8 +304,13 @@ def token_issuer(config: HubConfig) -> TokenIssuer:
     return TokenIssuer(load_audit_key(config), config.issuer, config.audience)
 
 
-def token_verifier(config: HubConfig) -> TokenVerifier:
-    return TokenVerifier(load_audit_key(config).public_key(), config.issuer, config.audience)
+def token_verifier(
+    config: HubConfig, revoked: Callable[[], Collection[str]] | None = None
+) -> TokenVerifier:
+    """What verifies auditors' tokens; ``revoked`` gives the token ids refused now."""
+    return TokenVerifier(
+        load_audit_key(config).public_key(), config.issuer, config.audience, revoked=revoked
+    )
 
 
 def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:
@@ -324,3 +334,91 @@ def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:
         cert = _certificate(path, what)
         found.append((key, cert.subject.rfc4514_string(), cert.not_valid_after_utc))
     return found
+
+
+def revocation_files(config: HubConfig) -> list[Path]:
+    """The files a revocation set is read from: every CRL the config names, and the auditors'
+    token deny-list."""
+    files = [*config.crls]
+    for partner in config.partners.values():
+        files += partner.crls
+    if config.revoked_tokens is not None:
+        files.append(config.revoked_tokens)
+    return files
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size) of a file, (0, -1) if it cannot be looked at: what tells a watcher
+    that a file changed without reading it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (0, -1)
+    return (info.st_mtime_ns, info.st_size)
+
+
+def read_revocation(config: HubConfig) -> Revocation:
+    """What is revoked, read from the files the config names (hub/core/revocation.py): each
+    anchor's CRLs, checked to be signed by that anchor, with the serials of the party's signing
+    certificates; and the auditors' token deny-list. A ConfigError names the file that is not
+    what it should be, or this hub's own certificate if its own CA revoked it."""
+    stamps = {str(path): file_stamp(path) for path in revocation_files(config)}  # before reading
+    anchors: dict[str, AnchorRevocation] = {}
+    named = [
+        (
+            p.party,
+            p.trust_anchor,
+            p.signing_certs,
+            p.crls,
+            p.crl_stale,
+            f"partners.{p.party}",
+        )
+        for p in config.partners.values()
+    ]
+    named.append(
+        (
+            config.party,
+            config.trust_anchor,
+            (config.signing_cert,),
+            config.crls,
+            config.crl_stale,
+            "tls",
+        )
+    )
+    for party, anchor_path, signing_paths, crl_paths, policy, key in named:
+        if not crl_paths:
+            continue
+        anchor = _certificate(anchor_path, f"trust anchor of {key}")
+        crls = tuple(
+            parse_crl(_read(path, f"CRL of {key}"), anchor, f"{key}.crls: {path}")
+            for path in crl_paths
+        )
+        serials: dict[str, int] = {}
+        for path in signing_paths:
+            cert = _certificate(path, f"signing certificate of {key}")
+            public = cert.public_key()
+            if isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+                serials[key_id_of(public)] = cert.serial_number
+        anchors[party] = AnchorRevocation(party, crls, policy, serials)
+    tokens: frozenset[str] = frozenset()
+    if config.revoked_tokens is not None:
+        path = config.revoked_tokens
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"audit.revoked_tokens: cannot read {path}: {getattr(exc, 'strerror', exc)}",
+                reason="config-invalid",
+            ) from None
+        tokens = parse_token_ids(text, f"audit.revoked_tokens: {path}")
+    revocation = Revocation(anchors, tokens, stamps)
+    own = anchors.get(config.party)
+    if own is not None:
+        for what, path in (("TLS", config.tls_cert), ("signing", config.signing_cert)):
+            cert = _certificate(path, f"{what} certificate")
+            try:
+                own.check(cert.serial_number, f"{what} certificate", datetime.now(UTC))
+            except TrustError as exc:
+                if exc.reason == "certificate-revoked":
+                    raise ConfigError(f"{path}: {exc.message}", reason="config-invalid") from None
+    return revocation

@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from hub.app import keys
 from hub.app.auditors import MAX_PAGE, AuditReader
 from hub.app.keys import token_issuer
+from hub.cli import revoke as revokecli
 from hub.cli import tables
 from hub.cli.trailfiles import read_certificates, read_key
 from hub.config import load_config
@@ -92,6 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="append",
         help="restrict to entries and messages involving this partner (repeatable)",
     )
+    revokecli.add_token_parser(token)
 
 
 def add_trail_parsers(trail_cmd: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

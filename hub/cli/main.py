@@ -32,6 +32,7 @@ from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import reload as reloadcli
+from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import init_federation
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="the report as one JSON object")
     auditcli.add_trail_parsers(trail_cmd)
     auditcli.add_parsers(sub)
+    revokecli.add_parsers(sub)
     backupcli.add_parsers(sub)
 
     formats = sub.add_parser("formats", help="list the registered document formats")
@@ -417,7 +419,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         return configcheck.run(args)
     if args.command == "token":
+        if args.token_command == "revoke":  # noqa: S105 - a subcommand's name
+            return revokecli.revoke_token(args)
         return auditcli.issue_token(args)
+    if args.command == "trust":
+        return revokecli.revoke_certificate(args)
     if args.command in ("backup", "restore"):
         return backupcli.run(args)
     if args.command == "demo":

@@ -14,6 +14,7 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
                                       extendedKeyUsage id-kp-documentSigning)
     out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
     out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
+    out/CN/crl.pem                    CN CA's revocation list, empty (hub/cli/crl.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hub.cli.crl import crl_path, issue_crl, write_crl
 from hub.core.trust import DOCUMENT_SIGNING, check_party_id, party_uri
 from hub.trail.checkpoint import NoteKey, trail_key_name
 
@@ -210,6 +212,7 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     name = trail_key_name(party)
     files.trail_verifier.write_text(NoteKey(name, trail_key.public_key()).verifier() + "\n")
     write_key(files.audit_key, ed25519.Ed25519PrivateKey.generate())
+    write_crl(crl_path(root, party), issue_crl(ca_cert, ca_key, [], now))
     return files
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -176,6 +176,7 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway: timedelta = LEEWAY,
+        revoked: Callable[[], Collection[str]] | None = None,
     ) -> None:
         if not isinstance(public_key, ed25519.Ed25519PublicKey):  # the key pins the algorithm
             raise TypeError(f"the audit key must be Ed25519; found {type(public_key).__name__}")
@@ -184,6 +185,9 @@ class TokenVerifier:
         if leeway < timedelta(0):
             raise ValueError("the leeway is not negative")
         self._key, self.issuer, self.audience, self.leeway = public_key, issuer, audience, leeway
+        # the ids (jti) of tokens revoked before they expire, asked afresh for each token, so
+        # a deny-list re-read while the hub runs takes effect at once
+        self._revoked = revoked
 
     def verify(self, token: str) -> Grant:
         """The grant of a valid token; TokenInvalidError (UNAUTHENTICATED) otherwise."""
@@ -213,7 +217,11 @@ class TokenVerifier:
         # 3. Signature, then audience, issuer, validity period and the required claims.
         claims = self._decode(token)
         # 4. The claims this hub reads are well-formed.
-        return _grant(claims)
+        grant = _grant(claims)
+        # 5. The token was not revoked (its jti is not on the deny-list).
+        if self._revoked is not None and grant.token_id in self._revoked():
+            raise TokenInvalidError("the token has been revoked", reason="token-revoked")
+        return grant
 
     def _decode(self, token: str) -> dict[str, Any]:
         try:

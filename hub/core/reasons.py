@@ -136,6 +136,18 @@ REASONS: dict[str, Reason] = {
         DENIED,
     ),
     "no-signing-key": _r("a partner configured without a signing certificate", DENIED),
+    "certificate-revoked": _r(
+        "a partner's TLS client certificate, or the signing certificate of an envelope or a "
+        "receipt, on a revocation list of its party's trust anchor (recorded at most once a "
+        "minute per partner for connections); see docs/adr/0009-revocation.md",
+        DENIED,
+    ),
+    "crl-stale": _r(
+        "a revocation list of the party's trust anchor is past its nextUpdate and "
+        "crl_stale = closed (the default): that anchor's certificates are refused until a "
+        "current list is in place; a sender keeps its messages queued",
+        DENIED,
+    ),
     "unsupported-key": _r("a signing key neither Ed25519 nor ECDSA P-256", DENIED),
     # --- domestic submissions and subscriptions ---------------------------------------------
     "no-document": _r("a request or a file that carries no document", BAD),
@@ -232,6 +244,7 @@ REASONS: dict[str, Reason] = {
     "token-not-yet-valid": _r("a token before its nbf or iat", UNAUTHENTICATED),
     "token-wrong-audience": _r("a token for another hub", UNAUTHENTICATED),
     "token-wrong-issuer": _r("a token from another issuer", UNAUTHENTICATED),
+    "token-revoked": _r("a token whose jti is on audit.revoked_tokens", UNAUTHENTICATED),
     "scope-missing": _r("a token without the method's scope", DENIED),
     "partner-not-allowed": _r("a query about a partner the token does not cover", DENIED),
     "audit-request-invalid": _r("an audit query that breaks its rules", BAD),

@@ -84,13 +84,27 @@ class PartnerExchangeService:
                 raise TrustError(
                     "no client certificate on the connection", reason="no-peer-certificate"
                 )
-            return self.hub.trust.peer_party(certs[0])
+            party = self.hub.trust.peer_party(certs[0])
         except TrustError as exc:
             # a peer nobody registered: recorded, but at most once a minute for each reason,
             # so refused connections cannot grow the trail at will
             await self.hub.audit.record_refusal("unknown-peer", exc)
             await abort(context, exc)
             raise  # abort raises; this line is for type checkers
+        await self._not_revoked(party, certs[0], context)
+        return party
+
+    async def _not_revoked(
+        self, party: str, cert_pem: bytes, context: grpc.aio.ServicerContext
+    ) -> None:
+        """A partner whose TLS certificate its CA revoked (or whose CA's revocation list is
+        stale, failing closed) is refused, and recorded as other refusals are."""
+        try:
+            self.hub.revocation_watch.check_peer(party, cert_pem)
+        except TrustError as exc:
+            await self.hub.audit.record_refusal(party, exc)
+            await abort(context, exc)
+            raise
 
     async def _over_limit(
         self, peer: str, exc: LimitError, context: grpc.aio.ServicerContext
@@ -126,6 +140,7 @@ class PartnerExchangeService:
         not an EnvelopeBatch ends the stream with INVALID_ARGUMENT ``batch-malformed``, after
         the answers to the frames before it."""
         peer = await self._peer(context)
+        peer_pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
         limits = self.hub.config.limits
         try:
             budget = self.admission.open_stream(peer)
@@ -178,6 +193,12 @@ class PartnerExchangeService:
                         )
                         await self.hub.audit.record_refusal(peer, removed)
                         await queue.put(removed)
+                        return
+                    try:  # revoked since the stream opened: no more of its frames
+                        self.hub.revocation_watch.check_peer(peer, peer_pem)
+                    except TrustError as revoked:
+                        await self.hub.audit.record_refusal(peer, revoked)
+                        await queue.put(revoked)
                         return
                     placed = asyncio.Event()
                     task = asyncio.create_task(

@@ -1,0 +1,141 @@
+"""Revocation while the hub runs: the revocation lists and the auditors' token deny-list are
+re-read when their files change, and partners' TLS certificates are checked against them.
+
+Every ``revocation_check_seconds`` the watcher looks at the files' mtime and size (no reading);
+when one changed it reads them all again (hub/app/keys.py, off the loop) and swaps the new set
+into the hub's settings in one assignment, as a reload does (hub/app/reload.py), which reads
+them too. A new set that is not valid (a CRL not signed by its anchor, a file gone) is refused
+with a log line naming the file, and the one in use stays. A CRL past its nextUpdate is logged
+once, saying whether its anchor's certificates are now refused (``crl_stale = "closed"``, the
+default) or still accepted (``"open"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from hub.app import keys
+from hub.app.context import HubContext
+from hub.core.errors import HubError, TrustError
+from hub.core.revocation import STALE_OPEN, Revocation
+
+log = logging.getLogger("customs_hub.service")
+
+# Parsed peer certificates' serials by PEM, at most this many (a handful of partners, a few
+# rotations each); parsing one on every call would cost more than a small request.
+PEER_CACHE = 1024
+
+
+class RevocationWatch:
+    """Keeps ``hub.settings.revocation`` current with its files, and checks peers against it."""
+
+    def __init__(self, hub: HubContext) -> None:
+        self.hub = hub
+        self._task: asyncio.Task[None] | None = None
+        self._stale_logged: set[tuple[str, str]] = set()  # (party, CRL source) logged stale
+        self._refused: dict[str, tuple[int, int]] = {}  # stamps of a set refused, not re-logged
+        self._serials: dict[bytes, int] = {}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"revocation-{self.hub.party}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.hub.config.limits.revocation_check_seconds)
+            try:
+                await self.check()
+            except Exception:  # a fault of ours must not end the watch
+                log.exception("checking the revocation lists failed")
+
+    async def check(self) -> bool:
+        """Re-read the revocation set if one of its files changed, and log CRLs gone stale;
+        True if a new set was put in place."""
+        settings = self.hub.settings
+        changed = False
+        files = keys.revocation_files(settings.config)
+        stamps = await self.hub.off_loop(_stamps, files)
+        if stamps != dict(settings.revocation.stamps) and stamps != self._refused:
+            try:
+                fresh = await self.hub.off_loop(keys.read_revocation, settings.config)
+            except HubError as exc:
+                self._refused = stamps
+                log.error("revocation lists changed but are refused; the ones in use stay: %s", exc)
+            else:
+                if self.hub.settings is settings:  # else a reload came between and read them
+                    self.hub.settings = dataclasses.replace(settings, revocation=fresh)
+                    self._refused = {}
+                    changed = True
+                    log.info("revocation lists re-read: %s", _summary(fresh))
+        self._log_stale(self.hub.revocation, self.hub.clock())
+        return changed
+
+    def _log_stale(self, revocation: Revocation, now: datetime) -> None:
+        stale = {(a.party, crl.source): (a, crl) for a, crl in revocation.stale(now)}
+        for key, (anchor, crl) in stale.items():
+            if key in self._stale_logged:
+                continue
+            self._stale_logged.add(key)
+            if anchor.stale_policy == STALE_OPEN:
+                log.warning(
+                    "revocation list %s of %s is stale since %s; its certificates are still "
+                    "accepted (crl_stale = open)",
+                    crl.source,
+                    anchor.party,
+                    f"{crl.next_update:%Y-%m-%dT%H:%M:%SZ}",
+                )
+            else:
+                log.error(
+                    "revocation list %s of %s is stale since %s; its certificates are refused "
+                    "(crl-stale) until a current one is in place (crl_stale = closed)",
+                    crl.source,
+                    anchor.party,
+                    f"{crl.next_update:%Y-%m-%dT%H:%M:%SZ}",
+                )
+        self._stale_logged &= set(stale)
+
+    def check_peer(self, party: str, peer_cert_pem: bytes) -> None:
+        """TrustError ``certificate-revoked`` (or ``crl-stale``) if ``party``'s TLS client
+        certificate may not be used now. The chain and the party were checked before."""
+        revocation = self.hub.revocation
+        anchor = revocation.anchors.get(party)
+        if anchor is None or not anchor.crls:
+            return
+        serial = self._serials.get(peer_cert_pem)
+        if serial is None:
+            try:
+                serial = x509.load_pem_x509_certificate(peer_cert_pem).serial_number
+            except ValueError:
+                raise TrustError(
+                    "peer certificate is not readable PEM", reason="no-peer-certificate"
+                ) from None
+            if len(self._serials) >= PEER_CACHE:
+                self._serials.clear()
+            self._serials[peer_cert_pem] = serial
+        anchor.check(serial, "TLS certificate", self.hub.clock())
+
+
+def _stamps(files: list[Path]) -> dict[str, tuple[int, int]]:
+    return {str(path): keys.file_stamp(path) for path in files}
+
+
+def _summary(revocation: Revocation) -> str:
+    parts = [
+        f"{party}: {sum(len(c.serials) for c in anchor.crls)} revoked"
+        for party, anchor in sorted(revocation.anchors.items())
+    ]
+    parts.append(f"{len(revocation.tokens)} auditors' tokens revoked")
+    return "; ".join(parts)
