@@ -34,6 +34,7 @@ from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.runtime import RunningHub
+from hub.trail import events as trail
 from tests.conftest import PARTIES, Federation
 from tests.test_delivery import aeo_requests, fast_retries, submit_batch
 from tests.test_exchange import (
@@ -131,6 +132,14 @@ async def test_a_partner_revoked_while_the_hub_runs_is_refused_on_its_next_call(
     rejections = await nz.hub.store.views.rejections(source="CN")
     assert [r.reason for r in rejections] == ["certificate-revoked"]
     assert sorted(m.sender for m in await nz.hub.store.views.inbound()) == ["CN", "SG"]
+    # the new list is a change of trust, in the trail with the digest of what NZ trusts now
+    changes = [
+        e
+        for e in map(trail.decode, await nz.hub.store.trail.leaves())
+        if e.kind == "config-changed"
+    ]
+    assert changes[-1].detail == "revocation lists re-read for hub.toml"
+    assert changes[-1].config_digest == nz.hub.audit.config_digest() != changes[0].config_digest
 
 
 async def test_an_envelope_signed_with_a_revoked_signing_certificate_is_refused(

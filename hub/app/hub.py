@@ -27,4 +27,4 @@ class Hub(HubContext):
         self.ingress = Ingress(self, self.audit)
         self.submission = Submissions(self, self.audit)
         self.reloader = Reloader(self, self.audit)
-        self.revocation_watch = RevocationWatch(self)
+        self.revocation_watch = RevocationWatch(self, self.audit)

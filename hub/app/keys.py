@@ -198,6 +198,8 @@ def public_parts(config: HubConfig) -> list[bytes]:
     files = [config.path, config.tls_cert, config.trust_anchor, config.signing_cert]
     for partner in sorted(config.partners.values(), key=lambda p: p.party):
         files += [partner.trust_anchor, *partner.signing_certs]
+    # and what revokes: a new revocation list is a change of trust like any other
+    files += revocation_files(config)
     return [_read(path, "file") for path in files]
 
 

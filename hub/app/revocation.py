@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography import x509
 
 from hub.app import keys
+from hub.app.audit import Audit
 from hub.app.context import HubContext
 from hub.core.errors import HubError, TrustError
 from hub.core.revocation import STALE_OPEN, Revocation
@@ -36,8 +37,8 @@ PEER_CACHE = 1024
 class RevocationWatch:
     """Keeps ``hub.settings.revocation`` current with its files, and checks peers against it."""
 
-    def __init__(self, hub: HubContext) -> None:
-        self.hub = hub
+    def __init__(self, hub: HubContext, audit: Audit) -> None:
+        self.hub, self.audit = hub, audit
         self._task: asyncio.Task[None] | None = None
         self._stale_logged: set[tuple[str, str]] = set()  # (party, CRL source) logged stale
         self._refused: dict[str, tuple[int, int]] = {}  # stamps of a set refused, not re-logged
@@ -80,6 +81,8 @@ class RevocationWatch:
                     self._refused = {}
                     changed = True
                     log.info("revocation lists re-read: %s", _summary(fresh))
+                    # in the trail: a config-changed leaf whose digest covers the lists
+                    await self.audit.record_config("revocation lists re-read for")
         self._log_stale(self.hub.revocation, self.hub.clock())
         return changed
 
