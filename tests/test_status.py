@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hub.cli.crl import crl_path, issue_crl, write_crl
 from hub.cli.demo import sample_declaration
+from hub.cli.pki import init_federation
 from hub.config import HubConfig
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store import migrate
@@ -196,3 +198,35 @@ def _read_only(config: HubConfig) -> None:
 def test_a_store_url_is_shown_without_its_password() -> None:
     shown = masked_url("postgresql+asyncpg://hub:s3cret@db.example:5432/hub")
     assert "s3cret" not in shown and shown.endswith("@db.example:5432/hub")
+
+
+async def test_status_shows_revocation_lists_current_and_stale(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    await asyncio.to_thread(init_federation, pki, ["CN", "NZ", "SG"])
+    federation = Federation(tmp_path / "hubs", pki)
+    config = federation.configs["CN"].path
+    store = Store(federation.configs["CN"].store_url)
+    try:
+        await store.prepare(create=True)
+    finally:
+        await store.close()
+    found = await status(config)
+    assert {c["party"]: c["state"] for c in found["revocation_lists"]} == {
+        "CN": "current",
+        "NZ": "current",
+        "SG": "current",
+    }
+    shown = await asyncio.to_thread(cli, "status", "--config", str(config))
+    assert "revocation lists: all 3 current" in shown.stdout
+    # NZ's CA let its list run out ten days ago, with one certificate on it
+    ca = x509.load_pem_x509_certificate((pki / "NZ" / "ca.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki / "NZ" / "ca.key").read_bytes(), None)
+    then = datetime.now(UTC) - timedelta(days=10)
+    crl = issue_crl(ca, key, [12345], then, validity=timedelta(days=1))  # type: ignore[arg-type]
+    write_crl(crl_path(pki, "NZ"), crl)
+    found = await status(config)
+    [nz] = [c for c in found["revocation_lists"] if c["party"] == "NZ"]
+    assert (nz["state"], nz["revoked"], nz["when_stale"]) == ("stale", 1, "closed")
+    shown = await asyncio.to_thread(cli, "status", "--config", str(config))
+    [row] = [line for line in shown.stdout.splitlines() if str(crl_path(pki, "NZ")) in line]
+    assert " NZ " in row and " STALE " in row and row.rstrip().endswith("closed")

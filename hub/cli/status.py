@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from hub.app import keys
 from hub.cli import tables
 from hub.config import HubConfig
-from hub.core.errors import StoreError
+from hub.core.errors import HubError, StoreError
 from hub.core.times import rfc3339
 from hub.store import migrate
 from hub.store.db import Store
@@ -45,6 +45,10 @@ class Status:
     trail_size: int
     checkpoint: TrailCheckpoint | None
     certificates: list[tuple[str, str, datetime]]  # config key, subject, not after
+    # each revocation list: (anchor's party, file, next update, serials revoked, policy when
+    # stale); or the reason they cannot be read
+    crls: list[tuple[str, str, datetime, int, str]]
+    crl_problem: str = ""
 
 
 def read_status(config: HubConfig, now: datetime | None = None) -> Status:
@@ -74,6 +78,7 @@ async def _read(config: HubConfig, now: datetime) -> Status:
         await store.close()
     for party in config.partners:  # configured partners with nothing sent yet
         partners.setdefault(party, PartnerStatus(party, None, 0, 0, 0, None))
+    crls, crl_problem = _crls(config)
     return Status(
         config.party,
         now,
@@ -84,7 +89,35 @@ async def _read(config: HubConfig, now: datetime) -> Status:
         size,
         checkpoint,
         keys.certificates(config),
+        crls,
+        crl_problem,
     )
+
+
+def _crls(config: HubConfig) -> tuple[list[tuple[str, str, datetime, int, str]], str]:
+    """The revocation lists the config names, as the hub reads them (hub/app/keys.py)."""
+    try:
+        revocation = keys.read_revocation(config)
+    except HubError as exc:
+        return [], exc.message
+    return [
+        (party, crl.source, crl.next_update, len(crl.serials), anchor.stale_policy)
+        for party, anchor in sorted(revocation.anchors.items())
+        for crl in anchor.crls
+    ], ""
+
+
+def _crl_state(now: datetime, next_update: datetime) -> str:
+    """ "stale" past its next update (the hub then refuses that CA's certificates, or lets
+    them through, per its policy), "due" within a day of it, "current" otherwise."""
+    if now > next_update:
+        return "stale"
+    return "due" if next_update - now <= CRL_DUE else "current"
+
+
+# a revocation list this close to its next update is flagged "due": its CA should issue the
+# next one now, before the hub refuses that CA's certificates
+CRL_DUE = timedelta(days=1)
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
@@ -128,6 +161,18 @@ def as_json(status: Status) -> str:
                 "age_seconds": _age(now, checkpoint.signed_at),
             },
         },
+        "revocation_lists": [
+            {
+                "party": party,
+                "file": source,
+                "next_update": rfc3339(next_update),
+                "revoked": revoked,
+                "state": _crl_state(now, next_update),
+                "when_stale": policy,
+            }
+            for party, source, next_update, revoked, policy in status.crls
+        ],
+        "revocation_problem": status.crl_problem or None,
         "certificates": [
             {
                 "key": key,
@@ -195,6 +240,36 @@ def as_text(status: Status) -> str:
             f"entries, signed {rfc3339(checkpoint.signed_at, 'seconds')} "
             f"({_duration(_age(now, checkpoint.signed_at))} ago)"
         )
+    lines.append("")
+    if status.crl_problem:
+        lines.append(f"revocation lists: NOT READABLE: {status.crl_problem}")
+    elif status.crls:
+        late = [c for c in status.crls if _crl_state(now, c[2]) != "current"]
+        if not late:
+            earliest = min(c[2] for c in status.crls)
+            lines.append(
+                f"revocation lists: all {len(status.crls)} current (the first next update "
+                f"{rfc3339(earliest, 'seconds')})"
+            )
+        else:
+            lines.append(
+                tables.render(
+                    ("REVOCATION LIST", "PARTY", "STATE", "NEXT UPDATE", "REVOKED", "WHEN STALE"),
+                    (
+                        (
+                            source,
+                            party,
+                            _crl_state(now, next_update).upper(),
+                            rfc3339(next_update, "seconds"),
+                            str(revoked),
+                            policy,
+                        )
+                        for party, source, next_update, revoked, policy in late
+                    ),
+                )
+            )
+    else:
+        lines.append("revocation lists: none configured")
     flagged = [c for c in status.certificates if _state(now, c[2]) != "ok"]
     lines.append("")
     if not flagged:
