@@ -20,15 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from hub.cli.demo import sample_aeo_status, sample_declaration
 from hub.cli.main import main
 from hub.config import load_config, render_config
 from hub.core.errors import SchemaError
-from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store import migrate
 from hub.store.db import Store
 from tests.conftest import Federation
-from tests.test_exchange import eventually, submit
+from tests.test_evidence import exchanged
 
 RELEASES = Path(__file__).parent / "data" / "releases"
 
@@ -81,15 +79,7 @@ async def _downgrade_to_baseline(url: str) -> None:
 async def test_a_baseline_database_with_data_is_upgraded_and_its_trail_verifies(
     federation: Federation, pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cn = await federation.start("CN")
-    nz = await federation.start("NZ")
-    await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"]))
-    await submit(nz, spb.SubmitRequest(aeo_status=sample_aeo_status("NZ"), recipients=["CN"]))
-
-    async def settled() -> bool:
-        return not await cn.hub.store.views.outbox() and not await nz.hub.store.views.outbox()
-
-    await eventually(settled)
+    await exchanged(federation)  # CN and NZ each sent the other a message, receipts held
     await federation.stop_all()
     config = federation.configs["NZ"]
     # NZ's database, as the first revision of the chain made it, with its data
