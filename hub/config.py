@@ -95,6 +95,12 @@ class Limits:
     # files' mtime and size; re-read only when one changed): a revocation takes effect within
     # this long, at the cost of a few stat calls.
     revocation_check_seconds: float = 5.0
+    # A partner connection lives at most this long, then is told to go away (HTTP/2 GOAWAY)
+    # and its calls get connection_drain_seconds to finish: the partner reconnects, and a
+    # reload's new TLS certificate, trust anchors and CRLs then apply to every connection
+    # within this bound, not only to new ones. An hour costs one handshake per partner-hour.
+    connection_max_age_seconds: float = 3600.0
+    connection_drain_seconds: float = 60.0
 
     @property
     def xml(self) -> XmlLimits:

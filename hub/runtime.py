@@ -38,6 +38,7 @@ from hub.rpc.server import (
     ServerTls,
     add_health_and_reflection,
     bind,
+    connection_age,
     decoding_handler,
 )
 from hub.store.db import Store
@@ -176,6 +177,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         options=[
             *SERVER_OPTIONS,
             *PARTNER_KEEPALIVE,
+            *connection_age(limits.connection_max_age_seconds, limits.connection_drain_seconds),
             ("grpc.max_receive_message_length", limits.max_batch_bytes),
         ],
         maximum_concurrent_rpcs=max(limits.max_concurrent_rpcs, allowances + 16),
@@ -207,7 +209,11 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     audit_server, audit_port, audit_tls = None, 0, None
     if config.audit_listen:
         audit_server = grpc.aio.server(
-            options=SERVER_OPTIONS, maximum_concurrent_rpcs=limits.max_concurrent_rpcs
+            options=[
+                *SERVER_OPTIONS,
+                *connection_age(limits.connection_max_age_seconds, limits.connection_drain_seconds),
+            ],
+            maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         audit = AuditService(
             store, keys.token_verifier(config, revoked=lambda: hub.revocation.tokens)

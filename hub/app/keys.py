@@ -51,16 +51,15 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     """Read certificates and keys named by the config and check they belong together."""
     trust = TrustStore(local_party=config.party)
     for partner in config.partners.values():
-        anchor = _certificate(partner.trust_anchor, f"trust anchor of {partner.party}")
+        anchors = read_anchors(partner.trust_anchor, f"trust anchor of {partner.party}")
         certs = [
             _signing_certificate(p, f"signing certificate of {partner.party}")
             for p in partner.signing_certs
         ]
-        trust.partners[partner.party] = PartnerTrust.build(partner.party, anchor, certs, now)
-    own_anchor = _certificate(config.trust_anchor, "trust anchor")
+        trust.partners[partner.party] = PartnerTrust.build(partner.party, anchors, certs, now)
     own = PartnerTrust.build(
         config.party,
-        own_anchor,
+        read_anchors(config.trust_anchor, "trust anchor"),
         [_signing_certificate(config.signing_cert, "signing certificate")],
         now,
     )
@@ -221,6 +220,28 @@ def _certificate(path: Path, what: str) -> x509.Certificate:
         ) from None
 
 
+# A party's trust anchor file holds its CA certificate, or, while the CA rolls over, the old
+# one and its successor (and, rarely, a third during an overlap of overlaps).
+MAX_ANCHORS = 4
+
+
+def read_anchors(path: Path, what: str) -> tuple[x509.Certificate, ...]:
+    """The CA certificates in a trust anchor file (PEM, one or more)."""
+    try:
+        found = tuple(x509.load_pem_x509_certificates(_read(path, what)))
+    except ValueError:
+        raise ConfigError(
+            f"{path}: the {what} is not a PEM certificate", reason="config-invalid"
+        ) from None
+    if len(found) > MAX_ANCHORS:
+        raise ConfigError(
+            f"{path}: the {what} holds {len(found)} certificates; at most {MAX_ANCHORS} "
+            "(a CA and its successors while it rolls over)",
+            reason="config-invalid",
+        )
+    return found
+
+
 def _signing_certificate(path: Path, what: str) -> x509.Certificate:
     """A certificate that fits the signing-certificate profile (docs/adr/0008): a TLS
     certificate, or one without digitalSignature, is refused here naming its file."""
@@ -333,8 +354,11 @@ def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:
         ]
     found = []
     for key, path, what in named:
-        cert = _certificate(path, what)
-        found.append((key, cert.subject.rfc4514_string(), cert.not_valid_after_utc))
+        # a trust anchor file may hold a CA and its successor: each ends on its own date
+        anchor = key.endswith("trust_anchor")
+        certs = read_anchors(path, what) if anchor else (_certificate(path, what),)
+        for cert in certs:
+            found.append((key, cert.subject.rfc4514_string(), cert.not_valid_after_utc))
     return found
 
 
@@ -390,9 +414,9 @@ def read_revocation(config: HubConfig) -> Revocation:
     for party, anchor_path, signing_paths, crl_paths, policy, key in named:
         if not crl_paths:
             continue
-        anchor = _certificate(anchor_path, f"trust anchor of {key}")
+        issuers = read_anchors(anchor_path, f"trust anchor of {key}")
         crls = tuple(
-            parse_crl(_read(path, f"CRL of {key}"), anchor, f"{key}.crls: {path}")
+            parse_crl(_read(path, f"CRL of {key}"), issuers, f"{key}.crls: {path}")
             for path in crl_paths
         )
         serials: dict[str, int] = {}

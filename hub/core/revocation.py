@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 
 from hub.core.errors import ConfigError, TrustError
 from hub.core.signing import VerificationKey
+from hub.core.trust import Anchors, as_anchors
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 
 STALE_CLOSED, STALE_OPEN = "closed", "open"
@@ -59,13 +60,13 @@ class Crl:
         return now > self.next_update
 
 
-def parse_crl(data: bytes, anchor: x509.Certificate, source: str) -> Crl:
-    """A CRL (PEM or DER) that ``anchor`` issued and signed, or a ConfigError naming
-    ``source``.
+def parse_crl(data: bytes, anchors: Anchors, source: str) -> Crl:
+    """A CRL (PEM or DER) that one of ``anchors`` (a party's CA, or its old and new CA while
+    it rolls over) issued and signed, or a ConfigError naming ``source``.
 
     1. It is at most MAX_CRL_BYTES and parses as a CRL.
-    2. Its issuer is the anchor's subject.
-    3. Its signature verifies with the anchor's public key.
+    2. Its issuer is an anchor's subject.
+    3. Its signature verifies with that anchor's public key.
     4. It has a nextUpdate (RFC 5280 5.1.2.5 requires one; without it, it could never be
        stale).
     """
@@ -82,17 +83,19 @@ def parse_crl(data: bytes, anchor: x509.Certificate, source: str) -> Crl:
             crl = x509.load_der_x509_crl(data)
     except ValueError:
         raise refuse("not a PEM or DER certificate revocation list") from None
-    anchor_name = anchor.subject.rfc4514_string()
-    if crl.issuer != anchor.subject:
+    anchors = as_anchors(anchors)
+    issuers = [a for a in anchors if a.subject == crl.issuer]
+    if not issuers:
+        names = " or ".join(repr(a.subject.rfc4514_string()) for a in anchors)
         raise refuse(
-            f"the CRL is issued by {crl.issuer.rfc4514_string()!r}, not by the trust anchor "
-            f"{anchor_name!r}"
+            f"the CRL is issued by {crl.issuer.rfc4514_string()!r}, not by the trust anchor {names}"
         )
-    public = anchor.public_key()
-    if not isinstance(
-        public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
-    ) or not crl.is_signature_valid(public):
-        raise refuse(f"the CRL's signature does not verify with the trust anchor {anchor_name!r}")
+    # an old CA and its successor may share a subject: the one whose key signed it issued it
+    if not any(_signed_by(crl, anchor) for anchor in issuers):
+        raise refuse(
+            "the CRL's signature does not verify with the trust anchor "
+            f"{issuers[0].subject.rfc4514_string()!r}"
+        )
     next_update = crl.next_update_utc
     if next_update is None:
         raise refuse("the CRL has no nextUpdate")
@@ -102,6 +105,13 @@ def parse_crl(data: bytes, anchor: x509.Certificate, source: str) -> Crl:
         next_update=next_update,
         serials=frozenset(entry.serial_number for entry in crl),
     )
+
+
+def _signed_by(crl: x509.CertificateRevocationList, anchor: x509.Certificate) -> bool:
+    public = anchor.public_key()
+    return isinstance(
+        public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+    ) and crl.is_signature_valid(public)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,16 +69,34 @@ def party_of(cert: x509.Certificate) -> str:
     return check_party_id(parties[0])
 
 
-def check_issued_by(cert: x509.Certificate, anchor: x509.Certificate, now: datetime) -> None:
-    """The anchor signed this certificate directly, and the certificate is within its validity."""
-    try:
-        cert.verify_directly_issued_by(anchor)
-    except (ValueError, TypeError, InvalidSignature):
+Anchors = x509.Certificate | Sequence[x509.Certificate]
+
+
+def as_anchors(anchors: Anchors) -> tuple[x509.Certificate, ...]:
+    """A party's trust anchors: its CA certificate, or several while its CA rolls over (the
+    old one and its successor, which may share a subject name)."""
+    return (anchors,) if isinstance(anchors, x509.Certificate) else tuple(anchors)
+
+
+def check_issued_by(cert: x509.Certificate, anchors: Anchors, now: datetime) -> None:
+    """One of the anchors signed this certificate directly, and the certificate is within its
+    validity."""
+    anchors = as_anchors(anchors)
+    for anchor in anchors:
+        if cert.issuer != anchor.subject:
+            continue
+        try:
+            cert.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        break
+    else:
+        names = " or ".join(repr(a.subject.rfc4514_string()) for a in anchors)
         raise TrustError(
             f"certificate {cert.subject.rfc4514_string()!r} was not issued by the trust anchor "
-            f"{anchor.subject.rfc4514_string()!r}",
+            f"{names}",
             reason="untrusted-issuer",
-        ) from None
+        )
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise TrustError(
             f"certificate {cert.subject.rfc4514_string()!r} is valid from "
@@ -193,21 +211,22 @@ class PartnerTrust:
     """What this hub trusts about one partner administration."""
 
     party: str
-    anchor: x509.Certificate
+    # the party's CA certificates: one, or two while its CA rolls over (old and new)
+    anchors: tuple[x509.Certificate, ...]
     signing_keys: Mapping[str, VerificationKey]  # by key id
 
     @classmethod
     def build(
         cls,
         party: str,
-        anchor: x509.Certificate,
+        anchors: Anchors,
         signing_certs: Iterable[x509.Certificate],
         now: datetime,
     ) -> PartnerTrust:
         check_party_id(party)
         keys: dict[str, VerificationKey] = {}
         for cert in signing_certs:
-            check_issued_by(cert, anchor, now)
+            check_issued_by(cert, anchors, now)
             check_signing_profile(cert, party)
             named = party_of(cert)
             if named != party:
@@ -219,7 +238,7 @@ class PartnerTrust:
             keys[key.key_id] = key
         if not keys:
             raise TrustError(f"partner {party} has no signing certificate", reason="no-signing-key")
-        return cls(party, anchor, keys)
+        return cls(party, as_anchors(anchors), keys)
 
 
 @dataclass
@@ -261,7 +280,7 @@ class TrustStore:
             raise TrustError(
                 f"peer certificate names {party}, which is not a partner", reason="unknown-partner"
             )
-        check_issued_by(cert, partner.anchor, now)
+        check_issued_by(cert, partner.anchors, now)
         check_tls_client(cert, partner)
         if len(self._peer_cache) > 1024:  # bounded: a handful of partners, a few rotations each
             self._peer_cache.clear()

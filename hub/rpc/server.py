@@ -22,6 +22,16 @@ from hub.rpc.status import abort
 SERVER_OPTIONS: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
 
 
+def connection_age(max_age_seconds: float, drain_seconds: float) -> list[tuple[str, int]]:
+    """Options that end every connection after ``max_age_seconds`` (GOAWAY; clients
+    reconnect) with ``drain_seconds`` for its calls to finish: what a reload changed in the
+    port's TLS (certificate, client CAs) then reaches connections opened before it."""
+    return [
+        ("grpc.max_connection_age_ms", int(max_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(drain_seconds * 1000)),
+    ]
+
+
 def decoding_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
     """``servicer``'s methods for ``service``, each decoding its own request: a request that
     is not the message it should be is answered INVALID_ARGUMENT ``request-malformed``
