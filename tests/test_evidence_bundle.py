@@ -1,0 +1,399 @@
+"""Evidence bundles (issue 17, "Evidence kept"): `evidence export` writes one message's
+envelope as received, its signer's certificate, its trail leaf, inclusion proof and signed
+checkpoint into one file, and `evidence verify` checks it with nothing but the bundle, the
+sender's trust anchor and the hub's trail verifier key; every piece tampered with fails,
+naming the check."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.cli.crl import issue_crl
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import evidence_pb2 as epb
+from hub.pb.customs_hub.v1 import trail_pb2 as tpb
+from hub.trail import evidence
+from tests.conftest import Federation
+from tests.test_evidence import cli, exchanged
+
+Tamper = Callable[[epb.EvidenceBundle, Path], None]
+
+
+async def export_cn_message(
+    federation: Federation, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, str]:
+    """NZ's bundle of the message CN sent it, exported from NZ's stopped hub; its id."""
+    _, nz = await exchanged(federation)
+    [row] = await nz.hub.store.views.inbound()
+    await federation.stop_all()  # a stopping hub signs a checkpoint of all it recorded
+    out = folder / "cn-message.evidence"
+    toml = str(federation.configs["NZ"].path)
+    capsys.readouterr()
+    code = await cli(
+        ["evidence", "export", "--config", toml, "--message-id", row.message_id, "-o", str(out)]
+    )
+    assert code == 0, capsys.readouterr()
+    assert f"wrote {out}: message {row.message_id} signed by CN" in capsys.readouterr().out
+    return out, row.message_id
+
+
+def auditor_folder(pki: Path, bundle: Path, folder: Path) -> Path:
+    """What an auditor years later holds: the bundle, CN's anchor and NZ's trail key."""
+    folder.mkdir()
+    shutil.copy(bundle, folder / "bundle.evidence")
+    shutil.copy(pki / "CN" / "ca.pem", folder / "cn-ca.pem")
+    shutil.copy(pki / "NZ" / "trail.vkey", folder / "nz-trail.vkey")
+    return folder
+
+
+async def verify(
+    folder: Path, capsys: pytest.CaptureFixture[str], *extra: str, bundle: str = "bundle.evidence"
+) -> tuple[int, str]:
+    args = ["--anchor", str(folder / "cn-ca.pem"), "--trail-vkey", str(folder / "nz-trail.vkey")]
+    capsys.readouterr()
+    code = await cli(["evidence", "verify", str(folder / bundle), *args, *extra])
+    return code, capsys.readouterr().out
+
+
+async def test_a_bundle_from_a_real_exchange_verifies_offline(
+    federation: Federation, tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exported, message_id = await export_cn_message(federation, tmp_path, capsys)
+    folder = auditor_folder(pki, exported, tmp_path / "auditor")
+    # the hubs' folders and stores are gone: the bundle stands alone
+    shutil.rmtree(tmp_path / "NZ")
+    shutil.rmtree(tmp_path / "CN")
+    code, out = await verify(folder, capsys, "--body", str(folder / "body.bin"))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == f"OK: CN signed message {message_id}"
+    assert f"{message_id} from CN to NZ, customs_hub.v1.GoodsDeclaration" in lines[1]
+    assert "of the trail customs-hub/NZ" in out
+    assert "signed by customs-hub-NZ" in out
+    assert "not revoked by the CRL of" in out  # the dev config names each anchor's CRL
+    # what was signed, as the sender signed it
+    data = (folder / "bundle.evidence").read_bytes()
+    envelope = pb.Envelope.FromString(epb.EvidenceBundle.FromString(data).envelope)
+    assert (folder / "body.bin").read_bytes() == envelope.body
+
+    code, out = await verify(folder, capsys, "--json")
+    assert code == 0
+    found = json.loads(out)
+    assert (found["ok"], found["sender"], found["recipient"]) == (True, "CN", "NZ")
+    assert found["message_id"] == message_id and found["origin"] == "customs-hub/NZ"
+    bundle = epb.EvidenceBundle.FromString(data)
+    assert (found["leaf_index"], found["tree_size"]) == (bundle.leaf_index, found["tree_size"])
+    assert found["leaf_index"] < found["tree_size"]
+    cert = x509.load_pem_x509_certificate((pki / "CN" / "signing.pem").read_bytes())
+    assert found["serial"] == f"{cert.serial_number:x}"
+    assert list(bundle.certificates) == [cert.public_bytes(Encoding.DER)]
+    assert (bundle.format, bundle.version, bundle.kind) == (evidence.FORMAT, 1, "message")
+
+
+# --- every piece tampered with: the check that fails, and what it says ----------------------
+
+
+def _envelope(change: Callable[[pb.Envelope], None]) -> Tamper:
+    def tamper(bundle: epb.EvidenceBundle, pki: Path) -> None:
+        envelope = pb.Envelope.FromString(bundle.envelope)
+        change(envelope)
+        bundle.envelope = envelope.SerializeToString()
+
+    return tamper
+
+
+def _flip_body(envelope: pb.Envelope) -> None:
+    body = bytearray(envelope.body)
+    body[len(body) // 2] ^= 0x01
+    envelope.body = bytes(body)
+
+
+def _flip_signature(envelope: pb.Envelope) -> None:
+    value = bytearray(envelope.signatures[0].value)
+    value[0] ^= 0x01
+    envelope.signatures[0].value = bytes(value)
+
+
+def _certificate_of(path: Path) -> Tamper:
+    def tamper(bundle: epb.EvidenceBundle, pki: Path) -> None:
+        cert = x509.load_pem_x509_certificate((pki / path).read_bytes())
+        bundle.certificates[0] = cert.public_bytes(Encoding.DER)
+
+    return tamper
+
+
+def _leaf(change: Callable[[tpb.TrailEvent], None]) -> Tamper:
+    def tamper(bundle: epb.EvidenceBundle, pki: Path) -> None:
+        event = tpb.TrailEvent.FromString(bundle.leaf)
+        change(event)
+        bundle.leaf = event.SerializeToString(deterministic=True)
+
+    return tamper
+
+
+def _digest(event: tpb.TrailEvent) -> None:
+    event.envelope_digest = bytes(32)
+
+
+def _time(event: tpb.TrailEvent) -> None:
+    event.at.seconds -= 1
+
+
+def _proof_hash(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    first = bytearray(bundle.inclusion_proof[0])
+    first[0] ^= 0x01
+    bundle.inclusion_proof[0] = bytes(first)
+
+
+def _proof_short(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    del bundle.inclusion_proof[-1]
+
+
+def _checkpoint_signature(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    body, _, signature = bundle.checkpoint.decode().rpartition(" ")
+    flipped = ("B" if signature[10] == "A" else "A").join((signature[:10], signature[11:]))
+    bundle.checkpoint = f"{body} {flipped}".encode()
+
+
+def _checkpoint_size(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    lines = bundle.checkpoint.decode().split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    bundle.checkpoint = "\n".join(lines).encode()
+
+
+def _version(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    bundle.version = 2
+
+
+def _format(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    bundle.format = "customs-hub-trail-export/1"
+
+
+def _kind(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    bundle.kind = "statement"
+
+
+def _no_certificate(bundle: epb.EvidenceBundle, pki: Path) -> None:
+    del bundle.certificates[:]
+
+
+@dataclass
+class Case:
+    tamper: Tamper | None = None
+    check: str = ""
+    says: str = ""
+    anchor: str = "CN"  # whose CA the auditor gives
+    vkey: str = "NZ"  # whose trail key
+
+
+CASES = {
+    "a body byte": Case(_envelope(_flip_body), "envelope", "the envelope's body is not the body"),
+    "the signature": Case(
+        _envelope(_flip_signature), "signature", "no signature of the envelope verifies"
+    ),
+    "the certificate swapped for another party's": Case(
+        _certificate_of(Path("SG/signing.pem")),
+        "identity",
+        "the signing certificate names party SG; the envelope was signed by CN",
+    ),
+    "the certificate swapped for a rogue CA's CN": Case(
+        None,
+        "chain",
+        "anchor 'CN=CN customs CA,O=Customs administration CN (development)': "
+        "it names that issuer, but its key did not sign it",
+    ),
+    "the chain given a wrong anchor": Case(
+        None, "chain", "was not issued by the trust anchor 'CN=SG customs CA", anchor="SG"
+    ),
+    "the leaf's envelope digest": Case(_leaf(_digest), "leaf", "the leaf records envelope digest"),
+    "the leaf's time": Case(_leaf(_time), "inclusion", "does not lead to the root"),
+    "a proof hash": Case(_proof_hash, "inclusion", "does not lead to the root"),
+    "the proof cut short": Case(_proof_short, "inclusion", "too few hashes"),
+    "the checkpoint's signature": Case(
+        _checkpoint_signature, "checkpoint", "signature by customs-hub-NZ does not verify"
+    ),
+    "the checkpoint's size": Case(
+        _checkpoint_size, "checkpoint", "signature by customs-hub-NZ does not verify"
+    ),
+    "a wrong trail key": Case(
+        None, "checkpoint", "note is not signed by customs-hub-CN", vkey="CN"
+    ),
+    "an unknown version": Case(_version, "bundle", "version 2; this customs-hub reads version 1"),
+    "another format": Case(_format, "bundle", "not an evidence bundle: its format is"),
+    "an unknown kind": Case(_kind, "bundle", "its kind is 'statement'"),
+    "no certificate": Case(_no_certificate, "bundle", "no certificate"),
+}
+
+
+async def test_every_piece_tampered_with_fails_naming_its_check(
+    federation: Federation,
+    tmp_path: Path,
+    pki: Path,
+    rogue_pki: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exported, _ = await export_cn_message(federation, tmp_path, capsys)
+    folder = auditor_folder(pki, exported, tmp_path / "auditor")
+    for party in ("SG", "CN"):
+        shutil.copy(pki / party / "ca.pem", folder / f"{party.lower()}-ca.pem")
+        shutil.copy(pki / party / "trail.vkey", folder / f"{party.lower()}-trail.vkey")
+    CASES["the certificate swapped for a rogue CA's CN"].tamper = _certificate_of(
+        rogue_pki / "CN" / "signing.pem"
+    )
+    genuine = exported.read_bytes()
+    said = {}
+    for name, case in CASES.items():
+        bundle = epb.EvidenceBundle.FromString(genuine)
+        if case.tamper is not None:
+            case.tamper(bundle, pki)
+        (folder / "tampered.evidence").write_bytes(bundle.SerializeToString())
+        capsys.readouterr()
+        code = await cli(
+            [
+                "evidence",
+                "verify",
+                str(folder / "tampered.evidence"),
+                "--anchor",
+                str(folder / f"{case.anchor.lower()}-ca.pem"),
+                "--trail-vkey",
+                str(folder / f"{case.vkey.lower()}-trail.vkey"),
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 1, (name, out)
+        assert out.startswith(f"BAD ({case.check}): "), (name, out)
+        assert case.says in out, (name, out)
+        said[name] = out
+    # the genuine bundle still verifies
+    code, out = await verify(folder, capsys)
+    assert code == 0, out
+    # each fault is told apart, except where no signature can tell which of two signed
+    # things changed: the leaf or its proof; the checkpoint's body or its signature
+    alike = {tuple(n for n in said if said[n] == text) for text in said.values()} - {
+        (n,) for n in said
+    }
+    assert alike == {
+        ("the leaf's time", "a proof hash"),
+        ("the checkpoint's signature", "the checkpoint's size"),
+    }
+
+
+async def test_a_truncated_or_oversized_file_is_refused_as_such(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "auditor"
+    folder.mkdir()
+    shutil.copy(pki / "CN" / "ca.pem", folder / "cn-ca.pem")
+    shutil.copy(pki / "NZ" / "trail.vkey", folder / "nz-trail.vkey")
+    genuine = epb.EvidenceBundle(
+        format=evidence.FORMAT, version=1, kind="message", envelope=b"e" * 1000,
+        certificates=[b"c" * 100],
+    ).SerializeToString()  # fmt: skip
+    (folder / "cut.evidence").write_bytes(genuine[: len(genuine) // 2])
+    code, out = await verify(folder, capsys, bundle="cut.evidence")
+    assert code == 1
+    assert out.startswith("BAD (bundle): ") and "does not parse (cut short or damaged?)" in out
+    with (folder / "large.evidence").open("wb") as f:  # sparse: nothing written
+        f.truncate(evidence.MAX_BUNDLE_BYTES + 1)
+    code, out = await verify(folder, capsys, bundle="large.evidence")
+    assert code == 1
+    assert f"at most {evidence.MAX_BUNDLE_BYTES} are read" in out
+    # a missing bundle or anchor: a usage error naming the file
+    args = ["--anchor", str(folder / "cn-ca.pem"), "--trail-vkey", str(folder / "nz-trail.vkey")]
+    assert await cli(["evidence", "verify", str(folder / "missing.evidence"), *args]) == 2
+    assert "missing.evidence: cannot read the bundle" in capsys.readouterr().err
+    (folder / "cn-ca.pem").write_text("not a certificate")
+    assert await cli(["evidence", "verify", str(folder / "cut.evidence"), *args]) == 2
+    assert "cn-ca.pem: the trust anchor is not a PEM certificate" in capsys.readouterr().err
+
+
+# --- revocation lists carried in the bundle --------------------------------------------------
+
+
+async def test_a_certificate_revoked_before_the_message_was_recorded_fails(
+    federation: Federation, tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CN's CA revoked its signing certificate: before NZ recorded the message, the bundle
+    proves nothing; after, what was signed and recorded before stands, and the report says
+    when it was revoked."""
+    exported, _ = await export_cn_message(federation, tmp_path, capsys)
+    folder = auditor_folder(pki, exported, tmp_path / "auditor")
+    genuine = epb.EvidenceBundle.FromString(exported.read_bytes())
+    recorded = tpb.TrailEvent.FromString(genuine.leaf).at.ToDatetime().astimezone()
+    ca = x509.load_pem_x509_certificate((pki / "CN" / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "CN" / "ca.key").read_bytes(), None)
+    signing = x509.load_pem_x509_certificate((pki / "CN" / "signing.pem").read_bytes())
+    for when, expect in (
+        (recorded - timedelta(hours=1), "BAD (revocation): "),
+        (recorded + timedelta(hours=1), "OK: "),
+    ):
+        crl = issue_crl(ca, ca_key, [signing.serial_number], when)  # type: ignore[arg-type]
+        bundle = epb.EvidenceBundle()
+        bundle.CopyFrom(genuine)
+        bundle.crls[:] = [crl.public_bytes(Encoding.DER)]
+        (folder / "bundle.evidence").write_bytes(bundle.SerializeToString())
+        code, out = await verify(folder, capsys)
+        assert out.startswith(expect), out
+        assert f"serial {signing.serial_number:x}" in out
+        assert code == (1 if expect.startswith("BAD") else 0)
+    assert "after the message was recorded" in out
+    # a list another CA signed revokes nothing of CN's, and is refused
+    sg_ca = x509.load_pem_x509_certificate((pki / "SG" / "ca.pem").read_bytes())
+    sg_key = serialization.load_pem_private_key((pki / "SG" / "ca.key").read_bytes(), None)
+    bundle.crls[:] = [issue_crl(sg_ca, sg_key, [], recorded).public_bytes(Encoding.DER)]  # type: ignore[arg-type]
+    (folder / "bundle.evidence").write_bytes(bundle.SerializeToString())
+    code, out = await verify(folder, capsys)
+    assert code == 1 and out.startswith("BAD (revocation): ")
+    assert "not by the trust anchor" in out
+
+
+# --- the bundle format itself (hub/trail/evidence.py) ----------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=512))
+def test_any_bytes_as_a_bundle_decode_or_raise_evidence_error(data: bytes) -> None:
+    header = epb.EvidenceBundle(format=evidence.FORMAT, version=1).SerializeToString()
+    for blob in (data, header + data):
+        with contextlib.suppress(evidence.EvidenceError):  # anything else fails the test
+            evidence.decode_bundle(blob)
+
+
+def test_each_bound_is_enforced_on_reading() -> None:
+    def bundle(**fields: object) -> bytes:
+        base: dict[str, object] = {
+            "format": evidence.FORMAT,
+            "version": 1,
+            "kind": "message",
+            "envelope": b"e",
+            "certificates": [b"c"],
+        }
+        return epb.EvidenceBundle(**(base | fields)).SerializeToString()  # type: ignore[arg-type]
+
+    evidence.decode_bundle(bundle())  # within every bound
+    for fields, says in (
+        ({"certificates": [b"c"] * 9}, "9 certificates; at most 8"),
+        ({"crls": [b"l"] * 9}, "9 revocation lists; at most 8"),
+        ({"inclusion_proof": [b"h" * 32] * 65}, "65 inclusion proof hashes; at most 64"),
+        ({"certificates": [b"c" * (64 * 1024 + 1)]}, "certificate is 65537 bytes"),
+        ({"leaf": b"l" * (1024 * 1024 + 1)}, "leaf is 1048577 bytes"),
+        ({"checkpoint": b"n" * (16 * 1024 + 1)}, "checkpoint is 16385 bytes"),
+        ({"signed_receipt": b"r"}, "a receipt bundle, and only one, holds a signed receipt"),
+    ):
+        with pytest.raises(evidence.EvidenceError) as caught:
+            evidence.decode_bundle(bundle(**fields))
+        assert caught.value.check == "bundle"
+        assert says in caught.value.message
