@@ -207,7 +207,7 @@ CASES = {
     "the certificate swapped for another party's": Case(
         _certificate_of(Path("SG/signing.pem")),
         "identity",
-        "the signing certificate names party SG; the envelope was signed by CN",
+        "the signing certificate names party SG; the envelope's sender is CN",
     ),
     "the certificate swapped for a rogue CA's CN": Case(
         None,
@@ -397,3 +397,111 @@ def test_each_bound_is_enforced_on_reading() -> None:
             evidence.decode_bundle(bundle(**fields))
         assert caught.value.check == "bundle"
         assert says in caught.value.message
+
+
+# --- through the auditors' service, and a partner's receipt ----------------------------------
+
+
+def certificates_folder(pki: Path, folder: Path) -> Path:
+    """Anchors and signing certificates as a trail export lays them out (what --certs reads)."""
+    for party in ("CN", "NZ", "SG"):
+        where = folder / party
+        where.mkdir(parents=True)
+        shutil.copy(pki / party / "ca.pem", where / "trust-anchor.pem")
+        shutil.copy(pki / party / "signing.pem", where / "signing-0.pem")
+    return folder
+
+
+async def test_an_auditor_exports_a_message_and_a_partners_receipt_through_the_audit_service(
+    federation: Federation, tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a token (trail:read, messages:read), an auditor exports from CN's Audit service:
+    NZ's message to CN (signed by NZ), and NZ's receipt for CN's message to NZ (proof that NZ
+    received it); each verifies offline with NZ's anchor and CN's trail key."""
+    cn, _ = await exchanged(federation)
+    await cn.hub.audit.checkpoint()  # what the hub signs every few seconds, now
+    [(sent, _)] = [m for m in await cn.hub.store.views.outbound() if m[0].recipient == "NZ"]
+    [received] = await cn.hub.store.views.inbound()
+    config = str(federation.configs["CN"].path)
+    capsys.readouterr()
+    token = tmp_path / "token"
+    for name, scopes in (("reader", ["trail:read", "messages:read"]), ("blind", ["trail:read"])):
+        scope_args = [arg for s in scopes for arg in ("--scope", s)]
+        assert (
+            await cli(["token", "issue", "--config", config, "--subject", "nao", *scope_args]) == 0
+        )
+        (tmp_path / name).write_text(capsys.readouterr().out)
+    remote = [
+        "--hub",
+        f"127.0.0.1:{federation.audit_ports['CN']}",
+        "--ca",
+        str(pki / "CN" / "ca.pem"),
+        "--certs",
+        str(certificates_folder(pki, tmp_path / "certs")),
+        "--trail-vkey",
+        str(pki / "CN" / "trail.vkey"),
+    ]
+    token = tmp_path / "reader"
+    message = ["--message-id", received.message_id, "-o", str(tmp_path / "message.evidence")]
+    assert await cli(["evidence", "export", *remote, "--token-file", str(token), *message]) == 0
+    receipt = [
+        "--message-id",
+        sent.message_id,
+        "--receipt",
+        "-o",
+        str(tmp_path / "receipt.evidence"),
+    ]
+    assert await cli(["evidence", "export", *remote, "--token-file", str(token), *receipt]) == 0
+    out = capsys.readouterr().out
+    assert f"receipt {sent.message_id} signed by NZ" in out
+    # the wrong direction is named, with what to ask instead
+    wrong = ["--message-id", sent.message_id, "-o", str(tmp_path / "wrong.evidence")]
+    assert await cli(["evidence", "export", *remote, "--token-file", str(token), *wrong]) == 2
+    assert "this hub sent it: its evidence is the partner's receipt (--receipt)" in (
+        capsys.readouterr().err
+    )
+    # a token without messages:read gets no envelope
+    blind = str(tmp_path / "blind")
+    assert await cli(["evidence", "export", *remote, "--token-file", blind, *message[:2], "-o",
+                      str(tmp_path / "blind.evidence")]) == 2  # fmt: skip
+    assert "GetMessage refused (scope-missing): this call needs scope messages:read" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "blind.evidence").exists()
+
+    await federation.stop_all()
+    offline = [
+        "--anchor",
+        str(pki / "NZ" / "ca.pem"),
+        "--trail-vkey",
+        str(pki / "CN" / "trail.vkey"),
+    ]
+    assert await cli(["evidence", "verify", str(tmp_path / "message.evidence"), *offline]) == 0
+    assert capsys.readouterr().out.startswith(f"OK: NZ signed message {received.message_id}")
+    assert await cli(["evidence", "verify", str(tmp_path / "receipt.evidence"), *offline]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: NZ signed a receipt (accepted) for message {sent.message_id} of CN")
+    assert f"{sent.message_id} from CN to NZ" in out
+    # the receipt bundle's envelope swapped for another of CN's: the receipt is not for it
+    bundle = epb.EvidenceBundle.FromString((tmp_path / "receipt.evidence").read_bytes())
+    other = epb.EvidenceBundle.FromString((tmp_path / "message.evidence").read_bytes())
+    bundle.envelope = other.envelope
+    (tmp_path / "swapped.evidence").write_bytes(bundle.SerializeToString())
+    assert await cli(["evidence", "verify", str(tmp_path / "swapped.evidence"), *offline]) == 1
+    assert "BAD (identity): " in (out := capsys.readouterr().out)
+    assert "names party NZ; the receipt is for the envelope's recipient to sign, CN" in out
+    # our envelope's bytes changed (its signature re-made, say): not what NZ signed for
+    bundle = epb.EvidenceBundle.FromString((tmp_path / "receipt.evidence").read_bytes())
+    _envelope(_flip_signature)(bundle, pki)
+    (tmp_path / "resigned.evidence").write_bytes(bundle.SerializeToString())
+    assert await cli(["evidence", "verify", str(tmp_path / "resigned.evidence"), *offline]) == 1
+    out = capsys.readouterr().out
+    assert "BAD (receipt): " in out and "the receipt is for another envelope" in out
+    # the receipt's signature
+    bundle = epb.EvidenceBundle.FromString((tmp_path / "receipt.evidence").read_bytes())
+    signed = pb.SignedReceipt.FromString(bundle.signed_receipt)
+    signed.signature.value = bytes([signed.signature.value[0] ^ 1]) + signed.signature.value[1:]
+    bundle.signed_receipt = signed.SerializeToString()
+    (tmp_path / "forged.evidence").write_bytes(bundle.SerializeToString())
+    assert await cli(["evidence", "verify", str(tmp_path / "forged.evidence"), *offline]) == 1
+    assert "BAD (signature): " in capsys.readouterr().out

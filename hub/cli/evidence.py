@@ -307,7 +307,7 @@ async def gather(
 
 
 def _receipt_of(message: apb.StoredMessage) -> bytes:
-    signed = getattr(message, "signed_receipt", b"")
+    signed = message.signed_receipt
     if not signed:
         raise EvidenceCliError(
             f"message {message.message_id} to {message.partner} has no stored receipt (not "

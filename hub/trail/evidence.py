@@ -288,11 +288,13 @@ def verify_bundle(data: bytes, anchor: x509.Certificate, trail_key: checkpoint.N
     except TrustError as exc:
         raise EvidenceError("identity", f"the signing certificate: {exc.message}") from None
     if named != signer_party:
+        whose = (
+            "the envelope's sender is"
+            if bundle.kind == MESSAGE
+            else "the receipt is for the envelope's recipient to sign,"
+        )
         raise EvidenceError(
-            "identity",
-            f"the signing certificate names party {named}; the "
-            f"{'envelope' if bundle.kind == MESSAGE else 'receipt'} was signed by "
-            f"{signer_party}",
+            "identity", f"the signing certificate names party {named}; {whose} {signer_party}"
         )
     # 4. chain: each certificate was issued by the next, and the last by the anchor given.
     issuers = _check_chain(chain, anchor)
