@@ -217,7 +217,6 @@ async def export(args: argparse.Namespace) -> int:
     except bundles.EvidenceError as exc:
         raise EvidenceCliError(
             f"message {args.message_id}: the bundle would not verify, so it is not written: {exc}",
-            reason="evidence-invalid",
         ) from None
     write_atomically(args.out, data)
     print(
@@ -250,7 +249,6 @@ async def gather(
             hint = "; this hub received it: export it without --receipt"
         raise EvidenceCliError(
             f"no message {message_id} {what} {partner or 'a partner'} is stored{hint}",
-            reason="message-not-found",
         )
     if len(found) > 1:
         parties = ", ".join(sorted(m.partner for m in found))
@@ -290,7 +288,6 @@ async def gather(
             raise EvidenceCliError(
                 f"message {message_id}: its leaf {index} is not in a signed checkpoint yet; "
                 "export again after the next checkpoint",
-                reason="not-yet-checkpointed",
             ) from None
         raise
     bundle = bundles.Bundle(
