@@ -25,9 +25,10 @@ from hub.cli.crl import issue_crl
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import evidence_pb2 as epb
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
+from hub.store.db import Store
 from hub.trail import evidence
 from tests.conftest import Federation
-from tests.test_evidence import cli, exchanged
+from tests.test_evidence import cli, exchanged, sql
 
 Tamper = Callable[[epb.EvidenceBundle, Path], None]
 
@@ -48,6 +49,17 @@ async def export_cn_message(
     assert code == 0, capsys.readouterr()
     assert f"wrote {out}: message {row.message_id} signed by CN" in capsys.readouterr().out
     return out, row.message_id
+
+
+async def receipt_of_message_to(url: str, partner: str) -> tuple[str, bytes]:
+    """The id of the one message the hub at ``url`` sent ``partner``, and its stored receipt."""
+    store = Store(url)
+    try:
+        [(sent, receipt)] = [m for m in await store.views.outbound() if m[0].recipient == partner]
+    finally:
+        await store.close()
+    assert receipt is not None
+    return sent.message_id, receipt.signed_receipt
 
 
 def auditor_folder(pki: Path, bundle: Path, folder: Path) -> Path:
@@ -289,6 +301,30 @@ async def test_every_piece_tampered_with_fails_naming_its_check(
         ("the leaf's time", "a proof hash"),
         ("the checkpoint's signature", "the checkpoint's size"),
     }
+
+    # an envelope edited in the store: export refuses to write a bundle that would not verify
+    url = federation.configs["NZ"].store_url
+    envelope = epb.EvidenceBundle.FromString(genuine).envelope
+    await sql(url, "UPDATE inbound_message SET envelope = :e", e=envelope + b"\x1a\x00")
+    refused = tmp_path / "refused.evidence"
+    toml = str(federation.configs["NZ"].path)
+    message_id = pb.Header.FromString(pb.Envelope.FromString(envelope).header).message_id
+    export = ["evidence", "export", "--config", toml, "--message-id", message_id]
+    assert await cli([*export, "-o", str(refused)]) == 2
+    assert "no received leaf of the trail records message" in capsys.readouterr().err
+    assert not refused.exists()
+    # CN's receipt for NZ's message edited in the store: its signature no longer verifies,
+    # and export says so rather than write the bundle
+    sent_id, signed = await receipt_of_message_to(url, "CN")
+    stored = pb.SignedReceipt.FromString(signed)
+    stored.signature.value = bytes(64)
+    await sql(url, "UPDATE receipt SET signed_receipt = :r", r=stored.SerializeToString())
+    receipt = ["--message-id", sent_id, "--receipt", "-o", str(refused)]
+    assert await cli([*export[:4], *receipt]) == 2
+    assert (
+        f"message {sent_id}: the bundle would not verify, so it is not written: signature: "
+    ) in capsys.readouterr().err
+    assert not refused.exists()
 
 
 async def test_a_truncated_or_oversized_file_is_refused_as_such(
