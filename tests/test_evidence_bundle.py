@@ -11,24 +11,31 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.cli.crl import issue_crl
+from hub.cli.demo import sample_declaration
+from hub.core.envelope import build_envelope, sha256
+from hub.core.signing import Signer
+from hub.core.trust import party_uri
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import evidence_pb2 as epb
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
 from hub.store.db import Store
-from hub.trail import evidence
+from hub.trail import checkpoint, evidence, merkle
+from hub.trail import events as trail
 from tests.conftest import Federation
-from tests.test_evidence import cli, exchanged, sql
+from tests.test_evidence import DAY, NOW, SIGNING_USAGE, _ca, cli, exchanged, sql
 
 Tamper = Callable[[epb.EvidenceBundle, Path], None]
 
@@ -541,3 +548,114 @@ async def test_an_auditor_exports_a_message_and_a_partners_receipt_through_the_a
     (tmp_path / "forged.evidence").write_bytes(bundle.SerializeToString())
     assert await cli(["evidence", "verify", str(tmp_path / "forged.evidence"), *offline]) == 1
     assert "BAD (signature): " in capsys.readouterr().out
+
+
+# --- a chain through an intermediate CA, made here (hub/trail/evidence.py alone) -------------
+
+
+def _issue(
+    subject: str,
+    public: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    *,
+    ca: bool,
+    until: datetime = NOW + 30 * DAY,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer[0].subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - 30 * DAY)
+        .not_valid_after(until)
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(party_uri("CN"))]), False
+        ).add_extension(SIGNING_USAGE, critical=True)
+    return builder.sign(issuer[1], hashes.SHA256())
+
+
+def _made_bundle(
+    *, intermediate_is_ca: bool = True, intermediate_until: datetime = NOW + 30 * DAY
+) -> tuple[bytes, x509.Certificate, checkpoint.NoteKey]:
+    """CN's message to NZ, signed with a certificate CN's anchor issued through an
+    intermediate, recorded at leaf 3 of NZ's five-leaf trail and checkpointed."""
+    anchor = _ca("CN")
+    middle_key = ec.generate_private_key(ec.SECP256R1())
+    middle = _issue(
+        "CN issuing CA", middle_key.public_key(), anchor, ca=intermediate_is_ca,
+        until=intermediate_until,
+    )  # fmt: skip
+    signing_key = ed25519.Ed25519PrivateKey.generate()
+    signer = _issue("CN signing", signing_key.public_key(), (middle, middle_key), ca=False)
+    envelope, header = build_envelope(
+        Signer.from_private_key(signing_key),
+        sender="CN",
+        recipient="NZ",
+        document=sample_declaration(),
+        created_at=NOW,
+        ttl=DAY,
+    )
+    leaf = trail.encode(
+        trail.Event(
+            "received", NOW, message_id=header.message_id, sender="CN",
+            envelope_digest=sha256(envelope),
+        )
+    )  # fmt: skip
+    hashes_ = [merkle.leaf_hash(b"%d" % i) for i in range(5)]
+    hashes_[3] = leaf.hash
+    private = ed25519.Ed25519PrivateKey.generate()
+    key = checkpoint.NoteKey("customs-hub-NZ", private.public_key(), private)
+    note = checkpoint.sign(checkpoint.Checkpoint("customs-hub/NZ", 5, merkle.root(hashes_)), key)
+    bundle = evidence.Bundle(
+        kind="message",
+        envelope=envelope,
+        certificates=[c.public_bytes(Encoding.DER) for c in (signer, middle)],
+        leaf_index=3,
+        leaf=leaf.data,
+        inclusion_proof=merkle.inclusion_proof(hashes_, 3),
+        checkpoint=note,
+    )
+    return evidence.encode_bundle(bundle), anchor[0], key
+
+
+def test_a_chain_through_an_intermediate_ca_verifies() -> None:
+    data, anchor, key = _made_bundle()
+    proven = evidence.verify_bundle(data, anchor, key)
+    assert (proven.sender, proven.recipient, proven.leaf_index, proven.tree_size) == (
+        "CN", "NZ", 3, 5,
+    )  # fmt: skip
+    assert proven.revocation == "not checked: the bundle carries no revocation list"
+    # the anchor's own copy at the end of the chain changes nothing
+    bundle = epb.EvidenceBundle.FromString(data)
+    bundle.certificates.append(anchor.public_bytes(Encoding.DER))
+    assert evidence.verify_bundle(bundle.SerializeToString(), anchor, key).leaf_index == 3
+    # the intermediate left out: the signer was not issued by the anchor
+    del bundle.certificates[1:]
+    with pytest.raises(evidence.EvidenceError) as caught:
+        evidence.verify_bundle(bundle.SerializeToString(), anchor, key)
+    assert caught.value.check == "chain"
+
+
+@pytest.mark.parametrize(
+    ("made", "check", "says"),
+    [
+        ({"intermediate_is_ca": False}, "chain", "issued another but is not a CA certificate"),
+        (
+            {"intermediate_until": NOW - DAY},
+            "validity",
+            "issuing certificate 'CN=CN issuing CA' was not valid at 2026-12-07T12:00:00Z",
+        ),
+    ],
+)
+def test_an_intermediate_that_may_not_issue_fails(
+    made: dict[str, object], check: str, says: str
+) -> None:
+    data, anchor, key = _made_bundle(**made)  # type: ignore[arg-type]
+    with pytest.raises(evidence.EvidenceError) as caught:
+        evidence.verify_bundle(data, anchor, key)
+    assert (caught.value.check, says in caught.value.message) == (check, True)
