@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from google.protobuf.message import DecodeError
 
 from hub.app import keys
 from hub.cli import audit as auditcli
@@ -316,9 +317,12 @@ def _receipt_of(message: apb.StoredMessage) -> bytes:
 def _signing_key_id(bundle: bundles.Bundle) -> str:
     """The key id that signed what the bundle proves: the receipt's, or the envelope's first
     signature's (the hub verified one signature per envelope; a partner signs with one key)."""
-    if bundle.kind == bundles.RECEIPT:
-        return pb.SignedReceipt.FromString(bundle.signed_receipt).signature.key_id
-    envelope = pb.Envelope.FromString(bundle.envelope)
+    try:
+        if bundle.kind == bundles.RECEIPT:
+            return pb.SignedReceipt.FromString(bundle.signed_receipt).signature.key_id
+        envelope = pb.Envelope.FromString(bundle.envelope)
+    except DecodeError:
+        raise EvidenceCliError(f"the stored {bundle.kind} does not parse") from None
     return envelope.signatures[0].key_id if envelope.signatures else ""
 
 
@@ -338,7 +342,11 @@ def carried_certificates(envelope: bytes) -> Iterable[bytes]:
     """The certificates an envelope's signatures carry (``Signature.certificate``, where the
     envelope format has that field; ADR 0010), read without naming the field, so that
     envelopes of either format work."""
-    for signature in pb.Envelope.FromString(envelope).signatures:
+    try:
+        signatures = pb.Envelope.FromString(envelope).signatures
+    except DecodeError:
+        return
+    for signature in signatures:
         for described, value in signature.ListFields():
             if described.name == "certificate" and isinstance(value, bytes) and value:
                 yield value
