@@ -202,6 +202,7 @@ class AuditReader:
                     envelope=m.envelope,
                     header=m.header,
                     body=m.body,
+                    signed_receipt=m.signed_receipt,
                 )
                 for m in visible
             ]

@@ -169,6 +169,22 @@ def trusted_certificates(config: HubConfig) -> dict[str, tuple[bytes, list[bytes
     return found
 
 
+def revocation_lists(config: HubConfig) -> dict[str, list[bytes]]:
+    """The CRL files the config names for each party's trust anchor (this hub's own under
+    ``tls.crls``), as read, by party: what an evidence bundle carries for its signer's anchor
+    (hub/cli/evidence.py). Their signatures are checked where they are used."""
+    found = {config.party: [_read(p, "CRL of tls") for p in config.crls]}
+    for partner in config.partners.values():
+        found[partner.party] = [_read(p, f"CRL of {partner.party}") for p in partner.crls]
+    return found
+
+
+def certificate_file(path: Path, what: str) -> x509.Certificate:
+    """A PEM certificate an operator or auditor names on the command line (a partner's trust
+    anchor for ``evidence verify``); a ConfigError naming the file otherwise."""
+    return _certificate(path, what)
+
+
 def partner_anchors(config: HubConfig) -> dict[str, bytes]:
     """Each partner's trust anchor (its CA certificate), PEM, by party."""
     return {

@@ -31,6 +31,7 @@ from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
+from hub.cli import evidence as evidencecli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="the report as one JSON object")
     auditcli.add_trail_parsers(trail_cmd)
     auditcli.add_parsers(sub)
+    evidencecli.add_parsers(sub)
     revokecli.add_parsers(sub)
     backupcli.add_parsers(sub)
 
@@ -422,6 +424,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.token_command == "revoke":  # noqa: S105 - a subcommand's name
             return revokecli.revoke_token(args)
         return auditcli.issue_token(args)
+    if args.command == "evidence":
+        return evidencecli.run(args)
     if args.command == "trust":
         return revokecli.revoke_certificate(args)
     if args.command in ("backup", "restore"):

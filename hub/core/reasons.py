@@ -276,6 +276,12 @@ REASONS: dict[str, Reason] = {
         PRECONDITION,
     ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),
+    "evidence-invalid": _r(
+        "`customs-hub evidence export` or `verify`: no stored message, envelope, leaf or signed "
+        "checkpoint to export, no certificate to put in the bundle, a bundle that would not "
+        "verify (not written), or a bundle file that cannot be read",
+        INTERNAL,
+    ),
     "translate-refused": _r("`customs-hub translate` could not do what it was asked", INTERNAL),
     "backup-failed": _r(
         "`customs-hub backup` or `restore`: SQLite, pg_dump or pg_restore failed, or the "

@@ -559,6 +559,7 @@ class StoredMessage:
     envelope: bytes = b""  # as sent, or as received (none for inbound ones before 0003)
     header: bytes = b""  # inbound
     body: bytes = b""
+    signed_receipt: bytes = b""  # outbound: the partner's receipt as received, once settled
 
 
 @dataclass(frozen=True)

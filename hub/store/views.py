@@ -99,17 +99,31 @@ class Views:
 
         async def work() -> list[StoredMessage]:
             async with self.db.engine.connect() as conn:
+                # with the partner's signed receipt for it, once one settled it
                 out = await conn.execute(
                     core_select(
                         OUTBOUND.c.recipient,
                         OUTBOUND.c.body_type,
                         OUTBOUND.c.envelope_digest,
                         OUTBOUND.c.envelope,
-                    ).where(OUTBOUND.c.message_id == message_id)
+                        RECEIPT.c.signed_receipt,
+                    )
+                    .select_from(
+                        OUTBOUND.outerjoin(RECEIPT, RECEIPT.c.message_id == OUTBOUND.c.message_id)
+                    )
+                    .where(OUTBOUND.c.message_id == message_id)
                 )
                 found = [
-                    StoredMessage(message_id, "outbound", r, t, bytes(d), envelope=bytes(e))
-                    for r, t, d, e in out
+                    StoredMessage(
+                        message_id,
+                        "outbound",
+                        r,
+                        t,
+                        bytes(d),
+                        envelope=bytes(e),
+                        signed_receipt=bytes(s or b""),
+                    )
+                    for r, t, d, e, s in out
                 ]
                 # a partner-format document: the exact signed body, not its translation
                 inbound = await conn.execute(

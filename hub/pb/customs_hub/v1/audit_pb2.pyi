@@ -115,7 +115,7 @@ class GetMessageRequest(_message.Message):
     def __init__(self, message_id: _Optional[str] = ...) -> None: ...
 
 class StoredMessage(_message.Message):
-    __slots__ = ("message_id", "direction", "partner", "body_type", "envelope_digest", "envelope", "header", "body")
+    __slots__ = ("message_id", "direction", "partner", "body_type", "envelope_digest", "envelope", "header", "body", "signed_receipt")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     PARTNER_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,7 @@ class StoredMessage(_message.Message):
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_RECEIPT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     direction: str
     partner: str
@@ -132,7 +133,8 @@ class StoredMessage(_message.Message):
     envelope: bytes
     header: bytes
     body: bytes
-    def __init__(self, message_id: _Optional[str] = ..., direction: _Optional[str] = ..., partner: _Optional[str] = ..., body_type: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ...) -> None: ...
+    signed_receipt: bytes
+    def __init__(self, message_id: _Optional[str] = ..., direction: _Optional[str] = ..., partner: _Optional[str] = ..., body_type: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., envelope: _Optional[bytes] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signed_receipt: _Optional[bytes] = ...) -> None: ...
 
 class GetMessageResponse(_message.Message):
     __slots__ = ("messages",)
