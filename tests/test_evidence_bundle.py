@@ -659,3 +659,22 @@ def test_an_intermediate_that_may_not_issue_fails(
     with pytest.raises(evidence.EvidenceError) as caught:
         evidence.verify_bundle(data, anchor, key)
     assert (caught.value.check, says in caught.value.message) == (check, True)
+
+
+def test_an_anchor_file_holding_the_old_and_the_new_ca_verifies_either() -> None:
+    """While the signer's CA rolls over the auditor may hold both CAs: the bundle verifies
+    against the one its chain leads to, and a chain that leads to neither still fails."""
+    data, anchor, key = _made_bundle()
+    other = _ca("CN")[0]  # a CA of the same name whose key signed nothing here
+    assert other.subject == anchor.subject
+    for anchors in ([other, anchor], [anchor, other]):
+        assert evidence.verify_bundle(data, anchors, key).leaf_index == 3
+    with pytest.raises(evidence.EvidenceError) as caught:
+        evidence.verify_bundle(data, [other, _ca("CN")[0]], key)
+    assert caught.value.check == "chain"
+    # a failure past the chain is the bundle's, whichever anchor comes first
+    bundle = epb.EvidenceBundle.FromString(data)
+    bundle.leaf_index = 2
+    with pytest.raises(evidence.EvidenceError) as caught:
+        evidence.verify_bundle(bundle.SerializeToString(), [other, anchor], key)
+    assert caught.value.check == "inclusion"

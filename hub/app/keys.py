@@ -179,12 +179,6 @@ def revocation_lists(config: HubConfig) -> dict[str, list[bytes]]:
     return found
 
 
-def certificate_file(path: Path, what: str) -> x509.Certificate:
-    """A PEM certificate an operator or auditor names on the command line (a partner's trust
-    anchor for ``evidence verify``); a ConfigError naming the file otherwise."""
-    return _certificate(path, what)
-
-
 def partner_anchors(config: HubConfig) -> dict[str, bytes]:
     """Each partner's trust anchor (its CA certificate), PEM, by party."""
     return {

@@ -128,11 +128,11 @@ def read_bundle(path: Path) -> bytes:
 
 
 def verify(args: argparse.Namespace) -> int:
-    anchor = keys.certificate_file(args.anchor, "trust anchor")
+    anchors = keys.read_anchors(args.anchor, "trust anchor")
     trail_key = read_key(args.trail_vkey)
     data = read_bundle(args.bundle)
     try:
-        proven = bundles.verify_bundle(data, anchor, trail_key)
+        proven = bundles.verify_bundle(data, anchors, trail_key)
     except bundles.EvidenceError as exc:
         if args.json:
             print(json.dumps({"ok": False, "check": exc.check, "problem": exc.message}))
@@ -156,7 +156,7 @@ class Trusted:
     """What the exporter knows of one party: its anchor, its signing certificates (PEM or
     DER) and its anchor's CRLs (as the config names them)."""
 
-    anchor: x509.Certificate
+    anchors: tuple[x509.Certificate, ...]  # its CA, or the old and the new while it rolls over
     signing: list[bytes]
     crls: list[bytes]
 
@@ -165,7 +165,7 @@ def _local_trust(config_path: Path) -> tuple[dict[str, Trusted], checkpoint.Note
     config = load_config(config_path)
     crls = keys.revocation_lists(config)
     trusted = {
-        party: Trusted(x509.load_pem_x509_certificate(anchor), signing, crls.get(party, []))
+        party: Trusted(tuple(x509.load_pem_x509_certificates(anchor)), signing, crls.get(party, []))
         for party, (anchor, signing) in keys.trusted_certificates(config).items()
     }
     return trusted, keys.trail_verifier(config), config.origin
@@ -178,7 +178,7 @@ def _remote_trust(args: argparse.Namespace) -> tuple[dict[str, Trusted], checkpo
             "export holds them) and --trail-vkey (the hub's verifier key)"
         )
     trusted = {
-        party: Trusted(certs.anchor, [c.public_bytes(Encoding.DER) for c in certs.signing], [])
+        party: Trusted((certs.anchor,), [c.public_bytes(Encoding.DER) for c in certs.signing], [])
         for party, certs in read_certificates(args.certs).items()
     }
     return trusted, read_key(args.trail_vkey)
@@ -214,7 +214,7 @@ async def export(args: argparse.Namespace) -> int:
     )
     data = bundles.encode_bundle(bundle)
     try:
-        proven = bundles.verify_bundle(data, signer.anchor, trail_key)
+        proven = bundles.verify_bundle(data, signer.anchors, trail_key)
     except bundles.EvidenceError as exc:
         raise EvidenceCliError(
             f"message {args.message_id}: the bundle would not verify, so it is not written: {exc}",

@@ -38,7 +38,7 @@ from hub.core.errors import ConfigError, SignatureError, TrustError
 from hub.core.revocation import MAX_CRL_BYTES, parse_crl
 from hub.core.signing import ENVELOPE_DOMAIN, VerificationKey, pae
 from hub.core.times import rfc3339
-from hub.core.trust import party_of, verification_key_of
+from hub.core.trust import Anchors, as_anchors, party_of, verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import evidence_pb2 as epb
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
@@ -270,9 +270,26 @@ class Proven:
         }
 
 
-def verify_bundle(data: bytes, anchor: x509.Certificate, trail_key: checkpoint.NoteKey) -> Proven:
-    """Check a bundle with the signer's ``anchor`` and this hub's ``trail_key``: every step
-    below, in order, raising EvidenceError naming the first that fails."""
+def verify_bundle(data: bytes, anchors: Anchors, trail_key: checkpoint.NoteKey) -> Proven:
+    """Check a bundle with the signer's trust anchor and this hub's ``trail_key``. While the
+    signer's CA rolls over there are two anchors (the old CA and the new): the one the chain
+    leads to is the one checked against; every other step is the same."""
+    found = as_anchors(anchors)
+    first: EvidenceError | None = None
+    for anchor in found:
+        try:
+            return _verify_with(data, anchor, trail_key)
+        except EvidenceError as exc:
+            if exc.check != "chain":  # the chain led to this anchor; what failed is final
+                raise
+            first = first or exc
+    if first is None:
+        raise EvidenceError("chain", "no trust anchor was given to check the chain with")
+    raise first
+
+
+def _verify_with(data: bytes, anchor: x509.Certificate, trail_key: checkpoint.NoteKey) -> Proven:
+    """Every step below, in order, raising EvidenceError naming the first that fails."""
     # 1. bundle: a known format and version, every part within its bound.
     bundle = decode_bundle(data)
     # 2. envelope: it parses, its header names a message, and its body is the one the header's
