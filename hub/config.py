@@ -182,6 +182,9 @@ class HubConfig:
     # the Ed25519 key that signs and verifies their tokens, with the tokens' iss and aud
     audit_listen: str = ""
     audit_key: Path | None = None
+    # keys the audit key replaced, whose tokens are still accepted until they expire (public or
+    # private Ed25519 PEM; docs/rotation.md)
+    previous_audit_keys: tuple[Path, ...] = ()
     token_issuer: str = ""
     token_audience: str = ""
     # Revocation: CRLs of this administration's own CA, what a stale one means, and the
@@ -255,6 +258,7 @@ class _Store(_Table):
 class _Audit(_Table):
     listen: Text | None = None
     token_key: Text | None = None
+    previous_token_keys: list[Text] = []
     issuer: Text | None = None
     audience: Text | None = None
     revoked_tokens: Text | None = None
@@ -483,6 +487,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         checkpoint_seconds=shape.trail.checkpoint_seconds,
         audit_listen=audit.listen or "",
         audit_key=_resolve(base, audit.token_key) if audit.token_key else None,
+        previous_audit_keys=tuple(_resolve(base, k) for k in audit.previous_token_keys),
         token_issuer=audit.issuer or "",
         token_audience=audit.audience or "",
         crls=tuple(_resolve(base, c) for c in shape.tls.crls),
@@ -568,6 +573,9 @@ def _check_files(config: HubConfig, problems: _Problems) -> None:
     ]
     if config.audit_key is not None:
         named.append(("audit.token_key", config.audit_key))
+    named += [
+        (f"audit.previous_token_keys[{i}]", k) for i, k in enumerate(config.previous_audit_keys)
+    ]
     if config.revoked_tokens is not None:
         named.append(("audit.revoked_tokens", config.revoked_tokens))
     named += [(f"tls.crls[{i}]", c) for i, c in enumerate(config.crls)]

@@ -216,7 +216,12 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
         audit = AuditService(
-            store, keys.token_verifier(config, revoked=lambda: hub.revocation.tokens)
+            store,
+            keys.token_verifier(
+                config,
+                revoked=lambda: hub.revocation.tokens,
+                accepted=lambda: hub.settings.token_keys,  # a reload rotates the audit key
+            ),
         )
         audit_server.add_generic_rpc_handlers([decoding_handler(AUDIT, audit)])
         audit_health = add_health_and_reflection(audit_server, [AUDIT_SERVICE])

@@ -18,7 +18,7 @@ import os
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -28,13 +28,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.app.keys import read_anchors
+from hub.app.keys import read_anchors, read_ed25519_key, token_issuer
 from hub.cli.main import main
 from hub.cli.pki import PartyFiles, init_federation, init_party, issue, write_cert, write_key
 from hub.config import load_config
+from hub.core.auth import TRAIL_READ
 from hub.core.errors import ConfigError, TrustError
 from hub.core.revocation import parse_crl
 from hub.core.trust import PartnerTrust, check_issued_by
+from hub.pb.customs_hub.v1 import audit_pb2 as apb
+from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
+from hub.rpc.status import REASON_KEY
 from hub.runtime import RunningHub
 from tests.conftest import PARTIES, Federation
 from tests.test_reload import aeo_to
@@ -337,3 +341,55 @@ def test_a_trust_anchor_file_may_hold_a_ca_and_its_successor(tmp_path: Path) -> 
     bundle.write_bytes(old.ca_cert.read_bytes() * 5)
     with pytest.raises(ConfigError, match="holds 5 certificates; at most 4"):
         read_anchors(bundle, "trust anchor of CN")
+
+
+async def test_the_audit_token_key_rotates_with_an_overlap(fed: Federation) -> None:
+    """A new audit key and the old one under ``audit.previous_token_keys``: after a reload
+    tokens of either are accepted; with the old one taken out, its tokens are refused as
+    signed by no key of this hub, and the new key's still work."""
+    cn = await fed.start("CN")
+    toml = fed.configs["CN"].path
+    old_key = fed.pki / "CN" / "audit.key"
+    old_token = token_issuer(load_config(toml)).issue("auditor", [TRAIL_READ], timedelta(hours=1))
+    kept = fed.pki / "CN" / "audit-old.pub"
+    kept.write_bytes(
+        read_ed25519_key(old_key, "audit key")
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    write_key(fed.pki / "CN" / "audit-new.key", ed25519.Ed25519PrivateKey.generate())
+    single = toml.read_text()
+    named = f'token_key = "{old_key}"'
+    assert named in single
+    rotated = single.replace(
+        named, f'token_key = "{fed.pki / "CN" / "audit-new.key"}"\nprevious_token_keys = ["{kept}"]'
+    )
+    credentials = grpc.ssl_channel_credentials((fed.pki / "CN" / "ca.pem").read_bytes())
+    async with grpc.aio.secure_channel(f"127.0.0.1:{cn.audit_port}", credentials) as channel:
+        stub = agrpc.AuditStub(channel)
+
+        async def asks(token: str) -> str:
+            """ "in" when the token got the caller past authentication, else why not."""
+            auth = [("authorization", f"Bearer {token}")]
+            call = stub.GetCheckpoint(apb.GetCheckpointRequest(), metadata=auth, timeout=5)
+            # NOT_FOUND while no checkpoint is signed yet: the token was accepted
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await call
+            if await call.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return "in"
+            return str(dict(await call.trailing_metadata() or ())[REASON_KEY])
+
+        assert await asks(old_token) == "in"
+        toml.write_text(rotated)
+        change = await cn.reload()
+        assert change.own_keys and change.recorded
+        new_token = token_issuer(load_config(toml)).issue(
+            "auditor", [TRAIL_READ], timedelta(hours=1)
+        )
+        assert new_token != old_token
+        assert await asks(old_token) == "in"  # the overlap
+        assert await asks(new_token) == "in"
+        toml.write_text(rotated.replace(f'\nprevious_token_keys = ["{kept}"]', ""))
+        await cn.reload()
+        assert await asks(old_token) == "token-signature"
+        assert await asks(new_token) == "in"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf.message import Message
 
 from adapters.formats import Translators
@@ -62,6 +63,8 @@ class Settings:
     # what is revoked (CRLs, auditors' tokens); hub/app/revocation.py swaps in a new one when
     # its files change, a reload reads it anew
     revocation: Revocation = field(default_factory=Revocation)
+    # the keys auditors' tokens may be signed with: the audit key, then those it replaced
+    token_keys: tuple[ed25519.Ed25519PublicKey, ...] = ()
 
     @classmethod
     def read(cls, config: HubConfig, now: datetime) -> Settings:
@@ -78,7 +81,8 @@ class Settings:
         )
         policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
         revocation = keys.read_revocation(config)
-        return cls(config, trust, signer, routing, policy, tls, anchors, revocation)
+        token_keys = keys.token_keys(config)
+        return cls(config, trust, signer, routing, policy, tls, anchors, revocation, token_keys)
 
 
 class HubContext:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,6 +144,10 @@ def file_digests(config: HubConfig) -> dict[tuple[str, ...], bytes]:
     out: dict[tuple[str, ...], bytes] = {}
     for name in ("tls_cert", "tls_key", "trust_anchor", "signing_cert", "signing_key"):
         out[("own", name)] = digest(getattr(config, name))
+    if config.audit_key is not None:
+        out[("own", "audit_key")] = digest(config.audit_key)
+    for n, path in enumerate(config.previous_audit_keys):
+        out[("own", "previous_audit_key", str(n))] = digest(path)
     for party, partner in config.partners.items():
         out[(party, "anchor")] = digest(partner.trust_anchor)
         for n, path in enumerate(partner.signing_certs):
@@ -337,13 +341,42 @@ def token_issuer(config: HubConfig) -> TokenIssuer:
     return TokenIssuer(load_audit_key(config), config.issuer, config.audience)
 
 
+def token_keys(config: HubConfig) -> tuple[ed25519.Ed25519PublicKey, ...]:
+    """The public keys whose auditors' tokens are accepted: the audit key's first, then
+    those it replaced (``audit.previous_token_keys``, public or private PEM). None without an
+    audit key."""
+    if config.audit_key is None:
+        return ()
+    found = [load_audit_key(config).public_key()]
+    for n, path in enumerate(config.previous_audit_keys):
+        what = f"audit.previous_token_keys[{n}]"
+        data = _read(path, what)
+        try:
+            key: object = serialization.load_pem_public_key(data)
+        except ValueError:
+            try:
+                key = serialization.load_pem_private_key(data, password=None).public_key()
+            except (ValueError, TypeError):
+                raise ConfigError(
+                    f"{path}: the {what} is not an unencrypted PEM key", reason="config-invalid"
+                ) from None
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise ConfigError(f"{path}: the {what} is not an Ed25519 key", reason="config-invalid")
+        found.append(key)
+    return tuple(found)
+
+
 def token_verifier(
-    config: HubConfig, revoked: Callable[[], Collection[str]] | None = None
+    config: HubConfig,
+    revoked: Callable[[], Collection[str]] | None = None,
+    accepted: Callable[[], Sequence[ed25519.Ed25519PublicKey]] | None = None,
 ) -> TokenVerifier:
-    """What verifies auditors' tokens; ``revoked`` gives the token ids refused now."""
-    return TokenVerifier(
-        load_audit_key(config).public_key(), config.issuer, config.audience, revoked=revoked
-    )
+    """What verifies auditors' tokens; ``revoked`` gives the token ids refused now, and
+    ``accepted`` the keys accepted now (a running hub's settings; by default the config's)."""
+    if accepted is None:
+        fixed = token_keys(config)
+        accepted = lambda: fixed  # noqa: E731
+    return TokenVerifier(accepted, config.issuer, config.audience, revoked=revoked)
 
 
 def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:

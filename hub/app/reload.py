@@ -33,7 +33,6 @@ RESTART_ONLY = (
     "listen",
     "domestic_listen",
     "audit_listen",
-    "audit_key",
     "token_issuer",
     "token_audience",
     "trail_key",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -172,19 +172,27 @@ class TokenVerifier:
 
     def __init__(
         self,
-        public_key: ed25519.Ed25519PublicKey,
+        public_key: ed25519.Ed25519PublicKey | Callable[[], Sequence[ed25519.Ed25519PublicKey]],
         issuer: str,
         audience: str,
         leeway: timedelta = LEEWAY,
         revoked: Callable[[], Collection[str]] | None = None,
     ) -> None:
-        if not isinstance(public_key, ed25519.Ed25519PublicKey):  # the key pins the algorithm
+        """``public_key`` is the audit key, or what gives the keys accepted now: while the
+        audit key rotates, the new one and those it replaced (a token is signed by one of
+        them; asked afresh for each token, so a reload takes effect at once)."""
+        if isinstance(public_key, ed25519.Ed25519PublicKey):
+            fixed = (public_key,)
+            self._keys: Callable[[], Sequence[ed25519.Ed25519PublicKey]] = lambda: fixed
+        elif callable(public_key):
+            self._keys = public_key
+        else:  # the key pins the algorithm
             raise TypeError(f"the audit key must be Ed25519; found {type(public_key).__name__}")
         if not issuer or not audience:
             raise ValueError("a token verifier names its issuer and audience")
         if leeway < timedelta(0):
             raise ValueError("the leeway is not negative")
-        self._key, self.issuer, self.audience, self.leeway = public_key, issuer, audience, leeway
+        self.issuer, self.audience, self.leeway = issuer, audience, leeway
         # the ids (jti) of tokens revoked before they expire, asked afresh for each token, so
         # a deny-list re-read while the hub runs takes effect at once
         self._revoked = revoked
@@ -224,10 +232,24 @@ class TokenVerifier:
         return grant
 
     def _decode(self, token: str) -> dict[str, Any]:
+        """The claims of a token signed by one of the keys accepted now (the current one is
+        tried first; pyjwt checks the signature before any claim, so a wrong key fails as
+        such and the next is tried)."""
+        found: TokenInvalidError | None = None
+        for key in self._keys():
+            try:
+                return self._decode_with(token, key)
+            except TokenInvalidError as exc:
+                if exc.reason != "token-signature":
+                    raise
+                found = exc
+        raise found or TokenInvalidError("this hub has no audit key", reason="token-signature")
+
+    def _decode_with(self, token: str, key: ed25519.Ed25519PublicKey) -> dict[str, Any]:
         try:
             return jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
