@@ -35,7 +35,7 @@ from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
-from hub.cli.pki import init_federation
+from hub.cli.pki import init_federation, new_trail_key
 from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
 from hub.config import HubConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--parties", type=_parties, required=True, help="comma-separated party ids, e.g. CN,NZ,SG"
     )
     pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
+    trail_key = pki.add_parser(
+        "trail-key",
+        help="write a new trail key and its verifier key (.vkey beside it), for a rotation",
+    )
+    trail_key.add_argument("--party", required=True, help="the hub's party id, e.g. CN")
+    trail_key.add_argument(
+        "--out", type=Path, required=True, help="the new key's file, e.g. CN/trail-2.key"
+    )
 
     init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
     init.add_argument("--party", required=True, help="this hub's party id, e.g. CN")
@@ -387,6 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "pki" and args.pki_command == "trail-key":
+        return _pki_trail_key(args)
     if args.command == "pki":
         for files in init_federation(args.out, args.parties):
             print(
@@ -781,6 +791,19 @@ def _formats(args: argparse.Namespace) -> int:
             )
         return 0
     print(tables.render(("FORMAT", "MEDIA TYPE", "DIRECTIONS", "FROM", "DESCRIPTION"), rows))
+    return 0
+
+
+def _pki_trail_key(args: argparse.Namespace) -> int:
+    try:
+        verifier_path, verifier = new_trail_key(args.out, args.party)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"pki trail-key: {exc}") from None
+    print(f"trail key {args.out}, verifier key {verifier_path}: {verifier}")
+    print(
+        "to rotate: in hub.toml set [trail] previous_key to the key in use and key to this "
+        "one, then `customs-hub reload`; auditors keep the first verifier key"
+    )
     return 0
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hub.trail import checkpoint
+from hub.trail import checkpoint, merkle
 from hub.trail import events as trail
 from hub.trail.checkpoint import Checkpoint, CheckpointError, NoteKey
 
@@ -196,9 +196,10 @@ def follow(
        a note given twice (the latest checkpoint is exported twice) counts once.
     2. In size order, each note is signed by the key in force: the one given, until a
        hand-over names the next.
-    3. A note that names a next key (``key-rotation``) hands over only if it names a key
-       other than the one in force, and that key co-signed it; from then on the named key
-       is in force, and the old one vouches for nothing larger.
+    3. A note that names a next key (``key-rotation``) hands over only if that key
+       co-signed it; from then on the named key is in force, and the old one vouches for
+       nothing larger. (One that names the key in force changes nothing: a verifier given a
+       later key starts there.)
     """
     chain = KeyChain(first)
     read: list[tuple[int, str, bytes]] = []
@@ -223,11 +224,9 @@ def follow(
             new = named_key(point)
         except CheckpointError as exc:
             raise CheckpointError(f"{name}: {exc}") from None
-        if new is not None:
-            if new.hash == in_force.hash and new.public == in_force.public:
-                raise CheckpointError(
-                    f"{name}: the hand-over at {point.size} names the key already in force"
-                )
+        # a hand-over to the key in force is where a verifier that was given the new key
+        # joins the chain: it verified (as the co-signature), and puts no key in force
+        if new is not None and not _same(new, in_force):
             if not checkpoint.signed_by(note, new):
                 raise CheckpointError(
                     f"{name}: the hand-over at {point.size} names the key {short(new)} but "
@@ -237,6 +236,65 @@ def follow(
             in_force = new
         opened.append((name, point))
     return opened, chain
+
+
+def _same(a: NoteKey, b: NoteKey) -> bool:
+    return a.name == b.name and a.hash == b.hash and a.public == b.public
+
+
+@dataclass(frozen=True)
+class ProvenHandover:
+    """A hand-over as the Audit service gives it: the note, and its last entry with the
+    inclusion proof in the note's tree."""
+
+    note: bytes
+    index: int
+    leaf: bytes
+    proof: Sequence[bytes]
+
+
+def follow_proven(
+    handovers: Sequence[ProvenHandover], first: NoteKey
+) -> tuple[KeyChain, dict[int, Checkpoint]]:
+    """The chain of keys from ``first`` through the hand-overs an auditor was given, and the
+    hand-over checkpoints by size; CheckpointError at the first that fails.
+
+    1. The notes follow from ``first`` (``follow``, steps 1-3).
+    2. Each hand-over's entry is its checkpoint's last (index = size - 1), and a
+       config-changed leaf whose config_digest is SHA-256 of the key it names.
+    3. That entry's inclusion proof verifies under the hand-over checkpoint's root.
+    """
+    opened, chain = follow(
+        [(f"hand-over checkpoint {i + 1}", h.note) for i, h in enumerate(handovers)], first
+    )
+    points = {point.size: point for _, point in opened}
+    by_size = {h.index + 1: h for h in handovers}
+    for step in chain.handovers:
+        proven = by_size.get(step.size)
+        where = f"the hand-over at {step.size} to {short(step.new)}"
+        if proven is None:
+            raise CheckpointError(f"{where} does not come with its last entry")
+        try:
+            event = trail.decode(proven.leaf)
+        except trail.TrailError as exc:
+            raise CheckpointError(f"{where}: entry {proven.index}: {exc}") from None
+        if event.kind != "config-changed" or event.config_digest != key_digest(step.new):
+            raise CheckpointError(
+                f"{where}: entry {proven.index} is not the config-changed leaf recording it"
+            )
+        try:
+            included = merkle.verify_inclusion(
+                merkle.leaf_hash(proven.leaf),
+                proven.index,
+                step.size,
+                list(proven.proof),
+                points[step.size].root,
+            )
+        except merkle.MerkleError:
+            included = False
+        if not included:
+            raise CheckpointError(f"{where}: the inclusion proof of its entry does not verify")
+    return chain, points
 
 
 def _unsigned(note: bytes, in_force: NoteKey, chain: KeyChain, error: CheckpointError) -> str:
