@@ -194,8 +194,7 @@ FORGERIES = [
     (
         "a hand-over signed only by the new key",
         forge(HONEST, 1, resign(HANDOVER_NOTE, K2)),
-        f"a hand-over to {handover.short(K2)} that the key in force, {handover.short(K1)}, "
-        "did not sign",
+        f"a hand-over to {handover.short(K2)} not signed by {handover.short(K1)}, the key in force",
     ),
     (
         "a hand-over to a thief's key, signed by the thief",
@@ -236,7 +235,7 @@ FORGERIES = [
             0,
             HONEST.notes[0][1].replace(b"\n\n", f"\n{LINE}\n\n".encode(), 1),
         ),
-        "did not sign",
+        "only the key in force can name its successor",
     ),
     (
         "a malformed key-rotation line, signed",
@@ -255,7 +254,8 @@ FORGERIES = [
     (
         "the old key signing after its hand-over",
         forge(HONEST, 2, resign(HONEST.notes[2][1], K1)),
-        f"not signed by {handover.short(K2)}, the key in force (in force after the hand-over at 9)",
+        f"not signed by {handover.short(K2)}, the key in force since the hand-over at 9; a "
+        "checkpoint by another key counts only after a hand-over",
     ),
 ]
 

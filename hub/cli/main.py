@@ -864,6 +864,18 @@ def _trail_verify(args: argparse.Namespace) -> int:
                     "bad_range": list(report.bad_range) if report.bad_range else None,
                     "problem": report.problem,
                     "kinds": report.kinds,
+                    # the trail keys followed from --key: each with the size of the
+                    # hand-over after which it signs (0: the key given)
+                    "trail_keys": [
+                        {"key": k.verifier(), "after": after}
+                        for k, after in zip(
+                            report.chain.keys,
+                            [0, *(h.size for h in report.chain.handovers)],
+                            strict=True,
+                        )
+                    ]
+                    if report.chain is not None
+                    else [],
                 },
                 sort_keys=True,
             )

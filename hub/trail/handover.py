@@ -301,7 +301,7 @@ def _unsigned(note: bytes, in_force: NoteKey, chain: KeyChain, error: Checkpoint
     """Why a note is refused, in the words of the rotation rules."""
     since = ""
     if chain.handovers:
-        since = f" (in force after the hand-over at {chain.handovers[-1].size})"
+        since = f" since the hand-over at {chain.handovers[-1].size}"
     try:
         point = checkpoint.read_unverified(note)
         names = named_key(point)
@@ -309,8 +309,8 @@ def _unsigned(note: bytes, in_force: NoteKey, chain: KeyChain, error: Checkpoint
         names = None
     if names is not None:
         return (
-            f"a hand-over to {short(names)} that the key in force, {short(in_force)}{since}, "
-            f"did not sign ({error}); only the key in force can name its successor"
+            f"a hand-over to {short(names)} not signed by {short(in_force)}, the key in "
+            f"force{since} ({error}); only the key in force can name its successor"
         )
     if "does not verify" in str(error):
         return str(error)
