@@ -180,7 +180,8 @@ class KeyChain:
         return key
 
     def describe(self) -> str:
-        """``k1 -> k2 (from 57) -> k3 (from 90)``: the chain as a report line shows it."""
+        """``k1 -> k2 (after 57) -> k3 (after 90)``: the chain as a report line shows it, each
+        key with the size of the hand-over after which it signs."""
         return " -> ".join(
             [short(self.first), *(f"{short(h.new)} (after {h.size})" for h in self.handovers)]
         )
