@@ -348,3 +348,36 @@ def test_pki_trail_key_writes_a_new_key_and_never_over_one(
     assert main(["pki", "trail-key", "--party", "CN", "--out", str(out)]) == 2
     assert "exists; a trail key is never written over" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+async def test_a_backup_from_before_a_rotation_restores_and_hands_over_again(
+    federation: Federation, pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The restored trail's newest checkpoint is the old key's: restored with the old key as
+    trail.previous_key, the hub hands over again at its start; without it, the restore is
+    refused, saying so."""
+    k1_path, k1 = pki / "CN" / "trail.key", read_key(str(pki / "CN" / "trail.vkey"))
+    k2_path, k2 = trail_key(tmp_path, "trail-2")
+    cn = await federation.start("CN")
+    await grow(cn)
+    toml = str(federation.configs["CN"].path)
+    backup = tmp_path / "cn.backup"
+    assert await cli("backup", "--config", toml, "--out", str(backup)) == 0
+    set_trail_keys(federation, k2_path, k1_path)
+    assert (await cn.reload()).trail_key == handover.short(k2)
+    await federation.stop("CN")
+    set_trail_keys(federation, k2_path)
+    capsys.readouterr()
+    assert await cli("restore", "--config", toml, str(backup), "--force") == 2
+    err = capsys.readouterr().err
+    assert f"signed by {handover.short(k1)}" in err and "trail.previous_key" in err
+    set_trail_keys(federation, k2_path, k1_path)
+    assert await cli("restore", "--config", toml, str(backup), "--force") == 0
+    cn = await federation.start("CN")
+    await assert_handed_over(cn, k1, k2)
+    await grow(cn)
+    await federation.stop("CN")
+    export = tmp_path / "export"
+    assert await cli("trail", "export", "--config", toml, "-o", str(export)) == 0
+    report = verify_folder(export, k1)
+    assert report.ok and report.chain is not None and len(report.chain.handovers) == 1

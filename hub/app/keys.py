@@ -117,6 +117,16 @@ def trail_verifier(config: HubConfig) -> checkpoint.NoteKey:
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key())
 
 
+def trail_verifiers(config: HubConfig) -> list[checkpoint.NoteKey]:
+    """The public halves of ``trail.key`` and, during a rotation, ``trail.previous_key``:
+    what verifies a checkpoint this hub signed before or after the hand-over."""
+    found = [trail_verifier(config)]
+    if config.trail_previous_key is not None:
+        key = read_ed25519_key(config.trail_previous_key, "previous trail key")
+        found.append(checkpoint.NoteKey(trail_key_name(config.party), key.public_key()))
+    return found
+
+
 def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
     """The Ed25519 key that signs auditors' tokens; refused if it is the trail key or the
     message-signing key (one key, one purpose)."""
