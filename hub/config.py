@@ -176,6 +176,9 @@ class HubConfig:
     limits: Limits = field(default_factory=Limits)
     folders: Mapping[str, FolderConfig] = field(default_factory=dict)
     trail_origin: str = ""  # the checkpoints' origin line; "customs-hub/<party>" by default
+    # during a rotation of the trail key: the key that signed the newest checkpoint, which
+    # hands over to trail_key (hub/trail/handover.py); None otherwise
+    trail_previous_key: Path | None = None
     checkpoint_entries: int = 1000  # sign a checkpoint after this many new entries ...
     checkpoint_seconds: float = 10.0  # ... or this long after the last one, if it grew
     # Auditors: the Audit service's port (TLS with the hub's certificate; empty: none), and
@@ -246,6 +249,7 @@ class _Signing(_Table):
 
 class _Trail(_Table):
     key: Text
+    previous_key: Text | None = None
     origin: str = ""
     checkpoint_entries: int = Field(1000, gt=0)
     checkpoint_seconds: float = Field(10.0, gt=0)
@@ -483,6 +487,9 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         signing_key=_resolve(base, shape.signing.key),
         trail_key=_resolve(base, shape.trail.key),
         trail_origin=shape.trail.origin,
+        trail_previous_key=(
+            _resolve(base, shape.trail.previous_key) if shape.trail.previous_key else None
+        ),
         checkpoint_entries=shape.trail.checkpoint_entries,
         checkpoint_seconds=shape.trail.checkpoint_seconds,
         audit_listen=audit.listen or "",
@@ -571,6 +578,8 @@ def _check_files(config: HubConfig, problems: _Problems) -> None:
         ("signing.key", config.signing_key),
         ("trail.key", config.trail_key),
     ]
+    if config.trail_previous_key is not None:
+        named.append(("trail.previous_key", config.trail_previous_key))
     if config.audit_key is not None:
         named.append(("audit.token_key", config.audit_key))
     named += [

@@ -169,7 +169,12 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     # a new database gets the schema; one at another revision is refused (`db upgrade`)
     await store.prepare(create=True, upgrade_hint=f"customs-hub db upgrade --config {config.path}")
     hub = Hub(config, store, clock=clock)
+    # the trail key continues the history its newest checkpoint began, or hands over from
+    # trail.previous_key; a key of anyone else's is refused before anything is written
+    handing_over = await hub.audit.check_trail_keys(hub.audit.trail_keys, config)
     await hub.audit.record_config()
+    if handing_over:
+        await hub.audit.hand_over()
     limits = config.limits
     # every partner's own allowance fits in the server's limit, with room for health checks
     allowances = len(config.partners) * (limits.partner_calls + limits.partner_streams + 2)

@@ -14,6 +14,7 @@ from hub.trail.checkpoint import (
     CheckpointError,
     NoteKey,
     open_note,
+    parse_body,
     parse_verifier,
     sign,
 )
@@ -103,3 +104,26 @@ def test_verifier_keys_and_names_are_checked() -> None:
     with pytest.raises(CheckpointError):
         Checkpoint("two\nlines", 1, b"x" * 32).body()
     assert name == "sum.golang.org"
+
+
+def test_extension_lines_are_signed_and_read_back_and_bounded() -> None:
+    """c2sp.org/tlog-checkpoint: non-empty lines after the root, covered by the signatures;
+    a note may carry several signatures, each verifiable alone."""
+    key, cosigner = hub_key(), hub_key()
+    point = Checkpoint("customs-hub/CN", 7, bytes(32), ("key-rotation x", "other note"))
+    note = sign(point, key, cosigner)
+    body, _, signatures = note.decode().partition("\n\n")
+    assert body.split("\n")[3:] == ["key-rotation x", "other note"]
+    assert len(signatures.splitlines()) == 2
+    assert open_note(note, parse_verifier(key.verifier())) == point
+    assert open_note(note, parse_verifier(cosigner.verifier())) == point
+    with pytest.raises(CheckpointError, match="once by each key"):
+        sign(point, key, key)
+    for extensions in (("",), ("two\nlines",), tuple(f"x{i}" for i in range(9))):
+        with pytest.raises(CheckpointError):
+            sign(Checkpoint("o", 1, bytes(32), extensions), key)
+    # an empty extension line (a blank line inside the body) is not one
+    root = base64.b64encode(bytes(32)).decode()
+    with pytest.raises(CheckpointError, match="empty"):
+        parse_body(f"o\n1\n{root}\n\nx\n")
+    assert parse_body(f"o\n1\n{root}\nx\n").extensions == ("x",)

@@ -1,5 +1,6 @@
 """The hub's own records in its trail: signed checkpoints (on a schedule and at shutdown), the
-configuration it started with, and every refusal, knocks counted rather than logged one by one.
+trail key's hand-over when it rotates, the configuration it started with, and every refusal,
+knocks counted rather than logged one by one.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 
 from hub.app import keys
 from hub.app.context import HubContext
+from hub.config import HubConfig
 from hub.core.envelope import (
     claimed_message_id,
     sha256,
 )
 from hub.core.errors import (
+    ConfigError,
     HubError,
 )
 from hub.core.limits import REJECTION_CHARS
@@ -23,7 +26,9 @@ from hub.store.schema import (
     Rejection,
     TrailCheckpoint,
 )
-from hub.trail import checkpoint
+from hub.trail import checkpoint, handover
+from hub.trail import events as trail
+from hub.trail.handover import Plan, TrailKeyError, TrailKeys
 
 log = logging.getLogger("customs_hub")
 
@@ -33,19 +38,50 @@ REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (rec
 class Audit:
     def __init__(self, hub: HubContext) -> None:
         self.hub = hub
-        self.trail_key = keys.load_trail_key(hub.config, hub.signer)
+        # the keys checkpoints are signed with; a reload puts new ones in place (after
+        # check_trail_keys) and the next checkpoint hands over if they say so
+        self.trail_keys = keys.load_trail_keys(hub.config, hub.signer)
         # (source, reason) -> when a refusal was last recorded, and how many since were not
         self._refusals: dict[tuple[str, str], tuple[float, int]] = {}
 
     async def checkpoint(self) -> TrailCheckpoint | None:
-        """Sign a checkpoint of the trail now, if it grew (hub/trail/checkpoint.py)."""
+        """Sign a checkpoint of the trail now, if it grew (hub/trail/checkpoint.py); if the
+        newest checkpoint is the previous trail key's, this is the hand-over to the current
+        one, and the trail grows by its leaf (hub/trail/handover.py). Which it is, is decided
+        in the signing transaction, from the newest checkpoint signed."""
+        trail_keys, config, clock = self.trail_keys, self.hub.config, self.hub.clock
+        decided: list[Plan] = []
+
+        def prepare(newest: bytes | None) -> list[trail.Event]:
+            try:
+                decided.append(trail_keys.plan(newest))
+            except TrailKeyError as exc:
+                raise _refused(config, exc) from None
+            return decided[-1].leaves(clock())
 
         def sign(size: int, root: bytes) -> bytes:
-            return checkpoint.sign(
-                checkpoint.Checkpoint(self.hub.config.origin, size, root), self.trail_key
-            )
+            return decided[-1].sign(config.origin, size, root)
 
-        return await self.hub.store.trail.sign_checkpoint(sign)
+        made = await self.hub.store.trail.sign_checkpoint(sign, prepare)
+        if made is not None and decided and decided[-1].successor is not None:
+            log.info(
+                "trail key handed over: checkpoint %d signed by %s names and is co-signed by %s",
+                made.size,
+                handover.short(decided[-1].signer),
+                handover.short(decided[-1].successor),
+            )
+        return made
+
+    async def check_trail_keys(self, trail_keys: TrailKeys, config: HubConfig) -> bool:
+        """Whether ``trail_keys`` can continue this trail's history (before a start or reload
+        puts them in place): a ConfigError saying what to do if not; True if the next
+        checkpoint hands over to a new key."""
+        newest = await self.hub.store.trail.checkpoint_at()
+        try:
+            plan = trail_keys.plan(newest.note if newest is not None else None)
+        except TrailKeyError as exc:
+            raise _refused(config, exc) from None
+        return plan.successor is not None
 
     def config_digest(self) -> bytes:
         return keys.config_digest(self.hub.config)
@@ -78,6 +114,20 @@ class Audit:
                     last_size, last_time = made.size, time.monotonic()
             except HubError as exc:  # an inconsistent trail is logged loudly, never signed
                 log.error("trail checkpoint: %s", exc)
+
+    async def hand_over(self) -> str:
+        """The hand-over checkpoint, now, where the newest checkpoint is the previous
+        key's: the new key's ``name+hash``, or "" if there was nothing to hand over (a
+        failure to sign is logged; the next checkpoint tries again)."""
+        try:
+            made = await self.checkpoint()
+        except HubError as exc:
+            log.error("trail key hand-over: %s", exc)
+            return ""
+        if made is None:
+            return ""
+        named = handover.named_key(checkpoint.read_unverified(made.note))
+        return "" if named is None else handover.short(named)
 
     async def record_rejections(
         self, source: str, refused: Sequence[tuple[bytes, HubError]]
@@ -136,3 +186,14 @@ class Audit:
                 digest=sha256(data) if data is not None else document_digest,
             )
         )
+
+
+def _refused(config: HubConfig, error: TrailKeyError) -> ConfigError:
+    """A trail key that cannot continue the history, as the operator is told: one line,
+    with what to do."""
+    return ConfigError(
+        f"{config.path}: trail.key {config.trail_key}: {error}. To rotate the trail key, set "
+        "trail.previous_key to the key that signed the newest checkpoint (docs/trail.md, "
+        "'Rotating the trail key'); otherwise set trail.key back to it",
+        reason="config-invalid",
+    )

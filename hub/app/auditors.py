@@ -5,7 +5,9 @@ the hub's own machine (hub/cli/audit.py).
 
 A token restricted to some partners sees only entries and messages whose sender or recipient
 is one of them. Proofs are only given against checkpoints the hub signed, so an auditor can
-check each answer with nothing but the hub's verifier key. Nothing here writes to the store.
+check each answer with nothing but the hub's verifier key; after a rotation of the trail key,
+the hand-over checkpoints (``handovers``) lead from the key the auditor holds to the one that
+signs now. Nothing here writes to the store.
 """
 
 from __future__ import annotations
@@ -162,6 +164,23 @@ class AuditReader:
         if point is not None:
             response.checkpoint.CopyFrom(checkpoint_view(point))
         return response
+
+    async def handovers(self) -> apb.KeyHandovers:
+        """Every hand-over of the trail key, oldest first, with the leaf recording it and its
+        inclusion proof. The leaves name no partner (a key's digest and name), so no token's
+        restriction hides them: an auditor restricted to one partner must still follow the
+        keys to verify anything."""
+        answer = apb.KeyHandovers()
+        for point, index, leaf in await self.store.trail.handovers():
+            proof = await self.store.trail.inclusion(index, point.size)
+            answer.handovers.append(
+                apb.KeyHandover(
+                    checkpoint=checkpoint_view(point),
+                    entry=_entry(index, leaf),
+                    inclusion_proof=proof,
+                )
+            )
+        return answer
 
     async def consistency(self, request: apb.GetConsistencyProofRequest) -> apb.ConsistencyProof:
         point = await self.signed(request.new_size)

@@ -25,6 +25,7 @@ from hub.core.signing import Signer, key_id_of
 from hub.core.trust import PartnerTrust, TrustStore, party_of, signing_profile_fault
 from hub.trail import checkpoint
 from hub.trail.checkpoint import trail_key_name
+from hub.trail.handover import TrailKeys
 
 
 def read_ed25519_key(path: Path, what: str) -> ed25519.Ed25519PrivateKey:
@@ -45,6 +46,29 @@ def load_trail_key(config: HubConfig, signer: Signer) -> checkpoint.NoteKey:
     if key.public_key() == signer.private_key.public_key():
         raise ConfigError("the trail key and the signing key must differ", reason="config-invalid")
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
+
+
+def load_trail_keys(config: HubConfig, signer: Signer) -> TrailKeys:
+    """``trail.key`` and, during a rotation, ``trail.previous_key`` (the key that signed the
+    newest checkpoint and hands over to trail.key): Ed25519, two different keys, neither the
+    message-signing key."""
+    current = load_trail_key(config, signer)
+    if config.trail_previous_key is None:
+        return TrailKeys(current)
+    path = config.trail_previous_key
+    key = read_ed25519_key(path, "previous trail key")
+    if key.public_key() == current.public:
+        raise ConfigError(
+            f"{path}: trail.previous_key is the same key as trail.key; name the key that "
+            "signed the newest checkpoint, or remove trail.previous_key",
+            reason="config-invalid",
+        )
+    if key.public_key() == signer.private_key.public_key():
+        raise ConfigError(
+            "the previous trail key and the signing key must differ", reason="config-invalid"
+        )
+    previous = checkpoint.NoteKey(trail_key_name(config.party), key.public_key(), key)
+    return TrailKeys(current, previous)
 
 
 def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
@@ -92,6 +116,16 @@ def trail_verifier(config: HubConfig) -> checkpoint.NoteKey:
     return checkpoint.NoteKey(trail_key_name(config.party), key.public_key())
 
 
+def trail_verifiers(config: HubConfig) -> list[checkpoint.NoteKey]:
+    """The public halves of ``trail.key`` and, during a rotation, ``trail.previous_key``:
+    what verifies a checkpoint this hub signed before or after the hand-over."""
+    found = [trail_verifier(config)]
+    if config.trail_previous_key is not None:
+        key = read_ed25519_key(config.trail_previous_key, "previous trail key")
+        found.append(checkpoint.NoteKey(trail_key_name(config.party), key.public_key()))
+    return found
+
+
 def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
     """The Ed25519 key that signs auditors' tokens; refused if it is the trail key or the
     message-signing key (one key, one purpose)."""
@@ -101,7 +135,8 @@ def load_audit_key(config: HubConfig) -> ed25519.Ed25519PrivateKey:
             reason="config-invalid",
         )
     key = read_ed25519_key(config.audit_key, "audit token key")
-    if config.audit_key.resolve() in (config.trail_key.resolve(), config.signing_key.resolve()):
+    others = [config.trail_key, config.signing_key, *filter(None, [config.trail_previous_key])]
+    if config.audit_key.resolve() in {path.resolve() for path in others}:
         raise ConfigError(
             "the audit token key must differ from the trail and signing keys",
             reason="config-invalid",
@@ -275,7 +310,8 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
     1. At least one partner (a partner port with no client CA cannot require client
        certificates).
     2. The TLS key and certificate are one pair; so are the signing key and certificate.
-    3. The trail key and the audit token key are Ed25519 private keys.
+    3. The trail key (and the previous one, during a rotation) and the audit token key are
+       Ed25519 private keys.
     4. Then, if all that holds, what a start reads: the trust anchors and certificates of the
        hub and its partners, each key used for one purpose only, and the revocation lists
        (each signed by its anchor) and token deny-list.
@@ -300,6 +336,8 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
         if private.public_key() != public:
             problem(f"{key_name} does not match {cert_name} ({key_path}, {cert_path})")
     ed25519_keys = [("trail.key", config.trail_key)]
+    if config.trail_previous_key is not None:
+        ed25519_keys.append(("trail.previous_key", config.trail_previous_key))
     if config.audit_key is not None:
         ed25519_keys.append(("audit.token_key", config.audit_key))
     for name, path in ed25519_keys:
@@ -311,7 +349,7 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
         return problems
     try:
         _, signer = load_trust(config, now or datetime.now(UTC))
-        load_trail_key(config, signer)
+        load_trail_keys(config, signer)
         if config.audit_key is not None:
             load_audit_key(config)
         read_revocation(config)  # every CRL signed by its anchor; the deny-list readable

@@ -3,10 +3,12 @@
 A new configuration is read and checked whole (its keys and certificates too) before anything
 changes; then the hub's settings are replaced in one step (``HubContext.settings``), so a call
 sees the old settings or the new, never a mixture. Partners added are reachable, partners
-removed are refused on their next call, new routes and certificates are used. What only a
-restart can change (ports, store, trail key, limits, drop folders) is refused with the keys
-named, and the old configuration stays. Either way the trail records it: a "config-changed"
-leaf for a reload, a rejection (source ``reload``) for a refusal.
+removed are refused on their next call, new routes and certificates are used; a new trail key
+with ``trail.previous_key`` is handed over to at once (hub/trail/handover.py), and one that
+cannot continue the trail's history is refused. What only a restart can change (ports, store,
+trail origin, limits, drop folders) is refused with the keys named, and the old configuration
+stays. Either way the trail records it: a "config-changed" leaf for a reload, a rejection
+(source ``reload``) for a refusal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from hub.app import keys
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Settings
-from hub.app.keys import load_trail_key
+from hub.app.keys import load_trail_keys
 from hub.config import HubConfig, load_config
 from hub.core.errors import ConfigError, HubError
 
@@ -35,7 +37,6 @@ RESTART_ONLY = (
     "audit_listen",
     "token_issuer",
     "token_audience",
-    "trail_key",
     "trail_origin",
     "store_url",
     "limits",
@@ -56,6 +57,7 @@ class Change:
     routes: bool = False
     own_keys: bool = False  # this hub's TLS or signing certificate or key
     recorded: bool = False  # a config-changed leaf was appended (False: nothing had changed)
+    trail_key: str = ""  # the trail key handed over to (name+hash), if it was
 
     def summary(self) -> str:
         parts = [
@@ -64,6 +66,7 @@ class Change:
             f"changed: {', '.join(self.changed)}" if self.changed else "",
             "routes changed" if self.routes else "",
             "own certificates or keys changed" if self.own_keys else "",
+            f"trail key handed over to {self.trail_key}" if self.trail_key else "",
         ]
         return "; ".join(p for p in parts if p) or "nothing changed"
 
@@ -101,19 +104,23 @@ class Reloader:
             # every file read here, once: the new settings and everything the listeners put
             # in place (ports' TLS, channels) come from these same bytes
             settings = await hub.off_loop(Settings.read, config, hub.clock())
-            load_trail_key(config, settings.signer)  # the trail key is still not the signer
+            trail_keys = await hub.off_loop(load_trail_keys, config, settings.signer)
+            handing_over = await self.audit.check_trail_keys(trail_keys, config)
             files = await hub.off_loop(keys.file_digests, config)
         except HubError as exc:
             await self._refused(exc)
             raise
         change = self._change(old.config, config, files)
+        old_keys = self.audit.trail_keys
         hub.settings = settings  # one assignment: every call from here on sees the new
+        self.audit.trail_keys = trail_keys
         try:
             for listener in self.listeners:
                 listener(old, settings)
         except Exception as exc:  # a fault of ours: back to the old settings, everywhere
             log.exception("putting the reloaded configuration in place failed")
             hub.settings = old
+            self.audit.trail_keys = old_keys
             for listener in self.listeners:
                 listener(settings, old)
             error = ConfigError(
@@ -134,7 +141,9 @@ class Reloader:
                 exc,
             )
             raise
-        change = dataclasses.replace(change, recorded=recorded)
+        # after the reload's own leaf, so the hand-over checkpoint covers both
+        handed = await self.audit.hand_over() if handing_over else ""
+        change = dataclasses.replace(change, recorded=recorded, trail_key=handed)
         log.info("configuration reloaded from %s: %s", config.path, change.summary())
         return change
 

@@ -1,5 +1,7 @@
 """Auditors' commands: ``token issue``, ``trail query`` and ``trail prove``, against the hub's
-own store (``--config``) or a remote hub's Audit service (``--hub`` with a token). With
+own store (``--config``) or a remote hub's Audit service (``--hub`` with a token).
+``trail prove`` starts from the verifier key it is given and follows the trail key's
+hand-overs (hub/trail/handover.py) to the key that signs the checkpoints it is shown. With
 ``--certs``, ``trail prove`` also checks the message's stored bytes against its proven leaf and
 its sender's signature (hub/trail/messages.py), as ``trail verify --messages`` does offline.
 
@@ -11,6 +13,7 @@ prints the new token and nothing else.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -36,7 +39,7 @@ from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import audit_pb2_grpc as agrpc
 from hub.pb.customs_hub.v1 import trail_pb2 as tpb
 from hub.store.db import Store
-from hub.trail import checkpoint, merkle
+from hub.trail import checkpoint, handover, merkle
 from hub.trail import messages as evidence
 from hub.trail.verify import Record
 
@@ -139,6 +142,10 @@ class TrailSource(Protocol):
     async def query(self, request: apb.QueryRequest) -> apb.QueryResponse: ...
     async def entry(self, request: apb.GetEntryRequest) -> apb.GetEntryResponse: ...
     async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse: ...
+    async def handovers(self) -> apb.KeyHandovers: ...
+    async def consistency(
+        self, request: apb.GetConsistencyProofRequest
+    ) -> apb.ConsistencyProof: ...
     async def close(self) -> None: ...
 
 
@@ -156,6 +163,12 @@ class LocalTrail:
 
     async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse:
         return await self.reader.message(request, OPERATOR)
+
+    async def handovers(self) -> apb.KeyHandovers:
+        return await self.reader.handovers()
+
+    async def consistency(self, request: apb.GetConsistencyProofRequest) -> apb.ConsistencyProof:
+        return await self.reader.consistency(request)
 
     async def close(self) -> None:
         await self.store.close()
@@ -193,6 +206,16 @@ class RemoteTrail:
     async def message(self, request: apb.GetMessageRequest) -> apb.GetMessageResponse:
         answer = await self._call("GetMessage", request)
         assert isinstance(answer, apb.GetMessageResponse)  # noqa: S101
+        return answer
+
+    async def handovers(self) -> apb.KeyHandovers:
+        answer = await self._call("GetKeyHandovers", apb.GetKeyHandoversRequest())
+        assert isinstance(answer, apb.KeyHandovers)  # noqa: S101
+        return answer
+
+    async def consistency(self, request: apb.GetConsistencyProofRequest) -> apb.ConsistencyProof:
+        answer = await self._call("GetConsistencyProof", request)
+        assert isinstance(answer, apb.ConsistencyProof)  # noqa: S101
         return answer
 
     async def close(self) -> None:
@@ -311,7 +334,8 @@ def _own_verifier(args: argparse.Namespace) -> checkpoint.NoteKey:
 
 async def prove(args: argparse.Namespace) -> int:
     """Every entry about the message, each with its proof checked here: the checkpoint's
-    signature with the verifier key, then the leaf's inclusion under the signed root."""
+    signature with the trail key in force at its size (the verifier key given, then each key
+    a hand-over named), then the leaf's inclusion under the signed root."""
     if args.key:
         key = read_key(args.key)
     elif args.config:
@@ -321,12 +345,13 @@ async def prove(args: argparse.Namespace) -> int:
     source = await open_source(args)
     results: list[dict[str, object]] = []
     try:
+        keys = await TrailKeys.fetch(source, key)
         request = apb.QueryRequest(message_id=args.message_id, oldest_first=True)
         entries = await _all(source, request, 100_000)
         if not entries:
             raise AuditCliError(f"no trail entries name message {args.message_id}")
         for entry in entries:
-            results.append(await _prove_one(source, entry, key))
+            results.append(await _prove_one(source, entry, keys))
         checked = None
         if args.certs:
             certificates = read_certificates(args.certs)
@@ -334,6 +359,14 @@ async def prove(args: argparse.Namespace) -> int:
             checked = _check_messages(entries, results, stored, certificates)
     finally:
         await source.close()
+    if args.json and (keys.problem or keys.chain.handovers):
+        print(json.dumps({"trail_keys": keys.verifiers(), "problem": keys.problem}, sort_keys=True))
+    elif args.json:
+        pass
+    elif keys.problem:
+        print(f"trail keys: BAD {keys.problem}")
+    elif keys.chain.handovers:
+        print(f"trail keys followed: {keys.chain.describe()}")
     for result in results:
         if args.json:
             print(json.dumps(result, sort_keys=True))
@@ -345,8 +378,88 @@ async def prove(args: argparse.Namespace) -> int:
             print(json.dumps({"messages": checked.ok, "problems": problems}, sort_keys=True))
         else:
             print(checked.summary())
-    ok = all(r["status"] != "bad" for r in results) and (checked is None or checked.ok)
+    ok = (
+        not keys.problem
+        and all(r["status"] != "bad" for r in results)
+        and (checked is None or checked.ok)
+    )
     return 0 if ok else 1
+
+
+class TrailKeys:
+    """The trail keys an auditor follows from the verifier key it holds: the hub's
+    hand-overs, each checked (hub/trail/handover.py follow_proven), each consistent with the
+    next, and the last with every later checkpoint a proof is given in."""
+
+    def __init__(
+        self,
+        source: TrailSource,
+        chain: handover.KeyChain,
+        points: dict[int, checkpoint.Checkpoint],
+        problem: str = "",
+    ) -> None:
+        self.source, self.chain, self.points, self.problem = source, chain, points, problem
+        self.extends: dict[int, bool] = {}  # checkpoint size -> consistent with the last hand-over
+
+    @classmethod
+    async def fetch(cls, source: TrailSource, key: checkpoint.NoteKey) -> TrailKeys:
+        answer = await source.handovers()
+        given = [
+            handover.ProvenHandover(
+                h.checkpoint.note, h.entry.index, h.entry.leaf, h.inclusion_proof
+            )
+            for h in answer.handovers
+        ]
+        try:
+            chain, points = handover.follow_proven(given, key)
+        except checkpoint.CheckpointError as exc:
+            return cls(source, handover.KeyChain(key), {}, str(exc))
+        keys = cls(source, chain, points)
+        steps = chain.handovers
+        for old, new in itertools.pairwise(steps):
+            if not await keys._consistent(points[old.size], points[new.size]):
+                keys.problem = f"the hand-over at {new.size} does not extend the one at {old.size}"
+        return keys
+
+    def verifiers(self) -> list[dict[str, object]]:
+        return [{"key": self.chain.first.verifier(), "after": 0}] + [
+            {"key": h.new.verifier(), "after": h.size} for h in self.chain.handovers
+        ]
+
+    async def _consistent(self, old: checkpoint.Checkpoint, new: checkpoint.Checkpoint) -> bool:
+        if old.size == new.size:
+            return old.root == new.root
+        answer = await self.source.consistency(
+            apb.GetConsistencyProofRequest(old_size=old.size, new_size=new.size)
+        )
+        try:
+            return merkle.verify_consistency(
+                old.size, new.size, old.root, new.root, list(answer.proof)
+            )
+        except merkle.MerkleError:
+            return False
+
+    async def open(self, note: bytes) -> checkpoint.Checkpoint:
+        """A checkpoint a proof is given in, verified with the key in force at its size; one
+        after the last hand-over must also extend it (CheckpointError if not)."""
+        if self.problem:
+            raise checkpoint.CheckpointError(
+                f"the trail keys could not be followed: {self.problem}"
+            )
+        size = checkpoint.read_unverified(note).size
+        key = self.chain.key_for(size)
+        signed = checkpoint.open_note(note, key)
+        steps = self.chain.handovers
+        if steps and signed.size > steps[-1].size:
+            if signed.size not in self.extends:
+                last = self.points[steps[-1].size]
+                self.extends[signed.size] = await self._consistent(last, signed)
+            if not self.extends[signed.size]:
+                raise checkpoint.CheckpointError(
+                    f"the checkpoint at {signed.size} does not extend the hand-over at "
+                    f"{steps[-1].size}"
+                )
+        return signed
 
 
 def _check_messages(
@@ -376,7 +489,7 @@ def _check_messages(
 
 
 async def _prove_one(
-    source: TrailSource, entry: apb.TrailEntryView, key: checkpoint.NoteKey
+    source: TrailSource, entry: apb.TrailEntryView, keys: TrailKeys
 ) -> dict[str, object]:
     head = f"{entry.index:>8}  {entry.event.kind:<16}"
     try:
@@ -392,7 +505,7 @@ async def _prove_one(
         raise
     status, detail = "ok", ""
     try:
-        signed = checkpoint.open_note(answer.checkpoint.note, key)
+        signed = await keys.open(answer.checkpoint.note)
     except checkpoint.CheckpointError as exc:
         status, detail = "bad", f"checkpoint does not verify: {exc}"
     else:

@@ -123,13 +123,22 @@ def _check_manifest(config: HubConfig, manifest: dict[str, Any], path: Path) -> 
         )
     state = TrailState.of_json(manifest.get("trail"))
     if state.checkpoint_note:
-        try:
-            signed = checkpoint.open_note(state.checkpoint_note, keys.trail_verifier(config))
-        except checkpoint.CheckpointError as exc:
+        # trail.key, or trail.previous_key: a backup made before a rotation of the trail key
+        # is restored with the old key named, and the hub hands over again at its start
+        verifiers = keys.trail_verifiers(config)
+        opened = [k for k in verifiers if checkpoint.signed_by(state.checkpoint_note, k)]
+        if not opened:
+            try:
+                by = ", ".join(checkpoint.signers(state.checkpoint_note)) or "no key"
+            except checkpoint.CheckpointError as exc:
+                by = f"nobody ({exc})"
             raise BackupError(
-                f"{path}: its latest checkpoint does not verify with this hub's trail key: {exc}",
+                f"{path}: its latest checkpoint does not verify with this hub's trail key "
+                f"(nor trail.previous_key): it is signed by {by}; a backup made before a "
+                "rotation of the trail key needs the key of then as trail.previous_key",
                 reason="backup-refused",
-            ) from None
+            )
+        signed = checkpoint.open_note(state.checkpoint_note, opened[0])
         if (signed.origin, signed.size, signed.root) != (
             config.origin,
             state.checkpoint_size,

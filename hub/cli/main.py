@@ -36,7 +36,7 @@ from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
-from hub.cli.pki import init_federation
+from hub.cli.pki import init_federation, new_trail_key
 from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
 from hub.config import HubConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--parties", type=_parties, required=True, help="comma-separated party ids, e.g. CN,NZ,SG"
     )
     pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
+    trail_key = pki.add_parser(
+        "trail-key",
+        help="write a new trail key and its verifier key (.vkey beside it), for a rotation",
+    )
+    trail_key.add_argument("--party", required=True, help="the hub's party id, e.g. CN")
+    trail_key.add_argument(
+        "--out", type=Path, required=True, help="the new key's file, e.g. CN/trail-2.key"
+    )
 
     init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
     init.add_argument("--party", required=True, help="this hub's party id, e.g. CN")
@@ -389,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "pki" and args.pki_command == "trail-key":
+        return _pki_trail_key(args)
     if args.command == "pki":
         for files in init_federation(args.out, args.parties):
             print(
@@ -788,6 +798,19 @@ def _formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pki_trail_key(args: argparse.Namespace) -> int:
+    try:
+        verifier_path, verifier = new_trail_key(args.out, args.party)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"pki trail-key: {exc}") from None
+    print(f"trail key {args.out}, verifier key {verifier_path}: {verifier}")
+    print(
+        "to rotate: in hub.toml set [trail] previous_key to the key in use and key to this "
+        "one, then `customs-hub reload`; auditors keep the first verifier key"
+    )
+    return 0
+
+
 def _trail(args: argparse.Namespace) -> int:
     if args.trail_command == "export":
         return asyncio.run(_trail_export(args))
@@ -845,6 +868,18 @@ def _trail_verify(args: argparse.Namespace) -> int:
                     "bad_range": list(report.bad_range) if report.bad_range else None,
                     "problem": report.problem,
                     "kinds": report.kinds,
+                    # the trail keys followed from --key: each with the size of the
+                    # hand-over after which it signs (0: the key given)
+                    "trail_keys": [
+                        {"key": k.verifier(), "after": after}
+                        for k, after in zip(
+                            report.chain.keys,
+                            [0, *(h.size for h in report.chain.handovers)],
+                            strict=True,
+                        )
+                    ]
+                    if report.chain is not None
+                    else [],
                 },
                 sort_keys=True,
             )

@@ -15,6 +15,9 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
     out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
     out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
     out/CN/crl.pem                    CN CA's revocation list, empty (hub/cli/crl.py)
+
+``new_trail_key`` (``customs-hub pki trail-key``) writes a further trail key and its verifier
+key, for a rotation (docs/trail.md, "Rotating the trail key").
 """
 
 from __future__ import annotations
@@ -183,6 +186,31 @@ def issue(
         x509.ExtendedKeyUsage(usages if tls else [DOCUMENT_SIGNING]), critical=False
     )
     return builder.sign(ca_key, hashes.SHA256())
+
+
+def new_trail_key(key_path: Path, party: str) -> tuple[Path, str]:
+    """A new Ed25519 trail key for ``party`` at ``key_path`` and its verifier key string in
+    the ``.vkey`` file beside it; returns that file and the string. Refuses to replace an
+    existing file: a trail key overwritten is a history nobody can extend."""
+    check_party_id(party)
+    verifier_path = key_path.with_suffix(".vkey")
+    if verifier_path == key_path:
+        raise ValueError(f"{key_path}: name the private key's file, not a .vkey")
+    for path in (key_path, verifier_path):
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(f"{path}: exists; a trail key is never written over")
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    verifier = NoteKey(trail_key_name(party), key.public_key()).verifier()
+    fd = os.open(verifier_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(verifier + "\n")
+    return verifier_path, verifier
 
 
 def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFiles:

@@ -76,6 +76,11 @@ class AuditService(agrpc.AuditServicer):
 
         return await self._answer(context, TRAIL_READ, answer)
 
+    async def GetKeyHandovers(
+        self, request: apb.GetKeyHandoversRequest, context: grpc.aio.ServicerContext
+    ) -> apb.KeyHandovers:
+        return await self._answer(context, TRAIL_READ, lambda _: self.reader.handovers())
+
     async def GetMessage(
         self, request: apb.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> apb.GetMessageResponse:

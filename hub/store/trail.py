@@ -1,6 +1,6 @@
 """The trail in the database: entries appended in the caller's transaction, the stored
-perfect-subtree hashes (hub/trail/tree.py) they come with, signed checkpoints, and the
-auditors' queries and proofs.
+perfect-subtree hashes (hub/trail/tree.py) they come with, signed checkpoints (a trail key's
+hand-over among them: hub/trail/handover.py), and the auditors' queries and proofs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from hub.store.schema import (
     values_of,
 )
 from hub.trail import events as trail
-from hub.trail import merkle
+from hub.trail import handover, merkle
 from hub.trail import tree as treestore
 
 # Advisory lock key for trail appends (PostgreSQL): one transaction at a time sequences the trail.
@@ -74,13 +74,34 @@ class TrailSql:
         return f"SELECT idx, leaf_hash FROM trail_entry WHERE idx IN ({marks})"  # noqa: S608
 
 
-# the latest "config-changed" leaf: what the hub last started or reloaded with
+# the latest "config-changed" leaves: what the hub last started or reloaded with is the first
+# that is not a trail key's hand-over (those are rare: a few in a row at most)
 _LAST_CONFIG = (
     core_select(TRAIL.c.idx, TRAIL.c.leaf)
     .where(TRAIL.c.kind == "config-changed")
     .order_by(TRAIL.c.idx.desc())
+    .limit(16)
+)
+# the hand-over leaves, found through the business-key index (hub/trail/handover.py)
+_HANDOVERS = (
+    core_select(TRAIL_KEY.c.idx)
+    .where(TRAIL_KEY.c.name == handover.INDEX_KEY)
+    .order_by(TRAIL_KEY.c.idx)
+)
+_NEWEST_NOTE = (
+    core_select(CHECKPOINT.c.size, CHECKPOINT.c.root, CHECKPOINT.c.note)
+    .order_by(CHECKPOINT.c.size.desc())
     .limit(1)
 )
+
+
+def _config_digest(rows: Sequence[tuple[int, bytes]]) -> tuple[int, bytes] | None:
+    """The index and digest of the newest config-changed leaf that is not a hand-over."""
+    for index, leaf in rows:
+        event = trail.decode(bytes(leaf))
+        if not handover.is_handover_leaf(event.detail):
+            return int(index), event.config_digest
+    return None
 
 
 class TrailStore:
@@ -204,21 +225,30 @@ class TrailStore:
                 found[node_of(key)] = bytes(value)
         return found
 
-    async def sign_checkpoint(self, sign: Callable[[int, bytes], bytes]) -> TrailCheckpoint | None:
+    async def sign_checkpoint(
+        self,
+        sign: Callable[[int, bytes], bytes],
+        prepare: Callable[[bytes | None], Sequence[trail.Event]] | None = None,
+    ) -> TrailCheckpoint | None:
         """Sign a checkpoint of the trail as it is now, if it grew since the last one; None if
-        it did not. ``sign(size, root)`` returns the signed note. The new root must be
-        consistent with the last signed one (a consistency proof from the stored tree that
-        verifies), or nothing is signed: the hub never signs two inconsistent checkpoints."""
+        it did not. ``sign(size, root)`` returns the signed note. ``prepare(newest note)``,
+        called first in the same transaction with the newest signed note (None before the
+        first), may raise to sign nothing, or return events to append before the tree head
+        is taken (a trail key's hand-over leaf), so that the checkpoint covers them. The new
+        root must be consistent with the last signed one (a consistency proof from the
+        stored tree that verifies), or nothing is signed: the hub never signs two
+        inconsistent checkpoints."""
 
         def work(tx: Tx) -> TrailCheckpoint | None:
             conn = tx.conn
             size = self.size_in(tx)  # on PostgreSQL, appends wait until this is done
-            last = conn.execute(
-                core_select(CHECKPOINT.c.size, CHECKPOINT.c.root)
-                .order_by(CHECKPOINT.c.size.desc())
-                .limit(1)
-            ).first()
+            last = conn.execute(_NEWEST_NOTE).first()
             old_size, old_root = (last.size, bytes(last.root)) if last else (0, b"")
+            if prepare is not None:
+                first = prepare(bytes(last.note) if last else None)
+                if first:
+                    self.append_in(tx, first)
+                    size = self.size_in(tx)
             if size == old_size:
                 return None
             keys = treestore.root_keys(size)
@@ -251,8 +281,8 @@ class TrailStore:
         def work(tx: Tx) -> bool:
             conn = tx.conn
             self.size_in(tx)  # takes the trail lock on PostgreSQL
-            last = conn.execute(_LAST_CONFIG).first()
-            if last is not None and trail.decode(bytes(last[1])).config_digest == digest:
+            last = _config_digest(conn.execute(_LAST_CONFIG).all())
+            if last is not None and last[1] == digest:
                 return False
             event = trail.Event(
                 "config-changed", at, config_digest=digest, detail=detail[:DETAIL_CHARS]
@@ -267,8 +297,25 @@ class TrailStore:
 
         async def work() -> tuple[int, bytes] | None:
             async with self.db.engine.connect() as conn:
-                row = (await conn.execute(_LAST_CONFIG)).first()
-            return None if row is None else (int(row[0]), trail.decode(bytes(row[1])).config_digest)
+                return _config_digest((await conn.execute(_LAST_CONFIG)).all())
+
+        return await self.db.run(work)
+
+    async def handovers(self) -> list[tuple[TrailCheckpoint, int, bytes]]:
+        """Each trail key's hand-over, oldest first: the hand-over checkpoint, and the index
+        and bytes of the leaf recording it (its last entry). A leaf without its checkpoint
+        (none signed at the next size) is left out: that is no hand-over."""
+
+        async def work() -> list[tuple[TrailCheckpoint, int, bytes]]:
+            async with self.db.engine.connect() as conn:
+                indexes = [int(i) for i in (await conn.execute(_HANDOVERS)).scalars()]
+            found = []
+            for index in indexes:
+                point = await self.checkpoint_at(index + 1)
+                leaf = await self.entry(index)
+                if point is not None and leaf is not None:
+                    found.append((point, index, leaf))
+            return found
 
         return await self.db.run(work)
 

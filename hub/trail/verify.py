@@ -4,7 +4,9 @@
 (``entries.bin``), every checkpoint the hub signed (``checkpoints/``, the latest also as
 ``checkpoint.note``) and a manifest. ``customs-hub trail verify`` recomputes the Merkle roots
 from the entries alone and compares them with the signed checkpoints, so it needs nothing but
-the export and the hub's verifier key. docs/trail.md describes the format.
+the export and the hub's verifier key: the first one, if the hub has rotated its trail key
+since, for the hand-over checkpoints lead from it to the others (hub/trail/handover.py).
+docs/trail.md describes the format.
 
 ``entries.bin`` is a sequence of records, one per entry, in index order::
 
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from hub.trail import checkpoint, merkle
+from hub.trail import checkpoint, handover, merkle
 from hub.trail import events as trail
 
 FORMAT = "customs-hub-trail-export/1"
@@ -86,6 +88,7 @@ class Report:
     bad_range: tuple[int, int] | None = None
     problem: str = ""
     kinds: dict[str, int] = field(default_factory=dict)
+    chain: handover.KeyChain | None = None  # the trail keys followed, once step 1 passed
 
     @property
     def uncovered(self) -> int:
@@ -99,9 +102,12 @@ class Report:
                 if self.uncovered
                 else ""
             )
+            keys = ""
+            if self.chain is not None and self.chain.handovers:
+                keys = f"; trail keys followed: {self.chain.describe()}"
             return (
                 f"OK: {self.entries} entries; the first {self.verified_size} match "
-                f"{self.checkpoints} signed checkpoints of {self.origin}{tail}"
+                f"{self.checkpoints} signed checkpoints of {self.origin}{tail}{keys}"
             )
         if self.first_bad is not None:
             return f"BAD at index {self.first_bad}: {self.problem}"
@@ -113,16 +119,15 @@ class Report:
 
 def open_checkpoints(
     notes: Sequence[tuple[str, bytes]], key: checkpoint.NoteKey
-) -> list[checkpoint.Checkpoint]:
-    """Every note verified with ``key``, by size; raises CheckpointError naming the first note
-    that does not verify, or two that disagree."""
+) -> tuple[list[checkpoint.Checkpoint], handover.KeyChain]:
+    """Every note verified with the key in force at its size, starting from ``key`` and
+    following hand-overs (hub/trail/handover.py), by size, and the chain of keys followed;
+    raises CheckpointError naming the first note that does not verify, or two that
+    disagree."""
     opened: dict[int, checkpoint.Checkpoint] = {}
     origin = ""
-    for name, note in notes:
-        try:
-            point = checkpoint.open_note(note, key)
-        except checkpoint.CheckpointError as exc:
-            raise checkpoint.CheckpointError(f"{name}: {exc}") from None
+    verified, chain = handover.follow(notes, key)
+    for name, point in verified:
         if origin and point.origin != origin:
             raise checkpoint.CheckpointError(
                 f"{name}: origin {point.origin!r}; the other checkpoints say {origin!r}"
@@ -134,7 +139,7 @@ def open_checkpoints(
                 f"{name}: two checkpoints signed at size {point.size} name different roots"
             )
         opened[point.size] = point
-    return [opened[size] for size in sorted(opened)]
+    return [opened[size] for size in sorted(opened)], chain
 
 
 def verify(
@@ -145,12 +150,16 @@ def verify(
 ) -> Report:
     """Check an export: the steps below, stopping at the first fault."""
     report = Report()
-    # 1. Every checkpoint is signed by the hub's trail key; all name one log.
+    # 1. Every checkpoint is signed by the hub's trail key in force at its size: the key
+    # given, then each key a hand-over named; all name one log.
     try:
-        points = open_checkpoints(notes, key)
+        points, chain = open_checkpoints(notes, key)
     except checkpoint.CheckpointError as exc:
         report.problem = str(exc)
         return report
+    report.chain = chain
+    # a hand-over checkpoint's last entry records it: the new key's digest, by size
+    handed_over = {h.size: h.new for h in chain.handovers}
     report.checkpoints = len(points)
     report.origin = points[0].origin if points else ""
     pending = iter(points)
@@ -182,6 +191,19 @@ def verify(
                 report.entries = expected
                 return report
             report.kinds[event.kind] = report.kinds.get(event.kind, 0) + 1
+            # 3a. The entry before a hand-over checkpoint is the config-changed leaf
+            # recording it, with the new key's digest.
+            new_key = handed_over.get(expected + 1)
+            if new_key is not None and not (
+                event.kind == "config-changed"
+                and event.config_digest == handover.key_digest(new_key)
+            ):
+                report.first_bad, report.entries = expected, expected
+                report.problem = (
+                    f"the hand-over checkpoint at {expected + 1} entries does not end with "
+                    f"the config-changed entry recording its new key {handover.short(new_key)}"
+                )
+                return report
             digest = merkle.leaf_hash(record.leaf)
             leaves.add(digest)
             stored.add(record.stored_hash)

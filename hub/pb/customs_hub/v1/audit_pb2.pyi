@@ -141,3 +141,23 @@ class GetMessageResponse(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[StoredMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[StoredMessage, _Mapping]]] = ...) -> None: ...
+
+class GetKeyHandoversRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class KeyHandover(_message.Message):
+    __slots__ = ("checkpoint", "entry", "inclusion_proof")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: SignedCheckpoint
+    entry: TrailEntryView
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, checkpoint: _Optional[_Union[SignedCheckpoint, _Mapping]] = ..., entry: _Optional[_Union[TrailEntryView, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class KeyHandovers(_message.Message):
+    __slots__ = ("handovers",)
+    HANDOVERS_FIELD_NUMBER: _ClassVar[int]
+    handovers: _containers.RepeatedCompositeFieldContainer[KeyHandover]
+    def __init__(self, handovers: _Optional[_Iterable[_Union[KeyHandover, _Mapping]]] = ...) -> None: ...

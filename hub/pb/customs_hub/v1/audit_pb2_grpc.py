@@ -59,6 +59,11 @@ class AuditStub:
                 request_serializer=customs__hub_dot_v1_dot_audit__pb2.GetMessageRequest.SerializeToString,
                 response_deserializer=customs__hub_dot_v1_dot_audit__pb2.GetMessageResponse.FromString,
                 _registered_method=True)
+        self.GetKeyHandovers = channel.unary_unary(
+                '/customs_hub.v1.Audit/GetKeyHandovers',
+                request_serializer=customs__hub_dot_v1_dot_audit__pb2.GetKeyHandoversRequest.SerializeToString,
+                response_deserializer=customs__hub_dot_v1_dot_audit__pb2.KeyHandovers.FromString,
+                _registered_method=True)
 
 
 class AuditServicer:
@@ -99,6 +104,15 @@ class AuditServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetKeyHandovers(self, request, context):
+        """Every hand-over of the trail key, oldest first: an auditor holding an old verifier key
+        follows them to the key that signs today's checkpoints (docs/adr/0010). The hub's own
+        records, shown to every token with "trail:read", whatever its partner restriction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +140,11 @@ def add_AuditServicer_to_server(servicer, server):
                     servicer.GetMessage,
                     request_deserializer=customs__hub_dot_v1_dot_audit__pb2.GetMessageRequest.FromString,
                     response_serializer=customs__hub_dot_v1_dot_audit__pb2.GetMessageResponse.SerializeToString,
+            ),
+            'GetKeyHandovers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyHandovers,
+                    request_deserializer=customs__hub_dot_v1_dot_audit__pb2.GetKeyHandoversRequest.FromString,
+                    response_serializer=customs__hub_dot_v1_dot_audit__pb2.KeyHandovers.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +282,33 @@ class Audit:
             '/customs_hub.v1.Audit/GetMessage',
             customs__hub_dot_v1_dot_audit__pb2.GetMessageRequest.SerializeToString,
             customs__hub_dot_v1_dot_audit__pb2.GetMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyHandovers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customs_hub.v1.Audit/GetKeyHandovers',
+            customs__hub_dot_v1_dot_audit__pb2.GetKeyHandoversRequest.SerializeToString,
+            customs__hub_dot_v1_dot_audit__pb2.KeyHandovers.FromString,
             options,
             channel_credentials,
             insecure,
