@@ -3,8 +3,10 @@
 CN and NZ exchange AEO statuses both ways all along, while, one after the other: each hub's
 TLS certificate and key are renewed; CN's signing key is renewed with an overlap in which NZ
 accepts both; CN's administration rolls over to a new CA (new anchor, TLS and signing
-certificates, revocation list). Each change is a file written and a reload, no restart.
-Nothing is lost and nothing arrives twice; both trails verify, messages included.
+certificates, revocation list), NZ trusting both CAs meanwhile; each hub hands its trail key
+over to a new one. Each change is a file written and a reload, no restart. Nothing is lost
+and nothing arrives twice; both trails verify from the verifier keys auditors were first
+given. The auditors' token key rotates too (its own test).
 
 Connections opened before a reload keep the TLS they had until the partner port ends them
 (``limits.connection_max_age_seconds``); a separate test shows that bound at work.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import socket
 import ssl
@@ -30,7 +33,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hub.app.keys import read_anchors, read_ed25519_key, token_issuer
 from hub.cli.main import main
-from hub.cli.pki import PartyFiles, init_federation, init_party, issue, write_cert, write_key
+from hub.cli.pki import (
+    PartyFiles,
+    init_federation,
+    init_party,
+    issue,
+    new_trail_key,
+    write_cert,
+    write_key,
+)
 from hub.config import load_config
 from hub.core.auth import TRAIL_READ
 from hub.core.errors import ConfigError, TrustError
@@ -170,6 +181,7 @@ async def everything_arrived(traffic: Traffic, cn: RunningHub, nz: RunningHub) -
 
 
 async def trail_verifies(federation: Federation, party: str, tmp_path: Path) -> str:
+    """What `trail verify` of the party's export said (it said OK)."""
     toml = str(federation.configs[party].path)
     folder = tmp_path / f"export-{party}"
     assert (
@@ -177,8 +189,11 @@ async def trail_verifies(federation: Federation, party: str, tmp_path: Path) -> 
     )
     vkey = str(federation.pki / party / "trail.vkey")
     argv = ["trail", "verify", str(folder), "--key", vkey]
-    assert await asyncio.to_thread(main, argv) == 0
-    return str(folder)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = await asyncio.to_thread(main, argv)
+    assert code == 0, out.getvalue()
+    return out.getvalue()
 
 
 async def test_every_certificate_and_key_rotates_while_messages_flow(
@@ -267,11 +282,26 @@ async def test_every_certificate_and_key_rotates_while_messages_flow(
     assert (await nz.reload()).recorded
     await traffic.pause(2.0)
 
+    # 4. Each hub's trail key, handed over: the old key signs a checkpoint naming the new one,
+    # which co-signs it; auditors' old verifier keys go on verifying (checked below)
+    for party, running in (("CN", cn), ("NZ", nz)):
+        toml = fed.configs[party].path
+        old_key = fed.pki / party / "trail.key"
+        new_key = fed.pki / party / "trail-2.key"
+        new_trail_key(new_key, party)
+        named = f'key = "{old_key}"'
+        assert named in toml.read_text()
+        toml.write_text(
+            toml.read_text().replace(named, f'key = "{new_key}"\nprevious_key = "{old_key}"')
+        )
+        assert (await running.reload()).recorded
+        await traffic.pause(1.0)
+
     await traffic.stop()
     await everything_arrived(traffic, cn, nz)
     assert len(traffic.sent["CN"]) > 50  # messages did flow all along
-    for party in ("CN", "NZ"):
-        await trail_verifies(fed, party, tmp_path)
+    for party in ("CN", "NZ"):  # from the verifier key auditors were first given
+        assert "trail keys followed" in await trail_verifies(fed, party, tmp_path)
 
 
 async def everything_arrived_so_far(traffic: Traffic, cn: RunningHub, nz: RunningHub) -> None:
