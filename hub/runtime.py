@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from hub.app import keys
+from hub.app import keys, learning
 from hub.app.context import Clock, Settings, system_clock
 from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
@@ -168,6 +168,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     # a new database gets the schema; one at another revision is refused (`db upgrade`)
     await store.prepare(create=True, upgrade_hint=f"customs-hub db upgrade --config {config.path}")
     hub = Hub(config, store, clock=clock)
+    await learning.load(hub)  # partners' keys learned before, trusted again (ADR 0010)
     await hub.audit.record_config()
     limits = config.limits
     # every partner's own allowance fits in the server's limit, with room for health checks
