@@ -564,3 +564,21 @@ def test_previous_signing_certificates_are_checked_and_carrying_is_a_choice(
     with pytest.raises(ConfigError) as refused:
         load_config(config.path)
     assert "signing.carry_certificate" in refused.value.message
+
+
+def test_pki_next_signing_issues_the_next_certificate_from_the_partys_ca(
+    own_pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anchor, _ = ca_of(own_pki, "CN")
+    for n in (2, 3):
+        assert main(["pki", "next-signing", "--pki", str(own_pki), "--party", "CN"]) == 0
+        assert f"signing-{n}.pem" in capsys.readouterr().out
+        cert = x509.load_pem_x509_certificate((own_pki / "CN" / f"signing-{n}.pem").read_bytes())
+        partner = PartnerTrust.build("CN", anchor, [cert], datetime.now(UTC))  # the profile too
+        key = serialization.load_pem_private_key(
+            (own_pki / "CN" / f"signing-{n}.key").read_bytes(), None
+        )
+        assert key_id_of(key.public_key()) in partner.signing_keys  # type: ignore[arg-type]
+    # no CA there: refused, naming the folder
+    assert main(["pki", "next-signing", "--pki", str(tmp_path / "none"), "--party", "CN"]) == 2
+    assert str(tmp_path / "none" / "CN") in capsys.readouterr().err

@@ -228,9 +228,10 @@ def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:
 
 def _load_ca(root: Path, party: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     files = PartyFiles.at(root, party)
-    try:
+    try:  # the development CA's own files, which no hub configuration names
         cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
-        key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+        ca_pem = files.ca_key.read_bytes()
+        key = serialization.load_pem_private_key(ca_pem, password=None)
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"{files.ca_cert.parent}: cannot read {party}'s CA certificate and key ({exc}); "
