@@ -119,6 +119,9 @@ class Limits:
         return timedelta(seconds=self.max_lifetime_seconds)
 
 
+CARRY_OVERLAP, CARRY_ALWAYS, CARRY_NEVER = "overlap", "always", "never"
+
+
 @dataclass(frozen=True)
 class PartnerConfig:
     party: str
@@ -195,6 +198,13 @@ class HubConfig:
     crls: tuple[Path, ...] = ()
     crl_stale: str = STALE_CLOSED
     revoked_tokens: Path | None = None
+    # Rotation of the message-signing key (docs/adr/0010-key-rotation.md): the signing
+    # certificates used before the current one, kept while what they signed must verify (our
+    # queued envelopes, our receipts, the trail export's history); and when the current
+    # certificate travels with each signature, so partners learn it without an edit:
+    # "overlap" (while previous_certs is not empty), "always" or "never".
+    signing_previous: tuple[Path, ...] = ()
+    carry_certificate: str = CARRY_OVERLAP
 
     @property
     def issuer(self) -> str:
@@ -245,6 +255,8 @@ class _Tls(_Table):
 class _Signing(_Table):
     cert: Text
     key: Text
+    previous_certs: list[Text] = []
+    carry_certificate: Literal["overlap", "always", "never"] = "overlap"
 
 
 class _Trail(_Table):
@@ -485,6 +497,8 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         trust_anchor=_resolve(base, shape.tls.trust_anchor),
         signing_cert=_resolve(base, shape.signing.cert),
         signing_key=_resolve(base, shape.signing.key),
+        signing_previous=tuple(_resolve(base, c) for c in shape.signing.previous_certs),
+        carry_certificate=shape.signing.carry_certificate,
         trail_key=_resolve(base, shape.trail.key),
         trail_origin=shape.trail.origin,
         trail_previous_key=(
@@ -588,6 +602,7 @@ def _check_files(config: HubConfig, problems: _Problems) -> None:
     if config.revoked_tokens is not None:
         named.append(("audit.revoked_tokens", config.revoked_tokens))
     named += [(f"tls.crls[{i}]", c) for i, c in enumerate(config.crls)]
+    named += [(f"signing.previous_certs[{i}]", c) for i, c in enumerate(config.signing_previous)]
     for p in config.partners.values():
         named.append((f"partners.{p.party}.trust_anchor", p.trust_anchor))
         named += [
@@ -810,6 +825,7 @@ def render_config(
         "[signing]",
         f"cert = {q(own / 'signing.pem')}",
         f"key = {q(own / 'signing.key')}",
+        "# rotating it: docs/key-rotation.md (previous_certs, carry_certificate)",
         "",
         "[trail]",
         f"key = {q(own / 'trail.key')}       # signs checkpoints; auditors get trail.vkey",

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from hub.app import keys
+from hub.app import keys, learning
 from hub.app.context import Clock, Settings, system_clock
 from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
@@ -172,6 +172,7 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
     # the trail key continues the history its newest checkpoint began, or hands over from
     # trail.previous_key; a key of anyone else's is refused before anything is written
     handing_over = await hub.audit.check_trail_keys(hub.audit.trail_keys, config)
+    await learning.load(hub)  # partners' keys learned before, trusted again (ADR 0010)
     await hub.audit.record_config()
     if handing_over:
         await hub.audit.hand_over()

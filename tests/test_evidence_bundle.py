@@ -242,10 +242,14 @@ CASES = {
     "a proof hash": Case(_proof_hash, "inclusion", "does not lead to the root"),
     "the proof cut short": Case(_proof_short, "inclusion", "too few hashes"),
     "the checkpoint's signature": Case(
-        _checkpoint_signature, "checkpoint", "signature by customs-hub-NZ does not verify"
+        _checkpoint_signature,
+        "checkpoint",
+        "does not verify with the trail key customs-hub-NZ: signature by customs-hub-NZ+",
     ),
     "the checkpoint's size": Case(
-        _checkpoint_size, "checkpoint", "signature by customs-hub-NZ does not verify"
+        _checkpoint_size,
+        "checkpoint",
+        "does not verify with the trail key customs-hub-NZ: signature by customs-hub-NZ+",
     ),
     "a wrong trail key": Case(
         None, "checkpoint", "note is not signed by customs-hub-CN", vkey="CN"

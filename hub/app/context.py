@@ -24,8 +24,8 @@ from hub.config import HubConfig
 from hub.core.envelope import TimePolicy
 from hub.core.revocation import Revocation
 from hub.core.routing import RoutingTable
-from hub.core.signing import Signer
-from hub.core.trust import TrustStore
+from hub.core.signing import Signer, VerificationKey
+from hub.core.trust import LearnedKeys, TrustStore
 from hub.store.db import Store
 from hub.store.groupcommit import GroupCommitter
 from hub.store.schema import DueDelivery
@@ -91,6 +91,9 @@ class HubContext:
         self.party = config.party
         self.store = store
         self.clock = clock
+        # partners' signing keys learned from the certificates their signatures carried
+        # (hub/app/learning.py); loaded from the store at start, kept across reloads
+        self.learned = LearnedKeys()
         self.inbound_arrived = Notifier()
         self.outbox_changed = Notifier()
         # every write a message takes goes through one group commit: inbound messages, new
@@ -130,6 +133,12 @@ class HubContext:
     @property
     def revocation(self) -> Revocation:
         return self.settings.revocation
+
+    def keys_for(self, party: str) -> Mapping[str, VerificationKey]:
+        """``party``'s signing keys trusted now: those the configuration names, and those
+        learned from certificates its trust anchor issued (docs/adr/0010-key-rotation.md).
+        Revocation is applied by the caller (``Revocation.usable_keys``)."""
+        return self.learned.keys_for(self.settings.trust, party)
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the hub's worker threads."""

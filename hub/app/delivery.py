@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hub.app.context import HubContext
+from hub.app.learning import Learner, remember
 from hub.app.ports import PartnerStream, PartnerTransport
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
@@ -296,7 +297,7 @@ class PartnerSender:
 
     def _open(self) -> _Stream:
         call = self.worker.transport.stream(self.partner)
-        stream = _Stream(call, keys=self.hub.trust.keys_for(self.partner))
+        stream = _Stream(call, keys=self.hub.keys_for(self.partner))
         stream.reader = asyncio.create_task(
             self._read(stream), name=f"receipts-{self.hub.party}-{self.partner}"
         )
@@ -432,8 +433,13 @@ class PartnerSender:
         later: list[tuple[DueDelivery, str]] = []
         verified: set[tuple[str, bytes, bytes]] = set()
         now = self.hub.clock()
+        # and the keys learned since the stream opened (docs/adr/0010-key-rotation.md)
+        keys = {**keys, **self.hub.keys_for(self.partner)}
         # the keys of certificates revoked since (or whose CA's list is stale) verify nothing
         usable, withheld = self.hub.revocation.usable_keys(self.partner, keys, now)
+        # a key the partner rotated to, read from the certificate its signature carries
+        learner = Learner(self.hub, self.partner, now)
+        taught: dict[str, str] = {}  # key id read from a certificate -> the message it settled
         for item, signed in zip(frame, receipts, strict=True):
             try:
                 try:
@@ -444,6 +450,7 @@ class PartnerSender:
                         verified,
                         now=now,
                         clock_skew=self.limits.clock_skew,
+                        learn=learner,
                     )
                 except HubError as exc:
                     raise withheld_refusal([signed.signature.key_id], withheld) or exc from None
@@ -460,6 +467,7 @@ class PartnerSender:
                 )
                 later.append((item, "receipt names other bytes"))
                 continue
+            taught.setdefault(signed.signature.key_id, item.message_id)
             outcome = OUTCOMES.get(receipt.outcome, "unknown")
             if outcome == "unknown":
                 later.append((item, "receipt has no known outcome"))
@@ -489,6 +497,8 @@ class PartnerSender:
                     dead_reason,
                 )
             )
+        for key in learner.learned(taught):  # kept before the receipts it verified
+            await remember(self.hub, [key], taught[key.key.key_id])
         if settled:
             await self.worker.settlements.submit(settled)
             self.delivered += len(settled)

@@ -17,8 +17,10 @@ from google.protobuf.message import Message
 
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Slice
+from hub.app.learning import Learner, remember
 from hub.core.envelope import (
     OpenedEnvelope,
+    SignedBeforeCertificate,
     check_time_window,
     claimed_message_id,
     make_receipt,
@@ -233,12 +235,14 @@ class Ingress:
         allows (verified on the loop, then again on the thread with the document translated;
         a partner's document is never translated on the loop). The time window is checked by
         the caller, after a duplicate lookup."""
-        keys = self.hub.trust.keys_for(peer_party)  # one set for the batch, wherever it is opened
+        keys = self.hub.keys_for(peer_party)  # one set for the batch, wherever it is opened
         # the keys of revoked signing certificates (or all, if their CA's list is stale and
         # fails closed) verify nothing
         keys, withheld = self.hub.revocation.usable_keys(peer_party, keys, now)
         if withheld:
             keys = _Withheld(keys, withheld)
+        # a key the partner rotated to, read from the certificate its signature carries
+        learner = Learner(self.hub, peer_party, now)
         checked: list[Checked | None] = []
         heavy: list[int] = []
         turn = Slice()
@@ -251,18 +255,38 @@ class Ingress:
             result: Checked | None = None
             if len(data) <= INLINE_ENVELOPE_BYTES:
                 with contextlib.suppress(_Heavy):
-                    result = self._open(data, peer_party, now, keys, on_thread)
+                    result = self._open(data, peer_party, now, keys, on_thread, learner)
             checked.append(result)
             if result is None:
                 heavy.append(i)
             await turn.pause()
         if heavy:
             opened = await self.hub.off_loop(
-                self._open_all, [envelopes[i] for i in heavy], peer_party, now, keys
+                self._open_all, [envelopes[i] for i in heavy], peer_party, now, keys, learner
             )
             for i, result in zip(heavy, opened, strict=True):
                 checked[i] = result
-        return cast(list[Checked], checked)  # every place filled, on the loop or the thread
+        done = cast(list[Checked], checked)  # every place filled, on the loop or the thread
+        await self._keep_learned(learner, done)
+        return done
+
+    async def _keep_learned(self, learner: Learner, checked: Sequence[Checked]) -> None:
+        """Keep the keys read from carried certificates that verified an envelope (also one
+        refused afterwards for its window or as a conflict: the key was good), each with the
+        id of the first message it verified, before any of those messages is stored."""
+        if not learner.read:
+            return
+        first: dict[str, str] = {}
+        for check in checked:
+            if isinstance(check, SignedBeforeCertificate):
+                opened = check.opened
+            elif isinstance(check, tuple):
+                opened = check[0]
+            else:
+                continue
+            first.setdefault(opened.key_id, opened.header.message_id)
+        for key in learner.learned(first):
+            await remember(self.hub, [key], first[key.key.key_id])
 
     def _open_all(
         self,
@@ -270,13 +294,14 @@ class Ingress:
         peer_party: str,
         now: datetime,
         keys: Mapping[str, VerificationKey],
+        learner: Learner,
     ) -> list[Checked]:
         """``_open_batch`` for the envelopes it does not open on the loop, on a worker thread."""
 
         def read(format_id: str, content: bytes) -> Message:
             return self.read_raw(peer_party, format_id, content)
 
-        return [self._open(data, peer_party, now, keys, read) for data in envelopes]
+        return [self._open(data, peer_party, now, keys, read, learner) for data in envelopes]
 
     def _open(
         self,
@@ -285,6 +310,7 @@ class Ingress:
         now: datetime,
         keys: Mapping[str, VerificationKey],
         read_raw: Callable[[str, bytes], Message],
+        learner: Learner,
     ) -> Checked:
         try:
             opened = open_envelope(
@@ -297,6 +323,7 @@ class Ingress:
                 max_bytes=self.hub.config.limits.max_envelope_bytes,
                 read_raw=read_raw,
                 clock_skew=self.hub.policy.clock_skew,
+                learn=learner,
             )
             return opened, state_of(opened.document, peer_party), keys_of(opened.document)
         except HubError as exc:
@@ -311,9 +338,24 @@ class Ingress:
         only because this hub's rules changed since (the operator narrowed ``raw_formats``, a
         translator was upgraded, a limit was tightened): the sender may only have lost our
         first receipt, and what we accepted then stays accepted. The very same bytes, so
-        nothing unverified is trusted."""
+        nothing unverified is trusted. Or the same signed header under a signature by the
+        sender's new key, whose certificate is valid now but began after the message was made
+        (``SignedBeforeCertificate``): a resend after a key rotation, verified in every other
+        step (docs/adr/0010-key-rotation.md)."""
         if error.transient:
             return None
+        if isinstance(error, SignedBeforeCertificate):
+            # signed again, with a key whose certificate began after the message was made:
+            # a resend of a message accepted under the key before, whose signed header (and
+            # so its body) this hub holds (docs/adr/0010-key-rotation.md)
+            opened = error.opened
+            earlier = await self.hub.store.inbound.find(partner, opened.header.message_id)
+            if earlier is None or not signed_alike(
+                (earlier.envelope_digest, earlier.header),
+                (opened.envelope_digest, opened.header_bytes),
+            ):
+                return None
+            return pb.SignedReceipt.FromString(earlier.signed_receipt)
         message_id = claimed_message_id(data)
         if not message_id:
             return None

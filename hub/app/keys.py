@@ -17,12 +17,20 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes as PrivateKey
 
-from hub.config import HubConfig
+from hub.config import CARRY_ALWAYS, CARRY_OVERLAP, HubConfig
 from hub.core.auth import TokenIssuer, TokenVerifier
 from hub.core.errors import ConfigError, TrustError
 from hub.core.revocation import AnchorRevocation, Revocation, parse_crl, parse_token_ids
-from hub.core.signing import Signer, key_id_of
-from hub.core.trust import PartnerTrust, TrustStore, party_of, signing_profile_fault
+from hub.core.signing import Signer, VerificationKey, key_id_of
+from hub.core.trust import (
+    Anchors,
+    PartnerTrust,
+    TrustStore,
+    check_issued_by,
+    party_of,
+    signing_profile_fault,
+    verification_key_of,
+)
 from hub.trail import checkpoint
 from hub.trail.checkpoint import trail_key_name
 from hub.trail.handover import TrailKeys
@@ -81,15 +89,22 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
             for p in partner.signing_certs
         ]
         trust.partners[partner.party] = PartnerTrust.build(partner.party, anchors, certs, now)
-    own = PartnerTrust.build(
-        config.party,
-        read_anchors(config.trust_anchor, "trust anchor"),
-        [_signing_certificate(config.signing_cert, "signing certificate")],
-        now,
-    )
+    own_anchors = read_anchors(config.trust_anchor, "trust anchor")
+    signing_cert = _signing_certificate(config.signing_cert, "signing certificate")
+    own = PartnerTrust.build(config.party, own_anchors, [signing_cert], now)
+    trust.local_keys.update(_previous_keys(config, own_anchors))
     trust.local_keys.update(own.signing_keys)
+    # the certificate travels with each signature while partners may not have it yet
+    # (docs/adr/0010-key-rotation.md)
+    carry = config.carry_certificate == CARRY_ALWAYS or (
+        config.carry_certificate == CARRY_OVERLAP and bool(config.signing_previous)
+    )
     try:
-        signer = Signer.from_pem(_read(config.signing_key, "signing key"))
+        signer = Signer.from_pem(
+            _read(config.signing_key, "signing key"),
+            signing_cert.public_bytes(serialization.Encoding.DER),
+            carry,
+        )
     except ValueError:
         raise ConfigError(
             f"{config.signing_key}: the signing key is not an unencrypted PEM private key",
@@ -108,6 +123,29 @@ def load_trust(config: HubConfig, now: datetime) -> tuple[TrustStore, Signer]:
     if tls_cert.public_key() == signer.private_key.public_key():
         raise ConfigError("the TLS key and the signing key must differ", reason="config-invalid")
     return trust, signer
+
+
+def _previous_keys(config: HubConfig, anchors: Anchors) -> dict[str, VerificationKey]:
+    """The keys of ``signing.previous_certs``: this hub's signing certificates before the
+    current one. Each must be one its own CA issued, naming this party and fitting the signing
+    profile; one past its notAfter is kept (what it signed still verifies at its signing
+    time, ``VerificationKey.check_use``), and it signs nothing new."""
+    found: dict[str, VerificationKey] = {}
+    for i, path in enumerate(config.signing_previous):
+        what = f"signing.previous_certs[{i}]"
+        cert = _signing_certificate(path, f"previous signing certificate ({what})")
+        try:
+            check_issued_by(cert, anchors, cert.not_valid_before_utc)  # its dates: at use
+            named = party_of(cert)
+        except TrustError as exc:
+            raise ConfigError(f"{path}: {what}: {exc.message}", reason="config-invalid") from None
+        if named != config.party:
+            raise ConfigError(
+                f"{path}: {what} names party {named}, not {config.party}", reason="config-invalid"
+            )
+        key = verification_key_of(cert, config.party)
+        found[key.key_id] = key
+    return found
 
 
 def trail_verifier(config: HubConfig) -> checkpoint.NoteKey:
@@ -183,6 +221,8 @@ def file_digests(config: HubConfig) -> dict[tuple[str, ...], bytes]:
         out[("own", "audit_key")] = digest(config.audit_key)
     for n, path in enumerate(config.previous_audit_keys):
         out[("own", "previous_audit_key", str(n))] = digest(path)
+    for n, path in enumerate(config.signing_previous):
+        out[("own", "previous", str(n))] = digest(path)
     for party, partner in config.partners.items():
         out[(party, "anchor")] = digest(partner.trust_anchor)
         for n, path in enumerate(partner.signing_certs):
@@ -197,7 +237,10 @@ def trusted_certificates(config: HubConfig) -> dict[str, tuple[bytes, list[bytes
     found = {
         config.party: (
             _read(config.trust_anchor, "trust anchor"),
-            [_read(config.signing_cert, "signing certificate")],
+            [
+                _read(config.signing_cert, "signing certificate"),
+                *(_read(p, "previous signing certificate") for p in config.signing_previous),
+            ],
         )
     }
     for partner in config.partners.values():
@@ -244,6 +287,7 @@ def public_parts(config: HubConfig) -> list[bytes]:
     """The configuration file and the public parts it names (certificates, never a private
     key), in a fixed order: what a digest of the hub's identity covers."""
     files = [config.path, config.tls_cert, config.trust_anchor, config.signing_cert]
+    files += config.signing_previous
     for partner in sorted(config.partners.values(), key=lambda p: p.party):
         files += [partner.trust_anchor, *partner.signing_certs]
     # and what revokes: a new revocation list is a change of trust like any other
@@ -426,6 +470,10 @@ def certificates(config: HubConfig) -> list[tuple[str, str, datetime]]:
         ("tls.trust_anchor", config.trust_anchor, "trust anchor"),
         ("signing.cert", config.signing_cert, "signing certificate"),
     ]
+    named += [
+        (f"signing.previous_certs[{i}]", path, "previous signing certificate")
+        for i, path in enumerate(config.signing_previous)
+    ]
     for partner in sorted(config.partners.values(), key=lambda p: p.party):
         key = f"partners.{partner.party}"
         named.append((f"{key}.trust_anchor", partner.trust_anchor, f"trust anchor of {key}"))
@@ -486,7 +534,7 @@ def read_revocation(config: HubConfig) -> Revocation:
         (
             config.party,
             config.trust_anchor,
-            (config.signing_cert,),
+            (config.signing_cert, *config.signing_previous),
             config.crls,
             config.crl_stale,
             "tls",

@@ -180,7 +180,7 @@ async def run_demo() -> int:
                         raise RuntimeError(f"receipt for {message.message_id} disappeared")
                     signed = pb.SignedReceipt.FromString(record.signed_receipt)
                     receipt = verify_receipt(
-                        signed, message.recipient, running.hub.trust.keys_for(message.recipient)
+                        signed, message.recipient, running.hub.keys_for(message.recipient)
                     )
                     same = receipt.envelope_digest == message.envelope_digest
                     print(

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -25,7 +25,7 @@ import grpc
 from adapters.formats import detect, discovered, registry
 from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
-from hub.app import keys
+from hub.app import learning
 from hub.app.hub import Hub
 from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
@@ -36,7 +36,7 @@ from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
-from hub.cli.pki import init_federation, new_trail_key
+from hub.cli.pki import DEV_VALIDITY, init_federation, issue_next_signing, new_trail_key
 from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
 from hub.config import HubConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, HubError, TranslationError
@@ -131,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     trail_key.add_argument("--party", required=True, help="the hub's party id, e.g. CN")
     trail_key.add_argument(
         "--out", type=Path, required=True, help="the new key's file, e.g. CN/trail-2.key"
+    )
+    text = (
+        "issue a party's next message-signing certificate and key from its CA, as "
+        "PKI/PARTY/signing-N.pem and signing-N.key (rotation: docs/key-rotation.md)"
+    )
+    pki_next = pki.add_parser("next-signing", help=text, description=text)
+    pki_next.add_argument("--pki", type=Path, required=True, help="the folder `pki init` wrote")
+    pki_next.add_argument("--party", required=True, help="whose signing key, e.g. CN")
+    pki_next.add_argument(
+        "--days",
+        type=int,
+        default=DEV_VALIDITY.days,
+        help="validity in days (default: %(default)s)",
     )
 
     init = sub.add_parser("init", help="write a working HUBDIR/hub.toml")
@@ -399,6 +412,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pki" and args.pki_command == "trail-key":
         return _pki_trail_key(args)
+    if args.command == "pki" and args.pki_command == "next-signing":
+        if args.days < 1:
+            raise CliError("--days must be at least 1")
+        cert, key = issue_next_signing(args.pki, args.party, validity=timedelta(days=args.days))
+        print(
+            f"{args.party}: next signing certificate {cert} and key {key}; put them in "
+            "[signing] cert and key, the current certificate in previous_certs, and reload"
+        )
+        return 0
     if args.command == "pki":
         for files in init_federation(args.out, args.parties):
             print(
@@ -827,7 +849,9 @@ async def _trail_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = await Store.existing(config.store_url, upgrade_hint=upgrade_hint(args.config))
     try:
-        done = await export_trail(store, args.out, config.origin, keys.trusted_certificates(config))
+        # every signing certificate known: configured, previous and learned (ADR 0010)
+        certificates = await learning.trusted_certificates(config, store)
+        done = await export_trail(store, args.out, config.origin, certificates)
     finally:
         await store.close()
     print(

@@ -18,6 +18,9 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
 
 ``new_trail_key`` (``customs-hub pki trail-key``) writes a further trail key and its verifier
 key, for a rotation (docs/trail.md, "Rotating the trail key").
+``issue_next_signing`` (``customs-hub pki next-signing``) adds a party's next message-signing
+certificate and key beside them, ``out/CN/signing-2.pem`` and ``signing-2.key`` and so on, for
+a rotation (docs/key-rotation.md).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.cli.crl import crl_path, issue_crl, write_crl
+from hub.core.errors import ConfigError
 from hub.core.trust import DOCUMENT_SIGNING, check_party_id, party_uri
 from hub.trail.checkpoint import NoteKey, trail_key_name
 
@@ -247,3 +251,53 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
 def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:
     root.mkdir(parents=True, exist_ok=True)
     return [init_party(root, p) for p in parties]
+
+
+def _load_ca(root: Path, party: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    files = PartyFiles.at(root, party)
+    try:  # the development CA's own files, which no hub configuration names
+        cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+        ca_pem = files.ca_key.read_bytes()
+        key = serialization.load_pem_private_key(ca_pem, password=None)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{files.ca_cert.parent}: cannot read {party}'s CA certificate and key ({exc}); "
+            "run `customs-hub pki init` first",
+            reason="config-invalid",
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"{files.ca_key}: not the CA's ECDSA key", reason="config-invalid")
+    return cert, key
+
+
+def issue_next_signing(
+    root: Path,
+    party: str,
+    now: datetime | None = None,
+    validity: timedelta = DEV_VALIDITY,
+) -> tuple[Path, Path]:
+    """A new message-signing certificate and Ed25519 key for ``party``, issued by its CA in
+    ``root``, written as the next free ``signing-N.pem`` / ``signing-N.key`` (N from 2): the
+    key a hub rotates to. Returns (certificate, key). Nothing existing is overwritten."""
+    check_party_id(party)
+    now = now or datetime.now(UTC)
+    ca_cert, ca_key = _load_ca(root, party)
+    folder = root / party
+    n = 2
+    while (folder / f"signing-{n}.pem").exists() or (folder / f"signing-{n}.key").exists():
+        n += 1
+    cert_path, key_path = folder / f"signing-{n}.pem", folder / f"signing-{n}.key"
+    key = ed25519.Ed25519PrivateKey.generate()
+    cert = issue(
+        party,
+        f"hub message signing {n}",
+        key.public_key(),
+        ca_cert,
+        ca_key,
+        now,
+        tls=False,
+        validity=validity,
+    )
+    write_key(key_path, key)
+    write_cert(cert_path, cert)
+    return cert_path, key_path

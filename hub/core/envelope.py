@@ -47,6 +47,10 @@ RAW_BODY_TYPE = spb.RawDocument.DESCRIPTOR.full_name
 # Translates a partner-format document (format id, bytes) into a business message, or raises
 # a HubError saying why not (the receiver's registry and the partner's allowed formats).
 RawReader = Callable[[str, bytes], Message]
+# The key of a signature naming a key id the receiver does not know, read from the certificate
+# the signature carries (hub/core/trust.py carried_signing_key, and the revocation lists), or a
+# HubError saying why that certificate vouches for nothing (docs/adr/0010-key-rotation.md).
+KeyLearner = Callable[[pb.Signature], VerificationKey]
 
 
 def uuid7(now_ms: int | None = None) -> str:
@@ -113,11 +117,7 @@ def build_envelope(
 
 
 def sign_envelope(signer: Signer, header_bytes: bytes, body: bytes) -> bytes:
-    signature = pb.Signature(
-        key_id=signer.key_id,
-        algorithm=int(signer.algorithm),  # type: ignore[arg-type]
-        value=signer.sign(pae(ENVELOPE_DOMAIN, header_bytes, body)),
-    )
+    signature = _signature(signer, pae(ENVELOPE_DOMAIN, header_bytes, body))
     envelope = pb.Envelope(header=header_bytes, body=body, signatures=[signature])
     return envelope.SerializeToString(deterministic=True)
 
@@ -133,13 +133,17 @@ def open_envelope(
     max_bytes: int,
     read_raw: RawReader | None = None,
     clock_skew: timedelta | None = None,
+    learn: KeyLearner | None = None,
 ) -> OpenedEnvelope:
     """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names).
 
     With ``read_raw``, a body of type RawDocument (a document in a partner format) is accepted
     and translated by it; without, such a body is an unsupported body type. The signing key's
     certificate is checked with ``clock_skew`` (by default the policy's; a caller that checks
-    the window itself, with policy=None, passes it)."""
+    the window itself, with policy=None, passes it). With ``learn``, a signature by a key not
+    in ``peer_keys`` that carries its certificate is tried with the key ``learn`` reads from
+    that certificate (docs/adr/0010-key-rotation.md); its dates are checked here like any
+    key's."""
     if clock_skew is None:
         clock_skew = policy.clock_skew if policy is not None else timedelta(0)
     # 1. Bound the work before parsing anything.
@@ -157,8 +161,10 @@ def open_envelope(
             "envelope is not a valid Envelope message", reason="envelope-malformed"
         ) from None
     # 3. At least one signature verifies over PAE(domain, header, body) with a key that the
-    #    trust store binds to the peer's party, using the algorithm pinned to that key.
-    key = _verify_signatures(envelope, peer_party, peer_keys)
+    #    trust store binds to the peer's party, using the algorithm pinned to that key; failing
+    #    that, with a key read from a certificate a signature carries, if ``learn`` vouches
+    #    for it.
+    key = _verify_signatures(envelope, peer_party, peer_keys, learn)
     key_id = key.key_id
     # 4. Only now parse the header the peer signed.
     header = pb.Header()
@@ -170,10 +176,23 @@ def open_envelope(
         ) from None
     check_header_fields(header)
     #    The key that verified was fit to sign: its certificate fits the signing profile, was
-    #    valid at created_at (the signing time) and is valid now, within the clock skew.
+    #    valid at created_at (the signing time) and is valid now, within the clock skew. One
+    #    valid now but not yet at created_at may be a resend, signed again with a new key, of
+    #    a message accepted under the old one: it is verified to the end and refused as
+    #    ``SignedBeforeCertificate``, which the caller may answer with the first receipt.
     if not header.HasField("created_at"):
         raise TimeWindowError("header must carry created_at", reason="header-malformed")
-    key.check_use(header.created_at.ToDatetime(UTC), now, clock_skew, "the envelope")
+    created = header.created_at.ToDatetime(UTC)
+    resigned: SignatureError | None = None
+    try:
+        key.check_use(created, now, clock_skew, "the envelope")
+    except SignatureError as exc:
+        if exc.reason != "certificate-not-yet-valid" or key.not_before is None:
+            raise
+        if created >= key.not_before:  # it is now that is before notBefore
+            raise
+        key.check_use(now, now, clock_skew, "the envelope")  # valid now, exactly
+        resigned = exc
     # 5. The sender named in the header is the party the TLS certificate proved.
     if header.sender != peer_party:
         raise SenderMismatchError(
@@ -212,15 +231,18 @@ def open_envelope(
                 f"body is not a valid {RAW_BODY_TYPE}", reason="body-malformed"
             ) from None
         translated = read_raw(raw.format, raw.content)
-        return OpenedEnvelope(
-            header,
-            envelope.header,
-            envelope.body,
-            translated,
-            digest,
-            key_id,
-            original_format=raw.format,
-            document_digest=sha256(raw.content),
+        return _opened(
+            OpenedEnvelope(
+                header,
+                envelope.header,
+                envelope.body,
+                translated,
+                digest,
+                key_id,
+                original_format=raw.format,
+                document_digest=sha256(raw.content),
+            ),
+            resigned,
         )
     cls = body_class(header.body_type)
     if cls is None:
@@ -234,7 +256,27 @@ def open_envelope(
         raise EnvelopeError(
             f"body is not a valid {header.body_type}", reason="body-malformed"
         ) from None
-    return OpenedEnvelope(header, envelope.header, envelope.body, document, digest, key_id)
+    return _opened(
+        OpenedEnvelope(header, envelope.header, envelope.body, document, digest, key_id), resigned
+    )
+
+
+class SignedBeforeCertificate(SignatureError):
+    """An envelope that verified in every step but one: its signing key's certificate is valid
+    now, but was not yet at the header's created_at. Refused as ``certificate-not-yet-valid``,
+    unless the receiver accepted a message with this very header before (a resend signed again
+    with the sender's new key, docs/adr/0010-key-rotation.md), which it answers with the first
+    receipt. ``opened`` is what was verified."""
+
+    def __init__(self, error: SignatureError, opened: OpenedEnvelope) -> None:
+        super().__init__(error.message, reason=error.reason)
+        self.opened = opened
+
+
+def _opened(opened: OpenedEnvelope, resigned: SignatureError | None) -> OpenedEnvelope:
+    if resigned is not None:
+        raise SignedBeforeCertificate(resigned, opened)
+    return opened
 
 
 UUID_TEXT = re.compile(
@@ -271,10 +313,16 @@ MAX_KEY_ID = ID_CHARS
 
 
 def _verify_signatures(
-    envelope: pb.Envelope, party: str, keys: Mapping[str, VerificationKey]
+    envelope: pb.Envelope,
+    party: str,
+    keys: Mapping[str, VerificationKey],
+    learn: KeyLearner | None = None,
 ) -> VerificationKey:
     """The key of a signature that verifies with a key trusted for ``party``. Only
-    signatures naming a known key id with its pinned algorithm are verified, each key once."""
+    signatures naming a known key id with its pinned algorithm are verified, each key once.
+    Then, if none did, signatures by other keys that carry a certificate, with the key
+    ``learn`` reads from it (a certificate it refuses refuses the envelope, with its reason:
+    the sender asked to be trusted by it)."""
     signatures = envelope.signatures
     if not signatures:
         raise SignatureError("envelope carries no signature", reason="signature-missing")
@@ -299,6 +347,16 @@ def _verify_signatures(
         tried.add(key.key_id)
         if key.verify(signature.value, signed):
             return key
+    if learn is not None:
+        for signature in signatures:
+            if not signature.certificate or signature.key_id in keys:
+                continue
+            key = learn(signature)
+            if int(key.algorithm) != signature.algorithm or key.key_id in tried:
+                continue
+            tried.add(key.key_id)
+            if key.verify(signature.value, signed):
+                return key
     raise SignatureError(
         f"no signature verifies with a signing key trusted for {party}", reason="signature-invalid"
     )
@@ -338,6 +396,7 @@ def _signature(signer: Signer, data: bytes) -> pb.Signature:
         key_id=signer.key_id,
         algorithm=int(signer.algorithm),  # type: ignore[arg-type]
         value=signer.sign(data),
+        certificate=signer.carried,  # empty unless the signer is rotating (ADR 0010)
     )
 
 
@@ -384,6 +443,7 @@ def verify_receipt(
     *,
     now: datetime | None = None,
     clock_skew: timedelta = timedelta(0),
+    learn: KeyLearner | None = None,
 ) -> pb.Receipt:
     """Verify a receipt signed by ``receiver`` and return it.
 
@@ -391,9 +451,13 @@ def verify_receipt(
     the receipts of one batch cost one signature check in all; pass a set per batch. The
     signing key's certificate must fit the signing profile and have been valid at the
     receipt's received_at (its signing time); with ``now`` (a sender taking the receipt as it
-    arrives), also now, within ``clock_skew``. Without, a later look at an old receipt.
+    arrives), also now, within ``clock_skew``. Without, a later look at an old receipt. With
+    ``learn``, a key not in ``keys`` is read from the certificate the signature carries, as
+    for envelopes (``open_envelope``).
     """
     key = keys.get(signed.signature.key_id)
+    if key is None and learn is not None and signed.signature.certificate:
+        key = learn(signed.signature)
     if key is None or int(key.algorithm) != signed.signature.algorithm:
         raise SignatureError(
             f"receipt is not signed by a key trusted for {receiver}", reason="receipt-untrusted"

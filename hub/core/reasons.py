@@ -97,7 +97,11 @@ REASONS: dict[str, Reason] = {
     "no-peer-certificate": _r("a call without a readable client certificate", DENIED),
     "no-party-identity": _r("a certificate naming no party, or more than one", DENIED),
     "party-id-invalid": _r("a party id that breaks the pattern (hub.core.trust.PARTY_ID)", DENIED),
-    "party-mismatch": _r("a signing certificate configured for one party naming another", DENIED),
+    "party-mismatch": _r(
+        "a signing certificate configured for one party, or carried with its signature, naming "
+        "another",
+        DENIED,
+    ),
     "untrusted-issuer": _r("a certificate its party's trust anchor did not issue", DENIED),
     "untrusted-peer": _r("a certificate or key not trusted for the party it claims", DENIED),
     "unknown-partner": _r(
@@ -149,6 +153,11 @@ REASONS: dict[str, Reason] = {
         DENIED,
     ),
     "unsupported-key": _r("a signing key neither Ed25519 nor ECDSA P-256", DENIED),
+    "certificate-malformed": _r(
+        "a certificate carried with a signature (docs/adr/0010-key-rotation.md) over 16 KiB, "
+        "not DER X.509, or holding another key than the signature names",
+        DENIED,
+    ),
     # --- domestic submissions and subscriptions ---------------------------------------------
     "no-document": _r("a request or a file that carries no document", BAD),
     "no-route": _r("no recipient given and no routing rule for the document", PRECONDITION),

@@ -166,8 +166,9 @@ class Revocation:
         if anchor is None or not anchor.crls:
             return keys, {}
         withheld: dict[str, TrustError] = {}
-        for key_id in keys:
-            serial = anchor.signing_serials.get(key_id)
+        for key_id, key in keys.items():
+            # a learned key (docs/adr/0010) is not in the config: its certificate's serial
+            serial = anchor.signing_serials.get(key_id, key.serial)
             if serial is None:
                 continue
             try:

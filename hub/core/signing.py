@@ -94,6 +94,9 @@ class VerificationKey:
     not_before: datetime | None = None
     not_after: datetime | None = None
     profile_fault: str = ""  # why the certificate may not sign messages; "" when it may
+    # the certificate's serial number, by which its anchor's revocation lists name it
+    # (hub/core/revocation.py); None for a key made without a certificate
+    serial: int | None = None
 
     def check_use(
         self, signed_at: datetime, now: datetime | None, skew: timedelta, what: str
@@ -153,25 +156,47 @@ class VerificationKey:
 
 @dataclass(frozen=True)
 class Signer:
-    """A private signing key (never the TLS key) with its pinned algorithm and key id."""
+    """A private signing key (never the TLS key) with its pinned algorithm and key id, and the
+    DER of its certificate.
+
+    ``carry`` says whether the certificate travels with each signature (envelope.proto
+    ``Signature.certificate``): while this hub rotates its signing key, partners that do not
+    have the new certificate in their configuration learn it from there
+    (docs/adr/0010-key-rotation.md)."""
 
     private_key: PrivateKey
     algorithm: Algorithm
     key_id: str
+    certificate: bytes = b""  # DER; empty for a key made without one (a test's)
+    carry: bool = False
 
     @classmethod
-    def from_private_key(cls, private_key: PrivateKey) -> Signer:
-        return cls(private_key, algorithm_for(private_key), key_id_of(private_key.public_key()))
+    def from_private_key(
+        cls, private_key: PrivateKey, certificate: bytes = b"", carry: bool = False
+    ) -> Signer:
+        return cls(
+            private_key,
+            algorithm_for(private_key),
+            key_id_of(private_key.public_key()),
+            certificate,
+            carry,
+        )
 
     @classmethod
-    def from_pem(cls, pem: bytes) -> Signer:
+    def from_pem(cls, pem: bytes, certificate: bytes = b"", carry: bool = False) -> Signer:
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise TrustError(
                 f"signing key must be Ed25519 or ECDSA P-256; found {type(key).__name__}",
                 reason="unsupported-key",
             )
-        return cls.from_private_key(key)
+        return cls.from_private_key(key, certificate, carry)
+
+    @property
+    def carried(self) -> bytes:
+        """The certificate DER to put beside each signature: the certificate while it is
+        carried, else nothing."""
+        return self.certificate if self.carry else b""
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.private_key, ed25519.Ed25519PrivateKey):

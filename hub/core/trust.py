@@ -12,6 +12,7 @@ This module parses certificates it is given; it never reads files or opens conne
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,23 +79,31 @@ def as_anchors(anchors: Anchors) -> tuple[x509.Certificate, ...]:
     return (anchors,) if isinstance(anchors, x509.Certificate) else tuple(anchors)
 
 
-def check_issued_by(cert: x509.Certificate, anchors: Anchors, now: datetime) -> None:
-    """One of the anchors signed this certificate directly, and the certificate is within its
-    validity."""
-    anchors = as_anchors(anchors)
-    for anchor in anchors:
+def issuer_among(cert: x509.Certificate, anchors: Anchors) -> x509.Certificate | None:
+    """The anchor that signed ``cert`` directly, if one did (by its key: an old CA and its
+    successor may share a subject name)."""
+    for anchor in as_anchors(anchors):
         if cert.issuer != anchor.subject:
             continue
         try:
             cert.verify_directly_issued_by(anchor)
         except (ValueError, TypeError, InvalidSignature):
             continue
-        break
-    else:
-        names = " or ".join(repr(a.subject.rfc4514_string()) for a in anchors)
+        return anchor
+    return None
+
+
+def anchor_names(anchors: Anchors) -> str:
+    return " or ".join(repr(a.subject.rfc4514_string()) for a in as_anchors(anchors))
+
+
+def check_issued_by(cert: x509.Certificate, anchors: Anchors, now: datetime) -> None:
+    """One of the anchors signed this certificate directly, and the certificate is within its
+    validity."""
+    if issuer_among(cert, anchors) is None:
         raise TrustError(
             f"certificate {cert.subject.rfc4514_string()!r} was not issued by the trust anchor "
-            f"{names}",
+            f"{anchor_names(anchors)}",
             reason="untrusted-issuer",
         )
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
@@ -178,7 +187,112 @@ def verification_key_of(cert: x509.Certificate, party: str) -> VerificationKey:
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         profile_fault=signing_profile_fault(cert),
+        serial=cert.serial_number,
     )
+
+
+# A certificate carried with a signature (envelope.proto Signature.certificate) is parsed only
+# up to this size: an Ed25519 signing certificate of the development PKI is about 600 bytes, a
+# real one with policies and distribution points a few KB; 16 KiB leaves room for those and
+# bounds what a partner's unverified bytes cost to parse.
+MAX_CARRIED_CERTIFICATE_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class LearnedKey:
+    """A partner's signing key learned from the certificate carried with its signature
+    (docs/adr/0010-key-rotation.md): the certificate's DER, as received, and its key."""
+
+    party: str
+    certificate: bytes  # DER
+    key: VerificationKey
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the certificate's DER: what the trail's key-learned leaf records."""
+        return hashlib.sha256(self.certificate).digest()
+
+
+def carried_signing_key(der: bytes, key_id: str, partner: PartnerTrust) -> LearnedKey:
+    """The signing key a partner's signature names but this hub was not configured with, read
+    from the certificate carried with the signature. Its steps (docs/adr/0010):
+
+    1. The certificate is at most MAX_CARRIED_CERTIFICATE_BYTES and parses as DER X.509,
+       else ``certificate-malformed``.
+    2. It holds the key the signature names (``key_id``), else ``certificate-malformed``.
+    3. The partner's own trust anchor issued it (the anchor that vouches for its TLS
+       identity, ADR 0003), else ``untrusted-issuer``: one partner's CA never vouches for
+       another partner's key.
+    4. It names the partner, and only it, as a URI SAN, the way a TLS identity does
+       (``no-party-identity``, ``party-mismatch``).
+    5. It fits the signing profile (ADR 0008), else ``not-a-signing-certificate``.
+
+    Its dates are checked where the key is used (``VerificationKey.check_use``, at the
+    signing time and now), and its revocation by the caller, which holds the lists.
+    """
+    party = partner.party
+    if len(der) > MAX_CARRIED_CERTIFICATE_BYTES:  # 1.
+        raise TrustError(
+            f"the certificate carried with {party}'s signature is {len(der)} bytes; at most "
+            f"{MAX_CARRIED_CERTIFICATE_BYTES} are read",
+            reason="certificate-malformed",
+        )
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        public = cert.public_key()
+        _ = cert.extensions  # parsed now: a malformed extension is refused here, as such
+    except (ValueError, TypeError):
+        raise TrustError(
+            f"the certificate carried with {party}'s signature is not a DER X.509 certificate",
+            reason="certificate-malformed",
+        ) from None
+    if not isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):  # 2.
+        raise TrustError(
+            f"the certificate carried with {party}'s signature holds a "
+            f"{type(public).__name__}; expected Ed25519 or ECDSA P-256",
+            reason="unsupported-key",
+        )
+    found = key_id_of(public)
+    if found != key_id:
+        raise TrustError(
+            f"the certificate carried with {party}'s signature holds key {found[:16]}, not "
+            f"the key {key_id[:16]} the signature names",
+            reason="certificate-malformed",
+        )
+    if issuer_among(cert, partner.anchors) is None:  # 3.
+        raise TrustError(
+            f"the certificate carried with {party}'s signature "
+            f"({cert.subject.rfc4514_string()!r}) was not issued by {party}'s trust anchor "
+            f"{anchor_names(partner.anchors)}",
+            reason="untrusted-issuer",
+        )
+    named = party_of(cert)  # 4.
+    if named != party:
+        raise TrustError(
+            f"the certificate carried with {party}'s signature names party {named}",
+            reason="party-mismatch",
+        )
+    check_signing_profile(cert, party)  # 5.
+    return LearnedKey(party, der, verification_key_of(cert, party))
+
+
+def learned_keys_for(
+    partner: PartnerTrust, learned: Iterable[LearnedKey]
+) -> dict[str, VerificationKey]:
+    """The learned keys of ``partner`` that its trust anchor, as configured now, still vouches
+    for (an anchor replaced by a reload takes the keys its predecessor issued with it)."""
+    keys: dict[str, VerificationKey] = {}
+    for item in learned:
+        if item.party != partner.party:
+            continue
+        try:
+            cert = x509.load_der_x509_certificate(item.certificate)
+        except ValueError:
+            continue
+        if issuer_among(cert, partner.anchors) is None:
+            continue
+        keys[item.key.key_id] = item.key
+    return keys
 
 
 def check_tls_client(cert: x509.Certificate, partner: PartnerTrust) -> None:
@@ -286,3 +400,41 @@ class TrustStore:
             self._peer_cache.clear()
         self._peer_cache[peer_cert_pem] = (party, cert.not_valid_after_utc)
         return party
+
+
+class LearnedKeys:
+    """Partners' learned signing keys (``LearnedKey``), as a hub holds them while it runs:
+    loaded from its store at start, added to as it learns, and kept across reloads, which
+    replace the configured trust but not what was learned.
+
+    ``keys_for`` gives a partner's configured keys and the learned ones its configured anchor
+    vouches for, worked out once per partner trust and set of learned keys (checking an
+    anchor's signature on every envelope would cost more than the envelope)."""
+
+    def __init__(self) -> None:
+        self._learned: dict[str, dict[str, LearnedKey]] = {}  # party -> key id -> key
+        self._merged: dict[str, tuple[PartnerTrust, int, Mapping[str, VerificationKey]]] = {}
+        self._version = 0
+
+    def add(self, learned: Iterable[LearnedKey]) -> None:
+        for item in learned:
+            self._learned.setdefault(item.party, {})[item.key.key_id] = item
+        self._version += 1
+
+    def of(self, party: str) -> list[LearnedKey]:
+        return list(self._learned.get(party, {}).values())
+
+    def knows(self, party: str, key_id: str) -> bool:
+        return key_id in self._learned.get(party, {})
+
+    def keys_for(self, trust: TrustStore, party: str) -> Mapping[str, VerificationKey]:
+        partner = trust.partners.get(party)
+        if partner is None or party not in self._learned:
+            return trust.keys_for(party)
+        cached = self._merged.get(party)
+        if cached is not None and cached[0] is partner and cached[1] == self._version:
+            return cached[2]
+        learned = learned_keys_for(partner, self._learned[party].values())
+        merged = {**learned, **partner.signing_keys}  # a configured key is the configured one
+        self._merged[party] = (partner, self._version, merged)
+        return merged

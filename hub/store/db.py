@@ -1,8 +1,9 @@
 """The store: the one seam between the hub's procedures and its database.
 
 ``Store`` holds the database (hub/store/engine.py) and one part for each job: ``outbox`` (what
-this hub sends), ``inbound`` (what partners sent), ``trail`` (the audit log) and ``views``
-(read-only listings). Every method of a part is one transaction, or takes the caller's (the
+this hub sends), ``inbound`` (what partners sent), ``trail`` (the audit log), ``learned``
+(partners' signing certificates learned during their key rotations) and ``views`` (read-only
+listings). Every method of a part is one transaction, or takes the caller's (the
 ``*_in`` methods, for group commits), and every database failure leaves it as a ``StoreError``.
 The store knows nothing of gRPC or signatures; callers hand it values.
 """
@@ -13,6 +14,7 @@ from hub.config import StoreSettings
 from hub.core.errors import StoreError
 from hub.store.engine import UPGRADE, Database
 from hub.store.inbound import InboundStore
+from hub.store.learned import LearnedKeyStore
 from hub.store.outbox import OutboxStore
 from hub.store.trail import TrailStore
 from hub.store.views import Views
@@ -24,6 +26,7 @@ class Store:
         self.trail = TrailStore(self.db)
         self.outbox = OutboxStore(self.db, self.trail)
         self.inbound = InboundStore(self.db, self.trail)
+        self.learned = LearnedKeyStore(self.db, self.trail)
         self.views = Views(self.db)
 
     async def prepare(self, *, create: bool = False, upgrade_hint: str = UPGRADE) -> None:

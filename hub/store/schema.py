@@ -306,6 +306,22 @@ class TrailCheckpoint(SQLModel, table=True):
     signed_at: datetime = _ts()
 
 
+class LearnedSigningKey(SQLModel, table=True):
+    """A partner's signing certificate learned from a signature that carried it
+    (docs/adr/0010-key-rotation.md): trusted like a configured one, across restarts and
+    reloads, until it ends or is revoked. Never deleted: an ended one still verifies what was
+    signed while it was valid, years later (``trail export``)."""
+
+    __tablename__ = "learned_signing_key"
+    party: str = Field(primary_key=True, max_length=16)
+    key_id: str = Field(primary_key=True, max_length=64)  # hex SHA-256 of the key's SPKI
+    certificate: bytes = _blob()  # DER, exactly as carried
+    certificate_digest: bytes = _blob()  # SHA-256 of the DER: the key-learned leaf's
+    not_after: datetime = _ts()  # the certificate's, for operators' listings
+    learned_at: datetime = _ts()
+    message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS)  # what carried it
+
+
 def table_named(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -322,6 +338,7 @@ TRAIL = table_named("trail_entry")
 TRAIL_KEY = table_named("trail_key")
 TRAIL_NODE = table_named("trail_node")
 CHECKPOINT = table_named("trail_checkpoint")
+LEARNED_KEY = table_named("learned_signing_key")
 
 
 def _columns(table: Table) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ KINDS = frozenset(
         "dropped",  # an operator removed a message from the outbox for good
         "handed-over",  # a domestic subscriber acknowledged a partner's message
         "config-changed",  # the hub started with another configuration or keys
+        "key-learned",  # a partner's signing key learned from the certificate it carried
     }
 )
 

@@ -31,14 +31,16 @@ RECEIPT_OUTCOME_DUPLICATE: ReceiptOutcome
 RECEIPT_OUTCOME_REJECTED: ReceiptOutcome
 
 class Signature(_message.Message):
-    __slots__ = ("key_id", "algorithm", "value")
+    __slots__ = ("key_id", "algorithm", "value", "certificate")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     algorithm: SignatureAlgorithm
     value: bytes
-    def __init__(self, key_id: _Optional[str] = ..., algorithm: _Optional[_Union[SignatureAlgorithm, str]] = ..., value: _Optional[bytes] = ...) -> None: ...
+    certificate: bytes
+    def __init__(self, key_id: _Optional[str] = ..., algorithm: _Optional[_Union[SignatureAlgorithm, str]] = ..., value: _Optional[bytes] = ..., certificate: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
     __slots__ = ("header", "body", "signatures")
