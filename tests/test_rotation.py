@@ -188,7 +188,7 @@ async def trail_verifies(federation: Federation, party: str, tmp_path: Path) -> 
         await asyncio.to_thread(main, ["trail", "export", "--config", toml, "-o", str(folder)]) == 0
     )
     vkey = str(federation.pki / party / "trail.vkey")
-    argv = ["trail", "verify", str(folder), "--key", vkey]
+    argv = ["trail", "verify", str(folder), "--key", vkey, "--messages"]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = await asyncio.to_thread(main, argv)
@@ -302,6 +302,18 @@ async def test_every_certificate_and_key_rotates_while_messages_flow(
     assert len(traffic.sent["CN"]) > 50  # messages did flow all along
     for party in ("CN", "NZ"):  # from the verifier key auditors were first given
         assert "trail keys followed" in await trail_verifies(fed, party, tmp_path)
+    # the first message CN sent, signed under the CA and key both since replaced, is still
+    # evidence: NZ exports it from what its store remembers, and it verifies offline
+    first = traffic.sent["CN"][0]
+    bundle = tmp_path / "first.evidence"
+    nz_config = str(fed.configs["NZ"].path)
+    export = ["evidence", "export", "--config", nz_config, "--message-id", first, "-o", str(bundle)]
+    assert await asyncio.to_thread(main, export) == 0
+    check = [
+        "evidence", "verify", str(bundle), "--anchor", str(cn_dir / "old-ca.pem"),
+        "--trail-vkey", str(fed.pki / "NZ" / "trail.vkey"),
+    ]  # fmt: skip
+    assert await asyncio.to_thread(main, check) == 0
 
 
 async def everything_arrived_so_far(traffic: Traffic, cn: RunningHub, nz: RunningHub) -> None:

@@ -10,8 +10,11 @@ import logging
 import time
 from collections.abc import Sequence
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from hub.app import keys
-from hub.app.context import HubContext
+from hub.app.context import HubContext, Settings
 from hub.config import HubConfig
 from hub.core.envelope import (
     claimed_message_id,
@@ -22,6 +25,7 @@ from hub.core.errors import (
     HubError,
 )
 from hub.core.limits import REJECTION_CHARS
+from hub.store.certificates import ANCHOR, SIGNING, SeenCertificate
 from hub.store.schema import (
     Rejection,
     TrailCheckpoint,
@@ -88,9 +92,12 @@ class Audit:
 
     async def record_config(self, how: str = "started with") -> bool:
         """Log a "config-changed" event when the hub starts (or reloads) with another
-        configuration or other keys than the last one logged."""
+        configuration or other keys than the last one logged, and keep every certificate it
+        names in the store's certificate history."""
+        now = self.hub.clock()
+        await self.hub.store.certificates.remember(seen_certificates(self.hub.settings), now)
         return await self.hub.store.trail.record_config(
-            self.config_digest(), self.hub.clock(), f"{how} {self.hub.config.path.name}"
+            self.config_digest(), now, f"{how} {self.hub.config.path.name}"
         )
 
     async def keep_checkpoints(self) -> None:
@@ -197,3 +204,15 @@ def _refused(config: HubConfig, error: TrailKeyError) -> ConfigError:
         "'Rotating the trail key'); otherwise set trail.key back to it",
         reason="config-invalid",
     )
+
+
+def seen_certificates(settings: Settings) -> list[SeenCertificate]:
+    """The anchors and signing certificates of ``settings``, DER, as the history keeps them
+    (an anchor file may hold a CA and its successor: each is one)."""
+    seen = []
+    for party, (anchors, signing) in settings.certificates.items():
+        for role, pems in ((ANCHOR, [anchors]), (SIGNING, signing)):
+            for pem in pems:
+                for cert in x509.load_pem_x509_certificates(pem):
+                    seen.append(SeenCertificate(party, role, cert.public_bytes(Encoding.DER)))
+    return seen

@@ -65,6 +65,9 @@ class Settings:
     revocation: Revocation = field(default_factory=Revocation)
     # the keys auditors' tokens may be signed with: the audit key, then those it replaced
     token_keys: tuple[ed25519.Ed25519PublicKey, ...] = ()
+    # every trust anchor and signing certificate the config names, PEM, by party (what the
+    # store's certificate history keeps: keys.trusted_certificates)
+    certificates: Mapping[str, tuple[bytes, list[bytes]]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, config: HubConfig, now: datetime) -> Settings:
@@ -82,7 +85,11 @@ class Settings:
         policy = TimePolicy(config.limits.clock_skew, config.limits.max_lifetime)
         revocation = keys.read_revocation(config)
         token_keys = keys.token_keys(config)
-        return cls(config, trust, signer, routing, policy, tls, anchors, revocation, token_keys)
+        certificates = keys.trusted_certificates(config)
+        return cls(
+            config, trust, signer, routing, policy, tls, anchors, revocation, token_keys,
+            certificates,
+        )  # fmt: skip
 
 
 class HubContext:

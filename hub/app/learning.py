@@ -30,6 +30,7 @@ from hub.core.errors import TrustError
 from hub.core.signing import VerificationKey
 from hub.core.trust import LearnedKey, carried_signing_key, verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.store.certificates import ANCHOR
 from hub.store.db import Store
 from hub.store.learned import LearnedCertificate
 
@@ -124,19 +125,37 @@ async def load(hub: HubContext) -> None:
 async def trusted_certificates(
     config: HubConfig, store: Store
 ) -> dict[str, tuple[bytes, list[bytes]]]:
-    """Every party's trust anchor and every signing certificate this hub knows, PEM, by party:
-    those the config names (hub/app/keys.py ``trusted_certificates``, with this hub's
-    ``signing.previous_certs``) and those learned from partners' signatures, ended ones too.
-    What a trail export carries, so a message signed with a key rotated out long ago still
-    verifies there."""
-    found = keys.trusted_certificates(config)
+    """Every party's trust anchors and every signing certificate this hub knows, PEM, by
+    party: those the config names (hub/app/keys.py ``trusted_certificates``, with this hub's
+    ``signing.previous_certs``), those earlier configurations named (the store's certificate
+    history, partners no longer configured too) and those learned from partners' signatures,
+    ended ones too. What a trail export carries, so a message signed with a key rotated out
+    long ago, under a CA replaced since, still verifies there. A party's anchors are one PEM
+    bundle, the configured ones first."""
+    anchors: dict[str, list[bytes]] = {}  # DER, in order, each once
+    signing: dict[str, list[bytes]] = {}
+
+    def add(into: dict[str, list[bytes]], party: str, der: bytes) -> None:
+        known = into.setdefault(party, [])
+        if der not in known:
+            known.append(der)
+
+    for party, (anchor_pem, signing_pems) in keys.trusted_certificates(config).items():
+        for cert in x509.load_pem_x509_certificates(anchor_pem):
+            add(anchors, party, cert.public_bytes(serialization.Encoding.DER))
+        for one in signing_pems:
+            der = x509.load_pem_x509_certificate(one).public_bytes(serialization.Encoding.DER)
+            add(signing, party, der)
+    for seen in await store.certificates.all():
+        add(anchors if seen.role == ANCHOR else signing, seen.party, seen.certificate)
     for row in await store.learned.all():
-        if row.party not in found:  # a partner no longer configured: no anchor to check with
-            continue
-        pem = x509.load_der_x509_certificate(row.certificate).public_bytes(
-            serialization.Encoding.PEM
-        )
-        anchor, signing = found[row.party]
-        if pem not in signing:
-            found[row.party] = (anchor, [*signing, pem])
-    return found
+        add(signing, row.party, row.certificate)
+
+    def pem(der: bytes) -> bytes:
+        return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+    # a party with no anchor known has nothing to check its certificates with
+    return {
+        party: (b"".join(pem(d) for d in ders), [pem(d) for d in signing.get(party, [])])
+        for party, ders in anchors.items()
+    }

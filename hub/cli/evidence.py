@@ -25,15 +25,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf.message import DecodeError
 
-from hub.app import keys
+from hub.app import keys, learning
 from hub.cli import audit as auditcli
 from hub.cli.trailfiles import read_certificates, read_key
 from hub.config import load_config
 from hub.core.envelope import sha256
-from hub.core.errors import HubError
+from hub.core.errors import ConfigError, HubError
+from hub.core.revocation import parse_crl
+from hub.core.trust import issuer_among
 from hub.files import write_atomically
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.store.db import Store
 from hub.trail import checkpoint
 from hub.trail import evidence as bundles
 
@@ -161,12 +164,18 @@ class Trusted:
     crls: list[bytes]
 
 
-def _local_trust(config_path: Path) -> tuple[dict[str, Trusted], checkpoint.NoteKey, str]:
+async def _local_trust(
+    config_path: Path, store: Store
+) -> tuple[dict[str, Trusted], checkpoint.NoteKey, str]:
+    """What the config names and what earlier configurations and partners' signatures taught
+    the store (hub/app/learning.py): a message signed with a key long rotated out, under a CA
+    replaced since, is exported as well as today's."""
     config = load_config(config_path)
     crls = keys.revocation_lists(config)
+    known = await learning.trusted_certificates(config, store)
     trusted = {
         party: Trusted(tuple(x509.load_pem_x509_certificates(anchor)), signing, crls.get(party, []))
-        for party, (anchor, signing) in keys.trusted_certificates(config).items()
+        for party, (anchor, signing) in known.items()
     }
     return trusted, keys.trail_verifier(config), config.origin
 
@@ -178,20 +187,20 @@ def _remote_trust(args: argparse.Namespace) -> tuple[dict[str, Trusted], checkpo
             "export holds them) and --trail-vkey (the hub's verifier key)"
         )
     trusted = {
-        party: Trusted((certs.anchor,), [c.public_bytes(Encoding.DER) for c in certs.signing], [])
+        party: Trusted(certs.anchors, [c.public_bytes(Encoding.DER) for c in certs.signing], [])
         for party, certs in read_certificates(args.certs).items()
     }
     return trusted, read_key(args.trail_vkey)
 
 
 async def export(args: argparse.Namespace) -> int:
-    if args.config:
-        trusted, trail_key, origin = _local_trust(args.config)
-    else:
-        trusted, trail_key = _remote_trust(args)
-        origin = args.hub
     source = await auditcli.open_source(args)
     try:
+        if isinstance(source, auditcli.LocalTrail):
+            trusted, trail_key, origin = await _local_trust(args.config, source.store)
+        else:
+            trusted, trail_key = _remote_trust(args)
+            origin = args.hub
         bundle, party = await gather(source, args.message_id, args.partner, args.receipt)
     finally:
         await source.close()
@@ -208,7 +217,7 @@ async def export(args: argparse.Namespace) -> int:
     bundle = dataclasses.replace(
         bundle,
         certificates=[certificate],
-        crls=[_der_crl(c) for c in signer.crls],
+        crls=_crls_of_issuer(certificate, signer),
         exported_by=origin,
         exported_at=datetime.now(UTC),
     )
@@ -350,6 +359,23 @@ def carried_certificates(envelope: bytes) -> Iterable[bytes]:
         for described, value in signature.ListFields():
             if described.name == "certificate" and isinstance(value, bytes) and value:
                 yield value
+
+
+def _crls_of_issuer(certificate: bytes, signer: Trusted) -> list[bytes]:
+    """The CRLs, as DER, of the anchor that issued the signer's certificate: while the
+    partner's CA rolls over (or after), the other CA's lists say nothing about it."""
+    issuer = issuer_among(x509.load_der_x509_certificate(certificate), signer.anchors)
+    if issuer is None:
+        return []
+    found = []
+    for data in signer.crls:
+        der = _der_crl(data)
+        try:
+            parse_crl(der, issuer, "crl")
+        except ConfigError:
+            continue
+        found.append(der)
+    return found
 
 
 def _der_crl(data: bytes) -> bytes:

@@ -216,11 +216,15 @@ def verify_folder(folder: Path, key: checkpoint.NoteKey) -> trailcheck.Report:
         raise ExportFolderError(f"{folder / ENTRIES}: missing") from None
 
 
-def _certificate(path: Path) -> x509.Certificate:
+def _certificates(path: Path) -> list[x509.Certificate]:
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
+        return x509.load_pem_x509_certificates(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise ExportFolderError(f"{path}: not a PEM certificate: {exc}") from None
+
+
+def _certificate(path: Path) -> x509.Certificate:
+    return _certificates(path)[0]
 
 
 def read_certificates(folder: Path) -> dict[str, evidence.PartyCertificates]:
@@ -233,8 +237,8 @@ def read_certificates(folder: Path) -> dict[str, evidence.PartyCertificates]:
         if not (where / ANCHOR).is_file():
             raise ExportFolderError(f"{where / ANCHOR}: missing")
         signing = sorted(where.glob("signing-*.pem"), key=lambda p: p.stem)
-        found[where.name] = evidence.PartyCertificates(
-            _certificate(where / ANCHOR), [_certificate(p) for p in signing]
+        found[where.name] = evidence.PartyCertificates(  # a CA and its successors, if any
+            _certificates(where / ANCHOR), [_certificate(p) for p in signing]
         )
     return found
 

@@ -2,7 +2,8 @@
 
 ``Store`` holds the database (hub/store/engine.py) and one part for each job: ``outbox`` (what
 this hub sends), ``inbound`` (what partners sent), ``trail`` (the audit log), ``learned``
-(partners' signing certificates learned during their key rotations) and ``views`` (read-only
+(partners' signing certificates learned during their key rotations), ``certificates``
+(every anchor and signing certificate a configuration named) and ``views`` (read-only
 listings). Every method of a part is one transaction, or takes the caller's (the
 ``*_in`` methods, for group commits), and every database failure leaves it as a ``StoreError``.
 The store knows nothing of gRPC or signatures; callers hand it values.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from hub.config import StoreSettings
 from hub.core.errors import StoreError
+from hub.store.certificates import CertificateHistory
 from hub.store.engine import UPGRADE, Database
 from hub.store.inbound import InboundStore
 from hub.store.learned import LearnedKeyStore
@@ -27,6 +29,7 @@ class Store:
         self.outbox = OutboxStore(self.db, self.trail)
         self.inbound = InboundStore(self.db, self.trail)
         self.learned = LearnedKeyStore(self.db, self.trail)
+        self.certificates = CertificateHistory(self.db)
         self.views = Views(self.db)
 
     async def prepare(self, *, create: bool = False, upgrade_hint: str = UPGRADE) -> None:

@@ -322,6 +322,20 @@ class LearnedSigningKey(SQLModel, table=True):
     message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS)  # what carried it
 
 
+class CertificateSeen(SQLModel, table=True):
+    """A trust anchor or signing certificate a configuration of this hub named, this hub's
+    own or a partner's, kept from the first start or reload that used it, for ever: a trail
+    export carries it, so what a certificate long taken out of the configuration signed still
+    verifies there (``trail verify --messages``), years later."""
+
+    __tablename__ = "certificate_history"
+    party: str = Field(primary_key=True, max_length=16)
+    role: str = Field(primary_key=True, max_length=8)  # "anchor" or "signing"
+    digest: str = Field(primary_key=True, max_length=64)  # hex SHA-256 of the DER
+    certificate: bytes = _blob()  # DER
+    first_seen: datetime = _ts()
+
+
 def table_named(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -339,6 +353,7 @@ TRAIL_KEY = table_named("trail_key")
 TRAIL_NODE = table_named("trail_node")
 CHECKPOINT = table_named("trail_checkpoint")
 LEARNED_KEY = table_named("learned_signing_key")
+CERTIFICATE_HISTORY = table_named("certificate_history")
 
 
 def _columns(table: Table) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from google.protobuf.message import DecodeError
 
 from hub.core.errors import HubError, SignatureError
 from hub.core.signing import ENVELOPE_DOMAIN, VerificationKey, pae
-from hub.core.trust import check_issued_by, party_of, verification_key_of
+from hub.core.trust import Anchors, as_anchors, check_issued_by, party_of, verification_key_of
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.trail import events as trail
 from hub.trail.verify import ExportError, Record
@@ -110,8 +110,12 @@ def read_messages(stream: BinaryIO) -> Iterator[MessageRecord]:
 class PartyCertificates:
     """What the hub trusted for one party: its trust anchor and its signing certificates."""
 
-    anchor: x509.Certificate
+    anchor: Anchors  # its CA, or several: a CA and its successors, over the years
     signing: Sequence[x509.Certificate]
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        return as_anchors(self.anchor)
 
 
 # a message's leaf: (direction, party, message id) -> (index, envelope digest) of each leaf
@@ -210,7 +214,7 @@ class _Signers:
         keys = []
         for cert in trusted.signing:
             try:  # issued by the anchor (whether it was valid is asked per message)
-                check_issued_by(cert, trusted.anchor, cert.not_valid_before_utc)
+                check_issued_by(cert, trusted.anchors, cert.not_valid_before_utc)
                 if party_of(cert) == party:
                     keys.append((cert, verification_key_of(cert, party)))
             except HubError:
@@ -228,7 +232,9 @@ def verify_messages(
     below), then that every message a covered leaf records was exported."""
     report = MessagesReport(
         anchors={
-            party: hashlib.sha256(c.anchor.public_bytes(Encoding.DER)).hexdigest()
+            party: " ".join(
+                hashlib.sha256(a.public_bytes(Encoding.DER)).hexdigest() for a in c.anchors
+            )
             for party, c in sorted(certificates.items())
         }
     )
