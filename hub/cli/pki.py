@@ -15,6 +15,9 @@ Layout written by ``init_federation(out, ["CN", "NZ"])``::
     out/CN/trail.key, trail.vkey      CN hub's checkpoint key, Ed25519, and its verifier key
     out/CN/audit.key                  CN hub's key for auditors' tokens, Ed25519
     out/CN/crl.pem                    CN CA's revocation list, empty (hub/cli/crl.py)
+
+With ``crl_url`` (``pki init --crl-url``), every leaf names its CA's CRL distribution point
+(``{party}`` in the URL replaced by the party), for hubs configured with ``crl_fetch = true``.
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ def issue(
     tls: bool,
     validity: timedelta = DEV_VALIDITY,
     hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    crl_url: str = "",
 ) -> x509.Certificate:
     """A leaf certificate naming ``party`` as a URI SAN, for TLS or for message signing."""
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(party_uri(party))]
@@ -182,11 +186,22 @@ def issue(
     builder = builder.add_extension(
         x509.ExtendedKeyUsage(usages if tls else [DOCUMENT_SIGNING]), critical=False
     )
+    if crl_url:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFiles:
+def init_party(
+    root: Path, party: str, now: datetime | None = None, *, crl_url: str = ""
+) -> PartyFiles:
     check_party_id(party)
+    crl_url = crl_url.replace("{party}", party)
     now = now or datetime.now(UTC)
     files = PartyFiles.at(root, party)
     files.ca_cert.parent.mkdir(parents=True, exist_ok=True)
@@ -197,13 +212,22 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     write_key(files.ca_key, ca_key)
     write_cert(
         files.tls_cert,
-        issue(party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True),
+        issue(
+            party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True, crl_url=crl_url
+        ),
     )
     write_key(files.tls_key, tls_key)
     write_cert(
         files.signing_cert,
         issue(
-            party, "hub message signing", signing_key.public_key(), ca_cert, ca_key, now, tls=False
+            party,
+            "hub message signing",
+            signing_key.public_key(),
+            ca_cert,
+            ca_key,
+            now,
+            tls=False,
+            crl_url=crl_url,
         ),
     )
     write_key(files.signing_key, signing_key)
@@ -216,6 +240,6 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     return files
 
 
-def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:
+def init_federation(root: Path, parties: list[str], *, crl_url: str = "") -> list[PartyFiles]:
     root.mkdir(parents=True, exist_ok=True)
-    return [init_party(root, p) for p in parties]
+    return [init_party(root, p, crl_url=crl_url) for p in parties]

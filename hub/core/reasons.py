@@ -148,6 +148,12 @@ REASONS: dict[str, Reason] = {
         "current list is in place; a sender keeps its messages queued",
         DENIED,
     ),
+    "crl-refused": _r(
+        "a revocation list fetched from a distribution point and not used: not a CRL, too "
+        "large, not signed by its trust anchor, not newer than the one in use, stale, or "
+        "revoking this hub's own certificate (recorded in the trail; the list in use stays)",
+        PRECONDITION,
+    ),
     "unsupported-key": _r("a signing key neither Ed25519 nor ECDSA P-256", DENIED),
     # --- domestic submissions and subscriptions ---------------------------------------------
     "no-document": _r("a request or a file that carries no document", BAD),
