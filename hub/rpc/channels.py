@@ -43,6 +43,10 @@ CHANNEL_OPTIONS = [
 ]
 
 
+# how long a pre-flight connection waits for the partner's close_notify
+CLOSE_SECONDS = 0.1
+
+
 def _identity(data: bytes) -> bytes:
     return data
 
@@ -113,9 +117,14 @@ class PartnerChannels:
         address = split_endpoint(partner.endpoint)
         if address is None:
             return b""
+        # the channel in use (none of its calls open: a pre-flight comes before a stream) is
+        # given up, so that the next stream connects anew, to the server looked at here
+        stale = self._channels.pop(party, None)
+        if stale is not None:
+            await stale.close()
         host, port = address
         context = keys.client_tls_context(self._key, self._cert, partner.anchor_pem)
-        where = f"TLS pre-flight to {party} at {partner.endpoint}"
+        where = f"UNAVAILABLE: TLS pre-flight to {party} at {partner.endpoint}"
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
@@ -132,9 +141,12 @@ class PartnerChannels:
             tls = writer.get_extra_info("ssl_object")
             certificate = tls.getpeercert(binary_form=True) if tls is not None else None
         finally:
+            # a close_notify, and a short wait for the partner's: a gRPC server does not
+            # always answer one, so the connection is then simply dropped
             writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_SECONDS)
+            writer.transport.abort()
         if not certificate:
             raise _unavailable(f"{where}: the partner showed no certificate")
         return bytes(certificate)
