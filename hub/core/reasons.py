@@ -139,7 +139,8 @@ REASONS: dict[str, Reason] = {
     "certificate-revoked": _r(
         "a partner's TLS client certificate, or the signing certificate of an envelope or a "
         "receipt, on a revocation list of its party's trust anchor (recorded at most once a "
-        "minute per partner for connections); see docs/adr/0009-revocation.md",
+        "minute per partner for connections); the outbox stops a partner whose TLS server "
+        "certificate or every signing certificate is on it; see docs/adr/0009-revocation.md",
         DENIED,
     ),
     "crl-stale": _r(
