@@ -39,7 +39,7 @@ from tests.conftest import PARTIES, Federation, free_port
 from tests.test_delivery import aeo_requests, submit_batch
 from tests.test_exchange import eventually, signed_envelope
 from tests.test_revocation import ca_of, deliver_as, reason_of, revoked_in, serial_of
-from tests.test_status import status
+from tests.test_status import cli, status
 
 QUICK = {
     "revocation_check_seconds": 0.1,
@@ -172,6 +172,8 @@ async def test_a_newer_list_fetched_revokes_a_partner_at_once(
     [fetch] = shown["revocation_fetches"]
     assert fetch["ok"] is True and fetch["url"] == crl_server.url("CN")
     assert "CRL number 3 of" in fetch["outcome"]  # written, then found unchanged
+    text = await asyncio.to_thread(cli, "status", "--config", str(nz.config.path))
+    assert f"partners.CN: revocation list from {crl_server.url('CN')}: fetched " in text.stdout
 
 
 BAD = ["another-ca", "older", "garbage", "oversize", "slow"]
@@ -308,6 +310,9 @@ async def test_a_partner_whose_signing_certificate_is_revoked_gets_nothing_until
     assert shown["NZ"]["stopped"] == "certificate-revoked" and shown["NZ"]["queued"] == 1
     assert "is revoked by" in shown["NZ"]["stop_detail"]
     assert shown["SG"]["stopped"] is None
+    text = (await asyncio.to_thread(cli, "status", "--config", str(cn.config.path))).stdout
+    assert "STOPPED (certificate-revoked)" in text
+    assert "NZ: delivery stopped, 1 message(s) kept queued: NZ's signing certificate" in text
 
     # NZ gets a new signing certificate; both hubs reload; the message goes
     cert, key = new_certificate(cdp_pki, "NZ", tls=False)

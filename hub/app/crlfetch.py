@@ -161,13 +161,18 @@ class CrlFetcher:
         self.on_written = on_written
         self._due: dict[str, float] = {}  # party -> monotonic time of its next fetch
         self._logged: dict[str, str] = {}  # party -> the failure last logged
+        # the sources as read under the settings in use (a reload or new list reads them again)
+        self._sources: tuple[object, list[keys.CrlSource]] = (None, [])
 
-    def sources(self) -> list[keys.CrlSource]:
-        return keys.crl_sources(self.hub.config)
+    async def sources(self) -> list[keys.CrlSource]:
+        settings = self.hub.settings
+        if self._sources[0] is not settings:
+            self._sources = (settings, await self.hub.off_loop(keys.crl_sources, settings.config))
+        return self._sources[1]
 
     async def run_due(self) -> None:
         """Fetch every list that is due (the first time, at once)."""
-        sources = await self.hub.off_loop(self.sources)
+        sources = await self.sources()
         now = time.monotonic()
         for source in sources:
             if self._due.get(source.party, 0.0) <= now:
