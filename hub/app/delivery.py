@@ -248,9 +248,9 @@ class PartnerSender:
 
     async def _pass(self) -> bool:
         """Write what is due, as far as the window allows. True when it wrote something."""
-        if time.monotonic() < self.backoff_until:
+        if await self._stop_check():  # before the backoff: a stop shows at once
             return False
-        if await self._stop_check():
+        if time.monotonic() < self.backoff_until:
             return False
         stream = self.stream
         if stream is not None and not stream.broken and not stream.in_flight and stream.call.done():
