@@ -101,6 +101,15 @@ class Limits:
     # within this bound, not only to new ones. An hour costs one handshake per partner-hour.
     connection_max_age_seconds: float = 3600.0
     connection_drain_seconds: float = 60.0
+    # Revocation lists fetched from a distribution point (``crl_url``, ``crl_fetch``): fetched
+    # at half the time left to the held list's nextUpdate, at least every this long (and at
+    # most every revocation_check_seconds), and again this long after a failed fetch, capped
+    # at a minute; each fetch given up after crl_fetch_timeout_seconds.
+    crl_fetch_seconds: float = 3600.0
+    crl_fetch_timeout_seconds: float = 10.0
+    # A partner's TLS handshake before its channel is used (hub/rpc/channels.py preflight),
+    # to see its server certificate, given up after this long.
+    preflight_timeout_seconds: float = 5.0
 
     @property
     def xml(self) -> XmlLimits:
@@ -137,6 +146,10 @@ class PartnerConfig:
     # "closed" refuses the partner's certificates, "open" accepts them with a log line.
     crls: tuple[Path, ...] = ()
     crl_stale: str = STALE_CLOSED
+    # Where a newer CRL is fetched from, written over crls[0] (hub/app/crlfetch.py): an http(s)
+    # URL, or "" with ``crl_fetch`` to take the CRL distribution point of its certificates.
+    crl_url: str = ""
+    crl_fetch: bool = False
 
 
 FOLDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -197,6 +210,8 @@ class HubConfig:
     # auditors' token deny-list (one jti per line)
     crls: tuple[Path, ...] = ()
     crl_stale: str = STALE_CLOSED
+    crl_url: str = ""  # as PartnerConfig's: this administration's own CA's list, fetched
+    crl_fetch: bool = False
     revoked_tokens: Path | None = None
     # Rotation of the message-signing key (docs/adr/0010-key-rotation.md): the signing
     # certificates used before the current one, kept while what they signed must verify (our
@@ -250,6 +265,8 @@ class _Tls(_Table):
     trust_anchor: Text
     crls: list[Text] = []
     crl_stale: StalePolicy = "closed"
+    crl_url: Text | None = None
+    crl_fetch: bool = False
 
 
 class _Signing(_Table):
@@ -289,6 +306,8 @@ class _Partner(_Table):
     raw_formats: list[Text] = []
     crls: list[Text] = []
     crl_stale: StalePolicy = "closed"
+    crl_url: Text | None = None
+    crl_fetch: bool = False
 
 
 class _Folder(_Table):
@@ -464,9 +483,14 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
             raw_formats=tuple(p.raw_formats),
             crls=tuple(_resolve(base, c) for c in p.crls),
             crl_stale=p.crl_stale,
+            crl_url=p.crl_url or "",
+            crl_fetch=p.crl_fetch,
         )
+        _check_crl_fetch(f"partners.{name}", p.crls, p.crl_url, p.crl_fetch, problems)
     if shape.party in partners:
         problems.add(f"partners.{shape.party} is this hub itself")
+    tls = shape.tls
+    _check_crl_fetch("tls", tls.crls, tls.crl_url, tls.crl_fetch, problems)
     routes = _routes(shape.routes, partners, problems)
     audit = shape.audit
     if audit.listen and audit.token_key is None:
@@ -513,6 +537,8 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         token_audience=audit.audience or "",
         crls=tuple(_resolve(base, c) for c in shape.tls.crls),
         crl_stale=shape.tls.crl_stale,
+        crl_url=shape.tls.crl_url or "",
+        crl_fetch=shape.tls.crl_fetch,
         revoked_tokens=_resolve(base, audit.revoked_tokens) if audit.revoked_tokens else None,
         store_url=url,
         partners=partners,
@@ -521,6 +547,23 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         limits=Limits(**limit_values) if not problems.lines else Limits(),
         folders=_folders(base, shape.folders, partners, problems),
     )
+
+
+def _check_crl_fetch(
+    key: str, crls: Sequence[str], url: str | None, fetch: bool, problems: _Problems
+) -> None:
+    """A fetched list needs a file to be written to (the first of ``crls``, so that a restart
+    starts from it) and a plain http(s) URL: nothing else is fetched."""
+    if url is not None and fetch:
+        problems.add(f"{key}: crl_url and crl_fetch = true exclude each other; set one")
+    if (url is not None or fetch) and not crls:
+        problems.add(
+            f"{key}: crl_url or crl_fetch needs a file in {key}.crls to write the fetched list to"
+        )
+    if url is not None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.fail(f"{key}.crl_url", "an http:// or https:// URL with a host", url)
 
 
 def _routes(

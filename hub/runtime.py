@@ -238,7 +238,12 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         )
 
     channels = PartnerChannels(tls[1], tls[0], _endpoints(config, anchors))
-    worker = OutboxWorker(hub, channels)
+    preflight_timeout = limits.preflight_timeout_seconds
+
+    async def preflight(party: str) -> bytes:  # a partner's TLS server certificate
+        return await channels.server_certificate(party, preflight_timeout)
+
+    worker = OutboxWorker(hub, channels, hub.revocation_watch, preflight)
     hub.reloader.listeners.append(
         _on_reload(partner_tls, audit_tls, channels, worker, limits.shutdown_grace_seconds)
     )

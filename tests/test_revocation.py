@@ -36,7 +36,6 @@ from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.runtime import RunningHub
 from hub.trail import events as trail
 from tests.conftest import PARTIES, Federation
-from tests.test_delivery import aeo_requests, fast_retries, submit_batch
 from tests.test_exchange import (
     as_partner,
     eventually,
@@ -295,36 +294,6 @@ async def test_a_revoked_token_is_refused_once_the_deny_list_changes(
         assert refusal.code() == grpc.StatusCode.UNAUTHENTICATED
         assert reason_of(refusal) == "token-revoked"
         assert await query(kept) is None
-
-
-async def test_receipts_signed_with_a_revoked_certificate_settle_nothing(
-    fed: Federation, own_pki: Path
-) -> None:
-    """NZ's CA revokes NZ's signing certificate; NZ (refusing the list that revokes its own
-    key, and logging it) still signs receipts with it, which CN no longer takes: its message
-    stays queued, not delivered."""
-    fast_retries(fed, "CN")
-    quick(fed, "CN")
-    cn = await fed.start("CN")
-    nz = await fed.start("NZ")
-    serial = serial_of(own_pki / "NZ" / "signing.pem")
-    revoke(own_pki, "NZ", [serial])
-    await eventually(lambda: revoked_in(cn, "NZ", serial))
-    [message_id] = await submit_batch(cn, aeo_requests(1))
-
-    async def refused_receipt() -> bool:
-        rows = await cn.hub.store.views.outbox_rows(datetime.now(UTC))
-        return any(
-            r.message_id == message_id and "certificate-revoked" in r.last_error for r in rows
-        )
-
-    await eventually(refused_receipt)
-    assert [r.message_id for r in await nz.hub.store.views.inbound()] == [message_id]
-    rows = await cn.hub.store.views.outbox_rows(datetime.now(UTC))
-    assert [(r.message_id, r.state) for r in rows] in (
-        [(message_id, "queued")],
-        [(message_id, "retrying")],
-    )
 
 
 async def test_an_open_exchange_stream_takes_no_frame_after_its_certificate_is_revoked(

@@ -11,6 +11,14 @@ it queued: when the stream fails, the partner backs off as a whole (exponential,
 and its messages keep their order; a message refused "for now" waits on its own. A final
 rejection makes the message a dead letter with the partner's reason; so does expiry before
 delivery. docs/adr/0005 has the reasoning.
+
+A partner whose certificates are revoked is stopped (``RevocationWatch.stop_of``, docs/adr/0009):
+nothing is written to it, its stream is given up, and its messages stay queued (nothing is
+lost, nothing sent) until the revocation no longer applies, when delivery goes on by itself.
+The stop is logged and recorded in the trail once, and noted in the partner's stored backoff
+(``stopped: <reason>: ...``) for ``customs-hub status``. Before a stream is opened, the
+partner's TLS server certificate is looked at (``preflight``, when the transport can) if it
+was not seen since the last reload or change of the lists.
 """
 
 from __future__ import annotations
@@ -21,17 +29,18 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hub.app.context import HubContext
 from hub.app.learning import Learner, remember
 from hub.app.ports import PartnerStream, PartnerTransport
+from hub.app.revocation import RevocationWatch
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
-from hub.core.errors import DeliveryError, HubError
-from hub.core.revocation import withheld_refusal
+from hub.core.errors import DeliveryError, HubError, TrustError
+from hub.core.revocation import STOPPED_PREFIX, stop_note, withheld_refusal
 from hub.core.signing import VerificationKey
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.rawsql import Tx
@@ -56,6 +65,11 @@ RETRYABLE_REJECTIONS = frozenset({"not-yet-valid", "crl-stale"})
 WAL_COPY_SECONDS = 0.25
 # Room for the frame's own framing around the envelopes, per envelope.
 FRAME_OVERHEAD = 16
+# A stopped partner whose server certificate could not be looked at again (it is down, say)
+# is tried again after this long at most.
+PREFLIGHT_RETRY_SECONDS = 30.0
+# what gives a partner's TLS server certificate (DER) from a handshake (hub/rpc/channels.py)
+Preflight = Callable[[str], Awaitable[bytes]]
 
 
 def batches(items: list[DueDelivery], count: int, size: int) -> list[list[DueDelivery]]:
@@ -143,6 +157,10 @@ class PartnerSender:
         # time per entry, so this holds no more than the partner's queue
         self.retries: dict[int, float] = {}
         self.hub.queued_listeners.append(self._queued)
+        # the stop note (docs/adr/0009) while delivery to the partner is stopped, and when a
+        # stopped partner's server certificate may be looked at again
+        self.stopped: str | None = None
+        self.preflight_after = 0.0
 
     def _queued(self, entries: Sequence[DueDelivery]) -> None:
         mine = [e for e in entries if e.partner == self.partner]
@@ -190,6 +208,8 @@ class PartnerSender:
             return
         if stored is None:
             return
+        if stored.last_error.startswith(STOPPED_PREFIX):
+            self.stopped = stored.last_error  # stopped before: not logged or recorded again
         self.failures = max(self.failures, stored.failures)
         wait = (stored.retry_at - self.hub.clock()).total_seconds()
         if wait > 0:
@@ -229,6 +249,8 @@ class PartnerSender:
 
     async def _pass(self) -> bool:
         """Write what is due, as far as the window allows. True when it wrote something."""
+        if await self._stop_check():  # before the backoff: a stop shows at once
+            return False
         if time.monotonic() < self.backoff_until:
             return False
         stream = self.stream
@@ -266,6 +288,8 @@ class PartnerSender:
             return False
         if stream is None:
             try:
+                if await self._preflight():
+                    return False  # its server certificate is revoked: stopped
                 stream = self.stream = self._open()
             except HubError as exc:
                 self.cursor = 0
@@ -294,6 +318,98 @@ class PartnerSender:
             stream.sent.set()
             self.cursor = frame[-1].entry_id
         return True
+
+    async def _preflight(self) -> bool:
+        """Look at the partner's TLS server certificate before a stream is opened, if it was
+        not seen since the last reload or change of the lists; True if the partner is now
+        stopped. DeliveryError if the handshake fails (the attempt failed, as a stream's
+        would)."""
+        watch, preflight = self.worker.watch, self.worker.preflight
+        if watch is None or preflight is None or not watch.server_unknown(self.partner):
+            return False
+        seen = await preflight(self.partner)
+        if not seen:  # an endpoint no pre-flight can look at
+            return False
+        watch.server_seen(self.partner, seen)
+        return await self._stop_check()
+
+    async def _stop_check(self) -> bool:
+        """Whether delivery to the partner is stopped now (docs/adr/0009); the stop and the
+        resumption are put in effect here, each once."""
+        watch = self.worker.watch
+        if watch is None:
+            return False
+        stop = watch.stop_of(self.partner)
+        if (
+            stop is not None
+            and self.worker.preflight is not None
+            and watch.server_unknown(self.partner)
+            and time.monotonic() >= self.preflight_after
+        ):
+            # a reload or a new list since its server certificate was seen: the partner may
+            # have been given a certificate the lists do not revoke
+            try:
+                seen = await self.worker.preflight(self.partner)
+                if seen:
+                    watch.server_seen(self.partner, seen)
+            except HubError as exc:
+                self.preflight_after = time.monotonic() + min(
+                    self.limits.retry_max_seconds, PREFLIGHT_RETRY_SECONDS
+                )
+                log.info("looking at %s's server certificate again: %s", self.partner, exc)
+            stop = watch.stop_of(self.partner)
+        if stop is None:
+            if self.stopped is not None:
+                await self._resume_delivery()
+            return False
+        note = stop_note(stop)
+        if note != self.stopped:
+            await self._stop(stop, note)
+        return True
+
+    async def _stop(self, stop: TrustError, note: str) -> None:
+        """Stop delivering: the stream is given up (what was in flight stays queued), and the
+        stop is logged, recorded in the trail and noted for `status`."""
+        first = self.stopped is None
+        self.stopped = note
+        stream = self.stream
+        if stream is not None:
+            await self._drop(stream)
+            if stream.settling:
+                await asyncio.gather(*stream.settling, return_exceptions=True)
+            stream.in_flight.clear()
+        log.error(
+            "delivery to %s stopped (%s): %s; its messages stay queued until the revocation no "
+            "longer applies (a new certificate and a reload)",
+            self.partner,
+            stop.reason,
+            stop.message,
+        )
+        now = self.hub.clock()
+        await self.hub.store.outbox.record_stop(
+            PartnerBackoff(
+                partner=self.partner,
+                failures=self.failures,
+                retry_at=now,
+                failed_at=now,
+                last_error=note,
+            )
+        )
+        watch = self.worker.watch
+        if first and watch is not None:  # the trail records a stop once, not each rewording
+            await watch.record_stop(self.partner, stop)
+
+    async def _resume_delivery(self) -> None:
+        log.warning(
+            "delivery to %s resumes: its certificates are no longer revoked (%s before)",
+            self.partner,
+            self.stopped,
+        )
+        self.stopped = None
+        self.failures = 0
+        self.cursor = 0
+        self._forget()
+        await self.hub.store.outbox.clear_backoff(self.partner)
 
     def _open(self) -> _Stream:
         call = self.worker.transport.stream(self.partner)
@@ -536,9 +652,20 @@ class PartnerSender:
 
 
 class OutboxWorker:
-    def __init__(self, hub: HubContext, transport: PartnerTransport) -> None:
+    def __init__(
+        self,
+        hub: HubContext,
+        transport: PartnerTransport,
+        watch: RevocationWatch | None = None,
+        preflight: Preflight | None = None,
+    ) -> None:
+        """``watch`` says which partners are stopped for revocation (none without it);
+        ``preflight`` gives a partner's TLS server certificate from a handshake (the gRPC
+        transport's; a transport without TLS has none)."""
         self.hub = hub
         self.transport = transport
+        self.watch = watch
+        self.preflight = preflight
         self.limits = hub.config.limits
         self.senders: dict[str, PartnerSender] = {}
         self.settlements = hub.writes.lane("receipts", self._record)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
+import tempfile
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -397,6 +400,12 @@ def check(config: HubConfig, now: datetime | None = None) -> list[str]:
         if config.audit_key is not None:
             load_audit_key(config)
         read_revocation(config)  # every CRL signed by its anchor; the deny-list readable
+        for source in crl_sources(config):
+            if not source.url:
+                problem(
+                    f"{source.key}.crl_fetch: none of its certificates names an http(s) CRL "
+                    "distribution point; name one with crl_url"
+                )
     except ConfigError as exc:
         problem(exc.message)
     return problems
@@ -577,3 +586,96 @@ def read_revocation(config: HubConfig) -> Revocation:
                 if exc.reason == "certificate-revoked":
                     raise ConfigError(f"{path}: {exc.message}", reason="config-invalid") from None
     return revocation
+
+
+@dataclass(frozen=True)
+class CrlSource:
+    """Where one anchor's revocation list is fetched from (``crl_url``, or ``crl_fetch`` and
+    the distribution point its certificates name) and where it goes (the first of its
+    ``crls``), with the anchor that must have signed it."""
+
+    party: str
+    key: str  # "partners.CN" or "tls": the config table, for log lines
+    url: str  # "" when crl_fetch found no http(s) distribution point
+    target: Path
+    anchor: Anchors  # its CA, or the old and the new while it rolls over
+    # serials of this hub's own TLS and signing certificates, when the anchor is its own CA:
+    # a list that revokes them is not written (a restart would then refuse to start)
+    own_serials: frozenset[int] = frozenset()
+
+
+def crl_sources(config: HubConfig) -> list[CrlSource]:
+    """Each anchor whose revocation list is fetched, read from the files the config names."""
+    found = []
+    named: list[tuple[str, str, Path, tuple[Path, ...], tuple[Path, ...], str, bool]] = [
+        (
+            p.party,
+            f"partners.{p.party}",
+            p.trust_anchor,
+            p.signing_certs,
+            p.crls,
+            p.crl_url,
+            p.crl_fetch,
+        )
+        for p in config.partners.values()
+    ]
+    own = (config.tls_cert, config.signing_cert)
+    url, fetch = config.crl_url, config.crl_fetch
+    named.append((config.party, "tls", config.trust_anchor, own, config.crls, url, fetch))
+    for party, key, anchor_path, cert_paths, crls, url, fetch in named:
+        if not crls or not (url or fetch):
+            continue
+        anchors = read_anchors(anchor_path, f"trust anchor of {key}")
+        certs = [_certificate(p, f"certificate of {key}") for p in cert_paths]
+        if fetch:
+            url = distribution_point([*certs, *anchors])
+        own_serials = frozenset(c.serial_number for c in certs) if key == "tls" else frozenset()
+        found.append(CrlSource(party, key, url, crls[0], anchors, own_serials))
+    return found
+
+
+def distribution_point(certs: list[x509.Certificate]) -> str:
+    """The first http(s) URL of a CRL distribution point (RFC 5280 4.2.1.13) the certificates
+    name, in their order; "" if none does (LDAP and other schemes are not fetched)."""
+    for cert in certs:
+        try:
+            points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        except x509.ExtensionNotFound:
+            continue
+        for point in points:
+            for name in point.full_name or ():
+                if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith(
+                    ("http://", "https://")
+                ):
+                    return str(name.value)
+    return ""
+
+
+def client_tls_context(key_pem: bytes, cert_pem: bytes, anchor_pem: bytes) -> ssl.SSLContext:
+    """A TLS 1.3 client context with this hub's TLS key and certificate (the bytes read once
+    by ``tls_identity``, never the files again) trusting only ``anchor_pem``: what the pre-flight
+    handshake to a partner (hub/rpc/channels.py) uses, with the identity its gRPC channel has.
+
+    Python's ssl takes a client key only from a file, so the key is handed over through an
+    anonymous memory file (memfd, Linux) that no other process can open by name and that is
+    gone once closed; elsewhere through a file in a private temporary folder, removed at once."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_verify_locations(cadata=anchor_pem.decode("ascii", "replace"))
+    context.set_alpn_protocols(["h2"])  # as a gRPC client offers; its server requires it
+    pair = cert_pem.rstrip(b"\n") + b"\n" + key_pem
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("customs-hub-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, pair)
+            context.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return context
+    with tempfile.TemporaryDirectory(prefix="customs-hub-") as folder:  # 0700
+        path = Path(folder) / "tls.pem"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(pair)
+        context.load_cert_chain(str(path))
+    return context

@@ -7,7 +7,15 @@ into the hub's settings in one assignment, as a reload does (hub/app/reload.py),
 them too. A new set that is not valid (a CRL not signed by its anchor, a file gone) is refused
 with a log line naming the file, and the one in use stays. A CRL past its nextUpdate is logged
 once, saying whether its anchor's certificates are now refused (``crl_stale = "closed"``, the
-default) or still accepted (``"open"``).
+default) or still accepted (``"open"``). Lists with a distribution point configured are fetched
+first, when due (hub/app/crlfetch.py), and a newer one is re-read at once.
+
+The watcher also says whether the outbox may deliver to a partner (``stop_of``): not when the
+partner's TLS server certificate, as the last pre-flight handshake saw it (hub/rpc/channels.py),
+or every signing certificate it could sign receipts with is revoked (or its CA's list is stale,
+failing closed). That is derived from the lists in force each time it is asked, so a partner
+stops within a check of a list revoking it and goes on once a reload gives it a certificate
+the lists do not revoke.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from cryptography import x509
 
 from hub.app import keys
 from hub.app.audit import Audit
-from hub.app.context import HubContext
+from hub.app.context import HubContext, Settings
+from hub.app.crlfetch import CrlFetcher
 from hub.core.errors import HubError, TrustError
 from hub.core.revocation import STALE_OPEN, Revocation
 
@@ -32,6 +41,7 @@ log = logging.getLogger("customs_hub.service")
 # Parsed peer certificates' serials by PEM, at most this many (a handful of partners, a few
 # rotations each); parsing one on every call would cost more than a small request.
 PEER_CACHE = 1024
+STOP_SOURCE = "revocation"  # the source of a stopped partner's record in the trail
 
 
 class RevocationWatch:
@@ -43,6 +53,10 @@ class RevocationWatch:
         self._stale_logged: set[tuple[str, str]] = set()  # (party, CRL source) logged stale
         self._refused: dict[str, tuple[int, int]] = {}  # stamps of a set refused, not re-logged
         self._serials: dict[bytes, int] = {}
+        self.fetcher = CrlFetcher(hub, audit, self.check)
+        # each partner's TLS server certificate (serial) as the last pre-flight saw it, and
+        # the settings it was seen under: a reload or a new list asks for a new handshake
+        self._servers: dict[str, tuple[int, Settings]] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"revocation-{self.hub.party}")
@@ -58,6 +72,7 @@ class RevocationWatch:
         while True:
             await asyncio.sleep(self.hub.config.limits.revocation_check_seconds)
             try:
+                await self.fetcher.run_due()
                 await self.check()
             except Exception:  # a fault of ours must not end the watch
                 log.exception("checking the revocation lists failed")
@@ -109,6 +124,40 @@ class RevocationWatch:
                     f"{crl.next_update:%Y-%m-%dT%H:%M:%SZ}",
                 )
         self._stale_logged &= set(stale)
+
+    def server_seen(self, party: str, certificate: bytes) -> None:
+        """What a pre-flight handshake to ``party`` found (its server certificate, DER)."""
+        serial = x509.load_der_x509_certificate(certificate).serial_number
+        self._servers[party] = (serial, self.hub.settings)
+
+    def server_unknown(self, party: str) -> bool:
+        """Whether ``party``'s server certificate is to be looked at (again) before a channel
+        to it is used: never seen, or seen before a reload or a change of the lists."""
+        seen = self._servers.get(party)
+        return seen is None or seen[1] is not self.hub.settings
+
+    def stop_of(self, party: str) -> TrustError | None:
+        """Why the outbox may not deliver to ``party`` now (``certificate-revoked`` or
+        ``crl-stale``), or None (hub/core/revocation.py ``delivery_stop``)."""
+        seen = self._servers.get(party)
+        return self.hub.revocation.delivery_stop(
+            party,
+            self.hub.trust.keys_for(party),
+            seen[0] if seen else None,
+            self.hub.clock(),
+        )
+
+    async def record_stop(self, party: str, stop: TrustError) -> None:
+        """The trail's record of the outbox stopping delivery to ``party``: a rejection with
+        source ``revocation`` and the stop's reason, naming the partner."""
+        error = TrustError(
+            f"delivery to {party} stopped, its messages kept queued: {stop.message}",
+            reason=stop.reason,
+        )
+        try:
+            await self.audit.record_rejection(STOP_SOURCE, None, error)
+        except HubError as exc:
+            log.error("the stop of delivery to %s could not be recorded: %s", party, exc)
 
     def check_peer(self, party: str, peer_cert_pem: bytes) -> None:
         """TrustError ``certificate-revoked`` (or ``crl-stale``) if ``party``'s TLS client

@@ -39,7 +39,7 @@ from hub.cli import translate as translatecli
 from hub.cli.pki import DEV_VALIDITY, init_federation, issue_next_signing, new_trail_key
 from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
 from hub.config import HubConfig, load_config, render_config
-from hub.core.errors import REASON_KEY, HubError, TranslationError
+from hub.core.errors import REASON_KEY, ConfigError, HubError, TranslationError
 from hub.core.messages import SHORT_NAMES, full_body_type
 from hub.core.outbox import Outbound, operable
 from hub.core.times import parse_since, rfc3339
@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--parties", type=_parties, required=True, help="comma-separated party ids, e.g. CN,NZ,SG"
     )
     pki_init.add_argument("--out", type=Path, required=True, help="folder to write into")
+    pki_init.add_argument(
+        "--crl-url",
+        default="",
+        help="name this CRL distribution point in every certificate issued, {party} replaced by "
+        "the party, e.g. http://127.0.0.1:8080/{party}/crl.pem (for crl_fetch = true)",
+    )
     trail_key = pki.add_parser(
         "trail-key",
         help="write a new trail key and its verifier key (.vkey beside it), for a rotation",
@@ -422,7 +428,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "pki":
-        for files in init_federation(args.out, args.parties):
+        if args.crl_url and not args.crl_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--crl-url must be an http:// or https:// URL; found {args.crl_url!r}",
+                reason="config-invalid",
+            )
+        for files in init_federation(args.out, args.parties, crl_url=args.crl_url):
             print(
                 f"{files.party}: CA {files.ca_cert}, TLS {files.tls_cert}, "
                 f"signing {files.signing_cert}"

@@ -21,6 +21,8 @@ key, for a rotation (docs/trail.md, "Rotating the trail key").
 ``issue_next_signing`` (``customs-hub pki next-signing``) adds a party's next message-signing
 certificate and key beside them, ``out/CN/signing-2.pem`` and ``signing-2.key`` and so on, for
 a rotation (docs/key-rotation.md).
+With ``crl_url`` (``pki init --crl-url``), every leaf names its CA's CRL distribution point
+(``{party}`` in the URL replaced by the party), for hubs configured with ``crl_fetch = true``.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ def issue(
     tls: bool,
     validity: timedelta = DEV_VALIDITY,
     hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    crl_url: str = "",
 ) -> x509.Certificate:
     """A leaf certificate naming ``party`` as a URI SAN, for TLS or for message signing."""
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(party_uri(party))]
@@ -189,6 +192,14 @@ def issue(
     builder = builder.add_extension(
         x509.ExtendedKeyUsage(usages if tls else [DOCUMENT_SIGNING]), critical=False
     )
+    if crl_url:
+        point = x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)],
+            relative_name=None,
+            reasons=None,
+            crl_issuer=None,
+        )
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
     return builder.sign(ca_key, hashes.SHA256())
 
 
@@ -217,8 +228,11 @@ def new_trail_key(key_path: Path, party: str) -> tuple[Path, str]:
     return verifier_path, verifier
 
 
-def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFiles:
+def init_party(
+    root: Path, party: str, now: datetime | None = None, *, crl_url: str = ""
+) -> PartyFiles:
     check_party_id(party)
+    crl_url = crl_url.replace("{party}", party)
     now = now or datetime.now(UTC)
     files = PartyFiles.at(root, party)
     files.ca_cert.parent.mkdir(parents=True, exist_ok=True)
@@ -229,13 +243,22 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     write_key(files.ca_key, ca_key)
     write_cert(
         files.tls_cert,
-        issue(party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True),
+        issue(
+            party, "hub TLS", tls_key.public_key(), ca_cert, ca_key, now, tls=True, crl_url=crl_url
+        ),
     )
     write_key(files.tls_key, tls_key)
     write_cert(
         files.signing_cert,
         issue(
-            party, "hub message signing", signing_key.public_key(), ca_cert, ca_key, now, tls=False
+            party,
+            "hub message signing",
+            signing_key.public_key(),
+            ca_cert,
+            ca_key,
+            now,
+            tls=False,
+            crl_url=crl_url,
         ),
     )
     write_key(files.signing_key, signing_key)
@@ -248,9 +271,9 @@ def init_party(root: Path, party: str, now: datetime | None = None) -> PartyFile
     return files
 
 
-def init_federation(root: Path, parties: list[str]) -> list[PartyFiles]:
+def init_federation(root: Path, parties: list[str], *, crl_url: str = "") -> list[PartyFiles]:
     root.mkdir(parents=True, exist_ok=True)
-    return [init_party(root, p) for p in parties]
+    return [init_party(root, p, crl_url=crl_url) for p in parties]
 
 
 def _load_ca(root: Path, party: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from hub.app import keys
+from hub.app.crlfetch import Outcome, read_outcome
 from hub.cli import tables
 from hub.config import HubConfig
 from hub.core.errors import HubError, StoreError
+from hub.core.revocation import STOPPED_PREFIX, stopped_reason
 from hub.core.times import rfc3339
 from hub.store import migrate
 from hub.store.db import Store
@@ -49,6 +51,8 @@ class Status:
     # stale); or the reason they cannot be read
     crls: list[tuple[str, str, datetime, int, str]]
     crl_problem: str = ""
+    # each list fetched from a distribution point: (config table, URL, its last outcome)
+    fetches: list[tuple[str, str, Outcome | None]] = field(default_factory=list)
 
 
 def read_status(config: HubConfig, now: datetime | None = None) -> Status:
@@ -79,6 +83,7 @@ async def _read(config: HubConfig, now: datetime) -> Status:
     for party in config.partners:  # configured partners with nothing sent yet
         partners.setdefault(party, PartnerStatus(party, None, 0, 0, 0, None))
     crls, crl_problem = _crls(config)
+    fetches = _fetches(config) if not crl_problem else []
     return Status(
         config.party,
         now,
@@ -91,6 +96,7 @@ async def _read(config: HubConfig, now: datetime) -> Status:
         keys.certificates(config),
         crls,
         crl_problem,
+        fetches,
     )
 
 
@@ -105,6 +111,24 @@ def _crls(config: HubConfig) -> tuple[list[tuple[str, str, datetime, int, str]],
         for party, anchor in sorted(revocation.anchors.items())
         for crl in anchor.crls
     ], ""
+
+
+def _fetches(config: HubConfig) -> list[tuple[str, str, Outcome | None]]:
+    """The last outcome of each list the hub fetches (hub/app/crlfetch.py keeps it beside the
+    list's file)."""
+    try:
+        sources = keys.crl_sources(config)
+    except HubError:
+        return []
+    return [(s.key, s.url, read_outcome(s.target)) for s in sources]
+
+
+def _stop(partner: PartnerStatus) -> tuple[str, str] | None:
+    """(reason, sentence) if delivery to the partner is stopped (docs/adr/0009)."""
+    reason = stopped_reason(partner.last_error)
+    if reason is None:
+        return None
+    return reason, partner.last_error.removeprefix(STOPPED_PREFIX).removeprefix(reason + ": ")
 
 
 def _crl_state(now: datetime, next_update: datetime) -> str:
@@ -148,6 +172,8 @@ def as_json(status: Status) -> str:
                 "dead": p.dead,
                 "retry_at": rfc3339(p.retry_at) if p.retry_at else None,
                 "failures": p.failures,
+                "stopped": (_stop(p) or (None,))[0],
+                "stop_detail": (_stop(p) or (None, None))[1],
             }
             for p in status.partners
         ],
@@ -173,6 +199,16 @@ def as_json(status: Status) -> str:
             for party, source, next_update, revoked, policy in status.crls
         ],
         "revocation_problem": status.crl_problem or None,
+        "revocation_fetches": [
+            {
+                "table": key,
+                "url": url,
+                "at": rfc3339(outcome.at) if outcome else None,
+                "ok": outcome.ok if outcome else None,
+                "outcome": outcome.text if outcome else None,
+            }
+            for key, url, outcome in status.fetches
+        ],
         "certificates": [
             {
                 "key": key,
@@ -200,8 +236,13 @@ def _duration(seconds: float | None) -> str:
     return f"{whole}s"
 
 
-def _next_try(now: datetime, retry_at: datetime | None) -> str:
-    """When a partner backing off is tried next: "in 42s", "due" once that time has come."""
+def _next_try(now: datetime, partner: PartnerStatus) -> str:
+    """When a partner backing off is tried next: "in 42s", "due" once that time has come;
+    "STOPPED (reason)" while it is stopped."""
+    stop = _stop(partner)
+    if stop is not None:
+        return f"STOPPED ({stop[0]})"
+    retry_at = partner.retry_at
     if retry_at is None:
         return "-"
     wait = (as_utc(retry_at) - now).total_seconds()
@@ -224,13 +265,21 @@ def as_text(status: Status) -> str:
                     _duration(_age(now, p.oldest_queued)),
                     str(p.retrying),
                     str(p.dead),
-                    _next_try(now, p.retry_at),
+                    _next_try(now, p),
                 )
                 for p in status.partners
             ),
         ),
         "",
     ]
+    for p in status.partners:
+        stop = _stop(p)
+        if stop is not None:
+            lines.append(
+                f"{p.partner}: delivery stopped, {p.queued} message(s) kept queued: {stop[1]}"
+            )
+    if lines[-1]:
+        lines.append("")
     checkpoint = status.checkpoint
     if checkpoint is None:
         lines.append(f"trail: {status.trail_size} entries, no checkpoint signed yet")
@@ -270,6 +319,15 @@ def as_text(status: Status) -> str:
             )
     else:
         lines.append("revocation lists: none configured")
+    for key, url, outcome in status.fetches:
+        if outcome is None:
+            lines.append(f"{key}: revocation list from {url or '(no URL)'}: not fetched yet")
+        else:
+            lines.append(
+                f"{key}: revocation list from {url or '(no URL)'}: "
+                f"{'fetched' if outcome.ok else 'FETCH FAILED'} "
+                f"{rfc3339(outcome.at, 'seconds')}: {outcome.text}"
+            )
     flagged = [c for c in status.certificates if _state(now, c[2]) != "ok"]
     lines.append("")
     if not flagged:

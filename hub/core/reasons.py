@@ -143,7 +143,8 @@ REASONS: dict[str, Reason] = {
     "certificate-revoked": _r(
         "a partner's TLS client certificate, or the signing certificate of an envelope or a "
         "receipt, on a revocation list of its party's trust anchor (recorded at most once a "
-        "minute per partner for connections); see docs/adr/0009-revocation.md",
+        "minute per partner for connections); the outbox stops a partner whose TLS server "
+        "certificate or every signing certificate is on it; see docs/adr/0009-revocation.md",
         DENIED,
     ),
     "crl-stale": _r(
@@ -151,6 +152,12 @@ REASONS: dict[str, Reason] = {
         "crl_stale = closed (the default): that anchor's certificates are refused until a "
         "current list is in place; a sender keeps its messages queued",
         DENIED,
+    ),
+    "crl-refused": _r(
+        "a revocation list fetched from a distribution point and not used: not a CRL, too "
+        "large, not signed by its trust anchor, not newer than the one in use, stale, or "
+        "revoking this hub's own certificate (recorded in the trail; the list in use stays)",
+        PRECONDITION,
     ),
     "unsupported-key": _r("a signing key neither Ed25519 nor ECDSA P-256", DENIED),
     "certificate-malformed": _r(

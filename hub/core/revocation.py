@@ -55,6 +55,7 @@ class Crl:
     this_update: datetime
     next_update: datetime
     serials: frozenset[int]
+    number: int | None = None  # its CRLNumber extension (RFC 5280 5.2.3), if it has one
 
     def stale(self, now: datetime) -> bool:
         return now > self.next_update
@@ -99,11 +100,16 @@ def parse_crl(data: bytes, anchors: Anchors, source: str) -> Crl:
     next_update = crl.next_update_utc
     if next_update is None:
         raise refuse("the CRL has no nextUpdate")
+    try:
+        number: int | None = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = None
     return Crl(
         source=source,
         this_update=crl.last_update_utc,
         next_update=next_update,
         serials=frozenset(entry.serial_number for entry in crl),
+        number=number,
     )
 
 
@@ -112,6 +118,34 @@ def _signed_by(crl: x509.CertificateRevocationList, anchor: x509.Certificate) ->
     return isinstance(
         public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
     ) and crl.is_signature_valid(public)
+
+
+def succession(fetched: Crl, held: Crl | None) -> str:
+    """Whether a fetched CRL may take the place of the one held: "newer", "same" (nothing to
+    do), or why not, as a sentence. A list served by a distribution point could be an old one
+    replayed (by a cache, or by someone who would un-revoke a certificate), so it must be
+    issued after the one held: a greater CRL number when both have one (RFC 5280 5.2.3: they
+    only grow), and a thisUpdate not earlier in any case."""
+    if held is None:
+        return "newer"
+    if fetched.this_update < held.this_update:
+        return (
+            f"it was issued at {fetched.this_update:%Y-%m-%dT%H:%M:%SZ}, before the one in use "
+            f"({held.this_update:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    if fetched.number is not None and held.number is not None:
+        if fetched.number < held.number:
+            return f"its CRL number {fetched.number} is below the one in use ({held.number})"
+        if fetched.number == held.number:
+            return (
+                "same"
+                if fetched.serials == held.serials
+                else (f"it has the CRL number of the one in use ({held.number}) but other entries")
+            )
+        return "newer"
+    if held.number is not None:
+        return f"it has no CRL number, and the one in use has {held.number}"
+    return "newer" if fetched.this_update > held.this_update else "same"
 
 
 @dataclass(frozen=True)
@@ -179,6 +213,32 @@ class Revocation:
             return keys, {}
         return {k: v for k, v in keys.items() if k not in withheld}, withheld
 
+    def delivery_stop(
+        self,
+        party: str,
+        keys: Mapping[str, VerificationKey],
+        server_serial: int | None,
+        now: datetime,
+    ) -> TrustError | None:
+        """Why nothing may be delivered to ``party`` now, or None. Its queued messages stop
+        when its TLS server certificate (``server_serial``, as this hub last saw it) is
+        refused, or when none of its signing certificates may verify a receipt any more: its
+        receipts could then settle nothing, and what is sent would be sent again and again.
+        A partner with one signing certificate of two revoked (a rotation) goes on: its
+        receipts verify with the other."""
+        anchor = self.anchors.get(party)
+        if anchor is None or not anchor.crls:
+            return None
+        if server_serial is not None:
+            try:
+                anchor.check(server_serial, "TLS server certificate", now)
+            except TrustError as exc:
+                return exc
+        usable, withheld = self.usable_keys(party, keys, now)
+        if keys and not usable:
+            return next(iter(withheld.values()))
+        return None
+
     def stale(self, now: datetime) -> list[tuple[AnchorRevocation, Crl]]:
         """Each anchor with a CRL past its nextUpdate, and that CRL."""
         found = []
@@ -187,6 +247,23 @@ class Revocation:
             if crl is not None:
                 found.append((anchor, crl))
         return found
+
+
+# What the outbox notes in a partner's stored backoff while it does not deliver to it, so that
+# `customs-hub status` (another process) can show the partner as stopped, and why.
+STOPPED_PREFIX = "stopped: "
+
+
+def stop_note(error: TrustError) -> str:
+    """The stored note of a partner stopped for ``error``: ``stopped: <reason>: <sentence>``."""
+    return f"{STOPPED_PREFIX}{error.reason}: {error.message}"
+
+
+def stopped_reason(note: str) -> str | None:
+    """The reason of a stop note (``certificate-revoked``), None for any other error text."""
+    if not note.startswith(STOPPED_PREFIX):
+        return None
+    return note.removeprefix(STOPPED_PREFIX).split(":", 1)[0]
 
 
 def withheld_refusal(

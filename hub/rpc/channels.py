@@ -3,16 +3,29 @@
 Envelopes go out as the exact bytes stored in the outbox (no re-serialisation), so the digest
 a receipt names can be compared with what was sent. Each partner's channel trusts only that
 partner's anchor: another administration's CA cannot impersonate it.
+
+gRPC Python's client side does not show the server's certificate (no auth context on a client
+call, no verify callback on channel credentials, grpcio 1.85), so it cannot be checked against
+the revocation lists there. ``server_certificate`` is a pre-flight instead: a TLS 1.3
+handshake of its own to the partner's address, with this hub's client certificate (the
+partner sees a well-formed client, not a refused handshake) and the partner's anchor, that
+gives the certificate the partner serves. The outbox makes one before it opens a stream,
+after each reload or change of the lists (hub/app/delivery.py). What it cannot see: a
+connection gRPC makes again by itself later, to a server that changed its certificate
+meanwhile (docs/adr/0009).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
 
+from hub.app import keys
 from hub.core.errors import DeliveryError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 
@@ -28,6 +41,10 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 5000),
     ("grpc.keepalive_time_ms", 30000),
 ]
+
+
+# how long a pre-flight connection waits for the partner's close_notify
+CLOSE_SECONDS = 0.1
 
 
 def _identity(data: bytes) -> bytes:
@@ -84,6 +101,55 @@ class PartnerChannels:
             )
             self._channels[party] = channel
         return channel
+
+    async def server_certificate(self, party: str, timeout: float) -> bytes:
+        """The TLS server certificate (DER) ``party`` serves at its endpoint, from a handshake
+        with the identity and trust its channel uses; empty if its endpoint is a gRPC target
+        this cannot look at (``split_endpoint``). DeliveryError (``partner-unavailable``) if
+        the partner cannot be reached, or its certificate does not verify with its anchor or
+        name its address, within ``timeout`` seconds."""
+        partner = self._partners.get(party)
+        if partner is None:
+            raise DeliveryError(
+                f"{party} is not a configured partner (any longer); its messages stay queued",
+                reason="unknown-partner",
+            )
+        address = split_endpoint(partner.endpoint)
+        if address is None:
+            return b""
+        # the channel in use (none of its calls open: a pre-flight comes before a stream) is
+        # given up, so that the next stream connects anew, to the server looked at here
+        stale = self._channels.pop(party, None)
+        if stale is not None:
+            await stale.close()
+        host, port = address
+        context = keys.client_tls_context(self._key, self._cert, partner.anchor_pem)
+        where = f"UNAVAILABLE: TLS pre-flight to {party} at {partner.endpoint}"
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise _unavailable(
+                f"{where}: its certificate does not verify: {exc.verify_message}"
+            ) from None
+        except TimeoutError:
+            raise _unavailable(f"{where}: no handshake within {timeout:g} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise _unavailable(f"{where}: {exc.strerror or type(exc).__name__}") from None
+        try:
+            tls = writer.get_extra_info("ssl_object")
+            certificate = tls.getpeercert(binary_form=True) if tls is not None else None
+        finally:
+            # a close_notify, and a short wait for the partner's: a gRPC server does not
+            # always answer one, so the connection is then simply dropped
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_SECONDS)
+            writer.transport.abort()
+        if not certificate:
+            raise _unavailable(f"{where}: the partner showed no certificate")
+        return bytes(certificate)
 
     async def deliver(self, party: str, envelope: bytes, timeout: float) -> pb.SignedReceipt:
         call = self.channel(party).unary_unary(
@@ -157,6 +223,19 @@ class GrpcStream:
 
     def cancel(self) -> None:
         self.call.cancel()
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int] | None:
+    """The host and port of a partner's endpoint (``host:port``, ``[v6]:port``, or either
+    after ``dns:///``, ``ipv4:`` or ``ipv6:``); None for any other gRPC target (several
+    addresses, a unix socket), which no pre-flight looks at."""
+    for prefix in ("dns:///", "ipv4:", "ipv6:"):
+        endpoint = endpoint.removeprefix(prefix)
+    host, _, port = endpoint.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or any(c in host for c in "/,") or ":" in host[:1]:
+        return None
+    return host, int(port)
 
 
 def _unavailable(message: str) -> DeliveryError:

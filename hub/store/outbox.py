@@ -406,6 +406,27 @@ class OutboxStore:
             )
         )
 
+    async def record_stop(self, backoff: PartnerBackoff) -> None:
+        """The partner's backoff row saying that delivery to it is stopped (hub/app/delivery.py,
+        docs/adr/0009), kept whether or not anything is queued: `customs-hub status` shows
+        the partner as stopped, and a restarted hub does not record the stop again."""
+
+        def work(tx: Tx) -> None:
+            tx.conn.execute(
+                delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == backoff.partner)
+            )
+            tx.conn.execute(
+                PARTNER_BACKOFF.insert().values(
+                    partner=backoff.partner,
+                    failures=backoff.failures,
+                    retry_at=backoff.retry_at,
+                    failed_at=backoff.failed_at,
+                    last_error=backoff.last_error[:ERROR_CHARS],
+                )
+            )
+
+        await self.db.run(lambda: self.db.transaction(work))
+
     async def backoff(self, partner: str) -> PartnerBackoff | None:
         """The partner's stored backoff: None if its last attempt succeeded (or none failed)."""
 

@@ -376,6 +376,7 @@ class Views:
                     _time(entry.oldest) if entry else None,
                     _time(wait.retry_at) if wait else None,
                     int(wait.failures) if wait else 0,
+                    str(wait.last_error) if wait else "",
                 )
             return found
 
@@ -422,3 +423,4 @@ class PartnerStatus:
     oldest_queued: datetime | None  # when the oldest waiting message was created
     retry_at: datetime | None = None  # backing off after failures: not tried before then
     failures: int = 0  # consecutive failures of the partner as a whole
+    last_error: str = ""  # of the partner as a whole; "stopped: ..." while it is stopped
