@@ -101,3 +101,32 @@ async def test_a_receipt_after_a_replacement_settles_the_original_only(store_url
 
 
 FIELDS = ("message_id", "recipient", "body_type", "envelope", "envelope_digest", "created_at")
+
+
+async def test_a_failed_attempt_on_an_entry_expired_meanwhile_is_not_counted(
+    store_url: str,
+) -> None:
+    """The expiry sweep makes m1 a dead letter while an attempt on it is still under way (a
+    pre-flight handshake timing out): the attempt's failure, recorded after, leaves the dead
+    letter as it is, and the trail has no failed try after its dead-lettered leaf."""
+    from hub.store.db import Store
+    from hub.trail import events as trail
+    from tests.test_store import NOW, outbound
+
+    store = Store(store_url)
+    try:
+        await store.prepare(create=True)
+        messages = [outbound("m1"), outbound("m2")]
+        for message in messages:
+            message.expires_at = NOW + timedelta(hours=1)
+        await store.outbox.enqueue(messages)
+        m1, m2 = await store.outbox.due(NOW + timedelta(seconds=1), 10)
+        assert await store.outbox.expire(NOW + timedelta(hours=2)) == 2
+        await store.outbox.record_failure([m1.entry_id, m2.entry_id], "UNAVAILABLE: down", None)
+        rows = await store.views.outbox()
+        assert [(r.state, r.attempts, r.last_error) for r in rows] == [("dead", 0, None)] * 2
+        kinds = [trail.decode(leaf).kind for leaf in await store.trail.leaves()]
+        assert kinds[-2:] == ["dead-lettered", "dead-lettered"]
+        assert "delivery-failed" not in kinds
+    finally:
+        await store.close()

@@ -355,7 +355,11 @@ class OutboxStore:
         }
         if next_attempt_at is not None:
             values["next_attempt_at"] = next_attempt_at
-        statement = update(OUTBOX).where(OUTBOX.c.id.in_(list(entry_ids))).values(**values)
+        # only entries still queued: one the expiry sweep made a dead letter meanwhile (a slow
+        # attempt, a pre-flight handshake timing out) keeps its state, and the trail does not
+        # record a failed try after its dead-lettered leaf
+        still_queued = (OUTBOX.c.id.in_(list(entry_ids)), OUTBOX.c.state == "queued")
+        statement = update(OUTBOX).where(*still_queued).values(**values)
         failed = (
             core_select(
                 OUTBOUND.c.message_id,
@@ -364,7 +368,7 @@ class OutboxStore:
                 OUTBOUND.c.body_type,
             )
             .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
-            .where(OUTBOX.c.id.in_(list(entry_ids)))
+            .where(*still_queued)
             .order_by(OUTBOX.c.id)
         )
 
