@@ -582,3 +582,24 @@ def test_pki_next_signing_issues_the_next_certificate_from_the_partys_ca(
     # no CA there: refused, naming the folder
     assert main(["pki", "next-signing", "--pki", str(tmp_path / "none"), "--party", "CN"]) == 2
     assert str(tmp_path / "none" / "CN") in capsys.readouterr().err
+
+
+async def test_a_partner_that_rotated_is_not_stopped_when_its_old_certificate_is_revoked(
+    nz_alone: tuple[Federation, RunningHub], own_pki: Path
+) -> None:
+    """CN rotated and NZ learned its new key; CN's CA then revokes the old, configured
+    certificate (a compromise after the rotation). Delivery to CN does not stop: its receipts
+    verify with the learned key. Only with that one revoked too does it stop."""
+    _, nz = nz_alone
+    signer, cert = carrying(own_pki)
+    assert isinstance(await deliver_as(own_pki, "CN", nz, envelope_by(signer)), pb.SignedReceipt)
+    old = x509.load_pem_x509_certificate((own_pki / "CN" / "signing.pem").read_bytes())
+    revoke(own_pki, "CN", [old.serial_number])
+    await nz.reload()
+    watch = nz.hub.revocation_watch
+    assert set(nz.hub.keys_for("CN")) == {key_id_of(old.public_key()), signer.key_id}
+    assert watch.stop_of("CN") is None
+    revoke(own_pki, "CN", [old.serial_number, cert.serial_number])
+    await nz.reload()
+    stop = watch.stop_of("CN")
+    assert stop is not None and stop.reason == "certificate-revoked"

@@ -435,3 +435,15 @@ async def test_the_audit_token_key_rotates_with_an_overlap(fed: Federation) -> N
         await cn.reload()
         assert await asks(old_token) == "token-signature"
         assert await asks(new_token) == "in"
+
+
+def test_a_trust_anchor_file_holds_ca_certificates_only(tmp_path: Path) -> None:
+    """A leaf pasted into an anchor file (or a certificate that may not issue) would vouch
+    for the party like its CA: the file is refused, naming the certificate."""
+    files = init_party(tmp_path / "pki", "CN")
+    bundle = tmp_path / "anchors.pem"
+    bundle.write_bytes(files.ca_cert.read_bytes() + files.tls_cert.read_bytes())
+    with pytest.raises(ConfigError, match=r"certificate 2 of the trust anchor .* is not a CA"):
+        read_anchors(bundle, "trust anchor")
+    bundle.write_bytes(files.ca_cert.read_bytes())
+    assert len(read_anchors(bundle, "trust anchor")) == 1

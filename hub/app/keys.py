@@ -335,7 +335,30 @@ def read_anchors(path: Path, what: str) -> tuple[x509.Certificate, ...]:
             "(a CA and its successors while it rolls over)",
             reason="config-invalid",
         )
+    for n, cert in enumerate(found):  # each vouches for the party: each must be a CA
+        fault = _not_a_ca(cert)
+        if fault:
+            raise ConfigError(
+                f"{path}: certificate {n + 1} of the {what} "
+                f"({cert.subject.rfc4514_string()!r}) is not a CA certificate: {fault}",
+                reason="config-invalid",
+            )
     return found
+
+
+def _not_a_ca(cert: x509.Certificate) -> str:
+    """Why ``cert`` may not be a trust anchor, or "": basicConstraints must say CA, and a
+    keyUsage, if present, must allow keyCertSign (RFC 5280 4.2.1.3, 4.2.1.9)."""
+    try:
+        if not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "basicConstraints says it is not a CA"
+    except x509.ExtensionNotFound:
+        return "it has no basicConstraints"
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return ""
+    return "" if usage.key_cert_sign else "its keyUsage does not allow keyCertSign"
 
 
 def _signing_certificate(path: Path, what: str) -> x509.Certificate:

@@ -142,7 +142,7 @@ class RevocationWatch:
         seen = self._servers.get(party)
         return self.hub.revocation.delivery_stop(
             party,
-            self.hub.trust.keys_for(party),
+            self.hub.keys_for(party),  # learned keys too: a rotated partner goes on
             seen[0] if seen else None,
             self.hub.clock(),
         )
