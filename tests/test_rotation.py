@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hub.app.keys import read_anchors, read_ed25519_key, token_issuer
+from hub.app.keys import read_anchors, read_ed25519_key, read_revocation, token_issuer
 from hub.cli.main import main
 from hub.cli.pki import (
     PartyFiles,
@@ -447,3 +447,27 @@ def test_a_trust_anchor_file_holds_ca_certificates_only(tmp_path: Path) -> None:
         read_anchors(bundle, "trust anchor")
     bundle.write_bytes(files.ca_cert.read_bytes())
     assert len(read_anchors(bundle, "trust anchor")) == 1
+
+
+def test_while_a_ca_rolls_over_each_of_its_cas_needs_its_revocation_list(fed: Federation) -> None:
+    """An anchor file with two CAs and CRLs for only one: the other CA's certificates would be
+    checked against nothing, so the configuration is refused, naming the CA without a list."""
+    cn_dir = fed.pki / "CN"
+    new = init_party(fed.root / "new-ca", "CN")
+    (cn_dir / "both-ca.pem").write_bytes(
+        (cn_dir / "ca.pem").read_bytes() + new.ca_cert.read_bytes()
+    )
+    new_crl = fed.root / "new-ca" / "CN" / "crl.pem"
+    toml = fed.configs["NZ"].path
+    single = toml.read_text()
+    both = single.replace(
+        f'trust_anchor = "{cn_dir / "ca.pem"}"', f'trust_anchor = "{cn_dir / "both-ca.pem"}"'
+    )
+    assert both != single
+    toml.write_text(both)
+    with pytest.raises(ConfigError, match="none of the revocation lists is issued by anchor 2"):
+        read_revocation(load_config(toml))
+    listed = f'crls = ["{cn_dir / "crl.pem"}"]'
+    assert listed in both
+    toml.write_text(both.replace(listed, f'crls = ["{cn_dir / "crl.pem"}", "{new_crl}"]'))
+    assert "CN" in read_revocation(load_config(toml)).anchors

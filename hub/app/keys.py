@@ -346,6 +346,30 @@ def read_anchors(path: Path, what: str) -> tuple[x509.Certificate, ...]:
     return found
 
 
+def _every_anchor_listed(
+    key: str, anchors: Sequence[x509.Certificate], lists: Sequence[tuple[Path, bytes]]
+) -> None:
+    """With CRLs configured, each of a party's anchors (the old CA and the new while it rolls
+    over) has one of them: otherwise what the unlisted CA issued would be checked against
+    nothing, and revoking it would change nothing."""
+    if len(anchors) < 2:
+        return  # its one anchor signed every list (parse_crl checked)
+    for n, anchor in enumerate(anchors):
+        for path, data in lists:
+            try:
+                parse_crl(data, anchor, str(path))
+                break
+            except ConfigError:
+                continue
+        else:
+            raise ConfigError(
+                f"{key}.crls: none of the revocation lists is issued by anchor {n + 1} "
+                f"({anchor.subject.rfc4514_string()!r}) of the trust anchor file; while a CA "
+                "rolls over, list each CA's CRL",
+                reason="config-invalid",
+            )
+
+
 def _not_a_ca(cert: x509.Certificate) -> str:
     """Why ``cert`` may not be a trust anchor, or "": basicConstraints must say CA, and a
     keyUsage, if present, must allow keyCertSign (RFC 5280 4.2.1.3, 4.2.1.9)."""
@@ -576,10 +600,9 @@ def read_revocation(config: HubConfig) -> Revocation:
         if not crl_paths:
             continue
         issuers = read_anchors(anchor_path, f"trust anchor of {key}")
-        crls = tuple(
-            parse_crl(_read(path, f"CRL of {key}"), issuers, f"{key}.crls: {path}")
-            for path in crl_paths
-        )
+        lists = [(path, _read(path, f"CRL of {key}")) for path in crl_paths]
+        crls = tuple(parse_crl(data, issuers, f"{key}.crls: {path}") for path, data in lists)
+        _every_anchor_listed(key, issuers, lists)
         serials: dict[str, int] = {}
         for path in signing_paths:
             cert = _certificate(path, f"signing certificate of {key}")
