@@ -114,6 +114,51 @@ def test_the_hub_signs_with_the_key_in_force_or_hands_over_or_refuses() -> None:
         assert handover.short(stranger) in str(refused.value)
 
 
+def test_after_a_hand_over_only_the_key_it_named_signs() -> None:
+    """The hand-over carries the old key's signature too: a hub rolled back to the old key,
+    or given any other, must refuse rather than sign what no verifier accepts."""
+    old, new, other = new_key(), new_key(), new_key()
+    log = Log([], [])
+    log.grow(3)
+    log.sign(TrailKeys(old).plan(None))
+    log.grow(2)
+    handed = log.sign(TrailKeys(new, old).plan(log.notes[-1][1]))
+    assert checkpoint.signed_by(handed, public(old))  # what made the old key look in force
+    for keys in (
+        TrailKeys(old),
+        TrailKeys(old, new),
+        TrailKeys(old, other),
+        TrailKeys(other),
+        TrailKeys(other, old),
+        TrailKeys(other, new),
+    ):
+        with pytest.raises(handover.HandedOverError) as refused:
+            keys.plan(handed)
+        assert refused.value.successor.verifier() == new.verifier()
+        assert str(refused.value) == (
+            f"the newest checkpoint (at {len(log.leaves)} entries) handed the trail key over "
+            f"to {handover.short(new)}; only that key may sign next, not the trail key "
+            f"{handover.short(keys.current)}"
+        )
+    # what the old key would have signed next is refused by every verifier from the first key
+    log.grow(2)
+    log.sign(handover.Plan(old))
+    with pytest.raises(CheckpointError, match="not signed by"):
+        handover.follow(log.notes, public(old))
+    # the named key goes on, with the old key still named as previous or not
+    log.notes.pop()
+    for keys in (TrailKeys(new), TrailKeys(new, old)):
+        assert keys.plan(handed) == handover.Plan(new)
+    log.sign(TrailKeys(new).plan(handed))
+    _, chain = handover.follow(log.notes, public(old))
+    assert chain.keys[-1].verifier() == new.verifier()
+    # a note naming the configured key but not co-signed by it puts nothing in force
+    forged = resign(handed, old)
+    with pytest.raises(TrailKeyError, match="is not co-signed by it") as refused:
+        TrailKeys(new, old).plan(forged)
+    assert not isinstance(refused.value, handover.HandedOverError)
+
+
 def test_a_verifier_follows_two_hand_overs_from_the_first_key() -> None:
     k1, k2, k3 = new_key(), new_key(), new_key()
     log = rotated(k1, k2, k3)

@@ -221,6 +221,65 @@ async def test_a_hub_refuses_a_trail_key_nobody_handed_over_to(
     assert checkpoint.signed_by(await newest(cn), k1)
 
 
+async def test_a_hub_rolled_back_to_the_old_trail_key_after_a_hand_over_is_refused(
+    federation: Federation, pki: Path, tmp_path: Path
+) -> None:
+    """The hand-over carries the old key's signature too, but no verifier accepts the old key
+    after it: a restart or reload with trail.key set back to it (a config rollback), with or
+    without a previous key, is refused naming the key handed over to, and nothing is signed."""
+    k1_path, k1 = pki / "CN" / "trail.key", read_key(str(pki / "CN" / "trail.vkey"))
+    k2_path, k2 = trail_key(tmp_path, "trail-2")
+    other_path, _ = trail_key(tmp_path, "other")
+    cn = await federation.start("CN")
+    await grow(cn)
+    await federation.stop("CN")
+    set_trail_keys(federation, k2_path, k1_path)
+    cn = await federation.start("CN")
+    await assert_handed_over(cn, k1, k2)
+    handed = await newest(cn)
+    await federation.stop("CN")
+    good = federation.configs["CN"]
+    size = await trail_size(good)
+
+    def assert_refused(message: str) -> None:
+        assert "\n" not in message
+        assert f"handed the trail key over to {handover.short(k2)}" in message
+        assert f"Set trail.key to the key {handover.short(k2)}" in message
+
+    # at a restart: the old key alone, or with any previous key
+    for previous in (None, k2_path, other_path):
+        set_trail_keys(federation, k1_path, previous)
+        with pytest.raises(ConfigError) as refused:
+            await federation.start("CN")
+        assert_refused(refused.value.message)
+        assert await trail_size(good) == size  # nothing written, nothing signed
+    # with the key handed over to, the hub starts and goes on
+    set_trail_keys(federation, k2_path)
+    cn = await federation.start("CN")
+    assert await newest(cn) == handed
+    # a reload back to the old key: refused, recorded as every refused reload is (queued
+    # messages' failed tries may add leaves meanwhile), and the hub keeps the key handed over to
+    set_trail_keys(federation, k1_path, k2_path)
+    before = await cn.hub.store.trail.size()
+    with pytest.raises(ConfigError) as refused:
+        await cn.reload()
+    assert_refused(refused.value.message)
+    assert await newest(cn) == handed  # no checkpoint signed
+    records = await cn.hub.store.trail.records(before, await cn.hub.store.trail.size())
+    added = [trail.decode(leaf).kind for _, leaf, _ in records]
+    assert "rejected" in added and "config-changed" not in added  # nothing put in place
+    [*_, rejection] = await cn.hub.store.views.rejections("reload")
+    assert rejection.reason == "config-invalid" and handover.short(k2) in rejection.detail
+    after = await grow(cn)
+    note = await newest(cn)
+    assert checkpoint.open_note(note, k2).size == after and not checkpoint.signed_by(note, k1)
+    await federation.stop("CN")
+    export = tmp_path / "export"
+    toml = str(federation.configs["CN"].path)
+    assert await cli("trail", "export", "--config", toml, "-o", str(export)) == 0
+    assert verify_folder(export, k1).ok
+
+
 def forged_note(export: Path, size: int, note: bytes) -> None:
     (export / "checkpoints" / f"{size:020d}.note").write_bytes(note)
     latest = export / "checkpoint.note"

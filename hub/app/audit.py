@@ -32,7 +32,7 @@ from hub.store.schema import (
 )
 from hub.trail import checkpoint, handover
 from hub.trail import events as trail
-from hub.trail.handover import Plan, TrailKeyError, TrailKeys
+from hub.trail.handover import HandedOverError, Plan, TrailKeyError, TrailKeys
 
 log = logging.getLogger("customs_hub")
 
@@ -198,6 +198,14 @@ class Audit:
 def _refused(config: HubConfig, error: TrailKeyError) -> ConfigError:
     """A trail key that cannot continue the history, as the operator is told: one line,
     with what to do."""
+    if isinstance(error, HandedOverError):  # a rollback to the old key, or another key
+        return ConfigError(
+            f"{config.path}: trail.key {config.trail_key}: {error}. Set trail.key to the key "
+            f"{handover.short(error.successor)} (its .vkey file holds this name+hash); "
+            "trail.previous_key cannot bring back a key that handed over (docs/trail.md, "
+            "'Rotating the trail key')",
+            reason="config-invalid",
+        )
     return ConfigError(
         f"{config.path}: trail.key {config.trail_key}: {error}. To rotate the trail key, set "
         "trail.previous_key to the key that signed the newest checkpoint (docs/trail.md, "

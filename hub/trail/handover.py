@@ -12,7 +12,8 @@ A verifier starts from the key it was given and, in size order, accepts a checkp
 the key in force signed it; a hand-over it accepts puts the named key in force for every
 larger size. ``TrailKeys.plan`` is the hub's side of the same rule: it signs with the key
 that signed its newest checkpoint, or hands over from ``trail.previous_key`` to
-``trail.key``, or refuses.
+``trail.key``, or refuses; after a hand-over only the key it named may sign, so a hub rolled
+back to the old key refuses to start rather than sign checkpoints no verifier accepts.
 
 What it must never do: put a key in force that the key in force did not name in a note it
 signed and the named key co-signed; trust a note's claims before a signature says so; read a
@@ -40,6 +41,16 @@ INDEX_KEY = "trail-key"
 
 class TrailKeyError(CheckpointError):
     """The configured trail keys cannot continue this trail's history."""
+
+
+class HandedOverError(TrailKeyError):
+    """The newest checkpoint handed the trail key over to ``successor``, and the configured
+    ``trail.key`` is another key: only the successor may sign next (what the operator does
+    about it differs from a key that never signed here, hence its own class)."""
+
+    def __init__(self, message: str, successor: NoteKey) -> None:
+        super().__init__(message)
+        self.successor = successor
 
 
 def short(key: NoteKey) -> str:
@@ -128,11 +139,23 @@ class TrailKeys:
         """How to sign after ``newest``, the newest signed note (None before the first).
 
         1. No checkpoint yet: the current key begins the trail's history.
-        2. The current key signed the newest: it goes on signing.
-        3. The previous key signed it: the next checkpoint hands over to the current key.
-        4. Neither: TrailKeyError, naming the key that did.
+        2. The newest is a hand-over: the key it names, if it is the current key and
+           co-signed it, signs from now on; any other current key is refused
+           (HandedOverError), whatever the previous key: the old key signed the hand-over
+           too, but a verifier accepts nothing more from it.
+        3. The current key signed the newest: it goes on signing.
+        4. The previous key signed it: the next checkpoint hands over to the current key.
+        5. Neither: TrailKeyError, naming the key that did.
+
+        Step 2 reads the ``key-rotation`` line before any signature is checked: it can only
+        refuse on the strength of it, never put a key in force.
         """
-        if newest is None or checkpoint.signed_by(newest, self.current):
+        if newest is None:
+            return Plan(self.current)
+        successor = _successor(newest)
+        if successor is not None:
+            return self._after_handover(newest, successor)
+        if checkpoint.signed_by(newest, self.current):
             return Plan(self.current)
         if self.previous is not None and checkpoint.signed_by(newest, self.previous):
             return Plan(self.previous, self.current)
@@ -147,6 +170,30 @@ class TrailKeys:
         raise TrailKeyError(
             f"the newest checkpoint ({size}) is signed by {by}, not by the trail key {configured}"
         )
+
+    def _after_handover(self, newest: bytes, successor: NoteKey) -> Plan:
+        size = checkpoint.read_unverified(newest).size
+        if not _same(successor, self.current):
+            raise HandedOverError(
+                f"the newest checkpoint (at {size} entries) handed the trail key over to "
+                f"{short(successor)}; only that key may sign next, not the trail key "
+                f"{short(self.current)}",
+                successor,
+            )
+        if not checkpoint.signed_by(newest, self.current):
+            raise TrailKeyError(
+                f"the newest checkpoint (at {size} entries) names the trail key "
+                f"{short(self.current)} as the next key but is not co-signed by it"
+            )
+        return Plan(self.current)
+
+
+def _successor(note: bytes) -> NoteKey | None:
+    """The key a note names as the next one (unverified), as a TrailKeyError if unreadable."""
+    try:
+        return named_key(checkpoint.read_unverified(note))
+    except CheckpointError as exc:
+        raise TrailKeyError(f"the newest checkpoint cannot be read: {exc}") from None
 
 
 # --- The verifier's side ----------------------------------------------------------------------
