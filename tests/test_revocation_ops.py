@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -29,7 +30,7 @@ from hub.app import keys
 from hub.app.crlfetch import REJECTION_SOURCE, read_outcome
 from hub.app.revocation import STOP_SOURCE
 from hub.cli.crl import crl_path, issue_crl, revoke
-from hub.cli.pki import init_federation, issue, write_cert, write_key
+from hub.cli.pki import init_federation, issue, make_ca, write_cert, write_key
 from hub.config import load_config
 from hub.core.errors import ConfigError
 from hub.core.revocation import MAX_CRL_BYTES
@@ -176,7 +177,19 @@ async def test_a_newer_list_fetched_revokes_a_partner_at_once(
     assert f"partners.CN: revocation list from {crl_server.url('CN')}: fetched " in text.stdout
 
 
-BAD = ["another-ca", "older", "garbage", "oversize", "slow"]
+BAD = ["another-ca", "rolled-over-ca", "older", "garbage", "oversize", "slow"]
+
+
+def roll_over(fed: Federation, pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """NZ's anchor file for CN holds CN's CA and a successor with the same subject (a CA
+    rolling over), as a file of NZ's own; the successor and its key."""
+    old, _ = ca_of(pki, "CN")
+    new, key = make_ca("CN", datetime.now(UTC))
+    assert new.subject == old.subject
+    both = fed.configs["NZ"].path.parent / "cn-anchors.pem"
+    both.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (old, new)))
+    edit(fed, "NZ", f'trust_anchor = "{pki / "CN" / "ca.pem"}"', f'trust_anchor = "{both}"')
+    return new, key
 
 
 @pytest.mark.parametrize("bad", BAD)
@@ -191,6 +204,7 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
     held = crl_bytes(cdp_pki, "CN", [sg_serial], 5)  # revokes a serial, so "in force" shows
     mine = fetch_cn_list(fed, "crl_url", crl_server, held)
     edit(fed, "NZ", "crl_fetch_seconds = 0.2", "crl_fetch_seconds = 3600")  # fetched here
+    successor = roll_over(fed, cdp_pki) if bad == "rolled-over-ca" else None
     nz = await fed.start("NZ")
     await eventually(lambda: fetched(nz, "unchanged"))
     before = nz.hub.revocation
@@ -203,6 +217,15 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
                 serialization.Encoding.PEM
             ),
             "signature does not verify",
+            True,
+        ),
+        # CN's new CA (same subject, in NZ's anchor file) publishes its first list, numbered
+        # above the old CA's and revoking nothing: taking it would un-revoke SG's serial
+        "rolled-over-ca": (
+            issue_crl(
+                *(successor or (cn_ca, sg_key)), [], datetime.now(UTC), number=9
+            ).public_bytes(serialization.Encoding.PEM),
+            "signed by another CA of the party",
             True,
         ),
         "older": (  # an earlier list that did not revoke SG's certificate yet

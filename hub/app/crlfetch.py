@@ -4,8 +4,9 @@ certificates).
 
 A fetched list is used only if it is what a file would have to be (hub/core/revocation.py
 ``parse_crl``: at most MAX_CRL_BYTES, issued and signed by the anchor, with a nextUpdate) and
-succeeds the one held (``succession``: not older, a greater CRL number). It is then written
-over the first file of the anchor's ``crls`` (a whole file or none, hub/files.py), so that a
+succeeds the one held (``succession``: signed by the same CA key, not older, a greater CRL
+number; a rolling-over CA's successor may not replace its predecessor's list). It is then
+written over the first file of the anchor's ``crls`` (a whole file or none, hub/files.py), so that a
 restart starts from it and the watcher (hub/app/revocation.py) reads it like any other change:
 the file stays the one source of what is revoked. Anything else (the server down or slow, an
 HTTP error, a redirect, too many bytes, a list that does not verify or is older) keeps the
