@@ -150,6 +150,10 @@ class PartnerConfig:
     # URL, or "" with ``crl_fetch`` to take the CRL distribution point of its certificates.
     crl_url: str = ""
     crl_fetch: bool = False
+    # crl_fetch only: the distribution point a certificate names may be on a loopback,
+    # private or link-local address. Off, such a URL is refused: the partner writes its
+    # certificates, and could otherwise make this hub fetch from inside its own network.
+    crl_fetch_private: bool = False
 
 
 FOLDER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -212,6 +216,7 @@ class HubConfig:
     crl_stale: str = STALE_CLOSED
     crl_url: str = ""  # as PartnerConfig's: this administration's own CA's list, fetched
     crl_fetch: bool = False
+    crl_fetch_private: bool = False
     revoked_tokens: Path | None = None
     # Rotation of the message-signing key (docs/adr/0010-key-rotation.md): the signing
     # certificates used before the current one, kept while what they signed must verify (our
@@ -267,6 +272,7 @@ class _Tls(_Table):
     crl_stale: StalePolicy = "closed"
     crl_url: Text | None = None
     crl_fetch: bool = False
+    crl_fetch_private: bool = False
 
 
 class _Signing(_Table):
@@ -308,6 +314,7 @@ class _Partner(_Table):
     crl_stale: StalePolicy = "closed"
     crl_url: Text | None = None
     crl_fetch: bool = False
+    crl_fetch_private: bool = False
 
 
 class _Folder(_Table):
@@ -485,12 +492,13 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
             crl_stale=p.crl_stale,
             crl_url=p.crl_url or "",
             crl_fetch=p.crl_fetch,
+            crl_fetch_private=p.crl_fetch_private,
         )
-        _check_crl_fetch(f"partners.{name}", p.crls, p.crl_url, p.crl_fetch, problems)
+        _check_crl_fetch(f"partners.{name}", p, problems)
     if shape.party in partners:
         problems.add(f"partners.{shape.party} is this hub itself")
     tls = shape.tls
-    _check_crl_fetch("tls", tls.crls, tls.crl_url, tls.crl_fetch, problems)
+    _check_crl_fetch("tls", tls, problems)
     routes = _routes(shape.routes, partners, problems)
     audit = shape.audit
     if audit.listen and audit.token_key is None:
@@ -539,6 +547,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         crl_stale=shape.tls.crl_stale,
         crl_url=shape.tls.crl_url or "",
         crl_fetch=shape.tls.crl_fetch,
+        crl_fetch_private=shape.tls.crl_fetch_private,
         revoked_tokens=_resolve(base, audit.revoked_tokens) if audit.revoked_tokens else None,
         store_url=url,
         partners=partners,
@@ -549,16 +558,20 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
     )
 
 
-def _check_crl_fetch(
-    key: str, crls: Sequence[str], url: str | None, fetch: bool, problems: _Problems
-) -> None:
+def _check_crl_fetch(key: str, table: _Tls | _Partner, problems: _Problems) -> None:
     """A fetched list needs a file to be written to (the first of ``crls``, so that a restart
     starts from it) and a plain http(s) URL: nothing else is fetched."""
+    url, fetch = table.crl_url, table.crl_fetch
     if url is not None and fetch:
         problems.add(f"{key}: crl_url and crl_fetch = true exclude each other; set one")
-    if (url is not None or fetch) and not crls:
+    if (url is not None or fetch) and not table.crls:
         problems.add(
             f"{key}: crl_url or crl_fetch needs a file in {key}.crls to write the fetched list to"
+        )
+    if table.crl_fetch_private and not fetch:
+        problems.add(
+            f"{key}: crl_fetch_private = true goes with crl_fetch = true (a crl_url is fetched "
+            "wherever it points)"
         )
     if url is not None:
         parts = urllib.parse.urlsplit(url)

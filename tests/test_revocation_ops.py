@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -29,7 +30,7 @@ from hub.app import keys
 from hub.app.crlfetch import REJECTION_SOURCE, read_outcome
 from hub.app.revocation import STOP_SOURCE
 from hub.cli.crl import crl_path, issue_crl, revoke
-from hub.cli.pki import init_federation, issue, write_cert, write_key
+from hub.cli.pki import init_federation, issue, make_ca, write_cert, write_key
 from hub.config import load_config
 from hub.core.errors import ConfigError
 from hub.core.revocation import MAX_CRL_BYTES
@@ -57,6 +58,8 @@ class CrlServer:
 
     def __init__(self) -> None:
         self.body, self.delay, self.hits = b"", 0.0, 0
+        self.trickle = False  # the body one byte at a time, each a fifth of a second apart
+        self.closed = threading.Event()
         served = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,7 +72,13 @@ class CrlServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 with contextlib.suppress(OSError):  # the hub gave up on a slow answer
-                    self.wfile.write(body)
+                    if not served.trickle:
+                        self.wfile.write(body)
+                    for byte in body if served.trickle else b"":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if served.closed.wait(0.2):
+                            break
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -83,6 +92,7 @@ class CrlServer:
         return f"http://127.0.0.1:{self.server.server_address[1]}/{party}/crl.pem"
 
     def close(self) -> None:
+        self.closed.set()  # a trickle ends, and the hub's fetch with it
         self.server.shutdown()
         self.server.server_close()
 
@@ -137,7 +147,13 @@ def fetch_cn_list(fed: Federation, how: str, server: CrlServer, held: bytes) -> 
     mine.write_bytes(held)
     server.body = held
     shared = f'crls = ["{crl_path(fed.pki, "CN")}"]'
-    fetch = f'crl_url = "{server.url("CN")}"' if how == "crl_url" else "crl_fetch = true"
+    fetch = {
+        "crl_url": f'crl_url = "{server.url("CN")}"',
+        # the test's server is on 127.0.0.1, which a certificate's distribution point may
+        # name only when the operator allows it
+        "crl_fetch": "crl_fetch = true\ncrl_fetch_private = true",
+        "crl_fetch, public only": "crl_fetch = true",
+    }[how]
     edit(fed, "NZ", shared, f'crls = ["{mine}"]\n{fetch}')
     return mine
 
@@ -176,7 +192,19 @@ async def test_a_newer_list_fetched_revokes_a_partner_at_once(
     assert f"partners.CN: revocation list from {crl_server.url('CN')}: fetched " in text.stdout
 
 
-BAD = ["another-ca", "older", "garbage", "oversize", "slow"]
+BAD = ["another-ca", "rolled-over-ca", "older", "garbage", "oversize", "slow", "trickling"]
+
+
+def roll_over(fed: Federation, pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """NZ's anchor file for CN holds CN's CA and a successor with the same subject (a CA
+    rolling over), as a file of NZ's own; the successor and its key."""
+    old, _ = ca_of(pki, "CN")
+    new, key = make_ca("CN", datetime.now(UTC))
+    assert new.subject == old.subject
+    both = fed.configs["NZ"].path.parent / "cn-anchors.pem"
+    both.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (old, new)))
+    edit(fed, "NZ", f'trust_anchor = "{pki / "CN" / "ca.pem"}"', f'trust_anchor = "{both}"')
+    return new, key
 
 
 @pytest.mark.parametrize("bad", BAD)
@@ -191,6 +219,7 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
     held = crl_bytes(cdp_pki, "CN", [sg_serial], 5)  # revokes a serial, so "in force" shows
     mine = fetch_cn_list(fed, "crl_url", crl_server, held)
     edit(fed, "NZ", "crl_fetch_seconds = 0.2", "crl_fetch_seconds = 3600")  # fetched here
+    successor = roll_over(fed, cdp_pki) if bad == "rolled-over-ca" else None
     nz = await fed.start("NZ")
     await eventually(lambda: fetched(nz, "unchanged"))
     before = nz.hub.revocation
@@ -205,6 +234,15 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
             "signature does not verify",
             True,
         ),
+        # CN's new CA (same subject, in NZ's anchor file) publishes its first list, numbered
+        # above the old CA's and revoking nothing: taking it would un-revoke SG's serial
+        "rolled-over-ca": (
+            issue_crl(
+                *(successor or (cn_ca, sg_key)), [], datetime.now(UTC), number=9
+            ).public_bytes(serialization.Encoding.PEM),
+            "signed by another CA of the party",
+            True,
+        ),
         "older": (  # an earlier list that did not revoke SG's certificate yet
             crl_bytes(cdp_pki, "CN", [], 4),
             "CRL number 4 is below the one in use (5)",
@@ -213,11 +251,17 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
         "garbage": (b"<html>not found</html>", "not a PEM or DER", True),
         "oversize": (b"\0" * (MAX_CRL_BYTES + 1), f"a CRL is at most {MAX_CRL_BYTES}", False),
         "slow": (crl_bytes(cdp_pki, "CN", [cn_tls], 6), "within 0.5 s", False),
+        # a byte every 0.2 s: each read gets something, and the whole would take minutes
+        "trickling": (crl_bytes(cdp_pki, "CN", [cn_tls], 6), "within 0.5 s", False),
     }[bad]
     crl_server.body = served
     crl_server.delay = 2.0 if bad == "slow" else 0.0
+    crl_server.trickle = bad == "trickling"
     [source] = keys.crl_sources(nz.config)
+    began = time.monotonic()
     outcome = await nz.hub.revocation_watch.fetcher.fetch(source)
+    # given up at the deadline of the whole fetch (0.5 s), with room for a loaded machine
+    assert time.monotonic() - began < 0.5 + 3.0
     assert not outcome.ok and says in outcome.text, outcome.text
     assert "the list in use stays" in caplog.text and says in caplog.text
     # the list in force is the one held: file and revocation set alike
@@ -235,10 +279,65 @@ async def test_a_fetched_list_that_may_not_be_used_leaves_the_one_in_force(
     assert says in shown["revocation_fetches"][0]["outcome"]
 
 
+async def test_a_hanging_fetch_does_not_hold_up_the_local_lists(
+    fed: Federation, cdp_pki: Path, crl_server: CrlServer
+) -> None:
+    """CN's distribution point trickles its list, under a long time limit: while NZ's fetch
+    hangs on it, SG's CA revokes SG's certificate in its local file, and NZ takes the change
+    within its checks as ever."""
+    crl_server.trickle = True
+    mine = fetch_cn_list(fed, "crl_url", crl_server, crl_bytes(cdp_pki, "CN", [], 2))
+    edit(fed, "NZ", "crl_fetch_timeout_seconds = 0.5", "crl_fetch_timeout_seconds = 600")
+    nz = await fed.start("NZ")
+    await eventually(lambda: crl_server.hits > 0)  # the fetch has begun, and hangs
+    serial = serial_of(cdp_pki / "SG" / "tls.pem")
+    revoke(cdp_pki, "SG", [serial])
+    await eventually(lambda: revoked_in(nz, "SG", serial))
+    assert read_outcome(mine) is None  # the fetch is still under way
+    assert crl_server.hits == 1
+    crl_server.closed.set()  # the server stops halfway: the fetch ends, and keeps nothing
+    outcome = await eventually(lambda: read_outcome(mine))
+    assert not outcome.ok and "bytes short of its length" in outcome.text, outcome.text
+    assert not await revoked_in(nz, "CN", serial_of(cdp_pki / "CN" / "tls.pem"))
+
+
+async def test_a_distribution_point_on_a_private_address_is_not_fetched_unless_allowed(
+    fed: Federation,
+    cdp_pki: Path,
+    crl_server: CrlServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CN's certificates name a distribution point on 127.0.0.1: with crl_fetch alone NZ
+    refuses to fetch it (a partner could so make NZ call into NZ's own network), saying so in
+    its log and status; with crl_fetch_private = true it fetches, and through no proxy, though
+    the environment names one."""
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    mine = fetch_cn_list(fed, "crl_fetch, public only", crl_server, crl_bytes(cdp_pki, "CN", [], 2))
+    nz = await fed.start("NZ")
+    await eventually(lambda: read_outcome(mine))
+    says = "refused: 127.0.0.1 resolves to 127.0.0.1, not a public address"
+    outcome = read_outcome(mine)
+    assert outcome is not None and not outcome.ok and says in outcome.text, outcome
+    assert crl_server.hits == 0  # nothing was asked of the server
+    assert says in caplog.text and "crl_fetch_private = true allows" in caplog.text
+    text = (await asyncio.to_thread(cli, "status", "--config", str(nz.config.path))).stdout
+    assert f"partners.CN: revocation list from {crl_server.url('CN')}: FETCH FAILED" in text
+    assert says in text
+    assert await nz.hub.store.views.rejections(source=REJECTION_SOURCE) == []
+
+    edit(fed, "NZ", "crl_fetch = true", "crl_fetch = true\ncrl_fetch_private = true")
+    await nz.reload()
+    await eventually(lambda: fetched(nz, "unchanged"))
+    assert crl_server.hits >= 1
+
+
 def test_a_fetched_list_needs_a_file_and_an_http_url(fed: Federation) -> None:
     cases = {
         'crl_url = "ftp://example.org/crl"': "partners.CN.crl_url must be an http:// or https://",
         'crl_url = "http://x/crl"\ncrl_fetch = true': "exclude each other",
+        'crl_url = "http://x/crl"\ncrl_fetch_private = true': "goes with crl_fetch = true",
     }
     shared = f'crls = ["{crl_path(fed.pki, "CN")}"]'
     path = fed.configs["NZ"].path

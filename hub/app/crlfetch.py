@@ -4,8 +4,9 @@ certificates).
 
 A fetched list is used only if it is what a file would have to be (hub/core/revocation.py
 ``parse_crl``: at most MAX_CRL_BYTES, issued and signed by the anchor, with a nextUpdate) and
-succeeds the one held (``succession``: not older, a greater CRL number). It is then written
-over the first file of the anchor's ``crls`` (a whole file or none, hub/files.py), so that a
+succeeds the one held (``succession``: signed by the same CA key, not older, a greater CRL
+number; a rolling-over CA's successor may not replace its predecessor's list). It is then
+written over the first file of the anchor's ``crls`` (a whole file or none, hub/files.py), so that a
 restart starts from it and the watcher (hub/app/revocation.py) reads it like any other change:
 the file stays the one source of what is revoked. Anything else (the server down or slow, an
 HTTP error, a redirect, too many bytes, a list that does not verify or is older) keeps the
@@ -13,18 +14,25 @@ list in use and is logged in one line, once until the outcome changes; the last 
 each anchor is kept beside its file (``<file>.fetch.json``) for ``customs-hub status``.
 
 Plain HTTP is enough: a CRL is signed, and what is checked is the signature, not the server.
-Only http and https are fetched (urllib, with redirects refused: a distribution point that
-moves is named anew in the config), with a bound on time and bytes.
+Only http and https are fetched (http.client, through no proxy, with redirects refused: a
+distribution point that moves is named anew in the config), with one deadline on the whole
+fetch and a bound on bytes. A distribution point read from a partner's certificate is the
+partner's choice, so it is fetched only from public addresses unless the operator allows
+others (``crl_fetch_private``): a partner cannot make this hub call into its own network.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import io
+import ipaddress
 import json
 import logging
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,46 +113,159 @@ def read_outcome(target: Path) -> Outcome | None:
         return None
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises the 3xx as an HTTPError
-
-
-def download(url: str, timeout: float, limit: int = MAX_CRL_BYTES) -> bytes:
+def download(
+    url: str, timeout: float, *, private_ok: bool = True, limit: int = MAX_CRL_BYTES
+) -> bytes:
     """The body of ``url`` (http or https), at most ``limit`` bytes, within ``timeout`` seconds
-    in all; FetchFailed saying why not. Blocking: run it off the event loop."""
-    if not url.startswith(("http://", "https://")):
-        raise FetchFailed(f"{url!r} is not an http(s) URL")
+    in all; FetchFailed saying why not. Blocking: run it off the event loop.
+
+    The deadline holds for the whole fetch, not for each read: every read of the socket is
+    given only the time left (``_Deadline``), so a server that trickles its headers or its
+    body a byte at a time is given up on time. With ``private_ok`` False (a distribution point
+    read from a certificate, which its owner wrote) a host that resolves to a loopback,
+    private, link-local, multicast or unspecified address is refused before any connection,
+    and the connection goes to the address checked, so a second lookup cannot lead elsewhere.
+    No proxy is used (the ``*_proxy`` variables are not read) and a redirect is not followed."""
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchFailed(f"{url!r} is not an http(s) URL with a host")
     deadline = time.monotonic() + timeout
-    opener = urllib.request.build_opener(_NoRedirect())
-    request = urllib.request.Request(  # noqa: S310 (http and https only, checked above)
-        url,
+    host = parts.hostname
+    try:
+        port = parts.port or (443 if https else 80)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except ValueError:
+        raise FetchFailed(f"{url!r} has no valid port") from None
+    except OSError as exc:  # socket.gaierror
+        raise FetchFailed(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    if not private_ok:
+        for *_, address in found:
+            if not _public(str(address[0])):
+                raise FetchFailed(
+                    f"refused: {host} resolves to {address[0]}, not a public address; a CRL "
+                    "distribution point named by a certificate is fetched only from public "
+                    "addresses (crl_fetch_private = true allows others)"
+                )
+    try:
+        sock = _connect([(family, address) for family, *_, address in found], deadline)
+        try:
+            if https:
+                sock.settimeout(_left(deadline))  # the handshake, as a whole, within it
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            connection = http.client.HTTPConnection(host, port)
+            connection.sock = _Deadline(sock, deadline)
+            return _get(connection, parts, limit)
+        finally:
+            sock.close()
+    except TimeoutError:
+        raise FetchFailed(f"no whole answer within {timeout:g} s") from None
+    except http.client.HTTPException as exc:
+        raise FetchFailed(f"not a valid HTTP answer: {type(exc).__name__}") from None
+    except ssl.SSLError as exc:
+        raise FetchFailed(f"TLS failed: {exc.reason or exc}") from None
+    except OSError as exc:  # refused, reset, and the like
+        raise FetchFailed(f"cannot fetch it: {exc.strerror or type(exc).__name__}") from None
+
+
+def _get(
+    connection: http.client.HTTPConnection, parts: urllib.parse.SplitResult, limit: int
+) -> bytes:
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection.request(
+        "GET",
+        target,
         headers={
+            "Host": parts.netloc.rpartition("@")[2],  # no user info: nothing is sent for it
             "Accept": "application/pkix-crl, application/x-pem-file, */*;q=0.5",
             "User-Agent": "customs-hub",
+            "Connection": "close",
         },
     )
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                raise FetchFailed(f"the server offers {length} bytes; a CRL is at most {limit}")
-            body = bytearray()
-            while chunk := response.read(CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    raise FetchFailed(f"the server sent more than {limit} bytes")
-                if time.monotonic() > deadline:
-                    raise FetchFailed(f"no whole answer within {timeout:g} s")
-            return bytes(body)
-    except urllib.error.HTTPError as exc:
-        raise FetchFailed(f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchFailed(f"cannot reach it: {exc.reason}") from None
-    except TimeoutError:
-        raise FetchFailed(f"no answer within {timeout:g} s") from None
-    except OSError as exc:  # connection reset, and the like
-        raise FetchFailed(f"cannot fetch it: {exc.strerror or type(exc).__name__}") from None
+    response = connection.getresponse()
+    if response.status != 200:
+        moved = " (redirects are not followed)" if 300 <= response.status < 400 else ""
+        raise FetchFailed(f"HTTP {response.status} {response.reason}{moved}")
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise FetchFailed(f"the server offers {length} bytes; a CRL is at most {limit}")
+    body = bytearray()
+    while chunk := response.read1(CHUNK):  # what one read of the socket brought
+        body += chunk
+        if len(body) > limit:
+            raise FetchFailed(f"the server sent more than {limit} bytes")
+    if response.length:  # what Content-Length still owes: the connection ended early
+        raise FetchFailed(f"the answer ended {response.length} bytes short of its length")
+    return bytes(body)
+
+
+def _public(address: str) -> bool:
+    """Whether an address is one a distribution point named by a partner may lead to: not
+    loopback, private, link-local (169.254.169.254, cloud metadata), shared, reserved,
+    multicast or unspecified, nor such an IPv4 address mapped into IPv6."""
+    ip = ipaddress.ip_address(address.partition("%")[0])  # an IPv6 scope id is no part of it
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _connect(addresses: list[tuple[int, Any]], deadline: float) -> socket.socket:
+    """A TCP connection to the first of ``addresses`` that takes one before the deadline."""
+    failure: OSError = OSError("no address")
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(_left(deadline))
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+        else:
+            return sock
+    raise failure
+
+
+class _Deadline:
+    """A connected socket as http.client uses it (``sendall``, ``makefile``, ``close``), each
+    read and write of which is given only the time left to one deadline, then TimeoutError.
+    Closing it leaves the socket open: ``download`` closes it when the answer is read."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline = sock, deadline
+
+    def limit(self) -> None:
+        """The socket's timeout set to the time left, or TimeoutError if none is."""
+        self.sock.settimeout(_left(self.deadline))
+
+    def sendall(self, data: bytes) -> None:
+        self.limit()
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        pass
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, owner: _Deadline) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.owner.limit()
+        return self.owner.sock.recv_into(buffer)
 
 
 class CrlFetcher:
@@ -187,7 +308,12 @@ class CrlFetcher:
                 raise FetchFailed(
                     "its certificates name no http(s) CRL distribution point (crl_fetch)"
                 )
-            data = await asyncio.to_thread(download, source.url, limits.crl_fetch_timeout_seconds)
+            data = await asyncio.to_thread(
+                download,
+                source.url,
+                limits.crl_fetch_timeout_seconds,
+                private_ok=source.private_ok,
+            )
             fetched, new = self._check(source, data, held)
         except FetchFailed as exc:
             outcome = await self._failed(source, str(exc), data if exc.refused else None)

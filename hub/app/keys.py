@@ -648,12 +648,16 @@ class CrlSource:
     # serials of this hub's own TLS and signing certificates, when the anchor is its own CA:
     # a list that revokes them is not written (a restart would then refuse to start)
     own_serials: frozenset[int] = frozenset()
+    # whether the URL may lead to a loopback, private or link-local address: an operator's
+    # crl_url may; a distribution point read from a certificate (crl_fetch), which the
+    # certificate's owner chose, only with crl_fetch_private = true
+    private_ok: bool = True
 
 
 def crl_sources(config: HubConfig) -> list[CrlSource]:
     """Each anchor whose revocation list is fetched, read from the files the config names."""
     found = []
-    named: list[tuple[str, str, Path, tuple[Path, ...], tuple[Path, ...], str, bool]] = [
+    named: list[tuple[str, str, Path, tuple[Path, ...], tuple[Path, ...], str, bool, bool]] = [
         (
             p.party,
             f"partners.{p.party}",
@@ -662,13 +666,14 @@ def crl_sources(config: HubConfig) -> list[CrlSource]:
             p.crls,
             p.crl_url,
             p.crl_fetch,
+            p.crl_fetch_private,
         )
         for p in config.partners.values()
     ]
     own = (config.tls_cert, config.signing_cert)
-    url, fetch = config.crl_url, config.crl_fetch
-    named.append((config.party, "tls", config.trust_anchor, own, config.crls, url, fetch))
-    for party, key, anchor_path, cert_paths, crls, url, fetch in named:
+    url, fetch, private = config.crl_url, config.crl_fetch, config.crl_fetch_private
+    named.append((config.party, "tls", config.trust_anchor, own, config.crls, url, fetch, private))
+    for party, key, anchor_path, cert_paths, crls, url, fetch, private in named:
         if not crls or not (url or fetch):
             continue
         anchors = read_anchors(anchor_path, f"trust anchor of {key}")
@@ -676,7 +681,9 @@ def crl_sources(config: HubConfig) -> list[CrlSource]:
         if fetch:
             url = distribution_point([*certs, *anchors])
         own_serials = frozenset(c.serial_number for c in certs) if key == "tls" else frozenset()
-        found.append(CrlSource(party, key, url, crls[0], anchors, own_serials))
+        found.append(
+            CrlSource(party, key, url, crls[0], anchors, own_serials, not fetch or private)
+        )
     return found
 
 

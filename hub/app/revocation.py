@@ -8,7 +8,8 @@ them too. A new set that is not valid (a CRL not signed by its anchor, a file go
 with a log line naming the file, and the one in use stays. A CRL past its nextUpdate is logged
 once, saying whether its anchor's certificates are now refused (``crl_stale = "closed"``, the
 default) or still accepted (``"open"``). Lists with a distribution point configured are fetched
-first, when due (hub/app/crlfetch.py), and a newer one is re-read at once.
+when due (hub/app/crlfetch.py) by a task of their own, so that a slow distribution point never
+holds up the re-reading of the files; a newer list fetched is re-read at once.
 
 The watcher also says whether the outbox may deliver to a partner (``stop_of``): not when the
 partner's TLS server certificate, as the last pre-flight handshake saw it (hub/rpc/channels.py),
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -49,7 +51,8 @@ class RevocationWatch:
 
     def __init__(self, hub: HubContext, audit: Audit) -> None:
         self.hub, self.audit = hub, audit
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._checking = asyncio.Lock()  # the watch and the fetcher's on_written, one at a time
         self._stale_logged: set[tuple[str, str]] = set()  # (party, CRL source) logged stale
         self._refused: dict[str, tuple[int, int]] = {}  # stamps of a set refused, not re-logged
         self._serials: dict[bytes, int] = {}
@@ -59,27 +62,35 @@ class RevocationWatch:
         self._servers: dict[str, tuple[int, Settings]] = {}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"revocation-{self.hub.party}")
+        party = self.hub.party
+        self._tasks = [
+            asyncio.create_task(self._run(self.check), name=f"revocation-{party}"),
+            asyncio.create_task(self._run(self.fetcher.run_due), name=f"crl-fetch-{party}"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
-    async def _run(self) -> None:
+    async def _run(self, step: Callable[[], Awaitable[object]]) -> None:
         while True:
             await asyncio.sleep(self.hub.config.limits.revocation_check_seconds)
             try:
-                await self.fetcher.run_due()
-                await self.check()
+                await step()
             except Exception:  # a fault of ours must not end the watch
                 log.exception("checking the revocation lists failed")
 
     async def check(self) -> bool:
         """Re-read the revocation set if one of its files changed, and log CRLs gone stale;
         True if a new set was put in place."""
+        async with self._checking:
+            return await self._check()
+
+    async def _check(self) -> bool:
         settings = self.hub.settings
         changed = False
         files = keys.revocation_files(settings.config)

@@ -25,8 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha256
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.protobuf.message import DecodeError
 
@@ -56,6 +58,9 @@ class Crl:
     next_update: datetime
     serials: frozenset[int]
     number: int | None = None  # its CRLNumber extension (RFC 5280 5.2.3), if it has one
+    # the SHA-256 (hex) of the public key of the anchor that signed it: while a party's CA
+    # rolls over, its old and new CA may share a subject, and only the key tells them apart
+    issuer_key: str = ""
 
     def stale(self, now: datetime) -> bool:
         return now > self.next_update
@@ -92,7 +97,8 @@ def parse_crl(data: bytes, anchors: Anchors, source: str) -> Crl:
             f"the CRL is issued by {crl.issuer.rfc4514_string()!r}, not by the trust anchor {names}"
         )
     # an old CA and its successor may share a subject: the one whose key signed it issued it
-    if not any(_signed_by(crl, anchor) for anchor in issuers):
+    signer = next((anchor for anchor in issuers if _signed_by(crl, anchor)), None)
+    if signer is None:
         raise refuse(
             "the CRL's signature does not verify with the trust anchor "
             f"{issuers[0].subject.rfc4514_string()!r}"
@@ -110,7 +116,16 @@ def parse_crl(data: bytes, anchors: Anchors, source: str) -> Crl:
         next_update=next_update,
         serials=frozenset(entry.serial_number for entry in crl),
         number=number,
+        issuer_key=key_digest(signer),
     )
+
+
+def key_digest(cert: x509.Certificate) -> str:
+    """The SHA-256 (hex) of a certificate's SubjectPublicKeyInfo: which CA, by its key."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return sha256(spki).hexdigest()
 
 
 def _signed_by(crl: x509.CertificateRevocationList, anchor: x509.Certificate) -> bool:
@@ -125,9 +140,21 @@ def succession(fetched: Crl, held: Crl | None) -> str:
     do), or why not, as a sentence. A list served by a distribution point could be an old one
     replayed (by a cache, or by someone who would un-revoke a certificate), so it must be
     issued after the one held: a greater CRL number when both have one (RFC 5280 5.2.3: they
-    only grow), and a thisUpdate not earlier in any case."""
+    only grow), and a thisUpdate not earlier in any case.
+
+    CRL numbers and times only order the lists of one CA. While a party's CA rolls over, its
+    anchor file holds the old CA and the new, and either could have signed what is fetched;
+    the new CA's list (a greater number, revoking none of the old CA's certificates) must not
+    take the place of the old CA's and so un-revoke them. So the fetched list must be signed
+    by the key that signed the one held."""
     if held is None:
         return "newer"
+    if fetched.issuer_key != held.issuer_key:
+        return (
+            f"it is signed by another CA of the party (key sha256:{fetched.issuer_key[:16]}) "
+            f"than the one in use (key sha256:{held.issuer_key[:16]}), and would un-revoke "
+            "what that one revokes; put the other CA's list in a file of its own"
+        )
     if fetched.this_update < held.this_update:
         return (
             f"it was issued at {fetched.this_update:%Y-%m-%dT%H:%M:%SZ}, before the one in use "
