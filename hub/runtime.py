@@ -4,7 +4,6 @@ folders and checkpoint loop) and stop it cleanly."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
 from hub.app.hub import Hub
 from hub.app.reload import Change
+from hub.app.tasks import cancel_and_wait
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.core.errors import HubError
@@ -89,10 +89,7 @@ class RunningHub:
             grace = self.config.limits.shutdown_grace_seconds
         # first of all, health checks and watches say NOT_SERVING, so that load balancers and
         # partners stop sending while calls in flight finish
-        if self.store_watch is not None:
-            self.store_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.store_watch
+        await cancel_and_wait(self.store_watch)
         for servicer in self.health:
             await servicer.enter_graceful_shutdown()
         for folder in self.folders:  # what a folder took is durable or still in its inbox
@@ -103,9 +100,7 @@ class RunningHub:
             self.domestic_server.stop(grace),
             *([self.audit_server.stop(grace)] if self.audit_server else []),
         )
-        self.checkpoints.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.checkpoints
+        await cancel_and_wait(self.checkpoints)
         await self.hub.revocation_watch.stop()
         await self.hub.close()
         try:  # what was committed last is covered by a signed checkpoint

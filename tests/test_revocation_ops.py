@@ -204,6 +204,13 @@ def roll_over(fed: Federation, pki: Path) -> tuple[x509.Certificate, ec.Elliptic
     both = fed.configs["NZ"].path.parent / "cn-anchors.pem"
     both.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (old, new)))
     edit(fed, "NZ", f'trust_anchor = "{pki / "CN" / "ca.pem"}"', f'trust_anchor = "{both}"')
+    # each CA of the anchor file has a list (else the configuration is refused): the fetched
+    # one goes to the first file, the old CA's; the successor's is a file of its own
+    fetched = fed.configs["NZ"].path.parent / "cn-crl.pem"
+    own = fed.configs["NZ"].path.parent / "cn-new-crl.pem"
+    first = issue_crl(new, key, [], datetime.now(UTC), number=1)
+    own.write_bytes(first.public_bytes(serialization.Encoding.PEM))
+    edit(fed, "NZ", f'crls = ["{fetched}"]', f'crls = ["{fetched}", "{own}"]')
     return new, key
 
 

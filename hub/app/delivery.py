@@ -37,6 +37,7 @@ from hub.app.context import HubContext
 from hub.app.learning import Learner, remember
 from hub.app.ports import PartnerStream, PartnerTransport
 from hub.app.revocation import RevocationWatch
+from hub.app.tasks import cancel_and_wait
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError, TrustError
@@ -638,16 +639,10 @@ class PartnerSender:
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.02)
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait(self.task)
         if stream is not None:
             stream.call.cancel()
-            if stream.reader is not None:
-                stream.reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await stream.reader
+            await cancel_and_wait(stream.reader)
             await asyncio.gather(*stream.settling, return_exceptions=True)
 
 
@@ -726,8 +721,5 @@ class OutboxWorker:
 
     async def stop(self, grace: float = 5.0) -> None:
         for task in (self._task, self._wal_copies):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         await asyncio.gather(*(s.stop(grace) for s in self.senders.values()))

@@ -22,7 +22,6 @@ the lists do not revoke.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +34,7 @@ from hub.app import keys
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Settings
 from hub.app.crlfetch import CrlFetcher
+from hub.app.tasks import cancel_and_wait
 from hub.core.errors import HubError, TrustError
 from hub.core.revocation import STALE_OPEN, Revocation
 
@@ -72,8 +72,7 @@ class RevocationWatch:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
 
     async def _run(self, step: Callable[[], Awaitable[object]]) -> None:
