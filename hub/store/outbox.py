@@ -400,15 +400,7 @@ class OutboxStore:
         )
         if tx.conn.execute(queued.limit(1)).first() is None:
             return
-        tx.conn.execute(
-            PARTNER_BACKOFF.insert().values(
-                partner=backoff.partner,
-                failures=backoff.failures,
-                retry_at=backoff.retry_at,
-                failed_at=backoff.failed_at,
-                last_error=backoff.last_error[:ERROR_CHARS],
-            )
-        )
+        _insert_backoff(tx, backoff)
 
     async def record_stop(self, backoff: PartnerBackoff) -> None:
         """The partner's backoff row saying that delivery to it is stopped (hub/app/delivery.py,
@@ -419,15 +411,7 @@ class OutboxStore:
             tx.conn.execute(
                 delete(PARTNER_BACKOFF).where(PARTNER_BACKOFF.c.partner == backoff.partner)
             )
-            tx.conn.execute(
-                PARTNER_BACKOFF.insert().values(
-                    partner=backoff.partner,
-                    failures=backoff.failures,
-                    retry_at=backoff.retry_at,
-                    failed_at=backoff.failed_at,
-                    last_error=backoff.last_error[:ERROR_CHARS],
-                )
-            )
+            _insert_backoff(tx, backoff)
 
         await self.db.run(lambda: self.db.transaction(work))
 
@@ -684,3 +668,15 @@ class OutboxStore:
                 .with_for_update()
             ).all()
         )
+
+
+def _insert_backoff(tx: Tx, backoff: PartnerBackoff) -> None:
+    tx.conn.execute(
+        PARTNER_BACKOFF.insert().values(
+            partner=backoff.partner,
+            failures=backoff.failures,
+            retry_at=backoff.retry_at,
+            failed_at=backoff.failed_at,
+            last_error=backoff.last_error[:ERROR_CHARS],
+        )
+    )

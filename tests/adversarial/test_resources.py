@@ -23,7 +23,7 @@ from hub.rpc.channels import PartnerChannels
 from hub.rpc.partner import PARTNER_SERVICE
 from tests.adversarial.conditions import aeo_envelope, still_serves_sg
 from tests.conftest import Federation
-from tests.test_exchange import _assert_nothing_accepted, as_partner
+from tests.test_exchange import _assert_nothing_accepted, as_partner, eventually
 
 # An Exchange frame that is not an EnvelopeBatch: its field 1 claims 2**63 bytes.
 UNDECODABLE_FRAME = b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
@@ -175,6 +175,9 @@ async def test_one_partners_idle_streams_do_not_take_the_others_slots(
         calls = [raw_exchange(cn, timeout=30) for _ in range(allowed + 3)]
         for call in calls:
             await call.wait_for_connection()
+        # the refusals arrive when the hub has handled the calls: on a loaded machine that
+        # can take longer than a fixed pause, so wait for them (bounded), then for stragglers
+        await eventually(lambda: sum(call.done() for call in calls) >= 3, timeout=15)
         await asyncio.sleep(0.2)
         ended = [call for call in calls if call.done()]
         assert len(ended) == 3
