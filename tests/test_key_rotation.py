@@ -603,3 +603,16 @@ async def test_a_partner_that_rotated_is_not_stopped_when_its_old_certificate_is
     await nz.reload()
     stop = watch.stop_of("CN")
     assert stop is not None and stop.reason == "certificate-revoked"
+
+
+def test_a_key_learned_again_from_another_certificate_keeps_the_first() -> None:
+    """The store keeps the first certificate a key was learned from (keyed by party and key
+    id); the running hub does the same, so a restart changes nothing it trusts."""
+    from hub.core.trust import LearnedKey, LearnedKeys
+
+    key = Signer.from_private_key(ed25519.Ed25519PrivateKey.generate()).verification_key("CN")
+    first, second = LearnedKey("CN", b"first", key), LearnedKey("CN", b"second", key)
+    learned = LearnedKeys()
+    learned.add([first])
+    learned.add([second])
+    assert learned.of("CN") == [first]

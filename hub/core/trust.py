@@ -417,8 +417,11 @@ class LearnedKeys:
         self._version = 0
 
     def add(self, learned: Iterable[LearnedKey]) -> None:
+        """Keys learned; a key already known keeps the certificate it was first learned from,
+        as the store does (``learned_signing_key`` is keyed by party and key id), so what a
+        running hub trusts is what it trusts again after a restart."""
         for item in learned:
-            self._learned.setdefault(item.party, {})[item.key.key_id] = item
+            self._learned.setdefault(item.party, {}).setdefault(item.key.key_id, item)
         self._version += 1
 
     def of(self, party: str) -> list[LearnedKey]:
