@@ -23,7 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes as P
 from hub.config import CARRY_ALWAYS, CARRY_OVERLAP, HubConfig
 from hub.core.auth import TokenIssuer, TokenVerifier
 from hub.core.errors import ConfigError, TrustError
-from hub.core.revocation import AnchorRevocation, Revocation, parse_crl, parse_token_ids
+from hub.core.revocation import (
+    AnchorRevocation,
+    Crl,
+    Revocation,
+    key_digest,
+    parse_crl,
+    parse_token_ids,
+)
 from hub.core.signing import Signer, VerificationKey, key_id_of
 from hub.core.trust import (
     Anchors,
@@ -347,21 +354,15 @@ def read_anchors(path: Path, what: str) -> tuple[x509.Certificate, ...]:
 
 
 def _every_anchor_listed(
-    key: str, anchors: Sequence[x509.Certificate], lists: Sequence[tuple[Path, bytes]]
+    key: str, anchors: Sequence[x509.Certificate], crls: Sequence[Crl]
 ) -> None:
     """With CRLs configured, each of a party's anchors (the old CA and the new while it rolls
-    over) has one of them: otherwise what the unlisted CA issued would be checked against
-    nothing, and revoking it would change nothing."""
-    if len(anchors) < 2:
-        return  # its one anchor signed every list (parse_crl checked)
+    over) has one of them (by the key that signed it, ``Crl.issuer_key``): otherwise what the
+    unlisted CA issued would be checked against nothing, and revoking it would change
+    nothing."""
+    signed_by = {crl.issuer_key for crl in crls}
     for n, anchor in enumerate(anchors):
-        for path, data in lists:
-            try:
-                parse_crl(data, anchor, str(path))
-                break
-            except ConfigError:
-                continue
-        else:
+        if key_digest(anchor) not in signed_by:
             raise ConfigError(
                 f"{key}.crls: none of the revocation lists is issued by anchor {n + 1} "
                 f"({anchor.subject.rfc4514_string()!r}) of the trust anchor file; while a CA "
@@ -600,9 +601,11 @@ def read_revocation(config: HubConfig) -> Revocation:
         if not crl_paths:
             continue
         issuers = read_anchors(anchor_path, f"trust anchor of {key}")
-        lists = [(path, _read(path, f"CRL of {key}")) for path in crl_paths]
-        crls = tuple(parse_crl(data, issuers, f"{key}.crls: {path}") for path, data in lists)
-        _every_anchor_listed(key, issuers, lists)
+        crls = tuple(
+            parse_crl(_read(path, f"CRL of {key}"), issuers, f"{key}.crls: {path}")
+            for path in crl_paths
+        )
+        _every_anchor_listed(key, issuers, crls)
         serials: dict[str, int] = {}
         for path in signing_paths:
             cert = _certificate(path, f"signing certificate of {key}")

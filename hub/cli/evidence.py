@@ -31,7 +31,7 @@ from hub.cli.trailfiles import read_certificates, read_key
 from hub.config import load_config
 from hub.core.envelope import sha256
 from hub.core.errors import ConfigError, HubError
-from hub.core.revocation import parse_crl
+from hub.core.revocation import key_digest, parse_crl
 from hub.core.trust import issuer_among
 from hub.files import write_atomically
 from hub.pb.customs_hub.v1 import audit_pb2 as apb
@@ -362,8 +362,9 @@ def carried_certificates(envelope: bytes) -> Iterable[bytes]:
 
 
 def _crls_of_issuer(certificate: bytes, signer: Trusted) -> list[bytes]:
-    """The CRLs, as DER, of the anchor that issued the signer's certificate: while the
-    partner's CA rolls over (or after), the other CA's lists say nothing about it."""
+    """The CRLs, as DER, of the anchor that issued the signer's certificate (by the key that
+    signed them): while the partner's CA rolls over (or after), the other CA's lists say
+    nothing about it."""
     issuer = issuer_among(x509.load_der_x509_certificate(certificate), signer.anchors)
     if issuer is None:
         return []
@@ -371,10 +372,11 @@ def _crls_of_issuer(certificate: bytes, signer: Trusted) -> list[bytes]:
     for data in signer.crls:
         der = _der_crl(data)
         try:
-            parse_crl(der, issuer, "crl")
+            parsed = parse_crl(der, signer.anchors, "crl")
         except ConfigError:
             continue
-        found.append(der)
+        if parsed.issuer_key == key_digest(issuer):
+            found.append(der)
     return found
 
 
