@@ -28,6 +28,21 @@ BODY_TYPES: dict[str, type[Message]] = {
 # Short names operators write in config and on the command line.
 SHORT_NAMES: dict[str, str] = {cls.DESCRIPTOR.name: name for name, cls in BODY_TYPES.items()}
 
+# The names an AEO programme and standing have in config, on the command line, in the registry
+# and in lookups' answers (aeo.proto's enums, by number). Unspecified has no name: a status
+# that names no programme is recognised under none.
+AEO_PROGRAMMES: dict[int, str] = {
+    aeo_pb2.AEO_PROGRAMME_SECURITY_AND_SAFETY: "security-safety",
+    aeo_pb2.AEO_PROGRAMME_CUSTOMS_SIMPLIFICATIONS: "simplifications",
+    aeo_pb2.AEO_PROGRAMME_FULL: "full",
+}
+AEO_STANDINGS: dict[int, str] = {
+    aeo_pb2.AEO_STANDING_VALID: "valid",
+    aeo_pb2.AEO_STANDING_SUSPENDED: "suspended",
+    aeo_pb2.AEO_STANDING_REVOKED: "revoked",
+}
+UNSPECIFIED = "unspecified"
+
 
 def body_class(body_type: str) -> type[Message] | None:
     return BODY_TYPES.get(body_type)
