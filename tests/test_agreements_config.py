@@ -34,7 +34,7 @@ fields = ["issuing_administration", "aeo_id", "tin", "name", "programme", "statu
 
 [agreements.CN-NZ.share.ControlResult]
 send = true
-fields = ["control_id", "declaration_id", "container_ids", "outcome", "evidence.sha256"]
+fields = ["control_id", "declaration_id", "container_ids", "outcome", "revision", "evidence.sha256"]
 
 [agreements.CN-SG]
 partners = ["SG"]
@@ -157,6 +157,12 @@ def test_a_change_of_any_agreement_changes_the_digest(config_path: Path) -> None
             'effective_from = "2025-01-01"\neffective_until = "2024-12-31"',
             "agreements.CN-NZ.effective_until must be a date on or after effective_from "
             "(2025-01-01); found '2024-12-31'",
+        ),
+        (
+            '"issuing_administration", "aeo_id"',
+            '"aeo_id"',
+            "agreements.CN-NZ.share.AeoStatus.fields must keep issuing_administration: a "
+            "partner cannot accept the message without it",
         ),
         (
             "effective_from = 2024-06-01",
