@@ -271,3 +271,13 @@ def test_the_agreements_command_without_agreements_says_no_policy_applies(
     path = write_config(tmp_path / "plain", pki)
     assert main(["agreements", "--config", str(path)]) == 0
     assert "no sharing policy applies" in capsys.readouterr().out
+
+
+def test_the_example_in_docs_agreements_md_loads(config_path: Path) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "agreements.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    agreements = load_config(add(config_path, example)).agreements
+    assert set(agreements.items) == {"CN-NZ", "CN-SG"}
+    assert (
+        "officer_id" not in agreements.items["CN-NZ"].shares["customs_hub.v1.ControlResult"].fields
+    )
