@@ -36,9 +36,9 @@ def describe(agreement: Agreement, today: date) -> dict[str, Any]:
         "partners": list(agreement.partners),
         "status": agreement.status,
         "in_effect": agreement.in_effect(today),
-        "effective_from": agreement.effective_from.isoformat(),
+        "effective_from": str(agreement.effective_from),  # a day: yyyy-mm-dd
         "effective_until": (
-            agreement.effective_until.isoformat() if agreement.effective_until else ""
+            str(agreement.effective_until) if agreement.effective_until else ""
         ),
         "recognises": dict(agreement.recognises),
         "benefits": [{"code": c, "sentence": BENEFITS[c]} for c in agreement.benefits],
@@ -57,7 +57,7 @@ def describe(agreement: Agreement, today: date) -> dict[str, Any]:
 
 def report(agreements: Agreements, today: date) -> dict[str, Any]:
     return {
-        "today": today.isoformat(),
+        "today": str(today),
         "configured": agreements.configured,
         "digest": agreements.digest,
         "agreements": [describe(a, today) for a in agreements.items.values()],
@@ -70,7 +70,7 @@ def text(agreements: Agreements, today: date) -> str:
             "no [agreements]: no sharing policy applies (routes alone decide, messages go "
             "whole) and nothing is recognised"
         )
-    lines = [f"agreements (digest {agreements.digest}), today {today.isoformat()} UTC"]
+    lines = [f"agreements (digest {agreements.digest}), today {today} UTC"]
     for a in agreements.items.values():
         d = describe(a, today)
         until = d["effective_until"] or "open-ended"
