@@ -37,9 +37,7 @@ def describe(agreement: Agreement, today: date) -> dict[str, Any]:
         "status": agreement.status,
         "in_effect": agreement.in_effect(today),
         "effective_from": str(agreement.effective_from),  # a day: yyyy-mm-dd
-        "effective_until": (
-            str(agreement.effective_until) if agreement.effective_until else ""
-        ),
+        "effective_until": (str(agreement.effective_until) if agreement.effective_until else ""),
         "recognises": dict(agreement.recognises),
         "benefits": [{"code": c, "sentence": BENEFITS[c]} for c in agreement.benefits],
         "shares": [
