@@ -33,6 +33,7 @@ from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import evidence as evidencecli
 from hub.cli import recognition as recognitioncli
+from hub.cli import registry as registrycli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
+    registrycli.add_parsers(sub)
     reloadcli.add_parser(sub)
     configcheck.add_parser(sub)
 
@@ -459,6 +461,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _trail(args)
     if args.command == "db":
         return dbcli.run(args)
+    if args.command == "registry":
+        try:
+            return registrycli.run(args, upgrade_hint(args.config))
+        except registrycli.ExportError as exc:
+            raise CliError(str(exc)) from None
     if args.command == "reload":
         return reloadcli.run(args)
     if args.command == "formats":
