@@ -14,7 +14,7 @@ What it must never do: write anything, or judge with a clock of its own (``today
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,9 +71,6 @@ class OperatorKey:
     value: str
     day: datetime.date
 
-    def matches(self, record: AeoRecord) -> bool:
-        return (record.aeo_id if self.kind == "aeo_id" else record.tin) == self.value
-
 
 def operator_key(query: rpb.OperatorQuery, today: datetime.date) -> OperatorKey:
     """``query`` checked: ``lookup-invalid`` without a key, with an unusable one, or with an
@@ -92,8 +89,20 @@ def _invalid(message: str) -> RequestError:
     return RequestError(message, reason="lookup-invalid")
 
 
-def status_view(record: AeoRecord, verdict: Verdict) -> rpb.OperatorStatus:
+def verdict_view(verdict: Verdict) -> rpb.OperatorStatus:
+    """The verdict's part of an OperatorStatus, merged into each status it applies to."""
     return rpb.OperatorStatus(
+        recognised=verdict.recognised,
+        reason=verdict.reason,
+        reason_text=NOT_RECOGNISED.get(verdict.reason, ""),
+        agreement_id=verdict.agreement,
+        our_programme=verdict.programme,
+        benefits=[rpb.Benefit(code=b.code, sentence=b.sentence) for b in verdict.benefits],
+    )
+
+
+def status_view(record: AeoRecord, verdict: rpb.OperatorStatus) -> rpb.OperatorStatus:
+    status = rpb.OperatorStatus(
         party=record.party,
         aeo_id=record.aeo_id,
         tin=record.tin,
@@ -104,15 +113,35 @@ def status_view(record: AeoRecord, verdict: Verdict) -> rpb.OperatorStatus:
         valid_to=record.valid_to,
         revision=record.revision,
         country_code=record.country_code,
-        recognised=verdict.recognised,
-        reason=verdict.reason,
-        reason_text=NOT_RECOGNISED.get(verdict.reason, ""),
-        agreement_id=verdict.agreement,
-        our_programme=verdict.programme,
-        benefits=[rpb.Benefit(code=b.code, sentence=b.sentence) for b in verdict.benefits],
         trail_index=record.trail_index,
         message_id=record.message_id,
     )
+    status.MergeFrom(verdict)
+    return status
+
+
+class Verdicts:
+    """Verdicts on records, each worked out once per party, programme, standing, validity and
+    day: a batch's many operators of one partner share a few (hub/core/recognition.py is pure,
+    so the same inputs give the same verdict)."""
+
+    def __init__(self, agreements: Agreements) -> None:
+        self.agreements = agreements
+        self._seen: dict[tuple[str, ...], rpb.OperatorStatus] = {}
+
+    def of(self, record: AeoRecord, day: datetime.date) -> rpb.OperatorStatus:
+        key = (
+            record.party,
+            record.programme,
+            record.status,
+            record.valid_from,
+            record.valid_to,
+            day.isoformat(),
+        )
+        view = self._seen.get(key)
+        if view is None:
+            view = self._seen[key] = verdict_view(recognise(record, self.agreements, day))
+        return view
 
 
 def control_view(
@@ -182,11 +211,14 @@ class Lookups:
         )
 
     def _answer(
-        self, query: rpb.OperatorQuery, key: OperatorKey, records: Iterable[AeoRecord]
+        self,
+        query: rpb.OperatorQuery,
+        key: OperatorKey,
+        found: Mapping[tuple[str, str], list[AeoRecord]],
+        verdicts: Verdicts,
     ) -> rpb.OperatorAnswer:
-        agreements = self.agreements()
         statuses = [
-            status_view(r, recognise(r, agreements, key.day)) for r in records if key.matches(r)
+            status_view(r, verdicts.of(r, key.day)) for r in found.get((key.kind, key.value), ())
         ]
         return rpb.OperatorAnswer(
             query=query,
@@ -212,15 +244,25 @@ class Lookups:
                 if len(queries) == 1:
                     raise
                 raise RequestError(f"query {n}: {exc.message}", reason=exc.reason) from None
-        found: dict[datetime.date, list[AeoRecord]] = {}
+        # each day's records by what they answer: ("aeo_id", id) and ("tin", tin)
+        found: dict[datetime.date, dict[tuple[str, str], list[AeoRecord]]] = {}
         for day in dict.fromkeys(k.day for k in keys):
             asked = [k for k in keys if k.day == day]
-            found[day] = await self._records(
+            records = await self._records(
                 (k.value for k in asked if k.kind == "aeo_id"),
                 (k.value for k in asked if k.kind == "tin"),
                 day,
             )
-        return [self._answer(q, k, found[k.day]) for q, k in zip(queries, keys, strict=True)]
+            by_key: dict[tuple[str, str], list[AeoRecord]] = {}
+            for record in records:
+                by_key.setdefault(("aeo_id", record.aeo_id), []).append(record)
+                if record.tin:
+                    by_key.setdefault(("tin", record.tin), []).append(record)
+            found[day] = by_key
+        verdicts = Verdicts(self.agreements())
+        return [
+            self._answer(q, k, found[k.day], verdicts) for q, k in zip(queries, keys, strict=True)
+        ]
 
     async def controls(self, query: rpb.ControlsQuery) -> rpb.LookupControlsResponse:
         """Partners' latest control results matching one MRN, LRN, container or transport
@@ -253,11 +295,13 @@ class Lookups:
         agreements = self.agreements()
         ids = keys.party_ids
         records = await self._records(ids, ids, day) if ids else []
-        verdicts = {id(r): recognise(r, agreements, day) for r in records}
+        verdicts = Verdicts(agreements)
         parties = []
         for party in keys.parties:
             statuses = [
-                status_view(r, verdicts[id(r)]) for r in records if party.id in (r.aeo_id, r.tin)
+                status_view(r, verdicts.of(r, day))
+                for r in records
+                if party.id in (r.aeo_id, r.tin)
             ]
             parties.append(
                 rpb.PartyRecognition(
