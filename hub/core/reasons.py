@@ -93,6 +93,13 @@ REASONS: dict[str, Reason] = {
     "format-not-allowed": _r(
         "a partner's RawDocument in a format not in its raw_formats, or not named", BAD
     ),
+    "not-covered-by-agreement": _r(
+        "with [agreements] configured: a domestic submission (or a re-signed or re-routed "
+        "message) to a partner no agreement in effect today lets that type go to, the whole "
+        "submission refused; a partner's envelope of a type no agreement in effect lets come "
+        "from it (a signed REJECTED receipt)",
+        PRECONDITION,
+    ),
     # --- who is calling (mTLS) and whom the hub trusts -------------------------------------
     "no-peer-certificate": _r("a call without a readable client certificate", DENIED),
     "no-party-identity": _r("a certificate naming no party, or more than one", DENIED),
