@@ -32,6 +32,7 @@ from hub.rpc.partner import (
     PartnerExchangeService,
     PartnerHealth,
 )
+from hub.rpc.recognition import RECOGNITION, RECOGNITION_SERVICE, RecognitionService
 from hub.rpc.server import (
     SERVER_OPTIONS,
     HubHealth,
@@ -201,8 +202,15 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
             ("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024),
         ],
     )
-    domestic_server.add_generic_rpc_handlers([decoding_handler(DOMESTIC, DomesticService(hub))])
-    domestic_health = add_health_and_reflection(domestic_server, [DOMESTIC_SERVICE])
+    domestic_server.add_generic_rpc_handlers(
+        [
+            decoding_handler(DOMESTIC, DomesticService(hub)),
+            decoding_handler(RECOGNITION, RecognitionService(hub)),
+        ]
+    )
+    domestic_health = add_health_and_reflection(
+        domestic_server, [DOMESTIC_SERVICE, RECOGNITION_SERVICE]
+    )
     domestic_port = bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
         log.warning("domestic port %s is not loopback and has no TLS yet", config.domestic_listen)

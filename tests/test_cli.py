@@ -46,6 +46,10 @@ def test_demo_runs_and_exits_zero() -> None:
     out = result.stdout
     assert "CN queued goods_declaration" in out and "for NZ" in out
     assert out.count("ACCEPTED") == 4  # CN->NZ, NZ->CN, NZ->SG, SG->CN
+    # mutual recognition at CN: recognised, suspended, and SG's control in an annotation
+    assert "RECOGNISED under CN-NZ as security-safety: reduced-inspections" in out
+    assert "NOT RECOGNISED: status-suspended (agreement CN-NZ)" in out
+    assert "container MSKU7081234: controlled by SG (physical), outcome no-findings" in out
     assert "DOES NOT MATCH" not in out
     assert "All hubs stopped cleanly." in out
 

@@ -27,6 +27,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 PARTNER = "customs_hub.v1.PartnerExchange"
 DOMESTIC = "customs_hub.v1.Domestic"
+RECOGNITION = "customs_hub.v1.Recognition"  # on the domestic port too
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,7 @@ async def statuses(pki: Path, running: RunningHub) -> dict[tuple[str, str], int]
             found["partner", service] = answer.status
     async with grpc.aio.insecure_channel(running.config.domestic_listen) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        for service in ("", DOMESTIC):
+        for service in ("", DOMESTIC, RECOGNITION):
             answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             found["domestic", service] = answer.status
     return found
@@ -168,6 +169,7 @@ async def test_health_list_answers_with_the_ports_services_and_logs_no_error(
         assert {k: v.status for k, v in listed.statuses.items()} == {
             "": SERVING,
             DOMESTIC: SERVING,
+            RECOGNITION: SERVING,
         }
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 

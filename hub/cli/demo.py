@@ -8,7 +8,13 @@ ports with SQLite stores, and sends through their domestic ports:
 * SG -> CN: the result of a physical inspection of CN's container.
 
 It waits for every signed receipt, prints what each hub received and the receipts, verifies
-each receipt against the receiver's signing certificate, and shuts everything down.
+each receipt against the receiver's signing certificate. Then mutual recognition at CN, whose
+configuration holds agreements with NZ (recognising NZ's AEOs, with benefits) and SG
+(recognising SG's control results): CN's Recognition service says NZ's operator is recognised
+under CN-NZ with its benefits; NZ suspends the status and CN's lookup says why it no longer is;
+NZ sends CN a declaration naming that operator and the container SG inspected, and CN's risk
+engine, subscribed on CN's domestic port, reads it annotated with both. Then it shuts
+everything down.
 """
 
 from __future__ import annotations
@@ -17,16 +23,20 @@ import asyncio
 import socket
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
 from hub.cli.pki import init_federation
+from hub.cli.recognition import operator_text
 from hub.config import load_config, render_config
 from hub.core.envelope import verify_receipt
 from hub.core.messages import AeoStatus, ControlResult, GoodsDeclaration
 from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import recognition_pb2 as rpb
+from hub.pb.customs_hub.v1 import recognition_pb2_grpc as rgrpc
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.runtime import RunningHub, start_hub
@@ -78,6 +88,52 @@ def sample_aeo_status(issuer: str = "NZ", aeo_id: str = "NZAEO10077") -> AeoStat
     )
 
 
+# CN's agreements (hub.toml [agreements]): NZ's security and safety AEOs recognised as ours,
+# with three benefits; SG's control results recognised. What each may send CN and receive
+# from it is its share tables (docs/recognition.md).
+CN_AGREEMENTS = """
+[agreements.CN-NZ]
+partners = ["NZ"]
+status = "in-force"
+effective_from = "2025-01-01"
+recognises = { security-safety = "security-safety", full = "full" }
+benefits = ["reduced-inspections", "priority-treatment", "control-results"]
+
+[agreements.CN-NZ.share.AeoStatus]
+receive = true
+
+[agreements.CN-NZ.share.GoodsDeclaration]
+send = true
+receive = true
+
+[agreements.CN-SG]
+partners = ["SG"]
+status = "in-force"
+effective_from = "2025-01-01"
+benefits = ["control-results"]
+
+[agreements.CN-SG.share.ControlResult]
+receive = true
+"""
+
+
+def sample_import_declaration() -> GoodsDeclaration:
+    """NZ's export declaration to CN (EX A) of goods from Kiwi Fresh Exports, an NZ AEO, in
+    the container SG inspected."""
+    d = GoodsDeclaration(function_code="9", type_code="EXA", functional_reference_id="NZ26LRN0091")
+    d.exporter.id = "NZ9429041234567"
+    d.exporter.name = "Kiwi Fresh Exports Ltd"
+    shipment = d.goods_shipment
+    shipment.aeo_mutual_recognition_party.add(id="NZAEO10077", role_code="MF")
+    shipment.destination.country_code = "CN"
+    shipment.export_country.id = "NZ"
+    shipment.consignment.transport_equipment.add(sequence_numeric="1", id="MSKU7081234")
+    item = shipment.government_agency_goods_item.add(sequence_numeric="1")
+    item.commodity.description = "Kiwifruit, fresh"
+    item.commodity.classification.add(id="08105000", identification_type_code="TSP")
+    return d
+
+
 def sample_control_result() -> ControlResult:
     return ControlResult(
         control_id="SG-INSP-2026-11-00191",
@@ -116,6 +172,89 @@ def _keys(raw: str) -> str:
     return ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(json.loads(raw).items()))
 
 
+async def _lookup(cn: RunningHub, aeo_id: str) -> rpb.OperatorAnswer:
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        query = rpb.OperatorQuery(aeo_id=aeo_id)
+        answer: rpb.OperatorAnswer = await rgrpc.RecognitionStub(channel).LookupOperator(
+            query, timeout=10
+        )
+        return answer
+
+
+async def _until(what: str, check: Callable[[], Awaitable[bool]]) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{what} did not happen within {WAIT_SECONDS:.0f} s")
+
+
+async def _recognition(hubs: dict[str, RunningHub]) -> None:
+    cn, nz = hubs["CN"], hubs["NZ"]
+    aeo_id = sample_aeo_status().aeo_id
+    print("== Mutual recognition at CN (agreements CN-NZ and CN-SG in CN's hub.toml)")
+    print("CN asks its Recognition service about NZ's operator:")
+    print(_indent(operator_text(await _lookup(cn, aeo_id))))
+    suspension = sample_aeo_status()
+    suspension.status = aeo_pb2.AEO_STANDING_SUSPENDED
+    suspension.revision += 1
+    suspension.reason = "validation findings under review"
+    await _submit(nz, spb.SubmitRequest(aeo_status=suspension, recipients=["CN"]))
+    print(f"NZ suspends {aeo_id} (revision {suspension.revision}); CN asks again:")
+
+    async def suspended() -> bool:
+        answer = await _lookup(cn, aeo_id)
+        return any(s.revision == suspension.revision for s in answer.statuses)
+
+    await _until("the suspension's arrival at CN", suspended)
+    print(_indent(operator_text(await _lookup(cn, aeo_id))))
+    [queued] = await _submit(
+        nz, spb.SubmitRequest(goods_declaration=sample_import_declaration(), recipients=["CN"])
+    )
+    print("NZ sends CN a declaration naming that operator and the container SG inspected;")
+    print("CN's risk engine reads it from CN's domestic port (Subscribe), annotated:")
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="risk-engine"), timeout=WAIT_SECONDS
+        )
+        async for message in stream:
+            if message.message_id == queued.message_id:
+                print(_indent(annotation_text(message.recognition)))
+                break
+        stream.cancel()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def annotation_text(recognition: rpb.DeclarationRecognition) -> str:
+    """An inbound declaration's annotation, a line per party and per partner's control."""
+    lines = []
+    for party in recognition.parties:
+        role = f"{party.role} {party.role_code}".strip()
+        if not party.statuses:
+            lines.append(f"{role} {party.id}: no partner's AEO status")
+        for s in party.statuses:
+            verdict = (
+                f"recognised under {s.agreement_id}"
+                if s.recognised
+                else f"not recognised: {s.reason} ({s.reason_text})"
+            )
+            lines.append(f"{role} {party.id}: {s.party} AEO {s.aeo_id} {s.status}, {verdict}")
+    for c in recognition.controls:
+        verdict = (
+            f"recognised under {c.agreement_id}" if c.recognised else f"not recognised: {c.reason}"
+        )
+        how = ", ".join(v for v in (c.control_type, c.stage) if v != "unspecified")
+        lines.append(
+            f"{c.matched_by} {c.matched_value}: controlled by {c.party}"
+            f"{f' ({how})' if how else ''}, outcome {c.outcome}, {verdict}"
+        )
+    return "\n".join(lines)
+
+
 async def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="customs-hub-demo-") as tmp:
         root = Path(tmp)
@@ -135,6 +274,7 @@ async def run_demo() -> int:
                         pki=root / "pki",
                         partners={p: f"127.0.0.1:{ports[p][0]}" for p in PARTIES if p != party},
                     )
+                    + (CN_AGREEMENTS if party == "CN" else "")
                 )
                 hubs[party] = await start_hub(load_config(hubdir / "hub.toml"))
                 print(
@@ -190,6 +330,8 @@ async def run_demo() -> int:
                         f"digest {receipt.envelope_digest.hex()[:16]}... "
                         f"{'matches' if same else 'DOES NOT MATCH'} the envelope sent"
                     )
+            print()
+            await _recognition(hubs)
             print()
         finally:
             for running in hubs.values():

@@ -33,6 +33,7 @@ from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import evidence as evidencecli
+from hub.cli import recognition as recognitioncli
 from hub.cli import registry as registrycli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
@@ -336,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     evidencecli.add_parsers(sub)
     revokecli.add_parsers(sub)
     backupcli.add_parsers(sub)
+    recognitioncli.add_parsers(sub)
 
     formats = sub.add_parser("formats", help="list the registered document formats")
     formats.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -484,6 +486,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return revokecli.revoke_certificate(args)
     if args.command in ("backup", "restore"):
         return backupcli.run(args)
+    if args.command == "recognition":
+        return asyncio.run(recognitioncli.run(args))
     if args.command == "demo":
         from hub.cli.demo import run_demo
 

@@ -179,6 +179,12 @@ REASONS: dict[str, Reason] = {
         "a correlation id a partner would refuse, or a submission id over 128 characters", BAD
     ),
     "no-subscriber": _r("a Subscribe call without a subscriber name", BAD),
+    "lookup-invalid": _r(
+        "a Recognition lookup without an id, with one over 128 characters or not printable, "
+        "or with an as_of that is not a yyyy-mm-dd date; a batch of no queries",
+        BAD,
+    ),
+    "lookup-too-large": _r("a Recognition batch of more than 1,000 queries", BAD),
     "request-malformed": _r(
         "on the domestic and audit ports, a request that is not the method's message", BAD
     ),

@@ -2,6 +2,7 @@ from hub.pb.customs_hub.v1 import aeo_pb2 as _aeo_pb2
 from hub.pb.customs_hub.v1 import control_pb2 as _control_pb2
 from hub.pb.customs_hub.v1 import declaration_pb2 as _declaration_pb2
 from hub.pb.customs_hub.v1 import envelope_pb2 as _envelope_pb2
+from hub.pb.customs_hub.v1 import recognition_pb2 as _recognition_pb2
 from hub.pb.customs_hub.v1 import response_pb2 as _response_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -102,7 +103,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, subscriber: _Optional[str] = ..., after_cursor: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
 class InboundMessage(_message.Message):
-    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest", "document", "document_format", "superseded")
+    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest", "document", "document_format", "superseded", "recognition")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +114,7 @@ class InboundMessage(_message.Message):
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    RECOGNITION_FIELD_NUMBER: _ClassVar[int]
     cursor: int
     message_id: str
     correlation_id: str
@@ -123,7 +125,8 @@ class InboundMessage(_message.Message):
     document: bytes
     document_format: str
     superseded: bool
-    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ..., document: _Optional[bytes] = ..., document_format: _Optional[str] = ..., superseded: _Optional[bool] = ...) -> None: ...
+    recognition: _recognition_pb2.DeclarationRecognition
+    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ..., document: _Optional[bytes] = ..., document_format: _Optional[str] = ..., superseded: _Optional[bool] = ..., recognition: _Optional[_Union[_recognition_pb2.DeclarationRecognition, _Mapping]] = ...) -> None: ...
 
 class AcknowledgeRequest(_message.Message):
     __slots__ = ("subscriber", "cursor")
