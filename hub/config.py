@@ -21,15 +21,17 @@ import tomllib
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
+from hub.core import agreements as agreements_core
+from hub.core.agreements import BENEFITS, NO_AGREEMENTS, Agreements, Share
 from hub.core.errors import ConfigError
 from hub.core.limits import XmlLimits
-from hub.core.messages import full_body_type
+from hub.core.messages import AEO_PROGRAMMES, SHORT_NAMES, body_class, full_body_type
 from hub.core.revocation import STALE_CLOSED
 from hub.core.routing import BY_COUNTRY
 from hub.core.trust import PARTY_ID, PARTY_URI_PREFIX
@@ -225,6 +227,9 @@ class HubConfig:
     # "overlap" (while previous_certs is not empty), "always" or "never".
     signing_previous: tuple[Path, ...] = ()
     carry_certificate: str = CARRY_OVERLAP
+    # Mutual recognition agreements and their sharing policy (hub/core/agreements.py; none:
+    # no policy applies, routes alone decide what goes where, and nothing is recognised)
+    agreements: Agreements = NO_AGREEMENTS
 
     @property
     def issuer(self) -> str:
@@ -325,6 +330,28 @@ class _Folder(_Table):
     settle_seconds: float = Field(2.0, ge=0)
 
 
+AGREEMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A date as hub.toml writes it: a TOML date (2025-01-01) or a string "2025-01-01" (checked by
+# _date, so that either form's mistake gets one line)
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class _Share(_Table):
+    send: bool = False
+    receive: bool = False
+    fields: list[Text] = []
+
+
+class _Agreement(_Table):
+    partners: list[Text]
+    status: Literal["in-force", "suspended"] = "in-force"
+    effective_from: Any
+    effective_until: Any = ""
+    recognises: dict[str, Text] = {}
+    benefits: list[Text] = []
+    share: dict[str, _Share] = {}
+
+
 # [limits]: one optional number per field of Limits, with Limits' own type (an int limit is
 # a whole number; a float one takes either)
 _Limits: type[_Table] = create_model(  # type: ignore[call-overload]
@@ -347,6 +374,7 @@ class _HubFile(_Table):
     partners: dict[str, _Partner] = {}
     folders: dict[str, _Folder] = {}
     routes: dict[str, Any] = {}
+    agreements: dict[str, _Agreement] = {}
 
 
 # What a value that pydantic refused was expected to be, by its error type.
@@ -555,6 +583,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         countries=tuple(shape.countries if shape.countries is not None else [shape.party]),
         limits=Limits(**limit_values) if not problems.lines else Limits(),
         folders=_folders(base, shape.folders, partners, problems),
+        agreements=_agreements(shape.agreements, partners, problems),
     )
 
 
@@ -599,6 +628,107 @@ def _routes(
                 problems.fail(f"routes.{key}", "a list of configured partners", t)
         routes[body_type] = tuple(value)
     return routes
+
+
+def _date(key: str, value: object, problems: _Problems) -> date | None:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    problems.fail(key, "a date, yyyy-mm-dd", value)
+    return None
+
+
+def _agreements(
+    table: Mapping[str, _Agreement],
+    partners: Mapping[str, PartnerConfig],
+    problems: _Problems,
+) -> Agreements:
+    """[agreements.<id>]: each checked on its own, then together (hub/core/agreements.py
+    ``conflicts``: no two may recognise the same programme of a partner, or cover the same
+    message type with it in the same direction, on the same day)."""
+    built: list[agreements_core.Agreement] = []
+    programmes = sorted(AEO_PROGRAMMES.values())
+    for name, a in table.items():
+        key = f"agreements.{name}"
+        before = len(problems.lines)
+        if not AGREEMENT_ID.fullmatch(name):
+            problems.fail(key, "an agreement id of letters, digits, '.', '_' and '-'", name)
+        if not a.partners:
+            problems.fail(f"{key}.partners", "a list of one or more configured partners", [])
+        for p in a.partners:
+            if p not in partners:
+                problems.fail(f"{key}.partners", "a list of configured partners", p)
+        if len(set(a.partners)) != len(a.partners):
+            problems.fail(f"{key}.partners", "a list naming each partner once", a.partners)
+        start = _date(f"{key}.effective_from", a.effective_from, problems)
+        end = (
+            _date(f"{key}.effective_until", a.effective_until, problems)
+            if a.effective_until
+            else None
+        )
+        if start is not None and end is not None and end < start:
+            problems.fail(
+                f"{key}.effective_until", f"a date on or after effective_from ({start})", str(end)
+            )
+        for theirs, ours in a.recognises.items():
+            if theirs not in programmes:
+                problems.add(
+                    f"{key}.recognises: {theirs!r} is not an AEO programme; "
+                    f"{_suggestion(theirs, programmes)}"
+                )
+            if ours not in programmes:
+                problems.add(
+                    f"{key}.recognises.{theirs}: {ours!r} is not an AEO programme; "
+                    f"{_suggestion(ours, programmes)}"
+                )
+        for code in a.benefits:
+            if code not in BENEFITS:
+                problems.add(
+                    f"{key}.benefits: {code!r} is not a benefit code; "
+                    f"{_suggestion(code, list(BENEFITS))}"
+                )
+        if len(set(a.benefits)) != len(a.benefits):
+            problems.fail(f"{key}.benefits", "a list naming each benefit once", a.benefits)
+        shares: dict[str, Share] = {}
+        for short, s in a.share.items():
+            body_type = full_body_type(short)
+            cls = body_class(body_type) if body_type else None
+            if body_type is None or cls is None:
+                problems.add(
+                    f"{key}.share.{short}: not a known message type; "
+                    f"{_suggestion(short, sorted(SHORT_NAMES), table=True)}"
+                )
+                continue
+            if body_type in shares:
+                problems.add(f"{key}.share.{short}: {body_type} has a share table already")
+            for problem in agreements_core.field_problems(cls, s.fields):
+                problems.add(f"{key}.share.{short}.fields: {problem}")
+            if len(set(s.fields)) != len(s.fields):
+                problems.fail(
+                    f"{key}.share.{short}.fields", "a list naming each field once", s.fields
+                )
+            shares[body_type] = Share(body_type, s.send, s.receive, tuple(s.fields))
+        if len(problems.lines) > before or start is None:
+            continue
+        built.append(
+            agreements_core.agreement(
+                name,
+                a.partners,
+                status=a.status,
+                effective_from=start,
+                effective_until=end,
+                recognises=a.recognises,
+                benefits=a.benefits,
+                shares=shares.values(),
+            )
+        )
+    for name, problem in agreements_core.conflicts(built):
+        problems.add(f"agreements.{name}: {problem}")
+    return agreements_core.agreements(built)
 
 
 def _folders(

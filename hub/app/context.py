@@ -21,6 +21,7 @@ from hub.app import keys
 from hub.app.notify import Notifier
 from hub.app.translation import Translation
 from hub.config import HubConfig
+from hub.core.agreements import Agreements
 from hub.core.envelope import TimePolicy
 from hub.core.revocation import Revocation
 from hub.core.routing import RoutingTable
@@ -68,6 +69,12 @@ class Settings:
     # every trust anchor and signing certificate the config names, PEM, by party (what the
     # store's certificate history keeps: keys.trusted_certificates)
     certificates: Mapping[str, tuple[bytes, list[bytes]]] = field(default_factory=dict)
+
+    @property
+    def agreements(self) -> Agreements:
+        """The agreements and sharing policy (hub.toml's [agreements]; none configured: no
+        policy), swapped with the rest of the settings on reload."""
+        return self.config.agreements
 
     @classmethod
     def read(cls, config: HubConfig, now: datetime) -> Settings:
@@ -140,6 +147,10 @@ class HubContext:
     @property
     def revocation(self) -> Revocation:
         return self.settings.revocation
+
+    @property
+    def agreements(self) -> Agreements:
+        return self.settings.agreements
 
     def keys_for(self, party: str) -> Mapping[str, VerificationKey]:
         """``party``'s signing keys trusted now: those the configuration names, and those

@@ -3,9 +3,10 @@
 A new configuration is read and checked whole (its keys and certificates too) before anything
 changes; then the hub's settings are replaced in one step (``HubContext.settings``), so a call
 sees the old settings or the new, never a mixture. Partners added are reachable, partners
-removed are refused on their next call, new routes and certificates are used; a new trail key
-with ``trail.previous_key`` is handed over to at once (hub/trail/handover.py), and one that
-cannot continue the trail's history is refused. What only a restart can change (ports, store,
+removed are refused on their next call, new routes, agreements and certificates are used
+(messages queued already go as they were signed); a new trail key with ``trail.previous_key``
+is handed over to at once (hub/trail/handover.py), and one that cannot continue the trail's
+history is refused. What only a restart can change (ports, store,
 trail origin, limits, drop folders) is refused with the keys named, and the old configuration
 stays. Either way the trail records it: a "config-changed" leaf for a reload, a rejection
 (source ``reload``) for a refusal.
@@ -55,6 +56,7 @@ class Change:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()  # partners whose endpoint, trust or signing certs changed
     routes: bool = False
+    agreements: bool = False  # an agreement or its sharing policy changed (its digest)
     own_keys: bool = False  # this hub's TLS or signing certificate or key
     recorded: bool = False  # a config-changed leaf was appended (False: nothing had changed)
     trail_key: str = ""  # the trail key handed over to (name+hash), if it was
@@ -65,6 +67,7 @@ class Change:
             f"removed: {', '.join(self.removed)}" if self.removed else "",
             f"changed: {', '.join(self.changed)}" if self.changed else "",
             "routes changed" if self.routes else "",
+            "agreements changed" if self.agreements else "",
             "own certificates or keys changed" if self.own_keys else "",
             f"trail key handed over to {self.trail_key}" if self.trail_key else "",
         ]
@@ -179,5 +182,6 @@ class Reloader:
             removed=tuple(sorted(before - after)),
             changed=tuple(changed),
             routes=old.routes != new.routes or old.countries != new.countries,
+            agreements=old.agreements.digest != new.agreements.digest,
             own_keys=own,
         )
