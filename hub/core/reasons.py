@@ -80,8 +80,9 @@ REASONS: dict[str, Reason] = {
     ),
     "batch-malformed": _r("an Exchange frame that is not an EnvelopeBatch; ends the stream", BAD),
     "limit-exceeded": _r(
-        "an Exchange frame with too many envelopes (RESOURCE_EXHAUSTED); a document over an "
-        "XML, EDIFACT or CSV limit (INVALID_ARGUMENT, with its location)",
+        "an Exchange frame with too many envelopes, a Query with over 1,000 AEO ids or a "
+        "Snapshot with over 64 ranges (RESOURCE_EXHAUSTED); a document over an XML, EDIFACT or "
+        "CSV limit (INVALID_ARGUMENT, with its location)",
         EXHAUSTED,
         BAD,
     ),
@@ -92,6 +93,18 @@ REASONS: dict[str, Reason] = {
     ),
     "format-not-allowed": _r(
         "a partner's RawDocument in a format not in its raw_formats, or not named", BAD
+    ),
+    # --- partners' questions about this hub's AEOs, and their answers (registry-sync.md) ----
+    "query-invalid": _r(
+        "a Query naming no AEO id, or one empty, over 128 characters or not printable; a "
+        "Snapshot range that holds no id or whose ends no id can have",
+        BAD,
+    ),
+    "answer-invalid": _r(
+        "a partner's answer to this hub's Query or Snapshot that does not answer it (another "
+        "request's id or digest, ids or ranges not asked for, a digest whose entries or split "
+        "do not fit it): refused whole, nothing of it received",
+        PRECONDITION,
     ),
     # --- who is calling (mTLS) and whom the hub trusts -------------------------------------
     "no-peer-certificate": _r("a call without a readable client certificate", DENIED),
