@@ -44,6 +44,7 @@ from hub.core.messages import (
     body_class,
     keys_of,
 )
+from hub.core.registry import record_of
 from hub.core.revisions import StateRef, state_of
 from hub.core.revocation import signature_key_ids, withheld_refusal
 from hub.core.signing import VerificationKey
@@ -188,7 +189,8 @@ class Ingress:
                 row.body = opened.document.SerializeToString(deterministic=True)
                 row.original_format, row.original_body = opened.original_format, opened.body
                 row.document_digest = opened.document_digest
-            pending.append((i, Incoming(row, state), opened))
+            record = record_of(opened.document, peer_party, header.message_id, 0, now)
+            pending.append((i, Incoming(row, state, record), opened))
         committed = self.commits.enqueue([p[1] for p in pending])
         then.set()  # in its place: the next batch may take its own
         try:

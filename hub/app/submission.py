@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from google.protobuf.message import Message
 
@@ -34,6 +34,7 @@ from hub.core.messages import (
     body_class,
     keys_of,
 )
+from hub.core.registry import AeoRecord, aeo_record
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store.groupcommit import Lane
@@ -81,6 +82,8 @@ class Outgoing:
     submission_id: str
     answer: bytes  # the serialised SubmitResponse, stored for an idempotent resubmission
     events: list[trail.Event] = field(default_factory=list)  # translated, routed
+    # our own AEO statuses for the registry, each with the place of its "routed" leaf in events
+    records: list[tuple[int, AeoRecord]] = field(default_factory=list)
 
 
 def queued_from(answer: bytes) -> list[QueuedMessage]:
@@ -230,6 +233,7 @@ class Submissions:
             plan.append((doc, self.hub.routing.recipients(doc, sub.recipients)))
         rows: list[NewOutbound] = []
         events: list[trail.Event] = []
+        records: list[tuple[int, AeoRecord]] = []
         now = self.hub.clock()
         keyed = [(doc, targets, keys_of(doc)) for doc, targets in plan]
         if sub.document_digest:
@@ -261,7 +265,7 @@ class Submissions:
                     detail=f"to {', '.join(targets)}, {how}"[:DETAIL_CHARS],
                 )
             )
-            rows += [
+            sent = [
                 self._sealed(
                     doc,
                     recipient,
@@ -272,13 +276,18 @@ class Submissions:
                 )
                 for recipient in targets
             ]
+            rows += sent
+            if isinstance(doc, AeoStatus):  # ours, for the registry, routed anywhere or not
+                first = sent[0].message_id if sent else ""
+                own = aeo_record(doc, first, 0, now, party=self.hub.party)
+                records.append((len(events) - 1, own))
         answer = b""
         if sub.submission_id:
             answer = spb.SubmitResponse(
                 queued=[spb.Queued(message_id=r.message_id, recipient=r.recipient) for r in rows],
                 document_digest=sub.document_digest or b"",
             ).SerializeToString()
-        return Outgoing(rows, sub.submission_id, answer, events)
+        return Outgoing(rows, sub.submission_id, answer, events, records)
 
     def _sealed(
         self,
@@ -323,13 +332,22 @@ class Submissions:
         )
 
     def enqueue_in(self, tx: Tx, jobs: list[Outgoing]) -> list[list[DueDelivery]]:
-        """Outbound messages in a group commit; each job's outbox entries, in id order."""
-        entries = self.hub.store.outbox.enqueue_in(
+        """Outbound messages in a group commit; each job's outbox entries, in id order. Our
+        own AEO statuses go to the registry with them, each with its "routed" leaf."""
+        store = self.hub.store
+        size = store.trail.size_in(tx) if any(job.records for job in jobs) else 0
+        entries = store.outbox.enqueue_in(
             tx,
             [row for job in jobs for row in job.rows],
             [(job.submission_id, job.answer) for job in jobs if job.submission_id],
             [event for job in jobs for event in job.events],
         )
+        own: list[AeoRecord] = []
+        for job in jobs:  # the jobs' events are the first leaves appended, in this order
+            own += [replace(r, trail_index=size + at) for at, r in job.records]
+            size += len(job.events)
+        if own:
+            store.registry.write_in(tx, own)
         out: list[list[DueDelivery]] = []
         start = 0
         for job in jobs:

@@ -18,6 +18,7 @@ from hub.store.engine import UPGRADE, Database
 from hub.store.inbound import InboundStore
 from hub.store.learned import LearnedKeyStore
 from hub.store.outbox import OutboxStore
+from hub.store.registry import Registry
 from hub.store.trail import TrailStore
 from hub.store.views import Views
 
@@ -27,7 +28,8 @@ class Store:
         self.db = Database(url)
         self.trail = TrailStore(self.db)
         self.outbox = OutboxStore(self.db, self.trail)
-        self.inbound = InboundStore(self.db, self.trail)
+        self.registry = Registry(self.db)
+        self.inbound = InboundStore(self.db, self.trail, self.registry)
         self.learned = LearnedKeyStore(self.db, self.trail)
         self.certificates = CertificateHistory(self.db)
         self.views = Views(self.db)
@@ -61,4 +63,5 @@ class Store:
         await self.db.probe()
 
     async def close(self) -> None:
+        self.registry.close()
         await self.db.close()

@@ -6,16 +6,19 @@ the same transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy import func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from hub.core.limits import DETAIL_CHARS, ID_CHARS
+from hub.core.registry import AeoRecord, ControlRecord
 from hub.core.revisions import StateKey, newer_wins
 from hub.store import rawsql
 from hub.store.engine import Database
 from hub.store.rawsql import Tx
+from hub.store.registry import Registry
 from hub.store.schema import (
     INBOUND,
     INBOUND_WRITER,
@@ -105,10 +108,11 @@ class InboundSql:
 
 class InboundStore:
     """The inbound tables (``inbound_message``, ``inbound_original``, ``current_state``,
-    ``subscriber_cursor``, ``rejection``)."""
+    ``subscriber_cursor``, ``rejection``); the registry's rows of what they accept are
+    written with them."""
 
-    def __init__(self, db: Database, trail: TrailStore) -> None:
-        self.db, self.trail = db, trail
+    def __init__(self, db: Database, trail: TrailStore, registry: Registry) -> None:
+        self.db, self.trail, self.registry = db, trail, registry
         self.sql = InboundSql()
 
     async def accept(
@@ -162,6 +166,7 @@ class InboundStore:
             rows = [item.row for item in fresh]
             for i, row in enumerate(rows):
                 row.trail_index = size + i
+            self._register(tx, fresh)
             head = self.trail.head_in(tx)
             for row, receipt in zip(rows, sign(rows, head), strict=True):
                 row.signed_receipt = receipt
@@ -225,6 +230,23 @@ class InboundStore:
                 for (party, kind, key), (revision, message_id) in changed.items()
             ],
         )
+
+    def _register(self, tx: Tx, fresh: Sequence[Incoming]) -> None:
+        """The registry's rows of the AEO statuses and control results among ``fresh``, each
+        with its "received" leaf (hub/store/registry.py)."""
+        aeo: list[AeoRecord] = []
+        controls: list[ControlRecord] = []
+        for item in fresh:
+            record = item.record
+            if record is None:
+                continue
+            item.record = record = replace(record, trail_index=item.row.trail_index)
+            if isinstance(record, AeoRecord):
+                aeo.append(record)
+            else:
+                controls.append(record)
+        if aeo or controls:
+            self.registry.write_in(tx, aeo, controls)
 
     def _serialise_inbound(self, tx: Tx) -> None:
         """Make inbound ids (the subscribers' cursor) visible in the order they were assigned.

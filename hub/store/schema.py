@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 from hub.core.envelope import signed_alike
 from hub.core.limits import ERROR_CHARS, ID_CHARS, MESSAGE_ID_CHARS, REJECTION_CHARS
+from hub.core.registry import AeoRecord, ControlRecord
 from hub.core.revisions import StateRef
 
 # the states of an outbox entry (outbox.state)
@@ -336,6 +337,129 @@ class CertificateSeen(SQLModel, table=True):
     first_seen: datetime = _ts()
 
 
+# The registry (docs/adr/0012-mutual-recognition.md): AEO statuses and control results, written
+# in the transaction of the message that carried each. Keys come first in each primary key, so
+# that a lookup by AEO id, or by an MRN, LRN, container or transport document, is one range of
+# one b-tree; on SQLite the tables are their primary key (no rowid b-tree beside it).
+REGISTRY_KEY = MAX_INDEXED_KEY
+
+
+def _key(primary: bool = False) -> Any:
+    return Field(primary_key=primary, max_length=REGISTRY_KEY)
+
+
+def _revision(primary: bool = False) -> Any:
+    return Field(primary_key=primary, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+
+
+def _leaf(primary: bool = False) -> Any:
+    return Field(
+        primary_key=primary, sa_type=TRAIL_INDEX, sa_column_kwargs={"autoincrement": False}
+    )
+
+
+# columns declared once for a current table and its history: as types, not Column objects,
+# which belong to one table each
+_TIME = DateTime(timezone=True)
+
+
+class _AeoColumns(SQLModel):
+    """An AEO status as the registry keeps it (hub.core.registry.AeoRecord)."""
+
+    aeo_id: str = _key(primary=True)
+    party: str = Field(primary_key=True, max_length=16)  # the issuing administration
+    tin: str = _key()
+    name: str = ""
+    programme: str = Field(max_length=32)
+    status: str = Field(max_length=32)
+    valid_from: str = ""
+    valid_to: str = ""
+    country_code: str = ""
+    message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS)
+    received_at: datetime = Field(sa_type=_TIME)
+    document: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
+class AeoRegistry(_AeoColumns, table=True):
+    """The newest revision of each AEO status, per AEO id and issuing administration."""
+
+    __tablename__ = "aeo_registry"
+    __table_args__ = (
+        Index("ix_aeo_registry_tin", "tin"),
+        # a party's statuses in AEO id order, with their revisions (``Registry.revisions``)
+        Index("ix_aeo_registry_party", "party", "aeo_id", "revision"),
+        {"sqlite_with_rowid": False},
+    )
+    revision: int = _revision()
+    trail_index: int = _leaf()
+
+
+class AeoRegistryHistory(_AeoColumns, table=True):
+    """Every revision of every AEO status received, each with its message and leaf: what
+    ``as_of`` lookups read."""
+
+    __tablename__ = "aeo_registry_history"
+    __table_args__ = (
+        Index("ix_aeo_registry_history_tin", "tin"),
+        {"sqlite_with_rowid": False},
+    )
+    revision: int = _revision(primary=True)
+    trail_index: int = _leaf(primary=True)
+
+
+class _ControlColumns(SQLModel):
+    """A control result as the registry keeps it (hub.core.registry.ControlRecord)."""
+
+    party: str = Field(primary_key=True, max_length=16)  # the controlling administration
+    key: str = _key(primary=True)  # hub.core.revisions.control_key
+    control_id: str = ""
+    declaration_id: str = ""
+    functional_reference_id: str = ""
+    transport_document_id: str = ""
+    container_ids: str = "[]"  # JSON list
+    control_type: str = Field(max_length=32)
+    stage: str = Field(max_length=32)
+    outcome: str = Field(max_length=32)
+    controlled_at: str = ""
+    office_id: str = ""
+    message_id: str = Field(default="", max_length=MESSAGE_ID_CHARS)
+    received_at: datetime = Field(sa_type=_TIME)
+    document: bytes = Field(default=b"", sa_type=LargeBinary)
+
+
+class ControlRegistry(_ControlColumns, table=True):
+    """The newest revision of each control result, per controlling administration and key."""
+
+    __tablename__ = "control_registry"
+    __table_args__ = {"sqlite_with_rowid": False}
+    revision: int = _revision()
+    trail_index: int = _leaf()
+
+
+class ControlRegistryHistory(_ControlColumns, table=True):
+    """Every revision of every control result received."""
+
+    __tablename__ = "control_registry_history"
+    __table_args__ = {"sqlite_with_rowid": False}
+    revision: int = _revision(primary=True)
+    trail_index: int = _leaf(primary=True)
+
+
+class ControlRegistryKey(SQLModel, table=True):
+    """What each current control result can be looked up by: ``kind`` is "mrn", "lrn",
+    "container" or "transport-document", ``value`` its first MAX_INDEXED_KEY characters."""
+
+    __tablename__ = "control_registry_key"
+    __table_args__ = (
+        Index("ix_control_registry_key_control", "party", "key"),
+        {"sqlite_with_rowid": False},
+    )
+    kind: str = Field(primary_key=True, max_length=32)
+    value: str = _key(primary=True)
+    party: str = Field(primary_key=True, max_length=16)
+    key: str = _key(primary=True)
+
+
 def table_named(name: str) -> Table:
     return SQLModel.metadata.tables[name]
 
@@ -354,6 +478,11 @@ TRAIL_NODE = table_named("trail_node")
 CHECKPOINT = table_named("trail_checkpoint")
 LEARNED_KEY = table_named("learned_signing_key")
 CERTIFICATE_HISTORY = table_named("certificate_history")
+AEO_REGISTRY = table_named("aeo_registry")
+AEO_REGISTRY_HISTORY = table_named("aeo_registry_history")
+CONTROL_REGISTRY = table_named("control_registry")
+CONTROL_REGISTRY_HISTORY = table_named("control_registry_history")
+CONTROL_REGISTRY_KEY = table_named("control_registry_key")
 
 
 def _columns(table: Table) -> tuple[str, ...]:
@@ -545,10 +674,12 @@ class Settlement:
 
 @dataclass
 class Incoming:
-    """An inbound message to accept, with the state it updates (if any)."""
+    """An inbound message to accept, with the state it updates (if any) and what the registry
+    keeps of it (its ``trail_index`` is the "received" leaf's, set when it is accepted)."""
 
     row: InboundRow
     state: StateRef | None = None
+    record: AeoRecord | ControlRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,343 @@
+"""The registry (hub/store/registry.py): AEO statuses and control results written with the
+message that carried each, newest revision current, every revision in the history; looked up
+by AEO id, TIN, MRN, LRN, container and transport document, now or as of a past time; our
+own AEO statuses written when a domestic system submits them. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.app.hub import Hub
+from hub.cli.demo import sample_aeo_status, sample_control_result
+from hub.config import load_config, render_config
+from hub.core.errors import StoreDataError
+from hub.core.messages import AeoStatus, ControlResult
+from hub.core.registry import AeoRecord, aeo_record, control_record
+from hub.core.revisions import StateRef, control_key
+from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2
+from hub.store.db import Store
+from hub.store.schema import (
+    AEO_REGISTRY,
+    AEO_REGISTRY_HISTORY,
+    CONTROL_REGISTRY_HISTORY,
+    INBOUND,
+    TRAIL,
+    InboundRow,
+    Incoming,
+)
+from tests.conftest import Federation
+
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def status(aeo_id: str, revision: int, *, tin: str = "NZ9429041234567", issuer: str = "NZ") -> Any:
+    document = sample_aeo_status(issuer, aeo_id)
+    document.revision = revision
+    document.tin = tin
+    return document
+
+
+def incoming(document: Any, sender: str, message_id: str, at: datetime) -> Incoming:
+    row = InboundRow(
+        message_id=message_id,
+        sender=sender,
+        body_type=document.DESCRIPTOR.full_name,
+        body=document.SerializeToString(),
+        envelope_digest=message_id.encode().ljust(32, b"-"),
+        received_at=at,
+    )
+    if isinstance(document, AeoStatus):
+        state = StateRef(sender, "aeo", document.aeo_id, document.revision)
+        return Incoming(row, state, aeo_record(document, message_id, 0, at))
+    assert isinstance(document, ControlResult)
+    state = StateRef(sender, "control", control_key(document), document.revision)
+    return Incoming(row, state, control_record(document, sender, message_id, 0, at))
+
+
+def signer(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
+    return [b"receipt-" + r.message_id.encode() for r in rows]
+
+
+async def new_store(url: str) -> Store:
+    store = Store(url)
+    await store.prepare(create=True)
+    return store
+
+
+async def count(store: Store, table: Any) -> int:
+    async with store.db.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar() or 0)
+
+
+async def leaf_kind(store: Store, index: int) -> tuple[str, str]:
+    async with store.db.engine.connect() as conn:
+        row = (
+            await conn.execute(select(TRAIL.c.kind, TRAIL.c.message_id).where(TRAIL.c.idx == index))
+        ).one()
+    return row.kind, row.message_id
+
+
+async def test_the_newest_revision_is_current_and_a_late_older_one_goes_to_history(
+    store_url: str,
+) -> None:
+    store = await new_store(store_url)
+    try:
+        await store.inbound.accept([incoming(status("A1", 2), "NZ", "m2", T0)], signer)
+        # revision 1 comes late, alone, then 1 and 3 in one commit, 3 first
+        late = incoming(status("A1", 1), "NZ", "m1", T0 + timedelta(minutes=1))
+        await store.inbound.accept([late], signer)
+        [now] = await store.registry.operators(aeo_ids=["A1"])
+        assert (now.revision, now.message_id) == (2, "m2")
+        await store.inbound.accept(
+            [
+                incoming(status("A1", 3), "NZ", "m3", T0 + timedelta(minutes=2)),
+                incoming(status("A1", 1), "NZ", "m1b", T0 + timedelta(minutes=2)),
+            ],
+            signer,
+        )
+        [now] = await store.registry.operators(aeo_ids=["A1"])
+        assert (now.revision, now.message_id) == (3, "m3")
+        assert now.party == "NZ" and now.programme == "security-safety" and now.status == "valid"
+        assert AeoStatus.FromString(now.document).revision == 3
+        # the record names the "received" leaf of its message
+        assert await leaf_kind(store, now.trail_index) == ("received", "m3")
+        assert await count(store, AEO_REGISTRY_HISTORY) == 4
+        assert await count(store, AEO_REGISTRY) == 1
+        assert await store.registry.revisions("NZ") == [("A1", 3)]
+    finally:
+        await store.close()
+
+
+async def test_as_of_answers_the_highest_revision_received_by_then(store_url: str) -> None:
+    store = await new_store(store_url)
+    try:
+        first = status("A1", 1, tin="TIN-OLD")
+        second = status("A1", 2, tin="TIN-NEW")
+        second.status = aeo_pb2.AEO_STANDING_SUSPENDED
+        await store.inbound.accept([incoming(first, "NZ", "m1", T0)], signer)
+        await store.inbound.accept([incoming(second, "NZ", "m2", T0 + timedelta(days=2))], signer)
+        # revision 1 received again later (a resend under another id) changes nothing
+        again = incoming(status("A1", 1, tin="TIN-OLD"), "NZ", "m1x", T0 + timedelta(days=3))
+        await store.inbound.accept([again], signer)
+        reg = store.registry
+        assert await reg.operators(aeo_ids=["A1"], as_of=T0 - timedelta(seconds=1)) == []
+        [then] = await reg.operators(aeo_ids=["A1"], as_of=T0 + timedelta(days=1))
+        assert (then.revision, then.status, then.tin) == (1, "valid", "TIN-OLD")
+        assert then.received_at == T0
+        [later] = await reg.operators(aeo_ids=["A1"], as_of=T0 + timedelta(days=4))
+        assert (later.revision, later.status) == (2, "suspended")
+        # by TIN: the old one found it then, not now; the new one now, not then
+        assert [r.revision for r in await reg.operators(tins=["TIN-OLD"], as_of=T0)] == [1]
+        assert await reg.operators(tins=["TIN-OLD"]) == []
+        assert await reg.operators(tins=["TIN-OLD"], as_of=T0 + timedelta(days=4)) == []
+        assert [r.revision for r in await reg.operators(tins=["TIN-NEW"])] == [2]
+        assert await reg.operators(tins=["TIN-NEW"], as_of=T0 + timedelta(days=1)) == []
+    finally:
+        await store.close()
+
+
+async def test_operators_are_found_by_id_and_tin_across_parties(store_url: str) -> None:
+    store = await new_store(store_url)
+    try:
+        batch = [
+            incoming(status("NZ-1", 1, tin="T1"), "NZ", "n1", T0),
+            incoming(status("NZ-2", 5, tin="T2"), "NZ", "n2", T0),
+            incoming(status("SG-1", 7, tin="T1", issuer="SG"), "SG", "s1", T0),
+            incoming(status("SHARED", 1, tin="T9"), "NZ", "n3", T0),
+            incoming(status("SHARED", 2, tin="T9", issuer="SG"), "SG", "s2", T0),
+        ]
+        await store.inbound.accept(batch, signer)
+        reg = store.registry
+        by_tin = await reg.operators(tins=["T1"])
+        assert [(r.party, r.aeo_id) for r in by_tin] == [("NZ", "NZ-1"), ("SG", "SG-1")]
+        shared = await reg.operators(aeo_ids=["SHARED", "nobody"])
+        assert [(r.party, r.revision) for r in shared] == [("NZ", 1), ("SG", 2)]
+        both = await reg.operators(aeo_ids=["NZ-2"], tins=["T1", "T2"])
+        assert [r.aeo_id for r in both] == ["NZ-1", "NZ-2", "SG-1"]
+        # a batch larger than one statement's IN list
+        many = [f"X{i}" for i in range(1200)] + ["NZ-1"]
+        assert [r.aeo_id for r in await reg.operators(aeo_ids=many)] == ["NZ-1"]
+        assert [r.aeo_id for r in await reg.issued("NZ", ["SHARED", "SG-1", "NZ-2"])] == [
+            "NZ-2",
+            "SHARED",
+        ]
+        assert await reg.revisions("NZ") == [("NZ-1", 1), ("NZ-2", 5), ("SHARED", 1)]
+        assert await reg.revisions("NZ", "NZ-2") == [("NZ-2", 5), ("SHARED", 1)]
+        assert await reg.revisions("NZ", "NZ-1", "NZ-2") == [("NZ-1", 1)]
+        assert await reg.revisions("NZ", to_id="NZ-2") == [("NZ-1", 1)]
+        assert await reg.revisions("CN") == []
+    finally:
+        await store.close()
+
+
+def control(revision: int, containers: list[str], **fields: str) -> ControlResult:
+    result: ControlResult = sample_control_result()
+    result.revision = revision
+    del result.container_ids[:]
+    result.container_ids.extend(containers)
+    for name, value in fields.items():
+        setattr(result, name, value)
+    return result
+
+
+async def test_control_results_are_found_by_mrn_lrn_container_and_transport_document(
+    store_url: str,
+) -> None:
+    store = await new_store(store_url)
+    try:
+        first = control(1, ["MSKU1", "MSKU2"], declaration_id="MRN1", transport_document_id="BL1")
+        await store.inbound.accept([incoming(first, "SG", "c1", T0)], signer)
+        reg = store.registry
+        [found] = await reg.controls(mrns=["MRN1"])
+        assert (found.party, found.key, found.revision) == ("SG", "mrn:MRN1", 1)
+        assert found.container_ids == ("MSKU1", "MSKU2")
+        assert (found.control_type, found.outcome, found.stage) == (
+            "physical",
+            "no-findings",
+            "unspecified",
+        )
+        assert await leaf_kind(store, found.trail_index) == ("received", "c1")
+        assert [r.key for r in await reg.controls(lrns=["CN2026LRN000417"])] == ["mrn:MRN1"]
+        assert [r.key for r in await reg.controls(containers=["MSKU2"])] == ["mrn:MRN1"]
+        assert [r.key for r in await reg.controls(transport_documents=[" BL1 "])] == ["mrn:MRN1"]
+        assert await reg.controls(containers=["BL1"]) == []  # kinds are not mixed
+        # revision 2 drops a container and finds a discrepancy; a late revision 1 changes nothing
+        second = control(2, ["MSKU1"], declaration_id="MRN1", transport_document_id="BL1")
+        second.outcome = control_pb2.CONTROL_OUTCOME_DISCREPANCY
+        await store.inbound.accept(
+            [incoming(second, "SG", "c2", T0), incoming(first, "SG", "c1-again", T0)], signer
+        )
+        assert await reg.controls(containers=["MSKU2"]) == []
+        [now] = await reg.controls(containers=["MSKU1"], mrns=["MRN1"])
+        assert (now.revision, now.outcome, now.message_id) == (2, "discrepancy", "c2")
+        assert await count(store, CONTROL_REGISTRY_HISTORY) == 3
+        # another party's result on the same container is found beside it
+        other = control(1, ["MSKU1"], declaration_id="", functional_reference_id="LRN-X")
+        await store.inbound.accept([incoming(other, "NZ", "n1", T0)], signer)
+        both = await reg.controls(containers=["MSKU1"])
+        assert [(r.party, r.key) for r in both] == [("NZ", "lrn:LRN-X"), ("SG", "mrn:MRN1")]
+    finally:
+        await store.close()
+
+
+async def test_a_message_and_its_registry_rows_are_committed_together_or_not_at_all(
+    store_url: str,
+) -> None:
+    store = await new_store(store_url)
+    try:
+
+        def failing(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
+            raise RuntimeError("signing failed")
+
+        # a failure after the registry's rows were written: none of them stays
+        with pytest.raises(RuntimeError):
+            await store.inbound.accept([incoming(status("A1", 1), "NZ", "m1", T0)], failing)
+        assert await store.registry.operators(aeo_ids=["A1"]) == []
+        assert await count(store, AEO_REGISTRY_HISTORY) == 0
+        assert await count(store, INBOUND) == 0
+        # the store refusing a registry row (its history already holds that revision at the
+        # leaf the message would take): the message is not stored either
+        size = await store.trail.size()
+        clash = incoming(status("A2", 1), "NZ", "m2", T0)
+        planted = aeo_record(status("A2", 1), "planted", size, T0)
+        await store.db.write(lambda tx: store.registry.write_in(tx, [planted]))
+        with pytest.raises(StoreDataError):
+            await store.inbound.accept([clash], signer)
+        assert await count(store, INBOUND) == 0
+        assert [r.message_id for r in await store.registry.operators(aeo_ids=["A2"])] == ["planted"]
+        assert await store.trail.size() == size
+    finally:
+        await store.close()
+
+
+def hub_config(tmp_path: Path, pki: Path, store_url: str, routes: str | None = None) -> Path:
+    url = store_url.replace("+aiosqlite", "").replace("+asyncpg", "")
+    text = render_config(
+        party="CN",
+        listen="127.0.0.1:0",
+        domestic_listen="127.0.0.1:0",
+        pki=pki,
+        partners={"NZ": "127.0.0.1:1", "SG": "127.0.0.1:1"},
+        store=url,
+    )
+    if routes is not None:
+        text = re.sub(r"(?m)^AeoStatus = .*$", f"AeoStatus = {routes}", text)
+    path = tmp_path / "hub.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("routes", [None, "[]"], ids=["routed", "routed-nowhere"])
+async def test_our_own_aeo_status_is_written_when_a_domestic_system_submits_it(
+    store_url: str, pki: Path, tmp_path: Path, routes: str | None
+) -> None:
+    config = load_config(hub_config(tmp_path, pki, store_url, routes))
+    store = await new_store(store_url)
+    hub = Hub(config, store)
+    try:
+        document = sample_aeo_status("", "CNAEO1")  # the hub names itself the issuer
+        document.revision = 0  # numbered by the hub
+        queued = await hub.submission.submit(document)
+        assert len(queued) == (2 if routes is None else 0)
+        [own] = await store.registry.operators(aeo_ids=["CNAEO1"])
+        assert own.party == "CN" and own.revision > 0
+        assert own.message_id == (queued[0].message_id if queued else "")
+        kind, _ = await leaf_kind(store, own.trail_index)
+        assert kind == "routed"
+        assert await store.registry.issued("CN", ["CNAEO1"]) == [own]
+        # a newer submission replaces it; two in one call keep the higher revision
+        newer, older = sample_aeo_status("CN", "CNAEO1"), sample_aeo_status("CN", "CNAEO1")
+        newer.revision, older.revision = own.revision + 10, own.revision + 5
+        newer.status = aeo_pb2.AEO_STANDING_REVOKED
+        from hub.app.submission import Submission
+
+        results = await hub.submission.submit_many([Submission(newer), Submission(older)])
+        assert all(isinstance(r, list) for r in results)
+        [now] = await store.registry.operators(aeo_ids=["CNAEO1"])
+        assert (now.revision, now.status) == (own.revision + 10, "revoked")
+        assert (await leaf_kind(store, now.trail_index))[0] == "routed"
+        assert await count(store, AEO_REGISTRY_HISTORY) == 3
+        # another administration's status is refused, as before, and not registered
+        with pytest.raises(Exception, match="issuing administration"):
+            await hub.submission.submit(sample_aeo_status("NZ", "NZAEO1"))
+        assert await store.registry.operators(aeo_ids=["NZAEO1"]) == []
+    finally:
+        await hub.close()
+        await store.close()
+
+
+async def test_a_partners_aeo_status_lands_in_the_receivers_registry_with_its_received_leaf(
+    federation: Federation,
+) -> None:
+    from hub.cli.demo import _submit
+    from hub.pb.customs_hub.v1 import service_pb2 as spb
+
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    document = sample_aeo_status("CN", "CNAEO77")
+    document.revision = 9
+    [queued] = await _submit(cn, spb.SubmitRequest(aeo_status=document, recipients=["NZ"]))
+    deadline = time.monotonic() + 20
+    found: list[AeoRecord] = []
+    while time.monotonic() < deadline and not found:
+        found = await nz.hub.store.registry.operators(aeo_ids=["CNAEO77"])
+        await asyncio.sleep(0.05)
+    [record] = found
+    assert (record.party, record.revision, record.message_id) == ("CN", 9, queued.message_id)
+    assert await leaf_kind(nz.hub.store, record.trail_index) == ("received", queued.message_id)
+    message = await nz.hub.store.inbound.find("CN", queued.message_id)
+    assert message is not None and record.document == AeoStatus.FromString(
+        message.body
+    ).SerializeToString(deterministic=True)
+    # the sender keeps it as its own, with its routed leaf
+    [own] = await cn.hub.store.registry.operators(aeo_ids=["CNAEO77"])
+    assert own.party == "CN" and own.message_id == queued.message_id
+    assert (await leaf_kind(cn.hub.store, own.trail_index))[0] == "routed"
