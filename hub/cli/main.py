@@ -32,6 +32,7 @@ from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import evidence as evidencecli
+from hub.cli import registrysync as registrycli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
@@ -332,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     evidencecli.add_parsers(sub)
     revokecli.add_parsers(sub)
     backupcli.add_parsers(sub)
+    registry = sub.add_parser(
+        "registry", help="the registry of AEO statuses, and asking partners' hubs about theirs"
+    ).add_subparsers(dest="registry_command", required=True)
+    registrycli.add_actions(registry)
 
     formats = sub.add_parser("formats", help="list the registered document formats")
     formats.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -471,6 +476,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return evidencecli.run(args)
     if args.command == "trust":
         return revokecli.revoke_certificate(args)
+    if args.command == "registry" and args.registry_command in ("query", "sync"):
+        return registrycli.run(args)
     if args.command in ("backup", "restore"):
         return backupcli.run(args)
     if args.command == "demo":

@@ -106,6 +106,22 @@ REASONS: dict[str, Reason] = {
         "do not fit it): refused whole, nothing of it received",
         PRECONDITION,
     ),
+    "query-replayed": _r(
+        "a partner's Query or Snapshot whose message id this hub answered before (its "
+        "answered leaf) or is answering now",
+        EXISTS,
+    ),
+    "partner-refused": _r(
+        "`registry query|sync`: the partner's hub refused the request; its status and reason "
+        "(e.g. not-covered-by-agreement) are in the message",
+        PRECONDITION,
+    ),
+    "not-covered-by-agreement": _r(
+        "agreements are configured and none in effect covers the message type with that "
+        "partner in that direction: a partner's Query or Snapshot about AEO statuses this hub "
+        "may not send it; `registry query|sync` with a partner AEO statuses may not come from",
+        PRECONDITION,
+    ),
     # --- who is calling (mTLS) and whom the hub trusts -------------------------------------
     "no-peer-certificate": _r("a call without a readable client certificate", DENIED),
     "no-party-identity": _r("a certificate naming no party, or more than one", DENIED),
@@ -180,7 +196,11 @@ REASONS: dict[str, Reason] = {
     ),
     # --- domestic submissions and subscriptions ---------------------------------------------
     "no-document": _r("a request or a file that carries no document", BAD),
-    "no-route": _r("no recipient given and no routing rule for the document", PRECONDITION),
+    "no-route": _r(
+        "no recipient given and no routing rule for the document; with no agreements "
+        "configured, a partner's Query or Snapshot when the routes send it no AEO statuses",
+        PRECONDITION,
+    ),
     "submission-invalid": _r(
         "a correlation id a partner would refuse, or a submission id over 128 characters", BAD
     ),
@@ -302,6 +322,11 @@ REASONS: dict[str, Reason] = {
     "reload-failed": _r(
         "`customs-hub reload`: no hub serves that configuration here, or the hub refused the "
         "new one (the reason given; it goes on with the one it has), or did not answer",
+        PRECONDITION,
+    ),
+    "registry-cli": _r(
+        "`customs-hub registry query|sync`: the running hub cannot be reached, or refused (its "
+        "reason given)",
         PRECONDITION,
     ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),
