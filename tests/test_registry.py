@@ -341,3 +341,41 @@ async def test_a_partners_aeo_status_lands_in_the_receivers_registry_with_its_re
     [own] = await cn.hub.store.registry.operators(aeo_ids=["CNAEO77"])
     assert own.party == "CN" and own.message_id == queued.message_id
     assert (await leaf_kind(cn.hub.store, own.trail_index))[0] == "routed"
+
+
+async def test_registry_export_writes_a_partners_current_statuses_as_aeo_csv(
+    store_url: str, pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapters.aeocsv import AeoCsv
+    from hub.cli.main import main
+
+    store = await new_store(store_url)
+    try:
+        first = status("NZ-1", 1, tin="T1")
+        revoked = status("NZ-2", 3, tin="T2")
+        revoked.status, revoked.reason = aeo_pb2.AEO_STANDING_REVOKED, "no longer compliant"
+        batch = [
+            incoming(first, "NZ", "n1", T0),
+            incoming(status("NZ-1", 2, tin="T1"), "NZ", "n2", T0),
+            incoming(revoked, "NZ", "n3", T0),
+            incoming(status("SG-1", 1, issuer="SG"), "SG", "s1", T0),
+        ]
+        await store.inbound.accept(batch, signer)
+    finally:
+        await store.close()
+    config = hub_config(tmp_path, pki, store_url)
+    out = tmp_path / "nz.csv"
+    argv = ["registry", "export", "--config", str(config), "--partner", "NZ"]
+    assert await asyncio.to_thread(main, [*argv, "--to", "aeo-csv", "--output", str(out)]) == 0
+    assert "2 AEO status(es) issued by NZ" in capsys.readouterr().err
+    items = AeoCsv().decode_all(out.read_bytes())
+    read = [item.message for item in items]
+    assert [(s.aeo_id, s.revision, s.issuing_administration) for s in read] == [
+        ("NZ-1", 2, "NZ"),
+        ("NZ-2", 3, "NZ"),
+    ]
+    assert read[1] == revoked
+    # a party that is neither this hub nor a partner is refused, naming the configuration
+    bad = ["registry", "export", "--config", str(config), "--partner", "XX", "--to", "aeo-csv"]
+    assert await asyncio.to_thread(main, bad) == 2
+    assert "neither this hub (CN) nor a partner" in capsys.readouterr().err

@@ -32,7 +32,8 @@ from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
 from hub.cli import db as dbcli
 from hub.cli import evidence as evidencecli
-from hub.cli import registrysync as registrycli
+from hub.cli import registry as registrycli
+from hub.cli import registrysync as registrysynccli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
+    registrysynccli.add_actions(registrycli.add_parsers(sub))  # export; query, sync
     reloadcli.add_parser(sub)
     configcheck.add_parser(sub)
 
@@ -333,10 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     evidencecli.add_parsers(sub)
     revokecli.add_parsers(sub)
     backupcli.add_parsers(sub)
-    registry = sub.add_parser(
-        "registry", help="the registry of AEO statuses, and asking partners' hubs about theirs"
-    ).add_subparsers(dest="registry_command", required=True)
-    registrycli.add_actions(registry)
 
     formats = sub.add_parser("formats", help="list the registered document formats")
     formats.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -462,6 +460,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _trail(args)
     if args.command == "db":
         return dbcli.run(args)
+    if args.command == "registry" and args.registry_command in ("query", "sync"):
+        return registrysynccli.run(args)
+    if args.command == "registry":
+        try:
+            return registrycli.run(args, upgrade_hint(args.config))
+        except registrycli.ExportError as exc:
+            raise CliError(str(exc)) from None
     if args.command == "reload":
         return reloadcli.run(args)
     if args.command == "formats":
@@ -476,8 +481,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return evidencecli.run(args)
     if args.command == "trust":
         return revokecli.revoke_certificate(args)
-    if args.command == "registry" and args.registry_command in ("query", "sync"):
-        return registrycli.run(args)
     if args.command in ("backup", "restore"):
         return backupcli.run(args)
     if args.command == "demo":
