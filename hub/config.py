@@ -707,6 +707,8 @@ def _agreements(
                 problems.add(f"{key}.share.{short}: {body_type} has a share table already")
             for problem in agreements_core.field_problems(cls, s.fields):
                 problems.add(f"{key}.share.{short}.fields: {problem}")
+            for problem in agreements_core.identity_problems(body_type, s.fields):
+                problems.add(f"{key}.share.{short}.fields {problem}")
             if len(set(s.fields)) != len(s.fields):
                 problems.fail(
                     f"{key}.share.{short}.fields", "a list naming each field once", s.fields

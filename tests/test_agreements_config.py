@@ -8,11 +8,13 @@ them the same way."""
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import pytest
 
 from hub.config import load_config
+from hub.core.agreements import BENEFITS
 from tests.test_config_check import config_check, refusal, write_config
 
 AEO = "customs_hub.v1.AeoStatus"
@@ -34,7 +36,7 @@ fields = ["issuing_administration", "aeo_id", "tin", "name", "programme", "statu
 
 [agreements.CN-NZ.share.ControlResult]
 send = true
-fields = ["control_id", "declaration_id", "container_ids", "outcome", "evidence.sha256"]
+fields = ["control_id", "declaration_id", "container_ids", "outcome", "revision", "evidence.sha256"]
 
 [agreements.CN-SG]
 partners = ["SG"]
@@ -159,6 +161,12 @@ def test_a_change_of_any_agreement_changes_the_digest(config_path: Path) -> None
             "(2025-01-01); found '2024-12-31'",
         ),
         (
+            '"issuing_administration", "aeo_id"',
+            '"aeo_id"',
+            "agreements.CN-NZ.share.AeoStatus.fields must keep issuing_administration: a "
+            "partner cannot accept the message without it",
+        ),
+        (
             "effective_from = 2024-06-01",
             'effective_from = "1 June 2024"',
             "agreements.CN-SG.effective_from must be",
@@ -223,4 +231,53 @@ def test_config_check_reports_an_agreements_problem(config_path: Path) -> None:
     assert (
         f"{config_path}: agreements.CN-SG.benefits: 'joint-validations' is not a benefit code"
         in result.stdout
+    )
+
+
+def test_the_agreements_command_lists_them_as_json_and_text(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli.main import main
+
+    add(config_path, GOOD)
+    assert main(["agreements", "--config", str(config_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    config = load_config(config_path)
+    assert report["configured"] and report["digest"] == config.agreements.digest
+    nz, sg = report["agreements"]
+    assert nz["id"] == "CN-NZ" and nz["partners"] == ["NZ"] and nz["in_effect"] is True
+    assert nz["effective_until"] == "" and nz["recognises"]["full"] == "full"
+    assert nz["benefits"][0] == {
+        "code": "reduced-inspections",
+        "sentence": BENEFITS["reduced-inspections"],
+    }
+    assert {"type": AEO, "send": True, "receive": True}.items() <= nz["shares"][0].items()
+    assert nz["digest"] == config.agreements.items["CN-NZ"].digest
+    assert sg["status"] == "suspended" and sg["shares"][0]["fields"] == []
+    today = datetime.datetime.now(datetime.UTC).date()
+    assert sg["in_effect"] == (today <= datetime.date(2026, 5, 31))
+    assert main(["agreements", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CN-NZ: NZ; in-force, in effect today" in out
+    assert "AeoStatus: send and receive; fields: issuing_administration, aeo_id" in out
+    assert "ControlResult: receive; fields: the whole message" in out
+
+
+def test_the_agreements_command_without_agreements_says_no_policy_applies(
+    tmp_path: Path, pki: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli.main import main
+
+    path = write_config(tmp_path / "plain", pki)
+    assert main(["agreements", "--config", str(path)]) == 0
+    assert "no sharing policy applies" in capsys.readouterr().out
+
+
+def test_the_example_in_docs_agreements_md_loads(config_path: Path) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "agreements.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    agreements = load_config(add(config_path, example)).agreements
+    assert set(agreements.items) == {"CN-NZ", "CN-SG"}
+    assert (
+        "officer_id" not in agreements.items["CN-NZ"].shares["customs_hub.v1.ControlResult"].fields
     )

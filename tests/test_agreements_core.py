@@ -223,3 +223,32 @@ def test_keep_fields_of_an_aeo_status_without_the_reason() -> None:
     kept = keep_fields(status, fields)
     assert kept.reason == "" and kept.aeo_id == "NZAEO1"
     assert AEO_PROGRAMMES[kept.programme] == "full"
+
+
+def test_require_is_no_policy_without_agreements_and_refuses_what_none_covers() -> None:
+    from hub.core.errors import AgreementError, Status
+
+    assert agreements([]).require("NZ", AEO, "send", D(2025, 1, 1)) is None
+    a = nz()
+    assert agreements([a]).require("NZ", AEO, "send", D(2025, 1, 1)) is a
+    with pytest.raises(AgreementError) as refused:
+        agreements([a]).require("SG", AEO, "receive", D(2025, 1, 1))
+    assert refused.value.reason == "not-covered-by-agreement"
+    assert refused.value.status == Status.FAILED_PRECONDITION
+    assert "AeoStatus come from SG" in refused.value.message
+
+
+def test_identity_problems_name_what_a_partner_needs_to_accept_the_message() -> None:
+    from hub.core.agreements import identity_problems
+
+    assert identity_problems(AEO, []) == []
+    assert identity_problems(AEO, ["issuing_administration", "aeo_id", "revision"]) == []
+    assert identity_problems(AEO, ["aeo_id", "revision"]) == [
+        "must keep issuing_administration: a partner cannot accept the message without it"
+    ]
+    assert identity_problems(CONTROL, ["control_id", "revision", "container_ids"]) == []
+    [problem] = identity_problems(CONTROL, ["control_id", "revision"])
+    assert "declaration_id or functional_reference_id or container_ids" in problem
+    declaration = GoodsDeclaration.DESCRIPTOR.full_name
+    assert identity_problems(declaration, ["goods_shipment"]) != []
+    assert identity_problems(declaration, ["id", "goods_shipment.ucr"]) == []

@@ -178,6 +178,7 @@ async def test_a_query_is_answered_under_the_policy_and_received_as_if_pushed(
     [shared] = await answered(cn, "NZ")
     assert shared.sender == "NZ" and shared.body_type == "customs_hub.v1.AeoQuery"
     assert [(k.name, k.value) for k in shared.keys] == [("aeo", "CNAEO1")]
+    assert shared.agreement == "CN-NZ" and len(shared.policy_digest) == 64
 
     # asked again (through the command line): held already, nothing received twice
     capsys.readouterr()

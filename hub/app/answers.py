@@ -18,6 +18,7 @@ only a partner the routes send AEO statuses to, with whole statuses.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import cast
 
@@ -28,6 +29,7 @@ from hub.app.context import HubContext
 from hub.core.agreements import keep_fields
 from hub.core.envelope import OpenedEnvelope, build_envelope, open_envelope
 from hub.core.errors import (
+    AgreementError,
     DuplicateConflictError,
     HubError,
     RoutingError,
@@ -76,12 +78,12 @@ class Answers:
         try:
             opened = self._open(data, peer, QUERY_TYPES)
             ids = check_ids(list(cast(mpb.AeoQuery, opened.document).aeo_ids))
-            fields = self.shared_fields(peer)
+            sharing = self.sharing(peer)
             with self._once(peer, opened):
                 await self._not_answered(peer, opened)
                 records = await self.hub.store.registry.issued(self.hub.party, ids)
-                answer, shared = self._statuses(peer, opened, ids, records, fields)
-                await self._answered(peer, opened, answer, shared)
+                answer, shared = self._statuses(peer, opened, ids, records, sharing.fields)
+                await self._answered(peer, opened, answer, shared, sharing)
         except HubError as exc:
             if not exc.transient:
                 await self.audit.record_rejection(peer, data, exc)
@@ -96,37 +98,35 @@ class Answers:
             opened = self._open(data, peer, SNAPSHOT_TYPES)
             request = cast(mpb.AeoSnapshotRequest, opened.document)
             ranges = check_ranges([IdRange(r.from_id, r.to_id) for r in request.ranges])
-            fields = self.shared_fields(peer)
+            sharing = self.sharing(peer)
             with self._once(peer, opened):
                 await self._not_answered(peer, opened)
-                pairs = await self.visible(fields, ranges)
+                pairs = await self.visible(sharing.fields, ranges)
                 answer = mpb.AeoSnapshot(
                     query_id=opened.header.message_id,
                     query_digest=opened.envelope_digest,
                     ranges=[range_digest(RangeDigest.of(pairs, span)) for span in ranges],
                 )
-                await self._answered(peer, opened, answer, [])
+                await self._answered(peer, opened, answer, [], sharing)
         except HubError as exc:
             if not exc.transient:
                 await self.audit.record_rejection(peer, data, exc)
             raise
         return self._seal(peer, answer, opened)
 
-    def shared_fields(self, partner: str) -> tuple[str, ...]:
-        """The fields of an AEO status this hub shares with ``partner`` today (() for the
-        whole status), or a refusal: ``not-covered-by-agreement`` when agreements are
-        configured and none in effect lets AEO statuses go to it; ``no-route`` when none are
-        and the routes do not send AEO statuses to it."""
+    def sharing(self, partner: str) -> Sharing:
+        """What of an AEO status this hub shares with ``partner`` today, or a refusal:
+        ``not-covered-by-agreement`` when agreements are configured and none in effect lets AEO
+        statuses go to it; ``no-route`` when none are and the routes send it none."""
         agreements = self.hub.settings.agreements
         if agreements.configured:
             day = self.hub.clock().astimezone(UTC).date()
             agreement = agreements.covering(partner, AEO_TYPE, "send", day)
             if agreement is None:
-                raise RoutingError(
+                raise AgreementError(
                     f"no agreement in effect lets this hub send AEO statuses to {partner}",
-                    reason="not-covered-by-agreement",
                 )
-            return agreement.shares[AEO_TYPE].fields
+            return Sharing(agreement.shares[AEO_TYPE].fields, agreement.id, agreement.digest)
         rule = self.hub.routing.rules.get(AEO_TYPE)
         if rule is None or isinstance(rule, str) or partner not in rule:
             raise RoutingError(
@@ -134,7 +134,7 @@ class Answers:
                 "configured), so it is not answered about them either",
                 reason="no-route",
             )
-        return ()
+        return Sharing()
 
     async def visible(self, fields: Sequence[str], ranges: Sequence[IdRange]) -> list[Pair]:
         """This hub's AEOs in ``ranges`` as a partner sharing ``fields`` sees them, in id
@@ -233,8 +233,10 @@ class Answers:
         opened: OpenedEnvelope,
         answer: mpb.AeoQueryAnswer | mpb.AeoSnapshot,
         shared: Sequence[tuple[str, int]],
+        sharing: Sharing,
     ) -> None:
-        """The "answered" leaf: which request of whose, and which AEOs' statuses it was sent."""
+        """The "answered" leaf: which request of whose, which AEOs' statuses it was sent, and
+        under which agreement's policy."""
         if isinstance(answer, mpb.AeoQueryAnswer):
             detail = (
                 f"{len(answer.statuses)} AEO status(es) sent, {len(answer.not_found)} not "
@@ -254,6 +256,8 @@ class Answers:
                     envelope_digest=opened.envelope_digest,
                     detail=detail,
                     keys={"aeo": [aeo_id for aeo_id, _ in shared]} if shared else {},
+                    agreement=sharing.agreement,
+                    policy_digest=sharing.digest,
                 )
             ]
         )
@@ -269,6 +273,16 @@ class Answers:
             correlation_id=opened.header.message_id,
         )
         return data
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """The fields of an AEO status shared with a partner (() for the whole status), and the
+    agreement whose policy says so with its digest (empty without agreements)."""
+
+    fields: tuple[str, ...] = ()
+    agreement: str = ""
+    digest: str = ""
 
 
 class _Answering:

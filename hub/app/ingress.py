@@ -1,6 +1,8 @@
 """What partners send: each envelope verified (hub/core/envelope.py), deduplicated, its
 revisioned state and business keys read, and persisted with a signed receipt in one group commit
-before the receipt leaves. A refusal is recorded and answered with a signed REJECTED receipt.
+before the receipt leaves. A refusal is recorded and answered with a signed REJECTED receipt;
+so is, with agreements configured, a message of a type no agreement in effect today lets come
+from that partner (``not-covered-by-agreement``, hub/core/agreements.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from google.protobuf.message import Message
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Slice
 from hub.app.learning import Learner, remember
+from hub.core.agreements import RECEIVE
 from hub.core.envelope import (
     OpenedEnvelope,
     SignedBeforeCertificate,
@@ -31,6 +34,7 @@ from hub.core.envelope import (
     signed_alike,
 )
 from hub.core.errors import (
+    AgreementError,
     DuplicateConflictError,
     HubError,
     StoreDataError,
@@ -148,6 +152,7 @@ class Ingress:
         if after is not None:
             await after.wait()
         now = self.hub.clock()  # after the wait: the time the window is checked at and kept
+        agreements = self.hub.agreements  # one policy for the batch
         for i, (data, check) in enumerate(zip(envelopes, checked, strict=True)):
             if isinstance(check, HubError):
                 first = await self._accepted_before(peer_party, data, check)
@@ -169,6 +174,17 @@ class Ingress:
                     results[i] = pb.SignedReceipt.FromString(earlier.signed_receipt)
                 else:
                     results[i] = exc
+                    refused.append((data, exc))
+                continue
+            try:
+                agreements.require(
+                    peer_party, opened.document.DESCRIPTOR.full_name, RECEIVE, now.date()
+                )
+            except AgreementError as exc:
+                # the very envelope accepted before the agreements changed keeps its receipt
+                first = await self._accepted_before(peer_party, data, exc)
+                results[i] = first or exc
+                if first is None:
                     refused.append((data, exc))
                 continue
             header = opened.header

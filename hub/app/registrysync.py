@@ -23,7 +23,7 @@ from hub.app.context import HubContext
 from hub.app.ingress import Ingress
 from hub.app.ports import PartnerAsker
 from hub.core.envelope import OpenedEnvelope, build_envelope, open_envelope, sha256
-from hub.core.errors import HubError, RoutingError
+from hub.core.errors import AgreementError, HubError, RoutingError
 from hub.core.messages import AeoStatus
 from hub.core.snapshot import (
     MAX_FETCH,
@@ -120,9 +120,8 @@ class RegistrySync:
         agreements = self.hub.settings.agreements
         day = self.hub.clock().astimezone(UTC).date()
         if agreements.configured and agreements.covering(partner, AEO_TYPE, "receive", day) is None:
-            raise RoutingError(
+            raise AgreementError(
                 f"no agreement in effect lets AEO statuses come from {partner}",
-                reason="not-covered-by-agreement",
             )
 
     async def _ask(self, partner: str, question: mpb.AeoQuery | mpb.AeoSnapshotRequest) -> Message:

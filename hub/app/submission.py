@@ -2,6 +2,13 @@
 an envelope per recipient and queued in the outbox with its trail events in one group commit,
 before the submitter hears "queued"; and dead letters queued again or re-signed, and a
 partner's messages re-routed to another.
+
+With agreements configured (hub/core/agreements.py), every envelope signed here for a partner
+(``_sealed``: submissions, drop folders, re-signed dead letters, re-routed messages) carries
+only what the agreement covering that type to that partner today lets leave, and its
+``queued`` leaf names the agreement and its digest; a message no agreement covers is refused
+with ``not-covered-by-agreement`` before anything is signed or queued. Without agreements,
+documents go whole, as routes say.
 """
 
 from __future__ import annotations
@@ -10,18 +17,21 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date
 
 from google.protobuf.message import Message
 
 from adapters.wco.controls import control_result_from
 from hub.app.audit import Audit
 from hub.app.context import HubContext
+from hub.core.agreements import SEND, Agreements, keep_fields
 from hub.core.envelope import (
     CORRELATION_ID,
     build_envelope,
     sha256,
 )
 from hub.core.errors import (
+    AgreementError,
     HubError,
     SubmissionError,
 )
@@ -235,6 +245,8 @@ class Submissions:
         events: list[trail.Event] = []
         records: list[tuple[int, AeoRecord]] = []
         now = self.hub.clock()
+        agreements = self.hub.agreements  # one policy for the whole submission
+        plan, left_out = self._covered(plan, agreements, now.date())
         keyed = [(doc, targets, keys_of(doc)) for doc, targets in plan]
         if sub.document_digest:
             events.append(
@@ -250,9 +262,12 @@ class Submissions:
                     + (f", with {len(sub.derived)} derived message(s)" if sub.derived else ""),
                 )
             )
-        for doc, targets, doc_keys in keyed:
+        for n, (doc, targets, doc_keys) in enumerate(keyed):
             keys = json.dumps(doc_keys, sort_keys=True)
             how = "as the domestic system asked" if sub.recipients else "by the routing rules"
+            skipped = left_out[n]
+            if skipped:
+                how += f"; not to {', '.join(skipped)}, which no agreement lets it go to"
             events.append(
                 trail.Event(
                     "routed",
@@ -262,7 +277,7 @@ class Submissions:
                     body_type=doc.DESCRIPTOR.full_name,
                     document_digest=sub.document_digest or b"",
                     keys=doc_keys,
-                    detail=f"to {', '.join(targets)}, {how}"[:DETAIL_CHARS],
+                    detail=f"to {', '.join(targets) or 'nobody'}, {how}"[:DETAIL_CHARS],
                 )
             )
             sent = [
@@ -273,6 +288,7 @@ class Submissions:
                     keys,
                     sub.document_digest,
                     sub.submission_id or None,
+                    agreements,
                 )
                 for recipient in targets
             ]
@@ -289,6 +305,33 @@ class Submissions:
             ).SerializeToString()
         return Outgoing(rows, sub.submission_id, answer, events, records)
 
+    @staticmethod
+    def _covered(
+        plan: list[tuple[Message, list[str]]], agreements: Agreements, day: date
+    ) -> tuple[list[tuple[Message, list[str]]], list[list[str]]]:
+        """The plan with the recipients agreements let each message go to, and those left out.
+        The submitted document (the first) goes to all its recipients or the submission is
+        refused, naming every partner not covered: nothing of it is queued, so no partner gets
+        what another did not. A derived message (the control result a notification reports)
+        is not sent where no agreement covers its own type: the domestic system did not ask
+        for it, and its document goes anyway. Without agreements, everything goes."""
+        if not agreements.configured:
+            return plan, [[] for _ in plan]
+        covered: list[tuple[Message, list[str]]] = []
+        left_out: list[list[str]] = []
+        for n, (doc, targets) in enumerate(plan):
+            body_type = doc.DESCRIPTOR.full_name
+            out = [t for t in targets if agreements.covering(t, body_type, SEND, day) is None]
+            if out and n == 0:
+                short = doc.DESCRIPTOR.name
+                raise AgreementError(
+                    f"no agreement in effect on {day.isoformat()} lets {short} go to "
+                    f"{', '.join(out)}; nothing of the submission was queued"
+                )
+            covered.append((doc, [t for t in targets if t not in out]))
+            left_out.append(out)
+        return covered, left_out
+
     def _sealed(
         self,
         document: Message,
@@ -297,10 +340,18 @@ class Submissions:
         keys: str,
         document_digest: bytes | None,
         submission_id: str | None = None,
+        agreements: Agreements | None = None,
     ) -> NewOutbound:
-        """``document`` signed in a new envelope for ``recipient``, as an outbound row."""
+        """``document`` signed in a new envelope for ``recipient``, as an outbound row: with
+        agreements configured, only what the one covering it lets leave (or refused with
+        not-covered-by-agreement)."""
         now = self.hub.clock()
         ttl = self.hub.config.limits.message_ttl
+        policy = self.hub.agreements if agreements is None else agreements
+        body_type = document.DESCRIPTOR.full_name
+        agreement = policy.require(recipient, body_type, SEND, now.date())
+        if agreement is not None:
+            document = keep_fields(document, agreement.shares[body_type].fields)
         data, header = build_envelope(
             self.hub.signer,
             sender=self.hub.party,
@@ -329,6 +380,8 @@ class Submissions:
             created_at=now,
             expires_at=now + ttl,
             submission_id=submission_id,
+            agreement=agreement.id if agreement is not None else "",
+            policy_digest=agreement.digest if agreement is not None else "",
         )
 
     def enqueue_in(self, tx: Tx, jobs: list[Outgoing]) -> list[list[DueDelivery]]:

@@ -27,6 +27,7 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app import learning
 from hub.app.hub import Hub
+from hub.cli import agreements as agreementscli
 from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
 from hub.cli import configcheck, tables
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     registrysynccli.add_actions(registrycli.add_parsers(sub))  # export; query, sync
     reloadcli.add_parser(sub)
     configcheck.add_parser(sub)
+    agreementscli.add_parser(sub)
 
     trail_cmd = sub.add_parser(
         "trail", help="the tamper-evident trail: query it, prove entries, export and verify"
@@ -473,6 +475,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _formats(args)
     if args.command == "config":
         return configcheck.run(args)
+    if args.command == "agreements":
+        return agreementscli.run(args)
     if args.command == "token":
         if args.token_command == "revoke":  # noqa: S105 - a subcommand's name
             return revokecli.revoke_token(args)

@@ -28,6 +28,8 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from hub.core.errors import AgreementError
+
 # The benefits an agreement may grant: a closed list, each code with the sentence shown to
 # officers and in `customs-hub agreements` (like hub/core/reasons.py's REASONS).
 BENEFITS: dict[str, str] = {
@@ -213,6 +215,24 @@ class Agreements:
                 return a
         return None
 
+    def require(
+        self, partner: str, body_type: str, direction: str, day: datetime.date
+    ) -> Agreement | None:
+        """``covering``'s agreement, None when no agreements are configured at all (no policy:
+        everything goes whole, as routes say); AgreementError (not-covered-by-agreement) when
+        agreements are configured and none covers."""
+        if not self.configured:
+            return None
+        found = self.covering(partner, body_type, direction, day)
+        if found is None:
+            short = body_type.rpartition(".")[2]
+            way = f"to {partner}" if direction == SEND else f"from {partner}"
+            raise AgreementError(
+                f"no agreement in effect on {day.isoformat()} lets {short} "
+                f"{'go' if direction == SEND else 'come'} {way}"
+            )
+        return found
+
 
 def agreements(items: Iterable[Agreement]) -> Agreements:
     """The set of agreements, with the digest over all of them ("" when there are none)."""
@@ -307,6 +327,38 @@ def field_problems(message: Descriptor | type[Message], fields: Sequence[str]) -
                     break
                 current = f.message_type
     return problems
+
+
+# What a partner's hub needs of a message to accept it at all (hub/core/revisions.py state_of,
+# and the business keys it is found by): each group is one or more paths, one of which a
+# policy's ``fields`` must keep (itself or a field it is under).
+IDENTIFYING: dict[str, tuple[tuple[str, ...], ...]] = {
+    "customs_hub.v1.AeoStatus": (("issuing_administration",), ("aeo_id",), ("revision",)),
+    "customs_hub.v1.ControlResult": (
+        ("control_id",),
+        ("revision",),
+        ("declaration_id", "functional_reference_id", "container_ids"),
+    ),
+    "customs_hub.v1.GoodsDeclaration": (("functional_reference_id", "id"),),
+}
+
+
+def identity_problems(body_type: str, fields: Sequence[str]) -> list[str]:
+    """Why a policy keeping only ``fields`` of ``body_type`` would send messages no partner
+    can accept (empty: it would not; an empty ``fields`` keeps everything)."""
+    if not fields:
+        return []
+    kept = set(fields)
+
+    def keeps(path: str) -> bool:
+        parts = path.split(".")
+        return any(".".join(parts[: n + 1]) in kept for n in range(len(parts)))
+
+    return [
+        f"must keep {' or '.join(group)}: a partner cannot accept the message without it"
+        for group in IDENTIFYING.get(body_type, ())
+        if not any(keeps(path) for path in group)
+    ]
 
 
 def _tree(fields: Sequence[str]) -> dict[str, Any]:

@@ -144,6 +144,15 @@ class RoutingError(HubError):
     default_reason = "no-route"
 
 
+class AgreementError(HubError):
+    """No agreement covers a message type with a partner in that direction today
+    (hub/core/agreements.py): a domestic submission is not signed, a partner's envelope is
+    refused with a signed REJECTED receipt."""
+
+    status = Status.FAILED_PRECONDITION
+    default_reason = "not-covered-by-agreement"
+
+
 class SubmissionError(HubError):
     """A domestic submission is unusable as sent."""
 

@@ -117,9 +117,11 @@ REASONS: dict[str, Reason] = {
         PRECONDITION,
     ),
     "not-covered-by-agreement": _r(
-        "agreements are configured and none in effect covers the message type with that "
-        "partner in that direction: a partner's Query or Snapshot about AEO statuses this hub "
-        "may not send it; `registry query|sync` with a partner AEO statuses may not come from",
+        "with [agreements] configured: a domestic submission (or a re-signed or re-routed "
+        "message) to a partner no agreement in effect today lets that type go to, the whole "
+        "submission refused; a partner's envelope of a type no agreement in effect lets come "
+        "from it (a signed REJECTED receipt); a partner's Query or Snapshot when none lets AEO "
+        "statuses go to it; `registry query|sync` with a partner none lets them come from",
         PRECONDITION,
     ),
     # --- who is calling (mTLS) and whom the hub trusts -------------------------------------

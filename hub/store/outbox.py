@@ -69,6 +69,8 @@ def _queued_event(message: NewOutbound | OutboundMessage) -> trail.Event:
         envelope_digest=message.envelope_digest,
         document_digest=message.document_digest or b"",
         keys=business_keys_of(message.business_keys),
+        agreement=getattr(message, "agreement", ""),  # a stored row has none: it is queued
+        policy_digest=getattr(message, "policy_digest", ""),
     )
 
 

@@ -523,7 +523,9 @@ class Writer:
 
 @dataclass(slots=True)
 class NewOutbound:
-    """An outbound message to queue (the columns of ``OutboundMessage``)."""
+    """An outbound message to queue (the columns of ``OutboundMessage``, and what only its
+    ``queued`` trail leaf keeps: the agreement whose sharing policy was applied and that
+    agreement's digest, empty without agreements)."""
 
     message_id: str
     recipient: str
@@ -538,6 +540,8 @@ class NewOutbound:
     submission_id: str | None = None
     status: str = QUEUED
     id: int | None = None
+    agreement: str = ""
+    policy_digest: str = ""
 
 
 @dataclass(slots=True)

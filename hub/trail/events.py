@@ -66,6 +66,8 @@ class Event:
     outcome: str = ""
     revision: int = 0
     config_digest: bytes = b""
+    agreement: str = ""  # queued: the agreement whose policy was applied, and its digest
+    policy_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ def encode(event: Event) -> Leaf:
         outcome=event.outcome,
         revision=event.revision,
         config_digest=event.config_digest,
+        agreement=event.agreement,
+        policy_digest=event.policy_digest,
     )
     since = as_utc(event.at) - EPOCH
     message.at.seconds = since.days * 86400 + since.seconds

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ustoms_hub/v1/trail.proto\x12\x0e\x63ustoms_hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x02\n\nTrailEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12\x0e\n\x06sender\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x11\n\tbody_type\x18\x08 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\t \x01(\x0c\x12\x17\n\x0f\x64ocument_digest\x18\n \x01(\x0c\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0c \x01(\t\x12)\n\x04keys\x18\r \x03(\x0b\x32\x1b.customs_hub.v1.BusinessKey\x12\x0f\n\x07outcome\x18\x0e \x01(\t\x12\x10\n\x08revision\x18\x0f \x01(\x04\x12\x15\n\rconfig_digest\x18\x10 \x01(\x0cJ\x04\x08\x03\x10\x04\"*\n\x0b\x42usinessKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ustoms_hub/v1/trail.proto\x12\x0e\x63ustoms_hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x03\n\nTrailEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmessage_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x05 \x01(\t\x12\x0e\n\x06sender\x18\x06 \x01(\t\x12\x11\n\trecipient\x18\x07 \x01(\t\x12\x11\n\tbody_type\x18\x08 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\t \x01(\x0c\x12\x17\n\x0f\x64ocument_digest\x18\n \x01(\x0c\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0c \x01(\t\x12)\n\x04keys\x18\r \x03(\x0b\x32\x1b.customs_hub.v1.BusinessKey\x12\x0f\n\x07outcome\x18\x0e \x01(\t\x12\x10\n\x08revision\x18\x0f \x01(\x04\x12\x15\n\rconfig_digest\x18\x10 \x01(\x0c\x12\x11\n\tagreement\x18\x11 \x01(\t\x12\x15\n\rpolicy_digest\x18\x12 \x01(\tJ\x04\x08\x03\x10\x04\"*\n\x0b\x42usinessKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customs_hub.v1.trail_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAILEVENT']._serialized_start=80
-  _globals['_TRAILEVENT']._serialized_end=433
-  _globals['_BUSINESSKEY']._serialized_start=435
-  _globals['_BUSINESSKEY']._serialized_end=477
+  _globals['_TRAILEVENT']._serialized_end=475
+  _globals['_BUSINESSKEY']._serialized_start=477
+  _globals['_BUSINESSKEY']._serialized_end=519
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TrailEvent(_message.Message):
-    __slots__ = ("kind", "at", "message_id", "correlation_id", "sender", "recipient", "body_type", "envelope_digest", "document_digest", "reason", "detail", "keys", "outcome", "revision", "config_digest")
+    __slots__ = ("kind", "at", "message_id", "correlation_id", "sender", "recipient", "body_type", "envelope_digest", "document_digest", "reason", "detail", "keys", "outcome", "revision", "config_digest", "agreement", "policy_digest")
     KIND_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class TrailEvent(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     CONFIG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    POLICY_DIGEST_FIELD_NUMBER: _ClassVar[int]
     kind: str
     at: _timestamp_pb2.Timestamp
     message_id: str
@@ -41,7 +43,9 @@ class TrailEvent(_message.Message):
     outcome: str
     revision: int
     config_digest: bytes
-    def __init__(self, kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body_type: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., document_digest: _Optional[bytes] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[BusinessKey, _Mapping]]] = ..., outcome: _Optional[str] = ..., revision: _Optional[int] = ..., config_digest: _Optional[bytes] = ...) -> None: ...
+    agreement: str
+    policy_digest: str
+    def __init__(self, kind: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body_type: _Optional[str] = ..., envelope_digest: _Optional[bytes] = ..., document_digest: _Optional[bytes] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[BusinessKey, _Mapping]]] = ..., outcome: _Optional[str] = ..., revision: _Optional[int] = ..., config_digest: _Optional[bytes] = ..., agreement: _Optional[str] = ..., policy_digest: _Optional[str] = ...) -> None: ...
 
 class BusinessKey(_message.Message):
     __slots__ = ("name", "value")
