@@ -364,10 +364,13 @@ _TIME = DateTime(timezone=True)
 
 
 class _AeoColumns(SQLModel):
-    """An AEO status as the registry keeps it (hub.core.registry.AeoRecord)."""
+    """An AEO status as the registry keeps it (hub.core.registry.AeoRecord). The key columns
+    come first, in their primary key's order (migration 0006 says why)."""
 
     aeo_id: str = _key(primary=True)
     party: str = Field(primary_key=True, max_length=16)  # the issuing administration
+    revision: int = _revision()
+    trail_index: int = _leaf()
     tin: str = _key()
     name: str = ""
     programme: str = Field(max_length=32)
@@ -390,8 +393,6 @@ class AeoRegistry(_AeoColumns, table=True):
         Index("ix_aeo_registry_party", "party", "aeo_id", "revision"),
         {"sqlite_with_rowid": False},
     )
-    revision: int = _revision()
-    trail_index: int = _leaf()
 
 
 class AeoRegistryHistory(_AeoColumns, table=True):
@@ -412,6 +413,8 @@ class _ControlColumns(SQLModel):
 
     party: str = Field(primary_key=True, max_length=16)  # the controlling administration
     key: str = _key(primary=True)  # hub.core.revisions.control_key
+    revision: int = _revision()
+    trail_index: int = _leaf()
     control_id: str = ""
     declaration_id: str = ""
     functional_reference_id: str = ""
@@ -432,8 +435,6 @@ class ControlRegistry(_ControlColumns, table=True):
 
     __tablename__ = "control_registry"
     __table_args__ = {"sqlite_with_rowid": False}
-    revision: int = _revision()
-    trail_index: int = _leaf()
 
 
 class ControlRegistryHistory(_ControlColumns, table=True):
