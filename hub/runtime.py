@@ -17,6 +17,7 @@ from hub.app.context import Clock, Settings, system_clock
 from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
 from hub.app.hub import Hub
+from hub.app.registrysync import RegistrySync
 from hub.app.reload import Change
 from hub.app.tasks import cancel_and_wait
 from hub.config import HubConfig
@@ -33,6 +34,7 @@ from hub.rpc.partner import (
     PartnerHealth,
 )
 from hub.rpc.recognition import RECOGNITION, RECOGNITION_SERVICE, RecognitionService
+from hub.rpc.registry import PARTNER_REGISTRY, PARTNER_REGISTRY_SERVICE, PartnerRegistryService
 from hub.rpc.server import (
     SERVER_OPTIONS,
     HubHealth,
@@ -74,6 +76,8 @@ class RunningHub:
     # set when another process took the hub's lock while it ran (hub/store/lock.py): whoever
     # runs the hub stops it
     lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
+    # this hub asking partners about their AEOs (hub/app/registrysync.py)
+    registry_sync: RegistrySync | None = None
 
     async def reload(self, path: Path | None = None) -> Change:
         """Read the configuration again and put it in place (hub/app/reload.py); a
@@ -202,14 +206,17 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
             ("grpc.max_receive_message_length", limits.xml_max_bytes + 64 * 1024),
         ],
     )
+    channels = PartnerChannels(tls[1], tls[0], _endpoints(config, anchors))
+    registry_sync = RegistrySync(hub, hub.ingress, channels)
     domestic_server.add_generic_rpc_handlers(
         [
             decoding_handler(DOMESTIC, DomesticService(hub)),
             decoding_handler(RECOGNITION, RecognitionService(hub)),
+            decoding_handler(PARTNER_REGISTRY, PartnerRegistryService(registry_sync)),
         ]
     )
     domestic_health = add_health_and_reflection(
-        domestic_server, [DOMESTIC_SERVICE, RECOGNITION_SERVICE]
+        domestic_server, [DOMESTIC_SERVICE, RECOGNITION_SERVICE, PARTNER_REGISTRY_SERVICE]
     )
     domestic_port = bind(domestic_server, config.domestic_listen, None, "server.domestic_listen")
     if not config.domestic_listen.startswith(("127.", "localhost", "[::1]")):
@@ -240,7 +247,6 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
             audit_server, config.audit_listen, audit_tls.credentials(), "audit.listen"
         )
 
-    channels = PartnerChannels(tls[1], tls[0], _endpoints(config, anchors))
     preflight_timeout = limits.preflight_timeout_seconds
 
     async def preflight(party: str) -> bytes:  # a partner's TLS server certificate
@@ -309,4 +315,5 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         health,
         store_watch,
         lost,
+        registry_sync,
     )

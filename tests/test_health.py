@@ -170,6 +170,7 @@ async def test_health_list_answers_with_the_ports_services_and_logs_no_error(
             "": SERVING,
             DOMESTIC: SERVING,
             RECOGNITION: SERVING,
+            "customs_hub.v1.PartnerRegistry": SERVING,  # registry query|sync (mr.proto)
         }
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 

@@ -10,6 +10,7 @@ of them touches gRPC. What the hub accepts is durable before it answers.
 
 from __future__ import annotations
 
+from hub.app.answers import Answers
 from hub.app.audit import Audit
 from hub.app.context import Clock, HubContext, system_clock
 from hub.app.ingress import Ingress
@@ -28,3 +29,4 @@ class Hub(HubContext):
         self.submission = Submissions(self, self.audit)
         self.reloader = Reloader(self, self.audit)
         self.revocation_watch = RevocationWatch(self, self.audit)
+        self.answers = Answers(self, self.audit)

@@ -41,3 +41,13 @@ class PartnerTransport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class PartnerAsker(Protocol):
+    """A partner's Query and Snapshot (hub/app/registrysync.py): a signed request out, the
+    partner's signed answer back, as exact bytes. DeliveryError when the partner cannot be
+    reached; PartnerRefused (hub/core/errors.py) when it refuses, with its reason."""
+
+    async def query(self, party: str, envelope: bytes, timeout: float) -> bytes: ...
+
+    async def snapshot(self, party: str, envelope: bytes, timeout: float) -> bytes: ...

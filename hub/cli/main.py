@@ -35,6 +35,7 @@ from hub.cli import db as dbcli
 from hub.cli import evidence as evidencecli
 from hub.cli import recognition as recognitioncli
 from hub.cli import registry as registrycli
+from hub.cli import registrysync as registrysynccli
 from hub.cli import reload as reloadcli
 from hub.cli import revoke as revokecli
 from hub.cli import status as statuscli
@@ -302,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     translatecli.add_parser(sub)
     dbcli.add_parsers(sub)
-    registrycli.add_parsers(sub)
+    registrysynccli.add_actions(registrycli.add_parsers(sub))  # export; query, sync
     reloadcli.add_parser(sub)
     configcheck.add_parser(sub)
     agreementscli.add_parser(sub)
@@ -463,6 +464,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _trail(args)
     if args.command == "db":
         return dbcli.run(args)
+    if args.command == "registry" and args.registry_command in ("query", "sync"):
+        return registrysynccli.run(args)
     if args.command == "registry":
         try:
             return registrycli.run(args, upgrade_hint(args.config))

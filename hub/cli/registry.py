@@ -22,9 +22,14 @@ from hub.store.db import Store
 EXPORT_FORMATS = {"aeo-csv": aeo_csv}
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    registry = sub.add_parser(
-        "registry", help="the registry of AEO statuses and control results (reads the store)"
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """``registry export``; returns the ``registry`` command's actions, for ``query`` and
+    ``sync`` (hub/cli/registrysync.py)."""
+    registry: argparse._SubParsersAction[argparse.ArgumentParser] = sub.add_parser(
+        "registry",
+        help="the registry of AEO statuses and control results; asking partners' hubs about theirs",
     ).add_subparsers(dest="registry_command", required=True)
     export = registry.add_parser(
         "export", help="a partner's current AEO statuses (or this hub's own) as a file"
@@ -37,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--to", dest="to_format", required=True, choices=sorted(EXPORT_FORMATS), help="format"
     )
     export.add_argument("--output", type=Path, help="the file to write (default: stdout)")
+    return registry
 
 
 class ExportError(Exception):

@@ -134,6 +134,7 @@ def open_envelope(
     read_raw: RawReader | None = None,
     clock_skew: timedelta | None = None,
     learn: KeyLearner | None = None,
+    body_types: Mapping[str, type[Message]] | None = None,
 ) -> OpenedEnvelope:
     """Verify an envelope received from ``peer_party`` (the party its mTLS certificate names).
 
@@ -143,7 +144,9 @@ def open_envelope(
     the window itself, with policy=None, passes it). With ``learn``, a signature by a key not
     in ``peer_keys`` that carries its certificate is tried with the key ``learn`` reads from
     that certificate (docs/adr/0010-key-rotation.md); its dates are checked here like any
-    key's."""
+    key's. ``body_types`` names the body types accepted, instead of the business messages: a
+    partner's query (hub/app/answers.py) is an envelope too, and a business message is no
+    query, nor a query a business message."""
     if clock_skew is None:
         clock_skew = policy.clock_skew if policy is not None else timedelta(0)
     # 1. Bound the work before parsing anything.
@@ -222,7 +225,7 @@ def open_envelope(
         check_time_window(header, now, policy)
     # 10. A body type this hub knows, and a body that parses as that type. A document in a
     #     partner format is translated only now, after its signature and addressing verified.
-    if header.body_type == RAW_BODY_TYPE and read_raw is not None:
+    if header.body_type == RAW_BODY_TYPE and read_raw is not None and body_types is None:
         raw = spb.RawDocument()
         try:
             raw.ParseFromString(envelope.body)
@@ -244,7 +247,7 @@ def open_envelope(
             ),
             resigned,
         )
-    cls = body_class(header.body_type)
+    cls = body_class(header.body_type) if body_types is None else body_types.get(header.body_type)
     if cls is None:
         raise EnvelopeError(
             f"body type {header.body_type!r} is not supported", reason="unsupported-body-type"

@@ -210,6 +210,18 @@ class DeliveryError(HubError):
     transient = True
 
 
+class PartnerRefused(HubError):
+    """A partner's hub refused what this hub asked it (a Query or Snapshot): its status and
+    reason are in the message."""
+
+    status = Status.FAILED_PRECONDITION
+    default_reason = "partner-refused"
+
+    def __init__(self, message: str, *, partner_reason: str = "") -> None:
+        super().__init__(message)
+        self.partner_reason = partner_reason
+
+
 class TranslationError(HubError):
     """A document could not be read or written in a format (INVALID_ARGUMENT).
 

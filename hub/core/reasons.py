@@ -80,8 +80,9 @@ REASONS: dict[str, Reason] = {
     ),
     "batch-malformed": _r("an Exchange frame that is not an EnvelopeBatch; ends the stream", BAD),
     "limit-exceeded": _r(
-        "an Exchange frame with too many envelopes (RESOURCE_EXHAUSTED); a document over an "
-        "XML, EDIFACT or CSV limit (INVALID_ARGUMENT, with its location)",
+        "an Exchange frame with too many envelopes, a Query with over 1,000 AEO ids or a "
+        "Snapshot with over 64 ranges (RESOURCE_EXHAUSTED); a document over an XML, EDIFACT or "
+        "CSV limit (INVALID_ARGUMENT, with its location)",
         EXHAUSTED,
         BAD,
     ),
@@ -93,11 +94,34 @@ REASONS: dict[str, Reason] = {
     "format-not-allowed": _r(
         "a partner's RawDocument in a format not in its raw_formats, or not named", BAD
     ),
+    # --- partners' questions about this hub's AEOs, and their answers (registry-sync.md) ----
+    "query-invalid": _r(
+        "a Query naming no AEO id, or one empty, over 128 characters or not printable; a "
+        "Snapshot range that holds no id or whose ends no id can have",
+        BAD,
+    ),
+    "answer-invalid": _r(
+        "a partner's answer to this hub's Query or Snapshot that does not answer it (another "
+        "request's id or digest, ids or ranges not asked for, a digest whose entries or split "
+        "do not fit it): refused whole, nothing of it received",
+        PRECONDITION,
+    ),
+    "query-replayed": _r(
+        "a partner's Query or Snapshot whose message id this hub answered before (its "
+        "answered leaf) or is answering now",
+        EXISTS,
+    ),
+    "partner-refused": _r(
+        "`registry query|sync`: the partner's hub refused the request; its status and reason "
+        "(e.g. not-covered-by-agreement) are in the message",
+        PRECONDITION,
+    ),
     "not-covered-by-agreement": _r(
         "with [agreements] configured: a domestic submission (or a re-signed or re-routed "
         "message) to a partner no agreement in effect today lets that type go to, the whole "
         "submission refused; a partner's envelope of a type no agreement in effect lets come "
-        "from it (a signed REJECTED receipt)",
+        "from it (a signed REJECTED receipt); a partner's Query or Snapshot when none lets AEO "
+        "statuses go to it; `registry query|sync` with a partner none lets them come from",
         PRECONDITION,
     ),
     # --- who is calling (mTLS) and whom the hub trusts -------------------------------------
@@ -174,7 +198,11 @@ REASONS: dict[str, Reason] = {
     ),
     # --- domestic submissions and subscriptions ---------------------------------------------
     "no-document": _r("a request or a file that carries no document", BAD),
-    "no-route": _r("no recipient given and no routing rule for the document", PRECONDITION),
+    "no-route": _r(
+        "no recipient given and no routing rule for the document; with no agreements "
+        "configured, a partner's Query or Snapshot when the routes send it no AEO statuses",
+        PRECONDITION,
+    ),
     "submission-invalid": _r(
         "a correlation id a partner would refuse, or a submission id over 128 characters", BAD
     ),
@@ -302,6 +330,11 @@ REASONS: dict[str, Reason] = {
     "reload-failed": _r(
         "`customs-hub reload`: no hub serves that configuration here, or the hub refused the "
         "new one (the reason given; it goes on with the one it has), or did not answer",
+        PRECONDITION,
+    ),
+    "registry-cli": _r(
+        "`customs-hub registry query|sync`: the running hub cannot be reached, or refused (its "
+        "reason given)",
         PRECONDITION,
     ),
     "audit-cli": _r("`customs-hub audit` could not do what it was asked", INTERNAL),

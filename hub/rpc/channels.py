@@ -26,12 +26,14 @@ from dataclasses import dataclass
 import grpc
 
 from hub.app import keys
-from hub.core.errors import DeliveryError
+from hub.core.errors import REASON_KEY, DeliveryError, PartnerRefused
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 
 SERVICE = "customs_hub.v1.PartnerExchange"
 DELIVER = f"/{SERVICE}/Deliver"
 EXCHANGE = f"/{SERVICE}/Exchange"
+QUERY = f"/{SERVICE}/Query"
+SNAPSHOT = f"/{SERVICE}/Snapshot"
 
 
 # gRPC's own reconnect backoff grows to 120 s by default; the outbox has its own retry schedule,
@@ -157,6 +159,31 @@ class PartnerChannels:
         )
         receipt: pb.SignedReceipt = await call(envelope, timeout=timeout)
         return receipt
+
+    async def query(self, party: str, envelope: bytes, timeout: float) -> bytes:
+        """A signed AeoQuery out, the partner's signed answer back (hub/app/ports.py
+        PartnerAsker)."""
+        return await self._ask(party, QUERY, envelope, timeout)
+
+    async def snapshot(self, party: str, envelope: bytes, timeout: float) -> bytes:
+        return await self._ask(party, SNAPSHOT, envelope, timeout)
+
+    async def _ask(self, party: str, method: str, envelope: bytes, timeout: float) -> bytes:
+        call = self.channel(party).unary_unary(
+            method, request_serializer=_identity, response_deserializer=_identity
+        )
+        try:
+            answer: bytes = await call(envelope, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise _unavailable(f"{party}: {code.name}: {exc.details()}") from None
+            reason = next((str(v) for k, v in exc.trailing_metadata() or () if k == REASON_KEY), "")
+            raise PartnerRefused(
+                f"{party} refused: {code.name} {reason or '(no reason)'}: {exc.details()}",
+                partner_reason=reason,
+            ) from None
+        return answer
 
     def stream(self, party: str) -> GrpcStream:
         """An Exchange stream to ``party`` as delivery uses it (hub/app/ports.py)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -68,6 +68,14 @@ class PartnerExchangeService:
                     self.deliver,
                     request_deserializer=None,
                     response_serializer=pb.SignedReceipt.SerializeToString,
+                ),
+                # a partner's questions about this hub's AEOs: signed envelopes both ways,
+                # passed and answered as exact bytes (hub/app/answers.py)
+                "Query": grpc.unary_unary_rpc_method_handler(
+                    self.query, request_deserializer=None, response_serializer=None
+                ),
+                "Snapshot": grpc.unary_unary_rpc_method_handler(
+                    self.snapshot, request_deserializer=None, response_serializer=None
                 ),
                 "Exchange": grpc.stream_stream_rpc_method_handler(
                     self.exchange,
@@ -128,6 +136,34 @@ class PartnerExchangeService:
                 None if exc.transient else self.hub.ingress.rejection_receipt(request, peer, exc)
             )
             await abort(context, exc, receipt.SerializeToString() if receipt else None)
+            raise
+        finally:
+            self.admission.exit_call(peer)
+
+    async def query(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(self.hub.answers.query, request, context)
+
+    async def snapshot(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return await self._answer(self.hub.answers.snapshot, request, context)
+
+    async def _answer(
+        self,
+        answer: Callable[[bytes, str], Awaitable[bytes]],
+        request: bytes,
+        context: grpc.aio.ServicerContext,
+    ) -> bytes:
+        """A question counts as one of the partner's calls, like a Deliver; a refusal is
+        answered with its status and reason (recorded by ``answer``)."""
+        peer = await self._peer(context)
+        try:
+            self.admission.enter_call(peer)
+        except LimitError as exc:
+            await self._over_limit(peer, exc, context)
+            raise
+        try:
+            return await answer(request, peer)
+        except HubError as exc:
+            await abort(context, exc)
             raise
         finally:
             self.admission.exit_call(peer)

@@ -36,6 +36,7 @@ KINDS = frozenset(
         "handed-over",  # a domestic subscriber acknowledged a partner's message
         "config-changed",  # the hub started with another configuration or keys
         "key-learned",  # a partner's signing key learned from the certificate it carried
+        "answered",  # a partner's Query or Snapshot answered: what was shared with whom
     }
 )
 

@@ -46,6 +46,16 @@ class PartnerExchangeStub:
                 request_serializer=customs__hub_dot_v1_dot_envelope__pb2.EnvelopeBatch.SerializeToString,
                 response_deserializer=customs__hub_dot_v1_dot_envelope__pb2.ReceiptBatch.FromString,
                 _registered_method=True)
+        self.Query = channel.unary_unary(
+                '/customs_hub.v1.PartnerExchange/Query',
+                request_serializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+                response_deserializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
+                _registered_method=True)
+        self.Snapshot = channel.unary_unary(
+                '/customs_hub.v1.PartnerExchange/Snapshot',
+                request_serializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+                response_deserializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
+                _registered_method=True)
 
 
 class PartnerExchangeServicer:
@@ -69,6 +79,24 @@ class PartnerExchangeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Query(self, request, context):
+        """A partner's hub asks for the current status of AEOs this hub issued: the request is an
+        envelope signed by the asker whose body is an AeoQuery (mr.proto), verified like any
+        envelope; the answer an envelope signed by this hub whose body is an AeoQueryAnswer. A
+        refusal is a gRPC status with "customs-hub-reason" (e.g. "not-covered-by-agreement").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Snapshot(self, request, context):
+        """The same, for a digest of this hub's AEO list (or ranges of it): an AeoSnapshotRequest
+        answered by an AeoSnapshot (anti-entropy, docs/registry-sync.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartnerExchangeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +109,16 @@ def add_PartnerExchangeServicer_to_server(servicer, server):
                     servicer.Exchange,
                     request_deserializer=customs__hub_dot_v1_dot_envelope__pb2.EnvelopeBatch.FromString,
                     response_serializer=customs__hub_dot_v1_dot_envelope__pb2.ReceiptBatch.SerializeToString,
+            ),
+            'Query': grpc.unary_unary_rpc_method_handler(
+                    servicer.Query,
+                    request_deserializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
+                    response_serializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
+                    response_serializer=customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +176,60 @@ class PartnerExchange:
             '/customs_hub.v1.PartnerExchange/Exchange',
             customs__hub_dot_v1_dot_envelope__pb2.EnvelopeBatch.SerializeToString,
             customs__hub_dot_v1_dot_envelope__pb2.ReceiptBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Query(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customs_hub.v1.PartnerExchange/Query',
+            customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+            customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/customs_hub.v1.PartnerExchange/Snapshot',
+            customs__hub_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+            customs__hub_dot_v1_dot_envelope__pb2.Envelope.FromString,
             options,
             channel_credentials,
             insecure,
