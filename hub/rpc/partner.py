@@ -8,6 +8,7 @@ was read, a signed REJECTED receipt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -120,25 +121,35 @@ class PartnerExchangeService:
         await self.hub.audit.record_refusal(peer, exc)
         await abort(context, exc)
 
-    async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.SignedReceipt:
-        peer = await self._peer(context)
+    @contextlib.asynccontextmanager
+    async def one_call(self, peer: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        """Hold one of ``peer``'s calls for the body; over its allowance, the call is refused
+        (recorded, RESOURCE_EXHAUSTED) before the body runs."""
         try:
             self.admission.enter_call(peer)
         except LimitError as exc:
             await self._over_limit(peer, exc, context)
             raise
         try:
-            return await self.hub.ingress.receive(request, peer)
-        except HubError as exc:
-            # transient trouble on our side is not the message's fault: no REJECTED receipt,
-            # just UNAVAILABLE, and the sender tries again
-            receipt = (
-                None if exc.transient else self.hub.ingress.rejection_receipt(request, peer, exc)
-            )
-            await abort(context, exc, receipt.SerializeToString() if receipt else None)
-            raise
+            yield
         finally:
             self.admission.exit_call(peer)
+
+    async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> pb.SignedReceipt:
+        peer = await self._peer(context)
+        async with self.one_call(peer, context):
+            try:
+                return await self.hub.ingress.receive(request, peer)
+            except HubError as exc:
+                # transient trouble on our side is not the message's fault: no REJECTED
+                # receipt, just UNAVAILABLE, and the sender tries again
+                receipt = (
+                    None
+                    if exc.transient
+                    else self.hub.ingress.rejection_receipt(request, peer, exc)
+                )
+                await abort(context, exc, receipt.SerializeToString() if receipt else None)
+                raise
 
     async def query(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         return await self._answer(self.hub.answers.query, request, context)
@@ -155,18 +166,12 @@ class PartnerExchangeService:
         """A question counts as one of the partner's calls, like a Deliver; a refusal is
         answered with its status and reason (recorded by ``answer``)."""
         peer = await self._peer(context)
-        try:
-            self.admission.enter_call(peer)
-        except LimitError as exc:
-            await self._over_limit(peer, exc, context)
-            raise
-        try:
-            return await answer(request, peer)
-        except HubError as exc:
-            await abort(context, exc)
-            raise
-        finally:
-            self.admission.exit_call(peer)
+        async with self.one_call(peer, context):
+            try:
+                return await answer(request, peer)
+            except HubError as exc:
+                await abort(context, exc)
+                raise
 
     async def exchange(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -326,16 +331,8 @@ class PartnerHealth:
     ) -> None:
         """A partner's watch lasts: it counts as one of that partner's calls."""
         peer = await self.exchange._peer(context)
-        admission = self.exchange.admission
-        try:
-            admission.enter_call(peer)
-        except LimitError as exc:
-            await self.exchange._over_limit(peer, exc, context)
-            raise
-        try:
+        async with self.exchange.one_call(peer, context):
             await self.inner.Watch(request, context)  # writes its answers with context.write
-        finally:
-            admission.exit_call(peer)
 
     async def List(
         self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
