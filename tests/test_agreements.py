@@ -26,6 +26,7 @@ from tests.adversarial.conditions import aeo_envelope, refused_with
 from tests.conftest import Federation
 from tests.test_delivery import cli
 from tests.test_exchange import as_partner, eventually, nz_signing_key, signed_envelope, submit
+from tests.testdata import CDS_SAMPLES
 
 REASON = "not-covered-by-agreement"
 
@@ -306,3 +307,35 @@ async def test_outbox_retry_keeps_dead_letters_todays_agreements_do_not_cover(
     # a retry of the kept letter alone is refused, naming why, and queues nothing
     again = cli("outbox", "retry", "--config", str(path), "--message-id", aeo.message_id)
     assert again.returncode == 2 and "lets AeoStatus go to NZ" in again.stderr
+
+
+CN_RESPONSES_ONLY = """
+[agreements.CN-NZ-RES]
+partners = ["NZ"]
+effective_from = "2020-01-01"
+
+[agreements.CN-NZ-RES.share.Response]
+send = true
+"""
+
+
+async def test_a_derived_message_no_agreement_covers_is_left_out(
+    federation: Federation,
+) -> None:
+    configure(federation, "CN", CN_RESPONSES_ONLY)
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # no agreements: would take the control result too
+    notification = CDS_SAMPLES / "TT_IM068a/Example_Notifications/07_DMSCLE.xml"
+    raw = spb.RawDocument(format="wco-xml", content=notification.read_bytes())
+    queued = await submit(cn, spb.SubmitRequest(raw=raw, recipients=["NZ"]))
+    # the notification goes; the control result it implies is covered by no agreement
+    assert [q.recipient for q in queued] == ["NZ"]
+    [row] = await received_by(nz, 1)
+    assert row.body_type == "customs_hub.v1.Response"  # type: ignore[attr-defined]
+    assert [m.body_type for m, _ in await cn.hub.store.views.outbound()] == [
+        "customs_hub.v1.Response"
+    ]
+    routed = {e.body_type: e.detail for e in await leaves(cn, "routed")}
+    assert routed["customs_hub.v1.ControlResult"].startswith("to nobody")
+    assert "not to NZ, which no agreement lets it go to" in routed["customs_hub.v1.ControlResult"]
+    assert routed["customs_hub.v1.Response"] == "to NZ, as the domestic system asked"
