@@ -147,3 +147,17 @@ def test_newer_wins_keeps_the_highest_revision_of_each_state_in_any_order(
         assert won == (revision > best.get(key, 0))
         best[key] = max(best.get(key, 0), revision)
     assert held == {("CN", "aeo", key): revision for key, revision in best.items()}
+
+
+def test_a_padded_reference_is_the_same_state_as_the_plain_one() -> None:
+    """Keys are taken as business keys are, without surrounding spaces: a partner that pads an
+    MRN, LRN, container or AEO id updates the same state, not a second one."""
+    from hub.core.messages import AeoStatus
+    from hub.core.revisions import state_of
+
+    assert control_key(ControlResult(declaration_id=" MRN1 ")) == "mrn:MRN1"
+    assert control_key(ControlResult(functional_reference_id="LRN1  ")) == "lrn:LRN1"
+    padded = ControlResult(container_ids=[" MSKU2", "MSKU1 ", "MSKU1", "  "])
+    assert control_key(padded) == "containers:MSKU1,MSKU2"
+    status = AeoStatus(issuing_administration="NZ", aeo_id="  NZAEO1 ", revision=2)
+    assert state_of(status, "NZ") == StateRef("NZ", "aeo", "NZAEO1", 2)

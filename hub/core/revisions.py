@@ -53,7 +53,7 @@ def state_of(document: Message, sender: str) -> StateRef | None:
                 f"{document.issuing_administration!r}",
                 reason="not-issuer",
             )
-        return StateRef(sender, "aeo", document.aeo_id, document.revision)
+        return StateRef(sender, "aeo", document.aeo_id.strip(), document.revision)
     if isinstance(document, ControlResult):
         return StateRef(sender, "control", control_key(document), document.revision)
     return None
@@ -61,12 +61,14 @@ def state_of(document: Message, sender: str) -> StateRef | None:
 
 def control_key(result: ControlResult) -> str:
     """What a control result is about: the declaration (MRN, else LRN), else its containers
-    (their sorted list, or its SHA-256 where that is longer than a key may be)."""
-    if result.declaration_id:
-        return f"mrn:{result.declaration_id}"
-    if result.functional_reference_id:
-        return f"lrn:{result.functional_reference_id}"
-    containers = ",".join(sorted(set(result.container_ids)))
+    (their sorted list, or its SHA-256 where that is longer than a key may be). Values are
+    taken without surrounding spaces, as business keys are, so " MRN1" is MRN1's state."""
+    mrn, lrn = result.declaration_id.strip(), result.functional_reference_id.strip()
+    if mrn:
+        return f"mrn:{mrn}"
+    if lrn:
+        return f"lrn:{lrn}"
+    containers = ",".join(sorted({c.strip() for c in result.container_ids} - {""}))
     if len(containers) <= MAX_KEY_LENGTH:
         return f"containers:{containers}"
     return f"containers-sha256:{hashlib.sha256(containers.encode()).hexdigest()}"
