@@ -391,3 +391,23 @@ async def test_registry_export_writes_a_partners_current_statuses_as_aeo_csv(
     bad = ["registry", "export", "--config", str(config), "--partner", "XX", "--to", "aeo-csv"]
     assert await asyncio.to_thread(main, bad) == 2
     assert "neither this hub (CN) nor a partner" in capsys.readouterr().err
+
+
+async def test_as_of_never_answers_an_unnumbered_revision(store_url: str) -> None:
+    """A revision 0 is never current (today's lookup does not show it); as of a day it is not
+    shown either, though it is in the history."""
+    store = await new_store(store_url)
+    try:
+        await store.inbound.accept([incoming(status("Z0", 0, tin="TZ"), "NZ", "z0", T0)], signer)
+        reg = store.registry
+        assert await count(store, AEO_REGISTRY_HISTORY) == 1
+        assert await reg.operators(aeo_ids=["Z0"]) == []
+        later = T0 + timedelta(days=1)
+        assert await reg.operators(aeo_ids=["Z0"], as_of=later) == []
+        assert await reg.operators(tins=["TZ"], as_of=later) == []
+        # a numbered revision after it is answered as of a day
+        await store.inbound.accept([incoming(status("Z0", 1, tin="TZ"), "NZ", "z1", T0)], signer)
+        assert [r.revision for r in await reg.operators(tins=["TZ"], as_of=later)] == [1]
+    finally:
+        await store.close()
+

@@ -105,8 +105,9 @@ class RegistrySql:
             for name in ("aeo_id", "tin")
         }
         self.history_by = {
-            name: f"SELECT {aeo} FROM aeo_registry_history WHERE received_at <= ? AND "  # noqa: S608
-            f"{name} IN "
+            # revision 0 (unnumbered) is never current, so never an answer as of a day either
+            name: f"SELECT {aeo} FROM aeo_registry_history WHERE received_at <= ?"  # noqa: S608
+            f" AND revision > 0 AND {name} IN "
             for name in ("aeo_id", "tin")
         }
         self.issued = f"SELECT {aeo} FROM aeo_registry WHERE party = ? AND aeo_id IN "  # noqa: S608
