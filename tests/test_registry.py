@@ -411,3 +411,25 @@ async def test_as_of_never_answers_an_unnumbered_revision(store_url: str) -> Non
     finally:
         await store.close()
 
+
+async def test_reads_return_at_most_the_rows_asked_for(store_url: str) -> None:
+    store = await new_store(store_url)
+    try:
+        shared = [incoming(status(f"L{i}", 1, tin="TL"), "NZ", f"l{i}", T0) for i in range(30)]
+        results = []
+        for i in range(12):
+            result = sample_control_result()
+            result.control_id = f"C{i}"
+            result.declaration_id = f"MRN{i}"
+            results.append(incoming(result, "SG", f"c{i}", T0))
+        await store.inbound.accept([*shared, *results], signer)
+        reg = store.registry
+        assert len(await reg.operators(tins=["TL"])) == 30
+        assert len(await reg.operators(tins=["TL"], limit=7)) == 7
+        assert len(await reg.operators(aeo_ids=["L1", "L2"], tins=["TL"], limit=7)) == 7
+        assert len(await reg.operators(tins=["TL"], as_of=T0, limit=7)) == 7
+        container = sample_control_result().container_ids[0]
+        assert len(await reg.controls(containers=[container])) == 12
+        assert len(await reg.controls(containers=[container], limit=5)) == 5
+    finally:
+        await store.close()
