@@ -169,4 +169,5 @@ def controls_text(found: rpb.LookupControlsResponse, kind: str, value: str) -> s
         )
     if found.truncated:
         lines.append(f"  (more results matched; the first {len(found.controls)} are listed)")
+    lines.append("  (the current results; only the agreements are judged as of that day)")
     return "\n".join(lines)
