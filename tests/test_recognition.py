@@ -37,6 +37,7 @@ from hub.pb.customs_hub.v1 import recognition_pb2 as rpb
 from hub.pb.customs_hub.v1 import recognition_pb2_grpc as rgrpc
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.rpc import domestic
 from hub.rpc.recognition import lookups_of
 from hub.runtime import RunningHub
 from hub.store.schema import TrailQuery
@@ -359,7 +360,7 @@ async def test_bad_lookups_are_refused_with_their_reason_and_the_service_goes_on
 
 
 async def test_a_declaration_naming_one_tin_under_many_roles_is_annotated_bounded_and_fast(
-    federation: Federation,
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attack: 1,000 statuses sharing one TIN, and a declaration naming that TIN as AEO
     party under 1,000 role codes (10^6 statuses unbounded). The annotation is cut to bounded
@@ -412,6 +413,24 @@ async def test_a_declaration_naming_one_tin_under_many_roles_is_annotated_bounde
     assert got[0].recognition.truncated and not got[0].recognition_omitted
     assert got[0].ByteSize() < 1_000_000
     assert got[1].HasField("recognition") and not got[1].recognition.truncated
+
+    # an annotation larger than the hub hands on is left out, and the stream goes on
+    monkeypatch.setattr(domestic, "MAX_ANNOTATION_BYTES", got[0].recognition.ByteSize() - 1)
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="another", after_cursor=flooded[-1].id),
+            timeout=WAIT,
+        )
+        again = []
+        async for message in stream:
+            again.append(message)
+            if len(again) == 2:
+                break
+        stream.cancel()
+    assert [m.message_id for m in again] == [sent.message_id, after.message_id]
+    assert not again[0].HasField("recognition") and again[0].recognition_omitted
+    assert again[0].body == got[0].body
+    assert again[1].recognition == got[1].recognition and not again[1].recognition_omitted
 
     # a lookup of the TIN lists at most MAX_STATUSES, and says so
     answer = await lookup(cn, tin=shared)
