@@ -8,6 +8,7 @@ service goes on serving. CN's agreements are the demo's (hub/cli/demo.py CN_AGRE
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -25,16 +26,24 @@ from hub.cli.main import build_parser
 from hub.config import load_config
 from hub.core.agreements import BENEFITS
 from hub.core.errors import REASON_KEY, RequestError
-from hub.core.recognition import MAX_QUERIES
+from hub.core.recognition import (
+    MAX_ANNOTATION_STATUSES,
+    MAX_CONTROLS,
+    MAX_QUERIES,
+    MAX_STATUSES,
+)
 from hub.pb.customs_hub.v1 import aeo_pb2
 from hub.pb.customs_hub.v1 import recognition_pb2 as rpb
 from hub.pb.customs_hub.v1 import recognition_pb2_grpc as rgrpc
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.rpc import domestic
+from hub.rpc.recognition import lookups_of
 from hub.runtime import RunningHub
 from hub.store.schema import TrailQuery
 from tests.conftest import Federation
 from tests.test_exchange import WAIT, eventually, submit
+from tests.test_registry import incoming, signer, status
 
 AEO_ID = sample_aeo_status().aeo_id
 TIN = sample_aeo_status().tin
@@ -348,3 +357,95 @@ async def test_bad_lookups_are_refused_with_their_reason_and_the_service_goes_on
     # refusals are in the trail, once a minute per reason: nobody grows it by asking
     refusals = await cn.hub.store.views.rejections("recognition")
     assert sorted(r.reason for r in refusals) == ["lookup-invalid", "lookup-too-large"]
+
+
+async def test_a_declaration_naming_one_tin_under_many_roles_is_annotated_bounded_and_fast(
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: 1,000 statuses sharing one TIN, and a declaration naming that TIN as AEO
+    party under 1,000 role codes (10^6 statuses unbounded). The annotation is cut to bounded
+    size (truncated set), handed on at once, and the next message follows."""
+    with_agreements(federation)
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    shared = "NZ-SHARED-TIN"
+    many = [
+        incoming(status(f"NZAEO{i:05d}", 1, tin=shared), "NZ", f"flood-{i}", datetime.now(UTC))
+        for i in range(1000)
+    ]
+    await cn.hub.store.inbound.accept(many, signer)
+    flooded = await cn.hub.store.inbound.after(0, 2000)
+    declaration = sample_import_declaration()
+    shipment = declaration.goods_shipment
+    del shipment.aeo_mutual_recognition_party[:]
+    for i in range(1000):
+        shipment.aeo_mutual_recognition_party.add(id=shared, role_code=f"R{i}")
+    [sent] = await submit(nz, spb.SubmitRequest(goods_declaration=declaration, recipients=["CN"]))
+    [after] = await submit(
+        nz, spb.SubmitRequest(goods_declaration=sample_import_declaration(), recipients=["CN"])
+    )
+
+    # straight through the lookups: a sanity bound, not a benchmark
+    started = time.monotonic()
+    annotation = await lookups_of(cn.hub).annotate(declaration)
+    assert time.monotonic() - started < 2
+    assert annotation.truncated and annotation.ByteSize() < 1_000_000
+    assert len(annotation.parties) == 1000 and all(p.recognised for p in annotation.parties)
+    listed = [len(p.statuses) for p in annotation.parties]
+    assert listed[:10] == [MAX_STATUSES] * 10 and listed[10:] == [0] * 990
+    assert sum(listed) == MAX_ANNOTATION_STATUSES
+
+    # as a subscriber reads it, and the next message after it
+    started = time.monotonic()
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="risk-engine", after_cursor=flooded[-1].id),
+            timeout=WAIT,
+        )
+        got = []
+        async for message in stream:
+            got.append(message)
+            if len(got) == 2:
+                break
+        stream.cancel()
+    assert time.monotonic() - started < 10
+    assert [m.message_id for m in got] == [sent.message_id, after.message_id]
+    assert got[0].recognition.truncated and not got[0].recognition_omitted
+    assert got[0].ByteSize() < 1_000_000
+    assert got[1].HasField("recognition") and not got[1].recognition.truncated
+
+    # an annotation larger than the hub hands on is left out, and the stream goes on
+    monkeypatch.setattr(domestic, "MAX_ANNOTATION_BYTES", got[0].recognition.ByteSize() - 1)
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="another", after_cursor=flooded[-1].id),
+            timeout=WAIT,
+        )
+        again = []
+        async for message in stream:
+            again.append(message)
+            if len(again) == 2:
+                break
+        stream.cancel()
+    assert [m.message_id for m in again] == [sent.message_id, after.message_id]
+    assert not again[0].HasField("recognition") and again[0].recognition_omitted
+    assert again[0].body == got[0].body
+    assert again[1].recognition == got[1].recognition and not again[1].recognition_omitted
+
+    # a lookup of the TIN lists at most MAX_STATUSES, and says so
+    answer = await lookup(cn, tin=shared)
+    assert len(answer.statuses) == MAX_STATUSES and answer.truncated and answer.recognised
+    assert not (await lookup(cn, aeo_id="NZAEO00007")).truncated
+
+    # a container named by more control results than an answer lists
+    results = []
+    for i in range(MAX_CONTROLS + 5):
+        result = sample_control_result()
+        result.declaration_id = f"SGMRN{i:04d}"
+        results.append(incoming(result, "SG", f"control-{i}", datetime.now(UTC)))
+    await cn.hub.store.inbound.accept(results, signer)
+    found = await controls(cn, container="MSKU7081234")
+    assert len(found.controls) == MAX_CONTROLS and found.truncated
+    assert not (await controls(cn, mrn="SGMRN0003")).truncated
+    annotated = await lookups_of(cn.hub).annotate(sample_import_declaration())
+    assert len(annotated.controls) == MAX_CONTROLS and annotated.truncated

@@ -543,3 +543,45 @@ async def test_a_partners_padded_ids_do_not_take_another_partners_message_with_t
     assert [r.message_id for r in await registry.operators(aeo_ids=["NZ-LONG"])] == [long_id]
     states = {(s.party, s.kind, s.key) for s in await cn.hub.store.inbound.current_state("NZ")}
     assert ("NZ", "aeo", "NZ-LONG") in states
+
+
+async def test_as_of_never_answers_an_unnumbered_revision(store_url: str) -> None:
+    """A revision 0 is never current (today's lookup does not show it); as of a day it is not
+    shown either, though it is in the history."""
+    store = await new_store(store_url)
+    try:
+        await store.inbound.accept([incoming(status("Z0", 0, tin="TZ"), "NZ", "z0", T0)], signer)
+        reg = store.registry
+        assert await count(store, AEO_REGISTRY_HISTORY) == 1
+        assert await reg.operators(aeo_ids=["Z0"]) == []
+        later = T0 + timedelta(days=1)
+        assert await reg.operators(aeo_ids=["Z0"], as_of=later) == []
+        assert await reg.operators(tins=["TZ"], as_of=later) == []
+        # a numbered revision after it is answered as of a day
+        await store.inbound.accept([incoming(status("Z0", 1, tin="TZ"), "NZ", "z1", T0)], signer)
+        assert [r.revision for r in await reg.operators(tins=["TZ"], as_of=later)] == [1]
+    finally:
+        await store.close()
+
+
+async def test_reads_return_at_most_the_rows_asked_for(store_url: str) -> None:
+    store = await new_store(store_url)
+    try:
+        shared = [incoming(status(f"L{i}", 1, tin="TL"), "NZ", f"l{i}", T0) for i in range(30)]
+        results = []
+        for i in range(12):
+            result = sample_control_result()
+            result.control_id = f"C{i}"
+            result.declaration_id = f"MRN{i}"
+            results.append(incoming(result, "SG", f"c{i}", T0))
+        await store.inbound.accept([*shared, *results], signer)
+        reg = store.registry
+        assert len(await reg.operators(tins=["TL"])) == 30
+        assert len(await reg.operators(tins=["TL"], limit=7)) == 7
+        assert len(await reg.operators(aeo_ids=["L1", "L2"], tins=["TL"], limit=7)) == 7
+        assert len(await reg.operators(tins=["TL"], as_of=T0, limit=7)) == 7
+        container = sample_control_result().container_ids[0]
+        assert len(await reg.controls(containers=[container])) == 12
+        assert len(await reg.controls(containers=[container], limit=5)) == 5
+    finally:
+        await store.close()

@@ -22,6 +22,10 @@ from hub.core.agreements import Agreements
 from hub.core.errors import RequestError
 from hub.core.messages import GoodsDeclaration
 from hub.core.recognition import (
+    MAX_ANNOTATION_STATUSES,
+    MAX_CONTROLS,
+    MAX_READ_ROWS,
+    MAX_STATUSES,
     NOT_RECOGNISED,
     DeclarationKeys,
     Verdict,
@@ -52,6 +56,7 @@ class RegistryReader(Protocol):
         aeo_ids: Sequence[str] = (),
         tins: Sequence[str] = (),
         as_of: datetime.datetime | None = None,
+        limit: int | None = None,
     ) -> list[AeoRecord]: ...
 
     async def controls(
@@ -60,6 +65,7 @@ class RegistryReader(Protocol):
         lrns: Sequence[str] = (),
         containers: Sequence[str] = (),
         transport_documents: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[ControlRecord]: ...
 
 
@@ -199,16 +205,19 @@ class Lookups:
 
     async def _records(
         self, aeo_ids: Iterable[str], tins: Iterable[str], day: datetime.date
-    ) -> list[AeoRecord]:
+    ) -> tuple[list[AeoRecord], bool]:
         """Partners' records of those ids as of ``day``: the current rows for today or later,
-        else the highest revision received by the end of that day. Ordered by party."""
+        else the highest revision received by the end of that day. Ordered by party; at most
+        MAX_READ_ROWS, and True when there were more."""
         as_of = None if day >= self.today() else _end_of(day)
         records = await self.registry.operators(
-            list(dict.fromkeys(aeo_ids)), list(dict.fromkeys(tins)), as_of
+            list(dict.fromkeys(aeo_ids)), list(dict.fromkeys(tins)), as_of, MAX_READ_ROWS + 1
         )
+        cut = len(records) > MAX_READ_ROWS
         return sorted(
-            (r for r in records if r.party != self.party), key=lambda r: (r.party, r.aeo_id)
-        )
+            (r for r in records[:MAX_READ_ROWS] if r.party != self.party),
+            key=lambda r: (r.party, r.aeo_id),
+        ), cut
 
     def _answer(
         self,
@@ -216,15 +225,15 @@ class Lookups:
         key: OperatorKey,
         found: Mapping[tuple[str, str], list[AeoRecord]],
         verdicts: Verdicts,
+        cut: bool,
     ) -> rpb.OperatorAnswer:
-        statuses = [
-            status_view(r, verdicts.of(r, key.day)) for r in found.get((key.kind, key.value), ())
-        ]
+        matched = found.get((key.kind, key.value), [])
         return rpb.OperatorAnswer(
             query=query,
             as_of=key.day.isoformat(),
-            recognised=any(s.recognised for s in statuses),
-            statuses=statuses,
+            recognised=any(verdicts.of(r, key.day).recognised for r in matched),
+            statuses=[status_view(r, verdicts.of(r, key.day)) for r in matched[:MAX_STATUSES]],
+            truncated=cut or len(matched) > MAX_STATUSES,
         )
 
     async def operator(self, query: rpb.OperatorQuery) -> rpb.OperatorAnswer:
@@ -246,9 +255,10 @@ class Lookups:
                 raise RequestError(f"query {n}: {exc.message}", reason=exc.reason) from None
         # each day's records by what they answer: ("aeo_id", id) and ("tin", tin)
         found: dict[datetime.date, dict[tuple[str, str], list[AeoRecord]]] = {}
+        cut: dict[datetime.date, bool] = {}
         for day in dict.fromkeys(k.day for k in keys):
             asked = [k for k in keys if k.day == day]
-            records = await self._records(
+            records, cut[day] = await self._records(
                 (k.value for k in asked if k.kind == "aeo_id"),
                 (k.value for k in asked if k.kind == "tin"),
                 day,
@@ -261,12 +271,14 @@ class Lookups:
             found[day] = by_key
         verdicts = Verdicts(self.agreements())
         return [
-            self._answer(q, k, found[k.day], verdicts) for q, k in zip(queries, keys, strict=True)
+            self._answer(q, k, found[k.day], verdicts, cut[k.day])
+            for q, k in zip(queries, keys, strict=True)
         ]
 
     async def controls(self, query: rpb.ControlsQuery) -> rpb.LookupControlsResponse:
-        """Partners' latest control results matching one MRN, LRN, container or transport
-        document, each judged as of the day asked."""
+        """Partners' current control results matching one MRN, LRN, container or transport
+        document (at most MAX_CONTROLS), each judged against the agreements as of the day
+        asked: the results are today's, including any received after that day."""
         kind = query.WhichOneof("key")
         if kind is None:
             raise _invalid("the query gives no mrn, lrn, container or transport_document")
@@ -274,42 +286,64 @@ class Lookups:
         day = lookup_day(query.as_of, self.today())
         asked = {name: [value] if name == kind else [] for name in CONTROL_KEYS}
         records = await self.registry.controls(
-            asked["mrn"], asked["lrn"], asked["container"], asked["transport_document"]
+            asked["mrn"],
+            asked["lrn"],
+            asked["container"],
+            asked["transport_document"],
+            MAX_CONTROLS + 1,
         )
         agreements = self.agreements()
+        partners = sorted(
+            (r for r in records[:MAX_CONTROLS] if r.party != self.party),
+            key=lambda r: (r.party, r.control_id, r.key),
+        )
         return rpb.LookupControlsResponse(
             as_of=day.isoformat(),
             controls=[
                 control_view(r, kind, value, recognise_control(r, agreements, day))
-                for r in sorted(records, key=lambda r: (r.party, r.control_id, r.key))
-                if r.party != self.party
+                for r in partners
             ],
+            truncated=len(records) > MAX_CONTROLS,
         )
 
     async def annotate(self, declaration: GoodsDeclaration) -> rpb.DeclarationRecognition:
         """What is known today of the parties and consignment ``declaration`` names: one read
         of the statuses of every party id (as AEO id and as TIN) and one of the control results
-        of its MRN, LRN, containers and transport documents."""
+        of its MRN, LRN, containers and transport documents. Bounded whatever the registry
+        holds: each read returns at most MAX_READ_ROWS (MAX_CONTROLS + 1) rows, a party lists
+        at most MAX_STATUSES statuses and all parties MAX_ANNOTATION_STATUSES, the controls at
+        most MAX_CONTROLS; ``truncated`` says when anything was left out."""
         keys = declaration_keys(declaration)
         day = self.today()
         agreements = self.agreements()
         ids = keys.party_ids
-        records = await self._records(ids, ids, day) if ids else []
+        records, truncated = await self._records(ids, ids, day) if ids else ([], False)
+        truncated = truncated or keys.truncated
+        # each id's records, in the order read, once (a party id may name many parties: one
+        # per role and role code)
+        by_id: dict[str, list[AeoRecord]] = {}
+        for record in records:
+            by_id.setdefault(record.aeo_id, []).append(record)
+            if record.tin and record.tin != record.aeo_id:
+                by_id.setdefault(record.tin, []).append(record)
         verdicts = Verdicts(agreements)
+        recognised = {
+            id_: any(verdicts.of(r, day).recognised for r in found) for id_, found in by_id.items()
+        }
+        budget = MAX_ANNOTATION_STATUSES
         parties = []
         for party in keys.parties:
-            statuses = [
-                status_view(r, verdicts.of(r, day))
-                for r in records
-                if party.id in (r.aeo_id, r.tin)
-            ]
+            matched = by_id.get(party.id, [])
+            shown = matched[: min(MAX_STATUSES, budget)]
+            budget -= len(shown)
+            truncated = truncated or len(shown) < len(matched)
             parties.append(
                 rpb.PartyRecognition(
                     id=party.id,
                     role=party.role,
                     role_code=party.role_code,
-                    recognised=any(s.recognised for s in statuses),
-                    statuses=statuses,
+                    recognised=recognised.get(party.id, False),
+                    statuses=[status_view(r, verdicts.of(r, day)) for r in shown],
                 )
             )
         controls: list[rpb.ControlMatch] = []
@@ -319,13 +353,17 @@ class Lookups:
                 [keys.lrn] if keys.lrn else [],
                 keys.containers,
                 keys.transport_documents,
+                MAX_CONTROLS + 1,
             )
-            for record in sorted(found, key=lambda r: (r.party, r.control_id, r.key)):
-                if record.party == self.party:
+            truncated = truncated or len(found) > MAX_CONTROLS
+            for control in sorted(
+                found[:MAX_CONTROLS], key=lambda r: (r.party, r.control_id, r.key)
+            ):
+                if control.party == self.party:
                     continue
-                matched_by, value = _match(record, keys)
-                verdict = recognise_control(record, agreements, day)
-                controls.append(control_view(record, matched_by, value, verdict))
+                matched_by, value = _match(control, keys)
+                verdict = recognise_control(control, agreements, day)
+                controls.append(control_view(control, matched_by, value, verdict))
         return rpb.DeclarationRecognition(
-            as_of=day.isoformat(), parties=parties, controls=controls, truncated=keys.truncated
+            as_of=day.isoformat(), parties=parties, controls=controls, truncated=truncated
         )

@@ -144,6 +144,8 @@ def operator_text(answer: rpb.OperatorAnswer) -> str:
             f"{_validity(s)}, revision {s.revision}: {verdict} "
             f"[message {s.message_id}, trail index {s.trail_index}]"
         )
+    if answer.truncated:
+        lines.append(f"  (more statuses matched; the first {len(answer.statuses)} are listed)")
     if benefits:
         lines.append("Benefits:")
         lines += [
@@ -165,4 +167,7 @@ def controls_text(found: rpb.LookupControlsResponse, kind: str, value: str) -> s
             f"revision {c.revision}: {verdict} "
             f"[message {c.message_id}, trail index {c.trail_index}]"
         )
+    if found.truncated:
+        lines.append(f"  (more results matched; the first {len(found.controls)} are listed)")
+    lines.append("  (the current results; only the agreements are judged as of that day)")
     return "\n".join(lines)

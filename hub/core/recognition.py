@@ -326,6 +326,18 @@ def declaration_keys(declaration: GoodsDeclaration) -> DeclarationKeys:
 # Queries in one batched lookup: a risk engine's batch of a day's declarations' parties, read
 # with one query per day asked; as many as a partner's AeoQuery may carry (ADR 0012).
 MAX_QUERIES = 1000
+# What one answer lists: a query's (or an annotated party's) statuses, a control query's (or a
+# declaration's) control results; `truncated` says when more matched.
+MAX_STATUSES = 100
+MAX_CONTROLS = 100
+# Statuses one annotation lists over all its parties (parties repeat an id under many roles).
+MAX_ANNOTATION_STATUSES = 1000
+# Rows one registry read for operators returns at most (a batch of 1,000 queries, a
+# declaration's 1,000 ids): with the caps above, answers stay far below gRPC's 4 MiB.
+MAX_READ_ROWS = 5000
+# An annotation larger than this is left out of the message handed on (it should not happen
+# with the caps above: about 1,000 statuses of a few hundred bytes).
+MAX_ANNOTATION_BYTES = 1 << 20
 
 
 def lookup_value(what: str, value: str) -> str:

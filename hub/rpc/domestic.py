@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,11 +14,14 @@ from hub.app.submission import Submission, derived_messages
 from hub.core.envelope import sha256
 from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
 from hub.core.messages import GoodsDeclaration, body_class
+from hub.core.recognition import MAX_ANNOTATION_BYTES
 from hub.pb.customs_hub.v1 import recognition_pb2 as rpb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.recognition import lookups_of
 from hub.rpc.status import abort
+
+log = logging.getLogger("customs_hub.service")
 
 DOMESTIC = spb.DESCRIPTOR.services_by_name["Domestic"]
 DOMESTIC_SERVICE = "customs_hub.v1.Domestic"
@@ -177,6 +181,14 @@ class DomesticService(sgrpc.DomesticServicer):
                 except HubError as exc:
                     await abort(context, exc)
                     raise
+                omitted = recognition is not None and recognition.ByteSize() > MAX_ANNOTATION_BYTES
+                if omitted:  # handed on without it rather than failing the stream
+                    log.warning(
+                        "annotation of inbound %s left out: %d bytes",
+                        row.message_id,
+                        recognition.ByteSize() if recognition is not None else 0,
+                    )
+                    recognition = None
                 yield spb.InboundMessage(
                     cursor=cursor,
                     message_id=row.message_id,
@@ -189,6 +201,7 @@ class DomesticService(sgrpc.DomesticServicer):
                     document_format=request.format if document else "",
                     superseded=row.superseded,
                     recognition=recognition,
+                    recognition_omitted=omitted,
                 )
             if not rows:
                 await self.hub.inbound_arrived.wait(limits.poll_seconds)

@@ -105,8 +105,9 @@ class RegistrySql:
             for name in ("aeo_id", "tin")
         }
         self.history_by = {
-            name: f"SELECT {aeo} FROM aeo_registry_history WHERE received_at <= ? AND "  # noqa: S608
-            f"{name} IN "
+            # revision 0 (unnumbered) is never current, so never an answer as of a day either
+            name: f"SELECT {aeo} FROM aeo_registry_history WHERE received_at <= ?"  # noqa: S608
+            f" AND revision > 0 AND {name} IN "
             for name in ("aeo_id", "tin")
         }
         self.issued = f"SELECT {aeo} FROM aeo_registry WHERE party = ? AND aeo_id IN "  # noqa: S608
@@ -165,8 +166,13 @@ def _control(values: Sequence[Any]) -> ControlRecord:
     return ControlRecord(*v)
 
 
-def _in(statement: str, values: Sequence[Any]) -> str:
-    return f"{statement}({rawsql.marks(len(values))})"
+def _in(statement: str, values: Sequence[Any], limit: int | None = None) -> str:
+    rows = "" if limit is None else f" LIMIT {max(int(limit), 0)}"
+    return f"{statement}({rawsql.marks(len(values))}){rows}"
+
+
+def _left(limit: int | None, read: int) -> int | None:
+    return None if limit is None else limit - read
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -250,12 +256,14 @@ class Registry:
         aeo_ids: Sequence[str] = (),
         tins: Sequence[str] = (),
         as_of: datetime | None = None,
+        limit: int | None = None,
     ) -> list[AeoRecord]:
         """Every administration's record for any of those AEO ids or TINs, by AEO id then
         party: the current row, or with ``as_of`` the highest revision received at or before
-        then (from the history)."""
+        then (from the history). With ``limit``, at most that many (current rows: at most that
+        many are read)."""
         return await self._read(
-            len(aeo_ids) + len(tins), lambda r: self._operators(r, aeo_ids, tins, as_of)
+            len(aeo_ids) + len(tins), lambda r: self._operators(r, aeo_ids, tins, as_of, limit)
         )
 
     async def controls(
@@ -264,9 +272,10 @@ class Registry:
         lrns: Sequence[str] = (),
         containers: Sequence[str] = (),
         transport_documents: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[ControlRecord]:
         """Every administration's current control result that matches any of those, by party
-        then key."""
+        then key; with ``limit``, at most that many rows are read."""
         wanted: list[tuple[str, Sequence[str]]] = [
             (MRN, mrns),
             (LRN, lrns),
@@ -274,7 +283,7 @@ class Registry:
             (TRANSPORT_DOCUMENT, transport_documents),
         ]
         count = sum(len(values) for _, values in wanted)
-        return await self._read(count, lambda r: self._controls(r, wanted))
+        return await self._read(count, lambda r: self._controls(r, wanted, limit))
 
     async def issued(self, party: str, aeo_ids: Sequence[str]) -> list[AeoRecord]:
         """One administration's current rows for those AEO ids, by AEO id."""
@@ -300,8 +309,9 @@ class Registry:
         aeo_ids: Sequence[str] = (),
         tins: Sequence[str] = (),
         as_of: datetime | None = None,
+        limit: int | None = None,
     ) -> list[AeoRecord]:
-        return self._now(lambda r: self._operators(r, aeo_ids, tins, as_of))
+        return self._now(lambda r: self._operators(r, aeo_ids, tins, as_of, limit))
 
     def _operators(
         self,
@@ -309,13 +319,16 @@ class Registry:
         aeo_ids: Sequence[str],
         tins: Sequence[str],
         as_of: datetime | None,
+        limit: int | None = None,
     ) -> list[AeoRecord]:
         found: dict[tuple[str, str], AeoRecord] = {}
         if as_of is None:
+            # each read at most ``limit`` rows: if more than ``limit`` match, at least
+            # ``limit`` are found (an id may be found by both)
             for name, values in (("aeo_id", aeo_ids), ("tin", tins)):
-                for record in self._select(reads, self.sql.aeo_by[name], (), values):
+                for record in self._select(reads, self.sql.aeo_by[name], (), values, limit):
                     found[(record.aeo_id, record.party)] = record
-            return [found[k] for k in sorted(found)]
+            return [found[k] for k in sorted(found)][:limit]
         at = self.db.time(as_of)
         ids = _unique(aeo_ids)
         wanted_tins = set(tins)
@@ -335,16 +348,26 @@ class Registry:
             found[k]
             for k in sorted(found)
             if found[k].aeo_id in asked or found[k].tin in wanted_tins
-        ]
+        ][:limit]
 
     def _controls(
-        self, reads: Reads, wanted: Sequence[tuple[str, Sequence[str]]]
+        self,
+        reads: Reads,
+        wanted: Sequence[tuple[str, Sequence[str]]],
+        limit: int | None = None,
     ) -> list[ControlRecord]:
         found: dict[tuple[str, str], ControlRecord] = {}
+        read = 0
         for kind, values in wanted:
             keys = _unique(key_value(v) for v in values if v.strip())
             for part in rawsql.chunks(keys, rawsql.IDS_PER_QUERY):
-                for row in reads.rows(_in(self.sql.controls_by, part), [kind, *part]):
+                if limit is not None and read >= limit:
+                    return [found[k] for k in sorted(found)]
+                rows = reads.rows(
+                    _in(self.sql.controls_by, part, _left(limit, read)), [kind, *part]
+                )
+                read += len(rows)
+                for row in rows:
                     record = _control(row)
                     found[(record.party, record.key)] = record
         return [found[k] for k in sorted(found)]
@@ -366,11 +389,18 @@ class Registry:
 
     @staticmethod
     def _select(
-        reads: Reads, statement: str, before: Sequence[Any], values: Sequence[str]
+        reads: Reads,
+        statement: str,
+        before: Sequence[Any],
+        values: Sequence[str],
+        limit: int | None = None,
     ) -> list[AeoRecord]:
         out: list[AeoRecord] = []
         for part in rawsql.chunks(_unique(values), rawsql.IDS_PER_QUERY):
-            out += [_aeo(row) for row in reads.rows(_in(statement, part), [*before, *part])]
+            if limit is not None and len(out) >= limit:
+                break
+            rows = reads.rows(_in(statement, part, _left(limit, len(out))), [*before, *part])
+            out += [_aeo(row) for row in rows]
         return out
 
     # -- where reads run -----------------------------------------------------------------

@@ -65,16 +65,18 @@ class OperatorStatus(_message.Message):
     def __init__(self, party: _Optional[str] = ..., aeo_id: _Optional[str] = ..., tin: _Optional[str] = ..., name: _Optional[str] = ..., programme: _Optional[str] = ..., status: _Optional[str] = ..., valid_from: _Optional[str] = ..., valid_to: _Optional[str] = ..., revision: _Optional[int] = ..., country_code: _Optional[str] = ..., recognised: _Optional[bool] = ..., reason: _Optional[str] = ..., reason_text: _Optional[str] = ..., agreement_id: _Optional[str] = ..., our_programme: _Optional[str] = ..., benefits: _Optional[_Iterable[_Union[Benefit, _Mapping]]] = ..., trail_index: _Optional[int] = ..., message_id: _Optional[str] = ...) -> None: ...
 
 class OperatorAnswer(_message.Message):
-    __slots__ = ("query", "as_of", "recognised", "statuses")
+    __slots__ = ("query", "as_of", "recognised", "statuses", "truncated")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     RECOGNISED_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     query: OperatorQuery
     as_of: str
     recognised: bool
     statuses: _containers.RepeatedCompositeFieldContainer[OperatorStatus]
-    def __init__(self, query: _Optional[_Union[OperatorQuery, _Mapping]] = ..., as_of: _Optional[str] = ..., recognised: _Optional[bool] = ..., statuses: _Optional[_Iterable[_Union[OperatorStatus, _Mapping]]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, query: _Optional[_Union[OperatorQuery, _Mapping]] = ..., as_of: _Optional[str] = ..., recognised: _Optional[bool] = ..., statuses: _Optional[_Iterable[_Union[OperatorStatus, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class LookupOperatorsRequest(_message.Message):
     __slots__ = ("queries",)
@@ -147,12 +149,14 @@ class ControlMatch(_message.Message):
     def __init__(self, party: _Optional[str] = ..., control_id: _Optional[str] = ..., stage: _Optional[str] = ..., outcome: _Optional[str] = ..., control_type: _Optional[str] = ..., controlled_at: _Optional[str] = ..., office_id: _Optional[str] = ..., matched_by: _Optional[str] = ..., matched_value: _Optional[str] = ..., declaration_id: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., transport_document_id: _Optional[str] = ..., container_ids: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ..., trail_index: _Optional[int] = ..., message_id: _Optional[str] = ..., recognised: _Optional[bool] = ..., reason: _Optional[str] = ..., reason_text: _Optional[str] = ..., agreement_id: _Optional[str] = ...) -> None: ...
 
 class LookupControlsResponse(_message.Message):
-    __slots__ = ("as_of", "controls")
+    __slots__ = ("as_of", "controls", "truncated")
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     as_of: str
     controls: _containers.RepeatedCompositeFieldContainer[ControlMatch]
-    def __init__(self, as_of: _Optional[str] = ..., controls: _Optional[_Iterable[_Union[ControlMatch, _Mapping]]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, as_of: _Optional[str] = ..., controls: _Optional[_Iterable[_Union[ControlMatch, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class PartyRecognition(_message.Message):
     __slots__ = ("id", "role", "role_code", "recognised", "statuses")
