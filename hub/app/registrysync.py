@@ -88,7 +88,9 @@ class RegistrySync:
         what differs and fetch what is missing or older here; bounded by MAX_SNAPSHOT_CALLS
         and MAX_FETCH (the report says whether it completed)."""
         self._may_ask(partner)
-        before = sorted_pairs(await self.hub.store.registry.revisions(partner))
+        before = await self.hub.off_loop(
+            sorted_pairs, await self.hub.store.registry.revisions(partner)
+        )
         reconciler = Reconciler(before)
         calls = 0
         while not reconciler.done and calls < MAX_SNAPSHOT_CALLS:
@@ -98,7 +100,8 @@ class RegistrySync:
             )
             answer = cast(mpb.AeoSnapshot, await self._ask(partner, request))
             calls += 1
-            reconciler.take(ranges, [digest_of(r) for r in answer.ranges])
+            # a Merkle tree of this side's pairs per range: on a worker thread, not the loop
+            await self.hub.off_loop(reconciler.take, ranges, [digest_of(r) for r in answer.ranges])
         top = reconciler.top
         if top is None:  # pragma: no cover - the first call asks for the whole list
             raise AnswerError(f"{partner} gave no digest of its whole list")
@@ -114,12 +117,14 @@ class RegistrySync:
             newer_here=reconciler.newer_here,
             complete=reconciler.done and len(reconciler.fetch) <= MAX_FETCH,
         )
-        had = digest(before)
+        had = await self.hub.off_loop(digest, before)
         report.count_before, report.root_before = had.count, had.root
         for start in range(0, len(fetch), MAX_QUERY_IDS):
             fetched = await self.query(partner, fetch[start : start + MAX_QUERY_IDS])
             report.fetched.extend(fetched.statuses)
-        after = digest(sorted_pairs(await self.hub.store.registry.revisions(partner)))
+        after = await self.hub.off_loop(
+            _digest_of_rows, await self.hub.store.registry.revisions(partner)
+        )
         report.count_after, report.root_after = after.count, after.root
         report.converged = after == Digest(top.count, top.root)
         return report
@@ -210,6 +215,10 @@ class RegistrySync:
                     status.trail_index = receipt.trail_index
                 out.append(status)
         return out
+
+
+def _digest_of_rows(rows: Sequence[tuple[str, int]]) -> Digest:
+    return digest(sorted_pairs(rows))
 
 
 def _check_answered(
