@@ -24,7 +24,9 @@ from hub.runtime import RunningHub
 from hub.trail import events as trail
 from tests.adversarial.conditions import aeo_envelope, refused_with
 from tests.conftest import Federation
+from tests.test_delivery import cli
 from tests.test_exchange import as_partner, eventually, nz_signing_key, signed_envelope, submit
+from tests.testdata import CDS_SAMPLES
 
 REASON = "not-covered-by-agreement"
 
@@ -216,3 +218,124 @@ async def test_without_agreements_everything_goes_whole_as_before(
     [queued] = await leaves(cn, "queued")
     assert queued.message_id == aeo.message_id
     assert queued.agreement == "" and queued.policy_digest == ""
+
+
+CN_TWO_AGREEMENTS = """
+[agreements.CN-NZ-AEO]
+partners = ["NZ"]
+effective_from = "2020-01-01"
+
+[agreements.CN-NZ-AEO.share.AeoStatus]
+send = true
+
+[agreements.CN-NZ-AEO.share.GoodsDeclaration]
+send = true
+
+[agreements.CN-NZ-CTRL]
+partners = ["NZ"]
+effective_from = "2020-01-01"
+
+[agreements.CN-NZ-CTRL.share.ControlResult]
+send = true
+"""
+
+# NZ takes only responses from CN: what CN sends it is finally rejected, a dead letter at CN
+NZ_ONLY_RESPONSES = """
+[agreements.NZ-CN]
+partners = ["CN"]
+effective_from = "2020-01-01"
+
+[agreements.NZ-CN.share.Response]
+receive = true
+"""
+
+
+async def test_outbox_retry_keeps_dead_letters_todays_agreements_do_not_cover(
+    federation: Federation,
+) -> None:
+    configure(federation, "CN", CN_TWO_AGREEMENTS)
+    configure(federation, "NZ", NZ_ONLY_RESPONSES)
+    cn = await federation.start("CN")
+    await federation.start("NZ")
+    [aeo] = await submit(cn, spb.SubmitRequest(aeo_status=full_aeo(), recipients=["NZ"]))
+    [control] = await submit(
+        cn, spb.SubmitRequest(control_result=full_control(), recipients=["NZ"])
+    )
+    [declaration] = await submit(
+        cn, spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["NZ"])
+    )
+    letters = [aeo.message_id, control.message_id, declaration.message_id]
+
+    async def all_dead() -> bool:
+        dead = await cn.hub.store.outbox.dead_letters(partner="NZ")
+        return sorted(m.message_id for m in dead) == sorted(letters)
+
+    await eventually(all_dead)  # rejected by NZ, their envelopes still valid for a week
+    # the operator ends CN's sharing of AEO statuses with NZ; declarations still go, under
+    # a changed policy (so a changed digest); control results under the same one
+    path = cn.config.path
+    narrowed = CN_TWO_AGREEMENTS.replace(
+        "[agreements.CN-NZ-AEO.share.AeoStatus]\nsend = true\n\n", ""
+    )
+    assert narrowed != CN_TWO_AGREEMENTS
+    path.write_text(path.read_text().replace(CN_TWO_AGREEMENTS, narrowed))
+    change = await cn.reload()
+    assert change.agreements and change.recorded
+    digest = cn.hub.agreements.items["CN-NZ-AEO"].digest
+    await federation.stop("CN")
+    retried = cli("outbox", "retry", "--config", str(path), "--partner", "NZ")
+    assert retried.returncode == 0, retried.stderr
+    lines = retried.stdout.splitlines()
+    assert f"requeued {control.message_id}" in lines  # signed under today's policy
+    [resigned] = [line for line in lines if line.startswith(f"re-signed {declaration.message_id}")]
+    assert aeo.message_id not in retried.stdout
+    assert f"kept {aeo.message_id} as a dead letter: no agreement in effect on" in retried.stderr
+    assert "lets AeoStatus go to NZ" in retried.stderr
+    cn = await federation.start("CN")
+    dead = await cn.hub.store.outbox.dead_letters(partner="NZ")
+    assert aeo.message_id in [m.message_id for m in dead]  # still a dead letter
+    rejected = [e for e in await leaves(cn, "rejected") if e.message_id == aeo.message_id]
+    assert [(e.sender, e.reason) for e in rejected] == [("outbox-retry", REASON)]
+    requeued = {e.message_id: e.detail for e in await leaves(cn, "requeued")}
+    assert aeo.message_id not in requeued
+    assert requeued[control.message_id] == "an operator put it back in the queue"
+    new_id = resigned.split()[-1]
+    assert requeued[declaration.message_id] == f"an operator re-signed it as {new_id}"
+    [queued] = [e for e in await leaves(cn, "queued") if e.message_id == new_id]
+    assert queued.agreement == "CN-NZ-AEO"
+    assert queued.policy_digest == digest
+    # a retry of the kept letter alone is refused, naming why, and queues nothing
+    again = cli("outbox", "retry", "--config", str(path), "--message-id", aeo.message_id)
+    assert again.returncode == 2 and "lets AeoStatus go to NZ" in again.stderr
+
+
+CN_RESPONSES_ONLY = """
+[agreements.CN-NZ-RES]
+partners = ["NZ"]
+effective_from = "2020-01-01"
+
+[agreements.CN-NZ-RES.share.Response]
+send = true
+"""
+
+
+async def test_a_derived_message_no_agreement_covers_is_left_out(
+    federation: Federation,
+) -> None:
+    configure(federation, "CN", CN_RESPONSES_ONLY)
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")  # no agreements: would take the control result too
+    notification = CDS_SAMPLES / "TT_IM068a/Example_Notifications/07_DMSCLE.xml"
+    raw = spb.RawDocument(format="wco-xml", content=notification.read_bytes())
+    queued = await submit(cn, spb.SubmitRequest(raw=raw, recipients=["NZ"]))
+    # the notification goes; the control result it implies is covered by no agreement
+    assert [q.recipient for q in queued] == ["NZ"]
+    [row] = await received_by(nz, 1)
+    assert row.body_type == "customs_hub.v1.Response"  # type: ignore[attr-defined]
+    assert [m.body_type for m, _ in await cn.hub.store.views.outbound()] == [
+        "customs_hub.v1.Response"
+    ]
+    routed = {e.body_type: e.detail for e in await leaves(cn, "routed")}
+    assert routed["customs_hub.v1.ControlResult"].startswith("to nobody")
+    assert "not to NZ, which no agreement lets it go to" in routed["customs_hub.v1.ControlResult"]
+    assert routed["customs_hub.v1.Response"] == "to NZ, as the domestic system asked"

@@ -307,6 +307,15 @@ def test_an_unknown_reason_is_a_programming_error() -> None:
         Verdict.refused("not-a-reason")
 
 
+# a second agreement with NZ, later, recognising no programme: control results only
+CONTROLS_ONLY = agreement(
+    "CN-NZ-CONTROLS",
+    ["NZ"],
+    effective_from=date(2026, 1, 1),
+    recognises={},
+    benefits=["control-results"],
+)
+
 CONTROL_SCENARIOS = [
     ("in force, granting control results", [CN_NZ], "SG-as-NZ", "", "CN-NZ"),
     ("no agreement with SG", [CN_NZ], "SG", "no-agreement", ""),
@@ -327,6 +336,32 @@ CONTROL_SCENARIOS = [
     (
         "agreement suspended",
         [dataclasses.replace(CN_NZ, status="suspended")],
+        "SG-as-NZ",
+        "agreement-suspended",
+        "CN-NZ",
+    ),
+    # two agreements granting control results overlap: the one in force counts, whichever
+    # came first; only when both are suspended is the result refused, naming the earliest
+    (
+        "suspended earlier agreement, a later one in force",
+        [dataclasses.replace(CN_NZ, status="suspended"), CONTROLS_ONLY],
+        "SG-as-NZ",
+        "",
+        "CN-NZ-CONTROLS",
+    ),
+    (
+        "in force earlier agreement, a later one suspended",
+        [CN_NZ, dataclasses.replace(CONTROLS_ONLY, status="suspended")],
+        "SG-as-NZ",
+        "",
+        "CN-NZ",
+    ),
+    (
+        "both suspended",
+        [
+            dataclasses.replace(CN_NZ, status="suspended"),
+            dataclasses.replace(CONTROLS_ONLY, status="suspended"),
+        ],
         "SG-as-NZ",
         "agreement-suspended",
         "CN-NZ",

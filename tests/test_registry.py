@@ -208,7 +208,8 @@ async def test_control_results_are_found_by_mrn_lrn_container_and_transport_docu
         await store.inbound.accept([incoming(first, "SG", "c1", T0)], signer)
         reg = store.registry
         [found] = await reg.controls(mrns=["MRN1"])
-        assert (found.party, found.key, found.revision) == ("SG", "mrn:MRN1", 1)
+        key = f"control:{first.control_id}"
+        assert (found.party, found.key, found.revision) == ("SG", key, 1)
         assert found.container_ids == ("MSKU1", "MSKU2")
         assert (found.control_type, found.outcome, found.stage) == (
             "physical",
@@ -216,9 +217,9 @@ async def test_control_results_are_found_by_mrn_lrn_container_and_transport_docu
             "unspecified",
         )
         assert await leaf_kind(store, found.trail_index) == ("received", "c1")
-        assert [r.key for r in await reg.controls(lrns=["CN2026LRN000417"])] == ["mrn:MRN1"]
-        assert [r.key for r in await reg.controls(containers=["MSKU2"])] == ["mrn:MRN1"]
-        assert [r.key for r in await reg.controls(transport_documents=[" BL1 "])] == ["mrn:MRN1"]
+        assert [r.key for r in await reg.controls(lrns=["CN2026LRN000417"])] == [key]
+        assert [r.key for r in await reg.controls(containers=["MSKU2"])] == [key]
+        assert [r.key for r in await reg.controls(transport_documents=[" BL1 "])] == [key]
         assert await reg.controls(containers=["BL1"]) == []  # kinds are not mixed
         # revision 2 drops a container and finds a discrepancy; a late revision 1 changes nothing
         second = control(2, ["MSKU1"], declaration_id="MRN1", transport_document_id="BL1")
@@ -231,11 +232,103 @@ async def test_control_results_are_found_by_mrn_lrn_container_and_transport_docu
         assert (now.revision, now.outcome, now.message_id) == (2, "discrepancy", "c2")
         assert await count(store, CONTROL_REGISTRY_HISTORY) == 3
         # another party's result on the same container is found beside it
-        other = control(1, ["MSKU1"], declaration_id="", functional_reference_id="LRN-X")
+        other = control(
+            1, ["MSKU1"], declaration_id="", functional_reference_id="LRN-X", control_id=""
+        )
         await store.inbound.accept([incoming(other, "NZ", "n1", T0)], signer)
         both = await reg.controls(containers=["MSKU1"])
-        assert [(r.party, r.key) for r in both] == [("NZ", "lrn:LRN-X"), ("SG", "mrn:MRN1")]
+        assert [(r.party, r.key) for r in both] == [("NZ", "lrn:LRN-X"), ("SG", key)]
         await integrity_holds(store)
+    finally:
+        await store.close()
+
+
+async def test_each_control_of_a_declaration_is_current_with_its_own_latest_revision(
+    store_url: str,
+) -> None:
+    store = await new_store(store_url)
+    try:
+        reg = store.registry
+        # a documentary check at revision 5, then a physical one at revision 2 that seizes:
+        # one declaration, two controls, each current
+        documentary = control(5, ["MSKU1"], declaration_id="MRN1", control_id="C-DOCUMENTARY")
+        documentary.control_type = control_pb2.CONTROL_TYPE_DOCUMENTARY
+        physical = control(2, ["MSKU9"], declaration_id="MRN1", control_id="C-PHYSICAL")
+        physical.outcome = control_pb2.CONTROL_OUTCOME_SEIZURE
+        await store.inbound.accept([incoming(documentary, "SG", "d5", T0)], signer)
+        await store.inbound.accept([incoming(physical, "SG", "p2", T0)], signer)
+        found = await reg.controls(mrns=["MRN1"])
+        assert [(r.control_id, r.revision) for r in found] == [
+            ("C-DOCUMENTARY", 5),
+            ("C-PHYSICAL", 2),
+        ]
+        [seized] = await reg.controls(containers=["MSKU9"])
+        assert (seized.control_id, seized.outcome) == ("C-PHYSICAL", "seizure")
+        # a control first known by its containers, whose next revision names the MRN: the
+        # next revision replaces it, found by both, and the old one is current no more
+        early = control(
+            1, ["MSKU3"], declaration_id="", functional_reference_id="", control_id="C-X"
+        )
+        await store.inbound.accept([incoming(early, "SG", "x1", T0)], signer)
+        later = control(2, ["MSKU3"], declaration_id="MRN3", control_id="C-X")
+        await store.inbound.accept([incoming(later, "SG", "x2", T0)], signer)
+        [by_container] = await reg.controls(containers=["MSKU3"])
+        [by_mrn] = await reg.controls(mrns=["MRN3"])
+        assert by_container == by_mrn and (by_mrn.revision, by_mrn.message_id) == (2, "x2")
+        # and a late revision 1 changes nothing
+        await store.inbound.accept([incoming(early, "SG", "x1-again", T0)], signer)
+        assert [r.message_id for r in await reg.controls(containers=["MSKU3"])] == ["x2"]
+        await integrity_holds(store)
+    finally:
+        await store.close()
+
+
+async def test_ids_and_references_are_kept_without_their_padding(store_url: str) -> None:
+    """Values are stored as business keys and lookups take them: a TIN padded past what its
+    column holds is kept stripped, not refused by the store. (How far an AEO id or MRN may be
+    padded is bounded by current_state, which keys on them as sent: see the next test.)"""
+    store = await new_store(store_url)
+    try:
+        tin = "NZ" + "7" * 118
+        padded = status(" " * 200 + "NZ-PAD" + " " * 200, 1, tin=" " * 500 + tin + " ")
+        await store.inbound.accept([incoming(padded, "NZ", "m1", T0)], signer)
+        [record] = await store.registry.operators(tins=[tin])
+        assert (record.aeo_id, record.tin) == ("NZ-PAD", tin)
+        assert await store.registry.operators(aeo_ids=["NZ-PAD"]) == [record]
+        result = control(
+            1,
+            [" MSKU5 ", "MSKU5", "  "],
+            declaration_id=" " * 400 + "MRN5",
+            functional_reference_id="",
+            control_id=" " * 600 + "C-5 ",
+            transport_document_id=" BL5",
+        )
+        await store.inbound.accept([incoming(result, "SG", "c1", T0)], signer)
+        [found] = await store.registry.controls(mrns=["MRN5"])
+        assert (found.key, found.control_id, found.declaration_id) == ("control:C-5", "C-5", "MRN5")
+        assert (found.container_ids, found.transport_document_id) == (("MSKU5",), "BL5")
+    finally:
+        await store.close()
+
+
+async def test_a_value_the_database_refuses_is_the_datas_fault_not_the_stores(
+    store_url: str,
+) -> None:
+    """PostgreSQL refuses a value longer than its column (through SQLAlchemy's asyncpg
+    adapter's own Error, wrapping asyncpg's StringDataRightTruncationError): that is the
+    data's fault (StoreDataError, the message refused alone), not the store being away.
+    SQLite keeps it (its lengths are not enforced)."""
+    store = await new_store(store_url)
+    try:
+        long = aeo_record(status("A1", 1, tin="T" * 600), "m1", 0, T0)
+        write = store.db.write(lambda tx: store.registry.write_in(tx, [long]))
+        if store.db.is_sqlite:
+            await write
+            assert [r.tin for r in await store.registry.operators(aeo_ids=["A1"])] == ["T" * 600]
+        else:
+            with pytest.raises(StoreDataError):
+                await write
+            assert await count(store, AEO_REGISTRY_HISTORY) == 0
     finally:
         await store.close()
 
@@ -391,3 +484,63 @@ async def test_registry_export_writes_a_partners_current_statuses_as_aeo_csv(
     bad = ["registry", "export", "--config", str(config), "--partner", "XX", "--to", "aeo-csv"]
     assert await asyncio.to_thread(main, bad) == 2
     assert "neither this hub (CN) nor a partner" in capsys.readouterr().err
+
+
+async def test_a_partners_padded_ids_do_not_take_another_partners_message_with_them(
+    federation: Federation, pki: Path
+) -> None:
+    """NZ's AEO statuses with padded ids, sent while SG sends a control result: NZ's are kept
+    stripped, or (an AEO id padded past what current_state keys hold, on PostgreSQL) refused
+    alone with a signed REJECTED receipt; SG's is accepted either way, never UNAVAILABLE."""
+    import grpc
+    from cryptography import x509
+
+    from hub.core.envelope import verify_receipt
+    from hub.core.errors import REASON_KEY
+    from hub.core.trust import verification_key_of
+    from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+    from hub.rpc.status import RECEIPT_KEY
+    from tests.test_exchange import as_partner, signed_envelope
+
+    cn = await federation.start("CN")
+    cert = x509.load_pem_x509_certificate((pki / "CN" / "signing.pem").read_bytes())
+    cn_key = verification_key_of(cert, "CN")
+    tin = "NZ" + "7" * 118
+    stripped = status(" " * 200 + "NZ-PAD", 3, tin=" " * 500 + tin)
+    overlong = status(" " * 600 + "NZ-LONG", 1, tin=" " * 500 + tin)
+    result = control(4, ["MSKU8"], declaration_id="MRN8", control_id="C-8")
+
+    async def send(party: str, document: Any) -> tuple[pb.Receipt, str]:
+        data, header = signed_envelope(pki, party, sender=party, recipient="CN", document=document)
+        client = as_partner(pki, party, cn)
+        refusal: grpc.aio.AioRpcError | None = None
+        try:
+            signed = await client.deliver("CN", data, timeout=10)
+        except grpc.aio.AioRpcError as error:
+            refusal = error
+        finally:
+            await client.close()
+        if refusal is not None:  # refused for its data, with a receipt; never UNAVAILABLE
+            metadata = dict(refusal.trailing_metadata() or ())
+            assert refusal.code() != grpc.StatusCode.UNAVAILABLE, refusal.details()
+            assert metadata[REASON_KEY] == "store-data-refused"
+            signed = pb.SignedReceipt.FromString(metadata[RECEIPT_KEY])
+        return verify_receipt(signed, "CN", {cn_key.key_id: cn_key}), header.message_id
+
+    (kept, _), (long, long_id), (sg, sg_id) = await asyncio.gather(
+        send("NZ", stripped), send("NZ", overlong), send("SG", result)
+    )
+    assert kept.outcome == sg.outcome == pb.RECEIPT_OUTCOME_ACCEPTED
+    registry = cn.hub.store.registry
+    [record] = await registry.operators(aeo_ids=["NZ-PAD"])
+    assert record in await registry.operators(tins=[tin])
+    assert (record.party, record.aeo_id, record.tin, record.revision) == ("NZ", "NZ-PAD", tin, 3)
+    [found] = await registry.controls(mrns=["MRN8"])
+    assert (found.party, found.message_id) == ("SG", sg_id)
+    held = [r.message_id for r in await registry.operators(aeo_ids=["NZ-LONG"])]
+    if cn.hub.store.db.is_sqlite:  # SQLite keeps the padded current_state key as sent
+        assert long.outcome == pb.RECEIPT_OUTCOME_ACCEPTED and held == [long_id]
+    else:  # PostgreSQL refuses it: this message alone, nothing of it stored
+        assert long.outcome == pb.RECEIPT_OUTCOME_REJECTED
+        assert long.reason == "store-data-refused" and held == []
+        assert await cn.hub.store.inbound.find("NZ", long_id) is None

@@ -55,9 +55,22 @@ from hub.store.schema import (
     DueDelivery,
     NewOutbound,
     OutboundMessage,
+    TrailQuery,
     as_utc,
 )
 from hub.trail import events as trail
+
+# The source of the record of a dead letter `outbox retry` kept, no agreement covering it now
+RETRY_SOURCE = "outbox-retry"
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What ``retry_dead_letters`` did: (dead letter id, id now queued) pairs, the same id
+    when requeued as it was; and (message id, why) of those kept as dead letters."""
+
+    queued: list[tuple[str, str]]
+    kept: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -416,19 +429,20 @@ class Submissions:
 
     async def retry_dead_letters(
         self, message_ids: Sequence[str] = (), partner: str | None = None
-    ) -> list[tuple[str, str]]:
-        """Queue dead letters again (by message id, or all of a partner's). One whose envelope
-        is still valid goes again as it is; an expired one is signed afresh as a new message
-        (new id and validity, same body and correlation id) that replaces it. Returns
-        (dead letter id, id now queued) pairs."""
+    ) -> Retried:
+        """Queue dead letters again (by message id, or all of a partner's), each as the
+        agreements in effect today allow (``_retry_plan``): one no agreement covers any more
+        stays a dead letter, with a ``rejected`` leaf and record; one whose envelope is still
+        valid and was signed under today's policy goes again as it is; any other (expired,
+        or signed under a policy since changed) is signed afresh as a new message (new id
+        and validity, same body and correlation id) that replaces it."""
         letters: list[OutboundMessage] = []
         wanted: list[str | None] = list(message_ids) or [None]
         for message_id in wanted:
             letters += await self.hub.store.outbox.dead_letters(message_id, partner)
-        now = self.hub.clock()
-        margin = self.hub.config.limits.clock_skew
-        again = [m for m in letters if m.expires_at and as_utc(m.expires_at) > now + margin]
-        stale = [m for m in letters if m not in again]
+        again, stale, kept = await self._retry_plan(letters)
+        if kept:  # each recorded as refused, with a "rejected" leaf
+            await self.audit.record_rejections(RETRY_SOURCE, [(m.envelope, e) for m, e in kept])
         replacements: list[NewOutbound] = []
         for old in stale:
             replacements.append(
@@ -441,13 +455,62 @@ class Submissions:
                 )
             )
         if again:
-            await self.hub.store.outbox.requeue([m.message_id for m in again], now)
+            await self.hub.store.outbox.requeue([m.message_id for m in again], self.hub.clock())
         if stale:
             await self.hub.store.outbox.replace([m.message_id for m in stale], replacements)
-        self.hub.outbox_changed.notify()
-        return [(m.message_id, m.message_id) for m in again] + [
-            (old.message_id, new.message_id) for old, new in zip(stale, replacements, strict=True)
-        ]
+        if again or stale:
+            self.hub.outbox_changed.notify()
+        return Retried(
+            [(m.message_id, m.message_id) for m in again]
+            + [
+                (old.message_id, new.message_id)
+                for old, new in zip(stale, replacements, strict=True)
+            ],
+            [(m.message_id, error.message) for m, error in kept],
+        )
+
+    async def _retry_plan(
+        self, letters: list[OutboundMessage]
+    ) -> tuple[
+        list[OutboundMessage], list[OutboundMessage], list[tuple[OutboundMessage, HubError]]
+    ]:
+        """Dead letters split into those requeued as they are, those re-signed, and those kept
+        dead (with why). Today's agreements decide: a letter none covers is kept; one still
+        valid goes as it is only if its ``queued`` leaf names the agreement and policy digest
+        that cover it today (the partner gets exactly what today's policy allows, never what
+        an ended or narrowed one did)."""
+        now = self.hub.clock()
+        margin = self.hub.config.limits.clock_skew
+        policy = self.hub.agreements
+        again: list[OutboundMessage] = []
+        stale: list[OutboundMessage] = []
+        kept: list[tuple[OutboundMessage, HubError]] = []
+        for m in letters:
+            try:
+                agreement = policy.require(m.recipient, m.body_type, SEND, now.date())
+            except AgreementError as exc:
+                kept.append((m, exc))
+                continue
+            if not (m.expires_at and as_utc(m.expires_at) > now + margin):
+                stale.append(m)
+            elif await self._signed_under(m) == (
+                (agreement.id, agreement.digest) if agreement is not None else ("", "")
+            ):
+                again.append(m)
+            else:
+                stale.append(m)
+        return again, stale, kept
+
+    async def _signed_under(self, message: OutboundMessage) -> tuple[str, str] | None:
+        """The agreement and policy digest ``message``'s ``queued`` leaf names (None if the
+        trail has no such leaf)."""
+        found = await self.hub.store.trail.query(
+            TrailQuery(message_id=message.message_id, kinds=("queued",), limit=1)
+        )
+        if not found:
+            return None
+        leaf = trail.decode(found[0][1])
+        return leaf.agreement, leaf.policy_digest
 
     async def reroute(
         self, partner: str, to: str, message_ids: Sequence[str] = (), *, queued: bool = False

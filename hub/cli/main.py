@@ -697,10 +697,15 @@ async def _outbox(args: argparse.Namespace) -> int:
         if action == "retry":
             hub = Hub(config, store)
             retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
-            for old, new in retried:
+            for old, new in retried.queued:
                 print(f"requeued {old}" if old == new else f"re-signed {old} as {new}")
-            if not retried:
-                raise CliError("no matching dead letters (only dead letters can be retried)")
+            kept = [f"kept {m} as a dead letter: {why}" for m, why in retried.kept]
+            if not retried.queued:
+                raise CliError(
+                    "; ".join(kept) or "no matching dead letters (only dead letters can be retried)"
+                )
+            for line in kept:  # the others went
+                print(f"customs-hub: {line}", file=sys.stderr)
             return 0
         return await _drop_or_reroute(args, config, store)
     finally:

@@ -175,7 +175,9 @@ def recognise_control(
     in_effect = [a for a in granting if a.in_effect(as_of)]
     if not in_effect:
         return Verdict.refused("agreement-not-in-force", _latest(granting, as_of).id)
-    agreement = in_effect[0]
+    # agreements granting control results may overlap: the earliest in force counts, and only
+    # when every one in effect is suspended is the result refused (naming the earliest)
+    agreement = next((a for a in in_effect if a.status != SUSPENDED), in_effect[0])
     if agreement.status == SUSPENDED:
         return Verdict.refused("agreement-suspended", agreement.id)
     return Verdict(True, "", agreement.id, "", benefits_of(agreement))

@@ -46,7 +46,7 @@ class ControlRecord:
     """One revision of a control result an administration reported."""
 
     party: str  # controlling administration
-    key: str  # hub.core.revisions.control_key(result)
+    key: str  # registry_key(result): the control it is a revision of
     control_id: str
     declaration_id: str  # MRN
     functional_reference_id: str  # LRN
@@ -80,6 +80,32 @@ def _serialised(document: Message) -> bytes:
     return document.SerializeToString(deterministic=True)
 
 
+def _containers(result: ControlResult) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for c in (c.strip() for c in result.container_ids) if c))
+
+
+def registry_key(result: ControlResult) -> str:
+    """Which control a result is a revision of, in its controlling administration's registry:
+    its control id (``control:<id>``); without one, what it is about (control_key: the MRN,
+    else the LRN, else its containers). Values are taken without surrounding spaces, as
+    business keys and lookups take them.
+
+    Two controls of one declaration (a documentary check, then a physical one) are two
+    current results, each with its own revisions; a control's next revision may name more
+    (an MRN once the declaration has one) and still replace the one before. Not the same as
+    hub.core.revisions.state_of's key, by which ``current_state`` marks messages superseded."""
+    control_id = result.control_id.strip()
+    if control_id:
+        return f"control:{control_id}"
+    return control_key(
+        ControlResult(
+            declaration_id=result.declaration_id.strip(),
+            functional_reference_id=result.functional_reference_id.strip(),
+            container_ids=_containers(result),
+        )
+    )
+
+
 def aeo_record(
     status: AeoStatus,
     message_id: str,
@@ -93,8 +119,8 @@ def aeo_record(
     their sender before this, hub.core.revisions.state_of)."""
     return AeoRecord(
         party=status.issuing_administration if party is None else party,
-        aeo_id=status.aeo_id,
-        tin=status.tin,
+        aeo_id=status.aeo_id.strip(),
+        tin=status.tin.strip(),
         name=status.name,
         programme=AEO_PROGRAMMES.get(status.programme, UNSPECIFIED),
         status=AEO_STANDINGS.get(status.status, UNSPECIFIED),
@@ -120,17 +146,17 @@ def control_record(
     partner that sent it) and carried by ``message_id``."""
     return ControlRecord(
         party=party,
-        key=control_key(result),
-        control_id=result.control_id,
-        declaration_id=result.declaration_id,
-        functional_reference_id=result.functional_reference_id,
-        transport_document_id=result.transport_document_id,
-        container_ids=tuple(dict.fromkeys(result.container_ids)),
+        key=registry_key(result),
+        control_id=result.control_id.strip(),
+        declaration_id=result.declaration_id.strip(),
+        functional_reference_id=result.functional_reference_id.strip(),
+        transport_document_id=result.transport_document_id.strip(),
+        container_ids=_containers(result),
         control_type=CONTROL_TYPES.get(result.control_type, UNSPECIFIED),
         stage=CONTROL_STAGES.get(result.stage, UNSPECIFIED),
         outcome=CONTROL_OUTCOMES.get(result.outcome, UNSPECIFIED),
         controlled_at=result.controlled_at,
-        office_id=result.office_id,
+        office_id=result.office_id.strip(),
         revision=result.revision,
         message_id=message_id,
         trail_index=trail_index,

@@ -149,11 +149,26 @@ def sqlite_time(value: datetime) -> str:
     return utc_time(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+# PEP 249's names, and asyncpg's for an integrity violation (its DataError is PEP 249's name)
+_DATA_ERRORS = frozenset({"IntegrityError", "DataError", "IntegrityConstraintViolationError"})
+
+
 def _refuses_data(exc: BaseException) -> bool:
     """Whether a driver's error is about the data written (PEP 249's IntegrityError and
-    DataError, by whichever driver or wrapper raised it), not about the store's availability."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"IntegrityError", "DataError"})
+    DataError, by whichever driver or wrapper raised it), not about the store's availability.
+    A wrapper's class may say neither (SQLAlchemy's asyncpg adapter raises its own ``Error``
+    for what a raw cursor ran), so what it wraps is looked at too: its ``orig`` and its cause."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        error = todo.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if {cls.__name__ for cls in type(error).__mro__} & _DATA_ERRORS:
+            return True
+        todo += [getattr(error, "orig", None), error.__cause__]
+    return False
 
 
 def _unavailable(exc: BaseException) -> str | None:
