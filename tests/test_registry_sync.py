@@ -11,7 +11,9 @@ fetches only what it lacks.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from hub.config import load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import REASON_KEY, PartnerRefused
 from hub.core.messages import AeoStatus
-from hub.core.snapshot import digest, sorted_pairs, status_message_id
+from hub.core.registry import AeoRecord
+from hub.core.snapshot import AnswerError, digest, sorted_pairs, status_message_id
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import mr_pb2 as mpb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
@@ -35,7 +38,7 @@ from hub.runtime import RunningHub
 from hub.store.schema import DEAD, TrailQuery
 from hub.trail import events as trail
 from tests.conftest import Federation
-from tests.test_exchange import as_partner, eventually, signer_of
+from tests.test_exchange import as_partner, eventually, signed_envelope, signer_of
 
 NZ_AGREEMENT = """
 [agreements.CN-NZ]
@@ -366,3 +369,182 @@ async def test_a_registry_that_lost_updates_converges_fetching_only_what_it_lack
     quiet = await sync_report(federation, capsys)
     assert quiet["converged"] and quiet["fetched"] == [] and quiet["snapshot_calls"] == 1
     assert quiet["only_here"] == [] and quiet["newer_here"] == []
+
+
+def own_records(party: str, count: int) -> list[AeoRecord]:
+    """``count`` AEOs ``party`` issued, as its registry holds them (written directly: the
+    domestic path would take minutes for this many)."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(count):
+        status = cn_status(f"{party}AEO{i:06d}", 1 + i % 3)
+        out.append(
+            AeoRecord(
+                party=party,
+                aeo_id=status.aeo_id,
+                tin=status.tin,
+                name=status.name,
+                programme="security-safety",
+                status="granted",
+                valid_from="2025-01-01",
+                valid_to="",
+                revision=status.revision,
+                country_code=party,
+                message_id=str(uuid.uuid4()),
+                trail_index=i,
+                received_at=now,
+                document=status.SerializeToString(deterministic=True),
+            )
+        )
+    return out
+
+
+async def test_a_snapshot_of_a_large_list_leaves_other_partners_served(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")  # no agreements: the routes send NZ AEO statuses
+    records = own_records("CN", 20_000)
+    for start in range(0, len(records), 5000):
+        chunk = records[start : start + 5000]
+        await cn.hub.store.db.write(lambda tx, c=chunk: cn.hub.store.registry.write_in(tx, c))  # type: ignore[misc]
+    ours = sorted_pairs((r.aeo_id, r.revision) for r in records)
+
+    # 64 copies of the whole list: refused before any digest is made
+    copies = mpb.AeoSnapshotRequest(ranges=[mpb.AeoRange()] * 64)
+    error = await ask_raw(pki, cn, SNAPSHOT, request(pki, copies))
+    assert (reason_of(error), error.code()) == ("query-invalid", grpc.StatusCode.INVALID_ARGUMENT)
+    assert "query-invalid" in await rejections(cn, "NZ")
+    assert await answered(cn, "NZ") == []
+
+    # 64 disjoint ranges covering the whole list (every id digested once, off the loop), while
+    # SG delivers a declaration: both answered
+    cuts = [ours[i * len(ours) // 64][0] for i in range(1, 64)]
+    ends = ["", *cuts, ""]
+    ranges = [mpb.AeoRange(from_id=a, to_id=b) for a, b in itertools.pairwise(ends)]
+    nz_client, sg_client = as_partner(pki, "NZ", cn), as_partner(pki, "SG", cn)
+    try:
+        ask = asyncio.ensure_future(
+            nz_client.snapshot(
+                "CN", request(pki, mpb.AeoSnapshotRequest(ranges=ranges)), timeout=120
+            )
+        )
+        await asyncio.sleep(0.05)
+        data, _ = signed_envelope(pki, "SG", sender="SG", recipient="CN")
+        receipt = await asyncio.wait_for(sg_client.deliver("CN", data, timeout=30), 30)
+        assert pb.Receipt.FromString(receipt.receipt).outcome == pb.RECEIPT_OUTCOME_ACCEPTED
+        answer = mpb.AeoSnapshot.FromString(pb.Envelope.FromString(await ask).body)
+    finally:
+        await nz_client.close()
+        await sg_client.close()
+    assert sum(r.count for r in answer.ranges) == len(ours)
+    for asked, made in zip(ranges, answer.ranges, strict=True):
+        span = [
+            p for p in ours if p[0] >= asked.from_id and (not asked.to_id or p[0] < asked.to_id)
+        ]
+        assert (made.count, made.root) == (len(span), digest(span).root)
+    assert len(await answered(cn, "NZ")) == 1
+
+
+async def settled(nz: RunningHub) -> tuple[list[tuple[str, int]], list[str]]:
+    """NZ's registry of CN's AEOs and its inbound messages, once CN's pushes of its two statuses
+    have arrived (the routes push CN's statuses to NZ)."""
+
+    async def pushed() -> bool:
+        return len(await nz.hub.store.registry.revisions("CN")) == 2
+
+    await eventually(pushed, timeout=30)
+    inbound = [m.message_id for m in await nz.hub.store.views.inbound()]
+    return await nz.hub.store.registry.revisions("CN"), inbound
+
+
+def patch_answers(cn: RunningHub, change) -> None:  # type: ignore[no-untyped-def]
+    """CN's answerer made a misbehaving partner's: ``change(answer, ids)`` alters each answer
+    to a query (its statuses still signed by CN) before it is sealed."""
+    real = cn.hub.answers._statuses
+
+    def statuses(peer, opened, ids, records, fields):  # type: ignore[no-untyped-def]
+        answer, shared = real(peer, opened, ids, records, fields)
+        change(answer, list(ids))
+        return answer, shared
+
+    cn.hub.answers._statuses = statuses  # type: ignore[method-assign]
+
+
+async def test_an_answer_that_keeps_deferring_what_it_answers_is_refused_after_one_round(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    await submit_statuses(cn, [cn_status("CNAEO1", 2), cn_status("CNAEO2", 2)], [])
+    before = await settled(nz)
+
+    # one valid status (newer than NZ holds), and every id asked (that status's id too)
+    # deferred: asked again, the same answer would come back for ever
+    def defer_all(answer: mpb.AeoQueryAnswer, ids: list[str]) -> None:
+        data, _ = build_envelope(
+            cn.hub.signer,
+            sender="CN",
+            recipient="NZ",
+            document=cn_status("CNAEO1", 5),
+            created_at=datetime.now(UTC),
+            ttl=timedelta(days=1),
+        )
+        answer.statuses[:] = [data]
+        answer.deferred.extend(ids)
+
+    patch_answers(cn, defer_all)
+    assert nz.registry_sync is not None
+    with pytest.raises(AnswerError) as info:
+        await nz.registry_sync.query("CN", ["CNAEO1", "CNAEO2"])
+    assert info.value.reason == "answer-invalid"
+    assert len(await answered(cn, "NZ")) == 1  # one round
+    assert await settled(nz) == before  # nothing of the answer received
+
+
+async def test_a_status_not_asked_for_or_of_a_third_party_in_an_answer_is_not_received(
+    federation: Federation, pki: Path
+) -> None:
+    cn = await federation.start("CN")
+    nz = await federation.start("NZ")
+    await submit_statuses(cn, [cn_status("CNAEO1"), cn_status("CNAEO2")], [])
+    before = await settled(nz)
+    assert nz.registry_sync is not None
+
+    def slip_in(answer: mpb.AeoQueryAnswer, ids: list[str]) -> None:  # a status not asked for
+        data, _ = build_envelope(
+            cn.hub.signer,
+            sender="CN",
+            recipient="NZ",
+            document=cn_status("CNAEO2", 5),
+            created_at=datetime.now(UTC),
+            ttl=timedelta(days=1),
+        )
+        answer.statuses.append(data)
+
+    patch_answers(cn, slip_in)
+    with pytest.raises(AnswerError) as info:
+        await nz.registry_sync.query("CN", ["CNAEO1"])
+    assert info.value.reason == "answer-invalid"
+    assert await settled(nz) == before
+
+    def third_party(answer: mpb.AeoQueryAnswer, ids: list[str]) -> None:
+        # SG's status for an id asked, signed and sent by CN: CN may not speak for SG
+        status = sample_aeo_status("SG", ids[0])
+        status.revision, status.country_code = 7, "SG"
+        data, _ = build_envelope(
+            cn.hub.signer,
+            sender="CN",
+            recipient="NZ",
+            document=status,
+            created_at=datetime.now(UTC),
+            ttl=timedelta(days=1),
+        )
+        answer.statuses[:] = [data]
+
+    patch_answers(cn, third_party)
+    report = await nz.registry_sync.query("CN", ["CNAEO1"])
+    [fetched] = report.statuses
+    assert (fetched.aeo_id, fetched.outcome, fetched.reason) == ("CNAEO1", "rejected", "not-issuer")
+    assert await settled(nz) == before
+    assert await nz.hub.store.registry.issued("SG", ["CNAEO1"]) == []
+    assert "not-issuer" in await rejections(nz, "CN")

@@ -30,6 +30,7 @@ from hub.core.snapshot import (
     digest,
     leaf,
     middle,
+    range_digests,
     sorted_pairs,
     status_message_id,
     visible_pair,
@@ -111,6 +112,32 @@ def test_snapshot_ranges_are_bounded_and_checked() -> None:
     for bad in (IdRange("B", "A"), IdRange("A", "A"), IdRange("x" * 129, ""), IdRange("\x00")):
         with pytest.raises(QueryError):
             check_ranges([bad])
+
+
+def test_snapshot_ranges_must_not_overlap() -> None:
+    # 64 copies of the whole list would cost the asked hub 64 Merkle trees of everything
+    for bad in (
+        [WHOLE] * MAX_RANGES,
+        [IdRange("A", "C"), IdRange("A", "C")],
+        [IdRange("A", "C"), IdRange("B", "D")],
+        [IdRange("M", ""), IdRange("A", "N")],
+        [IdRange("B", "C"), WHOLE],
+    ):
+        with pytest.raises(QueryError) as info:
+            check_ranges(bad)
+        assert info.value.reason == "query-invalid"
+    # what bisection asks: adjacent halves, in any order
+    halves = [IdRange("M", ""), IdRange("", "G"), IdRange("G", "M")]
+    assert check_ranges(halves) == halves
+
+
+def test_range_digests_sort_the_visible_pairs_once_and_digest_each_range() -> None:
+    rows = [("B", 2), ("A", 1), ("C", 5), ("B", 1)]
+    made = range_digests(rows, (), [IdRange("", "B"), IdRange("B", "")])
+    assert [(d.count, d.entries) for d in made] == [(1, (("A", 1),)), (2, (("B", 2), ("C", 5)))]
+    [hidden] = range_digests(rows, ("aeo_id",), [WHOLE])
+    assert hidden.entries == (("A", 0), ("B", 0), ("C", 0))
+    assert range_digests(rows, ("tin",), [WHOLE])[0].count == 0
 
 
 def test_a_small_range_is_listed_a_large_one_named_by_its_middle() -> None:

@@ -43,9 +43,8 @@ from hub.core.snapshot import (
     RangeDigest,
     check_ids,
     check_ranges,
-    sorted_pairs,
+    range_digests,
     status_message_id,
-    visible_pair,
 )
 from hub.pb.customs_hub.v1 import mr_pb2 as mpb
 from hub.store.schema import TrailQuery
@@ -101,11 +100,9 @@ class Answers:
             sharing = self.sharing(peer)
             with self._once(peer, opened):
                 await self._not_answered(peer, opened)
-                pairs = await self.visible(sharing.fields, ranges)
-                answer = mpb.AeoSnapshot(
-                    query_id=opened.header.message_id,
-                    query_digest=opened.envelope_digest,
-                    ranges=[range_digest(RangeDigest.of(pairs, span)) for span in ranges],
+                rows = await self.rows(ranges)
+                answer = await self.hub.off_loop(
+                    snapshot_answer, opened, rows, sharing.fields, ranges
                 )
                 await self._answered(peer, opened, answer, [], sharing)
         except HubError as exc:
@@ -136,15 +133,13 @@ class Answers:
             )
         return Sharing()
 
-    async def visible(self, fields: Sequence[str], ranges: Sequence[IdRange]) -> list[Pair]:
-        """This hub's AEOs in ``ranges`` as a partner sharing ``fields`` sees them, in id
-        order (read from the store, ordered and cut here: no collation decides)."""
+    async def rows(self, ranges: Sequence[IdRange]) -> list[Pair]:
+        """This hub's (aeo_id, revision) rows that may fall in ``ranges``, as the store reads
+        them (ordered and cut off the loop, ``range_digests``: no collation decides)."""
         whole = any(not r.from_id and not r.to_id for r in ranges)
         low = "" if whole else min(r.from_id for r in ranges)
         high = "" if whole or any(not r.to_id for r in ranges) else max(r.to_id for r in ranges)
-        rows = await self.hub.store.registry.revisions(self.hub.party, low, high)
-        seen = (visible_pair(aeo_id, revision, fields) for aeo_id, revision in rows)
-        return sorted_pairs(p for p in seen if p is not None)
+        return await self.hub.store.registry.revisions(self.hub.party, low, high)
 
     def _open(
         self, data: bytes, peer: str, body_types: Mapping[str, type[Message]]
@@ -302,6 +297,19 @@ class _Answering:
 
     def __exit__(self, *_: object) -> None:
         self.answering.discard(self.key)
+
+
+def snapshot_answer(
+    opened: OpenedEnvelope, rows: Sequence[Pair], fields: Sequence[str], ranges: Sequence[IdRange]
+) -> mpb.AeoSnapshot:
+    """The AeoSnapshot answering ``opened``: the digest of each range of ``rows`` as a partner
+    sharing ``fields`` sees them. CPU-bound (a Merkle tree per range): run on a worker thread
+    (``HubContext.off_loop``), never on the event loop."""
+    return mpb.AeoSnapshot(
+        query_id=opened.header.message_id,
+        query_digest=opened.envelope_digest,
+        ranges=[range_digest(made) for made in range_digests(rows, fields, ranges)],
+    )
 
 
 def range_digest(made: RangeDigest) -> mpb.AeoRangeDigest:

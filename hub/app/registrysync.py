@@ -45,6 +45,11 @@ ANSWER_TYPES: Mapping[str, type[Message]] = {
 }
 # Statuses received per inbound batch: what a partner's Exchange frame may hold.
 RECEIVE_BATCH = 256
+# Rounds of one query: each asks again only for the ids the last answer deferred, strictly
+# fewer (``_check_answered``). 1,000 statuses fit one answer under the default envelope size
+# limit (4 MiB), some 80 a round under 64 KiB; a partner still deferring after this many rounds
+# is refused.
+MAX_QUERY_ROUNDS = 32
 OUTCOMES = {pb.RECEIPT_OUTCOME_ACCEPTED: "accepted", pb.RECEIPT_OUTCOME_DUPLICATE: "duplicate"}
 
 
@@ -58,17 +63,24 @@ class RegistrySync:
         ids = check_ids(list(aeo_ids))
         self._may_ask(partner)
         report = mpb.QueryPartnerReport(partner=partner)
+        rounds = 0
         while ids:
+            rounds += 1
+            if rounds > MAX_QUERY_ROUNDS:
+                raise AnswerError(
+                    f"{partner} still defers AEO ids after {MAX_QUERY_ROUNDS} rounds of a query"
+                )
             answer = cast(mpb.AeoQueryAnswer, await self._ask(partner, mpb.AeoQuery(aeo_ids=ids)))
             asked = set(ids)
-            if not set(answer.not_found) | set(answer.deferred) <= asked:
-                raise AnswerError(f"{partner}'s answer names AEO ids that were not asked for")
+            claimed = [_claimed(partner, data) for data in answer.statuses]
+            deferred = list(answer.deferred)
+            _check_answered(partner, asked, claimed, list(answer.not_found), deferred)
             report.not_found.extend(answer.not_found)
-            report.statuses.extend(await self._receive(partner, list(answer.statuses), asked))
+            report.statuses.extend(await self._receive(partner, list(answer.statuses), claimed))
             if not answer.statuses:  # nothing fitted: asking again would go round for ever
-                report.not_found.extend(answer.deferred)
+                report.not_found.extend(deferred)
                 break
-            ids = list(answer.deferred)
+            ids = deferred
         return report
 
     async def sync(self, partner: str) -> mpb.SyncPartnerReport:
@@ -76,7 +88,9 @@ class RegistrySync:
         what differs and fetch what is missing or older here; bounded by MAX_SNAPSHOT_CALLS
         and MAX_FETCH (the report says whether it completed)."""
         self._may_ask(partner)
-        before = sorted_pairs(await self.hub.store.registry.revisions(partner))
+        before = await self.hub.off_loop(
+            sorted_pairs, await self.hub.store.registry.revisions(partner)
+        )
         reconciler = Reconciler(before)
         calls = 0
         while not reconciler.done and calls < MAX_SNAPSHOT_CALLS:
@@ -86,7 +100,8 @@ class RegistrySync:
             )
             answer = cast(mpb.AeoSnapshot, await self._ask(partner, request))
             calls += 1
-            reconciler.take(ranges, [digest_of(r) for r in answer.ranges])
+            # a Merkle tree of this side's pairs per range: on a worker thread, not the loop
+            await self.hub.off_loop(reconciler.take, ranges, [digest_of(r) for r in answer.ranges])
         top = reconciler.top
         if top is None:  # pragma: no cover - the first call asks for the whole list
             raise AnswerError(f"{partner} gave no digest of its whole list")
@@ -102,12 +117,14 @@ class RegistrySync:
             newer_here=reconciler.newer_here,
             complete=reconciler.done and len(reconciler.fetch) <= MAX_FETCH,
         )
-        had = digest(before)
+        had = await self.hub.off_loop(digest, before)
         report.count_before, report.root_before = had.count, had.root
         for start in range(0, len(fetch), MAX_QUERY_IDS):
             fetched = await self.query(partner, fetch[start : start + MAX_QUERY_IDS])
             report.fetched.extend(fetched.statuses)
-        after = digest(sorted_pairs(await self.hub.store.registry.revisions(partner)))
+        after = await self.hub.off_loop(
+            _digest_of_rows, await self.hub.store.registry.revisions(partner)
+        )
         report.count_after, report.root_after = after.count, after.root
         report.converged = after == Digest(top.count, top.root)
         return report
@@ -169,13 +186,11 @@ class RegistrySync:
         )
 
     async def _receive(
-        self, partner: str, envelopes: Sequence[bytes], asked: set[str]
+        self, partner: str, envelopes: Sequence[bytes], claimed: Sequence[mpb.FetchedStatus]
     ) -> list[mpb.FetchedStatus]:
-        """Receive the statuses of an answer as pushed ones, but for those the registry already
-        holds at that revision or a newer one."""
-        claimed = [_claimed(partner, data) for data in envelopes]
-        if any(c.aeo_id not in asked for c in claimed):
-            raise AnswerError(f"{partner}'s answer carries a status that was not asked for")
+        """Receive the statuses of an answer (``claimed``: what each says it carries, checked
+        against the question) as pushed ones, but for those the registry already holds at that
+        revision or a newer one."""
         held = {
             r.aeo_id: r.revision
             for r in await self.hub.store.registry.issued(partner, [c.aeo_id for c in claimed])
@@ -200,6 +215,28 @@ class RegistrySync:
                     status.trail_index = receipt.trail_index
                 out.append(status)
         return out
+
+
+def _digest_of_rows(rows: Sequence[tuple[str, int]]) -> Digest:
+    return digest(sorted_pairs(rows))
+
+
+def _check_answered(
+    partner: str,
+    asked: set[str],
+    claimed: Sequence[mpb.FetchedStatus],
+    not_found: Sequence[str],
+    deferred: Sequence[str],
+) -> None:
+    """An answer to a query accounts for ids asked, each at most once: a status, not found, or
+    deferred. One naming an id not asked for, or the same id twice (a status and deferred, say),
+    is refused (``answer-invalid``), so each round asks again for strictly fewer ids and a
+    partner cannot keep this hub asking."""
+    named = [c.aeo_id for c in claimed] + list(not_found) + list(deferred)
+    if not set(named) <= asked:
+        raise AnswerError(f"{partner}'s answer names AEO ids that were not asked for")
+    if len(set(named)) != len(named):
+        raise AnswerError(f"{partner}'s answer names an AEO id more than once")
 
 
 def _claimed(partner: str, data: bytes) -> mpb.FetchedStatus:

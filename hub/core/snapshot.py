@@ -164,7 +164,9 @@ def check_ids(aeo_ids: Sequence[str]) -> list[str]:
 
 def check_ranges(ranges: Sequence[IdRange]) -> list[IdRange]:
     """The ranges of a snapshot request (none: the whole list); refused when there are more than
-    ``MAX_RANGES`` (``limit-exceeded``) or one is empty or ends in an id no AEO can have."""
+    ``MAX_RANGES`` (``limit-exceeded``), or one is empty, ends in an id no AEO can have, or
+    shares an id with another (``query-invalid``): disjoint ranges cost the asked hub at most
+    one pass over its list, however many are asked."""
     if len(ranges) > MAX_RANGES:
         raise LimitError(
             f"a snapshot request may name at most {MAX_RANGES} ranges; this one names {len(ranges)}"
@@ -177,7 +179,22 @@ def check_ranges(ranges: Sequence[IdRange]) -> list[IdRange]:
                 )
         if span.to_id and span.to_id <= span.from_id:
             raise QueryError(f"the range {span} holds no id")
+    ordered = sorted(ranges, key=lambda r: r.from_id)
+    for before, after in itertools.pairwise(ordered):
+        if not before.to_id or before.to_id > after.from_id:
+            raise QueryError(f"the ranges {before} and {after} overlap")
     return list(ranges) or [WHOLE]
+
+
+def range_digests(
+    rows: Iterable[Pair], fields: Sequence[str], ranges: Sequence[IdRange]
+) -> list[RangeDigest]:
+    """The asked hub's digests of ``ranges`` (checked: disjoint) of its AEOs ``rows`` as a
+    partner sharing ``fields`` sees them: the visible pairs sorted once, one digest per range.
+    CPU-bound over the whole list: run off the event loop."""
+    seen = (visible_pair(aeo_id, revision, fields) for aeo_id, revision in rows)
+    pairs = sorted_pairs(p for p in seen if p is not None)
+    return [RangeDigest.of(pairs, span) for span in ranges]
 
 
 @dataclass(frozen=True)
