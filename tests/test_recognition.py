@@ -442,6 +442,7 @@ async def test_a_declaration_naming_one_tin_under_many_roles_is_annotated_bounde
     for i in range(MAX_CONTROLS + 5):
         result = sample_control_result()
         result.declaration_id = f"SGMRN{i:04d}"
+        result.control_id = f"SG-INSP-{i:04d}"  # each its own control, so each stays current
         results.append(incoming(result, "SG", f"control-{i}", datetime.now(UTC)))
     await cn.hub.store.inbound.accept(results, signer)
     found = await controls(cn, container="MSKU7081234")
