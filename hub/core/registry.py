@@ -97,13 +97,7 @@ def registry_key(result: ControlResult) -> str:
     control_id = result.control_id.strip()
     if control_id:
         return f"control:{control_id}"
-    return control_key(
-        ControlResult(
-            declaration_id=result.declaration_id.strip(),
-            functional_reference_id=result.functional_reference_id.strip(),
-            container_ids=_containers(result),
-        )
-    )
+    return control_key(result)  # which strips its values itself
 
 
 def aeo_record(
