@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 from hub.app.audit import Audit
 from hub.app.context import HubContext
 from hub.core.agreements import keep_fields
-from hub.core.envelope import OpenedEnvelope, build_envelope, open_envelope
+from hub.core.envelope import OpenedEnvelope, build_envelope
 from hub.core.errors import (
     AgreementError,
     DuplicateConflictError,
@@ -144,17 +144,8 @@ class Answers:
     def _open(
         self, data: bytes, peer: str, body_types: Mapping[str, type[Message]]
     ) -> OpenedEnvelope:
-        now = self.hub.clock()
-        keys, _withheld = self.hub.revocation.usable_keys(peer, self.hub.keys_for(peer), now)
-        opened = open_envelope(
-            data,
-            peer_party=peer,
-            local_party=self.hub.party,
-            peer_keys=keys,
-            now=now,
-            policy=self.hub.policy,
-            max_bytes=self.hub.config.limits.max_envelope_bytes,
-            body_types=body_types,
+        opened = self.hub.open_from(
+            peer, data, max_bytes=self.hub.config.limits.max_envelope_bytes, body_types=body_types
         )
         header = opened.header
         lifetime = header.expires_at.ToDatetime(UTC) - header.created_at.ToDatetime(UTC)

@@ -22,7 +22,7 @@ from hub.app.notify import Notifier
 from hub.app.translation import Translation
 from hub.config import HubConfig
 from hub.core.agreements import Agreements
-from hub.core.envelope import TimePolicy
+from hub.core.envelope import OpenedEnvelope, TimePolicy, open_envelope
 from hub.core.revocation import Revocation
 from hub.core.routing import RoutingTable
 from hub.core.signing import Signer, VerificationKey
@@ -157,6 +157,30 @@ class HubContext:
         learned from certificates its trust anchor issued (docs/adr/0010-key-rotation.md).
         Revocation is applied by the caller (``Revocation.usable_keys``)."""
         return self.learned.keys_for(self.settings.trust, party)
+
+    def open_from(
+        self,
+        party: str,
+        data: bytes,
+        *,
+        max_bytes: int,
+        body_types: Mapping[str, type[Message]],
+    ) -> OpenedEnvelope:
+        """An envelope ``party`` signed for this hub, of one of ``body_types``, opened now with
+        its keys that revocation leaves usable: what a partner's question or answer between
+        hubs (not a business message, which Ingress opens in batches) is checked by."""
+        now = self.clock()
+        usable, _withheld = self.revocation.usable_keys(party, self.keys_for(party), now)
+        return open_envelope(
+            data,
+            peer_party=party,
+            local_party=self.party,
+            peer_keys=usable,
+            now=now,
+            policy=self.policy,
+            max_bytes=max_bytes,
+            body_types=body_types,
+        )
 
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the hub's worker threads."""

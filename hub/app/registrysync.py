@@ -22,7 +22,7 @@ from hub.app.answers import AEO_TYPE, REQUEST_LIFETIME, digest_of
 from hub.app.context import HubContext
 from hub.app.ingress import Ingress
 from hub.app.ports import PartnerAsker
-from hub.core.envelope import OpenedEnvelope, build_envelope, open_envelope, sha256
+from hub.core.envelope import OpenedEnvelope, build_envelope, sha256
 from hub.core.errors import AgreementError, HubError, RoutingError
 from hub.core.messages import AeoStatus
 from hub.core.snapshot import (
@@ -171,19 +171,9 @@ class RegistrySync:
         return answer
 
     def _open(self, partner: str, data: bytes) -> OpenedEnvelope:
-        now = self.hub.clock()
-        keys, _ = self.hub.revocation.usable_keys(partner, self.hub.keys_for(partner), now)
-        return open_envelope(
-            data,
-            peer_party=partner,
-            local_party=self.hub.party,
-            peer_keys=keys,
-            now=now,
-            policy=self.hub.policy,
-            # a Query's answer holds its statuses' envelopes, each within the limit
-            max_bytes=self.hub.config.limits.max_batch_bytes,
-            body_types=ANSWER_TYPES,
-        )
+        # a Query's answer holds its statuses' envelopes, each within the limit
+        limit = self.hub.config.limits.max_batch_bytes
+        return self.hub.open_from(partner, data, max_bytes=limit, body_types=ANSWER_TYPES)
 
     async def _receive(
         self, partner: str, envelopes: Sequence[bytes], claimed: Sequence[mpb.FetchedStatus]
