@@ -18,6 +18,12 @@ from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import service_pb2
 
 DOCUMENT_FIELDS = ("goods_declaration", "aeo_status", "control_result", "response")
+# The keys a document may have: each field's JSON name and its proto name (ParseDict takes both).
+_DOCUMENT_KEYS = frozenset(
+    name
+    for field in DOCUMENT_FIELDS
+    for name in (field, service_pb2.SubmitRequest.DESCRIPTOR.fields_by_name[field].json_name)
+)
 # Nesting of any real document is far below this; it bounds the JSON parser's recursion.
 MAX_BYTES = 8 * 1024 * 1024
 
@@ -60,6 +66,15 @@ class ProtoJson:
                 f"{source} must be an object with exactly one of goodsDeclaration, aeoStatus, "
                 "controlResult, response",
                 reason="unsupported-document",
+                line=_start_line(data),
+            )
+        [key] = value
+        if key not in _DOCUMENT_KEYS:
+            raise TranslationError(
+                f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response; "
+                "it names something else",
+                reason="unsupported-document",
+                line=_start_line(data),
             )
         try:
             json_format.ParseDict(value, request)
@@ -70,6 +85,7 @@ class ProtoJson:
             raise TranslationError(
                 f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response",
                 reason="unsupported-document",
+                line=_start_line(data),
             )
         document: Message = getattr(request, which)
         return document
@@ -85,3 +101,11 @@ class ProtoJson:
             f"{message.DESCRIPTOR.full_name} is not a business message",
             reason="unsupported-document",
         )
+
+
+def _start_line(data: bytes) -> int:
+    """The line a JSON document's value starts on (after a BOM and blank lines): where a
+    refusal of the document as a whole points, as the root element's line does for XML."""
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    start = len(body) - len(body.lstrip(b" \t\r\n"))
+    return body.count(b"\n", 0, start) + 1
