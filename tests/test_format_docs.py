@@ -265,3 +265,60 @@ def test_the_stand_in_records_what_the_mapping_reads_of_real_messages(fixture: s
     assert "messageIdentification" in REAL_READS
     recorded = _paths_read(etree.QName(root).localname)
     assert recorded >= REAL_READS, sorted(REAL_READS - recorded)
+
+
+# --- wco-xml: the tables say where a real document's values are -----------------------------
+
+SAMPLES = (
+    "TT_IM001b/TT_IM001b.xml",
+    "TT_IM189a/Example_Notifications/04_DMSCLE.xml",
+)
+
+
+def _values_at(message: Any, field_path: str) -> list[str]:
+    """Every value at a documented field path (``a.b[].c``), through every repeated field."""
+    found = [message]
+    for step in field_path.split("."):
+        name = step.removesuffix("[]")
+        found = [
+            value
+            for holder in found
+            for value in (getattr(holder, name) if step.endswith("[]") else [getattr(holder, name)])
+        ]
+    return [str(value) for value in found]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_every_value_of_a_cds_sample_is_where_the_wco_xml_tables_say(sample: str) -> None:
+    from adapters.wco.codec import short_name
+    from adapters.wco.translator import WcoXml, restore_namespaces
+    from adapters.xmlsafe import parse_xml
+    from hub.core.limits import XmlLimits
+    from tests.testdata import CDS_SAMPLES
+
+    data = (CDS_SAMPLES / sample).read_bytes()
+    message = WcoXml().decode(data, sample)
+    goes_to = {row[0].strip("`"): row[-1] for row in _wco_rows(page("wco-xml.md"))}
+    root = restore_namespaces(parse_xml(data, XmlLimits(), source=sample))
+    payload = root  # a Declaration or Response's table starts at itself, also in a MetaData
+    if str(root.tag).endswith("}MetaData"):
+        payload = next(c for c in root if str(c.tag).endswith(("}Declaration", "}Response")))
+    kept = b"".join(r.xml for r in message.residue)  # type: ignore[attr-defined]
+    checked = 0
+    for element in root.iter():
+        text = (element.text or "").strip()
+        if not isinstance(element.tag, str) or len(element) or not text:
+            continue
+        steps = []
+        node = element
+        while node is not None:
+            steps.append(short_name(str(node.tag)))
+            if node is payload:
+                break
+            node = node.getparent()
+        path = "/".join(str(s) for s in reversed(steps))
+        field_path = re.findall(r"`([a-z_.\[\]]+)`", goes_to[path])[0]
+        values = _values_at(message, field_path)
+        assert text in values or text.encode() in kept, (path, field_path)
+        checked += 1
+    assert checked >= 10
