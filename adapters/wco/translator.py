@@ -144,7 +144,10 @@ class WcoXml:
     format_id: str = "wco-xml"
     media_type: str = "application/xml"
     directions: frozenset[str] = frozenset({"decode", "encode"})
-    description: str = "WCO Data Model 3.x XML: CDS declarations and RES-DMS notifications"
+    description: str = (
+        "WCO Data Model 3.x XML: CDS declarations (bare, in MetaData or submitDeclarationRequest) "
+        "and RES-DMS notifications"
+    )
 
     def light(self, data: bytes) -> bool:
         """At most 32 KiB and 400 tags: the median CDS declaration (17 KB, 309 tags) takes
