@@ -16,6 +16,8 @@ from xml.etree.ElementTree import canonicalize
 import grpc
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.formats import detect
@@ -433,3 +435,29 @@ def test_every_element_of_the_movement_schemas_has_a_typed_field() -> None:
     assert untyped == [] and count == 198
     doc = (Path(__file__).resolve().parents[1] / "docs/formats/cds-movements.md").read_text()
     assert doc.count("\n| `") >= count
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0), st.binary(min_size=1, max_size=8))
+def test_mutated_movements_translate_or_raise_translation_error(offset: int, junk: bytes) -> None:
+    data = WRAPPED_EAL.read_bytes()
+    at = offset % len(data)
+    mutated = data[:at] + junk + data[at + len(junk) :]
+    try:
+        message = CdsMovement().decode(mutated)
+    except TranslationError:
+        return
+    CdsMovement().encode(message)  # whatever was accepted also writes back out, valid
+
+
+def test_an_invalid_movement_inside_the_wrapper_names_its_line_in_the_file() -> None:
+    data = WRAPPED_EAL.read_bytes()
+    broken = data.replace(
+        b"<inv:goodsLocation>GBAUBELBFSBEL", b"<inv:goodsLocation>GBAUBELBFSBELXXXXXXXXXX"
+    )
+    with pytest.raises(TranslationError) as info:
+        CdsMovement().decode(broken)
+    assert info.value.reason == "schema-invalid" and info.value.line == 18
+    assert info.value.path == (
+        "/InventoryLinkingExportsInboundRequest/requestDetail/inventoryLinkingMovementRequest/goodsLocation"
+    )
