@@ -461,3 +461,19 @@ def test_an_invalid_movement_inside_the_wrapper_names_its_line_in_the_file() -> 
     assert info.value.path == (
         "/InventoryLinkingExportsInboundRequest/requestDetail/inventoryLinkingMovementRequest/goodsLocation"
     )
+
+
+def test_a_domestic_movement_needs_its_document_and_a_key() -> None:
+    from hub.app.submission import check_submission
+    from hub.core.errors import SubmissionError
+
+    event = MovementEvent(message_code="EAL", goods_location="GBAUBELBFSBEL")
+    with pytest.raises(SubmissionError) as info:
+        check_submission(event, "CN")
+    assert info.value.reason == "missing-business-key" and "document" in str(info.value)
+    event.document = D.MOVEMENT_DOCUMENT_MOVEMENT_REQUEST
+    with pytest.raises(SubmissionError) as info:
+        check_submission(event, "CN")
+    assert info.value.reason == "missing-business-key" and "UCR" in str(info.value)
+    event.ucr_block.ucr = "5GB575801025632-8QS1JAV"
+    check_submission(event, "CN")
