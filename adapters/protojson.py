@@ -2,8 +2,8 @@
 
 A document is a JSON object with exactly one key naming its kind, as in ``SubmitRequest``'s
 ``document`` field: ``{"goodsDeclaration": {...}}``, ``{"aeoStatus": {...}}``,
-``{"controlResult": {...}}`` or ``{"response": {...}}``. Errors name the line and column
-(JSON syntax) or the field (unknown or mistyped fields).
+``{"controlResult": {...}}``, ``{"response": {...}}`` or ``{"movementEvent": {...}}``. Errors
+name the line and column (JSON syntax) or the field (unknown or mistyped fields).
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from google.protobuf.message import Message
 from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import service_pb2
 
-DOCUMENT_FIELDS = ("goods_declaration", "aeo_status", "control_result", "response")
+DOCUMENT_FIELDS = (
+    "goods_declaration",
+    "aeo_status",
+    "control_result",
+    "response",
+    "movement_event",
+)
+KINDS = "goodsDeclaration, aeoStatus, controlResult, response, movementEvent"
 # The keys a document may have: each field's JSON name and its proto name (ParseDict takes both).
 _DOCUMENT_KEYS = frozenset(
     name
@@ -63,16 +70,14 @@ class ProtoJson:
         request = service_pb2.SubmitRequest()
         if not isinstance(value, dict) or len(value) != 1:
             raise TranslationError(
-                f"{source} must be an object with exactly one of goodsDeclaration, aeoStatus, "
-                "controlResult, response",
+                f"{source} must be an object with exactly one of {KINDS}",
                 reason="unsupported-document",
                 line=_start_line(data),
             )
         [key] = value
         if key not in _DOCUMENT_KEYS:
             raise TranslationError(
-                f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response; "
-                "it names something else",
+                f"{source} must name one of {KINDS}; it names something else",
                 reason="unsupported-document",
                 line=_start_line(data),
             )
@@ -83,7 +88,7 @@ class ProtoJson:
         which = request.WhichOneof("document")
         if which not in DOCUMENT_FIELDS:
             raise TranslationError(
-                f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response",
+                f"{source} must name one of {KINDS}",
                 reason="unsupported-document",
                 line=_start_line(data),
             )

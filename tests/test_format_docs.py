@@ -87,8 +87,12 @@ def test_the_wco_xml_tables_list_every_element_of_the_schema_table_once() -> Non
     text = page("wco-xml.md")
     listed = re.findall(r"^\| `([a-z]+:[^`]+)` \|", text, re.M)
     table = load_table()
-    every = {"md:MetaData", "dec:Declaration", "res:Response"} | {
-        f"{path}/{child}" for path, children in table.items() for child in children
+    roots = {"md:MetaData", "dec:Declaration", "res:Response"}
+    every = roots | {
+        f"{path}/{child}"
+        for path, children in table.items()
+        if path.split("/", 1)[0] in roots  # the inventory-linking roots are cds-movement's
+        for child in children
     }
     assert sorted(listed) == sorted(every)
     goes_to = {row[0].strip("`"): row[-1] for row in _wco_rows(text)}
