@@ -251,11 +251,12 @@ def write_goods_declaration(declaration: GoodsDeclaration) -> list[Segment]:
     if shipment.ucr.id:
         out.append(segment("RFF", (REF_UCR, shipment.ucr.id)))
     out.extend(_doc(document) for document in declaration.additional_document)
+    # In the order partners usually send them, so that fewer of theirs end in the residue.
     parties = [
         ("EX", declaration.exporter),
+        *((role, getattr(shipment, name)) for role, name in SHIPMENT_PARTIES.items()),
         ("DT", declaration.declarant),
         (WRITE_AGENT, declaration.agent),
-        *((role, getattr(shipment, name)) for role, name in SHIPMENT_PARTIES.items()),
         (CARRIER, declaration.consignment.carrier),
     ]
     out.extend(_nad(role, party, "SG6/NAD") for role, party in parties if _has_party(party))

@@ -655,14 +655,14 @@ class EdifactSegment(_message.Message):
     def __init__(self, position: _Optional[int] = ..., tag: _Optional[str] = ..., elements: _Optional[_Iterable[_Union[EdifactElement, _Mapping]]] = ...) -> None: ...
 
 class EdifactResidue(_message.Message):
-    __slots__ = ("segments", "suppressed", "written_sha256")
+    __slots__ = ("segments", "suppressed", "written_shapes")
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
-    WRITTEN_SHA256_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_SHAPES_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[EdifactSegment]
     suppressed: _containers.RepeatedScalarFieldContainer[int]
-    written_sha256: bytes
-    def __init__(self, segments: _Optional[_Iterable[_Union[EdifactSegment, _Mapping]]] = ..., suppressed: _Optional[_Iterable[int]] = ..., written_sha256: _Optional[bytes] = ...) -> None: ...
+    written_shapes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, segments: _Optional[_Iterable[_Union[EdifactSegment, _Mapping]]] = ..., suppressed: _Optional[_Iterable[int]] = ..., written_shapes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DocumentMetaData(_message.Message):
     __slots__ = ("wco_data_model_version_code", "wco_type_name", "responsible_country_code", "responsible_agency_name", "agency_assigned_customization_code", "agency_assigned_customization_version_code")
