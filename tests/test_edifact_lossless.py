@@ -25,7 +25,7 @@ from adapters.edifact.syntax import Segment, read_interchange
 from adapters.edifact.translator import MAX_SEGMENTS
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
-from hub.core.agreements import keep_fields
+from hub.core.agreements import field_problems, keep_fields
 from hub.core.errors import TranslationError
 from hub.core.limits import XmlLimits
 from hub.core.messages import ControlResult, GoodsDeclaration, Response
@@ -283,6 +283,23 @@ def test_any_cut_writes_valid_edifact_or_is_refused_naming_a_segment(
     assert back.control_id == cut.control_id and back.stage == cut.stage
     if not keep_residue:
         assert without_residue(back) == cut
+
+
+def test_policies_can_name_the_residue_and_drop_it_when_they_do_not() -> None:
+    for kind in (ControlResult, Response, GoodsDeclaration):
+        assert field_problems(kind, ["edifact_residue", "edifact_residue.segments"]) == []
+    (declaration,) = messages_of(sample("cusdec_export_full.edi"))
+    assert not keep_fields(declaration, ["id", "exporter"]).HasField("edifact_residue")
+    kept = keep_fields(declaration, ["id", "edifact_residue"])
+    assert kept.edifact_residue == declaration.edifact_residue
+
+
+def test_wco_xml_writes_an_edifact_message_without_its_residue() -> None:
+    wco = WcoXml()
+    (declaration,) = messages_of(sample("cusdec_export_full.edi"))
+    back: Any = wco.decode(wco.encode(declaration))
+    assert not back.HasField("edifact_residue") and not back.residue
+    assert back.id == declaration.id and back.exporter == declaration.exporter
 
 
 def test_a_forged_residue_tag_is_refused_before_anything_is_written() -> None:
