@@ -1,13 +1,16 @@
-"""CUSDEC (Customs declaration, D.96B) to ``GoodsDeclaration``: the heading, the parties and
-the customs items (SG30) that the proto models. Read only; docs/formats/edifact.md lists what
-is mapped and what is not. Pure: a checked group tree in, a GoodsDeclaration out.
+"""CUSDEC (Customs declaration, D.96B) to and from ``GoodsDeclaration``: the heading, the
+parties and the customs items (SG30) that the proto models. ``write_goods_declaration`` is the
+inverse of ``read_goods_declaration`` for every mapped field, so that a declaration read from
+CUSDEC writes back to the same segments; docs/formats/edifact.md lists what is mapped. Fields
+the mapping does not know (most of a WCO declaration) are left out. Pure: a checked group tree
+in, a GoodsDeclaration out, and segments out of a GoodsDeclaration.
 """
 
 from __future__ import annotations
 
-from adapters.edifact.cusres import join_lines, wco_date
+from adapters.edifact.cusres import edifact_date, free_text, join_lines, text_lines, wco_date
 from adapters.edifact.directory import Group
-from adapters.edifact.syntax import Segment
+from adapters.edifact.syntax import Segment, segment
 from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import declaration_pb2
 
@@ -42,6 +45,12 @@ AMOUNT_CUSTOMS_VALUE = "40"
 AMOUNT_STATISTICAL = "123"
 AMOUNT_ITEM_INVOICE = "38"
 TEXT_GOODS = "AAA"  # FTX 4451 Goods description
+# Written where the reader takes several codes (NAD AG or AE, MEA AAE, G or AAB).
+WRITE_AGENT, WRITE_ITEM_GROSS = "AG", "AAE"
+SECTION_DETAIL, SECTION_SUMMARY = "D", "S"  # UNS 0081
+NAME_LINES, STREET_LINES = 5, 4  # C080 five 3036, C059 four 3042
+CLASSIFICATIONS = 5  # CST holds five C246
+INVALID = "schema-invalid"
 
 
 def _decimal(text: str) -> str:
@@ -197,3 +206,146 @@ def _amount(amount: declaration_pb2.Amount, moa: Segment) -> None:
 def _document(document: declaration_pb2.AdditionalDocument, doc: Segment) -> None:
     document.type_code = doc.component(0, 0)
     document.id = doc.component(1, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _refused(path: str, what: str) -> TranslationError:
+    return TranslationError(
+        f"GoodsDeclaration cannot be written as CUSDEC D.96B: {what}", reason=INVALID, path=path
+    )
+
+
+def write_goods_declaration(declaration: GoodsDeclaration) -> list[Segment]:
+    """Segments between UNH and UNT, in the order of the D.96B structure: heading (BGM, LOC,
+    DTM, MEA, SG1 RFF, SG5 DOC, SG6 NAD, SG8 MOA), UNS+D, one SG30 per goods item, UNS+S."""
+    out = [
+        segment(
+            "BGM",
+            declaration.type_code,
+            declaration.functional_reference_id,
+            declaration.function_code,
+        )
+    ]
+    for qualifier, place in (
+        (LOC_CLEARANCE_OFFICE, declaration.declaration_office_id),
+        (LOC_EXIT_OFFICE, declaration.exit_office.id),
+        (LOC_ISSUE_PLACE, declaration.issue_location_id),
+    ):
+        if place:
+            out.append(segment("LOC", qualifier, place))
+    for qualifier, when in (
+        (DATE_ISSUE, declaration.issue_date_time),
+        (DATE_ACCEPTANCE, declaration.acceptance_date_time),
+    ):
+        if when.value:
+            out.append(segment("DTM", (qualifier, *edifact_date(when.value, when.format_code))))
+    if _has_measure(declaration.total_gross_mass_measure):
+        out.append(_mea(TOTAL_GROSS, declaration.total_gross_mass_measure))
+    shipment = declaration.goods_shipment
+    if declaration.id:
+        out.append(segment("RFF", (REF_MRN, declaration.id)))
+    if shipment.ucr.id:
+        out.append(segment("RFF", (REF_UCR, shipment.ucr.id)))
+    out.extend(_doc(document) for document in declaration.additional_document)
+    # In the order partners usually send them, so that fewer of theirs end in the residue.
+    parties = [
+        ("EX", declaration.exporter),
+        *((role, getattr(shipment, name)) for role, name in SHIPMENT_PARTIES.items()),
+        ("DT", declaration.declarant),
+        (WRITE_AGENT, declaration.agent),
+        (CARRIER, declaration.consignment.carrier),
+    ]
+    out.extend(_nad(role, party, "SG6/NAD") for role, party in parties if _has_party(party))
+    if declaration.invoice_amount.value or declaration.invoice_amount.currency_id:
+        out.append(_moa(AMOUNT_INVOICE_TOTAL, declaration.invoice_amount))
+    out.append(segment("UNS", SECTION_DETAIL))
+    for item in shipment.government_agency_goods_item:
+        out.extend(_write_item(item))
+    out.append(segment("UNS", SECTION_SUMMARY))
+    return out
+
+
+def _write_item(item: declaration_pb2.GoodsItem) -> list[Segment]:
+    commodity = item.commodity
+    classifications = [(c.id, c.identification_type_code) for c in commodity.classification]
+    if len(classifications) > CLASSIFICATIONS:
+        raise _refused(
+            "SG30/CST",
+            f"goods item {item.sequence_numeric or '?'} has {len(classifications)} "
+            f"classifications; CST holds at most {CLASSIFICATIONS} (C246)",
+        )
+    out = [segment("CST", item.sequence_numeric, *classifications)]
+    out.extend(free_text(TEXT_GOODS, commodity.description) if commodity.description else ())
+    out.extend(segment("LOC", LOC_ORIGIN, o.country_code) for o in item.origin if o.country_code)
+    measures = commodity.goods_measure
+    if measures.HasField("gross_mass_measure") and _has_measure(measures.gross_mass_measure):
+        out.append(_mea(WRITE_ITEM_GROSS, measures.gross_mass_measure))
+    if measures.HasField("net_net_weight_measure") and _has_measure(
+        measures.net_net_weight_measure
+    ):
+        out.append(_mea(NET_NET, measures.net_net_weight_measure))
+    for role, name in ITEM_PARTIES.items():
+        party = getattr(item, name)
+        if _has_party(party):
+            out.append(_nad(role, party, "SG30/NAD"))
+    for packaging in item.packaging:
+        # 7224 number of packages, C202 7065 package type; the sequence is the PAC's place.
+        out.append(segment("PAC", packaging.quantity_quantity.value, "", packaging.type_code))
+    for qualifier, amount in (
+        (AMOUNT_CUSTOMS_VALUE, item.customs_value_amount),
+        (AMOUNT_STATISTICAL, item.statistical_value_amount),
+        (AMOUNT_ITEM_INVOICE, commodity.invoice_line.item_charge_amount),
+    ):
+        if amount.value or amount.currency_id:
+            out.append(_moa(qualifier, amount))
+    out.extend(_doc(document) for document in item.additional_document)
+    return out
+
+
+def _has_measure(measure: declaration_pb2.Measure) -> bool:
+    return bool(measure.value or measure.unit_code)
+
+
+def _mea(qualifier: str, measure: declaration_pb2.Measure) -> Segment:
+    return segment("MEA", WEIGHT, qualifier, (measure.unit_code, measure.value))
+
+
+def _moa(qualifier: str, amount: declaration_pb2.Amount) -> Segment:
+    return segment("MOA", (qualifier, amount.value, amount.currency_id))
+
+
+def _doc(document: declaration_pb2.AdditionalDocument) -> Segment:
+    return segment("DOC", document.type_code, document.id)
+
+
+def _mapped_address(party: declaration_pb2.Party) -> list[str]:
+    address = party.address
+    return [
+        address.city_name,
+        address.country_sub_division_code,
+        address.postcode_id,
+        address.country_code,
+    ]
+
+
+def _has_party(party: declaration_pb2.Party) -> bool:
+    return bool(party.id or party.name or party.address.line or any(_mapped_address(party)))
+
+
+def _nad(role: str, party: declaration_pb2.Party, path: str) -> Segment:
+    """NAD 3035 role, C082 3039 id, C080 name lines, C059 street lines, 3164 city, 3229
+    sub-division, 3251 postcode, 3207 country; C058 (unstructured address) left empty."""
+    name = text_lines(party.name, NAME_WIDTH)
+    street = text_lines(party.address.line, NAME_WIDTH)
+    if len(name) > NAME_LINES or len(street) > STREET_LINES:
+        raise _refused(
+            path,
+            f"the {role} party's name ({len(party.name)} characters) or street "
+            f"({len(party.address.line)}) does not fit NAD (C080 {NAME_LINES} and C059 "
+            f"{STREET_LINES} lines of {NAME_WIDTH})",
+        )
+    return segment("NAD", role, party.id, "", name, street, *_mapped_address(party))

@@ -468,21 +468,22 @@ WRITE_SEPARATORS = Separators()
 
 
 def write_interchange(
-    messages: Sequence[Sequence[Segment]],
+    messages: Sequence[tuple[str, Sequence[Segment]]],
     *,
     sender: str,
     recipient: str,
     prepared: datetime,
     reference: str,
 ) -> bytes:
-    """One interchange (UNA, UNB, the messages each given without UNH/UNT, UNZ) as bytes.
+    """One interchange (UNA, UNB, the messages each given as its type, e.g. CUSRES, and its
+    segments without UNH/UNT, UNZ) as bytes.
 
     The character set is UNOC (ISO 8859-1, syntax version 3) when every text fits it, else
     UNOW (UTF-8, syntax version 4)."""
     body: list[Segment] = []
-    for index, content in enumerate(messages, start=1):
+    for index, (name, content) in enumerate(messages, start=1):
         ref = str(index)
-        body.append(segment("UNH", ref, ("CUSRES", "D", "96B", "UN")))
+        body.append(segment("UNH", ref, (name, "D", "96B", "UN")))
         body.extend(content)
         body.append(segment("UNT", str(len(content) + 2), ref))
     text_probe = _serialise(body)
@@ -515,11 +516,15 @@ def _serialise(segments: Sequence[Segment]) -> str:
     serializer = Serializer(_characters(WRITE_SEPARATORS))
     library: list[LibrarySegment] = []
     for seg in segments:
-        elements: list[str | list[str]] = [
-            element[0] if len(element) == 1 else list(element) for element in seg.elements
-        ]
-        while elements and (elements[-1] == "" or elements[-1] == [""] * len(elements[-1])):
-            elements.pop()  # trailing empty data elements are omitted (ISO 9735)
+        # Trailing empty components and data elements are omitted (ISO 9735).
+        elements: list[str | list[str]] = []
+        for element in seg.elements:
+            parts = list(element)
+            while len(parts) > 1 and not parts[-1]:
+                parts.pop()
+            elements.append(parts if len(parts) > 1 else "".join(parts))
+        while elements and elements[-1] == "":
+            elements.pop()
         item = LibrarySegment(seg.tag, "")
         item.elements = elements  # set after construction: pydifact warns on empty segments
         library.append(item)

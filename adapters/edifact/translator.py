@@ -4,8 +4,10 @@ Reading takes four steps, each with its own error: (1) the interchange syntax an
 segments (syntax.py: UNA, UNB, UNZ, segment terminators, release characters), which refuse the
 whole interchange; then, per message, (2) UNH and UNT (message type, control count), (3) the
 D.96B directory check (directory.py: structure, elements, codes) and (4) the mapping
-(cusres.py, cusdec.py). A message failing (2) to (4) is reported alone by ``decode_all``.
-Writing produces CUSRES only, and checks its own output against the directory.
+(cusres.py, cusdec.py), followed by the residue (residue.py): the segments the mapping did
+not type, kept with their positions so that writing gives back the same segments. A message
+failing (2) to (4) is reported alone by ``decode_all``. Writing produces CUSRES and CUSDEC,
+applies the residue, and checks its own output against the directory.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 
 from adapters.base import Item
-from adapters.edifact import cusdec, cusres
+from adapters.edifact import cusdec, cusres, residue
 from adapters.edifact.directory import Directory, check_message, d96b
 from adapters.edifact.syntax import (
     Segment,
@@ -53,7 +55,7 @@ class Edifact:
     directions: frozenset[str] = frozenset({"decode", "encode"})
     description: str = (
         "UN/EDIFACT D.96B interchange: CUSRES to/from responses and control results, "
-        "CUSDEC to goods declarations"
+        "CUSDEC to/from goods declarations"
     )
     max_segments: int = MAX_SEGMENTS
     sender: str = DEFAULT_SENDER  # UNB S002 0004 written
@@ -106,12 +108,12 @@ class Edifact:
         if not messages:
             raise TranslationError("no message to write", reason=UNSUPPORTED)
         directory = d96b()
-        contents: list[list[Segment]] = []
+        contents: list[tuple[str, list[Segment]]] = []
         for message in messages:
             for single in _flattened(message):
                 contents.append(_write_message(single, directory))
         digest = hashlib.sha256()
-        for content in contents:
+        for _, content in contents:
             for seg in content:
                 digest.update(repr((seg.tag, seg.elements)).encode())
         # The reference identifies the interchange to the partner; derived from its content so
@@ -157,29 +159,54 @@ def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message
         )
     check_message_envelope(message)
     checked = check_message(name, message, directory)
+    typed: Message
     if name == "CUSDEC":
-        return cusdec.read_goods_declaration(checked.root)
-    stage = cusres.control_stage(checked.root)
-    if stage is not None:
-        return cusres.read_control_result(checked.root, stage[0])
-    return cusres.read_response(checked.root)
-
-
-def _write_message(message: Message, directory: Directory) -> list[Segment]:
-    kind = message.DESCRIPTOR.name
-    if isinstance(message, cusres.ControlResult):
-        content = cusres.write_control_result(message)
-    elif isinstance(message, cusres.Response):
-        content = cusres.write_response(message)
+        typed = cusdec.read_goods_declaration(checked.root)
     else:
+        stage = cusres.control_stage(checked.root)
+        if stage is not None:
+            typed = cusres.read_control_result(checked.root, stage[0])
+        else:
+            typed = cusres.read_response(checked.root)
+    try:
+        _, written = _typed_segments(typed)
+    except TranslationError:
+        # The writer refuses this message (it would refuse it again on writing): no residue.
+        return typed
+    kept = residue.compute(message[1:-1], written)
+    if kept.segments or kept.suppressed:
+        typed.edifact_residue.CopyFrom(kept)
+    return typed
+
+
+def _typed_segments(message: Message) -> tuple[str, list[Segment]]:
+    """(message type, segments between UNH and UNT) of the typed fields alone."""
+    if isinstance(message, cusres.ControlResult):
+        return "CUSRES", cusres.write_control_result(message)
+    if isinstance(message, cusres.Response):
+        return "CUSRES", cusres.write_response(message)
+    if isinstance(message, cusdec.GoodsDeclaration):
+        return "CUSDEC", cusdec.write_goods_declaration(message)
+    raise TranslationError(
+        f"{message.DESCRIPTOR.full_name} cannot be written as EDIFACT; the edifact format "
+        "writes ControlResult and Response (as CUSRES) and GoodsDeclaration (as CUSDEC)",
+        reason=UNSUPPORTED,
+    )
+
+
+def _write_message(message: Message, directory: Directory) -> tuple[str, list[Segment]]:
+    kind = message.DESCRIPTOR.name
+    name, content = _typed_segments(message)
+    if message.HasField("edifact_residue"):
+        content = residue.apply(message.edifact_residue, content, kind)  # type: ignore[attr-defined]
+    if len(content) + 2 > MAX_SEGMENTS:
         raise TranslationError(
-            f"{message.DESCRIPTOR.full_name} cannot be written as EDIFACT; the edifact format "
-            "writes ControlResult and Response (as CUSRES)",
-            reason=UNSUPPORTED,
+            f"{kind} would be written as {len(content) + 2} segments; the limit is {MAX_SEGMENTS}",
+            reason="limit-exceeded",
         )
     # Check the message as a partner will: numbered as it will be written.
     whole = [
-        segment("UNH", "1", ("CUSRES", *VERSION)),
+        segment("UNH", "1", (name, *VERSION)),
         *content,
         segment("UNT", str(len(content) + 2), "1"),
     ]
@@ -188,19 +215,19 @@ def _write_message(message: Message, directory: Directory) -> list[Segment]:
         found = next(filter(None, (control_character(c) for e in seg.elements for c in e)), None)
         if found is not None:
             raise TranslationError(
-                f"{kind} cannot be written as CUSRES: {seg.where()} would hold the control "
+                f"{kind} cannot be written as {name}: {seg.where()} would hold the control "
                 f"character {ord(found):#04x}, which EDIFACT text never holds",
                 reason="schema-invalid",
                 line=seg.number,
                 path=seg.tag,
             )
     try:
-        check_message("CUSRES", numbered, directory)
+        check_message(name, numbered, directory)
     except TranslationError as exc:
         raise TranslationError(
-            f"{kind} cannot be written as CUSRES D.96B: {exc.message}",
+            f"{kind} cannot be written as {name} D.96B: {exc.message}",
             reason="schema-invalid",
             line=exc.line,
             path=exc.path,
         ) from None
-    return content
+    return name, content

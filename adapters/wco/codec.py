@@ -74,7 +74,9 @@ def slots(path: str, descriptor: Descriptor) -> tuple[Slot, ...]:
     """The schema's children of ``path``, in order, each with the field that holds it."""
     children = load_table().get(path, ())
     by_squash = {
-        squash(f.name): f for f in descriptor.fields if f.name not in ("residue", "metadata")
+        squash(f.name): f
+        for f in descriptor.fields
+        if f.name not in ("residue", "metadata", "edifact_residue")
     }
     out = []
     for short in children:

@@ -638,6 +638,32 @@ class Residue(_message.Message):
     value: str
     def __init__(self, path: _Optional[str] = ..., xml: _Optional[bytes] = ..., index: _Optional[int] = ..., attribute: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
+class EdifactElement(_message.Message):
+    __slots__ = ("components",)
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, components: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EdifactSegment(_message.Message):
+    __slots__ = ("position", "tag", "elements")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    tag: str
+    elements: _containers.RepeatedCompositeFieldContainer[EdifactElement]
+    def __init__(self, position: _Optional[int] = ..., tag: _Optional[str] = ..., elements: _Optional[_Iterable[_Union[EdifactElement, _Mapping]]] = ...) -> None: ...
+
+class EdifactResidue(_message.Message):
+    __slots__ = ("segments", "suppressed", "written_shapes")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_SHAPES_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[EdifactSegment]
+    suppressed: _containers.RepeatedScalarFieldContainer[int]
+    written_shapes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, segments: _Optional[_Iterable[_Union[EdifactSegment, _Mapping]]] = ..., suppressed: _Optional[_Iterable[int]] = ..., written_shapes: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class DocumentMetaData(_message.Message):
     __slots__ = ("wco_data_model_version_code", "wco_type_name", "responsible_country_code", "responsible_agency_name", "agency_assigned_customization_code", "agency_assigned_customization_version_code")
     WCO_DATA_MODEL_VERSION_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -655,7 +681,7 @@ class DocumentMetaData(_message.Message):
     def __init__(self, wco_data_model_version_code: _Optional[str] = ..., wco_type_name: _Optional[str] = ..., responsible_country_code: _Optional[str] = ..., responsible_agency_name: _Optional[str] = ..., agency_assigned_customization_code: _Optional[str] = ..., agency_assigned_customization_version_code: _Optional[str] = ...) -> None: ...
 
 class GoodsDeclaration(_message.Message):
-    __slots__ = ("acceptance_date_time", "function_code", "functional_reference_id", "id", "issue_date_time", "issue_location_id", "type_code", "goods_item_quantity", "declaration_office_id", "invoice_amount", "loading_list_quantity", "total_gross_mass_measure", "total_package_quantity", "specific_circumstances_code_code", "authentication", "submitter", "additional_document", "additional_information", "agent", "amendment", "authorisation_holder", "border_transport_means", "consignment", "currency_exchange", "declarant", "exit_office", "exporter", "goods_shipment", "obligation_guarantee", "presentation_office", "supervising_office", "residue", "metadata")
+    __slots__ = ("acceptance_date_time", "function_code", "functional_reference_id", "id", "issue_date_time", "issue_location_id", "type_code", "goods_item_quantity", "declaration_office_id", "invoice_amount", "loading_list_quantity", "total_gross_mass_measure", "total_package_quantity", "specific_circumstances_code_code", "authentication", "submitter", "additional_document", "additional_information", "agent", "amendment", "authorisation_holder", "border_transport_means", "consignment", "currency_exchange", "declarant", "exit_office", "exporter", "goods_shipment", "obligation_guarantee", "presentation_office", "supervising_office", "residue", "metadata", "edifact_residue")
     ACCEPTANCE_DATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_CODE_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONAL_REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -689,6 +715,7 @@ class GoodsDeclaration(_message.Message):
     SUPERVISING_OFFICE_FIELD_NUMBER: _ClassVar[int]
     RESIDUE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EDIFACT_RESIDUE_FIELD_NUMBER: _ClassVar[int]
     acceptance_date_time: DateTimeString
     function_code: str
     functional_reference_id: str
@@ -722,4 +749,5 @@ class GoodsDeclaration(_message.Message):
     supervising_office: Office
     residue: _containers.RepeatedCompositeFieldContainer[Residue]
     metadata: DocumentMetaData
-    def __init__(self, acceptance_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., id: _Optional[str] = ..., issue_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., issue_location_id: _Optional[str] = ..., type_code: _Optional[str] = ..., goods_item_quantity: _Optional[_Union[Measure, _Mapping]] = ..., declaration_office_id: _Optional[str] = ..., invoice_amount: _Optional[_Union[Amount, _Mapping]] = ..., loading_list_quantity: _Optional[_Union[Measure, _Mapping]] = ..., total_gross_mass_measure: _Optional[_Union[Measure, _Mapping]] = ..., total_package_quantity: _Optional[_Union[Measure, _Mapping]] = ..., specific_circumstances_code_code: _Optional[str] = ..., authentication: _Optional[_Union[Authentication, _Mapping]] = ..., submitter: _Optional[_Union[Party, _Mapping]] = ..., additional_document: _Optional[_Iterable[_Union[AdditionalDocument, _Mapping]]] = ..., additional_information: _Optional[_Iterable[_Union[AdditionalInformation, _Mapping]]] = ..., agent: _Optional[_Union[Party, _Mapping]] = ..., amendment: _Optional[_Iterable[_Union[Amendment, _Mapping]]] = ..., authorisation_holder: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., border_transport_means: _Optional[_Union[BorderTransportMeans, _Mapping]] = ..., consignment: _Optional[_Union[Consignment, _Mapping]] = ..., currency_exchange: _Optional[_Iterable[_Union[CurrencyExchange, _Mapping]]] = ..., declarant: _Optional[_Union[Party, _Mapping]] = ..., exit_office: _Optional[_Union[Office, _Mapping]] = ..., exporter: _Optional[_Union[Party, _Mapping]] = ..., goods_shipment: _Optional[_Union[GoodsShipment, _Mapping]] = ..., obligation_guarantee: _Optional[_Iterable[_Union[ObligationGuarantee, _Mapping]]] = ..., presentation_office: _Optional[_Union[Office, _Mapping]] = ..., supervising_office: _Optional[_Union[Office, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[Residue, _Mapping]]] = ..., metadata: _Optional[_Union[DocumentMetaData, _Mapping]] = ...) -> None: ...
+    edifact_residue: EdifactResidue
+    def __init__(self, acceptance_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., id: _Optional[str] = ..., issue_date_time: _Optional[_Union[DateTimeString, _Mapping]] = ..., issue_location_id: _Optional[str] = ..., type_code: _Optional[str] = ..., goods_item_quantity: _Optional[_Union[Measure, _Mapping]] = ..., declaration_office_id: _Optional[str] = ..., invoice_amount: _Optional[_Union[Amount, _Mapping]] = ..., loading_list_quantity: _Optional[_Union[Measure, _Mapping]] = ..., total_gross_mass_measure: _Optional[_Union[Measure, _Mapping]] = ..., total_package_quantity: _Optional[_Union[Measure, _Mapping]] = ..., specific_circumstances_code_code: _Optional[str] = ..., authentication: _Optional[_Union[Authentication, _Mapping]] = ..., submitter: _Optional[_Union[Party, _Mapping]] = ..., additional_document: _Optional[_Iterable[_Union[AdditionalDocument, _Mapping]]] = ..., additional_information: _Optional[_Iterable[_Union[AdditionalInformation, _Mapping]]] = ..., agent: _Optional[_Union[Party, _Mapping]] = ..., amendment: _Optional[_Iterable[_Union[Amendment, _Mapping]]] = ..., authorisation_holder: _Optional[_Iterable[_Union[Party, _Mapping]]] = ..., border_transport_means: _Optional[_Union[BorderTransportMeans, _Mapping]] = ..., consignment: _Optional[_Union[Consignment, _Mapping]] = ..., currency_exchange: _Optional[_Iterable[_Union[CurrencyExchange, _Mapping]]] = ..., declarant: _Optional[_Union[Party, _Mapping]] = ..., exit_office: _Optional[_Union[Office, _Mapping]] = ..., exporter: _Optional[_Union[Party, _Mapping]] = ..., goods_shipment: _Optional[_Union[GoodsShipment, _Mapping]] = ..., obligation_guarantee: _Optional[_Iterable[_Union[ObligationGuarantee, _Mapping]]] = ..., presentation_office: _Optional[_Union[Office, _Mapping]] = ..., supervising_office: _Optional[_Union[Office, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[Residue, _Mapping]]] = ..., metadata: _Optional[_Union[DocumentMetaData, _Mapping]] = ..., edifact_residue: _Optional[_Union[EdifactResidue, _Mapping]] = ...) -> None: ...

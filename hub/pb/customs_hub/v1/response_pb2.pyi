@@ -86,7 +86,7 @@ class ResponseDeclaration(_message.Message):
     def __init__(self, acceptance_date_time: _Optional[_Union[_declaration_pb2.DateTimeString, _Mapping]] = ..., cancellation_date_time: _Optional[_Union[_declaration_pb2.DateTimeString, _Mapping]] = ..., functional_reference_id: _Optional[str] = ..., id: _Optional[str] = ..., rejection_date_time: _Optional[_Union[_declaration_pb2.DateTimeString, _Mapping]] = ..., version_id: _Optional[str] = ..., duty_tax_fee: _Optional[_Iterable[_Union[_declaration_pb2.DutyTaxFee, _Mapping]]] = ..., goods_shipment: _Optional[_Union[ResponseGoodsShipment, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("function_code", "functional_reference_id", "issue_date_time", "additional_information", "amendment", "appeal_office", "bank", "contact_office", "error", "status", "declaration", "dec_declaration", "residue", "metadata", "further_responses")
+    __slots__ = ("function_code", "functional_reference_id", "issue_date_time", "additional_information", "amendment", "appeal_office", "bank", "contact_office", "error", "status", "declaration", "dec_declaration", "residue", "metadata", "further_responses", "edifact_residue")
     FUNCTION_CODE_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONAL_REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
     ISSUE_DATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Response(_message.Message):
     RESIDUE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     FURTHER_RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    EDIFACT_RESIDUE_FIELD_NUMBER: _ClassVar[int]
     function_code: str
     functional_reference_id: str
     issue_date_time: _declaration_pb2.DateTimeString
@@ -117,4 +118,5 @@ class Response(_message.Message):
     residue: _containers.RepeatedCompositeFieldContainer[_declaration_pb2.Residue]
     metadata: _declaration_pb2.DocumentMetaData
     further_responses: _containers.RepeatedCompositeFieldContainer[Response]
-    def __init__(self, function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., issue_date_time: _Optional[_Union[_declaration_pb2.DateTimeString, _Mapping]] = ..., additional_information: _Optional[_Iterable[_Union[_declaration_pb2.AdditionalInformation, _Mapping]]] = ..., amendment: _Optional[_Iterable[_Union[_declaration_pb2.Amendment, _Mapping]]] = ..., appeal_office: _Optional[_Union[_declaration_pb2.Office, _Mapping]] = ..., bank: _Optional[_Union[Bank, _Mapping]] = ..., contact_office: _Optional[_Iterable[_Union[ContactOffice, _Mapping]]] = ..., error: _Optional[_Iterable[_Union[Error, _Mapping]]] = ..., status: _Optional[_Iterable[_Union[Status, _Mapping]]] = ..., declaration: _Optional[_Union[ResponseDeclaration, _Mapping]] = ..., dec_declaration: _Optional[_Union[_declaration_pb2.GoodsDeclaration, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[_declaration_pb2.Residue, _Mapping]]] = ..., metadata: _Optional[_Union[_declaration_pb2.DocumentMetaData, _Mapping]] = ..., further_responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ...) -> None: ...
+    edifact_residue: _declaration_pb2.EdifactResidue
+    def __init__(self, function_code: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., issue_date_time: _Optional[_Union[_declaration_pb2.DateTimeString, _Mapping]] = ..., additional_information: _Optional[_Iterable[_Union[_declaration_pb2.AdditionalInformation, _Mapping]]] = ..., amendment: _Optional[_Iterable[_Union[_declaration_pb2.Amendment, _Mapping]]] = ..., appeal_office: _Optional[_Union[_declaration_pb2.Office, _Mapping]] = ..., bank: _Optional[_Union[Bank, _Mapping]] = ..., contact_office: _Optional[_Iterable[_Union[ContactOffice, _Mapping]]] = ..., error: _Optional[_Iterable[_Union[Error, _Mapping]]] = ..., status: _Optional[_Iterable[_Union[Status, _Mapping]]] = ..., declaration: _Optional[_Union[ResponseDeclaration, _Mapping]] = ..., dec_declaration: _Optional[_Union[_declaration_pb2.GoodsDeclaration, _Mapping]] = ..., residue: _Optional[_Iterable[_Union[_declaration_pb2.Residue, _Mapping]]] = ..., metadata: _Optional[_Union[_declaration_pb2.DocumentMetaData, _Mapping]] = ..., further_responses: _Optional[_Iterable[_Union[Response, _Mapping]]] = ..., edifact_residue: _Optional[_Union[_declaration_pb2.EdifactResidue, _Mapping]] = ...) -> None: ...
