@@ -10,6 +10,7 @@ Writing produces CUSRES only, and checks its own output against the directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from google.protobuf.message import Message
 
 from adapters.base import Item
 from adapters.edifact import cusdec, cusres
+from adapters.edifact.codelists import available
 from adapters.edifact.directory import Directory, check_message, d96b
 from adapters.edifact.syntax import (
     Segment,
@@ -29,6 +31,7 @@ from adapters.edifact.syntax import (
     segment,
     write_interchange,
 )
+from hub.core.codelists import NO_CODE_LISTS, CodeLists
 from hub.core.errors import TranslationError
 
 UNSUPPORTED = "unsupported-document"
@@ -59,6 +62,13 @@ class Edifact:
     sender: str = DEFAULT_SENDER  # UNB S002 0004 written
     recipient: str = DEFAULT_RECIPIENT  # UNB S003 0010 written
     clock: Callable[[], datetime] = field(default=_now, compare=False)
+    # the code lists other agencies' codes are checked and mapped with (codelists.py)
+    code_lists: CodeLists = NO_CODE_LISTS
+
+    def with_code_lists(self, configured: CodeLists) -> Edifact:
+        """This translator with the shipped and plugins' code lists and ``configured``
+        (hub.toml's [code_lists]): how the format registry hands a hub's lists over."""
+        return dataclasses.replace(self, code_lists=available(configured))
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -86,7 +96,8 @@ class Edifact:
         items = []
         for message in interchange.messages:
             try:
-                items.append(Item(_read_message(message, directory), line=message[0].number))
+                read = _read_message(message, directory, self.code_lists)
+                items.append(Item(read, line=message[0].number))
             except TranslationError as exc:
                 items.append(Item(None, error=exc, line=message[0].number))
         return items
@@ -135,7 +146,9 @@ def _flattened(message: Message) -> list[Message]:
     return [message]
 
 
-def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message:
+def _read_message(
+    message: tuple[Segment, ...], directory: Directory, code_lists: CodeLists = NO_CODE_LISTS
+) -> Message:
     unh = message[0]
     name = unh.component(1, 0)
     version = (unh.component(1, 1), unh.component(1, 2), unh.component(1, 3))
@@ -156,12 +169,15 @@ def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message
             path="UNH",
         )
     check_message_envelope(message)
-    checked = check_message(name, message, directory)
+    checked = check_message(name, message, directory, code_lists)
     if name == "CUSDEC":
         return cusdec.read_goods_declaration(checked.root)
-    stage = cusres.control_stage(checked.root)
+    stage = cusres.control_stage(checked.root, code_lists)
     if stage is not None:
-        return cusres.read_control_result(checked.root, stage[0])
+        result = cusres.read_control_result(checked.root, stage.stage)
+        if stage.code is not None:
+            result.stage_code.CopyFrom(stage.code)
+        return result
     return cusres.read_response(checked.root)
 
 

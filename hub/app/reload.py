@@ -6,10 +6,10 @@ sees the old settings or the new, never a mixture. Partners added are reachable,
 removed are refused on their next call, new routes, agreements and certificates are used
 (messages queued already go as they were signed); a new trail key with ``trail.previous_key``
 is handed over to at once (hub/trail/handover.py), and one that cannot continue the trail's
-history is refused. What only a restart can change (ports, store,
-trail origin, limits, drop folders) is refused with the keys named, and the old configuration
-stays. Either way the trail records it: a "config-changed" leaf for a reload, a rejection
-(source ``reload``) for a refusal.
+history is refused. What only a restart can change (ports, store, trail origin, limits, drop
+folders, code lists) is refused with the keys named, and the old configuration stays. Either
+way the trail records it: a "config-changed" leaf for a reload, a rejection (source
+``reload``) for a refusal.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ RESTART_ONLY = (
     "store_url",
     "limits",
     "folders",
+    "code_lists",  # the translators are made with them at start (HubContext.translators)
     "checkpoint_entries",
     "checkpoint_seconds",
 )
