@@ -20,10 +20,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters import formats
 from adapters.edifact import Edifact, codelists, cusres, edifact
+from adapters.formats import Translators
 from adapters.wco import controls
+from hub.app.translation import ISOLATE_BYTES, Translation
 from hub.cli.main import main
 from hub.config import load_config
 from hub.core import codelists as core
@@ -436,3 +440,45 @@ def test_the_example_list_in_examples_is_the_one_tested() -> None:
     example = Path(__file__).parents[1] / "examples" / "code-lists" / "example-nz-gis.toml"
     assert example.read_bytes() == EXAMPLE.read_bytes()
     assert b"EXAMPLE ONLY" in example.read_bytes()
+
+
+def test_a_large_national_cusres_is_read_with_the_lists_in_the_translation_process() -> None:
+    """Documents above ISOLATE_BYTES are translated in a worker process: the lists go there."""
+    containers = [f"EQD+CN+MSKU{n:07d}'" for n in range(999)]
+    seals = [f"RFF+SN:NZ-SEAL-{n:07d}'" for n in range(999)]
+    data = cusres_with("GIS+819::143'", *containers, *seals)
+    assert len(data) > ISOLATE_BYTES
+    translation = Translation(Translators(LIMITS, CodeLists((example_list(),))), LIMITS)
+    try:
+        result = translation.decode("edifact", data)
+        assert translation.isolated == 1
+    finally:
+        translation.close()
+    assert isinstance(result, ControlResult) and result.stage == cpb.CONTROL_STAGE_RELEASED
+    assert result.stage_code.agency == "143" and len(result.container_ids) == 999
+    without = Translation(Translators(LIMITS), LIMITS)
+    try:
+        assert isinstance(without.decode("edifact", data), Response)
+        assert without.isolated == 1
+    finally:
+        without.close()
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=10),
+    st.dictionaries(st.sampled_from([*core.KEYS, "file", "x"]), _VALUES, max_size=8),
+)
+def test_the_list_reader_gives_a_list_or_problems_and_never_raises(
+    name: str, table: dict[str, object]
+) -> None:
+    problems: list[str] = []
+    found = core.parse(name, table, problems)
+    assert (found is None) == bool(problems)
