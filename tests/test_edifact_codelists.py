@@ -4,7 +4,8 @@ kept as given; the D.96B list still governs codes without an agency or of agency
 partner's list maps its codes to control stages; lists come from hub.toml (tables or files),
 from the hub's shipped files and from plugins.
 
-The NZ list used here (tests/data/code-lists/example-nz-gis.toml) is an EXAMPLE: agency 143 is
+The CUSRES in tests/data/code-lists is hand-written against D.96B (the corpus has no EDIFACT);
+the NZ list used here (tests/data/code-lists/example-nz-gis.toml) is an EXAMPLE: agency 143 is
 D.96B's code for New Zealand Customs and 819 the code quoted in the issue, but the meaning and
 stage given to 819 are invented to exercise the mechanism. A plugin through a real installed
 entry point would need a package installed into the test environment; ``load_plugin`` (what
