@@ -266,8 +266,21 @@ class Translators:
     def __init__(
         self, limits: XmlLimits | None = None, code_lists: CodeLists = NO_CODE_LISTS
     ) -> None:
+        self.limits = limits
         self.code_lists = code_lists  # hub.toml's [code_lists], for the translation process
         self.formats = registry(limits, code_lists)
+
+    def made_with(self, code_lists: CodeLists) -> dict[str, Translator]:
+        """The formats as they would be with ``code_lists`` (a ConfigError where a list cannot
+        be used, e.g. one replacing a shipped list); ``use`` puts them in place."""
+        return registry(self.limits, code_lists)
+
+    def use(self, code_lists: CodeLists, formats: dict[str, Translator]) -> None:
+        """Swap in formats made with other code lists (a reload): a call reads ``formats``
+        once, so it translates with the old lists or the new, and the translation process
+        builds its registry afresh for the new lists (``decode_isolated``)."""
+        self.formats = formats
+        self.code_lists = code_lists
 
     def reader(self, format_id: str) -> Translator:
         """The translator that reads ``format_id``."""

@@ -421,20 +421,46 @@ def test_the_default_factory_has_the_shipped_lists() -> None:
         translator.decode(cusres_with("FTX+AAH++LOUD:CTY:ZZZ'", "GIS+4'"))
 
 
-async def test_a_reload_that_changes_the_code_lists_is_refused_as_restart_only(
+async def test_a_reload_gives_the_translators_the_new_code_lists(
     federation: Federation,
 ) -> None:
-    """The translators are made with the lists at start; a reload cannot swap them."""
+    """Lists added by a reload are used for the next document (the translation process's too);
+    a list that cannot be used refuses the reload and the running lists stay."""
     cn: RunningHub = await federation.start("CN")
+    hub = cn.hub
+    data = NATIONAL.read_bytes()
+    assert isinstance(hub.translation.decode("edifact", data), Response)
     path = federation.configs["CN"].path
     good = path.read_text()
     path.write_text(good + f'\n[code_lists.nz-gis]\nfile = "{EXAMPLE}"\n')
+    change = await cn.reload()
+    assert change.code_lists and "code lists changed" in change.summary() and change.recorded
+    assert hub.translators.code_lists.named("nz-gis") is not None
+    result = hub.translation.decode("edifact", data)
+    assert isinstance(result, ControlResult) and result.stage == cpb.CONTROL_STAGE_RELEASED
+    # a list file changed on disk, hub.toml unchanged: a change too (and a new trail leaf)
+    edited = path.parent / "nz.toml"
+    edited.write_text(EXAMPLE.read_text().replace('"819" = "RELEASED"', '"819" = "DETAINED"'))
+    path.write_text(good + '\n[code_lists.nz-gis]\nfile = "nz.toml"\n')
+    assert (await cn.reload()).recorded
+    detained = hub.translation.decode("edifact", data)
+    assert isinstance(detained, ControlResult)
+    assert detained.stage == cpb.CONTROL_STAGE_DETAINED
+    # one that would replace a shipped list is refused; the lists in use stay
+    path.write_text(
+        path.read_text()
+        + '\n[code_lists.my-cty]\nagency = "ZZZ"\nelement = "4441"\nqualifier = "CTY"\n'
+        + 'codes = { X = "x" }\n'
+    )
     with pytest.raises(ConfigError) as refused:
         await cn.reload()
-    assert "code_lists changed, which only a restart applies" in refused.value.message
-    assert cn.hub.config.code_lists == CodeLists()
-    assert cn.hub.translators.code_lists == CodeLists()
-    path.write_text(good)
+    assert "hub-control-types" in refused.value.message
+    assert hub.config.code_lists.named("my-cty") is None
+    assert hub.translators.code_lists.named("my-cty") is None
+    again = hub.translation.decode("edifact", data)
+    assert isinstance(again, ControlResult) and again.stage == cpb.CONTROL_STAGE_DETAINED
+    [*_, rejection] = await hub.store.views.rejections("reload")
+    assert rejection.reason == "config-invalid"
 
 
 def test_the_example_list_in_examples_is_the_one_tested() -> None:
