@@ -184,10 +184,13 @@ class AeoCsv:
             if item.error is not None:
                 raise item.error
         if len(items) != 1 or items[0].message is None:
+            # Where it stops being one document: the second row, or the header of an empty list.
+            line = items[1].line if len(items) > 1 else 1
             raise TranslationError(
                 f"{source} holds {len(items)} rows; a single document must hold exactly one, "
                 "so submit the file as a batch",
                 reason="unsupported-document",
+                line=line,
             )
         return items[0].message
 

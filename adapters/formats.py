@@ -94,12 +94,19 @@ def edifact(limits: XmlLimits) -> Translator:
     return make(limits)
 
 
+def cds_movement(limits: XmlLimits) -> Translator:
+    from adapters.movement import cds_movement as make
+
+    return make(limits)
+
+
 BUILTIN: Mapping[str, Factory] = {
     "wco-xml": wco_xml,
     "proto-json": proto_json,
     "aeo-csv": aeo_csv,
     "ncts-p6": ncts_p6,
     "edifact": edifact,
+    "cds-movement": cds_movement,
 }
 
 

@@ -2,8 +2,8 @@
 
 A document is a JSON object with exactly one key naming its kind, as in ``SubmitRequest``'s
 ``document`` field: ``{"goodsDeclaration": {...}}``, ``{"aeoStatus": {...}}``,
-``{"controlResult": {...}}`` or ``{"response": {...}}``. Errors name the line and column
-(JSON syntax) or the field (unknown or mistyped fields).
+``{"controlResult": {...}}``, ``{"response": {...}}`` or ``{"movementEvent": {...}}``. Errors
+name the line and column (JSON syntax) or the field (unknown or mistyped fields).
 """
 
 from __future__ import annotations
@@ -17,7 +17,20 @@ from google.protobuf.message import Message
 from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import service_pb2
 
-DOCUMENT_FIELDS = ("goods_declaration", "aeo_status", "control_result", "response")
+DOCUMENT_FIELDS = (
+    "goods_declaration",
+    "aeo_status",
+    "control_result",
+    "response",
+    "movement_event",
+)
+KINDS = "goodsDeclaration, aeoStatus, controlResult, response, movementEvent"
+# The keys a document may have: each field's JSON name and its proto name (ParseDict takes both).
+_DOCUMENT_KEYS = frozenset(
+    name
+    for field in DOCUMENT_FIELDS
+    for name in (field, service_pb2.SubmitRequest.DESCRIPTOR.fields_by_name[field].json_name)
+)
 # Nesting of any real document is far below this; it bounds the JSON parser's recursion.
 MAX_BYTES = 8 * 1024 * 1024
 
@@ -57,9 +70,16 @@ class ProtoJson:
         request = service_pb2.SubmitRequest()
         if not isinstance(value, dict) or len(value) != 1:
             raise TranslationError(
-                f"{source} must be an object with exactly one of goodsDeclaration, aeoStatus, "
-                "controlResult, response",
+                f"{source} must be an object with exactly one of {KINDS}",
                 reason="unsupported-document",
+                line=_start_line(data),
+            )
+        [key] = value
+        if key not in _DOCUMENT_KEYS:
+            raise TranslationError(
+                f"{source} must name one of {KINDS}; it names something else",
+                reason="unsupported-document",
+                line=_start_line(data),
             )
         try:
             json_format.ParseDict(value, request)
@@ -68,8 +88,9 @@ class ProtoJson:
         which = request.WhichOneof("document")
         if which not in DOCUMENT_FIELDS:
             raise TranslationError(
-                f"{source} must name one of goodsDeclaration, aeoStatus, controlResult, response",
+                f"{source} must name one of {KINDS}",
                 reason="unsupported-document",
+                line=_start_line(data),
             )
         document: Message = getattr(request, which)
         return document
@@ -85,3 +106,11 @@ class ProtoJson:
             f"{message.DESCRIPTOR.full_name} is not a business message",
             reason="unsupported-document",
         )
+
+
+def _start_line(data: bytes) -> int:
+    """The line a JSON document's value starts on (after a BOM and blank lines): where a
+    refusal of the document as a whole points, as the root element's line does for XML."""
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    start = len(body) - len(body.lstrip(b" \t\r\n"))
+    return body.count(b"\n", 0, start) + 1

@@ -174,7 +174,8 @@ def _check_tree(
             path=element_path(xinclude[0]),
         )
     for hint in _SCHEMA_LOCATION_HINTS(root) if markers[1] else ():
-        if any(_URL_SCHEME.match(part) for part in str(hint).split()):
+        pairs = hint.attrname == _SCHEMA_LOCATION_ATTRS[0]
+        if any(_URL_SCHEME.match(part) for part in _locations(str(hint), pairs=pairs)):
             owner = hint.getparent()
             raise TranslationError(
                 f"{source} points xsi:schemaLocation at a URL; schemas are only ever loaded "
@@ -199,9 +200,19 @@ def element_path(element: etree._Element) -> str:
     return path if len(path) <= _MAX_PATH else "..." + path[-_MAX_PATH:]
 
 
-def check_schema_location(value: str, source: str) -> None:
-    """Refuse a schema-location hint that points anywhere but next to the document."""
-    if any(_URL_SCHEME.match(part) for part in value.split()):
+def _locations(value: str, *, pairs: bool) -> list[str]:
+    """The locations a hint names. ``xsi:schemaLocation`` is pairs of namespace name and
+    location, and a namespace name may well be an http URI (HMRC's inventory-linking gateway
+    namespace is), which names no file: only the locations are checked. A hint that is not
+    pairs (an odd number of parts), and ``noNamespaceSchemaLocation``, are checked whole."""
+    parts = value.split()
+    return parts[1::2] if pairs and len(parts) % 2 == 0 else parts
+
+
+def check_schema_location(value: str, source: str, *, pairs: bool = False) -> None:
+    """Refuse a schema-location hint that points anywhere but next to the document; ``pairs``
+    for an ``xsi:schemaLocation`` value (namespace and location pairs)."""
+    if any(_URL_SCHEME.match(part) for part in _locations(value, pairs=pairs)):
         raise TranslationError(
             f"{source} points xsi:schemaLocation at a URL or absolute path; schemas are only "
             "ever loaded from the hub's own schemas folder",

@@ -70,6 +70,7 @@ def test_the_hubs_own_formats_come_through_entry_points(fresh_registry: None) ->
     found = {entry.format_id: entry.source for entry in formats.discovered()}
     assert found == {
         "aeo-csv": "adapters.formats:aeo_csv",
+        "cds-movement": "adapters.formats:cds_movement",
         "edifact": "adapters.formats:edifact",
         "ncts-p6": "adapters.formats:ncts_p6",
         "proto-json": "adapters.formats:proto_json",

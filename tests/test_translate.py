@@ -43,13 +43,15 @@ ENCODERS = sorted(f for f, t in REGISTRY.items() if ENCODE in t.directions)
 PAIRS = [(source, target) for source in DECODERS for target in ENCODERS]
 
 DEC, RES, CTL, AEO = "GoodsDeclaration", "Response", "ControlResult", "AeoStatus"
+MOV = "MovementEvent"
 
 # The kinds of business message each format reads (docs/formats/); every one has a sample.
 SOURCE_KINDS = {
     "aeo-csv": {AEO},
+    "cds-movement": {MOV},
     "edifact": {DEC, RES, CTL},
     "ncts-p6": {CTL},
-    "proto-json": {DEC, RES, CTL, AEO},
+    "proto-json": {DEC, RES, CTL, AEO, MOV},
     "wco-xml": {DEC, RES},
 }
 
@@ -63,22 +65,32 @@ NO = "unsupported-document"  # refused: the target cannot hold this kind
 
 EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("aeo-csv", "aeo-csv"): {AEO: SAME},
+    ("aeo-csv", "cds-movement"): {AEO: NO},
     ("aeo-csv", "edifact"): {AEO: NO},
     ("aeo-csv", "proto-json"): {AEO: SAME},
     ("aeo-csv", "wco-xml"): {AEO: NO},
+    ("cds-movement", "aeo-csv"): {MOV: NO},
+    ("cds-movement", "cds-movement"): {MOV: SAME},
+    ("cds-movement", "edifact"): {MOV: NO},
+    ("cds-movement", "proto-json"): {MOV: SAME},
+    ("cds-movement", "wco-xml"): {MOV: NO},
     ("edifact", "aeo-csv"): {DEC: NO, RES: NO, CTL: NO},
+    ("edifact", "cds-movement"): {DEC: NO, RES: NO, CTL: NO},
     ("edifact", "edifact"): {DEC: NO, RES: SAME, CTL: SAME},
     ("edifact", "proto-json"): {DEC: SAME, RES: SAME, CTL: SAME},
     ("edifact", "wco-xml"): {DEC: SAME, RES: SAME, CTL: NO},
     ("ncts-p6", "aeo-csv"): {CTL: NO},
+    ("ncts-p6", "cds-movement"): {CTL: NO},
     ("ncts-p6", "edifact"): {CTL: SAME},
     ("ncts-p6", "proto-json"): {CTL: SAME},
     ("ncts-p6", "wco-xml"): {CTL: NO},
-    ("proto-json", "aeo-csv"): {DEC: NO, RES: NO, CTL: NO, AEO: SAME},
-    ("proto-json", "edifact"): {DEC: NO, RES: KEPT, CTL: SAME, AEO: NO},
-    ("proto-json", "proto-json"): {DEC: SAME, RES: SAME, CTL: SAME, AEO: SAME},
-    ("proto-json", "wco-xml"): {DEC: SAME, RES: SAME, CTL: NO, AEO: NO},
+    ("proto-json", "aeo-csv"): {DEC: NO, RES: NO, CTL: NO, AEO: SAME, MOV: NO},
+    ("proto-json", "cds-movement"): {DEC: NO, RES: NO, CTL: NO, AEO: NO, MOV: SAME},
+    ("proto-json", "edifact"): {DEC: NO, RES: KEPT, CTL: SAME, AEO: NO, MOV: NO},
+    ("proto-json", "proto-json"): {DEC: SAME, RES: SAME, CTL: SAME, AEO: SAME, MOV: SAME},
+    ("proto-json", "wco-xml"): {DEC: SAME, RES: SAME, CTL: NO, AEO: NO, MOV: NO},
     ("wco-xml", "aeo-csv"): {DEC: NO, RES: NO},
+    ("wco-xml", "cds-movement"): {DEC: NO, RES: NO},
     ("wco-xml", "edifact"): {DEC: NO, RES: KEPT},
     ("wco-xml", "proto-json"): {DEC: SAME, RES: SAME},
     ("wco-xml", "wco-xml"): {DEC: SAME, RES: SAME},
@@ -177,6 +189,11 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     notification = CDS_SAMPLES / "Example_DMS_notifications"
     found = {
         "aeo-csv": [DATA / "aeo-csv/operators.csv"],  # 23 good rows, 13 bad ones
+        "cds-movement": [
+            CDS_SAMPLES / "TT_EX038a/Movement_Messages/EAL.xml",  # in the gateway wrapper
+            CDS_SAMPLES / "TT_EX052a/Movement_Messages/Step5_CST.xml",
+            CDS_SAMPLES / "TT_IM083a/Movement_Messages/Step2_VMRes.xml",  # imports
+        ],
         "edifact": sorted((DATA / "edifact").glob("*.edi")),
         "ncts-p6": sorted((DATA / "ncts").glob("*.xml")),
         "wco-xml": [
@@ -203,6 +220,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
         "response": response,
         "control": released,
         "aeo": sample_aeo_status(),
+        "movement": good(
+            "cds-movement", (CDS_SAMPLES / "TT_EX011a/Movement_Messages/EAL.xml").read_bytes()
+        )[0],
     }
     found["proto-json"] = []
     for name, message in documents.items():

@@ -43,6 +43,8 @@ LEAF_ATTRIBUTES: Mapping[str, Mapping[str, str]] = {
 # Where two children of one element share a local name, the field is named explicitly.
 FIELD_OVERRIDES: Mapping[tuple[str, str], str] = {
     ("res:Response", "dec:Declaration"): "dec_declaration",
+    # a control response's <ucr> is a whole ucrBlock (movement.proto MovementUcr)
+    ("inv:inventoryLinkingControlResponse", "inv:ucr"): "control_ucr",
 }
 
 
@@ -328,7 +330,11 @@ class _Encoder:
         for residue in sorted(kept_here, key=lambda r: (bool(r.xml), r.index)):
             if residue.attribute:
                 if residue.attribute in SCHEMA_LOCATION_ATTRIBUTES:
-                    check_schema_location(residue.value, "preserved residue")
+                    check_schema_location(
+                        residue.value,
+                        "preserved residue",
+                        pairs=residue.attribute == f"{{{XSI}}}schemaLocation",
+                    )
                 element.set(residue.attribute, residue.value)
             else:
                 self.residue_bytes += len(residue.xml)

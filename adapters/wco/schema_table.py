@@ -1,14 +1,15 @@
-"""The element order of the WCO DM schemas, as a table the translators read at run time.
+"""The element order of the WCO DM and CDS inventory-linking schemas, as a table the
+translators read at run time.
 
 For each complex element path (``dec:Declaration/dec:GoodsShipment``...) the table lists its
 child elements in schema sequence order, as ``prefix:LocalName`` with the short prefixes of
 ``NAMESPACES``. Writing XML in this order is what makes a translated document valid again, and
 reading with it is how namespace-stripped notifications are restored unambiguously.
 
-The table is generated from ``schemas/wco`` with xmlschema (``python -m
-adapters.wco.schema_table``) and committed as ``schema_table.json``; a test fails when it is
-stale. At run time only the JSON is read: building the schema with xmlschema takes about a
-second, reading the JSON a few milliseconds.
+The table is generated from ``schemas/wco`` and ``schemas/inventory-linking`` with xmlschema
+(``python -m adapters.wco.schema_table``) and committed as ``schema_table.json``; a test fails
+when it is stale. At run time only the JSON is read: building the schemas with xmlschema takes
+a few seconds, reading the JSON a few milliseconds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = HERE.parents[1] / "schemas" / "wco"
+INVENTORY_LINKING = HERE.parents[1] / "schemas" / "inventory-linking"
 TABLE_FILE = HERE / "schema_table.json"
 
 NAMESPACES = {
@@ -30,14 +32,42 @@ NAMESPACES = {
     "dds": "urn:wco:datamodel:WCO:Declaration_DS:DMS:2",
     "res": "urn:wco:datamodel:WCO:RES-DMS:2",
     "rds": "urn:wco:datamodel:WCO:Response_DS:DMS:2",
+    # CDS inventory linking (adapters/movement): exports and imports
+    "inv": "http://gov.uk/customs/inventoryLinking/v1",
+    "ili": "http://gov.uk/customs/inventoryLinkingImport/v1",
 }
 PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
 
 # (driver schema, root element) pairs the table covers.
 ROOTS = (
-    ("dec_driver.xsd", "md:MetaData"),
-    ("dec_driver.xsd", "dec:Declaration"),
-    ("res_driver.xsd", "res:Response"),
+    (SCHEMAS / "dec_driver.xsd", "md:MetaData"),
+    (SCHEMAS / "dec_driver.xsd", "dec:Declaration"),
+    (SCHEMAS / "res_driver.xsd", "res:Response"),
+)
+# The inventory-linking schemas declare vc:minVersion="1.1": only xmlschema's XSD 1.1
+# processor sees their declarations.
+_EXPORTS = INVENTORY_LINKING / "exports"
+_IMPORTS = INVENTORY_LINKING / "imports"
+ROOTS_11 = (
+    (_EXPORTS / "inventoryLinkingRequestExternal.xsd", "inv:inventoryLinkingMovementRequest"),
+    (_EXPORTS / "inventoryLinkingRequestExternal.xsd", "inv:inventoryLinkingConsolidationRequest"),
+    (_EXPORTS / "inventoryLinkingRequestExternal.xsd", "inv:inventoryLinkingQueryRequest"),
+    (_EXPORTS / "inventoryLinkingResponseExternal.xsd", "inv:inventoryLinkingMovementResponse"),
+    (_EXPORTS / "inventoryLinkingResponseExternal.xsd", "inv:inventoryLinkingControlResponse"),
+    (_EXPORTS / "inventoryLinkingResponseExternal.xsd", "inv:inventoryLinkingQueryResponse"),
+    (
+        _EXPORTS / "inventoryLinkingResponseExternal.xsd",
+        "inv:inventoryLinkingMovementTotalsResponse",
+    ),
+    (_IMPORTS / "inventoryLinkingImportArriveGoods.xsd", "ili:inventoryLinkingImportsGoodsArrival"),
+    (
+        _IMPORTS / "inventoryLinkingImportValidateMovementRequest.xsd",
+        "ili:InventoryLinkingImportsValidateMovementRequest",
+    ),
+    (
+        _IMPORTS / "inventoryLinkingImportValidateMovementResponse.xsd",
+        "ili:InventoryLinkingImportsValidateMovementResponse",
+    ),
 )
 
 
@@ -86,8 +116,11 @@ def build_table() -> dict[str, dict[str, Any]]:
             walk(child, f"{path}/{short(child.name)}", depth + 1)
 
     for driver, root in ROOTS:
-        schema = xmlschema.XMLSchema(str(SCHEMAS / driver))
+        schema = xmlschema.XMLSchema(str(driver))
         walk(schema.maps.elements[clark(root)], root, 0)
+    for driver, root in ROOTS_11:
+        schema11 = xmlschema.XMLSchema11(str(driver), allow="sandbox", defuse="always")
+        walk(schema11.maps.elements[clark(root)], root, 0)
     return {"children": dict(sorted(children_of.items())), "wco_ids": dict(sorted(ids.items()))}
 
 

@@ -6,7 +6,9 @@ process) -> codec. Writing: codec -> the same schema validation -> bytes.
 
 Accepted documents: ``md:MetaData`` wrapping one ``Declaration`` (DEC-DMS; cancellations
 13/INV are checked against the CANCEL schema) or one ``Response`` (RES-DMS), or a bare
-``Declaration`` or ``Response``.
+``Declaration`` or ``Response``; any of them inside the MDG gateway's
+``submitDeclarationRequest``, whose ``requestCommon`` and the rest of the wrapper are kept as
+residue (adapters/xmlwrapper.py) and written back around the document.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lxml import etree
 from adapters.wco.codec import METADATA_PATH, decode_element, encode_element, short_name
 from adapters.wco.schema_table import NAMESPACES, SCHEMAS, clark, load_table, wco_pointer
 from adapters.xmlsafe import element_path, local_name, parse_xml
+from adapters.xmlwrapper import keep_wrapper, payload_of, rewrap, wrapper_residue
 from hub.core.errors import TranslationError
 from hub.core.limits import XmlLimits
 from hub.pb.customs_hub.v1 import declaration_pb2, response_pb2
@@ -33,6 +36,11 @@ MD, DEC, RES = NAMESPACES["md"], NAMESPACES["dec"], NAMESPACES["res"]
 METADATA = clark("md:MetaData")
 DECLARATION = clark("dec:Declaration")
 RESPONSE = clark("res:Response")
+# The MDG gateway's envelope around a declaration submitted to CDS (no published schema).
+SUBMIT_WRAPPER = (
+    "{http://uk/gov/hmrc/mdg/declarationmanagement/submitdeclaration/request/schema/v1}"
+    "submitDeclarationRequest"
+)
 
 # (schema key, file under schemas/wco)
 SCHEMA_FILES = {
@@ -136,7 +144,10 @@ class WcoXml:
     format_id: str = "wco-xml"
     media_type: str = "application/xml"
     directions: frozenset[str] = frozenset({"decode", "encode"})
-    description: str = "WCO Data Model 3.x XML: CDS declarations and RES-DMS notifications"
+    description: str = (
+        "WCO Data Model 3.x XML: CDS declarations (bare, in MetaData or submitDeclarationRequest) "
+        "and RES-DMS notifications"
+    )
 
     def light(self, data: bytes) -> bool:
         """At most 32 KiB and 400 tags: the median CDS declaration (17 KB, 309 tags) takes
@@ -144,7 +155,14 @@ class WcoXml:
         return len(data) <= LIGHT_BYTES and data.count(b"<") <= LIGHT_TAGS
 
     def decode(self, data: bytes, source: str = "document") -> Message:
-        root = restore_namespaces(parse_xml(data, self.limits, source=source))
+        root = parse_xml(data, self.limits, source=source)
+        residue: list[Residue] = []
+        if root.tag == SUBMIT_WRAPPER:
+            payload = payload_of(root, (METADATA, DECLARATION, RESPONSE), source)
+            residue.append(keep_wrapper(root, payload))
+            root = payload
+        else:
+            root = restore_namespaces(root)
         wrapped = root.tag == METADATA
         payloads = (
             [c for c in root if isinstance(c.tag, str) and not c.tag.startswith(f"{{{MD}}}")]
@@ -163,9 +181,9 @@ class WcoXml:
                 f"{source}: expected one WCO DM Declaration or one or more Responses"
                 f"{' inside MetaData' if wrapped else ''}; found {found}",
                 reason="unsupported-document",
+                line=root.sourceline,
                 path=element_path(root),
             )
-        residue: list[Residue] = []
         if wrapped:
             metadata = message.metadata  # type: ignore[attr-defined]
             decode_element(root, metadata, "md:MetaData", residue, METADATA_PATH, tuple(payloads))
@@ -214,7 +232,7 @@ class WcoXml:
                 "several Responses can only be written inside a MetaData wrapper",
                 reason="unsupported-document",
             )
-        residue = list(message.residue)
+        kept, residue = wrapper_residue(list(message.residue))
         payloads = [encode_element(message, qname, path, residue, self.limits, nsmap=nsmap)]
         for extra in further:
             payloads.append(
@@ -233,6 +251,8 @@ class WcoXml:
                 payloads=tuple(payloads),
             )
         validate(root, key if root is not payloads[0] else f"{key}-bare", "translated document")
+        if kept is not None:
+            root = rewrap(root, kept, self.limits, (SUBMIT_WRAPPER,))
         return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 

@@ -40,12 +40,14 @@ from hub.core.messages import (
     AeoStatus,
     ControlResult,
     GoodsDeclaration,
+    MovementEvent,
     Response,
     body_class,
     keys_of,
 )
 from hub.core.registry import AeoRecord, aeo_record
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
+from hub.pb.customs_hub.v1 import movement_pb2
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.store.groupcommit import Lane
 from hub.store.rawsql import Tx
@@ -132,6 +134,18 @@ def check_submission(document: Message, local_party: str) -> None:
                 reason="not-issuer",
             )
         document.issuing_administration = local_party
+    elif isinstance(document, MovementEvent):
+        if document.document == movement_pb2.MOVEMENT_DOCUMENT_UNSPECIFIED:
+            raise SubmissionError(
+                "a movement event needs its document (which inventory-linking message it is)",
+                reason="missing-business-key",
+            )
+        if not keys_of(document):
+            raise SubmissionError(
+                "a movement event needs a UCR, master UCR, entry number (MRN) or inventory "
+                "consignment reference",
+                reason="missing-business-key",
+            )
     elif isinstance(document, ControlResult):
         concerns = (
             document.declaration_id or document.functional_reference_id or document.container_ids

@@ -340,6 +340,20 @@ IDENTIFYING: dict[str, tuple[tuple[str, ...], ...]] = {
         ("declaration_id", "functional_reference_id", "container_ids"),
     ),
     "customs_hub.v1.GoodsDeclaration": (("functional_reference_id", "id"),),
+    "customs_hub.v1.MovementEvent": (
+        ("document",),
+        (
+            "ucr_block",
+            "master_ucr",
+            "query_ucr",
+            "control_ucr",
+            "entry_number",
+            "inventory_consignment_reference",
+            "queried_ducr",
+            "queried_mucr",
+            "entry",
+        ),
+    ),
 }
 
 

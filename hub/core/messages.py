@@ -1,7 +1,8 @@
 """The business messages a hub carries, and the keys people search them by (pure core).
 
 Business keys are what customs officers and auditors know a message by: the LRN (D026) and
-MRN (D014) of a declaration, its UCR (016), container ids (159), an AEO id. They are extracted
+MRN (D014) of a declaration, its UCR (016), container ids (159), an AEO id; for a movement its
+UCR, master UCR, MRN and inventory consignment reference. They are extracted
 once, when a message is stored, so that listings and searches never parse bodies.
 
 They are bounded where a message comes in (from a partner or a domestic system): every value at
@@ -11,18 +12,22 @@ message's data can break the store's indexes, or any other message's transaction
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf.message import Message
 
 from hub.core.errors import BusinessKeyError
-from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2, declaration_pb2, response_pb2
+from hub.pb.customs_hub.v1 import aeo_pb2, control_pb2, declaration_pb2, movement_pb2, response_pb2
 
 GoodsDeclaration = declaration_pb2.GoodsDeclaration
 AeoStatus = aeo_pb2.AeoStatus
 ControlResult = control_pb2.ControlResult
 Response = response_pb2.Response
+MovementEvent = movement_pb2.MovementEvent
 
 BODY_TYPES: dict[str, type[Message]] = {
-    cls.DESCRIPTOR.full_name: cls for cls in (GoodsDeclaration, AeoStatus, ControlResult, Response)
+    cls.DESCRIPTOR.full_name: cls
+    for cls in (GoodsDeclaration, AeoStatus, ControlResult, Response, MovementEvent)
 }
 
 # Short names operators write in config and on the command line.
@@ -69,6 +74,7 @@ KEY_NAMES = {
     "aeo": "the AEO id",
     "tin": "the TIN",
     "control": "the control id",
+    "icr": "the inventory consignment reference",
 }
 
 
@@ -129,7 +135,32 @@ def business_keys(document: Message) -> BusinessKeys:
     elif isinstance(document, Response):
         add("lrn", document.declaration.functional_reference_id)
         add("mrn", document.declaration.id)
+    elif isinstance(document, MovementEvent):
+        movement_keys(document, add)
     return {k: v for k, v in keys.items() if v}
+
+
+def movement_keys(event: MovementEvent, add: Callable[[str, str], None]) -> None:
+    """A movement's UCRs (the declaration's and the master UCR it is consolidated under, and
+    every UCR a query answer names), the MRN (imports entry number, a DUCR's declaration id)
+    and the inventory consignment reference."""
+    for block in (event.ucr_block, event.query_ucr, event.control_ucr):
+        add("ucr", block.ucr)
+    add("ucr", event.master_ucr)
+    add("mrn", event.entry_number)
+    add("icr", event.inventory_consignment_reference)
+    for entry in event.entry:
+        add("ucr", entry.ucr_block.ucr)
+    ducrs = [*event.child_ducr]
+    if event.HasField("queried_ducr"):
+        ducrs.insert(0, event.queried_ducr)
+    for ducr in ducrs:
+        add("ucr", ducr.ucr)
+        add("ucr", ducr.parent_mucr)
+        add("mrn", ducr.declaration_id)
+    for mucr in (event.queried_mucr, event.parent_mucr, *event.child_mucr):
+        add("ucr", mucr.ucr)
+        add("ucr", mucr.parent_mucr)
 
 
 def declaration_countries(document: GoodsDeclaration) -> list[str]:

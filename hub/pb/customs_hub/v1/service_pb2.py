@@ -26,43 +26,44 @@ from hub.pb.customs_hub.v1 import aeo_pb2 as customs__hub_dot_v1_dot_aeo__pb2
 from hub.pb.customs_hub.v1 import control_pb2 as customs__hub_dot_v1_dot_control__pb2
 from hub.pb.customs_hub.v1 import declaration_pb2 as customs__hub_dot_v1_dot_declaration__pb2
 from hub.pb.customs_hub.v1 import envelope_pb2 as customs__hub_dot_v1_dot_envelope__pb2
+from hub.pb.customs_hub.v1 import movement_pb2 as customs__hub_dot_v1_dot_movement__pb2
 from hub.pb.customs_hub.v1 import recognition_pb2 as customs__hub_dot_v1_dot_recognition__pb2
 from hub.pb.customs_hub.v1 import response_pb2 as customs__hub_dot_v1_dot_response__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustoms_hub/v1/service.proto\x12\x0e\x63ustoms_hub.v1\x1a\x18\x63ustoms_hub/v1/aeo.proto\x1a\x1c\x63ustoms_hub/v1/control.proto\x1a customs_hub/v1/declaration.proto\x1a\x1d\x63ustoms_hub/v1/envelope.proto\x1a customs_hub/v1/recognition.proto\x1a\x1d\x63ustoms_hub/v1/response.proto\".\n\x0bRawDocument\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\xe1\x02\n\rSubmitRequest\x12\x12\n\nrecipients\x18\x01 \x03(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x15\n\rsubmission_id\x18\x03 \x01(\t\x12=\n\x11goods_declaration\x18\n \x01(\x0b\x32 .customs_hub.v1.GoodsDeclarationH\x00\x12/\n\naeo_status\x18\x0b \x01(\x0b\x32\x19.customs_hub.v1.AeoStatusH\x00\x12\x37\n\x0e\x63ontrol_result\x18\x0c \x01(\x0b\x32\x1d.customs_hub.v1.ControlResultH\x00\x12,\n\x08response\x18\r \x01(\x0b\x32\x18.customs_hub.v1.ResponseH\x00\x12*\n\x03raw\x18\x14 \x01(\x0b\x32\x1b.customs_hub.v1.RawDocumentH\x00\x42\n\n\x08\x64ocument\"/\n\x06Queued\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\"Q\n\x0eSubmitResponse\x12&\n\x06queued\x18\x01 \x03(\x0b\x32\x16.customs_hub.v1.Queued\x12\x17\n\x0f\x64ocument_digest\x18\x02 \x01(\x0c\"E\n\x12SubmitBatchRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.customs_hub.v1.SubmitRequest\"n\n\x0bSubmitError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0e\n\x06\x63olumn\x18\x04 \x01(\r\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x13\n\x0bwco_pointer\x18\x06 \x01(\t\"x\n\x0cSubmitResult\x12\x30\n\x06queued\x18\x01 \x01(\x0b\x32\x1e.customs_hub.v1.SubmitResponseH\x00\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1b.customs_hub.v1.SubmitErrorH\x00\x42\x08\n\x06result\"D\n\x13SubmitBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.customs_hub.v1.SubmitResult\"L\n\x10SubscribeRequest\x12\x12\n\nsubscriber\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"\xaf\x02\n\x0eInboundMessage\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x11\n\tbody_type\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x17\n\x0f\x65nvelope_digest\x18\x07 \x01(\x0c\x12\x10\n\x08\x64ocument\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64ocument_format\x18\t \x01(\t\x12\x12\n\nsuperseded\x18\n \x01(\x08\x12;\n\x0brecognition\x18\x0b \x01(\x0b\x32&.customs_hub.v1.DeclarationRecognition\x12\x1b\n\x13recognition_omitted\x18\x0c \x01(\x08\"8\n\x12\x41\x63knowledgeRequest\x12\x12\n\nsubscriber\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\"2\n\x13\x41\x63knowledgeResponse\x12\x1b\n\x13\x61\x63knowledged_cursor\x18\x01 \x01(\x04\x32\x9f\x02\n\x0fPartnerExchange\x12\x42\n\x07\x44\x65liver\x12\x18.customs_hub.v1.Envelope\x1a\x1d.customs_hub.v1.SignedReceipt\x12K\n\x08\x45xchange\x12\x1d.customs_hub.v1.EnvelopeBatch\x1a\x1c.customs_hub.v1.ReceiptBatch(\x01\x30\x01\x12;\n\x05Query\x12\x18.customs_hub.v1.Envelope\x1a\x18.customs_hub.v1.Envelope\x12>\n\x08Snapshot\x12\x18.customs_hub.v1.Envelope\x1a\x18.customs_hub.v1.Envelope2\xd4\x02\n\x08\x44omestic\x12G\n\x06Submit\x12\x1d.customs_hub.v1.SubmitRequest\x1a\x1e.customs_hub.v1.SubmitResponse\x12V\n\x0bSubmitBatch\x12\".customs_hub.v1.SubmitBatchRequest\x1a#.customs_hub.v1.SubmitBatchResponse\x12O\n\tSubscribe\x12 .customs_hub.v1.SubscribeRequest\x1a\x1e.customs_hub.v1.InboundMessage0\x01\x12V\n\x0b\x41\x63knowledge\x12\".customs_hub.v1.AcknowledgeRequest\x1a#.customs_hub.v1.AcknowledgeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustoms_hub/v1/service.proto\x12\x0e\x63ustoms_hub.v1\x1a\x18\x63ustoms_hub/v1/aeo.proto\x1a\x1c\x63ustoms_hub/v1/control.proto\x1a customs_hub/v1/declaration.proto\x1a\x1d\x63ustoms_hub/v1/envelope.proto\x1a\x1d\x63ustoms_hub/v1/movement.proto\x1a customs_hub/v1/recognition.proto\x1a\x1d\x63ustoms_hub/v1/response.proto\".\n\x0bRawDocument\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\"\x9a\x03\n\rSubmitRequest\x12\x12\n\nrecipients\x18\x01 \x03(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x15\n\rsubmission_id\x18\x03 \x01(\t\x12=\n\x11goods_declaration\x18\n \x01(\x0b\x32 .customs_hub.v1.GoodsDeclarationH\x00\x12/\n\naeo_status\x18\x0b \x01(\x0b\x32\x19.customs_hub.v1.AeoStatusH\x00\x12\x37\n\x0e\x63ontrol_result\x18\x0c \x01(\x0b\x32\x1d.customs_hub.v1.ControlResultH\x00\x12,\n\x08response\x18\r \x01(\x0b\x32\x18.customs_hub.v1.ResponseH\x00\x12\x37\n\x0emovement_event\x18\x0e \x01(\x0b\x32\x1d.customs_hub.v1.MovementEventH\x00\x12*\n\x03raw\x18\x14 \x01(\x0b\x32\x1b.customs_hub.v1.RawDocumentH\x00\x42\n\n\x08\x64ocument\"/\n\x06Queued\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\"Q\n\x0eSubmitResponse\x12&\n\x06queued\x18\x01 \x03(\x0b\x32\x16.customs_hub.v1.Queued\x12\x17\n\x0f\x64ocument_digest\x18\x02 \x01(\x0c\"E\n\x12SubmitBatchRequest\x12/\n\x08requests\x18\x01 \x03(\x0b\x32\x1d.customs_hub.v1.SubmitRequest\"n\n\x0bSubmitError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\r\x12\x0e\n\x06\x63olumn\x18\x04 \x01(\r\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x13\n\x0bwco_pointer\x18\x06 \x01(\t\"x\n\x0cSubmitResult\x12\x30\n\x06queued\x18\x01 \x01(\x0b\x32\x1e.customs_hub.v1.SubmitResponseH\x00\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1b.customs_hub.v1.SubmitErrorH\x00\x42\x08\n\x06result\"D\n\x13SubmitBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.customs_hub.v1.SubmitResult\"L\n\x10SubscribeRequest\x12\x12\n\nsubscriber\x18\x01 \x01(\t\x12\x14\n\x0c\x61\x66ter_cursor\x18\x02 \x01(\x04\x12\x0e\n\x06\x66ormat\x18\x03 \x01(\t\"\xaf\x02\n\x0eInboundMessage\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\x04\x12\x12\n\nmessage_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\t\x12\x0e\n\x06sender\x18\x04 \x01(\t\x12\x11\n\tbody_type\x18\x05 \x01(\t\x12\x0c\n\x04\x62ody\x18\x06 \x01(\x0c\x12\x17\n\x0f\x65nvelope_digest\x18\x07 \x01(\x0c\x12\x10\n\x08\x64ocument\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64ocument_format\x18\t \x01(\t\x12\x12\n\nsuperseded\x18\n \x01(\x08\x12;\n\x0brecognition\x18\x0b \x01(\x0b\x32&.customs_hub.v1.DeclarationRecognition\x12\x1b\n\x13recognition_omitted\x18\x0c \x01(\x08\"8\n\x12\x41\x63knowledgeRequest\x12\x12\n\nsubscriber\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\x04\"2\n\x13\x41\x63knowledgeResponse\x12\x1b\n\x13\x61\x63knowledged_cursor\x18\x01 \x01(\x04\x32\x9f\x02\n\x0fPartnerExchange\x12\x42\n\x07\x44\x65liver\x12\x18.customs_hub.v1.Envelope\x1a\x1d.customs_hub.v1.SignedReceipt\x12K\n\x08\x45xchange\x12\x1d.customs_hub.v1.EnvelopeBatch\x1a\x1c.customs_hub.v1.ReceiptBatch(\x01\x30\x01\x12;\n\x05Query\x12\x18.customs_hub.v1.Envelope\x1a\x18.customs_hub.v1.Envelope\x12>\n\x08Snapshot\x12\x18.customs_hub.v1.Envelope\x1a\x18.customs_hub.v1.Envelope2\xd4\x02\n\x08\x44omestic\x12G\n\x06Submit\x12\x1d.customs_hub.v1.SubmitRequest\x1a\x1e.customs_hub.v1.SubmitResponse\x12V\n\x0bSubmitBatch\x12\".customs_hub.v1.SubmitBatchRequest\x1a#.customs_hub.v1.SubmitBatchResponse\x12O\n\tSubscribe\x12 .customs_hub.v1.SubscribeRequest\x1a\x1e.customs_hub.v1.InboundMessage0\x01\x12V\n\x0b\x41\x63knowledge\x12\".customs_hub.v1.AcknowledgeRequest\x1a#.customs_hub.v1.AcknowledgeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customs_hub.v1.service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RAWDOCUMENT']._serialized_start=234
-  _globals['_RAWDOCUMENT']._serialized_end=280
-  _globals['_SUBMITREQUEST']._serialized_start=283
-  _globals['_SUBMITREQUEST']._serialized_end=636
-  _globals['_QUEUED']._serialized_start=638
-  _globals['_QUEUED']._serialized_end=685
-  _globals['_SUBMITRESPONSE']._serialized_start=687
-  _globals['_SUBMITRESPONSE']._serialized_end=768
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=770
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=839
-  _globals['_SUBMITERROR']._serialized_start=841
-  _globals['_SUBMITERROR']._serialized_end=951
-  _globals['_SUBMITRESULT']._serialized_start=953
-  _globals['_SUBMITRESULT']._serialized_end=1073
-  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1075
-  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1143
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1145
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1221
-  _globals['_INBOUNDMESSAGE']._serialized_start=1224
-  _globals['_INBOUNDMESSAGE']._serialized_end=1527
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=1529
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=1585
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1587
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1637
-  _globals['_PARTNEREXCHANGE']._serialized_start=1640
-  _globals['_PARTNEREXCHANGE']._serialized_end=1927
-  _globals['_DOMESTIC']._serialized_start=1930
-  _globals['_DOMESTIC']._serialized_end=2270
+  _globals['_RAWDOCUMENT']._serialized_start=265
+  _globals['_RAWDOCUMENT']._serialized_end=311
+  _globals['_SUBMITREQUEST']._serialized_start=314
+  _globals['_SUBMITREQUEST']._serialized_end=724
+  _globals['_QUEUED']._serialized_start=726
+  _globals['_QUEUED']._serialized_end=773
+  _globals['_SUBMITRESPONSE']._serialized_start=775
+  _globals['_SUBMITRESPONSE']._serialized_end=856
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=858
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=927
+  _globals['_SUBMITERROR']._serialized_start=929
+  _globals['_SUBMITERROR']._serialized_end=1039
+  _globals['_SUBMITRESULT']._serialized_start=1041
+  _globals['_SUBMITRESULT']._serialized_end=1161
+  _globals['_SUBMITBATCHRESPONSE']._serialized_start=1163
+  _globals['_SUBMITBATCHRESPONSE']._serialized_end=1231
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1233
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1309
+  _globals['_INBOUNDMESSAGE']._serialized_start=1312
+  _globals['_INBOUNDMESSAGE']._serialized_end=1615
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=1617
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=1673
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1675
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1725
+  _globals['_PARTNEREXCHANGE']._serialized_start=1728
+  _globals['_PARTNEREXCHANGE']._serialized_end=2015
+  _globals['_DOMESTIC']._serialized_start=2018
+  _globals['_DOMESTIC']._serialized_end=2358
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ from hub.pb.customs_hub.v1 import aeo_pb2 as _aeo_pb2
 from hub.pb.customs_hub.v1 import control_pb2 as _control_pb2
 from hub.pb.customs_hub.v1 import declaration_pb2 as _declaration_pb2
 from hub.pb.customs_hub.v1 import envelope_pb2 as _envelope_pb2
+from hub.pb.customs_hub.v1 import movement_pb2 as _movement_pb2
 from hub.pb.customs_hub.v1 import recognition_pb2 as _recognition_pb2
 from hub.pb.customs_hub.v1 import response_pb2 as _response_pb2
 from google.protobuf.internal import containers as _containers
@@ -21,7 +22,7 @@ class RawDocument(_message.Message):
     def __init__(self, format: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("recipients", "correlation_id", "submission_id", "goods_declaration", "aeo_status", "control_result", "response", "raw")
+    __slots__ = ("recipients", "correlation_id", "submission_id", "goods_declaration", "aeo_status", "control_result", "response", "movement_event", "raw")
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +30,7 @@ class SubmitRequest(_message.Message):
     AEO_STATUS_FIELD_NUMBER: _ClassVar[int]
     CONTROL_RESULT_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    MOVEMENT_EVENT_FIELD_NUMBER: _ClassVar[int]
     RAW_FIELD_NUMBER: _ClassVar[int]
     recipients: _containers.RepeatedScalarFieldContainer[str]
     correlation_id: str
@@ -37,8 +39,9 @@ class SubmitRequest(_message.Message):
     aeo_status: _aeo_pb2.AeoStatus
     control_result: _control_pb2.ControlResult
     response: _response_pb2.Response
+    movement_event: _movement_pb2.MovementEvent
     raw: RawDocument
-    def __init__(self, recipients: _Optional[_Iterable[str]] = ..., correlation_id: _Optional[str] = ..., submission_id: _Optional[str] = ..., goods_declaration: _Optional[_Union[_declaration_pb2.GoodsDeclaration, _Mapping]] = ..., aeo_status: _Optional[_Union[_aeo_pb2.AeoStatus, _Mapping]] = ..., control_result: _Optional[_Union[_control_pb2.ControlResult, _Mapping]] = ..., response: _Optional[_Union[_response_pb2.Response, _Mapping]] = ..., raw: _Optional[_Union[RawDocument, _Mapping]] = ...) -> None: ...
+    def __init__(self, recipients: _Optional[_Iterable[str]] = ..., correlation_id: _Optional[str] = ..., submission_id: _Optional[str] = ..., goods_declaration: _Optional[_Union[_declaration_pb2.GoodsDeclaration, _Mapping]] = ..., aeo_status: _Optional[_Union[_aeo_pb2.AeoStatus, _Mapping]] = ..., control_result: _Optional[_Union[_control_pb2.ControlResult, _Mapping]] = ..., response: _Optional[_Union[_response_pb2.Response, _Mapping]] = ..., movement_event: _Optional[_Union[_movement_pb2.MovementEvent, _Mapping]] = ..., raw: _Optional[_Union[RawDocument, _Mapping]] = ...) -> None: ...
 
 class Queued(_message.Message):
     __slots__ = ("message_id", "recipient")
