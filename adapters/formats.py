@@ -7,6 +7,10 @@ the translator's format id, so a new partner format is a package that declares o
 change to the hub. The hub's own formats are declared the same way in pyproject.toml, and are
 also known without package metadata (running from a source tree).
 
+A hub's own code lists (hub.toml ``[code_lists]``, docs/formats/code-lists.md) reach the
+translators that use them without changing that factory: a translator that has a method
+``with_code_lists(code_lists)`` is replaced by what it returns; others are left as made.
+
 What it must never do: let a plugin replace one of the hub's own formats, or register a
 translator under an id other than its own.
 """
@@ -34,6 +38,7 @@ from adapters.base import (
 )
 from adapters.protojson import ProtoJson
 from adapters.wco.translator import WcoXml
+from hub.core.codelists import NO_CODE_LISTS, CodeLists
 from hub.core.errors import ConfigError, HubError, TranslationError
 from hub.core.limits import XmlLimits
 
@@ -145,11 +150,18 @@ def discovered() -> tuple[Registered, ...]:
     return tuple(found[name] for name in sorted(found))
 
 
-def registry(limits: XmlLimits | None = None) -> dict[str, Translator]:
+def registry(
+    limits: XmlLimits | None = None, code_lists: CodeLists = NO_CODE_LISTS
+) -> dict[str, Translator]:
+    """Every registered format's translator, made with ``limits`` and given ``code_lists``
+    where it takes them (``with_code_lists``)."""
     xml_limits = limits or XmlLimits()
     translators: dict[str, Translator] = {}
     for entry in discovered():
         translator = entry.factory(xml_limits)
+        with_code_lists = getattr(translator, "with_code_lists", None)
+        if callable(with_code_lists):
+            translator = with_code_lists(code_lists)
         if translator.format_id != entry.format_id:
             raise ConfigError(
                 f"format plugin {entry.source} is registered as {entry.format_id!r} but its "
@@ -217,8 +229,8 @@ def pick(
 
 # --- in a process of its own (hub/app/translation.py) ------------------------------------------
 
-# One registry per worker process and limits, built on its first document.
-_isolated: dict[XmlLimits | None, Translators] = {}
+# One registry per worker process, limits and code lists, built on its first document.
+_isolated: dict[tuple[XmlLimits | None, CodeLists], Translators] = {}
 
 # What comes back from the worker process: each document's line, message type and bytes (a
 # protobuf message crosses a process boundary as its bytes), or its error.
@@ -226,14 +238,19 @@ Decoded = tuple[int | None, str, bytes, TranslationError | None]
 
 
 def decode_isolated(
-    limits: XmlLimits | None, format_id: str, data: bytes, source: str, many: bool
+    limits: XmlLimits | None,
+    format_id: str,
+    data: bytes,
+    source: str,
+    many: bool,
+    code_lists: CodeLists = NO_CODE_LISTS,
 ) -> tuple[str, list[Decoded]]:
     """The documents of ``data`` (one, or with ``many`` every one of a file) as the
     translation worker process returns them: the format (detected where ``format_id`` is
     empty) and each document as ``Decoded``. Raises TranslationError like ``decode``."""
-    translators = _isolated.get(limits)
+    translators = _isolated.get((limits, code_lists))
     if translators is None:
-        translators = _isolated[limits] = Translators(limits)
+        translators = _isolated[limits, code_lists] = Translators(limits, code_lists)
     found = format_id or detect(data, translators.formats)
     if many:
         items = decode_all(translators.reader(found), data, source)
@@ -253,8 +270,24 @@ def decode_isolated(
 class Translators:
     """The registered formats, built once with the hub's limits, for the services."""
 
-    def __init__(self, limits: XmlLimits | None = None) -> None:
-        self.formats = registry(limits)
+    def __init__(
+        self, limits: XmlLimits | None = None, code_lists: CodeLists = NO_CODE_LISTS
+    ) -> None:
+        self.limits = limits
+        self.code_lists = code_lists  # hub.toml's [code_lists], for the translation process
+        self.formats = registry(limits, code_lists)
+
+    def made_with(self, code_lists: CodeLists) -> dict[str, Translator]:
+        """The formats as they would be with ``code_lists`` (a ConfigError where a list cannot
+        be used, e.g. one replacing a shipped list); ``use`` puts them in place."""
+        return registry(self.limits, code_lists)
+
+    def use(self, code_lists: CodeLists, formats: dict[str, Translator]) -> None:
+        """Swap in formats made with other code lists (a reload): a call reads ``formats``
+        once, so it translates with the old lists or the new, and the translation process
+        builds its registry afresh for the new lists (``decode_isolated``)."""
+        self.formats = formats
+        self.code_lists = code_lists
 
     def reader(self, format_id: str) -> Translator:
         """The translator that reads ``format_id``."""
@@ -279,7 +312,10 @@ class Translators:
 
 
 def translator_for(
-    format_id: str, limits: XmlLimits | None = None, direction: str | None = None
+    format_id: str,
+    limits: XmlLimits | None = None,
+    direction: str | None = None,
+    code_lists: CodeLists = NO_CODE_LISTS,
 ) -> Translator:
     """The translator registered as ``format_id``; with ``direction``, one that supports it."""
-    return pick(registry(limits), format_id, direction)
+    return pick(registry(limits, code_lists), format_id, direction)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import tomllib
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -28,7 +29,9 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 
 from hub.core import agreements as agreements_core
+from hub.core import codelists
 from hub.core.agreements import BENEFITS, NO_AGREEMENTS, Agreements, Share
+from hub.core.codelists import NO_CODE_LISTS, CodeLists
 from hub.core.errors import ConfigError
 from hub.core.limits import XmlLimits
 from hub.core.messages import AEO_PROGRAMMES, SHORT_NAMES, body_class, full_body_type
@@ -230,6 +233,10 @@ class HubConfig:
     # Mutual recognition agreements and their sharing policy (hub/core/agreements.py; none:
     # no policy applies, routes alone decide what goes where, and nothing is recognised)
     agreements: Agreements = NO_AGREEMENTS
+    # Partners' code lists (hub/core/codelists.py, docs/formats/code-lists.md): [code_lists.*]
+    # tables and the list files they name, read whole here; the shipped lists are added by
+    # the translators (adapters/edifact/codelists.py)
+    code_lists: CodeLists = NO_CODE_LISTS
 
     @property
     def issuer(self) -> str:
@@ -375,6 +382,8 @@ class _HubFile(_Table):
     folders: dict[str, _Folder] = {}
     routes: dict[str, Any] = {}
     agreements: dict[str, _Agreement] = {}
+    # each a list's table (hub/core/codelists.py checks its keys) or {file = "path.toml"}
+    code_lists: dict[str, dict[str, Any]] = {}
 
 
 # What a value that pydantic refused was expected to be, by its error type.
@@ -584,6 +593,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         limits=Limits(**limit_values) if not problems.lines else Limits(),
         folders=_folders(base, shape.folders, partners, problems),
         agreements=_agreements(shape.agreements, partners, problems),
+        code_lists=_code_lists(base, shape.code_lists, problems),
     )
 
 
@@ -731,6 +741,83 @@ def _agreements(
     for name, problem in agreements_core.conflicts(built):
         problems.add(f"agreements.{name}: {problem}")
     return agreements_core.agreements(built)
+
+
+def _code_lists(
+    base: Path, table: Mapping[str, Mapping[str, Any]], problems: _Problems
+) -> CodeLists:
+    """[code_lists.<name>]: a list's table, or ``file`` naming a TOML file that holds one (read
+    here, once: not through a symbolic link, at most MAX_LIST_BYTES). Two lists for the same
+    agency, element and qualifier are refused; so is one that would replace a shipped list,
+    when the translators are made (adapters/edifact/codelists.py)."""
+    built: list[codelists.CodeList] = []
+    for name, raw in table.items():
+        key = f"code_lists.{name}"
+        body: Mapping[str, Any] = raw
+        where = key
+        if "file" in raw:
+            if set(raw) != {"file"}:
+                others = ", ".join(sorted(set(raw) - {"file"}))
+                problems.add(f"{key}: file names the whole list; remove {others} or file")
+                continue
+            path = raw["file"]
+            if not isinstance(path, str) or not path:
+                problems.fail(f"{key}.file", "the path of a code list file", path)
+                continue
+            # not resolved: a link at the file's own name must be seen, and refused
+            resolved = Path(path) if Path(path).is_absolute() else base / path
+            text = _list_file(f"{key}.file", resolved, problems)
+            if text is None:
+                continue
+            try:
+                body = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                problems.add(f"{key}.file: {resolved}: not valid TOML: {exc}")
+                continue
+            where = f"{key}.file: {resolved}:"
+        found: list[str] = []
+        code_list = codelists.parse(name, body, found, source=f"{key}")
+        for line in found:
+            if where != key:
+                problems.add(f"{where} {line}")
+            else:
+                problems.add(f"{key}: {line}" if line.startswith("'") else f"{key}.{line}")
+        if code_list is not None:
+            built.append(code_list)
+    governed: dict[tuple[str, str, str], str] = {}
+    for code_list in built:
+        other = governed.setdefault(code_list.key, code_list.name)
+        if other != code_list.name:
+            problems.add(
+                f"code_lists.{code_list.name}: governs the codes of {code_list.where()} that "
+                f"code_lists.{other} does; one list per agency, element and qualifier"
+            )
+    return CodeLists(tuple(built))
+
+
+def _list_file(key: str, path: Path, problems: _Problems) -> str | None:
+    """The text of a code list file, opened without following a link at its name, and only if
+    it is a regular file of at most MAX_LIST_BYTES."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        what = "is a symbolic link" if path.is_symlink() else f"cannot be read ({exc.strerror})"
+        problems.add(f"{key}: {path} {what}")
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            problems.add(f"{key}: {path} is not a file")
+            return None
+        data = file.read(codelists.MAX_LIST_BYTES + 1)
+    if len(data) > codelists.MAX_LIST_BYTES:
+        problems.add(f"{key}: {path} is larger than {codelists.MAX_LIST_BYTES} bytes")
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.add(f"{key}: {path} is not UTF-8 text")
+        return None
 
 
 def _folders(

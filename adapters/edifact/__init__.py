@@ -8,13 +8,15 @@ its directory from anywhere but schemas/edifact.
 
 from __future__ import annotations
 
+from adapters.edifact.codelists import available
 from adapters.edifact.translator import Edifact
 from hub.core.limits import XmlLimits
 
 
 def edifact(limits: XmlLimits) -> Edifact:
-    """The ``edifact`` translator, bounded by the hub's document size limit."""
-    return Edifact(max_bytes=limits.max_bytes)
+    """The ``edifact`` translator, bounded by the hub's document size limit, with the shipped
+    and plugins' code lists (a hub's own are added by ``Edifact.with_code_lists``)."""
+    return Edifact(max_bytes=limits.max_bytes, code_lists=available())
 
 
 __all__ = ["Edifact", "edifact"]

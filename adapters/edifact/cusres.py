@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from adapters.edifact.directory import Group
 from adapters.edifact.syntax import Segment, digits, quoted, segment
+from hub.core.codelists import NO_CODE_LISTS, UN_AGENCY, CodeLists
 from hub.core.errors import TranslationError
 from hub.pb.customs_hub.v1 import control_pb2, response_pb2
 
@@ -28,6 +30,7 @@ DOCUMENT_ERROR = "963"  # Error response (Customs)
 MESSAGE_ORIGINAL = "9"  # BGM 1225 message function: original
 MUTUALLY_DEFINED = "ZZZ"  # 7365 / 3055 "mutually defined"
 
+PROCESSING_INDICATOR = "7365"  # GIS C529's coded element, which partner lists may govern
 # GIS 7365 processing indicator -> control stage (a ControlResult).
 STAGE_INDICATORS = {
     "4": control_pb2.CONTROL_STAGE_RELEASED,  # Goods released
@@ -137,21 +140,43 @@ def read_text(segments: list[Segment], qualifier: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def control_stage(root: Group) -> tuple[int, Segment] | None:
-    """The control stage the heading GIS reports, with its segment; None for a Response."""
-    found: tuple[int, Segment] | None = None
+class Stage(NamedTuple):
+    """The control stage a CUSRES reports: the stage, its GIS, and where a partner's code list
+    mapped a code of its own to the stage, that code as written (else None)."""
+
+    stage: int
+    segment: Segment
+    code: control_pb2.Code | None = None
+
+
+def control_stage(root: Group, code_lists: CodeLists = NO_CODE_LISTS) -> Stage | None:
+    """The control stage the heading GIS reports, with its segment; None for a Response.
+
+    A 7365 code of the D.96B list (3055 absent or 6) reports a stage by ``STAGE_INDICATORS``
+    (or ZZZ with a hub process type); a code of another agency (GIS+819::143) reports one only
+    where the code list registered for it maps the code to a stage, and is otherwise kept as
+    given (a Response's status)."""
+    found: Stage | None = None
     for gis in root.all("GIS"):
-        code, process = gis.component(0, 0), gis.component(0, 3)
-        stage = STAGE_INDICATORS.get(code)
-        if code == MUTUALLY_DEFINED:
-            stage = HUB_STAGES.get(process)
+        code, qualifier = gis.component(0, 0), gis.component(0, 1)
+        agency, process = gis.component(0, 2), gis.component(0, 3)
+        kept: control_pb2.Code | None = None
+        stage: int | None
+        if agency in ("", UN_AGENCY):
+            stage = STAGE_INDICATORS.get(code)
+            if code == MUTUALLY_DEFINED:
+                stage = HUB_STAGES.get(process)
+        else:
+            listed = code_lists.find(agency, PROCESSING_INDICATOR, qualifier)
+            stage = listed.stage(code) if listed is not None else None
+            kept = control_pb2.Code(value=code, list_id=qualifier, agency=agency)
         if stage is None:
             continue
         if found is not None:
             raise _invalid(
-                gis, "GIS", f"a second control stage; {found[1].where()} already gave one"
+                gis, "GIS", f"a second control stage; {found.segment.where()} already gave one"
             )
-        found = (stage, gis)
+        found = Stage(stage, gis, kept)
     return found
 
 
@@ -479,6 +504,7 @@ def _edifact_time(text: str) -> str:
 __all__ = [
     "ControlResult",
     "Response",
+    "Stage",
     "control_stage",
     "edifact_date",
     "read_control_result",

@@ -7,6 +7,12 @@ maximum repetitions), each segment's data elements and components against the se
 definition (count, mandatory, length, numeric), and the codes of the qualifiers the hub maps.
 The check returns the message as a tree of segment groups, which the mappings read.
 
+Codes and their agency: in a composite with a code list responsible agency (3055), that agency
+governs the code before it (with its 1131 qualifier between: GIS C529 7365:1131:3055). The
+D.96B list applies only where 3055 is absent or 6 (UN/ECE); a code of another agency is checked
+against the code list registered for (agency, element, qualifier) if there is one
+(hub/core/codelists.py), and is otherwise accepted as given (docs/formats/code-lists.md).
+
 What it must never do: read anything outside schemas/edifact, or use the network.
 """
 
@@ -21,6 +27,7 @@ from typing import Any
 
 from adapters.edifact.syntax import Segment, quoted
 from adapters.xmlsafe import parse_xml
+from hub.core.codelists import NO_CODE_LISTS, UN_AGENCY, CodeList, CodeLists
 from hub.core.errors import TranslationError
 from hub.core.limits import XmlLimits
 
@@ -192,13 +199,19 @@ class Checked:
     paths: dict[int, str]  # segment number -> its place in the structure, e.g. "SG4/ERC"
 
 
-def check_message(name: str, message: Sequence[Segment], directory: Directory) -> Checked:
+def check_message(
+    name: str,
+    message: Sequence[Segment],
+    directory: Directory,
+    code_lists: CodeLists = NO_CODE_LISTS,
+) -> Checked:
     """The message as a group tree, or TranslationError: ``edifact-structure`` for order,
-    groups, repetitions and element layout, ``edifact-code`` for a code not in its list."""
+    groups, repetitions and element layout, ``edifact-code`` for a code not in its list (the
+    D.96B one, or for another agency's code the one registered in ``code_lists``)."""
     matcher = _Matcher(name, list(message), directory.messages[name])
     root = matcher.run()
     for seg in message:
-        check_segment(seg, directory, matcher.paths.get(seg.number, seg.tag))
+        check_segment(seg, directory, matcher.paths.get(seg.number, seg.tag), code_lists)
     return Checked(root, matcher.paths)
 
 
@@ -298,7 +311,9 @@ def _tags(node: Node) -> frozenset[str]:
     return frozenset().union(*(_tags(child) for child in node.children))
 
 
-def check_segment(seg: Segment, directory: Directory, path: str) -> None:
+def check_segment(
+    seg: Segment, directory: Directory, path: str, code_lists: CodeLists = NO_CODE_LISTS
+) -> None:
     """One segment's data elements and components against its D.96B definition."""
     definition = directory.segments.get(seg.tag)
     if definition is None:
@@ -329,9 +344,52 @@ def check_segment(seg: Segment, directory: Directory, path: str) -> None:
                 seg, path, f"composite {spec.id} has at most {len(spec.components)} "
                 f"components; found {len(value)}"
             )  # fmt: skip
+        governed = _governed(spec, value) if spec.composite else {}
         for index, component in enumerate(spec.components):
             text = value[index] if index < len(value) else ""
-            _check_component(seg, path, spec, component, text, directory)
+            agency, qualifier = governed.get(index, ("", ""))
+            if agency in ("", UN_AGENCY):
+                _check_component(seg, path, spec, component, text, directory)
+                continue
+            _check_component(seg, path, spec, component, text, _NO_CODES)
+            found = code_lists.find(agency, component.id, qualifier)
+            if found is not None and text:
+                _check_listed(seg, path, spec, component, text, found)
+
+
+_NO_CODES = Directory({}, {}, {})
+
+
+def _governed(spec: ElementDef, value: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """The components of a composite whose code an agency (3055) qualifies: component index
+    -> (agency, 1131 qualifier). The code is the component before the agency, or before the
+    1131 that precedes it (C529 7365:1131:3055, C213 7224:7065:1131:3055)."""
+    governed: dict[int, tuple[str, str]] = {}
+    ids = [c.id for c in spec.components]
+    for index, component_id in enumerate(ids):
+        if component_id != "3055" or index == 0:
+            continue
+        agency = value[index] if index < len(value) else ""
+        qualifier = ""
+        code = index - 1
+        if ids[code] == "1131" and code > 0:
+            qualifier = value[code] if code < len(value) else ""
+            code -= 1
+        governed[code] = (agency, qualifier)
+    return governed
+
+
+def _check_listed(
+    seg: Segment, path: str, spec: ElementDef, component: Component, text: str, found: CodeList
+) -> None:
+    if found.closed and text not in found:
+        name = f"{spec.id}/{component.id}"
+        raise TranslationError(
+            f"{seg.where()}: {name} code {quoted(text)} is not in code list {found.where()}",
+            reason=CODE,
+            line=seg.number,
+            path=path,
+        )
 
 
 def _check_component(

@@ -12,6 +12,7 @@ applies the residue, and checks its own output against the directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from google.protobuf.message import Message
 
 from adapters.base import Item
 from adapters.edifact import cusdec, cusres, residue
+from adapters.edifact.codelists import available
 from adapters.edifact.directory import Directory, check_message, d96b
 from adapters.edifact.syntax import (
     Segment,
@@ -31,6 +33,7 @@ from adapters.edifact.syntax import (
     segment,
     write_interchange,
 )
+from hub.core.codelists import NO_CODE_LISTS, CodeLists
 from hub.core.errors import TranslationError
 
 UNSUPPORTED = "unsupported-document"
@@ -61,6 +64,13 @@ class Edifact:
     sender: str = DEFAULT_SENDER  # UNB S002 0004 written
     recipient: str = DEFAULT_RECIPIENT  # UNB S003 0010 written
     clock: Callable[[], datetime] = field(default=_now, compare=False)
+    # the code lists other agencies' codes are checked and mapped with (codelists.py)
+    code_lists: CodeLists = NO_CODE_LISTS
+
+    def with_code_lists(self, configured: CodeLists) -> Edifact:
+        """This translator with the shipped and plugins' code lists and ``configured``
+        (hub.toml's [code_lists]): how the format registry hands a hub's lists over."""
+        return dataclasses.replace(self, code_lists=available(configured))
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -88,7 +98,8 @@ class Edifact:
         items = []
         for message in interchange.messages:
             try:
-                items.append(Item(_read_message(message, directory), line=message[0].number))
+                read = _read_message(message, directory, self.code_lists)
+                items.append(Item(read, line=message[0].number))
             except TranslationError as exc:
                 items.append(Item(None, error=exc, line=message[0].number))
         return items
@@ -137,7 +148,9 @@ def _flattened(message: Message) -> list[Message]:
     return [message]
 
 
-def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message:
+def _read_message(
+    message: tuple[Segment, ...], directory: Directory, code_lists: CodeLists = NO_CODE_LISTS
+) -> Message:
     unh = message[0]
     name = unh.component(1, 0)
     version = (unh.component(1, 1), unh.component(1, 2), unh.component(1, 3))
@@ -158,14 +171,17 @@ def _read_message(message: tuple[Segment, ...], directory: Directory) -> Message
             path="UNH",
         )
     check_message_envelope(message)
-    checked = check_message(name, message, directory)
+    checked = check_message(name, message, directory, code_lists)
     typed: Message
     if name == "CUSDEC":
         typed = cusdec.read_goods_declaration(checked.root)
     else:
-        stage = cusres.control_stage(checked.root)
+        stage = cusres.control_stage(checked.root, code_lists)
         if stage is not None:
-            typed = cusres.read_control_result(checked.root, stage[0])
+            result = cusres.read_control_result(checked.root, stage.stage)
+            if stage.code is not None:
+                result.stage_code.CopyFrom(stage.code)
+            typed = result
         else:
             typed = cusres.read_response(checked.root)
     try:

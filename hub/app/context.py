@@ -116,7 +116,9 @@ class HubContext:
         # called with the outbox entries of every committed group of new messages, in id
         # order, so senders can take them without reading them back (hub/app/delivery.py)
         self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
-        self.translators = Translators(config.limits.xml)
+        # hub.toml's [code_lists] are given to the translators here; a reload that changes
+        # them swaps the translators' formats (hub/app/reload.py)
+        self.translators = Translators(config.limits.xml, config.code_lists)
         self.translation = Translation(self.translators, config.limits.xml)
         # CPU-bound work on what others send (verifying, parsing and translating documents)
         # runs here, not on the event loop, so one large document does not stall every other

@@ -283,13 +283,17 @@ def config_digest(config: HubConfig) -> bytes:
     """SHA-256 over what decides this hub's behaviour and identity: the config file and the
     public parts it names (certificates, the trail key's public key); never a private key.
     The trail's "config-changed" leaves carry it. With agreements configured, their digest
-    (the policy version the "queued" leaves name) is covered by name as well as by the file."""
+    (the policy version the "queued" leaves name) is covered by name as well as by the file;
+    with code lists configured, the lists as read (a list file's content too)."""
     digest = hashlib.sha256()
     for data in public_parts(config):
         digest.update(len(data).to_bytes(8, "big") + data)
     if config.agreements.configured:
         policy = b"agreements:" + config.agreements.digest.encode()
         digest.update(len(policy).to_bytes(8, "big") + policy)
+    if config.code_lists:  # what list files hold, which the config file only names
+        lists = b"code_lists:" + repr(config.code_lists.lists).encode()
+        digest.update(len(lists).to_bytes(8, "big") + lists)
     trail_public = read_ed25519_key(config.trail_key, "trail key").public_key()
     digest.update(
         checkpoint.NoteKey(trail_key_name(config.party), trail_public).verifier().encode()

@@ -6,10 +6,11 @@ sees the old settings or the new, never a mixture. Partners added are reachable,
 removed are refused on their next call, new routes, agreements and certificates are used
 (messages queued already go as they were signed); a new trail key with ``trail.previous_key``
 is handed over to at once (hub/trail/handover.py), and one that cannot continue the trail's
-history is refused. What only a restart can change (ports, store,
-trail origin, limits, drop folders) is refused with the keys named, and the old configuration
-stays. Either way the trail records it: a "config-changed" leaf for a reload, a rejection
-(source ``reload``) for a refusal.
+history is refused; changed code lists are given to the translators (a list that cannot be
+used refuses the reload). What only a restart can change (ports, store, trail origin, limits,
+drop folders) is refused with the keys named, and the old configuration stays. Either
+way the trail records it: a "config-changed" leaf for a reload, a rejection (source
+``reload``) for a refusal.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Change:
     changed: tuple[str, ...] = ()  # partners whose endpoint, trust or signing certs changed
     routes: bool = False
     agreements: bool = False  # an agreement or its sharing policy changed (its digest)
+    code_lists: bool = False  # hub.toml's [code_lists] or a list file they name changed
     own_keys: bool = False  # this hub's TLS or signing certificate or key
     recorded: bool = False  # a config-changed leaf was appended (False: nothing had changed)
     trail_key: str = ""  # the trail key handed over to (name+hash), if it was
@@ -68,6 +70,7 @@ class Change:
             f"changed: {', '.join(self.changed)}" if self.changed else "",
             "routes changed" if self.routes else "",
             "agreements changed" if self.agreements else "",
+            "code lists changed" if self.code_lists else "",
             "own certificates or keys changed" if self.own_keys else "",
             f"trail key handed over to {self.trail_key}" if self.trail_key else "",
         ]
@@ -110,13 +113,19 @@ class Reloader:
             trail_keys = await hub.off_loop(load_trail_keys, config, settings.signer)
             handing_over = await self.audit.check_trail_keys(trail_keys, config)
             files = await hub.off_loop(keys.file_digests, config)
+            formats = None
+            if config.code_lists != old.config.code_lists:
+                formats = await hub.off_loop(hub.translators.made_with, config.code_lists)
         except HubError as exc:
             await self._refused(exc)
             raise
         change = self._change(old.config, config, files)
         old_keys = self.audit.trail_keys
+        old_formats = hub.translators.formats
         hub.settings = settings  # one assignment: every call from here on sees the new
         self.audit.trail_keys = trail_keys
+        if formats is not None:
+            hub.translators.use(config.code_lists, formats)
         try:
             for listener in self.listeners:
                 listener(old, settings)
@@ -124,6 +133,7 @@ class Reloader:
             log.exception("putting the reloaded configuration in place failed")
             hub.settings = old
             self.audit.trail_keys = old_keys
+            hub.translators.use(old.config.code_lists, old_formats)
             for listener in self.listeners:
                 listener(settings, old)
             error = ConfigError(
@@ -183,5 +193,6 @@ class Reloader:
             changed=tuple(changed),
             routes=old.routes != new.routes or old.countries != new.countries,
             agreements=old.agreements.digest != new.agreements.digest,
+            code_lists=old.code_lists != new.code_lists,
             own_keys=own,
         )

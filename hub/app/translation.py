@@ -116,7 +116,15 @@ class Translation:
         for attempt in (1, 2):
             process = self._worker()
             try:
-                future = process.submit(decode_isolated, self.limits, format_id, data, source, many)
+                future = process.submit(
+                    decode_isolated,
+                    self.limits,
+                    format_id,
+                    data,
+                    source,
+                    many,
+                    self.translators.code_lists,
+                )
                 return future.result(timeout=TRANSLATE_SECONDS)
             except HubError:
                 raise

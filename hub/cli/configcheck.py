@@ -1,7 +1,8 @@
 """``customs-hub config check``: every check a start makes of a hub.toml, without starting.
 
 The file's shape and values (hub/config.py), the files it names, what those hold (key and
-certificate pairs, Ed25519 keys, trust anchors: hub/app/keys.py) and the store URL; with
+certificate pairs, Ed25519 keys, trust anchors: hub/app/keys.py), its code lists together
+with the shipped and plugins' ones (adapters/edifact/codelists.py) and the store URL; with
 ``--store``, a connection to the store too. Nothing is written: a SQLite database that does
 not exist yet is not made, and no table is created. Each problem is one line naming the file
 and the key; passwords are never printed.
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from adapters.formats import registry
 from hub.app import keys
 from hub.config import HubConfig, load_config
 from hub.core.errors import ConfigError, StoreError
@@ -46,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
         print(exc.message)
         return EXIT_PROBLEMS
     problems = keys.check(config)
+    try:  # the translators as a start makes them: a list may not replace a shipped one
+        registry(config.limits.xml, config.code_lists)
+    except ConfigError as exc:
+        problems += [f"{config.path}: {line}" for line in exc.message.splitlines()]
     settings = config.store
     # a SQLite file not made yet is fine: the first start makes it
     if args.store and (not settings.is_sqlite or Path(settings.database).exists()):
@@ -54,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if problems:
         return EXIT_PROBLEMS
-    count = len(config.partners)
+    count, lists = len(config.partners), len(config.code_lists)
+    listed = f"{lists} code list{'s' * (lists != 1)}, " if lists else ""
     print(
         f"{config.path}: OK (party {config.party}, {count} partner{'s' * (count != 1)}, "
-        f"store {config.store.shown})"
+        f"{listed}store {config.store.shown})"
     )
     return EXIT_OK
 

@@ -27,6 +27,7 @@ from adapters.base import DECODE, ENCODE, Item, Translator, decode_all, encode_a
 from adapters.formats import detect, translator_for
 from hub import files
 from hub.config import load_config
+from hub.core.codelists import NO_CODE_LISTS
 from hub.core.errors import HubError, TranslationError
 
 EXIT_OK = 0
@@ -96,7 +97,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="one file per document in DIR (created if missing); prints each path written",
     )
     translate.add_argument(
-        "--config", type=Path, help="apply this hub's XML limits (default: the built-in limits)"
+        "--config",
+        type=Path,
+        help="apply this hub's XML limits and code lists (default: the built-in limits and "
+        "the shipped code lists)",
     )
 
 
@@ -118,10 +122,12 @@ class Translated:
 
 def run(args: argparse.Namespace) -> int:
     data = _read(args.file)
-    limits = load_config(args.config).limits.xml if args.config else None
+    config = load_config(args.config) if args.config else None
+    limits = config.limits.xml if config else None
+    code_lists = config.code_lists if config else NO_CODE_LISTS
     try:
-        source = translator_for(args.from_format or detect(data), limits, DECODE)
-        target = translator_for(args.to_format, limits, ENCODE)
+        source = translator_for(args.from_format or detect(data), limits, DECODE, code_lists)
+        target = translator_for(args.to_format, limits, ENCODE, code_lists)
         items = decode_all(source, data, source=args.file.name)
     except TranslationError as exc:  # the file as a whole
         raise TranslateCliError(located(args.file, exc)) from None

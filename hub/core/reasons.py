@@ -239,7 +239,11 @@ REASONS: dict[str, Reason] = {
     ),
     "edifact-syntax": _r("EDIFACT service segments, separators or control counts", BAD),
     "edifact-structure": _r("EDIFACT segment order, groups, repetitions or lengths", BAD),
-    "edifact-code": _r("an EDIFACT code not in its D.96B list", BAD),
+    "edifact-code": _r(
+        "an EDIFACT code not in its D.96B list, or not in the closed code list registered for "
+        "its agency",
+        BAD,
+    ),
     "csv-header-invalid": _r("an AEO CSV file whose header is not the expected one", BAD),
     "csv-row-malformed": _r("an AEO CSV row that does not parse", BAD),
     "csv-field-missing": _r("an AEO CSV row without a required field", BAD),
@@ -320,6 +324,9 @@ REASONS: dict[str, Reason] = {
         PRECONDITION,
     ),
     "format-plugin-invalid": _r("a format plugin registered under an id not its own", PRECONDITION),
+    "code-list-invalid": _r(
+        "a shipped or plugin code list that cannot be loaded, or is not valid", PRECONDITION
+    ),
     "listen-failed": _r("a listening address in use or not available", PRECONDITION),
     "key-invalid": _r("`trail verify --key`: a verifier key that does not parse", INTERNAL),
     "export-invalid": _r(

@@ -25,23 +25,25 @@ _sym_db = _symbol_database.Default()
 from hub.pb.customs_hub.v1 import declaration_pb2 as customs__hub_dot_v1_dot_declaration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustoms_hub/v1/control.proto\x12\x0e\x63ustoms_hub.v1\x1a customs_hub/v1/declaration.proto\"I\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1b\n\x13goods_item_sequence\x18\x03 \x01(\t\"C\n\x08\x45vidence\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\xdb\x04\n\rControlResult\x12\x12\n\ncontrol_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x02 \x01(\t\x12\x1f\n\x17\x66unctional_reference_id\x18\x03 \x01(\t\x12\x1d\n\x15transport_document_id\x18\x04 \x01(\t\x12\x15\n\rcontainer_ids\x18\x05 \x03(\t\x12\x31\n\x0c\x63ontrol_type\x18\x06 \x01(\x0e\x32\x1b.customs_hub.v1.ControlType\x12/\n\x07outcome\x18\x07 \x01(\x0e\x32\x1e.customs_hub.v1.ControlOutcome\x12)\n\x08\x66indings\x18\x08 \x03(\x0b\x32\x17.customs_hub.v1.Finding\x12\x15\n\rseals_applied\x18\t \x03(\t\x12\x12\n\nofficer_id\x18\n \x01(\t\x12\x11\n\toffice_id\x18\x0b \x01(\t\x12\x15\n\rcontrolled_at\x18\x0c \x01(\t\x12*\n\x08\x65vidence\x18\r \x03(\x0b\x32\x18.customs_hub.v1.Evidence\x12\x10\n\x08revision\x18\x0e \x01(\x04\x12+\n\x05stage\x18\x0f \x01(\x0e\x32\x1c.customs_hub.v1.ControlStage\x12\"\n\x1anotification_function_code\x18\x10 \x01(\t\x12\x1b\n\x13\x63ontrol_result_code\x18\x11 \x01(\t\x12\x37\n\x0f\x65\x64ifact_residue\x18g \x01(\x0b\x32\x1e.customs_hub.v1.EdifactResidue*\x9f\x01\n\x0b\x43ontrolType\x12\x1c\n\x18\x43ONTROL_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTROL_TYPE_DOCUMENTARY\x10\x01\x12\x19\n\x15\x43ONTROL_TYPE_PHYSICAL\x10\x02\x12\x1e\n\x1a\x43ONTROL_TYPE_NON_INTRUSIVE\x10\x03\x12\x19\n\x15\x43ONTROL_TYPE_SAMPLING\x10\x04*\xdf\x01\n\x0c\x43ontrolStage\x12\x1d\n\x19\x43ONTROL_STAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONTROL_STAGE_INTENDED\x10\x01\x12$\n CONTROL_STAGE_DOCUMENTS_REQUIRED\x10\x02\x12\x1b\n\x17\x43ONTROL_STAGE_COMPLETED\x10\x03\x12\x1a\n\x16\x43ONTROL_STAGE_RELEASED\x10\x04\x12\x19\n\x15\x43ONTROL_STAGE_CLEARED\x10\x05\x12\x1a\n\x16\x43ONTROL_STAGE_DETAINED\x10\x06*\x90\x01\n\x0e\x43ontrolOutcome\x12\x1f\n\x1b\x43ONTROL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ONTROL_OUTCOME_NO_FINDINGS\x10\x01\x12\x1f\n\x1b\x43ONTROL_OUTCOME_DISCREPANCY\x10\x02\x12\x1b\n\x17\x43ONTROL_OUTCOME_SEIZURE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ustoms_hub/v1/control.proto\x12\x0e\x63ustoms_hub.v1\x1a customs_hub/v1/declaration.proto\"I\n\x07\x46inding\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x1b\n\x13goods_item_sequence\x18\x03 \x01(\t\"C\n\x08\x45vidence\x12\x12\n\nmedia_type\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\"\x85\x05\n\rControlResult\x12\x12\n\ncontrol_id\x18\x01 \x01(\t\x12\x16\n\x0e\x64\x65\x63laration_id\x18\x02 \x01(\t\x12\x1f\n\x17\x66unctional_reference_id\x18\x03 \x01(\t\x12\x1d\n\x15transport_document_id\x18\x04 \x01(\t\x12\x15\n\rcontainer_ids\x18\x05 \x03(\t\x12\x31\n\x0c\x63ontrol_type\x18\x06 \x01(\x0e\x32\x1b.customs_hub.v1.ControlType\x12/\n\x07outcome\x18\x07 \x01(\x0e\x32\x1e.customs_hub.v1.ControlOutcome\x12)\n\x08\x66indings\x18\x08 \x03(\x0b\x32\x17.customs_hub.v1.Finding\x12\x15\n\rseals_applied\x18\t \x03(\t\x12\x12\n\nofficer_id\x18\n \x01(\t\x12\x11\n\toffice_id\x18\x0b \x01(\t\x12\x15\n\rcontrolled_at\x18\x0c \x01(\t\x12*\n\x08\x65vidence\x18\r \x03(\x0b\x32\x18.customs_hub.v1.Evidence\x12\x10\n\x08revision\x18\x0e \x01(\x04\x12+\n\x05stage\x18\x0f \x01(\x0e\x32\x1c.customs_hub.v1.ControlStage\x12\"\n\x1anotification_function_code\x18\x10 \x01(\t\x12\x1b\n\x13\x63ontrol_result_code\x18\x11 \x01(\t\x12(\n\nstage_code\x18\x12 \x01(\x0b\x32\x14.customs_hub.v1.Code\x12\x37\n\x0f\x65\x64ifact_residue\x18g \x01(\x0b\x32\x1e.customs_hub.v1.EdifactResidue\"6\n\x04\x43ode\x12\r\n\x05value\x18\x01 \x01(\t\x12\x0f\n\x07list_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61gency\x18\x03 \x01(\t*\x9f\x01\n\x0b\x43ontrolType\x12\x1c\n\x18\x43ONTROL_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONTROL_TYPE_DOCUMENTARY\x10\x01\x12\x19\n\x15\x43ONTROL_TYPE_PHYSICAL\x10\x02\x12\x1e\n\x1a\x43ONTROL_TYPE_NON_INTRUSIVE\x10\x03\x12\x19\n\x15\x43ONTROL_TYPE_SAMPLING\x10\x04*\xdf\x01\n\x0c\x43ontrolStage\x12\x1d\n\x19\x43ONTROL_STAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONTROL_STAGE_INTENDED\x10\x01\x12$\n CONTROL_STAGE_DOCUMENTS_REQUIRED\x10\x02\x12\x1b\n\x17\x43ONTROL_STAGE_COMPLETED\x10\x03\x12\x1a\n\x16\x43ONTROL_STAGE_RELEASED\x10\x04\x12\x19\n\x15\x43ONTROL_STAGE_CLEARED\x10\x05\x12\x1a\n\x16\x43ONTROL_STAGE_DETAINED\x10\x06*\x90\x01\n\x0e\x43ontrolOutcome\x12\x1f\n\x1b\x43ONTROL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43ONTROL_OUTCOME_NO_FINDINGS\x10\x01\x12\x1f\n\x1b\x43ONTROL_OUTCOME_DISCREPANCY\x10\x02\x12\x1b\n\x17\x43ONTROL_OUTCOME_SEIZURE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customs_hub.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTROLTYPE']._serialized_start=833
-  _globals['_CONTROLTYPE']._serialized_end=992
-  _globals['_CONTROLSTAGE']._serialized_start=995
-  _globals['_CONTROLSTAGE']._serialized_end=1218
-  _globals['_CONTROLOUTCOME']._serialized_start=1221
-  _globals['_CONTROLOUTCOME']._serialized_end=1365
+  _globals['_CONTROLTYPE']._serialized_start=931
+  _globals['_CONTROLTYPE']._serialized_end=1090
+  _globals['_CONTROLSTAGE']._serialized_start=1093
+  _globals['_CONTROLSTAGE']._serialized_end=1316
+  _globals['_CONTROLOUTCOME']._serialized_start=1319
+  _globals['_CONTROLOUTCOME']._serialized_end=1463
   _globals['_FINDING']._serialized_start=82
   _globals['_FINDING']._serialized_end=155
   _globals['_EVIDENCE']._serialized_start=157
   _globals['_EVIDENCE']._serialized_end=224
   _globals['_CONTROLRESULT']._serialized_start=227
-  _globals['_CONTROLRESULT']._serialized_end=830
+  _globals['_CONTROLRESULT']._serialized_end=872
+  _globals['_CODE']._serialized_start=874
+  _globals['_CODE']._serialized_end=928
 # @@protoc_insertion_point(module_scope)

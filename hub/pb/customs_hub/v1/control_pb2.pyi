@@ -70,7 +70,7 @@ class Evidence(_message.Message):
     def __init__(self, media_type: _Optional[str] = ..., sha256: _Optional[bytes] = ..., description: _Optional[str] = ...) -> None: ...
 
 class ControlResult(_message.Message):
-    __slots__ = ("control_id", "declaration_id", "functional_reference_id", "transport_document_id", "container_ids", "control_type", "outcome", "findings", "seals_applied", "officer_id", "office_id", "controlled_at", "evidence", "revision", "stage", "notification_function_code", "control_result_code", "edifact_residue")
+    __slots__ = ("control_id", "declaration_id", "functional_reference_id", "transport_document_id", "container_ids", "control_type", "outcome", "findings", "seals_applied", "officer_id", "office_id", "controlled_at", "evidence", "revision", "stage", "notification_function_code", "control_result_code", "stage_code", "edifact_residue")
     CONTROL_ID_FIELD_NUMBER: _ClassVar[int]
     DECLARATION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTIONAL_REFERENCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +88,7 @@ class ControlResult(_message.Message):
     STAGE_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FUNCTION_CODE_FIELD_NUMBER: _ClassVar[int]
     CONTROL_RESULT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     EDIFACT_RESIDUE_FIELD_NUMBER: _ClassVar[int]
     control_id: str
     declaration_id: str
@@ -106,5 +107,16 @@ class ControlResult(_message.Message):
     stage: ControlStage
     notification_function_code: str
     control_result_code: str
+    stage_code: Code
     edifact_residue: _declaration_pb2.EdifactResidue
-    def __init__(self, control_id: _Optional[str] = ..., declaration_id: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., transport_document_id: _Optional[str] = ..., container_ids: _Optional[_Iterable[str]] = ..., control_type: _Optional[_Union[ControlType, str]] = ..., outcome: _Optional[_Union[ControlOutcome, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., seals_applied: _Optional[_Iterable[str]] = ..., officer_id: _Optional[str] = ..., office_id: _Optional[str] = ..., controlled_at: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., revision: _Optional[int] = ..., stage: _Optional[_Union[ControlStage, str]] = ..., notification_function_code: _Optional[str] = ..., control_result_code: _Optional[str] = ..., edifact_residue: _Optional[_Union[_declaration_pb2.EdifactResidue, _Mapping]] = ...) -> None: ...
+    def __init__(self, control_id: _Optional[str] = ..., declaration_id: _Optional[str] = ..., functional_reference_id: _Optional[str] = ..., transport_document_id: _Optional[str] = ..., container_ids: _Optional[_Iterable[str]] = ..., control_type: _Optional[_Union[ControlType, str]] = ..., outcome: _Optional[_Union[ControlOutcome, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., seals_applied: _Optional[_Iterable[str]] = ..., officer_id: _Optional[str] = ..., office_id: _Optional[str] = ..., controlled_at: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ..., revision: _Optional[int] = ..., stage: _Optional[_Union[ControlStage, str]] = ..., notification_function_code: _Optional[str] = ..., control_result_code: _Optional[str] = ..., stage_code: _Optional[_Union[Code, _Mapping]] = ..., edifact_residue: _Optional[_Union[_declaration_pb2.EdifactResidue, _Mapping]] = ...) -> None: ...
+
+class Code(_message.Message):
+    __slots__ = ("value", "list_id", "agency")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LIST_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    list_id: str
+    agency: str
+    def __init__(self, value: _Optional[str] = ..., list_id: _Optional[str] = ..., agency: _Optional[str] = ...) -> None: ...
