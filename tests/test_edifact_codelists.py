@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from adapters import formats
 from adapters.edifact import Edifact, codelists, cusres, edifact
+from adapters.edifact.syntax import read_interchange
 from adapters.formats import Translators
 from adapters.wco import controls
 from hub.app.translation import ISOLATE_BYTES, Translation
@@ -509,3 +510,39 @@ def test_the_list_reader_gives_a_list_or_problems_and_never_raises(
     problems: list[str] = []
     found = core.parse(name, table, problems)
     assert (found is None) == bool(problems)
+
+
+# --- the issue's message: national codes, nothing dropped ----------------------------------------
+
+NATIONAL_AGENCY = DATA / "cusres_national_agency.edi"
+
+
+def content_segments(data: bytes) -> list[tuple[str, tuple[tuple[str, ...], ...]]]:
+    [message] = read_interchange(data, max_bytes=LIMITS.max_bytes, max_segments=1000).messages
+    return [(s.tag, s.elements) for s in message[1:-1]]
+
+
+@pytest.mark.parametrize("lists", ["none", "nz"])
+def test_a_control_result_in_national_codes_is_read_whole_and_written_back_whole(
+    lists: str,
+) -> None:
+    """A CUSRES as a national system writes it: GIS, FTX, LOC and NAD codes of agency 143,
+    a control reference D.96B has no code for. With NZ's list it is a ControlResult with the
+    stage its code maps to; without, a Response keeping the codes; either way every segment
+    comes back, in order, with its agency."""
+    data = NATIONAL_AGENCY.read_bytes()
+    translator = with_nz() if lists == "nz" else shipped_only()
+    message = translator.decode(data)
+    if lists == "nz":
+        assert isinstance(message, ControlResult)
+        assert message.stage == cpb.CONTROL_STAGE_RELEASED
+        assert message.stage_code == cpb.Code(value="819", list_id="", agency="143")
+        assert list(message.container_ids) == ["MSKU7081234"]
+    else:
+        assert isinstance(message, Response)
+        assert [s.name_code for s in message.status] == ["819", "A7"]
+    kept = {(s.tag, s.elements[1].components[2]) for s in message.edifact_residue.segments
+            if s.tag in ("LOC", "NAD", "GIS") and len(s.elements) > 1
+            and len(s.elements[1].components) > 2}  # fmt: skip
+    assert ("LOC", "143") in kept and ("NAD", "143") in kept
+    assert content_segments(translator.encode(message)) == content_segments(data)

@@ -257,13 +257,11 @@ def read_control_result(root: Group, stage: int) -> ControlResult:
     for eqd in root.all("EQD"):
         if eqd.component(0) == EQUIPMENT_CONTAINER and eqd.component(1, 0):
             result.container_ids.append(eqd.component(1, 0))
-    for party in root.of("SG1"):
-        nad = party.segments[0]
-        if nad.component(0) != PARTY_CUSTOMS:
-            continue
-        result.office_id = _setter(nad, "SG1/NAD", "customs office")(
-            result.office_id, nad.component(1, 0)
-        )
+    # The first customs office is the one that controlled; a national system may name others
+    # (the office of declaration, of exit), which stay in the residue, in place.
+    offices = [party for party in root.of("SG1") if party.segments[0].component(0) == PARTY_CUSTOMS]
+    for party in offices[:1]:
+        result.office_id = party.segments[0].component(1, 0)
         for contact in party.of("SG2"):
             cta = contact.segments[0]
             result.officer_id = _setter(cta, "SG1/SG2/CTA", "officer")(
