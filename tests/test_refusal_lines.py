@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from adapters.aeocsv import AeoCsv
+from adapters.edifact import Edifact
 from adapters.protojson import ProtoJson
 from hub.cli.demo import sample_aeo_status
 from hub.core.errors import REASON_KEY, TranslationError
@@ -18,6 +19,7 @@ from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
 from tests.conftest import Federation
 from tests.test_wco_hub import run_cli
+from tests.testdata import DATA
 
 CLI = [sys.executable, "-m", "hub.cli.main"]
 # A JSON object naming no business message, after two blank lines: refused as a whole, on the
@@ -42,6 +44,15 @@ def test_aeocsv_as_one_document_names_the_row_that_makes_it_many() -> None:
     with pytest.raises(TranslationError) as info:
         translator.decode(data, source="operators.csv")
     assert info.value.reason == "unsupported-document" and info.value.line == 3
+
+
+def test_edifact_decode_of_an_interchange_of_several_names_the_second_message() -> None:
+    data = (DATA / "edifact" / "cusres_multi.edi").read_bytes()
+    second = Edifact(max_bytes=1 << 20).decode_all(data)[1].line
+    with pytest.raises(TranslationError) as info:
+        Edifact(max_bytes=1 << 20).decode(data, source="multi.edi")
+    assert info.value.reason == "unsupported-document"
+    assert info.value.line == second and second is not None and second > 3
 
 
 async def test_translate_and_grpc_name_the_line_of_a_refused_document(

@@ -81,6 +81,8 @@ class Edifact:
                 f"{source} holds {len(items)} messages; decode takes an interchange of exactly "
                 "one (use decode_all for several)",
                 reason=UNSUPPORTED,
+                # the second message's UNH, where the interchange stops being one document
+                line=items[1].line if len(items) > 1 else 1,
             )
         item = items[0]
         if item.error is not None:
