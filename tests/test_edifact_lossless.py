@@ -501,3 +501,39 @@ def test_every_cds_declaration_writes_as_cusdec_or_is_refused_naming_the_segment
         ]
         assert [i.commodity.description for i in read] == [i.commodity.description for i in items]
     assert written >= 10
+
+
+# --------------------------------------------------------------------------------------------
+# A hostile residue (review of issue 19): time follows the lists' lengths, not the positions
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_residue_position_far_past_the_message_is_written_at_once() -> None:
+    """A partner's protobuf may set a residue position up to 4,294,967,295: writing must not
+    count up to it (it took about 16 s per 50 million positions; this one is 60 million, the
+    largest would take some 20 minutes)."""
+    (message,) = messages_of(sample("cusres_released.edi"))
+    added = message.edifact_residue.segments.add(position=60_000_000, tag="FTX")
+    for components in (["AAI"], [""], [""], ["NOTE"]):
+        added.elements.add(components=components)
+    started = time.monotonic()
+    written = encoded(message)
+    assert time.monotonic() - started < 5
+    assert isinstance(written, bytes), written
+    assert b"FTX+AAI+++NOTE'" in written
+
+
+@pytest.mark.parametrize("field", ["segments", "suppressed", "written_shapes"])
+def test_a_residue_longer_than_any_message_is_refused_before_it_is_applied(field: str) -> None:
+    (message,) = messages_of(sample("cusres_released.edi"))
+    kept = message.edifact_residue
+    count = MAX_SEGMENTS + 1
+    if field == "segments":
+        kept.segments.extend([residue.EdifactSegment(position=1, tag="FTX")] * count)
+    elif field == "suppressed":
+        kept.suppressed.extend([1] * count)
+    else:
+        kept.written_shapes.extend(["FTX:"] * count)
+    written = encoded(message)
+    assert isinstance(written, TranslationError)
+    assert written.reason == "limit-exceeded" and written.path == f"edifact_residue.{field}"

@@ -186,10 +186,32 @@ def _slots(
     return leading, slots
 
 
-def apply(residue: EdifactResidue, written: Sequence[Segment], kind: str) -> list[Segment]:
+def _check_size(residue: EdifactResidue, kind: str, most: int) -> None:
+    """A residue no message of ``most`` segments could have left is refused before any work
+    (a partner's protobuf sets these lists; apply's time and memory follow their lengths)."""
+    for name, count in (
+        ("segments", len(residue.segments)),
+        ("suppressed", len(residue.suppressed)),
+        ("written_shapes", len(residue.written_shapes)),
+    ):
+        if count > most:
+            raise TranslationError(
+                f"{kind} cannot be written as EDIFACT: its residue holds {count} {name}; "
+                f"the limit is {most}",
+                reason="limit-exceeded",
+                path=f"edifact_residue.{name}",
+            )
+
+
+def apply(
+    residue: EdifactResidue, written: Sequence[Segment], kind: str, most: int = 300_000
+) -> list[Segment]:
     """``written`` (the typed fields as the writer gives them now) with the residue applied;
     see the module docstring. A residue segment whose tag could not be written is refused
-    (schema-invalid), named by its position."""
+    (schema-invalid), named by its position; a residue with more than ``most`` entries in a
+    list is refused (limit-exceeded). Time and memory follow the lists' lengths, never the
+    positions' values: a position past the last slot puts its segment after the slots."""
+    _check_size(residue, kind, most)
     _check_tags(residue, kind)
     leading, slots = _slots(residue, written)
     suppressed = frozenset(residue.suppressed)
@@ -198,7 +220,10 @@ def apply(residue: EdifactResidue, written: Sequence[Segment], kind: str) -> lis
     next_kept = next_slot = 0
     position = 0
     while next_kept < len(kept) or next_slot < len(slots):
-        if next_kept < len(kept) and kept[next_kept].position <= position:
+        if next_kept < len(kept) and (
+            kept[next_kept].position <= position or next_slot >= len(slots)
+        ):
+            # at its position, or past the last slot (no hole left to count positions with)
             out.append(from_proto(kept[next_kept]))
             next_kept += 1
         elif next_slot < len(slots):

@@ -216,7 +216,12 @@ def _write_message(message: Message, directory: Directory) -> tuple[str, list[Se
     kind = message.DESCRIPTOR.name
     name, content = _typed_segments(message)
     if message.HasField("edifact_residue"):
-        content = residue.apply(message.edifact_residue, content, kind)  # type: ignore[attr-defined]
+        content = residue.apply(
+            message.edifact_residue,  # type: ignore[attr-defined]
+            content,
+            kind,
+            MAX_SEGMENTS,
+        )
     if len(content) + 2 > MAX_SEGMENTS:
         raise TranslationError(
             f"{kind} would be written as {len(content) + 2} segments; the limit is {MAX_SEGMENTS}",
