@@ -38,6 +38,12 @@ _URL_SCHEME = re.compile(
 )
 
 
+# The separator of an XML Schema list (xs:anyURI pairs in xsi:schemaLocation): space, tab, CR,
+# LF and nothing else. str.split() also splits at NEL, NBSP and other Unicode spaces, which
+# would move a URL from a location's place into a namespace name's, unchecked.
+_XML_SPACE = re.compile(r"[ \t\r\n]+")
+
+
 _local = threading.local()
 
 
@@ -205,7 +211,7 @@ def _locations(value: str, *, pairs: bool) -> list[str]:
     location, and a namespace name may well be an http URI (HMRC's inventory-linking gateway
     namespace is), which names no file: only the locations are checked. A hint that is not
     pairs (an odd number of parts), and ``noNamespaceSchemaLocation``, are checked whole."""
-    parts = value.split()
+    parts = _XML_SPACE.split(value.strip(" \t\r\n"))  # not str.split(): see _XML_SPACE
     return parts[1::2] if pairs and len(parts) % 2 == 0 else parts
 
 

@@ -267,7 +267,15 @@ def test_schema_location_checks_locations_not_namespace_names() -> None:
         b"</inv:queryUCR></inv:inventoryLinkingQueryRequest>"
     )
     assert CdsMovement().decode(ok).query_ucr.ucr == "GB/FCP1-0812EDMUCR9"  # type: ignore[attr-defined]
-    for hint in (b"http://127.0.0.1:9/evil.xsd", b"urn:x http://127.0.0.1:9/evil.xsd x"):
+    # XML splits a list on space, tab, CR and LF only; NEL (U+0085) and NBSP (U+00A0) are
+    # characters of the first part, so a URL after them is in a location's place.
+    for hint in (
+        b"http://127.0.0.1:9/evil.xsd",
+        b"urn:x http://127.0.0.1:9/evil.xsd x",
+        "urn:x\u0085y http://127.0.0.1:9/evil.xsd z".encode(),
+        "urn:x\u00a0y http://127.0.0.1:9/evil.xsd z".encode(),
+        "urn:x\u2003y file:///etc/passwd z".encode(),
+    ):
         with pytest.raises(TranslationError) as info:
             CdsMovement().decode(
                 ok.replace(b"http://gov.uk/customs/inventoryLinking/v1 request.xsd", hint)
