@@ -111,5 +111,13 @@ def rewrap(
         raise TranslationError(
             f"the preserved wrapper's document was not in its {DETAIL}", reason="invalid-content"
         )
+    if any(isinstance(child.tag, str) for child in parent):
+        # Reading keeps the wrapper without its one document; a wrapper that comes back with
+        # an element there would put a document the hub never translated next to its own.
+        raise TranslationError(
+            f"the preserved wrapper's {DETAIL} already holds an element; it holds only the "
+            "document the hub writes",
+            reason="invalid-content",
+        )
     parent.insert(kept.index, payload)
     return root

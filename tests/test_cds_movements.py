@@ -248,6 +248,10 @@ def test_a_partners_wrapper_residue_is_checked_on_the_way_out() -> None:
     assert refused(kept.xml, value="0") == "invalid-content"  # requestCommon, not requestDetail
     hostile = kept.xml.replace(b"DEC39_Root.xsd", b"http://127.0.0.1:9/evil.xsd")
     assert refused(hostile) == "forbidden-schema-location"
+    # A second document smuggled into requestDetail, next to where the hub puts the one it
+    # translated (and checked): a domestic system would read the partner's one first.
+    smuggled = b"<n1:requestDetail><inv:inventoryLinkingQueryRequest/></n1:requestDetail>"
+    assert refused(kept.xml.replace(b"<n1:requestDetail/>", smuggled)) == "invalid-content"
     doctype = b'<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><d>&x;</d>'
     assert refused(doctype) == "forbidden-doctype"
     mismatch = MovementEvent()
