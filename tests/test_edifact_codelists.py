@@ -119,6 +119,18 @@ def test_a_un_code_under_another_agency_is_not_read_as_a_un_stage() -> None:
     assert isinstance(message, Response) and [s.name_code for s in message.status] == ["4"]
 
 
+def test_a_un_code_under_another_agency_is_not_read_as_a_un_response_function() -> None:
+    """GIS+1::143 is agency 143's code 1, not D.96B's "message content accepted" (it was read
+    as function code 01, an acceptance); nor is GIS+ZZZ:::01::143 the hub's mutually defined
+    function."""
+    for gis, code in (("GIS+1::143'", "1"), ("GIS+17::143'", "17"), ("GIS+ZZZ::143:01'", "ZZZ")):
+        message = shipped_only().decode(cusres_with(gis))
+        assert isinstance(message, Response)
+        assert message.function_code == "" and [s.name_code for s in message.status] == [code]
+    accepted = shipped_only().decode(cusres_with("GIS+1::6'"))
+    assert isinstance(accepted, Response) and accepted.function_code == "01"
+
+
 def test_a_list_qualifier_selects_the_list_and_a_list_without_one_is_the_fallback() -> None:
     qualified = CodeList("nz-q", "143", "7365", (("1", "one"),), qualifier="Q1")
     lists = CodeLists((example_list(), qualified))

@@ -310,9 +310,11 @@ def read_response(root: Group) -> Response:
     function_segment: Segment | None = None
     for gis in root.all("GIS"):
         code, process = gis.component(0, 0), gis.component(0, 3)
-        function = RESPONSE_INDICATORS.get(code)
-        if code == MUTUALLY_DEFINED and process:
-            function = process
+        function = None
+        if gis.component(0, 2) in ("", UN_AGENCY):  # another agency's code is its own status
+            function = RESPONSE_INDICATORS.get(code)
+            if code == MUTUALLY_DEFINED and process:
+                function = process
         if function is None:
             response.status.add(name_code=code)
             continue
