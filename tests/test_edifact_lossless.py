@@ -537,3 +537,30 @@ def test_a_residue_longer_than_any_message_is_refused_before_it_is_applied(field
     written = encoded(message)
     assert isinstance(written, TranslationError)
     assert written.reason == "limit-exceeded" and written.path == f"edifact_residue.{field}"
+
+
+def _replaced(message: Any, shape: str, replacement: Segment) -> Any:
+    """``message`` with a residue that suppresses the typed segment of ``shape`` and puts
+    ``replacement`` in its place (as a hostile partner's protobuf can)."""
+    index = list(message.edifact_residue.written_shapes).index(shape)
+    message.edifact_residue.suppressed.append(index)
+    message.edifact_residue.segments.append(residue.to_proto(replacement, index))
+    return message
+
+
+def test_a_residue_cannot_replace_a_typed_value_with_another() -> None:
+    """The MRN the hub keyed, checked and logged is the one the domestic system reads."""
+    (message,) = messages_of(sample("cusres_released.edi"))
+    other = _replaced(message, "RFF:ABT", Segment("RFF", (("ABT", "24GB99999999999999"),)))
+    written = encoded(other)
+    assert isinstance(written, TranslationError), written
+    assert written.reason == "schema-invalid" and written.path == "edifact_residue"
+    assert "declaration_id" in written.message and "2499999" not in written.message
+
+
+def test_a_residue_cannot_turn_a_control_result_into_a_response() -> None:
+    (message,) = messages_of(sample("cusres_released.edi"))
+    other = _replaced(message, "GIS:4", Segment("GIS", (("1",),)))
+    written = encoded(other)
+    assert isinstance(written, TranslationError), written
+    assert written.reason == "schema-invalid" and "Response" in written.message

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from adapters.base import Item
 from adapters.edifact import cusdec, cusres, residue
 from adapters.edifact.codelists import available
-from adapters.edifact.directory import Directory, check_message, d96b
+from adapters.edifact.directory import Checked, Directory, check_message, d96b
 from adapters.edifact.syntax import (
     Segment,
     check_message_envelope,
@@ -124,7 +124,7 @@ class Edifact:
         contents: list[tuple[str, list[Segment]]] = []
         for message in messages:
             for single in _flattened(message):
-                contents.append(_write_message(single, directory))
+                contents.append(_write_message(single, directory, self.code_lists))
         digest = hashlib.sha256()
         for _, content in contents:
             for seg in content:
@@ -174,18 +174,7 @@ def _read_message(
         )
     check_message_envelope(message)
     checked = check_message(name, message, directory, code_lists)
-    typed: Message
-    if name == "CUSDEC":
-        typed = cusdec.read_goods_declaration(checked.root)
-    else:
-        stage = cusres.control_stage(checked.root, code_lists)
-        if stage is not None:
-            result = cusres.read_control_result(checked.root, stage.stage)
-            if stage.code is not None:
-                result.stage_code.CopyFrom(stage.code)
-            typed = result
-        else:
-            typed = cusres.read_response(checked.root)
+    typed = _typed_message(name, checked, code_lists)
     try:
         _, written = _typed_segments(typed)
     except TranslationError:
@@ -195,6 +184,56 @@ def _read_message(
     if kept.segments or kept.suppressed:
         typed.edifact_residue.CopyFrom(kept)
     return typed
+
+
+def _typed_message(name: str, checked: Checked, code_lists: CodeLists) -> Message:
+    """The typed message a checked CUSDEC or CUSRES reads as (without its residue)."""
+    if name == "CUSDEC":
+        return cusdec.read_goods_declaration(checked.root)
+    stage = cusres.control_stage(checked.root, code_lists)
+    if stage is None:
+        return cusres.read_response(checked.root)
+    result = cusres.read_control_result(checked.root, stage.stage)
+    if stage.code is not None:
+        result.stage_code.CopyFrom(stage.code)
+    return result
+
+
+def _check_agrees(message: Message, name: str, checked: Checked, code_lists: CodeLists) -> None:
+    """With a residue applied, the message written must read back with every field the
+    message sets as it is set: a residue (a partner's protobuf) may not suppress a typed
+    segment and put another value in its place (an MRN, a stage), so that the domestic system
+    reads what the hub's checks, keys and trail never saw. Fields the message does not set (a
+    sharing policy cut them) may read back from the residue (docs/agreements.md)."""
+    kind = message.DESCRIPTOR.name
+    try:
+        back = _typed_message(name, checked, code_lists)
+    except TranslationError as exc:
+        raise TranslationError(
+            f"{kind} cannot be written as {name}: with its residue it does not read back: "
+            f"{exc.message}",
+            reason="schema-invalid",
+            line=exc.line,
+            path=exc.path,
+        ) from None
+    if back.DESCRIPTOR is not message.DESCRIPTOR:
+        raise TranslationError(
+            f"{kind} cannot be written as {name}: with its residue it reads back as a "
+            f"{back.DESCRIPTOR.name}",
+            reason="schema-invalid",
+            path="edifact_residue",
+        )
+    for described, value in message.ListFields():
+        if described.name == "edifact_residue":
+            continue
+        if getattr(back, described.name) != value:
+            raise TranslationError(
+                f"{kind} cannot be written as {name}: with its residue, {described.name} would "
+                "read back other than the message sets it (the residue replaces a typed "
+                "segment)",
+                reason="schema-invalid",
+                path="edifact_residue",
+            )
 
 
 def _typed_segments(message: Message) -> tuple[str, list[Segment]]:
@@ -212,7 +251,9 @@ def _typed_segments(message: Message) -> tuple[str, list[Segment]]:
     )
 
 
-def _write_message(message: Message, directory: Directory) -> tuple[str, list[Segment]]:
+def _write_message(
+    message: Message, directory: Directory, code_lists: CodeLists = NO_CODE_LISTS
+) -> tuple[str, list[Segment]]:
     kind = message.DESCRIPTOR.name
     name, content = _typed_segments(message)
     if message.HasField("edifact_residue"):
@@ -245,7 +286,7 @@ def _write_message(message: Message, directory: Directory) -> tuple[str, list[Se
                 path=seg.tag,
             )
     try:
-        check_message(name, numbered, directory)
+        checked = check_message(name, numbered, directory, code_lists)
     except TranslationError as exc:
         raise TranslationError(
             f"{kind} cannot be written as {name} D.96B: {exc.message}",
@@ -253,4 +294,6 @@ def _write_message(message: Message, directory: Directory) -> tuple[str, list[Se
             line=exc.line,
             path=exc.path,
         ) from None
+    if message.HasField("edifact_residue"):
+        _check_agrees(message, name, checked, code_lists)
     return name, content
