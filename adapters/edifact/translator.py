@@ -182,7 +182,7 @@ def _read_message(
         return typed
     kept = residue.compute(message[1:-1], written)
     if kept.segments or kept.suppressed:
-        typed.edifact_residue.CopyFrom(kept)
+        typed.edifact_residue.CopyFrom(kept)  # type: ignore[attr-defined]
     return typed
 
 
