@@ -104,6 +104,20 @@ def test_a_registered_list_maps_the_national_code_to_a_control_stage() -> None:
     assert isinstance(held, ControlResult) and held.stage == cpb.CONTROL_STAGE_INTENDED
 
 
+def test_a_control_result_the_senders_list_mapped_is_written_by_a_hub_without_the_list() -> None:
+    """NZ's hub reads GIS+819::143 as released; CN's hub, without NZ's list, writes it for its
+    domestic system as NZ sent it (the stage_code says what the sender's list made of it)."""
+    message = with_nz().decode(NATIONAL.read_bytes())
+    assert isinstance(message, ControlResult)
+    written = shipped_only().encode(message)
+    assert b"GIS+819::143'" in written and b"GIS+4'" not in written
+    # a stage the code does not map to in the sender's list is not what the residue says
+    message.stage = cpb.CONTROL_STAGE_INTENDED
+    with pytest.raises(TranslationError) as caught:
+        with_nz().encode(message)
+    assert caught.value.reason == "schema-invalid" and "stage" in caught.value.message
+
+
 def test_a_code_not_in_the_registered_list_is_refused_naming_the_list_and_segment() -> None:
     error = error_of(cusres_with("DTM+137:20240301101500:204'", "GIS+999::143'"), with_nz())
     assert (error.reason, error.line, error.path) == ("edifact-code", 6, "GIS")

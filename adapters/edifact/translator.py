@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from adapters.base import Item
 from adapters.edifact import cusdec, cusres, residue
 from adapters.edifact.codelists import available
+from adapters.edifact.cusres import PROCESSING_INDICATOR
 from adapters.edifact.directory import Checked, Directory, check_message, d96b
 from adapters.edifact.syntax import (
     Segment,
@@ -33,7 +34,7 @@ from adapters.edifact.syntax import (
     segment,
     write_interchange,
 )
-from hub.core.codelists import NO_CODE_LISTS, CodeLists
+from hub.core.codelists import NO_CODE_LISTS, CodeList, CodeLists
 from hub.core.errors import TranslationError
 
 UNSUPPORTED = "unsupported-document"
@@ -199,6 +200,27 @@ def _typed_message(name: str, checked: Checked, code_lists: CodeLists) -> Messag
     return result
 
 
+def _with_sender_stage(message: Message, code_lists: CodeLists) -> CodeLists:
+    """``code_lists`` and, for a ControlResult whose stage the sender's list mapped from a code
+    of its own (``stage_code``) that this hub has no list for, that one mapping: the code the
+    residue writes reads back as the stage the message sets."""
+    code = getattr(message, "stage_code", None)
+    if code is None or not message.HasField("stage_code"):
+        return code_lists
+    if code_lists.find(code.agency, PROCESSING_INDICATOR, code.list_id) is not None:
+        return code_lists
+    senders = CodeList(
+        "sender-stage-code",
+        code.agency,
+        PROCESSING_INDICATOR,
+        ((code.value, "as its sender mapped it"),),
+        qualifier=code.list_id,
+        closed=False,
+        stages=((code.value, message.stage),),  # type: ignore[attr-defined]
+    )
+    return CodeLists((*code_lists.lists, senders))
+
+
 def _check_agrees(message: Message, name: str, checked: Checked, code_lists: CodeLists) -> None:
     """With a residue applied, the message written must read back with every field the
     message sets as it is set: a residue (a partner's protobuf) may not suppress a typed
@@ -207,7 +229,7 @@ def _check_agrees(message: Message, name: str, checked: Checked, code_lists: Cod
     sharing policy cut them) may read back from the residue (docs/agreements.md)."""
     kind = message.DESCRIPTOR.name
     try:
-        back = _typed_message(name, checked, code_lists)
+        back = _typed_message(name, checked, _with_sender_stage(message, code_lists))
     except TranslationError as exc:
         raise TranslationError(
             f"{kind} cannot be written as {name}: with its residue it does not read back: "
