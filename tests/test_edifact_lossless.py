@@ -564,3 +564,14 @@ def test_a_residue_cannot_turn_a_control_result_into_a_response() -> None:
     written = encoded(other)
     assert isinstance(written, TranslationError), written
     assert written.reason == "schema-invalid" and "Response" in written.message
+
+
+@pytest.mark.parametrize("field", ["stage", "control_type", "outcome"])
+def test_an_enum_number_without_a_name_is_refused_not_a_crash(field: str) -> None:
+    """proto3 enums are open: a partner's ControlResult may carry stage 99 (it raised
+    KeyError or StopIteration in the writer)."""
+    (message,) = messages_of(sample("cusres_released.edi"))
+    setattr(message, field, 99)
+    written = encoded(message)
+    assert isinstance(written, TranslationError), written
+    assert written.reason == "schema-invalid" and f"{field} 99" in written.message
