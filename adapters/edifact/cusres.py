@@ -399,13 +399,14 @@ def write_control_result(result: ControlResult) -> list[Segment]:
     if stage == control_pb2.CONTROL_STAGE_UNSPECIFIED:
         raise _refused("a ControlResult needs a stage (its GIS processing indicator)")
     # proto3 enums are open: a partner's message may carry a number no name has here
-    for what, value, known in (
+    known: tuple[tuple[str, int, set[int]], ...] = (
         ("stage", stage, set(STAGE_WRITE) | set(HUB_STAGES.values())),
         ("control_type", result.control_type, {0, *CONTROL_TYPES.values()}),
         ("outcome", result.outcome, {0, *OUTCOMES.values()}),
-    ):
-        if value not in known:
-            raise _refused(f"{what} {value} is not a value this hub knows")
+    )
+    for what, number, numbers in known:
+        if number not in numbers:
+            raise _refused(f"{what} {number} is not a value this hub knows")
     out = [segment("BGM", DOCUMENT_CONTROL, result.control_id, MESSAGE_ORIGINAL)]
     if result.controlled_at:
         out.append(segment("DTM", (DATE_DOCUMENT, _edifact_time(result.controlled_at), "204")))
