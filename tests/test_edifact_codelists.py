@@ -145,6 +145,23 @@ def test_a_un_code_under_another_agency_is_not_read_as_a_un_response_function() 
     assert isinstance(accepted, Response) and accepted.function_code == "01"
 
 
+@pytest.mark.parametrize("gis", ["GIS+4::143'", "GIS+1::143'", "GIS+30::144'"])
+def test_a_national_status_the_writer_cannot_type_keeps_every_segment(gis: str) -> None:
+    """A status code of another agency that would read back as a D.96B one cannot be written
+    from the typed fields; the note before it was dropped (no residue). The whole message is
+    kept as residue and written back as it came, checked against the typed status."""
+    data = cusres_with("FTX+AAI+++Goods held at the national border post'", gis)
+    message = shipped_only().decode(data)
+    assert isinstance(message, Response) and message.HasField("edifact_residue")
+    written = shipped_only().encode(message)
+    assert b"Goods held at the national border post" in written and gis.encode() in written
+    # the typed status still has to agree with what the residue writes
+    message.status[0].name_code = "3"  # still one the writer cannot type: read back, it differs
+    with pytest.raises(TranslationError) as caught:
+        shipped_only().encode(message)
+    assert caught.value.reason == "schema-invalid" and "status" in caught.value.message
+
+
 def test_a_list_qualifier_selects_the_list_and_a_list_without_one_is_the_fallback() -> None:
     qualified = CodeList("nz-q", "143", "7365", (("1", "one"),), qualifier="Q1")
     lists = CodeLists((example_list(), qualified))

@@ -179,8 +179,10 @@ def _read_message(
     try:
         _, written = _typed_segments(typed)
     except TranslationError:
-        # The writer refuses this message (it would refuse it again on writing): no residue.
-        return typed
+        # The writer cannot write these typed fields (a status code of another agency that
+        # would read back as a D.96B one): the residue keeps every segment, and writing gives
+        # them back as they were, checked against the typed fields (_check_agrees).
+        written = []
     kept = residue.compute(message[1:-1], written)
     if kept.segments or kept.suppressed:
         typed.edifact_residue.CopyFrom(kept)  # type: ignore[attr-defined]
@@ -258,6 +260,22 @@ def _check_agrees(message: Message, name: str, checked: Checked, code_lists: Cod
             )
 
 
+_WHOLE = {
+    cusres.ControlResult.DESCRIPTOR.full_name: "CUSRES",
+    cusres.Response.DESCRIPTOR.full_name: "CUSRES",
+    cusdec.GoodsDeclaration.DESCRIPTOR.full_name: "CUSDEC",
+}
+
+
+def _whole_residue(message: Message) -> bool:
+    """The message keeps every segment it was read from in its residue (no typed segment was
+    written when it was read, so no shape was recorded)."""
+    if not message.HasField("edifact_residue"):
+        return False
+    kept = message.edifact_residue  # type: ignore[attr-defined]
+    return bool(kept.segments) and not kept.written_shapes and not kept.suppressed
+
+
 def _typed_segments(message: Message) -> tuple[str, list[Segment]]:
     """(message type, segments between UNH and UNT) of the typed fields alone."""
     if isinstance(message, cusres.ControlResult):
@@ -277,7 +295,16 @@ def _write_message(
     message: Message, directory: Directory, code_lists: CodeLists = NO_CODE_LISTS
 ) -> tuple[str, list[Segment]]:
     kind = message.DESCRIPTOR.name
-    name, content = _typed_segments(message)
+    try:
+        name, content = _typed_segments(message)
+    except TranslationError as exc:
+        # A message read whole into its residue (see _read_message) is written from it.
+        name = _WHOLE.get(message.DESCRIPTOR.full_name, "")
+        if not name or not _whole_residue(message):
+            raise
+        if exc.reason == UNSUPPORTED:
+            raise
+        content = []
     if message.HasField("edifact_residue"):
         content = residue.apply(
             message.edifact_residue,  # type: ignore[attr-defined]
