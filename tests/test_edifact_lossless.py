@@ -245,6 +245,16 @@ def test_a_policy_cut_that_keeps_the_residue_leaves_out_only_the_cut_segments() 
     assert without_residue(back) == without_residue(cut)
 
 
+def test_a_cut_that_keeps_the_residue_sends_no_cut_value_in_the_shapes() -> None:
+    """Finding codes (ERC 9321) and item numbers begin their segments: a policy that keeps the
+    residue but cuts the findings must not send the codes in the writer's shapes."""
+    (message,) = messages_of(sample("cusres_released.edi"))
+    assert [f.code for f in message.findings] == ["CTL01"]
+    cut = keep_fields(message, _all_but("findings"))
+    assert "CTL01" not in cut.SerializeToString().decode("latin-1")
+    assert "ERC" in cut.edifact_residue.written_shapes
+
+
 def test_a_cut_that_orphans_a_partner_segment_is_refused_naming_it() -> None:
     (message,) = messages_of(sample("cusres_control_national.edi"))
     # The partner's COM belongs to the officer's CTA; without the officer it has no place.

@@ -63,8 +63,21 @@ def _trimmed(element: tuple[str, ...]) -> tuple[str, ...]:
     return element[:end]
 
 
+# Segments the writers make whose first component is a qualifier or a D.96B code (RFF 1153,
+# NAD 3035, GIS 7365, ...). The others begin with a value (ERC 9321 a finding code, CST 1496
+# an item number, PAC 7224 a package count): their shape is the tag alone, so that a policy
+# that keeps the residue but cuts those fields does not send them in a shape.
+QUALIFIED = frozenset(
+    {"BGM", "DTM", "FTX", "GIS", "EQD", "NAD", "CTA", "RFF", "ERP", "LOC", "MEA", "DOC", "MOA",
+     "UNS", "TAX", "COM", "TDT", "CUX"}
+)  # fmt: skip
+
+
 def shape(seg: Segment) -> str:
-    """Tag and the first component of the first element (a qualifier or code, e.g. RFF:ABT)."""
+    """Tag and the first component of the first element where that is a qualifier or code
+    (e.g. RFF:ABT); the tag alone where it is a value (``QUALIFIED``)."""
+    if seg.tag not in QUALIFIED:
+        return seg.tag
     first = seg.elements[0][0] if seg.elements and seg.elements[0] else ""
     return f"{seg.tag}:{first}"
 
