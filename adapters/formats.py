@@ -302,13 +302,19 @@ class Translators:
     def encode(self, format_id: str, message: Message) -> bytes | None:
         """The message as a document in ``format_id``, or None where the format cannot hold
         it (that format does not encode, or not this kind of message)."""
+        document, _ = self.try_encode(format_id, message)
+        return document
+
+    def try_encode(self, format_id: str, message: Message) -> tuple[bytes | None, str]:
+        """The document, or None and the reason code it could not be written with
+        (``unsupported-format`` where the format does not encode at all)."""
         translator = self.formats.get(format_id)
         if translator is None or ENCODE not in translator.directions:
-            return None
+            return None, "unsupported-format"
         try:
-            return guarded(format_id, lambda: translator.encode(message))
-        except HubError:  # the protobuf is still handed over; only the document is missing
-            return None
+            return guarded(format_id, lambda: translator.encode(message)), ""
+        except HubError as exc:  # the protobuf is still handed over; only the document is missing
+            return None, exc.reason
 
 
 def translator_for(

@@ -68,8 +68,16 @@ async def test_wco_declaration_travels_as_protobuf_and_returns_as_xml(
         )
         handed = await stream.read()
         stream.cancel()
-    assert handed.document_format == "wco-xml"
+        # a format that cannot hold a declaration: the body whole, no document, and why
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="aeo", format="aeo-csv")
+        )
+        as_csv = await stream.read()
+        stream.cancel()
+    assert handed.document_format == "wco-xml" and handed.document_refusal == ""
     assert canonical(handed.document) == canonical(original)
+    assert as_csv.body == inbound.body and as_csv.document == b""
+    assert as_csv.document_format == "" and as_csv.document_refusal == "unsupported-document"
 
 
 async def test_hostile_xml_is_refused_and_nothing_is_queued(

@@ -171,11 +171,18 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise
             for row in rows:
                 cursor = row.id or cursor
-                document = (
+                document, refusal = (
                     await self.hub.off_loop(self._document, request.format, row.body_type, row.body)
                     if request.format
-                    else None
+                    else (None, "")
                 )
+                if refusal:  # the body is handed on whole; only the document is missing
+                    log.warning(
+                        "inbound %s handed on without a %s document: %s",
+                        row.message_id,
+                        request.format,
+                        refusal,
+                    )
                 try:
                     recognition = await self._recognition(row.body_type, row.body)
                 except HubError as exc:
@@ -199,6 +206,7 @@ class DomesticService(sgrpc.DomesticServicer):
                     envelope_digest=row.envelope_digest,
                     document=document or b"",
                     document_format=request.format if document else "",
+                    document_refusal=refusal,
                     superseded=row.superseded,
                     recognition=recognition,
                     recognition_omitted=omitted,
@@ -221,9 +229,12 @@ class DomesticService(sgrpc.DomesticServicer):
             return None
         return await self.lookups.annotate(declaration)
 
-    def _document(self, format_id: str, body_type: str, body: bytes) -> bytes | None:
+    def _document(self, format_id: str, body_type: str, body: bytes) -> tuple[bytes | None, str]:
+        """The body as a document in ``format_id`` (none asked: none), or why not."""
         cls = body_class(body_type) if format_id else None
-        return None if cls is None else self.translators.encode(format_id, cls.FromString(body))
+        if cls is None:
+            return None, "unsupported-document" if format_id else ""
+        return self.translators.try_encode(format_id, cls.FromString(body))
 
     async def Acknowledge(
         self, request: spb.AcknowledgeRequest, context: grpc.aio.ServicerContext

@@ -106,7 +106,7 @@ class SubscribeRequest(_message.Message):
     def __init__(self, subscriber: _Optional[str] = ..., after_cursor: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
 class InboundMessage(_message.Message):
-    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest", "document", "document_format", "superseded", "recognition", "recognition_omitted")
+    __slots__ = ("cursor", "message_id", "correlation_id", "sender", "body_type", "body", "envelope_digest", "document", "document_format", "superseded", "recognition", "recognition_omitted", "document_refusal")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class InboundMessage(_message.Message):
     SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
     RECOGNITION_FIELD_NUMBER: _ClassVar[int]
     RECOGNITION_OMITTED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REFUSAL_FIELD_NUMBER: _ClassVar[int]
     cursor: int
     message_id: str
     correlation_id: str
@@ -131,7 +132,8 @@ class InboundMessage(_message.Message):
     superseded: bool
     recognition: _recognition_pb2.DeclarationRecognition
     recognition_omitted: bool
-    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ..., document: _Optional[bytes] = ..., document_format: _Optional[str] = ..., superseded: _Optional[bool] = ..., recognition: _Optional[_Union[_recognition_pb2.DeclarationRecognition, _Mapping]] = ..., recognition_omitted: _Optional[bool] = ...) -> None: ...
+    document_refusal: str
+    def __init__(self, cursor: _Optional[int] = ..., message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., body_type: _Optional[str] = ..., body: _Optional[bytes] = ..., envelope_digest: _Optional[bytes] = ..., document: _Optional[bytes] = ..., document_format: _Optional[str] = ..., superseded: _Optional[bool] = ..., recognition: _Optional[_Union[_recognition_pb2.DeclarationRecognition, _Mapping]] = ..., recognition_omitted: _Optional[bool] = ..., document_refusal: _Optional[str] = ...) -> None: ...
 
 class AcknowledgeRequest(_message.Message):
     __slots__ = ("subscriber", "cursor")
