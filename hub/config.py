@@ -237,6 +237,7 @@ class HubConfig:
     # tables and the list files they name, read whole here; the shipped lists are added by
     # the translators (adapters/edifact/codelists.py)
     code_lists: CodeLists = NO_CODE_LISTS
+    log_format: str = "text"  # [log] format: "text" lines or one JSON object per line
 
     @property
     def issuer(self) -> str:
@@ -304,6 +305,10 @@ class _Trail(_Table):
 
 class _Store(_Table):
     url: Text
+
+
+class _Log(_Table):
+    format: Text = "text"
 
 
 class _Audit(_Table):
@@ -377,6 +382,7 @@ class _HubFile(_Table):
     trail: _Trail
     store: _Store
     audit: _Audit = _Audit()
+    log: _Log = _Log()
     limits: _Limits = _Limits()  # type: ignore[valid-type]
     partners: dict[str, _Partner] = {}
     folders: dict[str, _Folder] = {}
@@ -549,6 +555,8 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
             problems.fail(f"limits.{key}", "a number of at least 1", value)
         elif key != "retry_jitter" and value <= 0:
             problems.fail(f"limits.{key}", "a positive number", value)
+    if shape.log.format not in ("text", "json"):
+        problems.fail("log.format", '"text" or "json"', shape.log.format)
     if shape.trail.origin and not shape.trail.origin.isprintable():
         problems.fail("trail.origin", "one printable line", shape.trail.origin)
     try:
@@ -594,6 +602,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         folders=_folders(base, shape.folders, partners, problems),
         agreements=_agreements(shape.agreements, partners, problems),
         code_lists=_code_lists(base, shape.code_lists, problems),
+        log_format=shape.log.format,
     )
 
 

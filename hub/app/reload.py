@@ -45,6 +45,7 @@ RESTART_ONLY = (
     "folders",
     "checkpoint_entries",
     "checkpoint_seconds",
+    "log_format",
 )
 REJECTION_SOURCE = "reload"  # the source of a refused reload's record in the trail
 

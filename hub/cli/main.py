@@ -47,6 +47,7 @@ from hub.core.errors import REASON_KEY, ConfigError, HubError, TranslationError
 from hub.core.messages import SHORT_NAMES, full_body_type
 from hub.core.outbox import Outbound, operable
 from hub.core.times import parse_since, rfc3339
+from hub.logs import TEXT, formatter, use_format
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.rpc.status import LINE_KEY
@@ -349,23 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-# control characters as escapes: C0 (newline, carriage return, escape, ...), DEL and C1
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROLS |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
-_CONTROLS |= {0x2028: "\\u2028", 0x2029: "\\u2029"}  # line and paragraph separators
-
-
-class OneLineFormatter(logging.Formatter):
-    """Every log record's message on one line: control characters and line separators in it
-    (a file name, a partner's status detail, a translator's message quoting a document) are
-    escaped, so outside text in a message cannot forge a log line. A traceback appended after
-    the message keeps its lines; the hub logs tracebacks of its own faults only."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return super().formatMessage(record).translate(_CONTROLS)
-
-
 class HelpWithDefaults(argparse.HelpFormatter):
     """Each option's help with its default, where it has one worth saying (not for flags,
     options without a default or with one the help already names)."""
@@ -404,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    handler.setFormatter(formatter(TEXT))
     logging.basicConfig(level=level, handlers=[handler])
     try:
         code = _dispatch(args)
@@ -525,6 +509,7 @@ def _init(args: argparse.Namespace) -> int:
 
 async def _serve(config_path: Path) -> int:
     config = load_config(config_path)
+    use_format(config.log_format)
     running = await start_hub(config)
     # What was loaded to start (modules, schemas, descriptors, certificates) lives as long as
     # the process: keep it out of the collector's sight, so a full collection looks at recent

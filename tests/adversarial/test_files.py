@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from hub.cli.demo import sample_aeo_status
-from hub.cli.main import LOG_FORMAT, OneLineFormatter
 from hub.connectors.dropfolder import DropFolder
 from hub.core.envelope import build_envelope
 from hub.core.errors import ConfigError
+from hub.logs import TEXT_FORMAT, OneLineFormatter
 from hub.runtime import RunningHub
 from tests.conftest import Federation
 from tests.test_dropfolder import add_folder, aeo_json, files
@@ -196,7 +196,7 @@ async def test_a_name_cannot_forge_a_log_line(
     (dropping.inbox / forged).write_bytes(b"{not json")
     with caplog.at_level(logging.INFO, logger="customs_hub"):
         assert await dropping.folder.run_pass() == 1
-    formatter = OneLineFormatter(LOG_FORMAT)
+    formatter = OneLineFormatter(TEXT_FORMAT)
     lines = [formatter.format(record) for record in caplog.records]
     assert len(lines) >= 2  # the rejection, the file moved to rejected/
     assert all("\n" not in line for line in lines)
