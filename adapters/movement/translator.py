@@ -29,7 +29,7 @@ from lxml import etree
 
 from adapters.wco.codec import decode_element, encode_element
 from adapters.wco.schema_table import INVENTORY_LINKING, NAMESPACES, clark
-from adapters.xmlsafe import element_path, local_name, parse_xml
+from adapters.xmlsafe import element_path, light_xml, local_name, parse_xml
 from adapters.xmlwrapper import keep_wrapper, payload_of, rewrap, wrapper_residue
 from hub.core.errors import TranslationError
 from hub.core.limits import XmlLimits
@@ -120,9 +120,6 @@ DATETIME_ELEMENTS = frozenset(
     {"goodsArrivalDateTime", "goodsDepartureDateTime", "dateOfEntry", "shutDate"}
 )
 
-# What the hub may translate on its event loop (light): movement documents are under 2 KB.
-LIGHT_BYTES = 32 * 1024
-LIGHT_TAGS = 400
 _COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
 _FIRST_TAG = re.compile(rb"<(?![?!])(?:[A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)")
 
@@ -226,7 +223,7 @@ class CdsMovement:
 
     def light(self, data: bytes) -> bool:
         """At most 32 KiB and 400 tags, as for WCO DM XML; movement documents are under 2 KB."""
-        return len(data) <= LIGHT_BYTES and data.count(b"<") <= LIGHT_TAGS
+        return light_xml(data)
 
     def decode(self, data: bytes, source: str = "document") -> Message:
         top = parse_xml(data, self.limits, source=source)
