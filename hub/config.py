@@ -15,6 +15,7 @@ socket, and never shows a password in an error.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -182,6 +183,32 @@ class FolderConfig:
     settle_seconds: float = 2.0
 
 
+TELEMETRY_EXPORTERS = ("none", "console", "otlp")
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    """hub.toml's [telemetry]: the exporter of traces and metrics ("none", the default: no
+    spans are made and nothing is exported; "console": written to standard output; "otlp":
+    sent to ``otlp_endpoint``), and the port of a Prometheus scrape endpoint (metrics only;
+    None: none), which works with any exporter."""
+
+    exporter: str = "none"
+    otlp_endpoint: str = ""
+    prometheus_port: int | None = None
+    prometheus_address: str = "127.0.0.1"
+    # the share of our own traces kept (a partner's sampled flag decides nothing here)
+    sample_ratio: float = 1.0
+
+    @property
+    def tracing(self) -> bool:
+        return self.exporter != "none"
+
+    @property
+    def metering(self) -> bool:
+        return self.exporter != "none" or self.prometheus_port is not None
+
+
 @dataclass(frozen=True)
 class HubConfig:
     path: Path
@@ -238,6 +265,8 @@ class HubConfig:
     # the translators (adapters/edifact/codelists.py)
     code_lists: CodeLists = NO_CODE_LISTS
     log_format: str = "text"  # [log] format: "text" lines or one JSON object per line
+    # [telemetry]: where traces and metrics go (hub/app/telemetry.py, docs/telemetry.md)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
     @property
     def issuer(self) -> str:
@@ -309,6 +338,14 @@ class _Store(_Table):
 
 class _Log(_Table):
     format: Text = "text"
+
+
+class _Telemetry(_Table):
+    exporter: Text = "none"
+    otlp_endpoint: Text | None = None
+    prometheus_port: int | None = Field(default=None, ge=1, le=65535)
+    prometheus_address: Text = "127.0.0.1"
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
 
 class _Audit(_Table):
@@ -383,6 +420,7 @@ class _HubFile(_Table):
     store: _Store
     audit: _Audit = _Audit()
     log: _Log = _Log()
+    telemetry: _Telemetry = _Telemetry()
     limits: _Limits = _Limits()  # type: ignore[valid-type]
     partners: dict[str, _Partner] = {}
     folders: dict[str, _Folder] = {}
@@ -557,6 +595,7 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
             problems.fail(f"limits.{key}", "a positive number", value)
     if shape.log.format not in ("text", "json"):
         problems.fail("log.format", '"text" or "json"', shape.log.format)
+    _check_telemetry(shape.telemetry, problems)
     if shape.trail.origin and not shape.trail.origin.isprintable():
         problems.fail("trail.origin", "one printable line", shape.trail.origin)
     try:
@@ -603,7 +642,36 @@ def _build(path: Path, shape: _HubFile, problems: _Problems) -> HubConfig:
         agreements=_agreements(shape.agreements, partners, problems),
         code_lists=_code_lists(base, shape.code_lists, problems),
         log_format=shape.log.format,
+        telemetry=TelemetryConfig(
+            exporter=shape.telemetry.exporter,
+            otlp_endpoint=shape.telemetry.otlp_endpoint or "",
+            prometheus_port=shape.telemetry.prometheus_port,
+            prometheus_address=shape.telemetry.prometheus_address,
+            sample_ratio=shape.telemetry.sample_ratio,
+        ),
     )
+
+
+def _check_telemetry(table: _Telemetry, problems: _Problems) -> None:
+    if table.exporter not in TELEMETRY_EXPORTERS:
+        expected = " or ".join(f'"{e}"' for e in TELEMETRY_EXPORTERS)
+        problems.fail("telemetry.exporter", expected, table.exporter)
+    if table.exporter == "otlp":
+        parts = urllib.parse.urlsplit(table.otlp_endpoint or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.fail(
+                "telemetry.otlp_endpoint",
+                'the collector\'s gRPC address as a URL, e.g. "http://127.0.0.1:4317"',
+                table.otlp_endpoint,
+            )
+    elif table.otlp_endpoint is not None:
+        problems.add('telemetry.otlp_endpoint is used only with exporter = "otlp"')
+    try:
+        ipaddress.ip_address(table.prometheus_address)
+    except ValueError:
+        problems.fail(
+            "telemetry.prometheus_address", "an IP address to listen on", table.prometheus_address
+        )
 
 
 def _check_crl_fetch(key: str, table: _Tls | _Partner, problems: _Problems) -> None:

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from adapters.formats import Translators
 from hub.app import keys
 from hub.app.notify import Notifier
+from hub.app.telemetry import Telemetry
 from hub.app.translation import Translation
 from hub.config import HubConfig
 from hub.core.agreements import Agreements
@@ -100,9 +101,18 @@ class Settings:
 
 
 class HubContext:
-    def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = Settings.read(config, clock())
         self.party = config.party
+        # traces and metrics ([telemetry]; tests give their own, with in-memory exporters)
+        self.telemetry = telemetry or Telemetry(config.telemetry, config.party)
         self.store = store
         self.clock = clock
         # partners' signing keys learned from the certificates their signatures carried
@@ -200,6 +210,7 @@ class HubContext:
         await self.writes.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.translation.close()
+        self.telemetry.shutdown()
 
 
 class Slice:

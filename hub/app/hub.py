@@ -17,13 +17,21 @@ from hub.app.ingress import Ingress
 from hub.app.reload import Reloader
 from hub.app.revocation import RevocationWatch
 from hub.app.submission import Submissions
+from hub.app.telemetry import Telemetry
 from hub.config import HubConfig
 from hub.store.db import Store
 
 
 class Hub(HubContext):
-    def __init__(self, config: HubConfig, store: Store, *, clock: Clock = system_clock) -> None:
-        super().__init__(config, store, clock=clock)
+    def __init__(
+        self,
+        config: HubConfig,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        super().__init__(config, store, clock=clock, telemetry=telemetry)
         self.audit = Audit(self)
         self.ingress = Ingress(self, self.audit)
         self.submission = Submissions(self, self.audit)

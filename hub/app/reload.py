@@ -46,6 +46,7 @@ RESTART_ONLY = (
     "checkpoint_entries",
     "checkpoint_seconds",
     "log_format",
+    "telemetry",
 )
 REJECTION_SOURCE = "reload"  # the source of a refused reload's record in the trail
 

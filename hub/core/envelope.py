@@ -99,8 +99,10 @@ def build_envelope(
     ttl: timedelta,
     message_id: str | None = None,
     correlation_id: str = "",
+    traceparent: str = "",
 ) -> tuple[bytes, pb.Header]:
-    """Serialise, sign and return (envelope bytes, header)."""
+    """Serialise, sign and return (envelope bytes, header). ``traceparent`` is the sender's
+    W3C trace context when it traces (signed with the header), else empty."""
     body = document.SerializeToString(deterministic=True)
     header = pb.Header(
         message_id=message_id or uuid7(),
@@ -110,6 +112,7 @@ def build_envelope(
         body_type=document.DESCRIPTOR.full_name,
         body_digest=sha256(body),
         schema_version=SCHEMA_VERSION,
+        traceparent=traceparent,
     )
     header.created_at.FromDatetime(created_at)
     header.expires_at.FromDatetime(created_at + ttl)
@@ -289,6 +292,10 @@ UUID_TEXT = re.compile(
 # and short enough for an index (ID_CHARS: what the store's column holds).
 CORRELATION_ID = re.compile(rf"^[\x21-\x7e]{{0,{ID_CHARS}}}$")
 MAX_BODY_TYPE = ID_CHARS
+# A W3C trace context "traceparent" of version 00: trace id, parent span id and flags in
+# lower-case hex (https://www.w3.org/TR/trace-context/#traceparent-header); all-zero ids are
+# invalid there and refused here.
+TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def check_header_fields(header: pb.Header) -> None:
@@ -305,6 +312,12 @@ def check_header_fields(header: pb.Header) -> None:
     if not header.body_type or len(header.body_type) > MAX_BODY_TYPE:
         raise EnvelopeError(
             f"body_type must be 1 to {MAX_BODY_TYPE} characters", reason="header-malformed"
+        )
+    if header.traceparent and not TRACEPARENT.fullmatch(header.traceparent):
+        raise EnvelopeError(
+            "traceparent must be empty or a W3C trace context of version 00 "
+            "(00-<32 hex>-<16 hex>-<2 hex>, ids not all zero)",
+            reason="header-malformed",
         )
 
 

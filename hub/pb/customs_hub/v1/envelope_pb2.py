@@ -25,31 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustoms_hub/v1/envelope.proto\x12\x0e\x63ustoms_hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x35\n\talgorithm\x18\x02 \x01(\x0e\x32\".customs_hub.v1.SignatureAlgorithm\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\"W\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12-\n\nsignatures\x18\x03 \x03(\x0b\x32\x19.customs_hub.v1.Signature\"\xf7\x01\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x11\n\tbody_type\x18\x05 \x01(\t\x12\x13\n\x0b\x62ody_digest\x18\x06 \x01(\x0c\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eschema_version\x18\t \x01(\t\"\x97\x02\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\x02 \x01(\x0c\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.customs_hub.v1.ReceiptOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08receiver\x18\x07 \x01(\t\x12\x0e\n\x06sender\x18\x08 \x01(\t\x12\x13\n\x0btrail_index\x18\t \x01(\x04\x12\x12\n\ntrail_size\x18\n \x01(\x04\x12\x12\n\ntrail_root\x18\x0b \x01(\x0c\"y\n\rSignedReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12,\n\tsignature\x18\x02 \x01(\x0b\x32\x19.customs_hub.v1.Signature\x12)\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1a.customs_hub.v1.BatchProof\"7\n\nBatchProof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x03(\x0c\"\"\n\rEnvelopeBatch\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"?\n\x0cReceiptBatch\x12/\n\x08receipts\x18\x01 \x03(\x0b\x32\x1d.customs_hub.v1.SignedReceipt*\x85\x01\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIGNATURE_ALGORITHM_ED25519\x10\x01\x12)\n%SIGNATURE_ALGORITHM_ECDSA_P256_SHA256\x10\x02*\x8c\x01\n\x0eReceiptOutcome\x12\x1f\n\x1bRECEIPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECEIPT_OUTCOME_ACCEPTED\x10\x01\x12\x1d\n\x19RECEIPT_OUTCOME_DUPLICATE\x10\x02\x12\x1c\n\x18RECEIPT_OUTCOME_REJECTED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ustoms_hub/v1/envelope.proto\x12\x0e\x63ustoms_hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\tSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x35\n\talgorithm\x18\x02 \x01(\x0e\x32\".customs_hub.v1.SignatureAlgorithm\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63\x65rtificate\x18\x04 \x01(\x0c\"W\n\x08\x45nvelope\x12\x0e\n\x06header\x18\x01 \x01(\x0c\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12-\n\nsignatures\x18\x03 \x03(\x0b\x32\x19.customs_hub.v1.Signature\"\x8c\x02\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x11\n\trecipient\x18\x04 \x01(\t\x12\x11\n\tbody_type\x18\x05 \x01(\t\x12\x13\n\x0b\x62ody_digest\x18\x06 \x01(\x0c\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eschema_version\x18\t \x01(\t\x12\x13\n\x0btraceparent\x18\n \x01(\t\"\x97\x02\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65nvelope_digest\x18\x02 \x01(\x0c\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x1e.customs_hub.v1.ReceiptOutcome\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12/\n\x0breceived_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08receiver\x18\x07 \x01(\t\x12\x0e\n\x06sender\x18\x08 \x01(\t\x12\x13\n\x0btrail_index\x18\t \x01(\x04\x12\x12\n\ntrail_size\x18\n \x01(\x04\x12\x12\n\ntrail_root\x18\x0b \x01(\x0c\"y\n\rSignedReceipt\x12\x0f\n\x07receipt\x18\x01 \x01(\x0c\x12,\n\tsignature\x18\x02 \x01(\x0b\x32\x19.customs_hub.v1.Signature\x12)\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x1a.customs_hub.v1.BatchProof\"7\n\nBatchProof\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x03(\x0c\"\"\n\rEnvelopeBatch\x12\x11\n\tenvelopes\x18\x01 \x03(\x0c\"?\n\x0cReceiptBatch\x12/\n\x08receipts\x18\x01 \x03(\x0b\x32\x1d.customs_hub.v1.SignedReceipt*\x85\x01\n\x12SignatureAlgorithm\x12#\n\x1fSIGNATURE_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIGNATURE_ALGORITHM_ED25519\x10\x01\x12)\n%SIGNATURE_ALGORITHM_ECDSA_P256_SHA256\x10\x02*\x8c\x01\n\x0eReceiptOutcome\x12\x1f\n\x1bRECEIPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1c\n\x18RECEIPT_OUTCOME_ACCEPTED\x10\x01\x12\x1d\n\x19RECEIPT_OUTCOME_DUPLICATE\x10\x02\x12\x1c\n\x18RECEIPT_OUTCOME_REJECTED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'customs_hub.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNATUREALGORITHM']._serialized_start=1105
-  _globals['_SIGNATUREALGORITHM']._serialized_end=1238
-  _globals['_RECEIPTOUTCOME']._serialized_start=1241
-  _globals['_RECEIPTOUTCOME']._serialized_end=1381
+  _globals['_SIGNATUREALGORITHM']._serialized_start=1126
+  _globals['_SIGNATUREALGORITHM']._serialized_end=1259
+  _globals['_RECEIPTOUTCOME']._serialized_start=1262
+  _globals['_RECEIPTOUTCOME']._serialized_end=1402
   _globals['_SIGNATURE']._serialized_start=82
   _globals['_SIGNATURE']._serialized_end=200
   _globals['_ENVELOPE']._serialized_start=202
   _globals['_ENVELOPE']._serialized_end=289
   _globals['_HEADER']._serialized_start=292
-  _globals['_HEADER']._serialized_end=539
-  _globals['_RECEIPT']._serialized_start=542
-  _globals['_RECEIPT']._serialized_end=821
-  _globals['_SIGNEDRECEIPT']._serialized_start=823
-  _globals['_SIGNEDRECEIPT']._serialized_end=944
-  _globals['_BATCHPROOF']._serialized_start=946
-  _globals['_BATCHPROOF']._serialized_end=1001
-  _globals['_ENVELOPEBATCH']._serialized_start=1003
-  _globals['_ENVELOPEBATCH']._serialized_end=1037
-  _globals['_RECEIPTBATCH']._serialized_start=1039
-  _globals['_RECEIPTBATCH']._serialized_end=1102
+  _globals['_HEADER']._serialized_end=560
+  _globals['_RECEIPT']._serialized_start=563
+  _globals['_RECEIPT']._serialized_end=842
+  _globals['_SIGNEDRECEIPT']._serialized_start=844
+  _globals['_SIGNEDRECEIPT']._serialized_end=965
+  _globals['_BATCHPROOF']._serialized_start=967
+  _globals['_BATCHPROOF']._serialized_end=1022
+  _globals['_ENVELOPEBATCH']._serialized_start=1024
+  _globals['_ENVELOPEBATCH']._serialized_end=1058
+  _globals['_RECEIPTBATCH']._serialized_start=1060
+  _globals['_RECEIPTBATCH']._serialized_end=1123
 # @@protoc_insertion_point(module_scope)

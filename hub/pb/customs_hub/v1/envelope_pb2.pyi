@@ -53,7 +53,7 @@ class Envelope(_message.Message):
     def __init__(self, header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ...) -> None: ...
 
 class Header(_message.Message):
-    __slots__ = ("message_id", "correlation_id", "sender", "recipient", "body_type", "body_digest", "created_at", "expires_at", "schema_version")
+    __slots__ = ("message_id", "correlation_id", "sender", "recipient", "body_type", "body_digest", "created_at", "expires_at", "schema_version", "traceparent")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class Header(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     correlation_id: str
     sender: str
@@ -72,7 +73,8 @@ class Header(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     schema_version: str
-    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body_type: _Optional[str] = ..., body_digest: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[str] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, message_id: _Optional[str] = ..., correlation_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., body_type: _Optional[str] = ..., body_digest: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schema_version: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "envelope_digest", "outcome", "reason", "detail", "received_at", "receiver", "sender", "trail_index", "trail_size", "trail_root")

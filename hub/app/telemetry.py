@@ -1,0 +1,181 @@
+"""Traces and metrics (OpenTelemetry), as hub.toml's [telemetry] says (docs/telemetry.md).
+
+Each hub has its own providers, never the process-wide ones, so two hubs in one process (the
+demo, the tests) keep apart, and nothing another library registers globally reaches them.
+With the exporter "none" (the default) the tracer makes no spans and the callers skip even
+the clock readings they would give them (``Telemetry.tracing``).
+
+A message's spans are made after the fact from times the procedures took anyway: work is done
+in batches (one group commit, one stream frame, one verification run for many messages), and
+each message of a batch gets spans with the batch's start and end, under its own trace. The
+sender's trace is carried in the signed envelope header (``traceparent``); a receiver starts a
+trace of its own, linked to it (``link``), and never parented by it, so a partner can neither
+join nor flood our traces.
+
+What spans hold: message id, type, partner, attempt numbers, outcome and reason codes. Never
+a document's content, names, trader ids or correlation ids (which domestic systems choose).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+from hub.config import TelemetryConfig
+
+log = logging.getLogger("customs_hub.telemetry")
+
+SCOPE = "customs_hub"
+# Bounds on what one span may hold: a span is made from our own values only, but bounded all
+# the same, so no value can grow an exporter's batch without limit.
+LIMITS = SpanLimits(
+    max_attributes=16,
+    max_events=4,
+    max_links=1,
+    max_event_attributes=4,
+    max_link_attributes=4,
+    max_attribute_length=128,
+)
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+# attribute names (one place, so a test can hold every span to them)
+MESSAGE_ID = "customs_hub.message_id"
+BODY_TYPE = "customs_hub.type"
+PARTNER = "customs_hub.partner"
+REASON = "customs_hub.reason"
+OUTCOME = "customs_hub.outcome"
+ATTEMPT = "customs_hub.attempt"
+FORMAT = "customs_hub.format"
+COUNT = "customs_hub.count"
+ATTRIBUTES = frozenset({MESSAGE_ID, BODY_TYPE, PARTNER, REASON, OUTCOME, ATTEMPT, FORMAT, COUNT})
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def traceparent(context: SpanContext) -> str:
+    """``context`` as a W3C traceparent value (version 00); empty when it is not valid."""
+    if not context.is_valid:
+        return ""
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def span_context(value: str) -> SpanContext | None:
+    """The span context a traceparent value names, marked remote; None when it is empty or
+    not of version 00 with ids that are not zero (the envelope check refuses those)."""
+    match = TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    trace_id, span_id = int(match[1], 16), int(match[2], 16)
+    if not trace_id or not span_id:
+        return None
+    flags = TraceFlags(int(match[3], 16) & TraceFlags.SAMPLED)
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+
+
+def short_type(body_type: str) -> str:
+    """A body type's last part ("customs_hub.v1.GoodsDeclaration" -> "GoodsDeclaration")."""
+    return body_type.rsplit(".", 1)[-1][:64]
+
+
+class Telemetry:
+    """A hub's tracer and meter, and the providers behind them (flushed by ``shutdown``).
+
+    ``span_exporter`` and ``metric_readers`` add to what the config names (tests give an
+    in-memory exporter; spans given to it are exported as each ends)."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig,
+        party: str,
+        *,
+        span_exporter: SpanExporter | None = None,
+        metric_readers: Sequence[MetricReader] = (),
+    ) -> None:
+        self.config = config
+        self.party = party
+        resource = Resource.create({"service.name": "customs-hub", "service.instance.id": party})
+        self.tracing = config.tracing or span_exporter is not None
+        self._tracer_provider: TracerProvider | None = None
+        self.tracer: trace.Tracer = trace.NoOpTracer()
+        if self.tracing:
+            provider = TracerProvider(
+                resource=resource,
+                sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+                span_limits=LIMITS,
+            )
+            if span_exporter is not None:
+                provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+            if config.exporter == "console":
+                provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            elif config.exporter == "otlp":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+
+                provider.add_span_processor(
+                    BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint))
+                )
+            self._tracer_provider = provider
+            self.tracer = provider.get_tracer(SCOPE)
+        readers = list(metric_readers)
+        self.metering = config.metering or bool(readers)
+        self._meter_provider: MeterProvider | None = None
+        self.meter: metrics.Meter = metrics.NoOpMeter(SCOPE)
+        if self.metering:
+            self._meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            self.meter = self._meter_provider.get_meter(SCOPE)
+
+    def span(
+        self,
+        name: str,
+        start: int,
+        end: int,
+        *,
+        parent: SpanContext | None = None,
+        link: SpanContext | None = None,
+        attributes: Mapping[str, str | int] | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        error: str = "",
+    ) -> SpanContext:
+        """A span from ``start`` to ``end`` (ns since the epoch), ended at once: a child of
+        ``parent`` (one of our own), or the root of a new trace, with a ``link`` to another's.
+        Its context is returned, for children and for the header (invalid when tracing is
+        off or the trace is not sampled)."""
+        # a root has an empty context, never whatever span happens to be current
+        context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else Context()
+        links = [Link(link)] if link is not None and link.is_valid else None
+        span = self.tracer.start_span(
+            name, context, kind=kind, attributes=attributes, links=links, start_time=start
+        )
+        if error:
+            span.set_status(trace.StatusCode.ERROR, error[:128])
+        span.end(end_time=end)
+        return span.get_span_context()
+
+    def shutdown(self) -> None:
+        """Export what is buffered and stop (the hub is closing)."""
+        for provider in (self._tracer_provider, self._meter_provider):
+            if provider is not None:
+                try:
+                    provider.shutdown()
+                except Exception:  # an exporter's failure must not fail the hub's close
+                    log.warning("telemetry did not shut down cleanly", exc_info=True)
