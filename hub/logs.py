@@ -15,6 +15,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 TEXT, JSON = "text", "json"
 FORMATS = (TEXT, JSON)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -34,11 +36,24 @@ class OneLineFormatter(logging.Formatter):
         return super().formatMessage(record).translate(_CONTROLS)
 
 
+def trace_ids(record: logging.LogRecord) -> tuple[str, str] | None:
+    """The trace and span id (hex) a record belongs to: those it was given
+    (``extra=telemetry.log_ids(context)``), else the span current where it was logged; None
+    outside any trace."""
+    given = getattr(record, "trace_id", None), getattr(record, "span_id", None)
+    if isinstance(given[0], str) and isinstance(given[1], str):
+        return given[0], given[1]
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line: ``time`` (RFC 3339, UTC, milliseconds),
-    ``level``, ``logger``, ``message``, and ``exception`` (the traceback as one string) when
-    the record has one. JSON escapes every control character, so nothing in a message can
-    break the line."""
+    ``level``, ``logger``, ``message``, ``trace_id`` and ``span_id`` when the record belongs
+    to a trace, and ``exception`` (the traceback as one string) when the record has one.
+    JSON escapes every control character, so nothing in a message can break the line."""
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC)
@@ -48,6 +63,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        ids = trace_ids(record)
+        if ids is not None:
+            line["trace_id"], line["span_id"] = ids
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False).translate(

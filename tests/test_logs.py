@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
+from hub.app.telemetry import log_ids
 from hub.config import load_config
 from hub.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
-from tests.hubprocess import HubProcess, aeo_request, until
+from tests.hubprocess import CLI, HubProcess, aeo_request, until
 from tests.test_config_check import edit, refusal, write_config
 
 FORGED = "partner said: fine\n2026-12-08 01:00:00 ERROR customs_hub forged line\u2028more"
@@ -38,6 +44,58 @@ def test_json_lines_are_one_object_each_whatever_the_message_holds() -> None:
     assert parsed["time"].endswith("Z") and "T" in parsed["time"]
     with_traceback = json.loads(JsonFormatter().format(record("failed", exc=True)))
     assert "ValueError: inside" in with_traceback["exception"]
+
+
+def test_json_lines_name_the_trace_they_belong_to() -> None:
+    """Inside a span, or given its ids (``extra=log_ids(...)``), a JSON line carries the trace
+    and span id; outside any trace it carries neither."""
+    assert "trace_id" not in json.loads(JsonFormatter().format(record("alone")))
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        inside = json.loads(JsonFormatter().format(record("inside")))
+    context = span.get_span_context()
+    assert inside["trace_id"] == f"{context.trace_id:032x}"
+    assert inside["span_id"] == f"{context.span_id:016x}"
+    given = record("given")
+    given.__dict__.update(log_ids(context))
+    parsed = json.loads(JsonFormatter().format(given))
+    assert (parsed["trace_id"], parsed["span_id"]) == (inside["trace_id"], inside["span_id"])
+    assert log_ids(None) == {}
+
+
+def _serve_on_a_taken_port(tmp_path: Path, pki: Path, env: dict[str, str]) -> str:
+    """What ``customs-hub serve`` writes on standard error when its partner port is taken by
+    a socket that does not share it (gRPC's C core logs the failed bind its own way)."""
+    path = write_config(tmp_path / "CN", pki)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = path.read_text()
+        listen = re.search(r'^listen = "127.0.0.1:(\d+)"', text, re.MULTILINE)
+        assert listen is not None
+        path.write_text(text.replace(listen[0], f'listen = "127.0.0.1:{port}"', 1))
+        done = subprocess.run(
+            [*CLI, "serve", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    return done.stderr
+
+
+def test_grpc_core_lines_are_silenced_unless_asked_for(tmp_path: Path, pki: Path) -> None:
+    """By default the hub's standard error holds its own lines only; GRPC_VERBOSITY set by the
+    operator is kept, and then the C core's line is there too (so the check can fail)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    quiet = _serve_on_a_taken_port(tmp_path / "quiet", pki, env)
+    assert "add_port.cc" not in quiet and "Failed to add port" not in quiet
+    loud = _serve_on_a_taken_port(tmp_path / "loud", pki, {**env, "GRPC_VERBOSITY": "ERROR"})
+    assert "Failed to add port" in loud
 
 
 def test_text_lines_escape_what_would_forge_a_line() -> None:

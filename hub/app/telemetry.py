@@ -78,6 +78,14 @@ def traceparent(context: SpanContext) -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
+def log_ids(context: SpanContext | None) -> dict[str, str]:
+    """``extra=`` for a log record about the span ``context`` (hub/logs.py writes the ids in
+    JSON lines); empty when there is none."""
+    if context is None or not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
 def span_context(value: str) -> SpanContext | None:
     """The span context a traceparent value names, marked remote; None when it is empty or
     not of version 00 with ids that are not zero (the envelope check refuses those)."""
