@@ -15,6 +15,11 @@ under CN-NZ with its benefits; NZ suspends the status and CN's lookup says why i
 NZ sends CN a declaration naming that operator and the container SG inspected, and CN's risk
 engine, subscribed on CN's domestic port, reads it annotated with both. Then it shuts
 everything down.
+
+With ``--trace`` every hub records its spans in memory (as ``[telemetry]`` would export them),
+NZ's customs system takes the declaration from NZ's domestic port, and the demo prints the
+declaration's way as one tree with timings: CN's trace from submit to NZ's receipt, and NZ's own
+trace (verify, store, receipt, hand-over) joined to it by its link (hub/cli/tracetree.py).
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from hub.app.telemetry import Telemetry
+from hub.cli import tracetree
 from hub.cli.pki import init_federation
 from hub.cli.recognition import operator_text
 from hub.config import load_config, render_config
@@ -255,13 +263,44 @@ def annotation_text(recognition: rpb.DeclarationRecognition) -> str:
     return "\n".join(lines)
 
 
-async def run_demo() -> int:
+async def _trace(
+    hubs: dict[str, RunningHub], spans: dict[str, InMemorySpanExporter], message_id: str
+) -> None:
+    """NZ's customs system takes CN's declaration (its hand-over), then the declaration's
+    trace across CN and NZ is printed."""
+    nz = hubs["NZ"]
+    async with grpc.aio.insecure_channel(nz.config.domestic_listen) as channel:
+        stream = sgrpc.DomesticStub(channel).Subscribe(
+            spb.SubscribeRequest(subscriber="nz-customs"), timeout=WAIT_SECONDS
+        )
+        async for message in stream:
+            if message.message_id == message_id:
+                stream.cancel()
+                break
+    tree: list[str] = []
+
+    async def handed_over() -> bool:  # the hand-over's span ends as the message is yielded
+        nonlocal tree
+        tree = tracetree.message_tree(
+            message_id,
+            [tracetree.Spans(p, spans[p].get_finished_spans()) for p in ("CN", "NZ")],
+        )
+        return any("hand-over" in line for line in tree)
+
+    await _until("the hand-over's span", handed_over)
+    print(f"== The trace of CN's declaration {message_id} to NZ")
+    print(_indent("\n".join(tree)))
+
+
+async def run_demo(trace: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="customs-hub-demo-") as tmp:
         root = Path(tmp)
         print(f"Development federation in {root}: administrations {', '.join(PARTIES)}")
         init_federation(root / "pki", list(PARTIES))
         ports = {p: (_free_port(), _free_port()) for p in PARTIES}
         hubs: dict[str, RunningHub] = {}
+        spans: dict[str, InMemorySpanExporter] = {}
+        declaration = ""  # the message id of CN's declaration to NZ
         try:
             for party in PARTIES:
                 hubdir = root / party
@@ -276,7 +315,12 @@ async def run_demo() -> int:
                     )
                     + (CN_AGREEMENTS if party == "CN" else "")
                 )
-                hubs[party] = await start_hub(load_config(hubdir / "hub.toml"))
+                config = load_config(hubdir / "hub.toml")
+                telemetry = None
+                if trace:
+                    spans[party] = InMemorySpanExporter()
+                    telemetry = Telemetry(config.telemetry, party, span_exporter=spans[party])
+                hubs[party] = await start_hub(config, telemetry=telemetry)
                 print(
                     f"  {party} hub: partners on 127.0.0.1:{ports[party][0]} (mTLS), "
                     f"domestic on 127.0.0.1:{ports[party][1]}"
@@ -304,6 +348,8 @@ async def run_demo() -> int:
                 for queued in await _submit(hubs[party], request):
                     expected += 1
                     kind = request.WhichOneof("document")
+                    if party == "CN" and queued.recipient == "NZ":
+                        declaration = queued.message_id
                     print(f"{party} queued {kind} {queued.message_id} for {queued.recipient}")
             await _wait_for_receipts(hubs, expected)
             print()
@@ -333,6 +379,9 @@ async def run_demo() -> int:
             print()
             await _recognition(hubs)
             print()
+            if trace:
+                await _trace(hubs, spans, declaration)
+                print()
         finally:
             for running in hubs.values():
                 await running.stop(grace=1.0)

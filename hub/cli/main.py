@@ -344,8 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     formats = sub.add_parser("formats", help="list the registered document formats")
     formats.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    sub.add_parser(
+    demo = sub.add_parser(
         "demo", help="run a three-administration federation on loopback and exchange messages"
+    )
+    demo.add_argument(
+        "--trace",
+        action="store_true",
+        help="also print one declaration's trace across CN and NZ as a tree with timings",
     )
     return parser
 
@@ -478,7 +483,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from hub.cli.demo import run_demo
 
-        return asyncio.run(run_demo())
+        return asyncio.run(run_demo(trace=args.trace))
     raise CliError(f"unknown command {args.command}")
 
 
