@@ -1,6 +1,7 @@
 """End-to-end delivery between two real hubs, next to a bare mTLS streaming echo.
 
     python bench/e2e.py [--messages 10000] [--seconds 10] [--json bench/e2e-latest.json]
+                        [--telemetry off|on]
 
 Starts CN and NZ as two `customs-hub serve` processes (real mTLS, SQLite stores, a fresh
 development PKI in a temporary folder) and drives CN's domestic port from this process with
@@ -19,6 +20,12 @@ at CN) and AEO status updates (protobuf in), it measures:
   how much of what gRPC and TLS alone can carry the hub carries with everything it does.
 
 Everything shares this machine: both hubs and the load generator.
+
+``--telemetry on`` runs both hubs as an operator would with telemetry: ``[telemetry] exporter =
+"otlp"`` (every span of every message, sample ratio 1, exported in batches over OTLP/gRPC to a
+fake collector, tests/otlpsink.py, in its own process) and a Prometheus port each; the spans
+and metric points the collector received are printed. ``off`` (the default) is the hub's
+default: no [telemetry] table.
 """
 
 from __future__ import annotations
@@ -82,7 +89,9 @@ def free_port() -> int:
 class Hubs:
     """CN and NZ as `customs-hub serve` processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, collector: int = 0) -> None:
+        """``collector``: the port of an OTLP collector both hubs export to (0: telemetry
+        off)."""
         self.root = root
         pki = root / "pki"
         init_federation(pki, ["CN", "NZ"])
@@ -99,6 +108,12 @@ class Hubs:
                 partners={other: f"127.0.0.1:{self.ports[other][0]}"},
                 store="sqlite:///hub.db",
             )
+            if collector:
+                text += (
+                    f'\n[telemetry]\nexporter = "otlp"\n'
+                    f'otlp_endpoint = "http://127.0.0.1:{collector}"\n'
+                    f"prometheus_port = {free_port()}\n"
+                )
             (hubdir / "hub.toml").write_text(text)
             self.configs[party] = hubdir / "hub.toml"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -345,10 +360,31 @@ def disk_fsync(folder: Path, seconds: float = 3.0) -> Disk:
     return Disk(percentile(times, 0.5), percentile(times, 0.99), max(times), len(times))
 
 
-async def run(messages: int, seconds: float) -> tuple[list[Figures], Disk]:
+class Collector:
+    """The fake OTLP collector (tests/otlpsink.py) as a process of its own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "otlpsink.py"), "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.proc.stdout is None or "listening" not in self.proc.stdout.readline():
+            raise RuntimeError("the fake OTLP collector did not start")
+
+    def stop(self) -> dict[str, int]:
+        """What it received: spans and metric points."""
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=20)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+async def run(messages: int, seconds: float, telemetry: bool) -> tuple[list[Figures], Disk]:
     with tempfile.TemporaryDirectory() as tmp:
         disk = disk_fsync(Path(tmp))
-        hubs = Hubs(Path(tmp))
+        collector = Collector() if telemetry else None
+        hubs = Hubs(Path(tmp), collector.port if collector else 0)
         hubs.start()
         try:
             results = [
@@ -360,8 +396,16 @@ async def run(messages: int, seconds: float) -> tuple[list[Figures], Disk]:
             for party in ("CN", "NZ"):  # what the hubs said is the first thing to look at
                 log = (hubs.root / f"{party}.log").read_text(errors="replace")
                 print(f"--- {party}'s log, last lines:\n{log[-4000:]}", file=sys.stderr)
+            if collector is not None:
+                collector.stop()
             raise
-        hubs.stop()
+        hubs.stop()  # stopping, the hubs export what spans they still hold
+        if collector is not None:
+            received = collector.stop()
+            print(
+                f"telemetry on: the collector received {received['spans']:,} spans and "
+                f"{received['points']:,} metric points"
+            )
     echoes = await echo_rate([r.envelope_bytes for r in results], 20_000)
     for figures, echo in zip(results, echoes, strict=True):
         figures.echo_per_second = echo.per_second
@@ -378,8 +422,14 @@ def main() -> None:
         help="length of each steady-rate phase (a p99 over a few seconds is one stall)",
     )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "e2e-latest.json")
+    parser.add_argument(
+        "--telemetry",
+        choices=("off", "on"),
+        default="off",
+        help="on: both hubs export every span and their metrics over OTLP to a fake collector",
+    )
     args = parser.parse_args()
-    results, disk = asyncio.run(run(args.messages, args.seconds))
+    results, disk = asyncio.run(run(args.messages, args.seconds, args.telemetry == "on"))
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     print(f"end to end, CN -> NZ, SQLite, both hubs and the load generator on {machine}")
     print(
@@ -402,6 +452,7 @@ def main() -> None:
                 "machine": machine,
                 "disk_fsync_64k": asdict(disk),
                 "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "telemetry": args.telemetry,
                 "results": [asdict(r) | {"ratio": r.ratio} for r in results],
             },
             indent=2,

@@ -47,7 +47,8 @@ def _ids(span: ReadableSpan) -> tuple[int, int]:
 
 def _label(span: ReadableSpan) -> str:
     attributes = span.attributes or {}
-    shown = [f"{key.rsplit('.', 1)[-1]} {attributes[key]}" for key in SHOWN if key in attributes]
+    shown = [f"{key.rsplit('.', 1)[-1]} {attributes[key]!r}" for key in SHOWN if key in attributes]
+    shown = [text.replace("'", "") for text in shown]  # strings as they are, numbers as digits
     text = span.name + (f" ({', '.join(shown)})" if shown else "")
     if not span.status.is_ok:
         text += " [error]"
