@@ -16,6 +16,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from hub.app.telemetry import log_ids
+from hub.cli.main import main
 from hub.config import load_config
 from hub.logs import TEXT_FORMAT, JsonFormatter, OneLineFormatter
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -96,6 +97,22 @@ def test_grpc_core_lines_are_silenced_unless_asked_for(tmp_path: Path, pki: Path
     assert "add_port.cc" not in quiet and "Failed to add port" not in quiet
     loud = _serve_on_a_taken_port(tmp_path / "loud", pki, {**env, "GRPC_VERBOSITY": "ERROR"})
     assert "Failed to add port" in loud
+
+
+def test_libraries_that_quote_statements_stay_quiet_at_debug() -> None:
+    """`-vv` gives the hub's debug lines, not aiosqlite's or SQLAlchemy's, which quote every
+    statement's parameters (document bodies, trader ids)."""
+    from hub.cli.main import QUIET_LOGGERS
+
+    before = {name: logging.getLogger(name).level for name in (*QUIET_LOGGERS, "")}
+    try:
+        assert main(["-vv", "formats"]) == 0
+        for name in ("aiosqlite", "sqlalchemy", "sqlalchemy.engine"):
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def test_text_lines_escape_what_would_forge_a_line() -> None:

@@ -107,6 +107,10 @@ MESSAGE_STATUSES = [*(s.value for s in Outbound), "accepted", "superseded"]
 
 CONFIG_HELP = "the hub's configuration file, hub.toml"
 VERBOSE = "more log output (-vv for debug)"
+# Libraries whose debug lines would carry what the hub never logs (aiosqlite and SQLAlchemy's
+# quote every statement's parameters: document bodies, trader ids): held at WARNING even with
+# -vv (docs/telemetry.md).
+QUIET_LOGGERS = ("aiosqlite", "sqlalchemy", "asyncpg")
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its pipe closed
 
 
@@ -395,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(TEXT))
     logging.basicConfig(level=level, handlers=[handler])
+    for name in QUIET_LOGGERS:  # their debug lines quote statements' parameters: trade data
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         code = _dispatch(args)
         sys.stdout.flush()  # here, so that a reader that went away is seen here
