@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -15,6 +16,10 @@ from hub.app.telemetry import Telemetry, log_ids, span_context, traceparent
 from hub.config import TelemetryConfig, load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import EnvelopeError
+from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from tests.conftest import free_port
+from tests.hubprocess import HubProcess, aeo_request
+from tests.otlpsink import OtlpSink
 from tests.test_config_check import refusal, write_config
 from tests.test_envelope import CN, NOW, declaration, open_
 
@@ -158,3 +163,35 @@ def test_our_sampler_decides_not_the_partners_flag() -> None:
     telemetry.span("verify", 11, 12, parent=root)
     assert root.is_valid and not root.trace_flags.sampled
     assert exported.get_finished_spans() == ()
+
+
+async def test_a_serving_hub_exports_its_spans_over_otlp(tmp_path: Path, pki: Path) -> None:
+    """A real `customs-hub serve` with exporter = "otlp" sends its spans to a collector (the
+    fake one, tests/otlpsink.py, over real OTLP/gRPC): the submission's, named by message id,
+    under the hub's service name; what it still holds is sent as it stops."""
+    sink = OtlpSink(free_port())
+    await sink.start()
+    path = write_config(tmp_path / "CN", pki)
+    path.write_text(
+        path.read_text()
+        + f'\n[telemetry]\nexporter = "otlp"\notlp_endpoint = "http://127.0.0.1:{sink.port}"\n'
+    )
+    hub = HubProcess("CN", path)
+    try:
+        hub.start()
+        await hub.ready()
+        async with grpc.aio.insecure_channel(hub.domestic) as channel:
+            answer = await sgrpc.DomesticStub(channel).Submit(aeo_request("otlp-1"), timeout=10)
+        await hub.stop_gracefully()
+    finally:
+        hub.stop_quietly()
+        await sink.stop()
+    [queued] = answer.queued
+    ids = {
+        a.value.string_value
+        for span in sink.spans
+        for a in span.attributes
+        if a.key == "customs_hub.message_id"
+    }
+    assert queued.message_id in ids
+    assert {span.name for span in sink.spans} >= {"submit", "sign"}
