@@ -20,6 +20,7 @@ from hub.app.hub import Hub
 from hub.app.registrysync import RegistrySync
 from hub.app.reload import Change
 from hub.app.tasks import cancel_and_wait
+from hub.app.telemetry import Telemetry
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.core.errors import HubError
@@ -78,6 +79,8 @@ class RunningHub:
     lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
     # this hub asking partners about their AEOs (hub/app/registrysync.py)
     registry_sync: RegistrySync | None = None
+    # the metrics' gauges kept fresh (hub/app/metrics.py), when the hub meters
+    metrics_refresh: asyncio.Task[None] | None = None
 
     async def reload(self, path: Path | None = None) -> Change:
         """Read the configuration again and put it in place (hub/app/reload.py); a
@@ -106,6 +109,7 @@ class RunningHub:
             *([self.audit_server.stop(grace)] if self.audit_server else []),
         )
         await cancel_and_wait(self.checkpoints)
+        await cancel_and_wait(self.metrics_refresh)
         await self.hub.revocation_watch.stop()
         await self.hub.close()
         try:  # what was committed last is covered by a signed checkpoint
@@ -150,7 +154,9 @@ def _on_reload(
     return reloaded
 
 
-async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
+async def start_hub(
+    config: HubConfig, *, clock: Clock = system_clock, telemetry: Telemetry | None = None
+) -> RunningHub:
     # what the files hold, before anything is opened: a TLS key that does not match its
     # certificate would otherwise fail the bind with a misleading "address in use"
     keys.require_usable(config, clock())
@@ -158,17 +164,23 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
     lock = InstanceLock(store.db, config.party)
     try:
         await lock.acquire()  # one process serves a store: a second start stops here
-        return await _start(config, store, lock, clock)
+        return await _start(config, store, lock, clock, telemetry)
     except BaseException:
         await lock.release()
         await store.close()
         raise
 
 
-async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clock) -> RunningHub:
+async def _start(
+    config: HubConfig,
+    store: Store,
+    lock: InstanceLock,
+    clock: Clock,
+    telemetry: Telemetry | None = None,
+) -> RunningHub:
     # a new database gets the schema; one at another revision is refused (`db upgrade`)
     await store.prepare(create=True, upgrade_hint=f"customs-hub db upgrade --config {config.path}")
-    hub = Hub(config, store, clock=clock)
+    hub = Hub(config, store, clock=clock, telemetry=telemetry)
     # the trail key continues the history its newest checkpoint began, or hands over from
     # trail.previous_key; a key of anyone else's is refused before anything is written
     handing_over = await hub.audit.check_trail_keys(hub.audit.trail_keys, config)
@@ -291,6 +303,9 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         folder.start()
     checkpoints = asyncio.create_task(hub.audit.keep_checkpoints(), name=f"checkpoints-{hub.party}")
     hub.revocation_watch.start()
+    metrics_refresh = None
+    if hub.metrics.on:
+        metrics_refresh = asyncio.create_task(hub.metrics.keep_fresh(), name=f"metrics-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
         config.party,
@@ -316,4 +331,5 @@ async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clo
         store_watch,
         lost,
         registry_sync,
+        metrics_refresh,
     )
