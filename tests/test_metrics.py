@@ -17,14 +17,17 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
     InMemoryMetricReader,
     NumberDataPoint,
+    PeriodicExportingMetricReader,
 )
 
 from hub.app import metrics as m
 from hub.app.telemetry import Telemetry
 from hub.cli.demo import sample_declaration
 from hub.cli.pki import DEV_VALIDITY
+from hub.config import TelemetryConfig
 from hub.core.errors import ConfigError
 from hub.core.reasons import REASONS
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
@@ -332,3 +335,25 @@ async def test_a_served_hub_answers_metrics_scrapes(tmp_path: Path) -> None:
         await hub.stop_gracefully()
     finally:
         hub.stop_quietly()
+
+
+async def test_with_metering_off_nothing_is_measured(federation: Federation) -> None:
+    cn = await federation.start("CN")
+    assert not cn.hub.metrics.on and cn.metrics_refresh is None
+    # no clock is read for anyone: the hooks are not even set
+    assert cn.hub.writes.observe is None and cn.hub.translators.observe is None
+    assert cn.hub.metrics.queued not in cn.hub.queued_listeners
+    [queued] = await submit(cn, spb.SubmitRequest(goods_declaration=sample_declaration()))
+    assert queued.recipient == "NZ"
+
+
+def test_the_console_and_otlp_exporters_read_metrics_periodically() -> None:
+    [reader] = Telemetry._exporting_readers(TelemetryConfig(exporter="console"))
+    assert isinstance(reader, PeriodicExportingMetricReader)
+    assert isinstance(reader._exporter, ConsoleMetricExporter)
+    assert Telemetry._exporting_readers(TelemetryConfig(prometheus_port=9464)) == []
+    reader.shutdown()
+    otlp = TelemetryConfig(exporter="otlp", otlp_endpoint="http://127.0.0.1:4317")
+    [reader] = Telemetry._exporting_readers(otlp)
+    assert type(reader._exporter).__name__ == "OTLPMetricExporter"
+    reader.shutdown()
