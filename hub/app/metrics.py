@@ -300,6 +300,8 @@ class Metrics:
                 await self.refresh()
             except HubError as exc:  # the store did not answer: the gauges keep their values
                 log.warning("metrics: %s", exc)
+            except Exception:  # a bug here must not end the gauges for good
+                log.exception("metrics: refreshing the gauges failed")
             await asyncio.sleep(REFRESH_SECONDS)
 
     async def refresh(self) -> None:
