@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,7 +36,7 @@ from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.runtime import RunningHub
 from tests.conftest import PARTIES, Federation, free_port
-from tests.hubprocess import make_federation
+from tests.hubprocess import CLI, make_federation
 from tests.test_exchange import as_partner, eventually, signed_envelope, submit
 
 Labels = frozenset[tuple[str, Any]]
@@ -332,6 +333,15 @@ async def test_a_served_hub_answers_metrics_scrapes(tmp_path: Path) -> None:
         body = await asyncio.to_thread(scrape, port)
         assert "customs_hub_messages_queued_total" in body
         assert "customs_hub_certificate_days_to_expiry" in body
+        # a command beside the serving hub does not take its port (nor export as the hub)
+        command = await asyncio.to_thread(
+            subprocess.run,
+            [*CLI, "outbox", "retry", "--config", str(hub.config_path), "--partner", "NZ"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "no matching dead letters" in command.stderr, command.stderr
         await hub.stop_gracefully()
     finally:
         hub.stop_quietly()
