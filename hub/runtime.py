@@ -164,8 +164,13 @@ async def start_hub(
     lock = InstanceLock(store.db, config.party)
     try:
         await lock.acquire()  # one process serves a store: a second start stops here
+        # made here, not by the hub, so that a start failing later stops its exporters and
+        # frees the Prometheus port (the hub's close does once it runs)
+        telemetry = telemetry or Telemetry(config.telemetry, config.party)
         return await _start(config, store, lock, clock, telemetry)
     except BaseException:
+        if telemetry is not None:
+            telemetry.shutdown()
         await lock.release()
         await store.close()
         raise

@@ -367,3 +367,21 @@ def test_the_console_and_otlp_exporters_read_metrics_periodically() -> None:
     [reader] = Telemetry._exporting_readers(otlp)
     assert type(reader._exporter).__name__ == "OTLPMetricExporter"
     reader.shutdown()
+
+
+async def test_a_start_that_fails_later_frees_the_prometheus_port(
+    federation: Federation,
+) -> None:
+    port = free_port()
+    config = federation.configs["SG"]
+    federation.configs["SG"] = replace(
+        config, telemetry=replace(config.telemetry, prometheus_port=port)
+    )
+    listen = int(config.listen.rsplit(":", 1)[1])
+    with socket.socket() as taken:  # SG's partner port is someone else's
+        taken.bind(("127.0.0.1", listen))
+        taken.listen()
+        with pytest.raises(ConfigError, match=r"server\.listen"):
+            await federation.start("SG")
+    with socket.socket() as again:  # the metrics endpoint went with the failed start
+        again.bind(("127.0.0.1", port))
