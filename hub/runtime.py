@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from hub.app import keys, learning
+from hub.app import telemetry as telemetry_of
 from hub.app.context import Clock, Settings, system_clock
 from hub.app.delivery import OutboxWorker
 from hub.app.health import StoreWatch
@@ -79,6 +80,8 @@ class RunningHub:
     lock_lost: asyncio.Event = field(default_factory=asyncio.Event)
     # this hub asking partners about their AEOs (hub/app/registrysync.py)
     registry_sync: RegistrySync | None = None
+    # the metrics' gauges kept fresh (hub/app/metrics.py), when the hub meters
+    metrics_refresh: asyncio.Task[None] | None = None
 
     async def reload(self, path: Path | None = None) -> Change:
         """Read the configuration again and put it in place (hub/app/reload.py); a
@@ -107,6 +110,7 @@ class RunningHub:
             *([self.audit_server.stop(grace)] if self.audit_server else []),
         )
         await cancel_and_wait(self.checkpoints)
+        await cancel_and_wait(self.metrics_refresh)
         await self.hub.revocation_watch.stop()
         await self.hub.close()
         try:  # what was committed last is covered by a signed checkpoint
@@ -163,8 +167,13 @@ async def start_hub(
     lock = InstanceLock(store.db, config.party)
     try:
         await lock.acquire()  # one process serves a store: a second start stops here
+        # made here, not by the hub, so that a start failing later stops its exporters and
+        # frees the Prometheus port (the hub's close does once it runs)
+        telemetry = telemetry or telemetry_of.of_config(config.telemetry, config.party)
         return await _start(config, store, lock, clock, telemetry)
     except BaseException:
+        if telemetry is not None:
+            telemetry.shutdown()
         await lock.release()
         await store.close()
         raise
@@ -302,6 +311,9 @@ async def _start(
         folder.start()
     checkpoints = asyncio.create_task(hub.audit.keep_checkpoints(), name=f"checkpoints-{hub.party}")
     hub.revocation_watch.start()
+    metrics_refresh = None
+    if hub.metrics.on:
+        metrics_refresh = asyncio.create_task(hub.metrics.keep_fresh(), name=f"metrics-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",
         config.party,
@@ -327,4 +339,5 @@ async def _start(
         store_watch,
         lost,
         registry_sync,
+        metrics_refresh,
     )

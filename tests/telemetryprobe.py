@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adapters.formats import BUILTIN
-from hub.app import context, telemetry
+from hub.app import telemetry
 from hub.app.telemetry import Telemetry
 from hub.config import TelemetryConfig
 from hub.core.messages import BODY_TYPES
@@ -124,5 +124,5 @@ class Probe:
 def install(monkeypatch: pytest.MonkeyPatch) -> Probe:
     """Every hub made from now on (until the monkeypatch is undone) reports to a new probe."""
     probe = Probe()
-    monkeypatch.setattr(context, "Telemetry", probe.telemetry)
+    monkeypatch.setattr(telemetry, "of_config", probe.telemetry)
     return probe

@@ -141,6 +141,7 @@ class Audit:
     ) -> None:
         for _, error in refused:
             log.warning("rejected from %s: %s", source, error)
+        self.hub.metrics.rejected(source, [error.reason for _, error in refused])
         await self.hub.store.inbound.record_rejections(
             [
                 Rejection(
@@ -165,6 +166,7 @@ class Audit:
         since, left_out = self._refusals.get(key, (-REFUSAL_WINDOW, 0))
         if now - since < REFUSAL_WINDOW:
             self._refusals[key] = (since, left_out + 1)
+            self.hub.metrics.rejected(source, [error.reason])  # counted, though not recorded
             return
         if left_out:
             error = type(error)(
@@ -183,6 +185,7 @@ class Audit:
         document_digest: bytes | None = None,
     ) -> None:
         log.warning("rejected from %s: %s", source, error)
+        self.hub.metrics.rejected(source, [error.reason])
         await self.hub.store.inbound.record_rejection(
             Rejection(
                 at=self.hub.clock(),

@@ -18,6 +18,8 @@ from google.protobuf.message import Message
 
 from adapters.formats import Translators
 from hub.app import keys
+from hub.app import telemetry as telemetry_of
+from hub.app.metrics import Metrics
 from hub.app.notify import Notifier
 from hub.app.telemetry import Telemetry
 from hub.app.translation import Translation
@@ -112,7 +114,8 @@ class HubContext:
         self.settings = Settings.read(config, clock())
         self.party = config.party
         # traces and metrics ([telemetry]; tests give their own, with in-memory exporters)
-        self.telemetry = telemetry or Telemetry(config.telemetry, config.party)
+        self.telemetry = telemetry or telemetry_of.of_config(config.telemetry, config.party)
+        self.metrics = Metrics(self.telemetry, self)
         self.store = store
         self.clock = clock
         # partners' signing keys learned from the certificates their signatures carried
@@ -122,13 +125,21 @@ class HubContext:
         self.outbox_changed = Notifier()
         # every write a message takes goes through one group commit: inbound messages, new
         # outbound ones and partners' receipts share transactions (hub/store/groupcommit.py)
-        self.writes = GroupCommitter(store.db.write, name=f"writes-{self.party}")
+        self.writes = GroupCommitter(
+            store.db.write,
+            name=f"writes-{self.party}",
+            observe=self.metrics.committed if self.metrics.on else None,
+        )
         # called with the outbox entries of every committed group of new messages, in id
         # order, so senders can take them without reading them back (hub/app/delivery.py)
         self.queued_listeners: list[Callable[[Sequence[DueDelivery]], None]] = []
+        if self.metrics.on:
+            self.queued_listeners.append(self.metrics.queued)
         # hub.toml's [code_lists] are given to the translators here; a reload that changes
         # them swaps the translators' formats (hub/app/reload.py)
         self.translators = Translators(config.limits.xml, config.code_lists)
+        if self.metrics.on:
+            self.translators.observe = self.metrics.translated
         self.translation = Translation(self.translators, config.limits.xml)
         # CPU-bound work on what others send (verifying, parsing and translating documents)
         # runs here, not on the event loop, so one large document does not stall every other

@@ -499,6 +499,7 @@ class PartnerSender:
         if stream.settling:  # receipts already here are stored before the stream is given up
             await asyncio.gather(*stream.settling, return_exceptions=True)
         frames = [item for frame, _ in stream.in_flight for item in frame]
+        self.hub.metrics.failed(self.partner, len(frames))
         stream.in_flight.clear()
         stream.answered = 0
         delay, waiting = self._back_off(stream.broken)
@@ -514,6 +515,7 @@ class PartnerSender:
         )
 
     async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
+        self.hub.metrics.failed(self.partner, len(items))
         delay, waiting = self._back_off(error)
         log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
         await self.hub.store.outbox.record_failure(
@@ -619,6 +621,7 @@ class PartnerSender:
         if settled:
             await self.worker.settlements.submit(settled)
             self.delivered += len(settled)
+        self.hub.metrics.settled(self.partner, settled, later, now)
         for item, error in later:  # each waits on its own; the rest of the queue goes on
             delay = backoff(self.limits, item.attempts + 1)
             await self.hub.store.outbox.record_failure(

@@ -232,6 +232,7 @@ class Ingress:
         if fresh:
             log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.hub.inbound_arrived.notify()
+        self.hub.metrics.received(peer_party, envelopes, results, pending, outcomes)
         if refused:
             await self.audit.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]

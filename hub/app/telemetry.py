@@ -25,8 +25,22 @@ from collections.abc import Mapping, Sequence
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -37,12 +51,28 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.config import TelemetryConfig
+from hub.core.errors import ConfigError
 
 log = logging.getLogger("customs_hub.telemetry")
 
 SCOPE = "customs_hub"
+# The console and OTLP exporters' interval: metrics change slowly enough, and each export is a
+# full copy of every series.
+EXPORT_MILLIS = 60_000
+# Series per metric the SDK keeps at most (the label values are closed sets already, hub/app/
+# metrics.py; this holds even if one were not).
+CARDINALITY = 2000
+CARDINALITY_KINDS = (  # every kind of instrument: the limit is given per kind
+    Counter,
+    UpDownCounter,
+    Histogram,
+    ObservableCounter,
+    ObservableUpDownCounter,
+    ObservableGauge,
+)
 # Bounds on what one span may hold: a span is made from our own values only, but bounded all
 # the same, so no value can grow an exporter's batch without limit.
 LIMITS = SpanLimits(
@@ -148,9 +178,30 @@ class Telemetry:
         self.metering = config.metering or bool(readers)
         self._meter_provider: MeterProvider | None = None
         self.meter: metrics.Meter = metrics.NoOpMeter(SCOPE)
+        # the Prometheus endpoint's server, stopped by ``shutdown``
+        self._scrape: PrometheusEndpoint | None = None
         if self.metering:
+            readers += self._exporting_readers(config)
+            if config.prometheus_port is not None:
+                self._scrape = PrometheusEndpoint(config.prometheus_address, config.prometheus_port)
+                readers.append(self._scrape.reader)
             self._meter_provider = MeterProvider(resource=resource, metric_readers=readers)
             self.meter = self._meter_provider.get_meter(SCOPE)
+
+    @staticmethod
+    def _exporting_readers(config: TelemetryConfig) -> list[MetricReader]:
+        """The readers that push metrics where the exporter says, every ``EXPORT_MILLIS``."""
+        if config.exporter == "console":
+            exporter: MetricExporter = ConsoleMetricExporter()
+        elif config.exporter == "otlp":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter,
+            )
+
+            exporter = OTLPMetricExporter(endpoint=config.otlp_endpoint)
+        else:
+            return []
+        return [PeriodicExportingMetricReader(exporter, export_interval_millis=EXPORT_MILLIS)]
 
     def span(
         self,
@@ -181,9 +232,45 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Export what is buffered and stop (the hub is closing)."""
+        if self._scrape is not None:
+            self._scrape.close()
+            self._scrape = None
         for provider in (self._tracer_provider, self._meter_provider):
             if provider is not None:
                 try:
                     provider.shutdown()
                 except Exception:  # an exporter's failure must not fail the hub's close
                     log.warning("telemetry did not shut down cleanly", exc_info=True)
+
+
+class PrometheusEndpoint:
+    """A hub's metrics served for Prometheus to scrape (``/metrics`` on ``address:port``).
+
+    The collector is registered on a registry of the hub's own, never prometheus_client's
+    global one, so two hubs in one process each serve only their own metrics."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.reader = PrometheusMetricReader(
+            registry=self.registry,
+            cardinality_limits=dict.fromkeys(CARDINALITY_KINDS, CARDINALITY),
+        )
+        try:
+            self.server, self.thread = start_http_server(port, address, registry=self.registry)
+        except OSError as exc:
+            self.registry.unregister(self.reader._collector)
+            raise ConfigError(
+                f"telemetry.prometheus_port {port}: cannot serve metrics on {address}:{port} "
+                f"({exc.strerror or exc}); is another process (or hub) using the port?"
+            ) from None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def of_config(config: TelemetryConfig, party: str) -> Telemetry:
+    """The telemetry a hub's [telemetry] describes: what a hub started without one of its own
+    gets (tests/telemetryprobe.py puts in-memory exporters here, for every hub a test makes)."""
+    return Telemetry(config, party)

@@ -36,13 +36,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf.message import DecodeError, Message
 
-from adapters.base import Item, decode_all, is_light
+from adapters.base import DECODE, Item, decode_all, is_light
 from adapters.formats import Decoded, Translators, decode_isolated, detect
 from hub.core.errors import HubError, TranslationError
 from hub.core.limits import XmlLimits
@@ -91,12 +92,21 @@ class Translation:
         _, [(_, name, data, _)] = self._isolate(format_id, content, "", many=False)
         return _message(name, data)
 
+    def _observe(self, format_id: str, began: float) -> None:
+        """Tell the hub's metrics of a translation that began at ``began`` (perf_counter)."""
+        observe = self.translators.observe
+        if observe is not None:
+            observe(format_id or "auto", DECODE, time.perf_counter() - began)
+
     def decode_file(self, format_id: str, data: bytes, source: str) -> tuple[str, list[Item]]:
         """Every document of a file, and its format (detected where ``format_id`` is empty);
         a file that cannot be read at all raises TranslationError."""
         if len(data) <= ISOLATE_BYTES:
             found = format_id or detect(data, self.translators.formats)
-            return found, decode_all(self.translators.reader(found), data, source=source)
+            began = time.perf_counter()
+            items = decode_all(self.translators.reader(found), data, source=source)
+            self._observe(found, began)
+            return found, items
         found, decoded = self._isolate(format_id, data, source, many=True)
         items = []
         for line, name, body, error in decoded:
@@ -113,6 +123,14 @@ class Translation:
         self, format_id: str, data: bytes, source: str, *, many: bool
     ) -> tuple[str, list[Decoded]]:
         self.isolated += 1
+        began = time.perf_counter()
+        found, decoded = self._isolate_once(format_id, data, source, many=many)
+        self._observe(found, began)
+        return found, decoded
+
+    def _isolate_once(
+        self, format_id: str, data: bytes, source: str, *, many: bool
+    ) -> tuple[str, list[Decoded]]:
         for attempt in (1, 2):
             process = self._worker()
             try:

@@ -27,6 +27,7 @@ from adapters.protojson import DOCUMENT_FIELDS, ProtoJson
 from hub import __version__
 from hub.app import learning
 from hub.app.hub import Hub
+from hub.app.telemetry import Telemetry
 from hub.cli import agreements as agreementscli
 from hub.cli import audit as auditcli
 from hub.cli import backup as backupcli
@@ -42,7 +43,7 @@ from hub.cli import status as statuscli
 from hub.cli import translate as translatecli
 from hub.cli.pki import DEV_VALIDITY, init_federation, issue_next_signing, new_trail_key
 from hub.cli.trailfiles import export_trail, read_key, verify_folder, verify_messages
-from hub.config import HubConfig, load_config, render_config
+from hub.config import HubConfig, TelemetryConfig, load_config, render_config
 from hub.core.errors import REASON_KEY, ConfigError, HubError, TranslationError
 from hub.core.messages import SHORT_NAMES, full_body_type
 from hub.core.outbox import Outbound, operable
@@ -691,7 +692,7 @@ async def _outbox(args: argparse.Namespace) -> int:
             _print_outbox(await store.views.outbox_rows(now), now, as_json=args.json)
             return 0
         if action == "retry":
-            hub = Hub(config, store)
+            hub = offline_hub(config, store)
             retried = await hub.submission.retry_dead_letters(args.message_id, args.partner)
             for old, new in retried.queued:
                 print(f"requeued {old}" if old == new else f"re-signed {old} as {new}")
@@ -706,6 +707,12 @@ async def _outbox(args: argparse.Namespace) -> int:
         return await _drop_or_reroute(args, config, store)
     finally:
         await store.close()
+
+
+def offline_hub(config: HubConfig, store: Store) -> Hub:
+    """The hub's procedures for a command run beside the serving hub: without telemetry, so
+    it neither takes the serving hub's Prometheus port nor exports as if it were the hub."""
+    return Hub(config, store, telemetry=Telemetry(TelemetryConfig(), config.party))
 
 
 async def _drop_or_reroute(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
@@ -730,7 +737,7 @@ async def _drop_or_reroute(args: argparse.Namespace, config: HubConfig, store: S
     if args.outbox_action == "reroute":
         done = []
         if chosen:  # named one by one: none of those left alone, none queued since
-            hub = Hub(config, store)
+            hub = offline_hub(config, store)
             try:
                 done = await hub.submission.reroute(
                     args.partner,

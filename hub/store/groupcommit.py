@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,10 +84,19 @@ class Lane(Generic[Item, Result]):
 
 
 class GroupCommitter:
-    def __init__(self, transact: Transact, *, name: str, max_items: int = 1024) -> None:
+    def __init__(
+        self,
+        transact: Transact,
+        *,
+        name: str,
+        max_items: int = 1024,
+        observe: Callable[[str, float], None] | None = None,
+    ) -> None:
         self._transact = transact
         self.name = name
         self.max_items = max_items
+        # told each committed transaction's seconds, once per lane in it (the hub's metrics)
+        self.observe = observe
         self._pending: deque[_Job] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +182,7 @@ class GroupCommitter:
         def work(tx: Any) -> list[list[Any]]:
             return [lane.apply(tx, items) for (lane, _), items in zip(groups, batches, strict=True)]
 
+        began = time.perf_counter()
         try:
             results = await self._transact(work)
         except asyncio.CancelledError:
@@ -191,6 +202,10 @@ class GroupCommitter:
             _fail(jobs, exc)
             return
         self.transactions += 1
+        if self.observe is not None:
+            seconds = time.perf_counter() - began
+            for lane, _ in groups:
+                self.observe(lane.name, seconds)
         for (lane, jobs), items, lane_results in zip(groups, batches, results, strict=True):
             if len(lane_results) != len(items):
                 count = f"{len(lane_results)} results for {len(items)} items"

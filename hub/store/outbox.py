@@ -239,6 +239,7 @@ class OutboxStore:
                 m.correlation_id,
                 m.body_type,
                 m.business_keys,
+                m.created_at,
             )
             for eid, oid, m in zip(entry_ids, outbound_ids, messages, strict=True)
         ]
@@ -298,6 +299,23 @@ class OutboxStore:
                     core_select(OUTBOX.c.partner).where(OUTBOX.c.state == QUEUED).distinct()
                 )
                 return list(result.scalars().all())
+
+        return await self.db.run(work)
+
+    async def queued_by_partner(self) -> dict[str, tuple[int, datetime]]:
+        """Each partner's queued entries: how many, and when the oldest was queued (the hub's
+        outbox gauges; partners with nothing queued are not named)."""
+
+        async def work() -> dict[str, tuple[int, datetime]]:
+            query = (
+                core_select(OUTBOX.c.partner, func.count(), func.min(OUTBOUND.c.created_at))
+                .join(OUTBOUND, OUTBOUND.c.id == OUTBOX.c.outbound_id)
+                .where(OUTBOX.c.state == QUEUED)
+                .group_by(OUTBOX.c.partner)
+            )
+            async with self.db.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            return {partner: (count, as_utc(oldest)) for partner, count, oldest in rows}
 
         return await self.db.run(work)
 

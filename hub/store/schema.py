@@ -630,6 +630,7 @@ class DueDelivery:
     correlation_id: str = ""
     body_type: str = ""
     business_keys: str = "{}"
+    created_at: datetime | None = None  # when its message was queued (delivery latency)
 
     # what ``of`` reads, by name: the entry (outbox) and its message (outbound_message)
     COLUMNS: ClassVar[tuple[Any, ...]] = (
@@ -644,6 +645,7 @@ class DueDelivery:
         OUTBOUND.c.correlation_id,
         OUTBOUND.c.body_type,
         OUTBOUND.c.business_keys,
+        OUTBOUND.c.created_at,
     )
 
     @classmethod
@@ -651,7 +653,7 @@ class DueDelivery:
         """A row selected with ``COLUMNS``, unpacked in their order (a senders' hot path: by
         name, SQLAlchemy's rows cost a lookup per column)."""
         (entry_id, outbound_id, message_id, partner, envelope, digest, attempts, expires_at,
-         correlation_id, body_type, keys) = row  # fmt: skip
+         correlation_id, body_type, keys, created_at) = row  # fmt: skip
         return cls(
             entry_id,
             outbound_id,
@@ -664,6 +666,7 @@ class DueDelivery:
             correlation_id,
             body_type,
             keys,
+            as_utc(created_at),
         )
 
 
