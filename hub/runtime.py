@@ -313,6 +313,7 @@ async def _start(
     hub.revocation_watch.start()
     metrics_refresh = None
     if hub.metrics.on:
+        await hub.metrics.refresh_logged()  # the gauges have values from the first scrape on
         metrics_refresh = asyncio.create_task(hub.metrics.keep_fresh(), name=f"metrics-{hub.party}")
     log.info(
         "hub %s serving partners on %s, domestic systems on %s",

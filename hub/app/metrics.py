@@ -296,13 +296,17 @@ class Metrics:
         """``refresh`` every ``REFRESH_SECONDS`` until cancelled (hub/runtime.py runs it while
         the hub runs, when metering)."""
         while True:
-            try:
-                await self.refresh()
-            except HubError as exc:  # the store did not answer: the gauges keep their values
-                log.warning("metrics: %s", exc)
-            except Exception:  # a bug here must not end the gauges for good
-                log.exception("metrics: refreshing the gauges failed")
+            await self.refresh_logged()
             await asyncio.sleep(REFRESH_SECONDS)
+
+    async def refresh_logged(self) -> None:
+        """``refresh``, with a failure logged rather than raised."""
+        try:
+            await self.refresh()
+        except HubError as exc:  # the store did not answer: the gauges keep their values
+            log.warning("metrics: %s", exc)
+        except Exception:  # a bug here must not end the gauges for good
+            log.exception("metrics: refreshing the gauges failed")
 
     async def refresh(self) -> None:
         """Read the gauges' values anew: the outbox and newest checkpoint from the store, the
