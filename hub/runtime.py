@@ -20,6 +20,7 @@ from hub.app.hub import Hub
 from hub.app.registrysync import RegistrySync
 from hub.app.reload import Change
 from hub.app.tasks import cancel_and_wait
+from hub.app.telemetry import Telemetry
 from hub.config import HubConfig
 from hub.connectors.dropfolder import DropFolder
 from hub.core.errors import HubError
@@ -150,7 +151,11 @@ def _on_reload(
     return reloaded
 
 
-async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> RunningHub:
+async def start_hub(
+    config: HubConfig, *, clock: Clock = system_clock, telemetry: Telemetry | None = None
+) -> RunningHub:
+    """Start a hub; ``telemetry``: its tracer and meter (tests give in-memory exporters),
+    else made from the config's [telemetry]."""
     # what the files hold, before anything is opened: a TLS key that does not match its
     # certificate would otherwise fail the bind with a misleading "address in use"
     keys.require_usable(config, clock())
@@ -158,17 +163,23 @@ async def start_hub(config: HubConfig, *, clock: Clock = system_clock) -> Runnin
     lock = InstanceLock(store.db, config.party)
     try:
         await lock.acquire()  # one process serves a store: a second start stops here
-        return await _start(config, store, lock, clock)
+        return await _start(config, store, lock, clock, telemetry)
     except BaseException:
         await lock.release()
         await store.close()
         raise
 
 
-async def _start(config: HubConfig, store: Store, lock: InstanceLock, clock: Clock) -> RunningHub:
+async def _start(
+    config: HubConfig,
+    store: Store,
+    lock: InstanceLock,
+    clock: Clock,
+    telemetry: Telemetry | None = None,
+) -> RunningHub:
     # a new database gets the schema; one at another revision is refused (`db upgrade`)
     await store.prepare(create=True, upgrade_hint=f"customs-hub db upgrade --config {config.path}")
-    hub = Hub(config, store, clock=clock)
+    hub = Hub(config, store, clock=clock, telemetry=telemetry)
     # the trail key continues the history its newest checkpoint began, or hands over from
     # trail.previous_key; a key of anyone else's is refused before anything is written
     handing_over = await hub.audit.check_trail_keys(hub.audit.trail_keys, config)

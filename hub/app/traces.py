@@ -159,16 +159,18 @@ class DeliveryTrace:
         self.sent: dict[int, tuple[SpanContext, str, str, int, int]] = {}
 
     def taken(self, frame: Sequence[DueDelivery]) -> None:
-        """The frame is about to be written: each message's wait in the outbox ends."""
+        """The frame is about to be written (an attempt begins): a message's first wait in
+        the outbox ends (a retry's wait is the backoff, between its attempts' spans)."""
         now = now_ns()
         for item in frame:
             header = header_of(item.envelope)
             parent = span_context(header.traceparent) if header is not None else None
             if header is None or parent is None:  # signed while telemetry was off
                 continue
-            attributes = {MESSAGE_ID: item.message_id, PARTNER: self.partner}
-            created = min(header.created_at.ToNanoseconds(), now)
-            self.telemetry.span(OUTBOX_WAIT, created, now, parent=parent, attributes=attributes)
+            if not item.attempts:
+                attributes = {MESSAGE_ID: item.message_id, PARTNER: self.partner}
+                created = min(header.created_at.ToNanoseconds(), now)
+                self.telemetry.span(OUTBOX_WAIT, created, now, parent=parent, attributes=attributes)
             kind = short_type(item.body_type)
             self.sent[item.entry_id] = (parent, item.message_id, kind, now, item.attempts + 1)
 
