@@ -18,6 +18,7 @@ from opentelemetry.trace import NoOpTracer, SpanContext, SpanKind, StatusCode
 from hub.app.telemetry import (
     ATTEMPT,
     ATTRIBUTES,
+    BODY_TYPE,
     FORMAT,
     MESSAGE_ID,
     OUTCOME,
@@ -35,6 +36,7 @@ from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.runtime import RunningHub
 from tests.conftest import Federation
 from tests.test_delivery import fast_retries
+from tests.test_dropfolder import add_folder, drop, files
 from tests.test_exchange import as_partner, eventually, nz_signing_key, refused, signer_of
 from tests.testdata import CDS_SAMPLES
 
@@ -376,3 +378,114 @@ async def test_with_telemetry_off_no_spans_are_made_and_headers_carry_none(
     assert inbound.trace is None
     # and no sender keeps anything for spans
     assert cn.worker.senders["NZ"].traces is None
+
+
+@SQLITE_ONLY
+async def test_a_derived_message_is_in_the_trace_of_its_document(federation: Federation) -> None:
+    """A notification and the control result it reports: one trace, the result's span a
+    child of the notification's root, each envelope's header naming its own span."""
+    cn, cn_spans = await start(federation, "CN")
+    await start(federation, "NZ")
+    data = (CDS_SAMPLES / "TT_IM068a/Example_Notifications/07_DMSCLE.xml").read_bytes()
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        response = await sgrpc.DomesticStub(channel).Submit(
+            spb.SubmitRequest(
+                raw=spb.RawDocument(format="wco-xml", content=data), recipients=["NZ"]
+            ),
+            timeout=10,
+        )
+    assert len(response.queued) == 2
+
+    async def both_delivered() -> list[ReadableSpan]:
+        spans = named(cn_spans.get_finished_spans(), "deliver")
+        return spans if len(spans) == 2 else []
+
+    await eventually(both_delivered)
+    sent = cn_spans.get_finished_spans()
+    root = one(sent, "submit")
+    derived = one(sent, "derived")
+    assert_tree(sent, root)
+    assert under(derived, root)
+    assert dict(derived.attributes or {})[BODY_TYPE] == "ControlResult"
+    assert dict(root.attributes or {})[BODY_TYPE] == "Response"
+    headers = {
+        m.body_type.rsplit(".", 1)[-1]: header_of(m.envelope).traceparent
+        for m, _ in await cn.hub.store.views.outbound()
+    }
+    assert headers == {
+        "Response": traceparent(context(root)),
+        "ControlResult": traceparent(context(derived)),
+    }
+    deliveries = named(sent, "deliver")
+    assert sorted(under(d, root) for d in deliveries) == [False, True]
+    assert sorted(under(d, derived) for d in deliveries) == [False, True]
+    assert_clean(sent)
+
+
+@SQLITE_ONLY
+async def test_drop_folders_trace_the_pickup_and_the_hand_over(federation: Federation) -> None:
+    for party, text in (
+        ("CN", 'settle_seconds = 0\nrecipients = ["NZ"]'),
+        ("NZ", 'outbox_format = "wco-xml"\nsettle_seconds = 0'),
+    ):
+        add_folder(federation, party, text)
+    _, cn_spans = await start(federation, "CN")
+    _, nz_spans = await start(federation, "NZ")
+    cn_root = federation.root / "CN" / "exchange"
+    nz_root = federation.root / "NZ" / "exchange"
+    drop(cn_root, "declaration.xml", DECLARATION.read_bytes())
+
+    async def written() -> list[str]:
+        return files(nz_root / "outbox")
+
+    await eventually(written)
+
+    async def handed_over() -> list[ReadableSpan]:
+        return named(nz_spans.get_finished_spans(), "hand-over")
+
+    [hand_over] = await eventually(handed_over)
+    sent = cn_spans.get_finished_spans()
+    root = one(sent, "submit")
+    assert_tree(sent, root)
+    translate = one(sent, "translate")
+    assert under(translate, root) and dict(translate.attributes or {})[FORMAT] == "wco-xml"
+    assert times(root)[0] <= times(translate)[0]
+    receive = one(nz_spans.get_finished_spans(), "receive")
+    assert under(hand_over, receive)
+    [link] = receive.links
+    assert (link.context.trace_id, link.context.span_id) == (
+        context(root).trace_id,
+        context(root).span_id,
+    )
+    # no file name or path in any span
+    for span in [*sent, *nz_spans.get_finished_spans()]:
+        for value in dict(span.attributes or {}).values():
+            assert "declaration" not in str(value) and "exchange" not in str(value), span.name
+    assert_clean(sent)
+
+
+@SQLITE_ONLY
+async def test_a_refused_submission_is_a_failed_submit_root(federation: Federation) -> None:
+    cn, spans = await start(federation, "CN")
+    async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
+        stub = sgrpc.DomesticStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as broken:
+            await stub.Submit(
+                spb.SubmitRequest(
+                    raw=spb.RawDocument(format="wco-xml", content=b"<Declaration><ID>"),
+                    recipients=["NZ"],
+                ),
+                timeout=10,
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as nobody:  # a party that is no partner
+            await stub.Submit(
+                spb.SubmitRequest(goods_declaration=sample_declaration(), recipients=["XX"]),
+                timeout=10,
+            )
+    reasons = [dict(e.value.trailing_metadata() or ())[REASON_KEY] for e in (broken, nobody)]
+    made = spans.get_finished_spans()
+    assert [s.name for s in made] == ["submit", "submit"]
+    for span, reason in zip(made, reasons, strict=True):
+        assert span.parent is None and span.status.status_code == StatusCode.ERROR
+        assert dict(span.attributes or {})[REASON] == reason
+    assert await cn.hub.store.views.outbound() == []
