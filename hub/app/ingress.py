@@ -252,9 +252,10 @@ class Ingress:
             )
             held = {i for i, _, _ in pending}
             for i, result in enumerate(results):
-                if isinstance(result, HubError) and i not in held:
+                if i not in held and result is not None:  # refused, or a resend answered
                     check = checked[i]
-                    trace.refused(check[0].header if isinstance(check, tuple) else None, result)
+                    read = check[0].header if isinstance(check, tuple) else None
+                    trace.answered(read, result if isinstance(result, HubError) else None)
         if fresh:
             log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.hub.inbound_arrived.notify()

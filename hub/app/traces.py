@@ -286,18 +286,23 @@ class ReceiveTrace:
         """The commit failed (this hub's fault): the opened spans end with its reason."""
         self.stored([(error.reason, (0, 0))] * len(self.opened))
 
-    def refused(self, header: pb.Header | None, error: HubError) -> None:
-        """An envelope refused before it was stored (``header``: if it was read)."""
-        attributes = {PARTNER: self.partner, OUTCOME: "rejected", REASON: error.reason}
-        link = span_context(header.traceparent) if header is not None else None
+    def answered(self, header: pb.Header | None, error: HubError | None) -> None:
+        """An envelope answered without being stored: refused (``error``), or a resend
+        answered with the receipt it got before (a duplicate); ``header`` if it was read."""
+        attributes: dict[str, str | int] = {PARTNER: self.partner}
+        if header is not None:
+            attributes[MESSAGE_ID] = header.message_id
+        attributes[OUTCOME] = "rejected" if error is not None else "duplicate"
+        if error is not None:
+            attributes[REASON] = error.reason
         self.telemetry.span(
             RECEIVE,
             self.start,
             now_ns(),
-            link=link,
+            link=span_context(header.traceparent) if header is not None else None,
             attributes=attributes,
             kind=SpanKind.SERVER,
-            error=error.reason,
+            error=error.reason if error is not None else "",
         )
 
 
