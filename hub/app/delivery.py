@@ -38,6 +38,8 @@ from hub.app.learning import Learner, remember
 from hub.app.ports import PartnerStream, PartnerTransport
 from hub.app.revocation import RevocationWatch
 from hub.app.tasks import cancel_and_wait
+from hub.app.telemetry import now_ns
+from hub.app.traces import DeliveryTrace
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
 from hub.core.errors import DeliveryError, HubError, TrustError
@@ -61,6 +63,7 @@ OUTCOMES = {
 # crl-stale: the partner's list of our CA's revoked certificates is out of date, which a
 # current one mends; the message waits for it.
 RETRYABLE_REJECTIONS = frozenset({"not-yet-valid", "crl-stale"})
+UNAVAILABLE = "partner-unavailable"  # the reason code of an attempt the stream failed
 # How often SQLite's write-ahead log is copied into the database (Database.copy_wal): at a
 # few MB of log per second under load, each copy stays small.
 WAL_COPY_SECONDS = 0.25
@@ -162,6 +165,9 @@ class PartnerSender:
         # stopped partner's server certificate may be looked at again
         self.stopped: str | None = None
         self.preflight_after = 0.0
+        # each message's outbox wait and delivery attempts (telemetry on)
+        telemetry = self.hub.telemetry
+        self.traces = DeliveryTrace(telemetry, partner) if telemetry.tracing else None
 
     def _queued(self, entries: Sequence[DueDelivery]) -> None:
         mine = [e for e in entries if e.partner == self.partner]
@@ -295,12 +301,16 @@ class PartnerSender:
             except HubError as exc:
                 self.cursor = 0
                 self._forget()
-                await self._failed_attempt(due, str(exc))
+                if self.traces is not None:  # an attempt, failed before a frame was written
+                    self.traces.taken(due)
+                await self._failed_attempt(due, str(exc), exc.reason)
                 return False
         for frame in batches(due, batch, self.limits.max_batch_bytes):
             if stream.broken:
                 break
             timeout = self.limits.partner_timeout_seconds
+            if self.traces is not None:
+                self.traces.taken(frame)
             try:
                 # a partner that hangs before the stream is up (in the TLS handshake, say)
                 # counts as failed after the same timeout as one that does not answer a frame
@@ -378,6 +388,8 @@ class PartnerSender:
             await self._drop(stream)
             if stream.settling:
                 await asyncio.gather(*stream.settling, return_exceptions=True)
+            if self.traces is not None:  # abandoned, not failed: they stay queued
+                self.traces.forget([item for frame, _ in stream.in_flight for item in frame])
             stream.in_flight.clear()
         log.error(
             "delivery to %s stopped (%s): %s; its messages stay queued until the revocation no "
@@ -471,9 +483,11 @@ class PartnerSender:
                     log.error("clearing the backoff of %s: %s", self.partner, exc)
         except StreamBroken as exc:
             stream.broken = stream.broken or str(exc)
+            self._unsettled(entry[0])
         except HubError as exc:
             log.error("settling receipts from %s failed: %s", self.partner, exc)
             stream.broken = stream.broken or f"settling failed: {exc}"
+            self._unsettled(entry[0])
         finally:
             for i, held in enumerate(stream.in_flight):
                 if held is entry:
@@ -481,6 +495,12 @@ class PartnerSender:
                     stream.answered -= 1
                     break
             self.wake.set()
+
+    def _unsettled(self, frame: list[DueDelivery]) -> None:
+        """The frame's receipts came but could not be settled: its attempt failed (it stays
+        queued, and the stream is given up without it)."""
+        if self.traces is not None:
+            self.traces.failed(frame, UNAVAILABLE)
 
     async def _drop(self, stream: _Stream) -> None:
         """Stop using a stream: cancel it and its reader."""
@@ -510,14 +530,20 @@ class PartnerSender:
             len(frames),
             delay,
         )
+        if self.traces is not None:
+            self.traces.failed(frames, UNAVAILABLE)
         await self.hub.store.outbox.record_failure(
             [d.entry_id for d in frames], stream.broken, None, waiting
         )
 
-    async def _failed_attempt(self, items: list[DueDelivery], error: str) -> None:
+    async def _failed_attempt(
+        self, items: list[DueDelivery], error: str, reason: str = UNAVAILABLE
+    ) -> None:
         self.hub.metrics.failed(self.partner, len(items))
         delay, waiting = self._back_off(error)
         log.warning("delivery to %s failed: %s; next try in %.1f s", self.partner, error, delay)
+        if self.traces is not None:
+            self.traces.failed(items, reason)
         await self.hub.store.outbox.record_failure(
             [d.entry_id for d in items], error, None, waiting
         )
@@ -548,8 +574,11 @@ class PartnerSender:
             raise StreamBroken(
                 f"partner answered {len(receipts)} receipts for {len(frame)} envelopes"
             )
+        verifying = now_ns() if self.traces is not None else 0
         settled: list[Settlement] = []
-        later: list[tuple[DueDelivery, str]] = []
+        # each with why (logged and stored), its reason code, and whether the attempt failed
+        # (else the partner refused it for now)
+        later: list[tuple[DueDelivery, str, str, bool]] = []
         verified: set[tuple[str, bytes, bytes]] = set()
         now = self.hub.clock()
         # and the keys learned since the stream opened (docs/adr/0010-key-rotation.md)
@@ -575,7 +604,7 @@ class PartnerSender:
                     raise withheld_refusal([signed.signature.key_id], withheld) or exc from None
             except HubError as exc:
                 log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
-                later.append((item, f"receipt refused: {exc.reason}"))
+                later.append((item, f"receipt refused: {exc.reason}", exc.reason, True))
                 continue
             if (
                 receipt.message_id != item.message_id
@@ -584,18 +613,19 @@ class PartnerSender:
                 log.error(
                     "receipt from %s names other bytes than %s", self.partner, item.message_id
                 )
-                later.append((item, "receipt names other bytes"))
+                mismatch = DeliveryError("receipt names other bytes", reason="receipt-mismatch")
+                later.append((item, mismatch.message, mismatch.reason, True))
                 continue
             taught.setdefault(signed.signature.key_id, item.message_id)
             outcome = OUTCOMES.get(receipt.outcome, "unknown")
             if outcome == "unknown":
-                later.append((item, "receipt has no known outcome"))
+                later.append((item, "receipt has no known outcome", "receipt-malformed", True))
                 continue
             if outcome == "rejected" and receipt.reason in RETRYABLE_REJECTIONS:
                 log.warning(
                     "%s refused %s for now: %s", self.partner, item.message_id, receipt.reason
                 )
-                later.append((item, f"refused for now: {receipt.reason}"))
+                later.append((item, f"refused for now: {receipt.reason}", receipt.reason, False))
                 continue
             dead_reason = None
             if outcome == "rejected":
@@ -616,18 +646,26 @@ class PartnerSender:
                     dead_reason,
                 )
             )
+        verified_at = now_ns() if self.traces is not None else 0
         for key in learner.learned(taught):  # kept before the receipts it verified
             await remember(self.hub, [key], taught[key.key.key_id])
         if settled:
             await self.worker.settlements.submit(settled)
             self.delivered += len(settled)
         self.hub.metrics.settled(self.partner, settled, later, now)
-        for item, error in later:  # each waits on its own; the rest of the queue goes on
+        for item, error, _, _ in later:  # each waits on its own; the rest of the queue goes on
             delay = backoff(self.limits, item.attempts + 1)
             await self.hub.store.outbox.record_failure(
                 [item.entry_id], error, now + timedelta(seconds=delay)
             )
             self.retries[item.entry_id] = time.monotonic() + delay
+        if self.traces is not None:
+            times = (verifying, verified_at)
+            for s in settled:
+                self.traces.settled(s.due, s.receipt.outcome, s.receipt.reason or "", times)
+            for item, _, code, failed in later:
+                outcome = "failed" if failed else "rejected"  # rejected for now: the answer
+                self.traces.settled(item, outcome, code, times, refused=failed)
 
     async def stop(self, grace: float) -> None:
         """Write nothing more; wait up to ``grace`` seconds for the receipts of what is in

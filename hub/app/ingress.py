@@ -20,6 +20,8 @@ from google.protobuf.message import Message
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Slice
 from hub.app.learning import Learner, remember
+from hub.app.telemetry import now_ns
+from hub.app.traces import ReceiveTrace
 from hub.core.agreements import RECEIVE
 from hub.core.envelope import (
     OpenedEnvelope,
@@ -145,10 +147,14 @@ class Ingress:
         then: asyncio.Event,
     ) -> list[pb.SignedReceipt | HubError]:
         now = self.hub.clock()
+        telemetry = self.hub.telemetry
+        trace = ReceiveTrace(telemetry, peer_party) if telemetry.tracing else None
         results: list[pb.SignedReceipt | HubError | None] = [None] * len(envelopes)
         refused: list[tuple[bytes, HubError]] = []
         pending: list[tuple[int, Incoming, OpenedEnvelope]] = []
         checked = await self._open_batch(envelopes, peer_party, now)
+        if trace is not None:
+            trace.opened_all()
         if after is not None:
             await after.wait()
         now = self.hub.clock()  # after the wait: the time the window is checked at and kept
@@ -205,14 +211,22 @@ class Ingress:
                 row.body = opened.document.SerializeToString(deterministic=True)
                 row.original_format, row.original_body = opened.original_format, opened.body
                 row.document_digest = opened.document_digest
+            if trace is not None:  # its receive span, kept with it for the hand-over
+                row.trace = trace.root(header)
             record = record_of(opened.document, peer_party, header.message_id, 0, now)
             pending.append((i, Incoming(row, state, record), opened))
+        if trace is not None:
+            trace.commit()
         committed = self.commits.enqueue([p[1] for p in pending])
         then.set()  # in its place: the next batch may take its own
         try:
             outcomes: Sequence[Accepted | StoreDataError] = await committed
         except StoreDataError:  # one envelope's data the store refused: each alone, to know
             outcomes = [await self._accept_alone(incoming) for _, incoming, _ in pending]
+        except HubError as exc:
+            if trace is not None:
+                trace.abandoned(exc)
+            raise
         fresh = 0
         for (i, incoming, opened), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, StoreDataError):
@@ -229,6 +243,19 @@ class Ingress:
             )
             results[i] = conflict
             refused.append((envelopes[i], conflict))
+        if trace is not None:
+            trace.stored(
+                [
+                    self._traced(outcome, results[i], incoming)
+                    for (i, incoming, _), outcome in zip(pending, outcomes, strict=True)
+                ]
+            )
+            held = {i for i, _, _ in pending}
+            for i, result in enumerate(results):
+                if i not in held and result is not None:  # refused, or a resend answered
+                    check = checked[i]
+                    read = check[0].header if isinstance(check, tuple) else None
+                    trace.answered(read, result if isinstance(result, HubError) else None)
         if fresh:
             log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.hub.inbound_arrived.notify()
@@ -236,6 +263,20 @@ class Ingress:
         if refused:
             await self.audit.record_rejections(peer_party, refused)
         return [r for r in results if r is not None]
+
+    @staticmethod
+    def _traced(
+        outcome: Accepted | StoreDataError,
+        result: pb.SignedReceipt | HubError | None,
+        incoming: Incoming,
+    ) -> tuple[str, tuple[int, int]]:
+        """What a stored envelope's receive span says: its outcome (a reason code if it was
+        refused after all) and when its receipt was signed."""
+        if isinstance(result, HubError):
+            return result.reason, (0, 0)
+        if isinstance(outcome, Accepted) and not outcome.fresh:
+            return "duplicate", (0, 0)
+        return "accepted", incoming.receipt_ns
 
     async def _accept_alone(self, incoming: Incoming) -> Accepted | StoreDataError:
         try:
@@ -434,7 +475,18 @@ class Ingress:
                 for signed in sign_receipts(self.hub.signer, receipts)
             ]
 
-        return self.hub.store.inbound.accept_in(tx, incoming, sign)
+        if not self.hub.telemetry.tracing:
+            return self.hub.store.inbound.accept_in(tx, incoming, sign)
+
+        def timed(rows: list[InboundRow], head: tuple[int, bytes]) -> list[bytes]:
+            began = now_ns()
+            receipts = sign(rows, head)
+            signed = (began, now_ns())
+            for item in incoming:
+                item.receipt_ns = signed
+            return receipts
+
+        return self.hub.store.inbound.accept_in(tx, incoming, timed)
 
     def _receipt(
         self,

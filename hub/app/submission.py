@@ -24,6 +24,8 @@ from google.protobuf.message import Message
 from adapters.wco.controls import control_result_from
 from hub.app.audit import Audit
 from hub.app.context import HubContext
+from hub.app.telemetry import MESSAGE_ID, now_ns, traceparent
+from hub.app.traces import Pickup, SubmitTrace
 from hub.core.agreements import SEND, Agreements, keep_fields
 from hub.core.envelope import (
     CORRELATION_ID,
@@ -90,6 +92,7 @@ class Submission:
     derived: Sequence[Message] = ()
     submission_id: str = ""
     source: str = "domestic"  # who submitted it, for a rejection's record: "folder:<name>"
+    pickup: Pickup | None = None  # when it was taken in and translated (telemetry on)
 
 
 def derived_messages(document: Message) -> list[Message]:
@@ -109,6 +112,7 @@ class Outgoing:
     events: list[trail.Event] = field(default_factory=list)  # translated, routed
     # our own AEO statuses for the registry, each with the place of its "routed" leaf in events
     records: list[tuple[int, AeoRecord]] = field(default_factory=list)
+    trace: SubmitTrace | None = None  # its envelopes' spans, ended once committed
 
 
 def queued_from(answer: bytes) -> list[QueuedMessage]:
@@ -228,16 +232,28 @@ class Submissions:
             if sub.submission_id:
                 future = asyncio.get_running_loop().create_future()
                 self._submitting[sub.submission_id] = mine[sub.submission_id] = future
+        tracing = self.hub.telemetry.tracing
+        committing = now_ns() if tracing else 0
         try:
             await self.commits.submit([job for _, job in jobs])
         except BaseException as exc:
             for future in mine.values():
                 future.set_exception(exc if isinstance(exc, Exception) else HubError("cancelled"))
                 future.exception()  # retrieved: waiters see it, nobody is warned
+            if tracing:
+                failure = exc if isinstance(exc, HubError) else HubError("not queued")
+                for _, job in jobs:
+                    if job.trace is not None:
+                        job.trace.failed(failure)
             raise
         finally:
             for sid in mine:
                 self._submitting.pop(sid, None)
+        if tracing:
+            end = now_ns()
+            for _, job in jobs:
+                if job.trace is not None:
+                    job.trace.queued(committing, end)
         for i, job in jobs:
             queued = [QueuedMessage(r.message_id, r.recipient) for r in job.rows]
             results[i] = queued
@@ -253,7 +269,18 @@ class Submissions:
         return [r if r is not None else HubError("not processed") for r in results]
 
     def _prepare(self, sub: Submission) -> Outgoing:
-        """Check, route and sign one submission: its outbound rows, not yet stored."""
+        """Check, route and sign one submission: its outbound rows, not yet stored (with
+        telemetry on, and their spans begun)."""
+        if not self.hub.telemetry.tracing:
+            return self._outgoing(sub, None)
+        trace = SubmitTrace(self.hub.telemetry, sub.pickup)
+        try:
+            return self._outgoing(sub, trace)
+        except HubError as exc:
+            trace.failed(exc)
+            raise
+
+    def _outgoing(self, sub: Submission, trace: SubmitTrace | None) -> Outgoing:
         if not CORRELATION_ID.fullmatch(sub.correlation_id):
             # what a partner would refuse is refused here, before it is signed and queued
             raise SubmissionError(
@@ -274,6 +301,8 @@ class Submissions:
         now = self.hub.clock()
         agreements = self.hub.agreements  # one policy for the whole submission
         plan, left_out = self._covered(plan, agreements, now.date())
+        if trace is not None:
+            trace.checked()
         keyed = [(doc, targets, keys_of(doc)) for doc, targets in plan]
         if sub.document_digest:
             events.append(
@@ -307,18 +336,23 @@ class Submissions:
                     detail=f"to {', '.join(targets) or 'nobody'}, {how}"[:DETAIL_CHARS],
                 )
             )
-            sent = [
-                self._sealed(
-                    doc,
-                    recipient,
-                    sub.correlation_id,
-                    keys,
-                    sub.document_digest,
-                    sub.submission_id or None,
-                    agreements,
+            sent: list[NewOutbound] = []
+            for recipient in targets:
+                span = trace.open(recipient, doc.DESCRIPTOR.full_name, n > 0) if trace else None
+                sent.append(
+                    self._sealed(
+                        doc,
+                        recipient,
+                        sub.correlation_id,
+                        keys,
+                        sub.document_digest,
+                        sub.submission_id or None,
+                        agreements,
+                        traceparent(span.get_span_context()) if span is not None else "",
+                    )
                 )
-                for recipient in targets
-            ]
+                if span is not None:
+                    span.set_attribute(MESSAGE_ID, sent[-1].message_id)
             rows += sent
             if isinstance(doc, AeoStatus):  # ours, for the registry, routed anywhere or not
                 first = sent[0].message_id if sent else ""
@@ -330,7 +364,9 @@ class Submissions:
                 queued=[spb.Queued(message_id=r.message_id, recipient=r.recipient) for r in rows],
                 document_digest=sub.document_digest or b"",
             ).SerializeToString()
-        return Outgoing(rows, sub.submission_id, answer, events, records)
+        if trace is not None:
+            trace.done()
+        return Outgoing(rows, sub.submission_id, answer, events, records, trace)
 
     @staticmethod
     def _covered(
@@ -368,10 +404,11 @@ class Submissions:
         document_digest: bytes | None,
         submission_id: str | None = None,
         agreements: Agreements | None = None,
+        trace: str = "",
     ) -> NewOutbound:
         """``document`` signed in a new envelope for ``recipient``, as an outbound row: with
         agreements configured, only what the one covering it lets leave (or refused with
-        not-covered-by-agreement)."""
+        not-covered-by-agreement). ``trace``: the traceparent of its span (telemetry on)."""
         now = self.hub.clock()
         ttl = self.hub.config.limits.message_ttl
         policy = self.hub.agreements if agreements is None else agreements
@@ -387,6 +424,7 @@ class Submissions:
             created_at=now,
             ttl=ttl,
             correlation_id=correlation_id,
+            traceparent=trace,
         )
         if len(data) > self.hub.config.limits.max_envelope_bytes:
             # a partner refuses it (they accept what we do): refused now, not dead-lettered

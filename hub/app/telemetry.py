@@ -134,6 +134,13 @@ def short_type(body_type: str) -> str:
     return body_type.rsplit(".", 1)[-1][:64]
 
 
+def finish(span: trace.Span, end: int, error: str = "") -> None:
+    """End ``span`` at ``end`` (ns since the epoch); with ``error`` (a reason code), failed."""
+    if error:
+        span.set_status(trace.StatusCode.ERROR, error[:128])
+    span.end(end_time=end)
+
+
 class Telemetry:
     """A hub's tracer and meter, and the providers behind them (flushed by ``shutdown``).
 
@@ -218,17 +225,29 @@ class Telemetry:
         """A span from ``start`` to ``end`` (ns since the epoch), ended at once: a child of
         ``parent`` (one of our own), or the root of a new trace, with a ``link`` to another's.
         Its context is returned, for children and for the header (invalid when tracing is
-        off or the trace is not sampled)."""
+        off; not sampled, and so not recorded, as the sampler decides)."""
+        span = self.begin(name, start, parent=parent, link=link, attributes=attributes, kind=kind)
+        finish(span, end, error)
+        return span.get_span_context()
+
+    def begin(
+        self,
+        name: str,
+        start: int,
+        *,
+        parent: SpanContext | None = None,
+        link: SpanContext | None = None,
+        attributes: Mapping[str, str | int] | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> trace.Span:
+        """A span begun at ``start``, for one whose context must be known before it ends (an
+        envelope's header or an inbound row names it); ``finish`` ends it."""
         # a root has an empty context, never whatever span happens to be current
         context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else Context()
         links = [Link(link)] if link is not None and link.is_valid else None
-        span = self.tracer.start_span(
+        return self.tracer.start_span(
             name, context, kind=kind, attributes=attributes, links=links, start_time=start
         )
-        if error:
-            span.set_status(trace.StatusCode.ERROR, error[:128])
-        span.end(end_time=end)
-        return span.get_span_context()
 
     def shutdown(self) -> None:
         """Export what is buffered and stop (the hub is closing)."""

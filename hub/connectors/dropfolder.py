@@ -53,6 +53,8 @@ from google.protobuf.message import Message
 from adapters.base import DECODE, ENCODE, Item
 from hub.app.hub import Hub
 from hub.app.submission import Submission, derived_messages
+from hub.app.telemetry import now_ns
+from hub.app.traces import Pickup, hand_over
 from hub.config import FolderConfig
 from hub.core.errors import ConfigError, HubError, LimitError, TranslationError
 from hub.core.messages import body_class
@@ -371,7 +373,9 @@ class DropFolder:
         outcomes: list[Outcome] = []
         pending: list[tuple[Outcome, int | None]] = []
         submissions: list[Submission] = []
+        tracing = self.hub.telemetry.tracing
         for dropped in files:
+            start = now_ns() if tracing else 0  # the pickup, for the documents' traces
             read = await finished_in_thread(self._read, tree, dropped)
             if read is None:  # taken away, or replaced by something that is not a file
                 continue
@@ -381,7 +385,9 @@ class DropFolder:
                 continue
             outcome, data = read
             outcomes.append(outcome)
+            began = now_ns() if tracing else 0
             items = await self.hub.off_loop(self._decode, outcome, data)
+            pickup = Pickup(start, (began, now_ns(), outcome.format_id)) if tracing else None
             if not items and not outcome.refused:
                 empty = TranslationError("the file holds no document", reason="no-document")
                 outcome.refused.append((None, empty))
@@ -399,6 +405,7 @@ class DropFolder:
                         derived=derived_messages(item.message),
                         submission_id=self.submission_id(outcome, index),
                         source=self.source,
+                        pickup=pickup,
                     )
                 )
             await self._record(outcome)
@@ -543,6 +550,8 @@ class DropFolder:
     async def write_outbox(self) -> int:
         """Write the next messages from partners as files; acknowledge them once they are in
         place. The number written."""
+        telemetry = self.hub.telemetry
+        start = now_ns() if telemetry.tracing else 0
         cursor = await self.store.inbound.acknowledged(self.subscriber)
         rows = await self.store.inbound.after(cursor, OUTBOX_BATCH)
         if not rows:
@@ -551,6 +560,9 @@ class DropFolder:
         await finished_in_thread(self._write_all, files)
         self._reported_outbox.clear()
         await self.store.inbound.acknowledge(self.subscriber, rows[-1].id or cursor)
+        if telemetry.tracing:  # each handed over once its file is in place
+            for row in rows:
+                hand_over(telemetry, start, row)
         return len(rows)
 
     def _outbox_file(self, row: InboundMessage) -> tuple[PurePath, bytes]:

@@ -282,6 +282,11 @@ REASONS: dict[str, Reason] = {
     "shutting-down": _r("the hub is stopping: retry with another call", UNAVAILABLE),
     "partner-unavailable": _r("a partner's hub did not answer (delivery, retried)", UNAVAILABLE),
     "receipt-malformed": _r("a receipt that does not parse", UNAUTHENTICATED),
+    "receipt-mismatch": _r(
+        "a partner's receipt naming other envelope bytes than those sent (recorded with the "
+        "failed attempt; the message is sent again)",
+        UNAVAILABLE,
+    ),
     "receipt-signature-invalid": _r(
         "a receipt whose signature or batch proof does not verify", UNAUTHENTICATED
     ),

@@ -11,6 +11,8 @@ from google.protobuf.message import DecodeError, Message
 from hub.app.context import Slice
 from hub.app.hub import Hub
 from hub.app.submission import Submission, derived_messages
+from hub.app.telemetry import now_ns
+from hub.app.traces import Pickup, hand_over, refused_submit
 from hub.core.envelope import sha256
 from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
 from hub.core.messages import GoodsDeclaration, body_class
@@ -45,9 +47,12 @@ class DomesticService(sgrpc.DomesticServicer):
         self.translators = hub.translators
         self.lookups = lookups_of(hub)
 
-    async def _document_of(self, request: spb.SubmitRequest) -> tuple[Message, bytes | None]:
-        """The business message a request carries (translated from a raw document) and the
-        raw document's digest; a refusal is recorded before it is raised."""
+    async def _document_of(
+        self, request: spb.SubmitRequest, start: int = 0
+    ) -> tuple[Message, bytes | None, Pickup | None]:
+        """The business message a request carries (translated from a raw document), the raw
+        document's digest, and when it came and was translated (``start``: with telemetry on,
+        when the call came); a refusal is recorded before it is raised."""
         which = request.WhichOneof("document")
         digest: bytes | None = None
         try:
@@ -55,31 +60,40 @@ class DomesticService(sgrpc.DomesticServicer):
                 raise SubmissionError("the request carries no document", reason="no-document")
             if which == "raw":
                 digest = sha256(request.raw.content)
+                began = now_ns() if start else 0
                 # a large document is translated off the loop: it stalls no other call
                 document = await self.hub.translate(request.raw.format, request.raw.content)
-                return document, digest
-            return getattr(request, which), None
+                translated = (began, now_ns(), request.raw.format) if start else None
+                return document, digest, Pickup(start, translated) if start else None
+            return getattr(request, which), None, Pickup(start) if start else None
         except HubError as exc:
+            if start:
+                refused_submit(self.hub.telemetry, start, exc)
             await self.hub.audit.record_rejection("domestic", None, exc, document_digest=digest)
             raise
 
     async def Submit(
         self, request: spb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> spb.SubmitResponse:
+        start = now_ns() if self.hub.telemetry.tracing else 0
         try:
-            document, digest = await self._document_of(request)
+            document, digest, pickup = await self._document_of(request, start)
         except HubError as exc:
             await abort(context, exc)
             raise
-        try:  # Submissions.submit records its own rejections
-            queued = await self.hub.submission.submit(
-                document,
-                list(request.recipients),
-                request.correlation_id,
-                digest,
-                derived=derived_messages(document),
-                submission_id=request.submission_id,
-            )
+        submission = Submission(
+            document,
+            list(request.recipients),
+            request.correlation_id,
+            digest,
+            derived_messages(document),
+            request.submission_id,
+            pickup=pickup,
+        )
+        try:  # Submissions.submit_many records its own rejections
+            [queued] = await self.hub.submission.submit_many([submission])
+            if isinstance(queued, HubError):
+                raise queued
         except HubError as exc:
             await abort(context, exc)
             raise
@@ -103,9 +117,10 @@ class DomesticService(sgrpc.DomesticServicer):
         results: list[spb.SubmitResult | None] = [None] * len(request.requests)
         submissions: list[tuple[int, Submission]] = []
         turn = Slice()  # documents translated on the loop give it a turn every 2 ms
+        start = now_ns() if self.hub.telemetry.tracing else 0
         for i, sub in enumerate(request.requests):
             try:
-                document, digest = await self._document_of(sub)
+                document, digest, pickup = await self._document_of(sub, start)
             except HubError as exc:
                 results[i] = spb.SubmitResult(error=submit_error(exc))
                 continue
@@ -121,6 +136,7 @@ class DomesticService(sgrpc.DomesticServicer):
                         digest,
                         derived_messages(document),
                         sub.submission_id,
+                        pickup=pickup,
                     ),
                 )
             )
@@ -169,7 +185,9 @@ class DomesticService(sgrpc.DomesticServicer):
             except HubError as exc:
                 await abort(context, exc)
                 raise
+            tracing = self.hub.telemetry.tracing
             for row in rows:
+                began = now_ns() if tracing else 0
                 cursor = row.id or cursor
                 document, refusal = (
                     await self.hub.off_loop(self._document, request.format, row.body_type, row.body)
@@ -196,6 +214,8 @@ class DomesticService(sgrpc.DomesticServicer):
                         recognition.ByteSize() if recognition is not None else 0,
                     )
                     recognition = None
+                if tracing:
+                    hand_over(self.hub.telemetry, began, row)
                 yield spb.InboundMessage(
                     cursor=cursor,
                     message_id=row.message_id,

@@ -165,6 +165,9 @@ class InboundMessage(SQLModel, table=True):
     # the envelope exactly as received, signatures included: what the sender signed, kept as
     # evidence (``trail verify --messages``). NULL for messages stored before revision 0003.
     envelope: bytes | None = _blob(nullable=True)
+    # the traceparent of its ``receive`` span, for the span of its hand-over (revision 0007);
+    # NULL when telemetry was off as it was received
+    trace: str | None = Field(default=None, max_length=55)
 
 
 class InboundOriginal(SQLModel, table=True):
@@ -568,6 +571,7 @@ class InboundRow:
     original_format: str = ""
     original_body: bytes = b""
     document_digest: bytes = b""
+    trace: str | None = None  # the traceparent of its ``receive`` span (telemetry on)
 
     # what ``stored`` reads of a message accepted before, in this order
     STORED: ClassVar[tuple[str, ...]] = (
@@ -688,6 +692,8 @@ class Incoming:
     row: InboundRow
     state: StateRef | None = None
     record: AeoRecord | ControlRecord | None = None
+    # when its receipt was signed (ns since the epoch), for its trace: telemetry on, accepted
+    receipt_ns: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
