@@ -39,6 +39,21 @@ log = logging.getLogger("customs_hub")
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
 
+
+def loggable(error: HubError, data: bytes | None = None) -> str:
+    """What a log line says of a refusal: its reason, where in the input (line and column),
+    and the message id the input claims. Not the error's message: a translator's or parser's
+    message may quote the refused document (the tag or value it stopped at), and logs never
+    hold trade data. The whole message is in the trail's rejection and the caller's answer."""
+    text = error.reason
+    line, column = getattr(error, "line", None), getattr(error, "column", None)
+    if isinstance(line, int):
+        text += f" at line {line}" + (f", column {column}" if isinstance(column, int) else "")
+    claimed = claimed_message_id(data) if data else ""
+    if claimed:
+        text += f", message {claimed}"
+    return text + " (the detail is in the trail)"
+
 class Audit:
     def __init__(self, hub: HubContext) -> None:
         self.hub = hub
@@ -139,8 +154,8 @@ class Audit:
     async def record_rejections(
         self, source: str, refused: Sequence[tuple[bytes, HubError]]
     ) -> None:
-        for _, error in refused:
-            log.warning("rejected from %s: %s", source, error)
+        for data, error in refused:
+            log.warning("rejected from %s: %s", source, loggable(error, data))
         self.hub.metrics.rejected(source, [error.reason for _, error in refused])
         await self.hub.store.inbound.record_rejections(
             [
@@ -184,7 +199,7 @@ class Audit:
         error: HubError,
         document_digest: bytes | None = None,
     ) -> None:
-        log.warning("rejected from %s: %s", source, error)
+        log.warning("rejected from %s: %s", source, loggable(error, data))
         self.hub.metrics.rejected(source, [error.reason])
         await self.hub.store.inbound.record_rejection(
             Rejection(

@@ -189,9 +189,8 @@ async def test_a_start_with_a_linked_level_is_refused(tmp_path: Path, pki: Path)
 async def test_a_name_cannot_forge_a_log_line(
     dropping: Dropping, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A newline in a file name (and so in the translator's message quoting it) does not start
-    a line of its own in the hub's log: the hub's formatter keeps each record on one line, and
-    the folder quotes names."""
+    """A newline in a file name does not start a line of its own in the hub's log: the hub's
+    formatter keeps each record on one line, and the folder quotes names."""
     forged = "x.json\n2026-12-07 ERROR customs_hub.delivery: forged"
     (dropping.inbox / forged).write_bytes(b"{not json")
     with caplog.at_level(logging.INFO, logger="customs_hub"):
@@ -200,7 +199,12 @@ async def test_a_name_cannot_forge_a_log_line(
     lines = [formatter.format(record) for record in caplog.records]
     assert len(lines) >= 2  # the rejection, the file moved to rejected/
     assert all("\n" not in line for line in lines)
-    assert sum("x.json\\n2026-12-07" in line for line in lines) == len(lines)
+    # the rejection's line names its reason and line, not the translator's message (which
+    # may quote the document); the folder's lines quote the name, escaped
+    [rejection] = [line for line in lines if "rejected from" in line]
+    assert "x.json" not in rejection and "at line 1" in rejection
+    others = [line for line in lines if line != rejection]
+    assert others and all("x.json\\n2026-12-07" in line for line in others)
     assert any("'x.json\\n2026-12-07" in record.getMessage() for record in caplog.records)
 
 
