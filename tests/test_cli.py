@@ -55,6 +55,30 @@ def test_demo_runs_and_exits_zero() -> None:
 
 
 @pytest.mark.slow
+def test_demo_trace_draws_one_declaration_across_both_administrations() -> None:
+    result = run("demo", "--trace", timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    tree = out[out.index("== The trace of CN's declaration") :].splitlines()
+    spans = [line.split(maxsplit=3) for line in tree[2:] if line.startswith(("  CN ", "  NZ "))]
+    names = [(hub, rest) for hub, _start, _took, rest in spans]
+    assert names[0] == ("CN", "submit (partner NZ)")
+    cn = " ".join(rest for hub, rest in names if hub == "CN")
+    for name in ("policy", "sign", "store", "outbox wait", "deliver", "receipt"):
+        assert name in cn, name
+    assert "attempt 1, outcome accepted" in cn
+    nz = [rest for hub, rest in names if hub == "NZ"]
+    assert nz[0].endswith("(linked, own trace) receive (partner CN, outcome accepted)")
+    assert [n.split("─ ")[-1].split(" (")[0] for n in nz[1:]] == [
+        "verify",
+        "store",
+        "receipt",
+        "hand-over",
+    ]
+    assert "All hubs stopped cleanly." in out
+
+
+@pytest.mark.slow
 def test_config_errors_name_file_and_key(tmp_path: Path, pki: Path) -> None:
     assert (
         run(
