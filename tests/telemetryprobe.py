@@ -27,7 +27,11 @@ from hub.core.messages import BODY_TYPES
 from hub.core.reasons import REASONS
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PARTIES = frozenset({"CN", "NZ", "SG", "domestic", "other", "reload", "folder"})
+# parties, and the fixed sources of refusals (hub/app/metrics.py)
+PARTIES = frozenset(
+    {"CN", "NZ", "SG", "domestic", "other", "reload", "folder", "outbox-retry", "crl-fetch"}
+    | {"revocation", "recognition"}
+)
 TYPES = frozenset({t.rsplit(".", 1)[-1] for t in BODY_TYPES} | {"other"})
 WORDS = re.compile(r"^[a-z][a-z0-9-]{0,40}$")  # outcomes, lanes, directions, uses
 
