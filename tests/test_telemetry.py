@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from hub.app.telemetry import Telemetry, log_ids, span_context, traceparent
+from hub.app.telemetry import Telemetry, log_ids, reason_code, span_context, traceparent
 from hub.config import TelemetryConfig, load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import EnvelopeError
@@ -195,3 +195,8 @@ async def test_a_serving_hub_exports_its_spans_over_otlp(tmp_path: Path, pki: Pa
     }
     assert queued.message_id in ids
     assert {span.name for span in sink.spans} >= {"submit", "sign"}
+
+
+def test_a_partners_receipt_reason_reaches_a_span_only_as_a_known_code() -> None:
+    assert reason_code("signature-invalid") == "signature-invalid"
+    assert reason_code("TRADER-MARK: anything a partner writes") == "other"

@@ -5,6 +5,7 @@ puts in that header deciding nothing of ours; and nothing at all with telemetry 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,6 +103,11 @@ def under(span: ReadableSpan, parent: ReadableSpan) -> bool:
         context(parent).trace_id,
         context(parent).span_id,
     )
+
+
+def ids(span: ReadableSpan) -> tuple[str, str]:
+    """A span's trace and span id as log lines carry them."""
+    return f"{context(span).trace_id:032x}", f"{context(span).span_id:016x}"
 
 
 def times(span: ReadableSpan) -> tuple[int, int]:
@@ -262,10 +268,11 @@ def envelope_with(pki: Path, trace: str) -> bytes:
     ],
 )
 async def test_a_malformed_traceparent_is_refused_and_nothing_is_stored(
-    federation: Federation, pki: Path, trace: str
+    federation: Federation, pki: Path, trace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     nz, spans = await start(federation, "NZ")
-    error = await refused(pki, nz, envelope_with(pki, trace))
+    with caplog.at_level(logging.WARNING, logger="customs_hub"):
+        error = await refused(pki, nz, envelope_with(pki, trace))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(error.trailing_metadata() or ())[REASON_KEY] == "header-malformed"
     assert await nz.hub.store.views.inbound() == []
@@ -275,6 +282,9 @@ async def test_a_malformed_traceparent_is_refused_and_nothing_is_stored(
     assert receive.name == "receive" and receive.parent is None and not receive.links
     assert receive.status.status_code == StatusCode.ERROR
     assert dict(receive.attributes or {})[REASON] == "header-malformed"
+    # the refusal's log line names that span (JSON log lines carry the ids)
+    [line] = [r for r in caplog.records if "rejected from CN" in r.getMessage()]
+    assert (line.trace_id, line.span_id) == ids(receive)  # type: ignore[attr-defined]
     # and the hub still serves CN
     good = envelope_with(pki, "")
     client = as_partner(pki, "CN", nz)
@@ -471,8 +481,11 @@ async def test_drop_folders_trace_the_pickup_and_the_hand_over(federation: Feder
 
 
 @SQLITE_ONLY
-async def test_a_refused_submission_is_a_failed_submit_root(federation: Federation) -> None:
+async def test_a_refused_submission_is_a_failed_submit_root(
+    federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
     cn, spans = await start(federation, "CN")
+    caplog.set_level(logging.WARNING, logger="customs_hub")
     async with grpc.aio.insecure_channel(cn.config.domestic_listen) as channel:
         stub = sgrpc.DomesticStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as broken:
@@ -491,7 +504,10 @@ async def test_a_refused_submission_is_a_failed_submit_root(federation: Federati
     reasons = [dict(e.value.trailing_metadata() or ())[REASON_KEY] for e in (broken, nobody)]
     made = spans.get_finished_spans()
     assert [s.name for s in made] == ["submit", "submit"]
-    for span, reason in zip(made, reasons, strict=True):
+    lines = [r for r in caplog.records if "rejected from domestic" in r.getMessage()]
+    assert len(lines) == 2
+    for span, reason, line in zip(made, reasons, lines, strict=True):
         assert span.parent is None and span.status.status_code == StatusCode.ERROR
         assert dict(span.attributes or {})[REASON] == reason
+        assert (line.trace_id, line.span_id) == ids(span)  # type: ignore[attr-defined]
     assert await cn.hub.store.views.outbound() == []

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from opentelemetry.trace import SpanContext
 
 from hub.app import keys
 from hub.app.context import HubContext, Settings
+from hub.app.telemetry import log_ids
 from hub.config import HubConfig
 from hub.core.envelope import (
     claimed_message_id,
@@ -39,7 +41,6 @@ log = logging.getLogger("customs_hub")
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
 
-
 def loggable(error: HubError, data: bytes | None = None) -> str:
     """What a log line says of a refusal: its reason, where in the input (line and column),
     and the message id the input claims. Not the error's message: a translator's or parser's
@@ -53,6 +54,7 @@ def loggable(error: HubError, data: bytes | None = None) -> str:
     if claimed:
         text += f", message {claimed}"
     return text + " (the detail is in the trail)"
+
 
 class Audit:
     def __init__(self, hub: HubContext) -> None:
@@ -152,10 +154,16 @@ class Audit:
         return "" if named is None else handover.short(named)
 
     async def record_rejections(
-        self, source: str, refused: Sequence[tuple[bytes, HubError]]
+        self,
+        source: str,
+        refused: Sequence[tuple[bytes, HubError]],
+        traces: Sequence[SpanContext | None] = (),
     ) -> None:
-        for data, error in refused:
-            log.warning("rejected from %s: %s", source, loggable(error, data))
+        """Log, count and record refusals; ``traces``: each one's span, if it has one (its
+        log line names the trace)."""
+        spans = [*traces, *[None] * (len(refused) - len(traces))]
+        for (data, error), span in zip(refused, spans, strict=False):
+            log.warning("rejected from %s: %s", source, loggable(error, data), extra=log_ids(span))
         self.hub.metrics.rejected(source, [error.reason for _, error in refused])
         await self.hub.store.inbound.record_rejections(
             [
@@ -198,8 +206,10 @@ class Audit:
         data: bytes | None,
         error: HubError,
         document_digest: bytes | None = None,
+        trace: SpanContext | None = None,
     ) -> None:
-        log.warning("rejected from %s: %s", source, loggable(error, data))
+        """Log, count and record one refusal; ``trace``: its span, if it has one."""
+        log.warning("rejected from %s: %s", source, loggable(error, data), extra=log_ids(trace))
         self.hub.metrics.rejected(source, [error.reason])
         await self.hub.store.inbound.record_rejection(
             Rejection(

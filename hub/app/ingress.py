@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import cast
 
 from google.protobuf.message import Message
+from opentelemetry.trace import SpanContext
 
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Slice
@@ -243,25 +244,29 @@ class Ingress:
             )
             results[i] = conflict
             refused.append((envelopes[i], conflict))
+        spans: dict[int, SpanContext] = {}  # each envelope's receive span, by place
         if trace is not None:
-            trace.stored(
+            stored = trace.stored(
                 [
                     self._traced(outcome, results[i], incoming)
                     for (i, incoming, _), outcome in zip(pending, outcomes, strict=True)
                 ]
             )
-            held = {i for i, _, _ in pending}
+            spans = {i: span for (i, _, _), span in zip(pending, stored, strict=True)}
             for i, result in enumerate(results):
-                if i not in held and result is not None:  # refused, or a resend answered
+                if i not in spans and result is not None:  # refused, or a resend answered
                     check = checked[i]
                     read = check[0].header if isinstance(check, tuple) else None
-                    trace.answered(read, result if isinstance(result, HubError) else None)
+                    error = result if isinstance(result, HubError) else None
+                    spans[i] = trace.answered(read, error)
         if fresh:
             log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.hub.inbound_arrived.notify()
         self.hub.metrics.received(peer_party, envelopes, results, pending, outcomes)
         if refused:
-            await self.audit.record_rejections(peer_party, refused)
+            place = {id(data): i for i, data in enumerate(envelopes)}
+            traces = [spans.get(place.get(id(data), -1)) for data, _ in refused]
+            await self.audit.record_rejections(peer_party, refused, traces)
         return [r for r in results if r is not None]
 
     @staticmethod

@@ -200,6 +200,7 @@ class Submissions:
         """Queue many submissions in one group commit; each gets its queued messages or the
         error that refused it (recorded). A store failure raises: nothing was queued."""
         results: list[list[QueuedMessage] | HubError | None] = [None] * len(submissions)
+        tracing = self.hub.telemetry.tracing
         jobs: list[tuple[int, Outgoing]] = []
         waiting: list[tuple[int, asyncio.Future[list[QueuedMessage]]]] = []
         mine: dict[str, asyncio.Future[list[QueuedMessage]]] = {}
@@ -222,17 +223,20 @@ class Submissions:
                 if answer is not None:
                     results[i] = queued_from(answer)
                     continue
+            trace = SubmitTrace(self.hub.telemetry, sub.pickup) if tracing else None
             try:
-                outgoing = self._prepare(sub)
+                outgoing = self._outgoing(sub, trace)
             except HubError as exc:
-                await self.audit.record_rejection(sub.source, None, exc, sub.document_digest)
+                span = trace.failed(exc) if trace is not None else None
+                await self.audit.record_rejection(
+                    sub.source, None, exc, sub.document_digest, trace=span
+                )
                 results[i] = exc
                 continue
             jobs.append((i, outgoing))
             if sub.submission_id:
                 future = asyncio.get_running_loop().create_future()
                 self._submitting[sub.submission_id] = mine[sub.submission_id] = future
-        tracing = self.hub.telemetry.tracing
         committing = now_ns() if tracing else 0
         try:
             await self.commits.submit([job for _, job in jobs])
@@ -268,19 +272,9 @@ class Submissions:
             self.hub.outbox_changed.notify()
         return [r if r is not None else HubError("not processed") for r in results]
 
-    def _prepare(self, sub: Submission) -> Outgoing:
-        """Check, route and sign one submission: its outbound rows, not yet stored (with
-        telemetry on, and their spans begun)."""
-        if not self.hub.telemetry.tracing:
-            return self._outgoing(sub, None)
-        trace = SubmitTrace(self.hub.telemetry, sub.pickup)
-        try:
-            return self._outgoing(sub, trace)
-        except HubError as exc:
-            trace.failed(exc)
-            raise
-
     def _outgoing(self, sub: Submission, trace: SubmitTrace | None) -> Outgoing:
+        """Check, route and sign one submission: its outbound rows, not yet stored (with
+        ``trace``, telemetry on, their spans begun)."""
         if not CORRELATION_ID.fullmatch(sub.correlation_id):
             # what a partner would refuse is refused here, before it is signed and queued
             raise SubmissionError(

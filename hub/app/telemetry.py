@@ -55,6 +55,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.config import TelemetryConfig
 from hub.core.errors import ConfigError
+from hub.core.reasons import REASONS
 
 log = logging.getLogger("customs_hub.telemetry")
 
@@ -127,6 +128,12 @@ def span_context(value: str) -> SpanContext | None:
         return None
     flags = TraceFlags(int(match[3], 16) & TraceFlags.SAMPLED)
     return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+
+
+def reason_code(reason: str) -> str:
+    """A reason as a span may carry it: a registered reason code, else "other" (a partner's
+    receipt may name anything)."""
+    return reason if reason in REASONS else "other"
 
 
 def short_type(body_type: str) -> str:

@@ -30,6 +30,7 @@ from hub.app.telemetry import (
     Telemetry,
     finish,
     now_ns,
+    reason_code,
     short_type,
     span_context,
     traceparent,
@@ -121,22 +122,25 @@ class SubmitTrace:
             telemetry.span(STORE, committing, end, parent=context)
             finish(span, end)
 
-    def failed(self, error: HubError) -> None:
+    def failed(self, error: HubError) -> SpanContext:
         """Refused (or the commit failed): the envelopes' spans end with its reason; with
-        none signed yet, a ``submit`` root says so alone."""
+        none signed yet, a ``submit`` root says so alone. The first span's context (for the
+        log line of the refusal)."""
         end = now_ns()
         attributes = {REASON: error.reason}
         if not self.opened:
-            refused_submit(self.telemetry, self.start, error, end)
+            return refused_submit(self.telemetry, self.start, error, end)
+        first = self.opened[0][0].get_span_context()
         for span, _ in self.opened:
             span.set_attributes(attributes)
             finish(span, end, error.reason)
         self.opened = []
+        return first
 
 
-def refused_submit(telemetry: Telemetry, start: int, error: HubError, end: int = 0) -> None:
+def refused_submit(telemetry: Telemetry, start: int, error: HubError, end: int = 0) -> SpanContext:
     """A submission refused before anything was signed: a failed ``submit`` root alone."""
-    telemetry.span(
+    return telemetry.span(
         SUBMIT,
         start,
         end or now_ns(),
@@ -186,8 +190,9 @@ class DeliveryTrace:
             ATTEMPT: attempt,
             OUTCOME: outcome,
         }
-        if reason:
-            attributes[REASON] = reason[:64]
+        if reason:  # a partner's receipt's reason can be any text: only codes we know
+            attributes[REASON] = reason_code(reason)
+        error = reason_code(error) if error else ""
         return self.telemetry.span(
             DELIVER,
             start,
@@ -264,10 +269,12 @@ class ReceiveTrace:
     def commit(self) -> None:
         self.committing = now_ns()
 
-    def stored(self, outcomes: Sequence[tuple[str, tuple[int, int]]]) -> None:
+    def stored(self, outcomes: Sequence[tuple[str, tuple[int, int]]]) -> list[SpanContext]:
         """The commit is over: each opened span's outcome (accepted, duplicate, or the reason
-        code of one refused after all) and when its receipt was signed (none: zeros)."""
+        code of one refused after all) and when its receipt was signed (none: zeros); their
+        contexts, in order."""
         end = now_ns()
+        contexts = [span.get_span_context() for span in self.opened]
         for span, (outcome, signing) in zip(self.opened, outcomes, strict=True):
             context = span.get_span_context()
             self.telemetry.span(VERIFY, self.start, self.verified, parent=context)
@@ -281,12 +288,13 @@ class ReceiveTrace:
                 span.set_attributes({OUTCOME: "rejected", REASON: outcome})
                 finish(span, end, outcome)
         self.opened = []
+        return contexts
 
     def abandoned(self, error: HubError) -> None:
         """The commit failed (this hub's fault): the opened spans end with its reason."""
         self.stored([(error.reason, (0, 0))] * len(self.opened))
 
-    def answered(self, header: pb.Header | None, error: HubError | None) -> None:
+    def answered(self, header: pb.Header | None, error: HubError | None) -> SpanContext:
         """An envelope answered without being stored: refused (``error``), or a resend
         answered with the receipt it got before (a duplicate); ``header`` if it was read."""
         attributes: dict[str, str | int] = {PARTNER: self.partner}
@@ -295,7 +303,7 @@ class ReceiveTrace:
         attributes[OUTCOME] = "rejected" if error is not None else "duplicate"
         if error is not None:
             attributes[REASON] = error.reason
-        self.telemetry.span(
+        return self.telemetry.span(
             RECEIVE,
             self.start,
             now_ns(),

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError, Message
 from hub.app.context import Slice
 from hub.app.hub import Hub
 from hub.app.submission import Submission, derived_messages
-from hub.app.telemetry import now_ns
+from hub.app.telemetry import log_ids, now_ns, span_context
 from hub.app.traces import Pickup, hand_over, refused_submit
 from hub.core.envelope import sha256
 from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
@@ -67,9 +67,10 @@ class DomesticService(sgrpc.DomesticServicer):
                 return document, digest, Pickup(start, translated) if start else None
             return getattr(request, which), None, Pickup(start) if start else None
         except HubError as exc:
-            if start:
-                refused_submit(self.hub.telemetry, start, exc)
-            await self.hub.audit.record_rejection("domestic", None, exc, document_digest=digest)
+            span = refused_submit(self.hub.telemetry, start, exc) if start else None
+            await self.hub.audit.record_rejection(
+                "domestic", None, exc, document_digest=digest, trace=span
+            )
             raise
 
     async def Submit(
@@ -200,6 +201,7 @@ class DomesticService(sgrpc.DomesticServicer):
                         row.message_id,
                         request.format,
                         refusal,
+                        extra=log_ids(span_context(row.trace or "")),  # its receive trace
                     )
                 try:
                     recognition = await self._recognition(row.body_type, row.body)
