@@ -4,6 +4,7 @@ tests/test_metrics.py."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,11 +13,19 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from hub.app.telemetry import Telemetry, log_ids, reason_code, span_context, traceparent
+from hub.app.telemetry import (
+    SHUTDOWN_SECONDS,
+    Telemetry,
+    log_ids,
+    reason_code,
+    span_context,
+    traceparent,
+)
 from hub.config import TelemetryConfig, load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import EnvelopeError
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.runtime import start_hub
 from tests.conftest import free_port
 from tests.hubprocess import HubProcess, aeo_request
 from tests.otlpsink import OtlpSink
@@ -200,3 +209,23 @@ async def test_a_serving_hub_exports_its_spans_over_otlp(tmp_path: Path, pki: Pa
 def test_a_partners_receipt_reason_reaches_a_span_only_as_a_known_code() -> None:
     assert reason_code("signature-invalid") == "signature-invalid"
     assert reason_code("TRADER-MARK: anything a partner writes") == "other"
+
+
+async def test_a_collector_that_is_down_does_not_hold_up_the_hubs_stop(
+    tmp_path: Path, pki: Path
+) -> None:
+    """The OTLP exporters would retry a dead collector for their whole timeout at the last
+    export; the hub waits for them at most SHUTDOWN_SECONDS, off its loop (it was 13 s)."""
+    path = write_config(tmp_path / "CN", pki)
+    nobody = free_port()  # nothing listens there
+    path.write_text(
+        path.read_text()
+        + f'\n[telemetry]\nexporter = "otlp"\notlp_endpoint = "http://127.0.0.1:{nobody}"\n'
+    )
+    running = await start_hub(load_config(path))
+    async with grpc.aio.insecure_channel(running.config.domestic_listen) as channel:
+        await sgrpc.DomesticStub(channel).Submit(aeo_request("down-1"), timeout=10)
+    began = time.monotonic()
+    await running.stop(grace=1.0)
+    # the grace, the bounded wait, and slack for a loaded machine; without the bound: 13 s
+    assert time.monotonic() - began < 1.0 + SHUTDOWN_SECONDS + 4.0

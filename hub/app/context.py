@@ -221,7 +221,8 @@ class HubContext:
         await self.writes.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.translation.close()
-        self.telemetry.shutdown()
+        # off the loop: the last export may wait for a collector (bounded by the telemetry)
+        await asyncio.to_thread(self.telemetry.shutdown)
 
 
 class Slice:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
@@ -84,6 +85,11 @@ LIMITS = SpanLimits(
     max_link_attributes=4,
     max_attribute_length=128,
 )
+# How long one export to a collector may take (the OTLP exporters retry within it), and how
+# long a hub's stop waits for the last export: a collector that is down costs telemetry,
+# never a slow stop.
+EXPORT_SECONDS = 5.0
+SHUTDOWN_SECONDS = 2.0
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 # attribute names (one place, so a test can hold every span to them)
@@ -170,6 +176,7 @@ class Telemetry:
         self.tracer: trace.Tracer = trace.NoOpTracer()
         if self.tracing:
             provider = TracerProvider(
+                shutdown_on_exit=False,  # shut down by the hub (``shutdown``), bounded
                 resource=resource,
                 sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
                 span_limits=LIMITS,
@@ -183,9 +190,8 @@ class Telemetry:
                     OTLPSpanExporter,
                 )
 
-                provider.add_span_processor(
-                    BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint))
-                )
+                spans = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=EXPORT_SECONDS)
+                provider.add_span_processor(BatchSpanProcessor(spans))
             self._tracer_provider = provider
             self.tracer = provider.get_tracer(SCOPE)
         readers = list(metric_readers)
@@ -199,7 +205,9 @@ class Telemetry:
             if config.prometheus_port is not None:
                 self._scrape = PrometheusEndpoint(config.prometheus_address, config.prometheus_port)
                 readers.append(self._scrape.reader)
-            self._meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            self._meter_provider = MeterProvider(
+                resource=resource, metric_readers=readers, shutdown_on_exit=False
+            )
             self.meter = self._meter_provider.get_meter(SCOPE)
 
     @staticmethod
@@ -212,7 +220,7 @@ class Telemetry:
                 OTLPMetricExporter,
             )
 
-            exporter = OTLPMetricExporter(endpoint=config.otlp_endpoint)
+            exporter = OTLPMetricExporter(endpoint=config.otlp_endpoint, timeout=EXPORT_SECONDS)
         else:
             return []
         return [PeriodicExportingMetricReader(exporter, export_interval_millis=EXPORT_MILLIS)]
@@ -256,17 +264,35 @@ class Telemetry:
             name, context, kind=kind, attributes=attributes, links=links, start_time=start
         )
 
-    def shutdown(self) -> None:
-        """Export what is buffered and stop (the hub is closing)."""
+    def shutdown(self, wait: float = SHUTDOWN_SECONDS) -> None:
+        """Export what is buffered and stop (the hub is closing), waiting at most ``wait``
+        seconds: a collector that does not answer must not hold up the hub's stop (the
+        exporters would retry for their whole timeout). What was not sent by then is lost."""
         if self._scrape is not None:
             self._scrape.close()
             self._scrape = None
-        for provider in (self._tracer_provider, self._meter_provider):
-            if provider is not None:
+        providers = [p for p in (self._tracer_provider, self._meter_provider) if p is not None]
+        self._tracer_provider = self._meter_provider = None
+        if not providers:
+            return
+
+        def flush() -> None:
+            for provider in providers:
                 try:
                     provider.shutdown()
                 except Exception:  # an exporter's failure must not fail the hub's close
                     log.warning("telemetry did not shut down cleanly", exc_info=True)
+
+        # a daemon thread: one still waiting for a collector does not keep the process alive
+        flushing = threading.Thread(target=flush, name="telemetry-shutdown", daemon=True)
+        flushing.start()
+        flushing.join(wait)
+        if flushing.is_alive():
+            log.warning(
+                "telemetry: the exporters did not finish within %.0f s (is the collector "
+                "down?); what they still held is dropped",
+                wait,
+            )
 
 
 class PrometheusEndpoint:
