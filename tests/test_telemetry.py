@@ -13,10 +13,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from hub.app.telemetry import Telemetry, log_ids, span_context, traceparent
+from hub.app.traces import DeliveryTrace
 from hub.config import TelemetryConfig, load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import EnvelopeError
+from hub.core.reasons import REASONS
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
+from hub.store.schema import DueDelivery
 from tests.conftest import free_port
 from tests.hubprocess import HubProcess, aeo_request
 from tests.otlpsink import OtlpSink
@@ -195,3 +199,27 @@ async def test_a_serving_hub_exports_its_spans_over_otlp(tmp_path: Path, pki: Pa
     }
     assert queued.message_id in ids
     assert {span.name for span in sink.spans} >= {"submit", "sign"}
+
+
+def test_a_partners_receipt_reason_reaches_a_span_only_as_a_registered_code() -> None:
+    """A partner's receipt carries its reason as free text: what it writes there (a trader's
+    name, a document's value) must not reach our spans; a code we register does."""
+    exported = InMemorySpanExporter()
+    telemetry = Telemetry(TelemetryConfig(), "CN", span_exporter=exported)
+    traces = DeliveryTrace(telemetry, "NZ")
+    header = pb.Header(message_id="m", body_type="customs_hub.v1.GoodsDeclaration")
+    header.traceparent = GOOD
+    envelope = pb.Envelope(header=header.SerializeToString()).SerializeToString()
+    told = {1: "Jane Trader of 1 High St, NZ99999", 2: "signature-invalid"}
+    due = [DueDelivery(i, i, f"m{i}", "NZ", envelope, b"", 0) for i in told]
+    traces.taken(due)
+    for item in due:
+        traces.settled(item, "rejected", told[item.entry_id], (10, 20))
+    reasons = sorted(
+        str(s.attributes["customs_hub.reason"])
+        for s in exported.get_finished_spans()
+        if s.name == "deliver"
+    )
+    assert "signature-invalid" in REASONS
+    assert reasons == ["other", "signature-invalid"]
+    telemetry.shutdown()

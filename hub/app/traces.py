@@ -35,6 +35,7 @@ from hub.app.telemetry import (
     traceparent,
 )
 from hub.core.errors import HubError
+from hub.core.reasons import REASONS
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.schema import DueDelivery, InboundMessage
 
@@ -51,6 +52,7 @@ RECEIPT = "receipt"
 RECEIVE = "receive"
 VERIFY = "verify"
 HAND_OVER = "hand-over"
+OTHER = "other"  # a reason that is not a registered code (a partner's receipt's free text)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class Pickup:
 
     start: int
     translated: tuple[int, int, str] | None = None  # start, end, format
+
+
+def code(reason: str) -> str:
+    """``reason`` if it is a registered reason code, else "other": a partner's receipt says
+    why in its own words, which may name a trader or quote a document."""
+    return reason if reason in REASONS else OTHER
 
 
 def header_of(envelope: bytes) -> pb.Header | None:
@@ -187,7 +195,7 @@ class DeliveryTrace:
             OUTCOME: outcome,
         }
         if reason:
-            attributes[REASON] = reason[:64]
+            attributes[REASON] = code(reason)
         return self.telemetry.span(
             DELIVER,
             start,
