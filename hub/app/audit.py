@@ -39,7 +39,6 @@ log = logging.getLogger("customs_hub")
 REFUSAL_WINDOW = 60.0  # seconds between trail records of one kind of knock (record_refusal)
 
 
-
 def loggable(error: HubError, data: bytes | None = None) -> str:
     """What a log line says of a refusal: its reason, where in the input (line and column),
     and the message id the input claims. Not the error's message: a translator's or parser's
@@ -53,6 +52,7 @@ def loggable(error: HubError, data: bytes | None = None) -> str:
     if claimed:
         text += f", message {claimed}"
     return text + " (the detail is in the trail)"
+
 
 class Audit:
     def __init__(self, hub: HubContext) -> None:
