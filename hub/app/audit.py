@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from opentelemetry.trace import SpanContext
 
 from hub.app import keys
 from hub.app.context import HubContext, Settings
+from hub.app.telemetry import log_ids
 from hub.config import HubConfig
 from hub.core.envelope import (
     claimed_message_id,
@@ -152,10 +154,15 @@ class Audit:
         return "" if named is None else handover.short(named)
 
     async def record_rejections(
-        self, source: str, refused: Sequence[tuple[bytes, HubError]]
+        self,
+        source: str,
+        refused: Sequence[tuple[bytes, HubError]],
+        spans: Sequence[SpanContext | None] = (),
     ) -> None:
-        for data, error in refused:
-            log.warning("rejected from %s: %s", source, loggable(error, data))
+        """``spans``: with telemetry on, each refusal's span (its log line names it)."""
+        for k, (data, error) in enumerate(refused):
+            extra = log_ids(spans[k]) if spans else None
+            log.warning("rejected from %s: %s", source, loggable(error, data), extra=extra)
         self.hub.metrics.rejected(source, [error.reason for _, error in refused])
         await self.hub.store.inbound.record_rejections(
             [

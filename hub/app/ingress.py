@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import cast
 
 from google.protobuf.message import Message
+from opentelemetry.trace import SpanContext
 
 from hub.app.audit import Audit
 from hub.app.context import HubContext, Slice
@@ -243,25 +244,31 @@ class Ingress:
             )
             results[i] = conflict
             refused.append((envelopes[i], conflict))
+        # each refusal's span, by the error's identity, for its log line's trace ids
+        spans_of: dict[int, SpanContext] = {}
         if trace is not None:
-            trace.stored(
+            contexts = trace.stored(
                 [
                     self._traced(outcome, results[i], incoming)
                     for (i, incoming, _), outcome in zip(pending, outcomes, strict=True)
                 ]
             )
+            for (i, _, _), span in zip(pending, contexts, strict=True):
+                spans_of[id(results[i])] = span
             held = {i for i, _, _ in pending}
             for i, result in enumerate(results):
                 if i not in held and result is not None:  # refused, or a resend answered
                     check = checked[i]
                     read = check[0].header if isinstance(check, tuple) else None
-                    trace.answered(read, result if isinstance(result, HubError) else None)
+                    error = result if isinstance(result, HubError) else None
+                    spans_of[id(result)] = trace.answered(read, error)
         if fresh:
             log.debug("accepted %d message(s) from %s", fresh, peer_party)
             self.hub.inbound_arrived.notify()
         self.hub.metrics.received(peer_party, envelopes, results, pending, outcomes)
         if refused:
-            await self.audit.record_rejections(peer_party, refused)
+            spans = [spans_of.get(id(error)) for _, error in refused] if spans_of else ()
+            await self.audit.record_rejections(peer_party, refused, spans)
         return [r for r in results if r is not None]
 
     @staticmethod

@@ -272,10 +272,12 @@ class ReceiveTrace:
     def commit(self) -> None:
         self.committing = now_ns()
 
-    def stored(self, outcomes: Sequence[tuple[str, tuple[int, int]]]) -> None:
+    def stored(self, outcomes: Sequence[tuple[str, tuple[int, int]]]) -> list[SpanContext]:
         """The commit is over: each opened span's outcome (accepted, duplicate, or the reason
-        code of one refused after all) and when its receipt was signed (none: zeros)."""
+        code of one refused after all) and when its receipt was signed (none: zeros). The
+        spans' contexts, in order (for log lines about them)."""
         end = now_ns()
+        contexts = [span.get_span_context() for span in self.opened]
         for span, (outcome, signing) in zip(self.opened, outcomes, strict=True):
             context = span.get_span_context()
             self.telemetry.span(VERIFY, self.start, self.verified, parent=context)
@@ -289,21 +291,23 @@ class ReceiveTrace:
                 span.set_attributes({OUTCOME: "rejected", REASON: outcome})
                 finish(span, end, outcome)
         self.opened = []
+        return contexts
 
     def abandoned(self, error: HubError) -> None:
         """The commit failed (this hub's fault): the opened spans end with its reason."""
         self.stored([(error.reason, (0, 0))] * len(self.opened))
 
-    def answered(self, header: pb.Header | None, error: HubError | None) -> None:
+    def answered(self, header: pb.Header | None, error: HubError | None) -> SpanContext:
         """An envelope answered without being stored: refused (``error``), or a resend
-        answered with the receipt it got before (a duplicate); ``header`` if it was read."""
+        answered with the receipt it got before (a duplicate); ``header`` if it was read. Its
+        span's context (for the log line about it)."""
         attributes: dict[str, str | int] = {PARTNER: self.partner}
         if header is not None:
             attributes[MESSAGE_ID] = header.message_id
         attributes[OUTCOME] = "rejected" if error is not None else "duplicate"
         if error is not None:
             attributes[REASON] = error.reason
-        self.telemetry.span(
+        return self.telemetry.span(
             RECEIVE,
             self.start,
             now_ns(),
