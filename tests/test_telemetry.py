@@ -4,6 +4,7 @@ tests/test_metrics.py."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from hub.core.reasons import REASONS
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.store.schema import DueDelivery
-from tests.conftest import free_port
+from tests.conftest import Federation, free_port
 from tests.hubprocess import HubProcess, aeo_request
 from tests.otlpsink import OtlpSink
 from tests.test_config_check import refusal, write_config
@@ -223,3 +224,25 @@ def test_a_partners_receipt_reason_reaches_a_span_only_as_a_registered_code() ->
     assert "signature-invalid" in REASONS
     assert reasons == ["other", "signature-invalid"]
     telemetry.shutdown()
+
+
+class _Flushing(Telemetry):
+    """Telemetry that notes the thread its shutdown ran on (an OTLP exporter's final export
+    to a collector that is down blocks for seconds)."""
+
+    threads: list[str]
+
+    def shutdown(self) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().shutdown()
+
+
+@pytest.mark.parametrize("federation", ["sqlite"], indirect=True)
+async def test_a_closing_hub_flushes_its_telemetry_off_the_event_loop(
+    federation: Federation,
+) -> None:
+    telemetry = _Flushing(federation.configs["NZ"].telemetry, "NZ")
+    telemetry.threads = []
+    await federation.start("NZ", telemetry=telemetry)
+    await federation.stop("NZ")
+    assert telemetry.threads and threading.main_thread().name not in telemetry.threads
