@@ -214,6 +214,8 @@ def test_a_partners_receipt_reason_reaches_a_span_only_as_a_registered_code() ->
     told = {1: "Jane Trader of 1 High St, NZ99999", 2: "signature-invalid"}
     due = [DueDelivery(i, i, f"m{i}", "NZ", envelope, b"", 0) for i in told]
     traces.taken(due)
+    # a log line about an attempt in flight names the message's trace
+    assert traces.log_ids(due[0]) == {"trace_id": GOOD[3:35], "span_id": GOOD[36:52]}
     for item in due:
         traces.settled(item, "rejected", told[item.entry_id], (10, 20))
     reasons = sorted(
@@ -223,6 +225,7 @@ def test_a_partners_receipt_reason_reaches_a_span_only_as_a_registered_code() ->
     )
     assert "signature-invalid" in REASONS
     assert reasons == ["other", "signature-invalid"]
+    assert traces.log_ids(due[0]) == {}  # settled: no longer in flight
     telemetry.shutdown()
 
 

@@ -29,6 +29,7 @@ from hub.app.telemetry import (
     REASON,
     Telemetry,
     finish,
+    log_ids,
     now_ns,
     short_type,
     span_context,
@@ -228,6 +229,11 @@ class DeliveryTrace:
             self.telemetry.span(
                 RECEIPT, *verifying, parent=context, attributes={MESSAGE_ID: item.message_id}
             )
+
+    def log_ids(self, item: DueDelivery) -> dict[str, str]:
+        """``extra=`` for a log line about ``item``'s attempt in flight: its trace's ids."""
+        held = self.sent.get(item.entry_id)
+        return log_ids(held[0]) if held is not None else {}
 
     def forget(self, items: Sequence[DueDelivery]) -> None:
         """Abandoned in flight, not failed (delivery stopped): no span."""
