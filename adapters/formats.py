@@ -314,7 +314,10 @@ class Translators:
         try:
             return guarded(format_id, work)
         finally:
-            observe(format_id, direction, time.perf_counter() - began)
+            try:
+                observe(format_id, direction, time.perf_counter() - began)
+            except Exception:  # the metrics: their failure must not fail the translation
+                log.exception("observing a %s translation failed", format_id)
 
     def encode(self, format_id: str, message: Message) -> bytes | None:
         """The message as a document in ``format_id``, or None where the format cannot hold

@@ -111,6 +111,24 @@ async def test_committed_hook_runs_before_callers_hear_and_cannot_fail_them() ->
     await committer.close()
 
 
+async def test_a_failing_observer_cannot_fail_or_hang_the_callers() -> None:
+    # the observer is the hub's metrics: a bug or an exporter's failure there must not leave
+    # a durable commit unanswered (the committer's task would die, and every writer wait)
+    recorder = Recorder()
+    told: list[str] = []
+
+    def observe(lane: str, seconds: float) -> None:
+        told.append(lane)
+        raise ValueError("a metrics bug")
+
+    committer = GroupCommitter(recorder, name="t", observe=observe)
+    lane = committer.lane("a", writer("a"))
+    assert await asyncio.wait_for(lane.submit([1, 2]), 5) == [10, 20]
+    assert await asyncio.wait_for(lane.submit([3]), 5) == [30]  # the committer lives on
+    assert told == ["a", "a"]
+    await committer.close()
+
+
 async def test_close_commits_what_was_submitted_then_refuses_more() -> None:
     recorder = Recorder()
     committer = GroupCommitter(recorder, name="t")

@@ -4,6 +4,7 @@ tests/test_metrics.py."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,12 +22,16 @@ from hub.app.telemetry import (
     span_context,
     traceparent,
 )
+from hub.app.traces import DeliveryTrace
 from hub.config import TelemetryConfig, load_config
 from hub.core.envelope import build_envelope
 from hub.core.errors import EnvelopeError
+from hub.core.reasons import REASONS
+from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
 from hub.runtime import start_hub
-from tests.conftest import free_port
+from hub.store.schema import DueDelivery
+from tests.conftest import Federation, free_port
 from tests.hubprocess import HubProcess, aeo_request
 from tests.otlpsink import OtlpSink
 from tests.test_config_check import refusal, write_config
@@ -206,11 +211,6 @@ async def test_a_serving_hub_exports_its_spans_over_otlp(tmp_path: Path, pki: Pa
     assert {span.name for span in sink.spans} >= {"submit", "sign"}
 
 
-def test_a_partners_receipt_reason_reaches_a_span_only_as_a_known_code() -> None:
-    assert reason_code("signature-invalid") == "signature-invalid"
-    assert reason_code("TRADER-MARK: anything a partner writes") == "other"
-
-
 async def test_a_collector_that_is_down_does_not_hold_up_the_hubs_stop(
     tmp_path: Path, pki: Path
 ) -> None:
@@ -229,3 +229,53 @@ async def test_a_collector_that_is_down_does_not_hold_up_the_hubs_stop(
     await running.stop(grace=1.0)
     # the grace, the bounded wait, and slack for a loaded machine; without the bound: 13 s
     assert time.monotonic() - began < 1.0 + SHUTDOWN_SECONDS + 4.0
+
+
+def test_a_partners_receipt_reason_reaches_a_span_only_as_a_registered_code() -> None:
+    """A partner's receipt carries its reason as free text: what it writes there (a trader's
+    name, a document's value) must not reach our spans; a code we register does."""
+    exported = InMemorySpanExporter()
+    telemetry = Telemetry(TelemetryConfig(), "CN", span_exporter=exported)
+    traces = DeliveryTrace(telemetry, "NZ")
+    header = pb.Header(message_id="m", body_type="customs_hub.v1.GoodsDeclaration")
+    header.traceparent = GOOD
+    envelope = pb.Envelope(header=header.SerializeToString()).SerializeToString()
+    told = {1: "Jane Trader of 1 High St, NZ99999", 2: "signature-invalid"}
+    due = [DueDelivery(i, i, f"m{i}", "NZ", envelope, b"", 0) for i in told]
+    traces.taken(due)
+    # a log line about an attempt in flight names the message's trace
+    assert traces.log_ids(due[0]) == {"trace_id": GOOD[3:35], "span_id": GOOD[36:52]}
+    for item in due:
+        traces.settled(item, "rejected", told[item.entry_id], (10, 20))
+    reasons = sorted(
+        str(s.attributes["customs_hub.reason"])
+        for s in exported.get_finished_spans()
+        if s.name == "deliver"
+    )
+    assert "signature-invalid" in REASONS
+    assert reason_code("TRADER-MARK: anything a partner writes") == "other"
+    assert reasons == ["other", "signature-invalid"]
+    assert traces.log_ids(due[0]) == {}  # settled: no longer in flight
+    telemetry.shutdown()
+
+
+class _Flushing(Telemetry):
+    """Telemetry that notes the thread its shutdown ran on (an OTLP exporter's final export
+    to a collector that is down blocks for seconds)."""
+
+    threads: list[str]
+
+    def shutdown(self, wait: float = SHUTDOWN_SECONDS) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().shutdown(wait)
+
+
+@pytest.mark.parametrize("federation", ["sqlite"], indirect=True)
+async def test_a_closing_hub_flushes_its_telemetry_off_the_event_loop(
+    federation: Federation,
+) -> None:
+    telemetry = _Flushing(federation.configs["NZ"].telemetry, "NZ")
+    telemetry.threads = []
+    await federation.start("NZ", telemetry=telemetry)
+    await federation.stop("NZ")
+    assert telemetry.threads and threading.main_thread().name not in telemetry.threads

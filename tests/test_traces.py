@@ -31,6 +31,7 @@ from hub.app.telemetry import (
 from hub.cli.demo import sample_declaration
 from hub.core.envelope import build_envelope, verify_receipt
 from hub.core.errors import REASON_KEY
+from hub.logs import trace_ids
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.pb.customs_hub.v1 import service_pb2 as spb
 from hub.pb.customs_hub.v1 import service_pb2_grpc as sgrpc
@@ -511,3 +512,24 @@ async def test_a_refused_submission_is_a_failed_submit_root(
         assert dict(span.attributes or {})[REASON] == reason
         assert (line.trace_id, line.span_id) == ids(span)  # type: ignore[attr-defined]
     assert await cn.hub.store.views.outbound() == []
+
+
+@SQLITE_ONLY
+async def test_a_refusals_log_line_names_the_trace_of_its_receive_span(
+    federation: Federation, pki: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JSON log lines carry trace and span ids (docs/telemetry.md): a refusal's line names
+    the failed ``receive`` span, so an operator finds one from the other."""
+    nz, spans = await start(federation, "NZ")
+    tampered = bytearray(envelope_with(pki, ""))
+    tampered[-5] ^= 0x01
+    caplog.set_level(logging.WARNING, logger="customs_hub")
+    error = await refused(pki, nz, bytes(tampered))
+    assert error.code() != grpc.StatusCode.OK
+    [receive] = spans.get_finished_spans()
+    assert receive.name == "receive" and receive.status.status_code == StatusCode.ERROR
+    [line] = [r for r in caplog.records if r.getMessage().startswith("rejected from CN")]
+    assert trace_ids(line) == (
+        f"{context(receive).trace_id:032x}",
+        f"{context(receive).span_id:016x}",
+    )

@@ -192,3 +192,20 @@ async def test_the_hub_translates_light_documents_on_the_loop_and_others_on_its_
     await nz.hub.translate("edifact", edifact)
     assert where[0] == ("wco-xml", threading.current_thread().name)  # the loop's thread
     assert where[1][0] == "edifact" and where[1][1].startswith("hub-NZ-work")
+
+
+def test_a_failing_observer_does_not_lose_the_translation() -> None:
+    """The observer is the hub's metrics: a failure there must not turn a document that
+    translated into an error."""
+    translators = Translators()
+    data = b"\n".join(OPERATORS.splitlines()[:2]) + b"\n"  # the header and one operator
+    told: list[tuple[str, str]] = []
+
+    def observe(format_id: str, direction: str, seconds: float) -> None:
+        told.append((format_id, direction))
+        raise ValueError("a metrics bug")
+
+    translators.observe = observe
+    message = translators.decode("aeo-csv", data)
+    assert isinstance(message, Message)
+    assert told == [("aeo-csv", "decode")]

@@ -221,7 +221,8 @@ class HubContext:
         await self.writes.close()
         self.workers.shutdown(wait=False, cancel_futures=True)
         self.translation.close()
-        # off the loop: the last export may wait for a collector (bounded by the telemetry)
+        # the exporters' last export, on a thread: to a collector that is down it takes
+        # seconds (the OTLP exporter's retries), which the event loop is not held for
         await asyncio.to_thread(self.telemetry.shutdown)
 
 

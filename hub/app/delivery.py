@@ -38,7 +38,7 @@ from hub.app.learning import Learner, remember
 from hub.app.ports import PartnerStream, PartnerTransport
 from hub.app.revocation import RevocationWatch
 from hub.app.tasks import cancel_and_wait
-from hub.app.telemetry import now_ns
+from hub.app.telemetry import now_ns, reason_code
 from hub.app.traces import DeliveryTrace
 from hub.config import Limits
 from hub.core.envelope import verify_receipt
@@ -496,6 +496,10 @@ class PartnerSender:
                     break
             self.wake.set()
 
+    def _log_ids(self, item: DueDelivery) -> dict[str, str] | None:
+        """``extra=`` for a log line about ``item`` (its trace's ids, telemetry on)."""
+        return self.traces.log_ids(item) if self.traces is not None else None
+
     def _unsettled(self, frame: list[DueDelivery]) -> None:
         """The frame's receipts came but could not be settled: its attempt failed (it stays
         queued, and the stream is given up without it)."""
@@ -603,7 +607,13 @@ class PartnerSender:
                 except HubError as exc:
                     raise withheld_refusal([signed.signature.key_id], withheld) or exc from None
             except HubError as exc:
-                log.error("receipt for %s from %s refused: %s", item.message_id, self.partner, exc)
+                log.error(
+                    "receipt for %s from %s refused: %s",
+                    item.message_id,
+                    self.partner,
+                    exc,
+                    extra=self._log_ids(item),
+                )
                 later.append((item, f"receipt refused: {exc.reason}", exc.reason, True))
                 continue
             if (
@@ -611,7 +621,10 @@ class PartnerSender:
                 or receipt.envelope_digest != item.envelope_digest
             ):
                 log.error(
-                    "receipt from %s names other bytes than %s", self.partner, item.message_id
+                    "receipt from %s names other bytes than %s",
+                    self.partner,
+                    item.message_id,
+                    extra=self._log_ids(item),
                 )
                 mismatch = DeliveryError("receipt names other bytes", reason="receipt-mismatch")
                 later.append((item, mismatch.message, mismatch.reason, True))
@@ -623,14 +636,26 @@ class PartnerSender:
                 continue
             if outcome == "rejected" and receipt.reason in RETRYABLE_REJECTIONS:
                 log.warning(
-                    "%s refused %s for now: %s", self.partner, item.message_id, receipt.reason
+                    "%s refused %s for now: %s",
+                    self.partner,
+                    item.message_id,
+                    receipt.reason,
+                    extra=self._log_ids(item),
                 )
                 later.append((item, f"refused for now: {receipt.reason}", receipt.reason, False))
                 continue
             dead_reason = None
             if outcome == "rejected":
                 dead_reason = f"rejected by {self.partner}: {receipt.reason}"
-                log.warning("%s", dead_reason)
+                # the reason's code only: the rest is the partner's free text (kept with the
+                # dead letter), which may quote the document or name a trader
+                log.warning(
+                    "%s rejected %s: %s",
+                    self.partner,
+                    item.message_id,
+                    reason_code(receipt.reason),
+                    extra=self._log_ids(item),
+                )
             settled.append(
                 Settlement(
                     item,

@@ -29,6 +29,7 @@ from hub.app.telemetry import (
     REASON,
     Telemetry,
     finish,
+    log_ids,
     now_ns,
     reason_code,
     short_type,
@@ -226,6 +227,11 @@ class DeliveryTrace:
                 RECEIPT, *verifying, parent=context, attributes={MESSAGE_ID: item.message_id}
             )
 
+    def log_ids(self, item: DueDelivery) -> dict[str, str]:
+        """``extra=`` for a log line about ``item``'s attempt in flight: its trace's ids."""
+        held = self.sent.get(item.entry_id)
+        return log_ids(held[0]) if held is not None else {}
+
     def forget(self, items: Sequence[DueDelivery]) -> None:
         """Abandoned in flight, not failed (delivery stopped): no span."""
         for item in items:
@@ -296,7 +302,8 @@ class ReceiveTrace:
 
     def answered(self, header: pb.Header | None, error: HubError | None) -> SpanContext:
         """An envelope answered without being stored: refused (``error``), or a resend
-        answered with the receipt it got before (a duplicate); ``header`` if it was read."""
+        answered with the receipt it got before (a duplicate); ``header`` if it was read. Its
+        span's context (for the log line about it)."""
         attributes: dict[str, str | int] = {PARTNER: self.partner}
         if header is not None:
             attributes[MESSAGE_ID] = header.message_id

@@ -182,7 +182,7 @@ class GroupCommitter:
         def work(tx: Any) -> list[list[Any]]:
             return [lane.apply(tx, items) for (lane, _), items in zip(groups, batches, strict=True)]
 
-        began = time.perf_counter()
+        began = time.perf_counter() if self.observe is not None else 0.0  # none when off
         try:
             results = await self._transact(work)
         except asyncio.CancelledError:
@@ -204,8 +204,11 @@ class GroupCommitter:
         self.transactions += 1
         if self.observe is not None:
             seconds = time.perf_counter() - began
-            for lane, _ in groups:
-                self.observe(lane.name, seconds)
+            try:
+                for lane, _ in groups:
+                    self.observe(lane.name, seconds)
+            except Exception:  # the write is durable: its callers are answered whatever happens
+                log.exception("%s: observing the commit failed", self.name)
         for (lane, jobs), items, lane_results in zip(groups, batches, results, strict=True):
             if len(lane_results) != len(items):
                 count = f"{len(lane_results)} results for {len(items)} items"
