@@ -54,7 +54,7 @@ def allowed(key: str, value: object) -> bool:
     if name == "reason":
         return value in REASONS or value == "other"
     if name == "format":
-        return value in BUILTIN or value == "other"
+        return value in BUILTIN or value in ("other", "detected")
     return WORDS.fullmatch(value) is not None
 
 

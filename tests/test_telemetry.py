@@ -95,7 +95,8 @@ def test_traceparent_round_trips_and_refuses_what_w3c_does() -> None:
     for bad in (
         "",
         GOOD.upper(),
-        "01" + GOOD[2:],  # another version
+        "ff" + GOOD[2:],  # the version W3C rules out
+        GOOD + "-more",  # version 00 is exactly 55 characters
         "00-" + "0" * 32 + GOOD[35:],  # all-zero trace id
         GOOD[:36] + "0" * 16 + GOOD[52:],  # all-zero span id
         GOOD + "-extra",
@@ -103,6 +104,9 @@ def test_traceparent_round_trips_and_refuses_what_w3c_does() -> None:
     ):
         assert span_context(bad) is None, bad
     assert traceparent(SpanContext(0, 0, is_remote=False)) == ""
+    # a later version is read for the fields version 00 has, the rest ignored (W3C)
+    later = span_context("01" + GOOD[2:] + "-what-a-later-version-adds")
+    assert later is not None and traceparent(later) == GOOD
     assert log_ids(context) == {
         "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
         "span_id": "00f067aa0ba902b7",
@@ -125,6 +129,8 @@ def sealed(value: str) -> bytes:
 def test_the_trace_context_is_signed_with_the_header() -> None:
     opened = open_(sealed(GOOD))
     assert opened.header.traceparent == GOOD  # type: ignore[attr-defined]
+    later = "01" + GOOD[2:] + "-more"  # a partner's newer tracer: its message is accepted
+    assert open_(sealed(later)).header.traceparent == later  # type: ignore[attr-defined]
     assert open_(sealed("")).header.traceparent == ""  # type: ignore[attr-defined]
 
 
@@ -132,7 +138,8 @@ def test_the_trace_context_is_signed_with_the_header() -> None:
     "value",
     [
         GOOD.upper(),
-        "01" + GOOD[2:],
+        "ff" + GOOD[2:],
+        "01" + GOOD[2:] + "-" + "x" * 300,  # a later version, too long
         "00-" + "0" * 32 + GOOD[35:],
         GOOD + " ",
         "x" * 4096,

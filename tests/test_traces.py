@@ -57,12 +57,13 @@ async def start(federation: Federation, party: str) -> tuple[RunningHub, InMemor
     return await federation.start(party, telemetry=telemetry), exporter
 
 
-async def submit_xml(running: RunningHub) -> spb.Queued:
-    """The corpus's WCO XML declaration, submitted raw for NZ."""
+async def submit_xml(running: RunningHub, format_id: str = "wco-xml") -> spb.Queued:
+    """The corpus's WCO XML declaration, submitted raw for NZ (its format named, or left to
+    be detected)."""
     async with grpc.aio.insecure_channel(running.config.domestic_listen) as channel:
         response = await sgrpc.DomesticStub(channel).Submit(
             spb.SubmitRequest(
-                raw=spb.RawDocument(format="wco-xml", content=DECLARATION.read_bytes()),
+                raw=spb.RawDocument(format=format_id, content=DECLARATION.read_bytes()),
                 recipients=["NZ"],
                 correlation_id=CORRELATION,
             ),
@@ -262,7 +263,7 @@ def envelope_with(pki: Path, trace: str) -> bytes:
     "trace",
     [
         "00-" + FOREIGN_TRACE + "-00f067aa0ba902b7",  # flags missing
-        "01-" + FOREIGN_TRACE + "-00f067aa0ba902b7-01",  # another version
+        "ff-" + FOREIGN_TRACE + "-00f067aa0ba902b7-01",  # the version W3C rules out
         "00-" + "0" * 32 + "-00f067aa0ba902b7-01",  # all-zero trace id
         "00-" + FOREIGN_TRACE.upper() + "-00f067aa0ba902b7-01",  # upper case
         "00-" + FOREIGN_TRACE + "-00f067aa0ba902b7-01" + "x" * 1000,  # longer
@@ -533,3 +534,13 @@ async def test_a_refusals_log_line_names_the_trace_of_its_receive_span(
         f"{context(receive).trace_id:032x}",
         f"{context(receive).span_id:016x}",
     )
+
+
+@SQLITE_ONLY
+async def test_a_detected_format_is_named_as_such(federation: Federation) -> None:
+    """A raw document whose format the domestic system left empty: its translate span says
+    "detected", never an empty or a submitter's string."""
+    cn, spans = await start(federation, "CN")
+    await submit_xml(cn, "")
+    [translate] = named(spans.get_finished_spans(), "translate")
+    assert dict(translate.attributes or {})[FORMAT] == "detected"

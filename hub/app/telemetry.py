@@ -19,7 +19,6 @@ a document's content, names, trader ids or correlation ids (which domestic syste
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -55,6 +54,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 from prometheus_client import CollectorRegistry, start_http_server
 
 from hub.config import TelemetryConfig
+from hub.core.envelope import traceparent_fields
 from hub.core.errors import ConfigError
 from hub.core.reasons import REASONS
 
@@ -90,7 +90,6 @@ LIMITS = SpanLimits(
 # never a slow stop.
 EXPORT_SECONDS = 5.0
 SHUTDOWN_SECONDS = 2.0
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 # attribute names (one place, so a test can hold every span to them)
 MESSAGE_ID = "customs_hub.message_id"
@@ -125,15 +124,14 @@ def log_ids(context: SpanContext | None) -> dict[str, str]:
 
 def span_context(value: str) -> SpanContext | None:
     """The span context a traceparent value names, marked remote; None when it is empty or
-    not of version 00 with ids that are not zero (the envelope check refuses those)."""
-    match = TRACEPARENT.fullmatch(value)
-    if match is None:
+    not a trace context (the envelope check refuses those: hub/core/envelope.py)."""
+    fields = traceparent_fields(value)
+    if fields is None:
         return None
-    trace_id, span_id = int(match[1], 16), int(match[2], 16)
-    if not trace_id or not span_id:
-        return None
-    flags = TraceFlags(int(match[3], 16) & TraceFlags.SAMPLED)
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+    trace_id, span_id, flags = fields
+    return SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & TraceFlags.SAMPLED)
+    )
 
 
 def reason_code(reason: str) -> str:
@@ -203,7 +201,13 @@ class Telemetry:
         if self.metering:
             readers += self._exporting_readers(config)
             if config.prometheus_port is not None:
-                self._scrape = PrometheusEndpoint(config.prometheus_address, config.prometheus_port)
+                try:
+                    self._scrape = PrometheusEndpoint(
+                        config.prometheus_address, config.prometheus_port
+                    )
+                except ConfigError:  # the port is taken: nothing made so far may linger
+                    self.shutdown()
+                    raise
                 readers.append(self._scrape.reader)
             self._meter_provider = MeterProvider(
                 resource=resource, metric_readers=readers, shutdown_on_exit=False

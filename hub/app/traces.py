@@ -53,6 +53,8 @@ RECEIPT = "receipt"
 RECEIVE = "receive"
 VERIFY = "verify"
 HAND_OVER = "hand-over"
+# the format of a translated document whose format the submitter left to be detected
+DETECTED = "detected"
 
 
 @dataclass(frozen=True)

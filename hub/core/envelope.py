@@ -292,10 +292,32 @@ UUID_TEXT = re.compile(
 # and short enough for an index (ID_CHARS: what the store's column holds).
 CORRELATION_ID = re.compile(rf"^[\x21-\x7e]{{0,{ID_CHARS}}}$")
 MAX_BODY_TYPE = ID_CHARS
-# A W3C trace context "traceparent" of version 00: trace id, parent span id and flags in
-# lower-case hex (https://www.w3.org/TR/trace-context/#traceparent-header); all-zero ids are
-# invalid there and refused here.
-TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+# A W3C trace context "traceparent" (https://www.w3.org/TR/trace-context/#traceparent-header):
+# version, trace id, parent span id and flags in lower-case hex, ids not all zero. Version 00
+# is exactly those four fields; a later version (any but ff) may add fields after a dash, which
+# are ignored, as W3C asks of a version-00 reader, so a partner whose tracer is newer does not
+# get its messages refused. At most TRACEPARENT_CHARS, printable ASCII.
+TRACEPARENT_CHARS = 256
+_TRACEPARENT = re.compile(
+    r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[\x21-\x7e]*)?"
+)
+
+
+def traceparent_fields(value: str) -> tuple[int, int, int] | None:
+    """The trace id, parent span id and flags a traceparent value names; None when it is not
+    one (empty, too long, version ff, version 00 with more, ids all zero)."""
+    if len(value) > TRACEPARENT_CHARS:
+        return None
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, more = match.groups()
+    if version == "ff" or (version == "00" and more is not None):
+        return None
+    trace, span = int(trace_id, 16), int(span_id, 16)
+    if not trace or not span:
+        return None
+    return trace, span, int(flags, 16)
 
 
 def check_header_fields(header: pb.Header) -> None:
@@ -313,10 +335,11 @@ def check_header_fields(header: pb.Header) -> None:
         raise EnvelopeError(
             f"body_type must be 1 to {MAX_BODY_TYPE} characters", reason="header-malformed"
         )
-    if header.traceparent and not TRACEPARENT.fullmatch(header.traceparent):
+    if header.traceparent and traceparent_fields(header.traceparent) is None:
         raise EnvelopeError(
-            "traceparent must be empty or a W3C trace context of version 00 "
-            "(00-<32 hex>-<16 hex>-<2 hex>, ids not all zero)",
+            "traceparent must be empty or a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>, "
+            f"ids not all zero; a later version may add fields, {TRACEPARENT_CHARS} characters "
+            "at most)",
             reason="header-malformed",
         )
 

@@ -12,7 +12,7 @@ from hub.app.context import Slice
 from hub.app.hub import Hub
 from hub.app.submission import Submission, derived_messages
 from hub.app.telemetry import log_ids, now_ns, span_context
-from hub.app.traces import Pickup, hand_over, refused_submit
+from hub.app.traces import DETECTED, Pickup, hand_over, refused_submit
 from hub.core.envelope import sha256
 from hub.core.errors import HubError, LimitError, SubmissionError, TranslationError
 from hub.core.messages import GoodsDeclaration, body_class
@@ -63,7 +63,9 @@ class DomesticService(sgrpc.DomesticServicer):
                 began = now_ns() if start else 0
                 # a large document is translated off the loop: it stalls no other call
                 document = await self.hub.translate(request.raw.format, request.raw.content)
-                translated = (began, now_ns(), request.raw.format) if start else None
+                # the format named, or "detected" (the translator found it from the content)
+                named = request.raw.format or DETECTED
+                translated = (began, now_ns(), named) if start else None
                 return document, digest, Pickup(start, translated) if start else None
             return getattr(request, which), None, Pickup(start) if start else None
         except HubError as exc:
