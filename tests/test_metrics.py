@@ -141,6 +141,10 @@ async def test_a_message_moves_counters_and_histograms_on_both_hubs(
     assert latency[0] == labels(partner="NZ") and latency[1].count == 1
     # queued before NZ started and after CN's attempts failed: at least the first age
     assert latency[1].sum >= first_age
+    # it took the failed attempts and the one that was answered
+    failed = attempts[labels(partner="NZ", outcome="failed")]
+    [tries] = values(cn_reader, "customs_hub.delivery.attempts_per_message").values()
+    assert tries.count == 1 and tries.sum == failed + 1 >= 2
     commits = values(cn_reader, "customs_hub.store.commit.duration")
     assert {dict(k)["lane"] for k in commits} == {"outbound", "receipts"}
     assert all(p.count >= 1 and p.sum > 0 for p in commits.values())

@@ -84,6 +84,8 @@ SHORT_TYPES = frozenset(short_type(name) for name in BODY_TYPES)
 # seconds: commits and translations take milliseconds, deliveries up to the backoff's minutes
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# attempts a message took: one (the usual), a few (a partner briefly away), many (an outage)
+TRIES_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100)
 
 # label names
 PARTNER, TYPE, OUTCOME, REASON, SOURCE = "partner", "type", "outcome", "reason", "source"
@@ -153,6 +155,12 @@ class Metrics:
             unit="s",
             description="Seconds from a message's queueing to the receipt that settled it",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS,
+        )
+        self.tries = meter.create_histogram(
+            "customs_hub.delivery.attempts_per_message",
+            unit="{attempt}",
+            description="Attempts a message took until a partner's receipt settled it",
+            explicit_bucket_boundaries_advisory=TRIES_BUCKETS,
         )
         self.commit_time = meter.create_histogram(
             "customs_hub.store.commit.duration",
@@ -260,6 +268,7 @@ class Metrics:
             )
             attempt = REJECTED if done.dead_reason is not None else DELIVERED
             self.attempts_total.add(1, {PARTNER: label, OUTCOME: attempt})
+            self.tries.record(due.attempts + 1, {PARTNER: label})
             if due.created_at is not None:
                 self.latency.record(
                     max(0.0, (now - due.created_at).total_seconds()), {PARTNER: label}
