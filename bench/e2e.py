@@ -1,7 +1,7 @@
 """End-to-end delivery between two real hubs, next to a bare mTLS streaming echo.
 
     python bench/e2e.py [--messages 10000] [--seconds 10] [--json bench/e2e-latest.json]
-                        [--telemetry off|on]
+                        [--telemetry off|on] [--sample-ratio 1.0]
 
 Starts CN and NZ as two `customs-hub serve` processes (real mTLS, SQLite stores, a fresh
 development PKI in a temporary folder) and drives CN's domestic port from this process with
@@ -89,9 +89,9 @@ def free_port() -> int:
 class Hubs:
     """CN and NZ as `customs-hub serve` processes."""
 
-    def __init__(self, root: Path, collector: int = 0) -> None:
+    def __init__(self, root: Path, collector: int = 0, sample_ratio: float = 1.0) -> None:
         """``collector``: the port of an OTLP collector both hubs export to (0: telemetry
-        off)."""
+        off), keeping ``sample_ratio`` of their traces."""
         self.root = root
         pki = root / "pki"
         init_federation(pki, ["CN", "NZ"])
@@ -112,7 +112,7 @@ class Hubs:
                 text += (
                     f'\n[telemetry]\nexporter = "otlp"\n'
                     f'otlp_endpoint = "http://127.0.0.1:{collector}"\n'
-                    f"prometheus_port = {free_port()}\n"
+                    f"prometheus_port = {free_port()}\nsample_ratio = {sample_ratio}\n"
                 )
             (hubdir / "hub.toml").write_text(text)
             self.configs[party] = hubdir / "hub.toml"
@@ -380,11 +380,13 @@ class Collector:
         return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-async def run(messages: int, seconds: float, telemetry: bool) -> tuple[list[Figures], Disk]:
+async def run(
+    messages: int, seconds: float, telemetry: bool, sample_ratio: float
+) -> tuple[list[Figures], Disk]:
     with tempfile.TemporaryDirectory() as tmp:
         disk = disk_fsync(Path(tmp))
         collector = Collector() if telemetry else None
-        hubs = Hubs(Path(tmp), collector.port if collector else 0)
+        hubs = Hubs(Path(tmp), collector.port if collector else 0, sample_ratio)
         hubs.start()
         try:
             results = [
@@ -428,8 +430,16 @@ def main() -> None:
         default="off",
         help="on: both hubs export every span and their metrics over OTLP to a fake collector",
     )
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=1.0,
+        help="with --telemetry on: the share of traces the hubs keep ([telemetry] sample_ratio)",
+    )
     args = parser.parse_args()
-    results, disk = asyncio.run(run(args.messages, args.seconds, args.telemetry == "on"))
+    results, disk = asyncio.run(
+        run(args.messages, args.seconds, args.telemetry == "on", args.sample_ratio)
+    )
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     print(f"end to end, CN -> NZ, SQLite, both hubs and the load generator on {machine}")
     print(
@@ -453,6 +463,7 @@ def main() -> None:
                 "disk_fsync_64k": asdict(disk),
                 "date": datetime.now().astimezone().isoformat(timespec="seconds"),
                 "telemetry": args.telemetry,
+                "sample_ratio": args.sample_ratio if args.telemetry == "on" else None,
                 "results": [asdict(r) | {"ratio": r.ratio} for r in results],
             },
             indent=2,
