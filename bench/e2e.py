@@ -24,8 +24,8 @@ Everything shares this machine: both hubs and the load generator.
 ``--telemetry on`` runs both hubs as an operator would with telemetry: ``[telemetry] exporter =
 "otlp"`` (the spans of every message, or of ``--sample-ratio`` of them, exported in batches
 over OTLP/gRPC to a fake collector, tests/otlpsink.py, in its own process) and a Prometheus
-port each; the spans and metric points the collector received are printed. ``off`` (the default) is the hub's
-default: no [telemetry] table.
+port each; the spans and metric points the collector received are printed. ``off`` (the
+default) is the hub's default: no [telemetry] table.
 """
 
 from __future__ import annotations

@@ -245,6 +245,8 @@ class Telemetry:
         ``parent`` (one of our own), or the root of a new trace, with a ``link`` to another's.
         Its context is returned, for children and for the header (invalid when tracing is
         off; not sampled, and so not recorded, as the sampler decides)."""
+        if parent is not None and not parent.trace_flags.sampled:
+            return parent  # under a trace not kept, a child is not kept either: nothing to make
         span = self.begin(name, start, parent=parent, link=link, attributes=attributes, kind=kind)
         finish(span, end, error)
         return span.get_span_context()
@@ -261,6 +263,8 @@ class Telemetry:
     ) -> trace.Span:
         """A span begun at ``start``, for one whose context must be known before it ends (an
         envelope's header or an inbound row names it); ``finish`` ends it."""
+        if parent is not None and not parent.trace_flags.sampled:
+            return NonRecordingSpan(parent)  # the trace is not kept: nothing to make
         # a root has an empty context, never whatever span happens to be current
         context = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else Context()
         links = [Link(link)] if link is not None and link.is_valid else None
