@@ -29,6 +29,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from adapters.formats import Translators
 from hub.app.telemetry import Telemetry, short_type
 from hub.config import HubConfig
+from hub.core.envelope import claimed_header
 from hub.core.errors import HubError
 from hub.core.messages import BODY_TYPES
 from hub.core.reasons import REASONS
@@ -104,10 +105,8 @@ def reason_label(reason: str) -> str:
 
 def claimed_body_type(data: bytes) -> str:
     """The body type an envelope's header claims, read without trusting it, as a label."""
-    try:
-        return body_type_label(pb.Header.FromString(pb.Envelope.FromString(data).header).body_type)
-    except Exception:  # noqa: BLE001 - any bytes at all: what does not parse is "other"
-        return OTHER
+    header = claimed_header(data)
+    return body_type_label(header.body_type) if header is not None else OTHER
 
 
 class Metrics:

@@ -36,6 +36,7 @@ from hub.app.telemetry import (
     span_context,
     traceparent,
 )
+from hub.core.envelope import claimed_header
 from hub.core.errors import HubError
 from hub.pb.customs_hub.v1 import envelope_pb2 as pb
 from hub.store.schema import DueDelivery, InboundMessage
@@ -64,14 +65,6 @@ class Pickup:
 
     start: int
     translated: tuple[int, int, str] | None = None  # start, end, format
-
-
-def header_of(envelope: bytes) -> pb.Header | None:
-    """The header of an envelope this hub signed or accepted (None if it does not parse)."""
-    try:
-        return pb.Header.FromString(pb.Envelope.FromString(envelope).header)
-    except DecodeError:  # a stored envelope always parses; a span is not worth a failure
-        return None
 
 
 class SubmitTrace:
@@ -170,7 +163,7 @@ class DeliveryTrace:
         the outbox ends (a retry's wait is the backoff, between its attempts' spans)."""
         now = now_ns()
         for item in frame:
-            header = header_of(item.envelope)
+            header = claimed_header(item.envelope)
             parent = span_context(header.traceparent) if header is not None else None
             if header is None or parent is None:  # signed while telemetry was off
                 continue

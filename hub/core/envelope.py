@@ -571,14 +571,22 @@ def make_receipt(
     return receipt
 
 
+def claimed_header(data: bytes | None) -> pb.Header | None:
+    """The header an envelope carries, read without verifying anything (None when the bytes
+    are not an envelope): for rejection records, metrics labels and the trace context of an
+    envelope this hub stored. Whatever it holds is the sender's claim."""
+    if not data:
+        return None
+    try:
+        return pb.Header.FromString(pb.Envelope.FromString(data).header)
+    except DecodeError:
+        return None
+
+
 def claimed_message_id(data: bytes | None) -> str:
     """The message id an envelope claims, read without trusting it (for rejection records)."""
-    if not data:
-        return ""
-    try:
-        claimed = pb.Header.FromString(pb.Envelope.FromString(data).header).message_id
-    except DecodeError:
-        return ""
+    header = claimed_header(data)
+    claimed = header.message_id if header is not None else ""
     # Unverified input goes into the rejection record only in a shape the store can hold.
     return claimed if UUID_TEXT.fullmatch(claimed) else ""
 
